@@ -1,0 +1,37 @@
+# Every target does its own set-up: a fresh clone needs only `make demo` or `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The embedded default server keeps its data inside the checkout (see docs/getting-started.md).
+export PGCTI_HOME ?= $(CURDIR)/.pgcti
+DURATION ?= 60
+
+.PHONY: demo test test-pg15 lint schema clean
+
+$(BIN)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) and installing pgcti (first run only)"
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/pgcti demo --duration $(DURATION)
+
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check ingester tests
+	$(BIN)/ruff format --check ingester tests
+
+# Regenerate db/schema.sql from a freshly migrated database.
+schema: $(BIN)/.installed
+	$(BIN)/pgcti schema > db/schema.sql
+
+clean:
+	-$(BIN)/pgcti db stop
+	rm -rf $(VENV) .pgcti
+
+# The same suite on Debian's PostgreSQL 15 (package postgresql-15), the oldest major we support.
+test-pg15: $(BIN)/.installed
+	tests/with_debian_postgres.sh 15 $(BIN)/pytest

@@ -1,0 +1,59 @@
+"""db/schema.sql: pg_dump --schema-only of a freshly migrated database, noise stripped."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from psycopg.conninfo import conninfo_to_dict
+
+from ingester import embedded
+
+# Lines that differ between runs or servers without saying anything about the schema.
+_NOISE = re.compile(r"^(--|SET |SELECT pg_catalog\.set_config|\\(un)?restrict )")
+
+
+def dump(dsn: str) -> str:
+    params = conninfo_to_dict(dsn)
+    args = [
+        str(embedded.bin_dir() / "pg_dump"),
+        "--schema-only",
+        "--no-owner",
+        "--schema=cti",
+        "--schema=crm",
+        "--dbname",
+        dsn,
+    ]
+    out = subprocess.run(
+        args,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PGPASSWORD": params.get("password", ""), "PATH": "/usr/bin:/bin"},
+    )
+    lines = [line for line in out.stdout.splitlines() if not _NOISE.match(line)]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def snapshot(server_dsn: str) -> str:
+    """Migrate a scratch database on the same server, dump it, drop it."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    from ingester import migrations
+
+    scratch = "pgcti_schema_snapshot"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch))
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(create)
+    try:
+        scratch_dsn = make_conninfo(server_dsn, dbname=scratch)
+        migrations.apply(scratch_dsn)
+        return dump(scratch_dsn)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(drop)

@@ -1,0 +1,118 @@
+"""Two tiers on one template (STYLE 14): the migrations run once per session into a
+template database; every test that asks for `dsn` gets its own clone of it.
+
+The server is the embedded default unless PGCTI_TEST_DSN names another one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from itertools import count
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from ingester import embedded, migrations
+
+_clone_numbers = count(1)
+
+
+def _janitor(server: str, dbname: str, **kwargs) -> DatabaseJanitor:
+    params = conninfo_to_dict(server)
+    return DatabaseJanitor(
+        user=params.get("user", "postgres"),
+        host=params.get("host", ""),
+        port=params.get("port", 5432),
+        password=params.get("password"),
+        dbname=dbname,
+        **kwargs,
+    )
+
+
+def dsn_for(server: str, dbname: str) -> str:
+    return make_conninfo(server, dbname=dbname)
+
+
+def _server_dsn() -> str:
+    return os.environ.get("PGCTI_TEST_DSN") or embedded.start()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    with psycopg.connect(_server_dsn()) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    source = "PGCTI_TEST_DSN" if os.environ.get("PGCTI_TEST_DSN") else "embedded default"
+    return f"pgcti: PostgreSQL {version} ({source})"
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> str:
+    """A superuser DSN on the server under test."""
+    return _server_dsn()
+
+
+@pytest.fixture(scope="session")
+def server_version(server_dsn: str) -> int:
+    with psycopg.connect(server_dsn) as conn:
+        return conn.info.server_version // 10000
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn: str, server_version: int) -> Iterator[str]:
+    name = f"pgcti_tpl_{os.getpid()}"
+    janitor = _janitor(server_dsn, name, as_template=True)
+    janitor.init()
+    migrations.apply(dsn_for(server_dsn, name))
+    yield name
+    janitor.drop()
+
+
+@pytest.fixture
+def fresh_db(server_dsn: str) -> Iterator[str]:
+    """An empty database (no migrations), for migration tests."""
+    name = f"pgcti_empty_{os.getpid()}_{next(_clone_numbers)}"
+    janitor = _janitor(server_dsn, name)
+    janitor.init()
+    yield dsn_for(server_dsn, name)
+    janitor.drop()
+
+
+@pytest.fixture
+def dsn(server_dsn: str, template_db: str) -> Iterator[str]:
+    """A migrated database of this test's own, cloned from the template."""
+    name = f"pgcti_t_{os.getpid()}_{next(_clone_numbers)}"
+    janitor = _janitor(server_dsn, name, template_dbname=template_db)
+    janitor.init()
+    yield dsn_for(server_dsn, name)
+    janitor.drop()
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection]:
+    """An autocommit superuser connection to this test's database."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run the `pgcti` command the way a user does and capture what it prints."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-m", "ingester.cli", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"pgcti {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result

@@ -1,0 +1,88 @@
+"""Migrations: file names, up -> down -> up, idempotent `pgcti migrate`, the schema snapshot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+
+from ingester import migrations, schema_snapshot
+from tests.conftest import run_cli
+
+MIGRATIONS = migrations.migrations_dir()
+SNAPSHOT = Path(__file__).resolve().parent.parent / "db" / "schema.sql"
+
+
+def _cti_objects(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            """SELECT n.nspname || '.' || c.relname FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('cti', 'crm')
+               UNION ALL
+               SELECT n.nspname || '.' || p.proname FROM pg_proc p
+                 JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN ('cti', 'crm')
+               UNION ALL
+               SELECT nspname FROM pg_namespace WHERE nspname IN ('cti', 'crm')"""
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def test_migration_files_are_named_numbered_and_paired():
+    names = sorted(p.name for p in MIGRATIONS.glob("*.sql"))
+    forward = [n for n in names if not n.endswith(".rollback.sql")]
+    assert forward, "no migrations found"
+    numbers = []
+    for name in forward:
+        match = re.fullmatch(r"(\d{4})_[a-z0-9_]+\.sql", name)
+        assert match, f"{name}: want NNNN_lower_snake_case.sql"
+        numbers.append(int(match.group(1)))
+        assert name.replace(".sql", ".rollback.sql") in names, f"{name} has no .rollback.sql"
+        head = (MIGRATIONS / name).read_text().splitlines()[:2]
+        assert head[0].startswith("-- ") and len(head[0]) > 10, f"{name}: first line describes it"
+        assert head[1].startswith("-- depends:"), f"{name}: second line is '-- depends:'"
+    assert numbers == list(range(1, len(numbers) + 1)), "numbers are consecutive from 0001"
+    assert all(n.replace(".rollback.sql", ".sql") in names for n in names), "orphan rollback"
+
+
+def test_up_down_up_on_an_empty_database(fresh_db):
+    applied = migrations.apply(fresh_db)
+    assert len(applied) == len(list(MIGRATIONS.glob("[0-9]*[0-9a-z].sql"))) - len(
+        list(MIGRATIONS.glob("*.rollback.sql"))
+    )
+    after_first = _cti_objects(fresh_db)
+    assert "cti" in after_first
+
+    rolled = migrations.rollback(fresh_db)
+    assert rolled == list(reversed(applied))
+    assert _cti_objects(fresh_db) == []
+
+    assert migrations.apply(fresh_db) == applied
+    assert _cti_objects(fresh_db) == after_first
+
+
+def test_cli_migrate_is_idempotent_and_rolls_back(fresh_db):
+    first = run_cli("migrate", "--dsn", fresh_db)
+    assert "applied" in first.stdout and "0001_schemas_and_roles" in first.stdout
+    objects = _cti_objects(fresh_db)
+
+    second = run_cli("migrate", "--dsn", fresh_db)
+    assert "up to date" in second.stdout
+    assert _cti_objects(fresh_db) == objects
+
+    listing = run_cli("migrate", "--dsn", fresh_db, "--list").stdout
+    assert "pending" not in listing and "applied  0001_schemas_and_roles" in listing
+
+    run_cli("migrate", "--dsn", fresh_db, "--rollback", "all")
+    assert _cti_objects(fresh_db) == []
+    assert (
+        "pending  0001_schemas_and_roles" in run_cli("migrate", "--dsn", fresh_db, "--list").stdout
+    )
+
+
+def test_schema_snapshot_is_current(dsn):
+    current = schema_snapshot.dump(dsn)
+    assert SNAPSHOT.exists(), "db/schema.sql is missing: run `make schema`"
+    assert SNAPSHOT.read_text() == current, (
+        "db/schema.sql is stale: run `make schema` and commit it"
+    )
