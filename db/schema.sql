@@ -6,5 +6,1217 @@ CREATE SCHEMA cti;
 
 COMMENT ON SCHEMA cti IS 'pgcti: raw PBX events, calls, the command outbox and the client API';
 
+CREATE TYPE cti.fact AS (
+	kind text,
+	call_key text,
+	leg text,
+	other_leg text,
+	at timestamp with time zone,
+	caller_raw text,
+	destination_raw text,
+	cause text,
+	note text
+);
+
+CREATE FUNCTION crm.tg_client_phone__normalize() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    NEW.e164 := cti.normalize_phone(NEW.raw);
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    UPDATE cti.stream SET acked_seq = greatest(acked_seq, least(p_seq, last_seq)), acked_at = now()
+     WHERE target_kind = p_kind AND target_id = p_id
+    RETURNING acked_seq
+$$;
+
+CREATE FUNCTION cti.ack_commands_v1(p_seq bigint) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.ack('ws', (cti.my_binding()).workstation_id, p_seq) $$;
+
+COMMENT ON FUNCTION cti.ack_commands_v1(p_seq bigint) IS 'Client API v1: mark my workstation''s commands up to p_seq handled; returns the acknowledged seq';
+
+CREATE FUNCTION cti.ack_notifications_v1(p_seq bigint) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.ack('emp', (cti.my_binding()).employee_id, p_seq) $$;
+
+COMMENT ON FUNCTION cti.ack_notifications_v1(p_seq bigint) IS 'Client API v1: mark my notifications up to p_seq handled; returns the acknowledged seq';
+
+CREATE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_call_id bigint;
+BEGIN
+    -- The no-op update returns the id and locks the call row: frames of one call are applied one at a time.
+    INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
+    ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
+    RETURNING c.id INTO v_call_id;
+
+    CASE p_fact.kind
+        WHEN 'leg_created' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
+                                           destination_raw, created_at)
+            VALUES (p_source, p_fact.leg, v_call_id, cti.normalize_phone(p_fact.caller_raw), p_fact.caller_raw,
+                    cti.normalize_phone(p_fact.destination_raw), p_fact.destination_raw, p_fact.at)
+            ON CONFLICT (source, leg_uuid) DO UPDATE
+               SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
+                   destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
+                   created_at = EXCLUDED.created_at;
+        WHEN 'leg_answered' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
+            VALUES (p_source, p_fact.leg, v_call_id, p_fact.at)
+            ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
+        WHEN 'leg_ended' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
+            VALUES (p_source, p_fact.leg, v_call_id, p_fact.at, p_fact.cause)
+            ON CONFLICT (source, leg_uuid) DO UPDATE
+               SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+        WHEN 'leg_hold', 'leg_unhold' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
+            VALUES (p_source, p_fact.leg, v_call_id, p_fact.kind = 'leg_hold')
+            ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
+            IF p_fact.kind = 'leg_hold' THEN
+                UPDATE cti.call SET hold_count = hold_count + 1 WHERE id = v_call_id;
+            END IF;
+        WHEN 'bridged' THEN
+            INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+            VALUES (v_call_id, least(p_fact.leg, p_fact.other_leg), greatest(p_fact.leg, p_fact.other_leg), p_fact.at)
+            ON CONFLICT DO NOTHING;
+        WHEN 'call_ended' THEN
+            -- The PBX's own end time wins over the time the last leg's hangup reached us.
+            UPDATE cti.call SET pbx_ended = true, ended_at = p_fact.at,
+                                hangup_cause = coalesce(hangup_cause, p_fact.cause)
+             WHERE id = v_call_id;
+        ELSE
+            RAISE EXCEPTION 'unknown fact kind "%"', p_fact.kind;
+    END CASE;
+    RETURN v_call_id;
+END
+$$;
+
+CREATE TABLE cti.call (
+    id bigint NOT NULL,
+    source text NOT NULL,
+    pbx_call_id text NOT NULL,
+    direction text,
+    external_number text,
+    external_number_raw text,
+    dialled text,
+    client_id bigint,
+    client_match text,
+    client_candidates bigint[],
+    client_card jsonb,
+    started_at timestamp with time zone,
+    answered_at timestamp with time zone,
+    answered_by text,
+    holder_extension text,
+    ended_at timestamp with time zone,
+    outcome text,
+    hangup_cause text,
+    hold_count integer DEFAULT 0 NOT NULL,
+    pbx_ended boolean DEFAULT false NOT NULL,
+    ring_notified boolean DEFAULT false NOT NULL,
+    card_workstation_id bigint,
+    routing_note text,
+    CONSTRAINT call_client_match_check CHECK ((client_match = ANY (ARRAY['exact'::text, 'ambiguous'::text, 'new'::text, 'none'::text]))),
+    CONSTRAINT call_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text, 'internal'::text]))),
+    CONSTRAINT call_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'busy'::text, 'abandoned'::text, 'no_answer'::text])))
+);
+
+COMMENT ON TABLE cti.call IS 'One row per PBX call: caller, client, times, who answered, outcome, where the card is open';
+
+CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'call_id', p_call.id, 'direction', p_call.direction,
+        'number', coalesce(p_call.external_number, p_call.external_number_raw), 'dialled', p_call.dialled,
+        'client_id', p_call.client_id, 'match', p_call.client_match, 'is_new', p_call.client_match = 'new',
+        'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
+        'manager_id', (p_call.client_card ->> 'manager_id')::bigint,
+        'manager_surname', p_call.client_card ->> 'manager_surname',
+        'candidates', p_call.client_card -> 'candidates',
+        'extension', p_call.holder_extension))
+$$;
+
+CREATE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT 'cti_' || p_kind || '_v1_' || p_id $$;
+
+COMMENT ON FUNCTION cti.channel_name(p_kind text, p_id bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>, cti_emp_v1_<employee id>';
+
+CREATE FUNCTION cti.crm_lookup(p_e164 text) RETURNS TABLE(client_id bigint, client_name text, company text, manager_id bigint, manager_surname text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT DISTINCT c.id, c.name, co.name, m.id, m.surname
+      FROM crm.client_phone p
+      JOIN crm.client c ON c.id = p.client_id
+      LEFT JOIN crm.company co ON co.id = c.company_id
+      LEFT JOIN crm.employee m ON m.id = c.manager_id
+     WHERE p.e164 = p_e164
+     ORDER BY c.id
+$$;
+
+COMMENT ON FUNCTION cti.crm_lookup(p_e164 text) IS 'Adapter: clients owning an E.164 number (several rows = ambiguous). Override for an existing CRM.';
+
+CREATE FUNCTION cti.crm_register_unknown(p_e164 text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_client_id bigint;
+BEGIN
+    INSERT INTO crm.client (name, is_lead) VALUES ('New caller ' || p_e164, true)
+    RETURNING id INTO v_client_id;
+    INSERT INTO crm.client_phone (client_id, raw) VALUES (v_client_id, p_e164);
+    RETURN v_client_id;
+END
+$$;
+
+COMMENT ON FUNCTION cti.crm_register_unknown(p_e164 text) IS 'Adapter: create a lead for an unknown E.164 number, return its client id. Override for an existing CRM.';
+
+CREATE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT id FROM crm.employee WHERE receives_call_notifications ORDER BY id $$;
+
+COMMENT ON FUNCTION cti.crm_ring_recipients(p_dialled text) IS 'Adapter: employee ids to notify of an incoming call on line p_dialled. Override for an existing CRM.';
+
+CREATE FUNCTION cti.crm_workstation_for_extension(p_extension text) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT id FROM crm.workstation WHERE extension = p_extension $$;
+
+COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adapter: extension -> workstation id, NULL when none. Override for an existing CRM.';
+
+CREATE FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_seq bigint;
+BEGIN
+    INSERT INTO cti.stream AS s (target_kind, target_id, last_seq) VALUES (p_kind, p_id, 1)
+    ON CONFLICT (target_kind, target_id) DO UPDATE SET last_seq = s.last_seq + 1
+    RETURNING s.last_seq INTO v_seq;
+    INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
+    VALUES (p_kind, p_id, v_seq, p_type, p_call_id, p_payload);
+    PERFORM pg_notify(cti.channel_name(p_kind, p_id),
+                      json_build_object('type', p_type, 'seq', v_seq, 'call_id', p_call_id)::text);
+    RETURN v_seq;
+END
+$$;
+
+CREATE FUNCTION cti.identify_client(p_call cti.call, p_register boolean) RETURNS TABLE(client_id bigint, client_match text, candidates bigint[], card jsonb)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_found jsonb;
+    v_registered cti.registered_number;
+BEGIN
+    IF p_register THEN
+        -- Serialise registrations of this number; the lock is released at commit, after which
+        -- the other transaction's lookup (a new statement, a new snapshot) sees the new lead.
+        PERFORM pg_advisory_xact_lock(hashtext('cti.registered_number'), hashtext(p_call.external_number));
+        SELECT * INTO v_registered FROM cti.registered_number r WHERE r.e164 = p_call.external_number;
+        IF v_registered.call_id = p_call.id THEN  -- a rebuild meets the call that registered it
+            client_id := v_registered.client_id;
+            client_match := 'new';
+        END IF;
+    END IF;
+    IF client_match IS NULL THEN
+        SELECT jsonb_agg(to_jsonb(l) ORDER BY l.client_id) INTO v_found
+          FROM cti.crm_lookup(p_call.external_number) l;
+        CASE coalesce(jsonb_array_length(v_found), 0)
+            WHEN 0 THEN
+                IF p_register THEN
+                    client_id := cti.crm_register_unknown(p_call.external_number);
+                    INSERT INTO cti.registered_number (e164, client_id, call_id)
+                    VALUES (p_call.external_number, client_id, p_call.id)
+                    ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
+                    client_match := 'new';
+                ELSE
+                    client_match := 'none';
+                END IF;
+            WHEN 1 THEN
+                client_id := (v_found -> 0 ->> 'client_id')::bigint;
+                client_match := 'exact';
+                card := v_found -> 0;
+            ELSE
+                client_match := 'ambiguous';
+                candidates := ARRAY(SELECT (e ->> 'client_id')::bigint FROM jsonb_array_elements(v_found) e);
+                card := jsonb_build_object('candidates', v_found);
+        END CASE;
+    END IF;
+    IF card IS NULL AND client_id IS NOT NULL THEN
+        SELECT to_jsonb(l) INTO card FROM cti.crm_lookup(p_call.external_number) l WHERE l.client_id = identify_client.client_id;
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT p_normalized IS NOT NULL AND left(p_normalized, 1) <> '+' $$;
+
+CREATE TABLE cti.client_login (
+    login name NOT NULL,
+    workstation_id bigint,
+    employee_id bigint,
+    CONSTRAINT client_login_check CHECK (((workstation_id IS NOT NULL) OR (employee_id IS NOT NULL)))
+);
+
+COMMENT ON TABLE cti.client_login IS 'CRM client logins (members of cti_client) and the workstation / employee each one is';
+
+CREATE FUNCTION cti.my_binding() RETURNS cti.client_login
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_binding cti.client_login;
+BEGIN
+    SELECT * INTO v_binding FROM cti.client_login WHERE login = session_user;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', session_user
+            USING HINT = 'A DBA adds it: INSERT INTO cti.client_login (login, workstation_id, employee_id) ...',
+                  ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN v_binding;
+END
+$$;
+
+CREATE FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event text := p_frame ->> 'event';
+    v_data jsonb := p_frame -> 'data';
+    v_fact cti.fact;
+    v_uuids jsonb;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_event IN ('subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
+                   'user_blf', 'user_registration', 'gateway') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('event "%s" carries no call fact', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
+                       'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "data"', v_event USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_fact.at := p_received;
+    IF v_event = 'call_end' THEN
+        v_fact.kind := 'call_ended';
+        v_fact.call_key := coalesce(nullif(v_data ->> 'call_uuid', ''), cti.required_field(v_data, 'uuid', v_event));
+        v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
+        v_fact.cause := v_data ->> 'hangup_cause';
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v_fact.call_key := cti.required_field(v_data, 'call_uuid', v_event);
+    IF v_event IN ('channel_bridge', 'channel_unbridge') THEN
+        v_uuids := v_data -> 'uuids';
+        IF v_uuids IS NULL OR jsonb_typeof(v_uuids) <> 'array' OR jsonb_array_length(v_uuids) < 2 THEN
+            RAISE EXCEPTION '% frame lacks field "data.uuids" (an array of two leg ids)', v_event
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF v_event = 'channel_unbridge' THEN
+            v_fact.kind := 'ignored';
+            v_fact.note := 'channel_unbridge: who holds the call is decided by the next bridge or the hangup';
+            RETURN NEXT v_fact;
+            RETURN;
+        END IF;
+        v_fact.kind := 'bridged';
+        v_fact.leg := v_uuids ->> 0;
+        v_fact.other_leg := v_uuids ->> 1;
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
+    CASE v_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := v_data ->> 'caller_number';
+            v_fact.destination_raw := v_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(v_data -> 'answered_stamp', p_received);
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
+            v_fact.cause := v_data ->> 'hangup_cause';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+
+COMMENT ON FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';
+
+CREATE FUNCTION cti.normalize_phone(p_raw text) RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_cfg cti.config;
+    v_digits text;
+    v_prefix text;
+BEGIN
+    IF p_raw IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_cfg FROM cti.config;
+    -- Drop SIP decorations ('sip:101@host', '"Name" <101>') before keeping only digits.
+    v_digits := regexp_replace(split_part(regexp_replace(p_raw, '^.*<|>.*$|^(sips?|tel):', '', 'g'), '@', 1),
+                               '[^0-9+]', '', 'g');
+    IF v_digits = '' OR v_digits = '+' THEN
+        RETURN NULL;
+    END IF;
+    IF left(v_digits, 1) = '+' THEN
+        v_digits := replace(v_digits, '+', '');
+        RETURN CASE WHEN length(v_digits) BETWEEN 8 AND 15 THEN '+' || v_digits END;
+    END IF;
+    v_digits := replace(v_digits, '+', '');
+    IF length(v_digits) <= v_cfg.extension_max_digits THEN
+        RETURN v_digits;
+    END IF;
+    FOREACH v_prefix IN ARRAY v_cfg.international_prefixes LOOP
+        IF v_prefix <> '' AND left(v_digits, length(v_prefix)) = v_prefix
+           AND length(v_digits) - length(v_prefix) BETWEEN 8 AND 15 THEN
+            RETURN '+' || substr(v_digits, length(v_prefix) + 1);
+        END IF;
+    END LOOP;
+    IF length(v_digits) = v_cfg.national_digits + length(v_cfg.trunk_prefix)
+       AND v_cfg.trunk_prefix <> '' AND left(v_digits, length(v_cfg.trunk_prefix)) = v_cfg.trunk_prefix THEN
+        RETURN '+' || v_cfg.default_country_code || substr(v_digits, length(v_cfg.trunk_prefix) + 1);
+    END IF;
+    IF length(v_digits) = v_cfg.national_digits THEN
+        RETURN '+' || v_cfg.default_country_code || v_digits;
+    END IF;
+    IF length(v_digits) BETWEEN 8 AND 15 THEN
+        RETURN '+' || v_digits;  -- already international, written without '+'
+    END IF;
+    RETURN NULL;
+END
+$_$;
+
+COMMENT ON FUNCTION cti.normalize_phone(p_raw text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension; rules in cti.config';
+
+CREATE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    IF p_value IS NULL OR jsonb_typeof(p_value) NOT IN ('number', 'string') THEN
+        RETURN p_default;
+    END IF;
+    IF (p_value #>> '{}') ~ '^\d{9,10}(\.\d+)?$' THEN
+        RETURN to_timestamp((p_value #>> '{}')::numeric);
+    END IF;
+    IF (p_value #>> '{}') ~ '^\d{13}$' THEN  -- milliseconds
+        RETURN to_timestamp((p_value #>> '{}')::numeric / 1000);
+    END IF;
+    RETURN (p_value #>> '{}')::timestamptz;
+EXCEPTION WHEN others THEN
+    RETURN p_default;
+END
+$_$;
+
+CREATE TABLE cti.raw_event (
+    id bigint NOT NULL,
+    source text NOT NULL,
+    received_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    body text,
+    frame jsonb,
+    dedup_key text NOT NULL,
+    parse_error text,
+    CONSTRAINT raw_event_source_check CHECK ((source ~ '^[a-z0-9_]{1,32}$'::text))
+);
+
+COMMENT ON TABLE cti.raw_event IS 'Every PBX frame as received (append-only); derived state is a function of this log';
+
+CREATE FUNCTION cti.process_and_record(p_event cti.raw_event, p_live boolean) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+    v_detail text;
+BEGIN
+    BEGIN
+        SELECT r.status, r.detail INTO v_status, v_detail FROM cti.process_event(p_event, p_live) r;
+    EXCEPTION WHEN others THEN
+        v_status := 'failed';
+        v_detail := SQLERRM;
+    END;
+    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
+    ON CONFLICT (raw_event_id) DO UPDATE
+       SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
+    RETURN v_status;
+END
+$$;
+
+CREATE FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_fact cti.fact;
+    v_calls bigint[] := '{}';
+    v_call_id bigint;
+    v_notes text[] := '{}';
+BEGIN
+    IF p_event.parse_error IS NOT NULL THEN
+        status := 'failed';
+        detail := p_event.parse_error;
+        RETURN;
+    END IF;
+    IF p_event.source <> 'onlinepbx3' THEN
+        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3';
+    END IF;
+    FOR v_fact IN SELECT * FROM cti.normalize_onlinepbx3(p_event.frame, p_event.received_at) LOOP
+        IF v_fact.kind = 'ignored' THEN
+            v_notes := v_notes || v_fact.note;
+        ELSE
+            v_call_id := cti.apply_fact(p_event.source, v_fact);
+            IF NOT v_call_id = ANY (v_calls) THEN
+                v_calls := v_calls || v_call_id;
+            END IF;
+        END IF;
+    END LOOP;
+    FOREACH v_call_id IN ARRAY v_calls LOOP
+        PERFORM cti.refresh_call(v_call_id, p_event.received_at, p_live);
+    END LOOP;
+    IF cardinality(v_calls) = 0 THEN
+        status := 'ignored';
+        detail := array_to_string(v_notes, '; ');
+    ELSE
+        status := 'processed';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
+      FROM cti.outbox o
+     WHERE o.target_kind = p_kind AND o.target_id = p_id
+       AND o.seq > coalesce(p_after, (SELECT s.acked_seq FROM cti.stream s
+                                       WHERE s.target_kind = p_kind AND s.target_id = p_id), 0)
+     ORDER BY o.seq
+     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
+$$;
+
+CREATE FUNCTION cti.pull_commands_v1(p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.pull('ws', (cti.my_binding()).workstation_id, p_after, p_limit) $$;
+
+COMMENT ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) IS 'Client API v1: card commands for my workstation with seq > p_after (default: my ack), oldest first';
+
+CREATE FUNCTION cti.pull_notifications_v1(p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.pull('emp', (cti.my_binding()).employee_id, p_after, p_limit) $$;
+
+COMMENT ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) IS 'Client API v1: ring notifications for me with seq > p_after (default: my ack), oldest first';
+
+CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event cti.raw_event;
+BEGIN
+    -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
+    LOCK TABLE cti.raw_event IN SHARE MODE;
+    DELETE FROM cti.call_leg;
+    DELETE FROM cti.call_bridge;
+    DELETE FROM cti.call_transfer;
+    UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
+        client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
+        started_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
+        outcome = NULL, hangup_cause = NULL, hold_count = 0, pbx_ended = false, ring_notified = false,
+        card_workstation_id = NULL, routing_note = NULL;
+    FOR v_event IN SELECT * FROM cti.raw_event ORDER BY id LOOP
+        PERFORM cti.process_and_record(v_event, false);
+    END LOOP;
+    DELETE FROM cti.call c WHERE NOT EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id)
+                             AND NOT c.pbx_ended;
+    RETURN QUERY SELECT count(*), count(*) FILTER (WHERE o.status = 'processed'),
+                        count(*) FILTER (WHERE o.status = 'ignored'), count(*) FILTER (WHERE o.status = 'failed')
+                   FROM cti.event_outcome o;
+END
+$$;
+
+COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';
+
+CREATE FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_old cti.call;
+    v_new cti.call;
+    v_leg cti.call_leg;
+    v_holder text;
+    v_desired_ws bigint;
+    v_recipient bigint;
+    v_id record;
+BEGIN
+    SELECT * INTO v_old FROM cti.call WHERE id = p_call_id FOR UPDATE;
+    v_new := v_old;
+
+    -- Direction and the customer's number. A leg whose caller is not one of our extensions
+    -- (anonymous included) means a customer called in; an extension calling a non-extension is outbound.
+    SELECT * INTO v_leg FROM cti.call_leg
+     WHERE call_id = p_call_id AND created_at IS NOT NULL AND NOT coalesce(cti.is_extension(caller), false)
+     ORDER BY created_at, leg_uuid LIMIT 1;
+    IF FOUND THEN
+        v_new.direction := 'inbound';
+        v_new.external_number := v_leg.caller;
+        v_new.external_number_raw := v_leg.caller_raw;
+        v_new.dialled := (SELECT destination_raw FROM cti.call_leg
+                           WHERE call_id = p_call_id AND created_at IS NOT NULL
+                             AND NOT coalesce(cti.is_extension(caller), false)
+                             AND NOT coalesce(cti.is_extension(destination), false)
+                           ORDER BY created_at, leg_uuid LIMIT 1);
+    ELSE
+        SELECT * INTO v_leg FROM cti.call_leg
+         WHERE call_id = p_call_id AND created_at IS NOT NULL AND destination IS NOT NULL
+           AND NOT cti.is_extension(destination)
+         ORDER BY created_at, leg_uuid LIMIT 1;
+        IF FOUND THEN
+            v_new.direction := 'outbound';
+            v_new.external_number := v_leg.destination;
+            v_new.external_number_raw := v_leg.destination_raw;
+        ELSIF EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id AND created_at IS NOT NULL) THEN
+            v_new.direction := 'internal';
+        END IF;
+    END IF;
+    v_new.started_at := (SELECT min(created_at) FROM cti.call_leg WHERE call_id = p_call_id);
+
+    -- Who answered: inbound, the first extension leg to answer that is not a consultation
+    -- between colleagues (ring-all and hunt groups: first answer wins); outbound, the
+    -- extension that dialled, once the far end answered.
+    v_new.answered_at := NULL;
+    v_new.answered_by := NULL;
+    IF v_new.direction = 'inbound' THEN
+        SELECT answered_at, destination INTO v_new.answered_at, v_new.answered_by FROM cti.call_leg
+         WHERE call_id = p_call_id AND answered_at IS NOT NULL AND cti.is_extension(destination)
+           AND NOT coalesce(cti.is_extension(caller), false)
+         ORDER BY answered_at, leg_uuid LIMIT 1;
+        -- Who holds it now: the extension leg most recently bridged to the customer's side
+        -- (a leg not dialling one of our extensions). This is how blind, attended and chained transfers show.
+        SELECT x.destination INTO v_holder
+          FROM cti.call_bridge b
+          JOIN cti.call_leg x ON x.call_id = b.call_id AND x.leg_uuid IN (b.leg_a, b.leg_b)
+          JOIN cti.call_leg y ON y.call_id = b.call_id AND y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
+         WHERE b.call_id = p_call_id AND cti.is_extension(x.destination)
+           AND y.destination IS NOT NULL AND NOT cti.is_extension(y.destination)
+         ORDER BY b.bridged_at DESC, x.leg_uuid LIMIT 1;
+    ELSIF v_new.direction = 'outbound' THEN
+        SELECT answered_at, caller INTO v_new.answered_at, v_new.answered_by FROM cti.call_leg
+         WHERE call_id = p_call_id AND answered_at IS NOT NULL AND destination IS NOT NULL
+           AND NOT cti.is_extension(destination) AND cti.is_extension(caller)
+         ORDER BY answered_at, leg_uuid LIMIT 1;
+    END IF;
+    v_new.holder_extension := CASE WHEN v_new.answered_by IS NOT NULL THEN coalesce(v_holder, v_new.answered_by) END;
+
+    -- Ended when the PBX says so, or when every leg we know of has hung up.
+    IF v_new.pbx_ended OR NOT EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id AND ended_at IS NULL) THEN
+        v_new.ended_at := coalesce(v_old.ended_at,
+                                   (SELECT max(ended_at) FROM cti.call_leg WHERE call_id = p_call_id), p_at);
+        v_new.outcome := CASE
+            WHEN v_new.answered_by IS NOT NULL THEN 'answered'
+            WHEN EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id
+                          AND hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) THEN 'busy'
+            WHEN v_new.direction = 'outbound' THEN 'no_answer'
+            -- the customer hung up while it rang: the PBX cancels the ringing legs
+            WHEN EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id
+                          AND hangup_cause = 'ORIGINATOR_CANCEL') THEN 'abandoned'
+            ELSE 'missed' END;
+        v_new.hangup_cause := coalesce(v_old.hangup_cause,
+            (SELECT hangup_cause FROM cti.call_leg WHERE call_id = p_call_id AND hangup_cause IS NOT NULL
+              ORDER BY ended_at DESC NULLS LAST, leg_uuid LIMIT 1));
+    END IF;
+
+    -- The client, looked up once per call as soon as the customer's number is known.
+    IF v_new.client_match IS NULL AND v_new.external_number IS NOT NULL
+       AND NOT cti.is_extension(v_new.external_number) THEN
+        SELECT i.client_id, i.client_match, i.candidates, i.card
+          INTO v_new.client_id, v_new.client_match, v_new.client_candidates, v_new.client_card
+          FROM cti.identify_client(v_new, v_new.direction = 'inbound') i;
+    END IF;
+
+    -- A new holder after the first answer is a transfer: 101 -> 102 -> 103.
+    IF v_old.holder_extension IS NOT NULL AND v_new.holder_extension IS NOT NULL
+       AND v_new.holder_extension <> v_old.holder_extension THEN
+        INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
+        SELECT p_call_id, coalesce(max(step), 0) + 1, v_old.holder_extension, v_new.holder_extension, p_at
+          FROM cti.call_transfer WHERE call_id = p_call_id;
+    END IF;
+
+    -- Ring: every recipient hears about a customer's call once, while it rings.
+    IF NOT v_new.ring_notified AND v_new.direction = 'inbound' AND v_new.ended_at IS NULL THEN
+        v_new.ring_notified := true;
+        IF p_live THEN
+            FOR v_recipient IN SELECT r FROM cti.crm_ring_recipients(v_new.dialled) r LOOP
+                PERFORM cti.enqueue('emp', v_recipient, 'ring', p_call_id, cti.call_payload(v_new));
+            END LOOP;
+        END IF;
+    END IF;
+
+    -- The card: open at the holder's workstation while the call lasts; moved on transfer
+    -- (closed first, then opened); `call_ended` where it is open when the call ends.
+    v_new.routing_note := NULL;
+    IF v_new.direction IN ('inbound', 'outbound') AND v_new.ended_at IS NULL AND v_new.holder_extension IS NOT NULL THEN
+        v_desired_ws := cti.crm_workstation_for_extension(v_new.holder_extension);
+        IF v_desired_ws IS NULL THEN
+            v_new.routing_note := format('extension %s has no workstation', v_new.holder_extension);
+        END IF;
+    END IF;
+    IF v_desired_ws IS DISTINCT FROM v_old.card_workstation_id THEN
+        IF v_old.card_workstation_id IS NOT NULL AND p_live THEN
+            PERFORM cti.enqueue('ws', v_old.card_workstation_id,
+                                CASE WHEN v_new.ended_at IS NULL THEN 'close_card' ELSE 'call_ended' END,
+                                p_call_id, cti.call_payload(v_new));
+        END IF;
+        IF v_desired_ws IS NOT NULL AND p_live THEN
+            PERFORM cti.enqueue('ws', v_desired_ws, 'open_card', p_call_id, cti.call_payload(v_new));
+        END IF;
+        v_new.card_workstation_id := v_desired_ws;
+    END IF;
+
+    IF v_new IS DISTINCT FROM v_old THEN
+        UPDATE cti.call SET
+            direction = v_new.direction, external_number = v_new.external_number,
+            external_number_raw = v_new.external_number_raw, dialled = v_new.dialled,
+            client_id = v_new.client_id, client_match = v_new.client_match,
+            client_candidates = v_new.client_candidates, client_card = v_new.client_card,
+            started_at = v_new.started_at, answered_at = v_new.answered_at, answered_by = v_new.answered_by,
+            holder_extension = v_new.holder_extension, ended_at = v_new.ended_at, outcome = v_new.outcome,
+            hangup_cause = v_new.hangup_cause, ring_notified = v_new.ring_notified,
+            card_workstation_id = v_new.card_workstation_id, routing_note = v_new.routing_note
+         WHERE id = p_call_id;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
+
+CREATE FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_value text := p_data ->> p_field;
+BEGIN
+    IF v_value IS NULL OR v_value = '' THEN
+        RAISE EXCEPTION '% frame lacks field "data.%"', p_event, p_field
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN v_value;
+END
+$$;
+
+CREATE FUNCTION cti.tg_raw_event__parse() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_limit int;
+    v_bytes int;
+BEGIN
+    IF NEW.frame IS NULL THEN
+        SELECT max_frame_bytes INTO v_limit FROM cti.config;
+        v_bytes := octet_length(NEW.body);
+        IF NEW.body IS NULL THEN
+            NEW.parse_error := 'empty frame';
+        ELSIF v_bytes > v_limit THEN
+            NEW.parse_error := format('frame is %s bytes, over the %s-byte limit (cti.config.max_frame_bytes)', v_bytes, v_limit);
+        ELSE
+            BEGIN
+                NEW.frame := NEW.body::jsonb;
+                NEW.body := NULL;
+            EXCEPTION WHEN others THEN
+                NEW.parse_error := 'not valid JSON: ' || SQLERRM;
+            END;
+        END IF;
+        IF NEW.frame IS NOT NULL AND jsonb_typeof(NEW.frame) <> 'object' THEN
+            NEW.parse_error := 'frame is JSON but not an object: ' || jsonb_typeof(NEW.frame);
+        END IF;
+    END IF;
+    -- jsonb's text form is canonical (key order, spacing), so a replayed frame gets the same key.
+    NEW.dedup_key := encode(sha256(convert_to(coalesce(NEW.frame::text, NEW.body, ''), 'UTF8')), 'hex');
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION cti.tg_raw_event__process() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM cti.process_and_record(NEW, true);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION cti.whoami_v1() RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
+           coalesce(s.last_seq, 0), coalesce(s.acked_seq, 0)
+      FROM cti.my_binding() b
+     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
+                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
+      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+     WHERE t.id IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
+
+CREATE TABLE crm.client (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    company_id bigint,
+    manager_id bigint,
+    is_lead boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE crm.client ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME crm.client_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE crm.client_phone (
+    id bigint NOT NULL,
+    client_id bigint NOT NULL,
+    raw text NOT NULL,
+    e164 text
+);
+
+ALTER TABLE crm.client_phone ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME crm.client_phone_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE crm.company (
+    id bigint NOT NULL,
+    name text NOT NULL
+);
+
+ALTER TABLE crm.company ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME crm.company_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE crm.employee (
+    id bigint NOT NULL,
+    surname text NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    extension text,
+    receives_call_notifications boolean DEFAULT false NOT NULL
+);
+
+ALTER TABLE crm.employee ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME crm.employee_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE crm.workstation (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    extension text
+);
+
+ALTER TABLE crm.workstation ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME crm.workstation_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE cti.call_bridge (
+    call_id bigint NOT NULL,
+    leg_a text NOT NULL,
+    leg_b text NOT NULL,
+    bridged_at timestamp with time zone NOT NULL
+);
+
+CREATE TABLE cti.call_transfer (
+    call_id bigint NOT NULL,
+    step integer NOT NULL,
+    from_extension text NOT NULL,
+    to_extension text NOT NULL,
+    transferred_at timestamp with time zone NOT NULL
+);
+
+CREATE VIEW cti.call_history_v1 AS
+ SELECT id AS call_id,
+    source,
+    pbx_call_id,
+    direction,
+    external_number,
+    dialled,
+    client_id,
+    client_match,
+    started_at,
+    answered_at,
+    answered_by,
+    holder_extension AS last_extension,
+    ended_at,
+    outcome,
+    hangup_cause,
+    hold_count,
+    (answered_at - started_at) AS response_time,
+    (ended_at - COALESCE(answered_at, started_at)) AS duration,
+        CASE
+            WHEN (answered_by IS NULL) THEN ARRAY[]::text[]
+            ELSE (answered_by || ARRAY( SELECT t.to_extension
+               FROM cti.call_transfer t
+              WHERE (t.call_id = c.id)
+              ORDER BY t.step))
+        END AS extension_chain
+   FROM cti.call c;
+
+COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client, direction, times, response time, who answered, the transfer chain, outcome';
+
+ALTER TABLE cti.call ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.call_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE cti.call_leg (
+    source text NOT NULL,
+    leg_uuid text NOT NULL,
+    call_id bigint NOT NULL,
+    caller text,
+    caller_raw text,
+    destination text,
+    destination_raw text,
+    created_at timestamp with time zone,
+    answered_at timestamp with time zone,
+    ended_at timestamp with time zone,
+    hangup_cause text,
+    on_hold boolean DEFAULT false NOT NULL
+);
+
+CREATE VIEW cti.client_contact_summary_v1 AS
+ SELECT client_id,
+    count(*) AS calls,
+    count(*) FILTER (WHERE (direction = 'inbound'::text)) AS inbound_calls,
+    count(*) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) AS missed_calls,
+    avg(response_time) FILTER (WHERE (direction = 'inbound'::text)) AS avg_response_time,
+    max(started_at) AS last_call_at,
+    max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) AS last_missed_at,
+    COALESCE((max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) > max(started_at) FILTER (WHERE (outcome = 'answered'::text))), false) AS missed_not_called_back
+   FROM cti.call_history_v1 h
+  WHERE (client_id IS NOT NULL)
+  GROUP BY client_id;
+
+COMMENT ON VIEW cti.client_contact_summary_v1 IS 'Per client: calls, missed calls, average response time, missed and not called back';
+
+CREATE TABLE cti.config (
+    singleton boolean DEFAULT true NOT NULL,
+    default_country_code text DEFAULT '7'::text NOT NULL,
+    trunk_prefix text DEFAULT '8'::text NOT NULL,
+    international_prefixes text[] DEFAULT ARRAY['810'::text, '00'::text] NOT NULL,
+    national_digits integer DEFAULT 10 NOT NULL,
+    extension_max_digits integer DEFAULT 5 NOT NULL,
+    max_frame_bytes integer DEFAULT 1048576 NOT NULL,
+    CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
+    CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
+    CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
+    CONSTRAINT config_national_digits_check CHECK (((national_digits >= 4) AND (national_digits <= 14))),
+    CONSTRAINT config_singleton_check CHECK (singleton),
+    CONSTRAINT config_trunk_prefix_check CHECK ((trunk_prefix ~ '^[0-9]*$'::text))
+);
+
+COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the raw frame size limit; edit with UPDATE';
+
+CREATE TABLE cti.event_outcome (
+    raw_event_id bigint NOT NULL,
+    status text NOT NULL,
+    detail text,
+    processed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT event_outcome_status_check CHECK ((status = ANY (ARRAY['processed'::text, 'ignored'::text, 'failed'::text])))
+);
+
+COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
+
+CREATE TABLE cti.outbox (
+    target_kind text NOT NULL,
+    target_id bigint NOT NULL,
+    seq bigint NOT NULL,
+    type text NOT NULL,
+    call_id bigint NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT outbox_type_check CHECK ((type = ANY (ARRAY['ring'::text, 'open_card'::text, 'close_card'::text, 'call_ended'::text])))
+);
+
+COMMENT ON TABLE cti.outbox IS 'Every command and notification for CRM clients, per target in sequence order; clients pull and ack';
+
+ALTER TABLE cti.raw_event ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.raw_event_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE cti.registered_number (
+    e164 text NOT NULL,
+    client_id bigint NOT NULL,
+    call_id bigint NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE cti.stream (
+    target_kind text NOT NULL,
+    target_id bigint NOT NULL,
+    last_seq bigint DEFAULT 0 NOT NULL,
+    acked_seq bigint DEFAULT 0 NOT NULL,
+    acked_at timestamp with time zone,
+    CONSTRAINT stream_target_kind_check CHECK ((target_kind = ANY (ARRAY['ws'::text, 'emp'::text])))
+);
+
+ALTER TABLE ONLY crm.client_phone
+    ADD CONSTRAINT client_phone_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY crm.client
+    ADD CONSTRAINT client_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY crm.company
+    ADD CONSTRAINT company_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY crm.employee
+    ADD CONSTRAINT employee_extension_key UNIQUE (extension);
+
+ALTER TABLE ONLY crm.employee
+    ADD CONSTRAINT employee_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY crm.workstation
+    ADD CONSTRAINT workstation_extension_key UNIQUE (extension);
+
+ALTER TABLE ONLY crm.workstation
+    ADD CONSTRAINT workstation_name_key UNIQUE (name);
+
+ALTER TABLE ONLY crm.workstation
+    ADD CONSTRAINT workstation_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY cti.call_bridge
+    ADD CONSTRAINT call_bridge_pkey PRIMARY KEY (call_id, leg_a, leg_b);
+
+ALTER TABLE ONLY cti.call_leg
+    ADD CONSTRAINT call_leg_pkey PRIMARY KEY (source, leg_uuid);
+
+ALTER TABLE ONLY cti.call
+    ADD CONSTRAINT call_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY cti.call
+    ADD CONSTRAINT call_source_pbx_call_id_key UNIQUE (source, pbx_call_id);
+
+ALTER TABLE ONLY cti.call_transfer
+    ADD CONSTRAINT call_transfer_pkey PRIMARY KEY (call_id, step);
+
+ALTER TABLE ONLY cti.client_login
+    ADD CONSTRAINT client_login_pkey PRIMARY KEY (login);
+
+ALTER TABLE ONLY cti.config
+    ADD CONSTRAINT config_pkey PRIMARY KEY (singleton);
+
+ALTER TABLE ONLY cti.event_outcome
+    ADD CONSTRAINT event_outcome_pkey PRIMARY KEY (raw_event_id);
+
+ALTER TABLE ONLY cti.outbox
+    ADD CONSTRAINT outbox_pkey PRIMARY KEY (target_kind, target_id, seq);
+
+ALTER TABLE ONLY cti.raw_event
+    ADD CONSTRAINT raw_event_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY cti.registered_number
+    ADD CONSTRAINT registered_number_pkey PRIMARY KEY (e164);
+
+ALTER TABLE ONLY cti.stream
+    ADD CONSTRAINT stream_pkey PRIMARY KEY (target_kind, target_id);
+
+CREATE INDEX client_phone_client ON crm.client_phone USING btree (client_id);
+
+CREATE INDEX client_phone_e164 ON crm.client_phone USING btree (e164);
+
+CREATE INDEX call_client ON cti.call USING btree (client_id, started_at);
+
+CREATE INDEX call_leg_call ON cti.call_leg USING btree (call_id);
+
+CREATE INDEX call_started ON cti.call USING btree (started_at);
+
+CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (status) WHERE (status <> 'processed'::text);
+
+CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
+
+CREATE TRIGGER _100_normalize BEFORE INSERT OR UPDATE OF raw ON crm.client_phone FOR EACH ROW EXECUTE FUNCTION crm.tg_client_phone__normalize();
+
+CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__parse();
+
+CREATE TRIGGER _500_process AFTER INSERT ON cti.raw_event FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__process();
+
+ALTER TABLE ONLY crm.client
+    ADD CONSTRAINT client_company_id_fkey FOREIGN KEY (company_id) REFERENCES crm.company(id);
+
+ALTER TABLE ONLY crm.client
+    ADD CONSTRAINT client_manager_id_fkey FOREIGN KEY (manager_id) REFERENCES crm.employee(id);
+
+ALTER TABLE ONLY crm.client_phone
+    ADD CONSTRAINT client_phone_client_id_fkey FOREIGN KEY (client_id) REFERENCES crm.client(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY cti.call_bridge
+    ADD CONSTRAINT call_bridge_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY cti.call_leg
+    ADD CONSTRAINT call_leg_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY cti.call_transfer
+    ADD CONSTRAINT call_transfer_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY cti.event_outcome
+    ADD CONSTRAINT event_outcome_raw_event_id_fkey FOREIGN KEY (raw_event_id) REFERENCES cti.raw_event(id);
+
+ALTER TABLE ONLY cti.outbox
+    ADD CONSTRAINT outbox_target_kind_target_id_fkey FOREIGN KEY (target_kind, target_id) REFERENCES cti.stream(target_kind, target_id);
+
 GRANT USAGE ON SCHEMA cti TO cti_ingester;
 GRANT USAGE ON SCHEMA cti TO cti_client;
+
+REVOKE ALL ON FUNCTION crm.tg_client_phone__normalize() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ack_commands_v1(p_seq bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.ack_commands_v1(p_seq bigint) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.channel_name(p_kind text, p_id bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_lookup(p_e164 text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_register_unknown(p_e164 text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_ring_recipients(p_dialled text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_workstation_for_extension(p_extension text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.my_binding() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.normalize_phone(p_raw text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) FROM PUBLIC;
+
+GRANT INSERT(source) ON TABLE cti.raw_event TO cti_ingester;
+
+GRANT INSERT(received_at) ON TABLE cti.raw_event TO cti_ingester;
+
+GRANT INSERT(body) ON TABLE cti.raw_event TO cti_ingester;
+
+REVOKE ALL ON FUNCTION cti.process_and_record(p_event cti.raw_event, p_live boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.tg_raw_event__parse() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.tg_raw_event__process() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.whoami_v1() FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.whoami_v1() TO cti_client;

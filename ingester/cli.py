@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ingester import database, embedded, migrations
@@ -37,6 +38,10 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.include:
+        os.environ["PGCTI_EXTRA_MIGRATIONS"] = os.pathsep.join(
+            [*migrations.extra_dirs(), *args.include]
+        )
     dsn = database.resolve_dsn(args.dsn)
     where = database.redact(dsn)
     if args.list:
@@ -66,6 +71,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    import psycopg
+
+    dsn = database.resolve_dsn(args.dsn)
+    with psycopg.connect(dsn) as conn:
+        events, processed, ignored, failed = conn.execute("SELECT * FROM cti.rebuild()").fetchone()
+    print(
+        f"rebuilt from {events} raw events: {processed} processed, {ignored} ignored, {failed} failed;"
+        " no commands were sent"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgcti", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -76,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="apply the database migrations (idempotent)")
     _add_dsn(p)
+    p.add_argument(
+        "--include",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="also apply your own migrations from DIR (adapter overrides); "
+        "repeatable; or set PGCTI_EXTRA_MIGRATIONS",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="list migrations and whether applied")
     group.add_argument(
@@ -86,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="roll back the newest N migrations (default 1), or all",
     )
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")
+    _add_dsn(p)
+    p.set_defaults(func=cmd_rebuild)
 
     p = sub.add_parser(
         "schema", help="print the schema of a freshly migrated scratch database (make schema)"

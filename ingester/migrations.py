@@ -43,8 +43,13 @@ def _backend(dsn: str) -> Iterator:
         backend.connection.close()
 
 
+def extra_dirs() -> list[str]:
+    """A DBA's own migrations (adapter overrides), applied together with pgcti's."""
+    return [d for d in os.environ.get("PGCTI_EXTRA_MIGRATIONS", "").split(os.pathsep) if d]
+
+
 def _all():
-    return read_migrations(str(migrations_dir()))
+    return read_migrations(str(migrations_dir()), *extra_dirs())
 
 
 def apply(dsn: str) -> list[str]:

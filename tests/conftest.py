@@ -116,3 +116,29 @@ def run_cli(
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+@pytest.fixture
+def make_login(server_dsn: str, dsn: str) -> Iterator:
+    """Create login roles (members of a group role) for this test; returns their DSNs; drops them after."""
+    from psycopg import sql
+
+    created: list[str] = []
+
+    def make(group: str, suffix: str) -> str:
+        name = f"pgcti_test_{os.getpid()}_{suffix}"
+        password = f"pw-{suffix}"
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+                    sql.Identifier(name), sql.Literal(password), sql.Identifier(group)
+                )
+            )
+        created.append(name)
+        return make_conninfo(dsn, user=name, password=password)
+
+    yield make
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        for name in created:
+            admin.execute(f'DROP ROLE IF EXISTS "{name}"')

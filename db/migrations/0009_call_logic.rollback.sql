@@ -1,0 +1,5 @@
+-- Undo 0009.
+DROP FUNCTION cti.call_payload(cti.call);
+DROP FUNCTION cti.identify_client(cti.call, boolean);
+DROP FUNCTION cti.apply_fact(text, cti.fact);
+DROP TABLE cti.registered_number;

@@ -1,0 +1,95 @@
+"""A small reference CRM and helpers to feed raw frames and read what came out."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from ingester.simulator.onlinepbx3_calls import CallBuilder
+
+LINE = "74950001122"
+KNOWN = "+7 (495) 123-45-67"  # Ivanov at Romashka, manager Petrova
+SHARED = "8 812 555 00 00"  # two clients share this number
+
+
+def seed_crm(conn: psycopg.Connection) -> dict[str, int]:
+    """Employees 101-104 (104 has no workstation), three workstations, three clients."""
+    ids: dict[str, int] = {}
+    for surname, ext, notify in [
+        ("Petrova", "101", True),
+        ("Sidorov", "102", True),
+        ("Kuznetsova", "103", False),
+        ("Orlov", "104", False),
+    ]:
+        ids[surname] = conn.execute(
+            "INSERT INTO crm.employee (surname, name, extension, receives_call_notifications)"
+            " VALUES (%s, 'X', %s, %s) RETURNING id",
+            [surname, ext, notify],
+        ).fetchone()[0]
+    for name, ext in [("ws-101", "101"), ("ws-102", "102"), ("ws-103", "103")]:
+        ids[name] = conn.execute(
+            "INSERT INTO crm.workstation (name, extension) VALUES (%s, %s) RETURNING id",
+            [name, ext],
+        ).fetchone()[0]
+    company = conn.execute(
+        "INSERT INTO crm.company (name) VALUES ('Romashka') RETURNING id"
+    ).fetchone()[0]
+    for key, name, phone in [
+        ("ivanov", "Ivan Ivanov", KNOWN),
+        ("shared_a", "Anna A", SHARED),
+        ("shared_b", "Boris B", "+78125550000"),
+    ]:
+        ids[key] = conn.execute(
+            "INSERT INTO crm.client (name, company_id, manager_id) VALUES (%s, %s, %s)"
+            " RETURNING id",
+            [name, company, ids["Petrova"]],
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO crm.client_phone (client_id, raw) VALUES (%s, %s)", [ids[key], phone]
+        )
+    return ids
+
+
+def builder(seed: int = 1) -> CallBuilder:
+    # PBX stamps near the real clock, as live frames have them.
+    return CallBuilder(random.Random(seed), clock=time.time() - 600)
+
+
+def insert_frames(
+    conn: psycopg.Connection, frames: Iterable[Any], source: str = "onlinepbx3"
+) -> None:
+    """Insert frames the way the ingester does: body text, ON CONFLICT DO NOTHING."""
+    for frame in frames:
+        body = frame if isinstance(frame, str) else json.dumps(frame)
+        conn.execute(
+            "INSERT INTO cti.raw_event (source, body) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [source, body],
+        )
+
+
+def commands(conn: psycopg.Connection, kind: str | None = None) -> list[tuple]:
+    """(target_kind, target_id, type, call_id) in the order they were sent."""
+    return conn.execute(
+        "SELECT target_kind, target_id, type, call_id FROM cti.outbox"
+        " WHERE %(kind)s::text IS NULL OR target_kind = %(kind)s ORDER BY created_at, target_kind, target_id, seq",
+        {"kind": kind},
+    ).fetchall()
+
+
+def call_row(conn: psycopg.Connection, pbx_call_id: str) -> dict[str, Any]:
+    cur = conn.execute("SELECT * FROM cti.call_history_v1 WHERE pbx_call_id = %s", [pbx_call_id])
+    row = cur.fetchone()
+    assert row is not None, f"no call {pbx_call_id}"
+    return dict(zip([c.name for c in cur.description], row, strict=True))
+
+
+def outcomes(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT r.id, o.status, o.detail FROM cti.raw_event r"
+        " LEFT JOIN cti.event_outcome o ON o.raw_event_id = r.id ORDER BY r.id"
+    ).fetchall()

@@ -1,0 +1,118 @@
+"""Property: any duplication or reordering of a call's frames never leaves two open cards
+for one call and never sends a command twice."""
+
+from __future__ import annotations
+
+import random
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+
+EXTS = ["101", "102", "103", "104"]
+
+scenarios = st.one_of(
+    st.builds(
+        lambda chain: ("chain", chain),
+        st.lists(st.sampled_from(EXTS), min_size=1, max_size=4, unique=True),
+    ),
+    st.builds(
+        lambda pair: ("attended", pair),
+        st.lists(st.sampled_from(EXTS), min_size=2, max_size=2, unique=True),
+    ),
+    st.builds(
+        lambda exts: ("ring_all", exts),
+        st.lists(st.sampled_from(EXTS), min_size=2, max_size=4, unique=True),
+    ),
+)
+
+
+def _frames(kind: str, exts: list[str], seed: int) -> list[dict]:
+    b = builder(seed)
+    if kind == "chain":
+        return pbx.blind_transfer_chain(b, KNOWN, LINE, exts)
+    if kind == "attended":
+        return pbx.attended_transfer(b, KNOWN, LINE, exts[0], exts[1])
+    return pbx.ring_all(b, KNOWN, LINE, exts, winner=exts[-1])
+
+
+def check_commands(rows: list[tuple]) -> None:
+    """Replay what one call sent; a card is never open in two places nor closed where it is not open."""
+    open_at = None
+    ended = 0
+    rings: set[tuple] = set()
+    for kind, target_id, type_ in rows:
+        target = (kind, target_id)
+        if type_ == "ring":
+            assert target not in rings, "ring sent twice to one employee"
+            rings.add(target)
+        elif type_ == "open_card":
+            assert open_at is None, f"open_card at {target} while the card is open at {open_at}"
+            open_at = target
+        else:
+            assert open_at == target, f"{type_} at {target}, but the card is open at {open_at}"
+            open_at = None
+            ended += type_ == "call_ended"
+    assert ended <= 1
+
+
+@pytest.fixture(scope="module")
+def crm_conn(server_dsn, template_db):
+    from tests.conftest import _janitor, dsn_for
+
+    name = f"pgcti_prop_{random.getrandbits(32)}"
+    janitor = _janitor(server_dsn, name, template_dbname=template_db)
+    janitor.init()
+    with psycopg.connect(dsn_for(server_dsn, name)) as conn:
+        seed_crm(conn)
+        conn.commit()
+        yield conn
+    janitor.drop()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scenario=scenarios,
+    seed=st.integers(0, 2**16),
+    order=st.randoms(use_true_random=False),
+    duplicates=st.integers(0, 6),
+    answer_first=st.booleans(),
+)
+def test_any_duplication_or_reordering_is_harmless(
+    crm_conn, scenario, seed, order, duplicates, answer_first
+):
+    kind, exts = scenario
+    frames = _frames(kind, exts, seed)
+    shuffled = list(frames)
+    order.shuffle(shuffled)
+    if answer_first:  # the classic: an answer overtakes its channel_create
+        shuffled.sort(key=lambda f: f["event"] != "channel_answer")
+    shuffled += [order.choice(frames) for _ in range(duplicates)]
+    with crm_conn.transaction(force_rollback=True):
+        insert_frames(crm_conn, shuffled)
+        rows = crm_conn.execute(
+            "SELECT target_kind, target_id, type FROM cti.outbox ORDER BY created_at, seq"
+        ).fetchall()
+        check_commands(rows)
+        stored = crm_conn.execute("SELECT count(*) FROM cti.raw_event").fetchone()[0]
+        assert stored == len({str(f) for f in frames})
+        # Whatever the order, once every frame is in the call ends closed, with its outcome.
+        card, outcome = crm_conn.execute(
+            "SELECT card_workstation_id, outcome FROM cti.call"
+        ).fetchone()
+        assert card is None and outcome == "answered"
+
+
+def test_the_checker_catches_a_double_open():
+    with pytest.raises(AssertionError):
+        check_commands([("ws", 1, "open_card"), ("ws", 2, "open_card")])
+    with pytest.raises(AssertionError):
+        check_commands([("ws", 1, "open_card"), ("ws", 2, "close_card")])
+    with pytest.raises(AssertionError):
+        check_commands([("emp", 1, "ring"), ("emp", 1, "ring")])
