@@ -84,6 +84,82 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ingester import config, service
+    from ingester.redaction import setup_logging
+
+    setup_logging(args.log_level, args.log_json)
+    try:
+        settings = config.load(vars(args))
+    except config.ConfigError as exc:
+        print(f"pgcti ingest: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(service.run(settings))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from ingester.redaction import setup_logging
+    from ingester.simulator.run import simulate
+
+    setup_logging(args.log_level)
+    key = os.environ.get("PGCTI_PBX_KEY")
+    if args.key_file:
+        key = Path(args.key_file).read_text().strip()
+    if not key:
+        print(
+            "pgcti simulate: set PGCTI_PBX_KEY or give --key-file: the key clients must present",
+            file=sys.stderr,
+        )
+        return 2
+    dsn = database.resolve_dsn(args.dsn) if args.numbers_from_crm else None
+    return asyncio.run(
+        simulate(
+            key,
+            args.host,
+            args.port,
+            args.seed,
+            args.rate,
+            args.calls,
+            args.duration,
+            args.scale,
+            dsn,
+            args.replay and Path(args.replay),
+            args.record and Path(args.record),
+            args.drop_every,
+        )
+    )
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from ingester.redaction import setup_logging
+    from ingester.watch import Watcher, describe, resolve_login
+
+    setup_logging(args.log_level)
+    dsn = resolve_login(database.resolve_dsn(args.dsn), args.workstation, args.employee)
+    deadline = time.monotonic() + args.duration if args.duration else None
+
+    def show(item) -> None:
+        print(f"{time.strftime('%H:%M:%S')} #{item.seq:<5} {describe(item)}", flush=True)
+
+    watcher = Watcher(dsn, show)
+    signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    watcher.run(
+        until=lambda: (
+            (args.count is not None and watcher.handled >= args.count)
+            or (deadline is not None and time.monotonic() > deadline)
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgcti", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -112,6 +188,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="roll back the newest N migrations (default 1), or all",
     )
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("ingest", help="the ingester service: PBX events into cti.raw_event")
+    _add_dsn(p)
+    p.add_argument("--config", help="TOML file with an [ingest] table (default: $PGCTI_CONFIG)")
+    p.add_argument(
+        "--pbx", choices=["onlinepbx3"], help="PBX protocol (default onlinepbx3; $PGCTI_PBX)"
+    )
+    p.add_argument(
+        "--url", help="PBX WebSocket URL without the key, e.g. wss://example.onpbx.ru:3342/"
+    )
+    p.add_argument("--key-file", help="file holding the API key, mode 0600 (or set $PGCTI_PBX_KEY)")
+    p.add_argument("--subscriptions", help="event groups, comma-separated (default: calls)")
+    p.add_argument(
+        "--spool-dir", help="where frames wait while the database is down (default: ./spool)"
+    )
+    p.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on 127.0.0.1:PORT")
+    p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("simulate", help="a PBX on loopback playing realistic calls")
+    _add_dsn(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3342)
+    p.add_argument("--key-file", help="file with the key clients must present (or $PGCTI_PBX_KEY)")
+    p.add_argument("--seed", type=int, default=1, help="same seed, same calls")
+    p.add_argument("--rate", type=float, default=1.0, help="new calls per second (default 1)")
+    p.add_argument("--calls", type=int, help="stop after this many calls")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument(
+        "--scale", type=float, default=0.1, help="real seconds per call second (default 0.1)"
+    )
+    p.add_argument(
+        "--numbers-from-crm",
+        action="store_true",
+        help="call from numbers in crm.client_phone (via --dsn / the embedded default)",
+    )
+    p.add_argument("--replay", help="send the frames of a JSONL trace instead of generating calls")
+    p.add_argument("--record", help="write what was sent to a JSONL trace (replayable)")
+    p.add_argument("--drop-every", type=float, help="cut all client connections every N seconds")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "watch", help="the reference CRM client: show and acknowledge commands as they arrive"
+    )
+    _add_dsn(p)
+    p.add_argument("--workstation", help="workstation id or name (when the DSN's login is a DBA's)")
+    p.add_argument("--employee", help="employee id, for ring notifications")
+    p.add_argument("--count", type=int, help="exit after handling this many items")
+    p.add_argument("--duration", type=float, help="exit after this many seconds")
+    p.add_argument("--log-level", default="WARNING")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")
     _add_dsn(p)

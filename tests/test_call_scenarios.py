@@ -174,7 +174,12 @@ def test_outbound_to_unknown_number_registers_nothing(conn, crm):
 def test_internal_call_has_no_pop(conn, crm):
     b = builder()
     insert_frames(conn, pbx.internal(b, "101", "102"))
-    assert call_row(conn, b.call_uuid)["direction"] == "internal"
+    call = call_row(conn, b.call_uuid)
+    assert (call["direction"], call["outcome"], call["answered_by"]) == (
+        "internal",
+        "answered",
+        "102",
+    )
     assert commands(conn) == []
 
 

@@ -76,6 +76,10 @@ BEGIN
          WHERE call_id = p_call_id AND answered_at IS NOT NULL AND destination IS NOT NULL
            AND NOT cti.is_extension(destination) AND cti.is_extension(caller)
          ORDER BY answered_at, leg_uuid LIMIT 1;
+    ELSIF v_new.direction = 'internal' THEN  -- recorded for history; internal calls pop no card
+        SELECT answered_at, destination INTO v_new.answered_at, v_new.answered_by FROM cti.call_leg
+         WHERE call_id = p_call_id AND answered_at IS NOT NULL
+         ORDER BY answered_at, leg_uuid LIMIT 1;
     END IF;
     v_new.holder_extension := CASE WHEN v_new.answered_by IS NOT NULL THEN coalesce(v_holder, v_new.answered_by) END;
 

@@ -21,7 +21,9 @@ class CallBuilder:
     clock: float
     domain: str = "demo.onpbx.ru"
     call_uuid: str = ""
+    scale: float = 1.0  # real seconds per PBX second: the simulator compresses calls
     frames: list[Frame] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # when each frame happens (the clock at emit)
 
     def __post_init__(self) -> None:
         self.call_uuid = self.call_uuid or self._uuid()
@@ -30,10 +32,11 @@ class CallBuilder:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def tick(self, seconds: float) -> None:
-        self.clock += seconds
+        self.clock += seconds * self.scale
 
     def _emit(self, event: str, **data: Any) -> None:
         self.frames.append({"event": event, "data": {**data, "call_uuid": self.call_uuid}})
+        self.times.append(self.clock)
 
     def leg(self, caller: str, destination: str, direction: str = "inbound") -> str:
         leg = self._uuid()
@@ -90,6 +93,7 @@ class CallBuilder:
                 },
             }
         )
+        self.times.append(self.clock)
 
 
 # Scenarios: each returns the builder's frames. `customer` is the number as the PBX

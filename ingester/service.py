@@ -1,0 +1,72 @@
+"""`pgcti ingest`: the PBX transport feeding the writer, metrics, and a clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from ingester import database
+from ingester.config import IngestConfig
+from ingester.metrics import Metrics, serve
+from ingester.spool import Spool
+from ingester.transports import onlinepbx3
+from ingester.writer import Writer
+
+log = logging.getLogger("pgcti.ingest")
+STOP_FLUSH_SECONDS = 4.0
+
+
+async def run(config: IngestConfig) -> int:
+    metrics = Metrics()
+    stop_metrics = serve(metrics, config.metrics_port) if config.metrics_port is not None else None
+    dsn = database.resolve_dsn(config.dsn)
+    spool = Spool(config.spool_dir)
+    if spool.depth:
+        log.info(
+            "%d frame(s) waiting in the spool from an earlier run; writing them first", spool.depth
+        )
+    writer = Writer(dsn, spool, metrics, config.max_batch)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    writer_task = asyncio.create_task(writer.run(), name="writer")
+    pbx_task = asyncio.create_task(
+        onlinepbx3.run(config.url, config.key, config.subscriptions, writer.submit, metrics),
+        name="pbx",
+    )
+    stop_task = asyncio.create_task(stopping.wait(), name="stop")
+    done, _ = await asyncio.wait(
+        {writer_task, pbx_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+    )
+
+    status = 0
+    if pbx_task in done and pbx_task.exception() is not None:
+        log.error("%s", pbx_task.exception())
+        status = 2
+    log.info("stopping: no more frames are read; writing %d queued frame(s)", writer.queue.qsize())
+    for task in (pbx_task, stop_task):
+        task.cancel()
+    await asyncio.gather(pbx_task, stop_task, return_exceptions=True)
+    writer.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(writer_task), STOP_FLUSH_SECONDS)
+    except TimeoutError:
+        kept = writer.spool_unwritten()
+        log.error(
+            "the database did not take the last frames within %.0fs; %d frame(s) kept in the spool",
+            STOP_FLUSH_SECONDS,
+            kept,
+        )
+        writer_task.cancel()
+    if stop_metrics:
+        stop_metrics()
+    log.info(
+        "stopped: %d received, %d stored, %d spooled",
+        metrics.received._value.get(),
+        metrics.stored._value.get(),
+        metrics.spooled._value.get(),
+    )
+    return status

@@ -1,0 +1,108 @@
+"""`pgcti simulate`: serve the PBX protocol and play traffic (or a recorded trace) to whoever subscribes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+
+from ingester.simulator.server import Onlinepbx3Server, play
+from ingester.simulator.traffic import Traffic
+
+log = logging.getLogger("pgcti.simulator")
+DEFAULT_EXTENSIONS = [str(n) for n in range(101, 111)]
+
+
+def crm_numbers_and_extensions(dsn: str | None) -> tuple[list[str], list[str]]:
+    """Known numbers as the CRM stores them (messy), and the employees' extensions."""
+    if not dsn:
+        return [], DEFAULT_EXTENSIONS
+    with psycopg.connect(dsn) as conn:
+        numbers = [
+            r[0] for r in conn.execute("SELECT raw FROM crm.client_phone ORDER BY id LIMIT 20000")
+        ]
+        exts = [
+            r[0]
+            for r in conn.execute(
+                "SELECT extension FROM crm.employee WHERE extension IS NOT NULL ORDER BY extension"
+            )
+        ]
+    return numbers, exts or DEFAULT_EXTENSIONS
+
+
+def replay_schedule(path: Path, start: float):
+    """A JSONL trace: one frame per line, or {"at": seconds_from_start, "frame": {...}}."""
+    with path.open(encoding="utf-8") as trace:
+        for number, line in enumerate(trace):
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if isinstance(entry, dict) and "frame" in entry:
+                yield start + float(entry.get("at", 0)), entry["frame"]
+            else:
+                yield start + number * 0.01, entry
+
+
+async def simulate(
+    key: str,
+    host: str,
+    port: int,
+    seed: int,
+    rate: float,
+    calls: int | None,
+    duration: float | None,
+    scale: float,
+    dsn: str | None,
+    replay: Path | None,
+    record: Path | None,
+    drop_every: float | None,
+    wait_for_subscriber: bool = True,
+) -> int:
+    server = Onlinepbx3Server(key, host, port)
+    await server.start()
+    print(f"simulator: onlinePBX 3.0 on {server.url} (seed {seed})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if duration:
+        loop.call_later(duration, stop.set)
+    if wait_for_subscriber:
+        log.info("waiting for a client to subscribe")
+        await server.subscribed.wait()
+
+    async def dropper() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(drop_every)
+            log.info("dropping %d client connection(s) on purpose", await server.drop_clients())
+
+    dropping = asyncio.create_task(dropper()) if drop_every else None
+    start = time.time() + 0.2
+    if replay:
+        schedule = replay_schedule(replay, start)
+    else:
+        numbers, extensions = crm_numbers_and_extensions(dsn)
+        schedule = Traffic(seed, numbers, extensions, scale=scale).schedule(start, rate, calls)
+    sent_log: list[tuple[float, dict]] = []
+    sent = await play(server, schedule, sent_log, stop)
+    if record:
+        with record.open("w", encoding="utf-8") as out:
+            for at, frame in sent_log:
+                out.write(
+                    json.dumps({"at": round(at - start, 3), "frame": frame}, ensure_ascii=False)
+                    + "\n"
+                )
+    if dropping:
+        dropping.cancel()
+    await asyncio.sleep(0.3)  # let the last frames leave the socket
+    await server.stop()
+    print(
+        f"simulator: sent {sent} frames; refused {server.refused} connection(s) with a wrong key",
+        flush=True,
+    )
+    return 0

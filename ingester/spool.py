@@ -1,0 +1,67 @@
+"""A local append-only spool for frames the database could not take yet.
+
+One JSON line per frame, fsync'd per batch; drained in order when the database is
+back and on start-up. A crash mid-drain replays some frames, which the raw log's
+dedup key makes harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Frame:
+    source: str
+    received_at: datetime
+    body: str
+
+    def as_row(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = directory / "frames.jsonl"
+        self.path.touch(mode=0o600, exist_ok=True)
+        self.depth = sum(1 for _ in self.path.open(encoding="utf-8"))
+
+    def append(self, frames: list[Frame]) -> None:
+        lines = "".join(
+            json.dumps(
+                {"source": f.source, "received_at": f.received_at.isoformat(), "body": f.body},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for f in frames
+        )
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(lines)
+            out.flush()
+            os.fsync(out.fileno())
+        self.depth += len(frames)
+
+    def read(self) -> list[Frame]:
+        frames = []
+        with self.path.open(encoding="utf-8") as spooled:
+            for line in spooled:
+                if not line.endswith("\n"):
+                    break  # torn last line from a crash mid-write: that batch was never acknowledged
+                entry = json.loads(line)
+                frames.append(
+                    Frame(
+                        entry["source"], datetime.fromisoformat(entry["received_at"]), entry["body"]
+                    )
+                )
+        return frames
+
+    def clear(self) -> None:
+        with self.path.open("w") as out:
+            out.flush()
+            os.fsync(out.fileno())
+        self.depth = 0

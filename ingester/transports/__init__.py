@@ -1,0 +1,1 @@
+"""PBX transports: each keeps a subscription alive and hands every frame, untouched, to the writer."""

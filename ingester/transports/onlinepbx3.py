@@ -1,0 +1,109 @@
+"""onlinePBX WebSocket API 3.0: plain WebSocket, JSON text frames, key in the URL.
+
+websockets' reconnecting `connect` iterator retries failed connects with jittered
+exponential backoff (started at 0.5 s here, capped); a refused key (HTTP 4xx) is
+fatal and raised. After a drop of an established connection we wait a jittered
+moment and subscribe again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import websockets
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from ingester.metrics import Metrics
+from ingester.redaction import Secret
+from ingester.spool import Frame
+
+SOURCE = "onlinepbx3"
+MAX_FRAME_BYTES = (
+    16 * 2**20
+)  # far above any call event; the database records oversize frames itself
+log = logging.getLogger("pgcti.onlinepbx3")
+
+
+class PbxRefused(Exception):
+    """The PBX refused us (wrong key, wrong domain): retrying will not help."""
+
+
+def url_with_key(url: str, key: Secret) -> str:
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode({"key": key.reveal()})) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
+
+
+def _receive_text(message: str | bytes) -> str:
+    text = message if isinstance(message, str) else message.decode("utf-8", "backslashreplace")
+    # PostgreSQL text cannot hold NUL; spelled as JSON's escape the frame is still stored, with a clear error.
+    return text.replace("\x00", "\\u0000")
+
+
+async def run(
+    url: str,
+    key: Secret,
+    subscriptions: tuple[str, ...],
+    deliver: Callable[[Frame], None],
+    metrics: Metrics,
+) -> None:
+    """Receive until cancelled."""
+    delays = partial(
+        websockets.asyncio.client.backoff,
+        initial_delay=0.5,
+        min_delay=0.5,
+        max_delay=15.0,
+        factor=2.0,
+    )
+    request = json.dumps(
+        {"command": "subscribe", "reqId": "pgcti", "data": {"eventGroups": list(subscriptions)}}
+    )
+    first = True
+    try:
+        async for ws in connect(
+            url_with_key(url, key),
+            reconnect_delays=delays,
+            max_size=MAX_FRAME_BYTES,
+            open_timeout=10,
+            ping_interval=20,
+            ping_timeout=20,
+            logger=logging.getLogger("pgcti.websockets"),
+        ):
+            if not first:
+                metrics.reconnects.labels("pbx").inc()
+            first = False
+            try:
+                await ws.send(request)
+                log.info(
+                    "connected to %s, subscribing to %s",
+                    urlsplit(url).netloc,
+                    ", ".join(subscriptions),
+                )
+                metrics.pbx_connected.set(1)
+                async for message in ws:
+                    deliver(Frame(SOURCE, datetime.now(UTC), _receive_text(message)))
+            except websockets.ConnectionClosed as closed:
+                log.warning("PBX connection dropped (%s); reconnecting", _why(closed))
+            finally:
+                metrics.pbx_connected.set(0)
+            await asyncio.sleep(random.uniform(0.05, 0.5))
+    except InvalidStatus as refused:
+        status = refused.response.status_code
+        raise PbxRefused(
+            f"the PBX refused the connection with HTTP {status}"
+            + (": check the API key and domain" if status in (401, 403) else "")
+        ) from None
+
+
+def _why(closed: websockets.ConnectionClosed) -> str:
+    if closed.rcvd is not None:
+        return f"closed by the PBX: code {closed.rcvd.code} {closed.rcvd.reason}".strip()
+    return "connection lost without a close frame"

@@ -1,0 +1,170 @@
+"""The raw-event writer: batches what has arrived, one transaction per batch, spools when the database is away.
+
+No added delay when traffic is light: a batch is whatever queued up while the previous
+one was being committed (at most `max_batch`). Order is kept: once anything is
+spooled, new frames queue behind it until the spool has drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+import psycopg
+
+from ingester.metrics import Metrics
+from ingester.queries import query
+from ingester.spool import Frame, Spool
+
+log = logging.getLogger("pgcti.writer")
+
+
+class Writer:
+    def __init__(self, dsn: str, spool: Spool, metrics: Metrics, max_batch: int = 500) -> None:
+        self.dsn = dsn
+        self.spool = spool
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue()  # None: stop marker
+        self._inflight: list[Frame] = []
+        self._conn: psycopg.AsyncConnection | None = None
+        self._retry_delay = 0.2
+        self.metrics.spool_depth.set(spool.depth)
+
+    def submit(self, frame: Frame) -> None:
+        self.metrics.received.inc()
+        self.queue.put_nowait(frame)
+
+    async def run(self) -> None:
+        """Write until stop() is called and everything queued before it is written (or spooled)."""
+        await self._recover()
+        while True:
+            timeout = self._retry_delay if self.spool.depth else None
+            try:
+                first = await asyncio.wait_for(self.queue.get(), timeout)
+            except TimeoutError:
+                await self._recover()
+                continue
+            if first is None:
+                break
+            self._inflight = self._take_batch(first)
+            await self._write(self._inflight)
+            self._inflight = []
+        if self._conn is not None:
+            await self._conn.close()
+
+    def stop(self) -> None:
+        """Finish what is queued, then return from run()."""
+        self.queue.put_nowait(None)
+
+    def spool_unwritten(self) -> int:
+        """Last resort when run() did not finish in time: keep in-flight and queued frames on disk."""
+        left = [f for f in self._inflight]
+        while not self.queue.empty():
+            frame = self.queue.get_nowait()
+            if frame is not None:
+                left.append(frame)
+        if left:
+            self._to_spool(left)  # if the in-flight batch did commit, its replay is a no-op
+        return len(left)
+
+    def _take_batch(self, first: Frame) -> list[Frame]:
+        batch = [first]
+        while len(batch) < self.max_batch and not self.queue.empty():
+            frame = self.queue.get_nowait()
+            if frame is None:
+                self.queue.put_nowait(None)  # the stop marker stays last
+                break
+            batch.append(frame)
+        return batch
+
+    async def _write(self, batch: list[Frame]) -> None:
+        if self.spool.depth and not await self._recover():
+            self._to_spool(batch)
+            return
+        try:
+            await self._insert(batch)
+        except psycopg.OperationalError as exc:
+            log.warning(
+                "database unavailable (%s); spooling to %s", _first_line(exc), self.spool.path
+            )
+            await self._drop_connection()
+            self._to_spool(batch)
+        except psycopg.Error as exc:
+            log.warning(
+                "batch of %d refused (%s); retrying frame by frame", len(batch), _first_line(exc)
+            )
+            await self._insert_one_by_one(batch)
+
+    async def _insert(self, batch: list[Frame]) -> None:
+        conn = await self._connection()
+        started = time.perf_counter()
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(query("insert_raw_event"), [f.as_row() for f in batch])
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.stored.inc(len(batch))
+
+    async def _insert_one_by_one(self, batch: list[Frame]) -> None:
+        for frame in batch:
+            try:
+                await self._insert([frame])
+            except psycopg.OperationalError:
+                await self._drop_connection()
+                self._to_spool([frame])
+            except psycopg.Error as exc:
+                self.metrics.rejected.inc()
+                log.error(
+                    "frame rejected by the database (%s): %.200r", _first_line(exc), frame.body
+                )
+
+    async def _recover(self) -> bool:
+        """Drain the spool in order; True when it is empty and the database takes writes."""
+        if not self.spool.depth:
+            return True
+        try:
+            frames = self.spool.read()
+            for start in range(0, len(frames), self.max_batch):
+                await self._insert(frames[start : start + self.max_batch])
+        except psycopg.OperationalError as exc:
+            await self._drop_connection()
+            self._retry_delay = min(self._retry_delay * 2, 5.0) * random.uniform(0.8, 1.2)
+            log.debug(
+                "database still unavailable (%s); next try in %.1fs",
+                _first_line(exc),
+                self._retry_delay,
+            )
+            return False
+        log.info("spool drained: %d frame(s) written in order", len(frames))
+        self.spool.clear()
+        self.metrics.spool_depth.set(0)
+        self._retry_delay = 0.2
+        return True
+
+    def _to_spool(self, batch: list[Frame]) -> None:
+        self.spool.append(batch)
+        self.metrics.spooled.inc(len(batch))
+        self.metrics.spool_depth.set(self.spool.depth)
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.dsn, connect_timeout=5, autocommit=True
+            )
+            self.metrics.db_connected.set(1)
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        self.metrics.db_connected.set(0)
+        if self._conn is not None:
+            self.metrics.reconnects.labels("database").inc()
+            try:
+                await self._conn.close()
+            except Exception:  # the connection is already broken; nothing more to release
+                log.debug("closing a broken connection failed", exc_info=True)
+        self._conn = None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
