@@ -160,6 +160,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from ingester.demo.run import DemoError, run
+    from ingester.redaction import setup_logging
+
+    setup_logging("WARNING")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(soft_wrap=True)  # plain lines for logs and pipes
+    try:
+        return asyncio.run(run(args.duration, args.rate, args.seed, args.dsn, console))
+    except DemoError as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgcti", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -241,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="exit after this many seconds")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser(
+        "demo", help="the whole pipeline on the embedded database, with a live board"
+    )
+    _add_dsn(p)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic (default 60)")
+    p.add_argument("--rate", type=float, default=2.0, help="new calls per second (default 2)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")
     _add_dsn(p)

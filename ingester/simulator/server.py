@@ -16,6 +16,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger("pgcti.simulator")
 
@@ -108,6 +109,8 @@ class Onlinepbx3Server:
                             }
                         )
                     )
+        except ConnectionClosed:
+            pass  # clients come and go; an abrupt drop is not the server's error
         finally:
             self.subscribers.pop(ws, None)
 

@@ -62,6 +62,7 @@ class Traffic:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.count = 0
+        self.accepting = True  # False: no new calls; the ones under way play to their end
 
     def customer(self) -> str:
         if self.known_numbers and self.rng.random() >= self.unknown_share:
@@ -112,8 +113,10 @@ class Traffic:
         made = 0
         while True:
             # Generate calls until the earliest pending frame is due before the next call starts.
-            while (total_calls is None or made < total_calls) and (
-                not pending or pending[0][0] >= next_start
+            while (
+                self.accepting
+                and (total_calls is None or made < total_calls)
+                and (not pending or pending[0][0] >= next_start)
             ):
                 for due, frame in self.call(next_start):
                     heapq.heappush(pending, (due, order, frame))

@@ -92,6 +92,11 @@ async def run(
                     deliver(Frame(SOURCE, datetime.now(UTC), _receive_text(message)))
             except websockets.ConnectionClosed as closed:
                 log.warning("PBX connection dropped (%s); reconnecting", _why(closed))
+            except asyncio.CancelledError:
+                await asyncio.shield(
+                    ws.close(1001, "ingester stopping")
+                )  # a polite goodbye, not an error
+                raise
             finally:
                 metrics.pbx_connected.set(0)
             await asyncio.sleep(random.uniform(0.05, 0.5))

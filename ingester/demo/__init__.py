@@ -1,0 +1,1 @@
+"""`pgcti demo`: the whole pipeline on the embedded database with a live board."""

@@ -1,0 +1,276 @@
+"""Orchestrates the demo: database, demo CRM, simulator, the real `pgcti ingest` process, a board."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from rich.live import Live
+
+from ingester import database, embedded, migrations
+from ingester.demo import seed
+from ingester.demo.board import Board, percentile
+from ingester.simulator.run import crm_numbers_and_extensions
+from ingester.simulator.server import Onlinepbx3Server, play
+from ingester.simulator.traffic import Traffic
+
+
+class DemoError(Exception):
+    pass
+
+
+async def run(
+    duration: float, rate: float, seed_value: int, dsn_flag: str | None, console: Console
+) -> int:
+    say = console.print
+    if not (dsn_flag or os.environ.get("PGCTI_DSN")):
+        say(f"[bold]1/5[/bold] starting the embedded PostgreSQL (data in {embedded.pgdata()})")
+    dsn = database.resolve_dsn(dsn_flag)
+    applied = migrations.apply(dsn)
+    say(
+        f"[bold]2/5[/bold] database {database.redact(dsn)}: "
+        + (f"applied {len(applied)} migration(s)" if applied else "migrations up to date")
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seeded = seed.seed(conn)
+        seed.ensure_logins(conn)
+        workstations = dict(conn.execute("SELECT id, name FROM crm.workstation").fetchall())
+        recipients = [r[0] for r in conn.execute("SELECT cti.crm_ring_recipients(NULL)")]
+        baseline = conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM cti.raw_event),"
+            " (SELECT coalesce(max(id), 0) FROM cti.call)"
+        ).fetchone()
+        clients = conn.execute("SELECT count(*) FROM crm.client").fetchone()[0]
+    say(
+        f"[bold]3/5[/bold] demo CRM {'created' if seeded else 'reused'}: {clients} clients, "
+        f"{len(workstations)} workstations, {len(recipients)} employees get ring notifications"
+    )
+
+    key = secrets.token_urlsafe(24)
+    server = Onlinepbx3Server(key)
+    await server.start()
+    log_path = embedded.home() / "demo-ingest.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    ingester = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ingester.cli",
+        "ingest",
+        "--dsn",
+        database.with_user(dsn, seed.INGESTER_LOGIN),
+        "--url",
+        server.url,
+        "--spool-dir",
+        str(embedded.home() / "demo-spool"),
+        env={**os.environ, "PGCTI_PBX_KEY": key},
+        stdout=log_path.open("ab"),
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await asyncio.wait_for(server.subscribed.wait(), 20)
+    except TimeoutError:
+        ingester.kill()
+        raise DemoError(f"the ingester did not subscribe within 20 s; see {log_path}") from None
+    say(
+        f"[bold]4/5[/bold] simulator on {server.url}; `pgcti ingest` (pid {ingester.pid}) subscribed, "
+        f"log in {log_path}"
+    )
+    say(f"[bold]5/5[/bold] playing {rate:g} calls/s for {duration:g}s (Ctrl-C stops early)\n")
+
+    numbers, extensions = crm_numbers_and_extensions(dsn)
+    traffic = Traffic(seed_value, numbers, extensions)
+    board = Board(workstations)
+    sent_at: dict[str, list[float]] = collections.defaultdict(list)  # pbx call id -> send times
+    sent_log: list[tuple[float, dict]] = []
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    plain = not console.is_terminal
+
+    class SentLog(list):
+        def append(self, item: tuple[float, dict]) -> None:
+            at, frame = item
+            call = (frame.get("data") or {}).get("call_uuid") or (frame.get("data") or {}).get(
+                "uuid"
+            )
+            sent_at[str(call)].append(at)
+            super().append(item)
+
+    sent_log = SentLog()
+    schedule = traffic.schedule(time.time() + 0.2, rate, None)
+    player = asyncio.create_task(play(server, schedule, sent_log))
+    listener = asyncio.create_task(
+        _listen(dsn, workstations, recipients, board, sent_at, plain, console)
+    )
+    poller = asyncio.create_task(_poll_calls(dsn, board))
+
+    async def wait_duration() -> None:
+        try:
+            await asyncio.wait_for(stopping.wait(), duration)
+        except TimeoutError:
+            pass
+
+    if plain:
+        await wait_duration()
+    else:
+        with Live(board.render(), console=console, refresh_per_second=4, transient=False) as live:
+
+            async def refresh() -> None:
+                while True:
+                    live.update(board.render())
+                    await asyncio.sleep(0.25)
+
+            refresher = asyncio.create_task(refresh())
+            await wait_duration()
+            refresher.cancel()
+
+    # Stop new calls; let the ones under way finish (bounded), then stop the ingester like systemd would.
+    traffic.accepting = False
+    try:
+        await asyncio.wait_for(player, 15)
+    except TimeoutError:
+        player.cancel()
+    await asyncio.sleep(1.0)
+    ingester.send_signal(signal.SIGTERM)
+    try:
+        ingester_status = await asyncio.wait_for(ingester.wait(), 10)
+    except TimeoutError:
+        ingester.kill()
+        ingester_status = -9
+    for task in (listener, poller):
+        if task.done() and task.exception() is not None:
+            raise DemoError(f"the board stopped: {task.exception()!r}")
+        task.cancel()
+    await server.stop()
+    return _summary(dsn, baseline, server.sent, board, ingester_status, log_path, console)
+
+
+async def _listen(
+    dsn: str,
+    workstations: dict[int, str],
+    recipients: list[int],
+    board: Board,
+    sent_at: dict[str, list[float]],
+    plain: bool,
+    console: Console,
+) -> None:
+    """Observe every doorbell (as a DBA may): measure frame -> doorbell latency, update the board."""
+    call_ids: dict[int, str] = {}
+    # Two connections: the notifies() generator holds its connection while it waits.
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as reader,
+    ):
+        channels = [f"cti_ws_v1_{w}" for w in workstations] + [
+            f"cti_emp_v1_{e}" for e in recipients
+        ]
+        for channel in channels:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        async for note in conn.notifies():
+            arrived = time.time()
+            bell = json.loads(note.payload)
+            kind, target = note.channel.split("_v1_")[0][4:], int(note.channel.rsplit("_", 1)[1])
+            if bell["call_id"] not in call_ids:
+                row = await (
+                    await reader.execute(
+                        "SELECT pbx_call_id FROM cti.call WHERE id = %s", [bell["call_id"]]
+                    )
+                ).fetchone()
+                call_ids[bell["call_id"]] = row[0] if row else ""
+            times = sent_at.get(call_ids[bell["call_id"]], [])
+            cause = (
+                bisect.bisect_right(times, arrived) - 1
+            )  # the frame that was sent last before the bell
+            if cause >= 0:
+                board.latencies_ms.append((arrived - times[cause]) * 1000)
+            payload = await (
+                await reader.execute(
+                    "SELECT payload FROM cti.outbox WHERE target_kind = %s AND target_id = %s AND seq = %s",
+                    [kind, target, bell["seq"]],
+                )
+            ).fetchone()
+            line = board.apply(kind, target, bell["type"], payload[0] if payload else {})
+            if plain:
+                console.print(line, highlight=False)
+
+
+async def _poll_calls(dsn: str, board: Board) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        while True:
+            cur = await conn.execute(
+                """SELECT id, direction, external_number, client_card ->> 'client_name', answered_by,
+                          holder_extension, routing_note
+                     FROM cti.call WHERE ended_at IS NULL AND started_at > now() - interval '10 minutes'
+                    ORDER BY id DESC"""
+            )
+            board.calls = await cur.fetchall()
+            await asyncio.sleep(0.5)
+
+
+def _summary(
+    dsn: str,
+    baseline: tuple[int, int],
+    sent: int,
+    board: Board,
+    ingester_status: int | None,
+    log_path,
+    console: Console,
+) -> int:
+    with psycopg.connect(dsn) as conn:
+        stored, failed, ignored = conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE o.status = 'failed'),
+                      count(*) FILTER (WHERE o.status = 'ignored')
+                 FROM cti.raw_event r LEFT JOIN cti.event_outcome o ON o.raw_event_id = r.id
+                WHERE r.id > %s""",
+            [baseline[0]],
+        ).fetchone()
+        outcomes = conn.execute(
+            """SELECT coalesce(outcome, 'in progress'), count(*) FROM cti.call
+                WHERE id > %s GROUP BY 1 ORDER BY 2 DESC""",
+            [baseline[1]],
+        ).fetchall()
+    lat = board.latencies_ms
+    errors = failed + (0 if ingester_status == 0 else 1)
+    console.print("\n[bold]Summary[/bold]")
+    console.print(
+        f"  frames: {sent} sent by the simulator, {stored} stored in cti.raw_event "
+        f"({ignored} ignored as non-call events, {failed} failed)"
+    )
+    console.print(
+        f"  calls: {sum(n for _, n in outcomes)} ("
+        + ", ".join(f"{n} {o}" for o, n in outcomes)
+        + ")"
+    )
+    console.print(
+        f"  delivered: {board.counts['open_card']} pops (open_card), {board.counts['close_card']} "
+        f"close_card, {board.counts['call_ended']} call_ended, {board.counts['ring']} ring notifications"
+    )
+    if lat:
+        console.print(
+            f"  frame -> doorbell latency over {len(lat)} doorbells: p50 {percentile(lat, 50):.1f} ms, "
+            f"p95 {percentile(lat, 95):.1f} ms, p99 {percentile(lat, 99):.1f} ms, max {max(lat):.1f} ms"
+        )
+    console.print(
+        f"  errors: {errors}"
+        + (
+            ""
+            if ingester_status == 0
+            else f" (the ingester exited with {ingester_status}; see {log_path})"
+        )
+    )
+    console.print(
+        "\nNext: `pgcti watch --workstation desk-101` is a real CRM client; "
+        "docs/crm-clients.md explains the protocol."
+    )
+    return 0 if errors == 0 and board.counts["open_card"] > 0 else 1
