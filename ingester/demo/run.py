@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import contextlib
 import json
 import os
 import secrets
@@ -116,10 +117,8 @@ async def run(
     poller = asyncio.create_task(_poll_calls(dsn, board))
 
     async def wait_duration() -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), duration)
-        except TimeoutError:
-            pass
 
     if plain:
         await wait_duration()
