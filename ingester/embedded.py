@@ -60,6 +60,8 @@ def start() -> str:
     pgdata().parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process; `pgcti db stop` ends it.
     server = library.get_server(pgdata(), cleanup_mode=None)
+    if not status().running:  # the library caches handles per process: one from before a stop
+        server.ensure_postgres_running()
     _ensure_database(server.get_uri("postgres"))
     return server.get_uri(DATABASE)
 

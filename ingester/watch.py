@@ -60,8 +60,11 @@ def resolve_login(dsn: str, workstation: str | None, employee: str | None) -> st
     from ingester.database import with_user
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM cti.client_login WHERE login = session_user").fetchone():
-            return dsn
+        try:
+            conn.execute("SELECT * FROM cti.whoami_v1()")
+            return dsn  # this login is a CRM client
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # not a bound client login: a DBA's, resolved below
         if workstation is None and employee is None:
             raise SystemExit(
                 f"login {conn.info.user!r} is not a CRM client: give --workstation or --employee, "

@@ -1,0 +1,106 @@
+"""Real processes and sockets for end-to-end tests: the simulator in a thread, `pgcti ingest` as a child."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ingester.simulator.server import Onlinepbx3Server
+
+KEY = "test-key-7f3a9c2e51"
+
+
+class SimulatorThread:
+    """The onlinePBX 3.0 simulator on a loopback port, driven from test code."""
+
+    def __init__(self, key: str = KEY) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = Onlinepbx3Server(key)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._call(self.server.start())
+
+    def _call(self, coro, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def send(self, frames) -> int:
+        """Send frames in order; returns how many reached a subscriber."""
+
+        async def go() -> int:
+            return sum([await self.server.send(f) for f in frames])
+
+        return self._call(go(), timeout=60)
+
+    def drop(self) -> int:
+        return self._call(self.server.drop_clients())
+
+    def close(self) -> None:
+        self._call(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class IngestProcess:
+    """`pgcti ingest` as its own process, output captured to a file."""
+
+    def __init__(self, dsn: str, url: str, tmp: Path, key: str = KEY, *extra: str) -> None:
+        self.log_path = tmp / "ingest.log"
+        self.spool_dir = tmp / "spool"
+        env = {**os.environ, "PGCTI_PBX_KEY": key}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ingester.cli",
+                "ingest",
+                "--dsn",
+                dsn,
+                "--url",
+                url,
+                "--spool-dir",
+                str(self.spool_dir),
+                "--log-level",
+                "DEBUG",
+                *extra,
+            ],
+            env=env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 8) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float = 15, what: str = "condition"
+) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,171 @@
+"""simulator -> `pgcti ingest` -> PostgreSQL -> a LISTENing client, over real sockets and processes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.conftest import run_cli
+from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
+from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
+
+
+@pytest.fixture
+def sim():
+    simulator = SimulatorThread()
+    yield simulator
+    simulator.close()
+
+
+def _count(dsn: str, query: str = "SELECT count(*) FROM cti.raw_event") -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def test_calls_arrive_as_commands_at_the_right_workstation(conn, dsn, sim, make_login, tmp_path):
+    crm = seed_crm(conn)
+    ws102 = make_login("cti_client", "e2e_ws102")
+    conn.execute(
+        "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
+        [conninfo_to_dict(ws102)["user"], crm["ws-102"]],
+    )
+    ingest = IngestProcess(make_login("cti_ingester", "e2e_ing"), sim.url, tmp_path)
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="the ingester to subscribe")
+        watch = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ingester.cli",
+                "watch",
+                "--dsn",
+                ws102,
+                "--count",
+                "4",
+                "--duration",
+                "30",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        chain = pbx.blind_transfer_chain(builder(1), KNOWN, LINE, ["101", "102", "103"])
+        direct = pbx.inbound_answered(builder(2), "+7 903 000 11 22", LINE, "102")
+        assert sim.send(chain + direct) == len(chain) + len(direct)
+        out, err = watch.communicate(timeout=40)
+    finally:
+        assert ingest.stop() == 0
+    lines = [re.sub(r"^\S+ #\d+\s+", "", line) for line in out.splitlines()]
+    assert [line.split()[0] for line in lines] == [
+        "open_card",
+        "close_card",
+        "open_card",
+        "call_ended",
+    ], out + err
+    assert "Ivan Ivanov (Romashka, manager Petrova)" in lines[0]
+    assert "+79030001122  New caller +79030001122 (NEW number)" in lines[2]
+    assert (
+        _count(dsn) == len(chain) + len(direct) + 1
+    )  # + the `subscribed` reply, stored and ignored
+    assert KEY not in ingest.log
+
+
+def test_a_wrong_key_is_refused_with_a_clear_error(sim, dsn, tmp_path):
+    ingest = IngestProcess(dsn, sim.url, tmp_path, "wrong-key-0123456789")
+    assert ingest.proc.wait(20) == 2
+    assert (
+        "the PBX refused the connection with HTTP 401: check the API key and domain" in ingest.log
+    )
+    assert "wrong-key-0123456789" not in ingest.log
+    assert sim.server.refused >= 1
+
+
+def test_a_dropped_connection_reconnects_and_resubscribes(conn, dsn, sim, tmp_path):
+    seed_crm(conn)
+    ingest = IngestProcess(dsn, sim.url, tmp_path)
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="first subscription")
+        first = pbx.inbound_answered(builder(1), KNOWN, LINE, "101")
+        delivered = sim.send(first)
+        wait_for(lambda: _count(dsn) == delivered + 1, what="first call stored")
+        sim.drop()
+        lost = sim.send(
+            pbx.inbound_answered(builder(3), KNOWN, LINE, "101")[:2]
+        )  # nobody listening: gone
+        wait_for(
+            lambda: sim.server.listeners() == 1 and sim.server.subscriptions == 2,
+            what="re-subscription",
+        )
+        second = pbx.inbound_answered(builder(2), KNOWN, LINE, "102")
+        delivered += sim.send(second)
+        # + one `subscribed` reply: the second is identical to the first, so the dedup key skips it
+        wait_for(lambda: _count(dsn) == delivered + 1, what="second call stored")
+    finally:
+        assert ingest.stop() == 0
+    assert lost == 0, "frames sent while disconnected reach nobody: the PBX does not re-send them"
+    assert "PBX connection dropped" in ingest.log
+    assert _count(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'open_card'") == 2
+
+
+def test_sigterm_flushes_everything_received(conn, dsn, sim, tmp_path):
+    seed_crm(conn)
+    ingest = IngestProcess(dsn, sim.url, tmp_path)
+    wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+    frames = [
+        f for seed in range(60) for f in pbx.inbound_answered(builder(seed), KNOWN, LINE, "101")
+    ]
+    sim.send(frames)
+    assert ingest.stop(timeout=5) == 0, ingest.log
+    received, stored, spooled = map(
+        int, re.search(r"stopped: (\d+) received, (\d+) stored, (\d+) spooled", ingest.log).groups()
+    )
+    assert received == stored and spooled == 0
+    assert _count(dsn) == stored
+
+
+def test_metrics_and_health_endpoints(conn, dsn, sim, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ingest = IngestProcess(dsn, sim.url, tmp_path, KEY, "--metrics-port", str(port))
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+        frames = pbx.inbound_answered(builder(), KNOWN, LINE, "101")
+        sim.send(frames)
+        wait_for(lambda: _count(dsn) == len(frames) + 1, what="frames stored")
+
+        def fetch(path: str) -> str:
+            return (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read().decode()
+            )
+
+        health = wait_for(lambda: json.loads(fetch("/healthz")), what="health")
+        assert health == {"pbx_connected": True, "db_connected": True, "spool_depth": 0}
+        metrics = fetch("/metrics")
+        assert f"\npgcti_frames_stored_total {len(frames) + 1}.0\n" in metrics, metrics
+    finally:
+        assert ingest.stop() == 0
+
+
+def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
+    result = run_cli(
+        "demo", "--dsn", dsn, "--duration", "4", "--rate", "3", "--seed", "11", timeout=90
+    )
+    out = result.stdout
+    assert "Summary" in out and "errors: 0" in out, out + result.stderr
+    pops = int(re.search(r"delivered: (\d+) pops", out).group(1))
+    assert pops > 0
+    sent, stored = map(
+        int, re.search(r"frames: (\d+) sent by the simulator, (\d+) stored", out).groups()
+    )
+    assert sent == stored - 1 or sent == stored  # the `subscribed` reply is stored too
