@@ -49,7 +49,7 @@ async def run(config: IngestConfig) -> int:
     log.info("stopping: no more frames are read; writing %d queued frame(s)", writer.queue.qsize())
     for task in (pbx_task, stop_task):
         task.cancel()
-    await asyncio.gather(pbx_task, stop_task, return_exceptions=True)
+    await asyncio.wait({pbx_task, stop_task}, timeout=1.5)  # the goodbye to the PBX is bounded
     writer.stop()
     try:
         await asyncio.wait_for(asyncio.shield(writer_task), STOP_FLUSH_SECONDS)

@@ -21,6 +21,11 @@ def own_server(tmp_path, monkeypatch):
     embedded.stop("immediate")
 
 
+def count_raw(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM cti.raw_event").fetchone()[0]
+
+
 def _spooled(ingest: IngestProcess) -> int:
     path = ingest.spool_dir / "frames.jsonl"
     return sum(1 for _ in path.open()) if path.exists() else 0
@@ -38,10 +43,7 @@ def test_database_outage_and_ingester_kill_lose_nothing(own_server, tmp_path):
     try:
         wait_for(lambda: sim.server.listeners() == 1, what="subscription")
         sim.send(batches[0])
-        count = lambda: (
-            psycopg.connect(dsn).execute("SELECT count(*) FROM cti.raw_event").fetchone()[0]
-        )  # noqa: E731
-        wait_for(lambda: count() == len(batches[0]) + 1, what="first batch stored")
+        wait_for(lambda: count_raw(dsn) == len(batches[0]) + 1, what="first batch stored")
 
         embedded.stop("immediate")  # a crash, not a clean shutdown
         sim.send(batches[1])
@@ -56,7 +58,7 @@ def test_database_outage_and_ingester_kill_lose_nothing(own_server, tmp_path):
         wait_for(lambda: sim.server.listeners() == 1, what="resubscription")
         sim.send(batches[2])
         total = sum(len(b) for b in batches) + 1
-        wait_for(lambda: count() == total, timeout=30, what="every frame stored")
+        wait_for(lambda: count_raw(dsn) == total, timeout=30, what="every frame stored")
         assert ingest.stop() == 0
     finally:
         ingest.kill()

@@ -73,6 +73,7 @@ async def run(
             reconnect_delays=delays,
             max_size=MAX_FRAME_BYTES,
             open_timeout=10,
+            close_timeout=1,
             ping_interval=20,
             ping_timeout=20,
             logger=logging.getLogger("pgcti.websockets"),
