@@ -1224,3 +1224,5 @@ REVOKE ALL ON FUNCTION cti.tg_raw_event__process() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.whoami_v1() FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.whoami_v1() TO cti_client;
+
+GRANT SELECT ON TABLE cti.config TO cti_client;

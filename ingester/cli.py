@@ -173,7 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(soft_wrap=True)  # plain lines for logs and pipes
     try:
-        return asyncio.run(run(args.duration, args.rate, args.seed, args.dsn, console))
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+        return asyncio.run(run(args.duration, args.rate, seed, args.dsn, console))
     except DemoError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         return 1
@@ -267,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dsn(p)
     p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic (default 60)")
     p.add_argument("--rate", type=float, default=2.0, help="new calls per second (default 2)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="traffic seed (default: a new one each run, so call ids never repeat)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")

@@ -40,6 +40,10 @@ def test_workstation_pulls_its_own_commands_in_order_and_acks(conn, make_login):
         assert client.execute("SELECT cti.ack_commands_v1(99)").fetchone()[0] == 2, (
             "ack is capped at last seq"
         )
+        assert (
+            client.execute("SELECT cti.normalize_phone('8 (495) 123-45-67')").fetchone()[0]
+            == "+74951234567"
+        )
         notes = client.execute(
             "SELECT type, payload->>'manager_surname' FROM cti.pull_notifications_v1()"
         ).fetchall()

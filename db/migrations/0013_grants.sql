@@ -11,3 +11,5 @@ GRANT INSERT (source, received_at, body) ON cti.raw_event TO cti_ingester;
 GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
     cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint),
     cti.normalize_phone(text) TO cti_client;
+-- normalize_phone() reads the phone rules as its caller; they are not secret.
+GRANT SELECT ON cti.config TO cti_client;

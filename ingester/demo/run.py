@@ -86,7 +86,9 @@ async def run(
         f"[bold]4/5[/bold] simulator on {server.url}; `pgcti ingest` (pid {ingester.pid}) subscribed, "
         f"log in {log_path}"
     )
-    say(f"[bold]5/5[/bold] playing {rate:g} calls/s for {duration:g}s (Ctrl-C stops early)\n")
+    say(
+        f"[bold]5/5[/bold] playing {rate:g} calls/s for {duration:g}s, seed {seed_value} (Ctrl-C stops early)\n"
+    )
 
     numbers, extensions = crm_numbers_and_extensions(dsn)
     traffic = Traffic(seed_value, numbers, extensions)
