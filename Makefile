@@ -24,7 +24,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check ingester tests
 	$(BIN)/ruff format --check ingester tests
 
-# Regenerate db/schema.sql from a freshly migrated database.
+# Regenerate db/schema.sql from a freshly migrated database on the embedded server (PostgreSQL 18).
 schema: $(BIN)/.installed
 	$(BIN)/pgcti schema > db/schema.sql
 

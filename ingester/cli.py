@@ -67,7 +67,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from ingester import schema_snapshot
 
-    sys.stdout.write(schema_snapshot.snapshot(database.resolve_dsn(args.dsn)))
+    # Without --dsn: the embedded server, which is what db/schema.sql is made on.
+    sys.stdout.write(schema_snapshot.snapshot(args.dsn or embedded.start()))
     return 0
 
 
