@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PGCTI_HOME ?= $(CURDIR)/.pgcti
 DURATION ?= 60
 
-.PHONY: demo test test-pg15 lint schema clean
+.PHONY: demo test test-pg15 lint schema bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing pgcti (first run only)"
@@ -35,3 +35,7 @@ clean:
 # The same suite on Debian's PostgreSQL 15 (package postgresql-15), the oldest major we support.
 test-pg15: $(BIN)/.installed
 	tests/with_debian_postgres.sh 15 $(BIN)/pytest
+
+# Benchmarks: ratios measured in one run on one server (see docs/performance.md).
+bench: $(BIN)/.installed
+	$(BIN)/python -m tests.bench.run --json bench-results.json

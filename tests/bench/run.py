@@ -1,0 +1,235 @@
+"""`make bench`: throughput and lookup scaling, each reported as a ratio measured in one run.
+
+    python -m tests.bench.run [--frames 200000] [--clients 1000000] [--json bench-results.json]
+
+Runs on the embedded default server (or PGCTI_TEST_DSN / --dsn) in a scratch database
+it creates and drops. Nothing here asserts a speed; it measures and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import time
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from ingester import embedded, migrations
+from ingester.queries import query
+from ingester.simulator.traffic import Traffic
+
+BASELINE_INSERT = "INSERT INTO bench.raw_copy (source, received_at, body) VALUES (%(source)s, %(received_at)s, %(body)s)"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def scratch_database(server: str, name: str) -> str:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = make_conninfo(server, dbname=name)
+    migrations.apply(dsn)
+    return dsn
+
+
+def seed_crm(conn: psycopg.Connection, clients: int, first: int = 0) -> None:
+    """`clients` clients with one Russian number each, generated in SQL (fast at millions)."""
+    if first == 0:
+        conn.execute(
+            "INSERT INTO crm.company (name) SELECT 'Company ' || g FROM generate_series(1, 1000) g"
+        )
+        for ext in range(101, 131):
+            conn.execute(
+                "INSERT INTO crm.employee (surname, extension, receives_call_notifications)"
+                " VALUES (%s, %s, %s)",
+                [f"Emp{ext}", str(ext), ext < 104],
+            )
+            conn.execute(
+                "INSERT INTO crm.workstation (name, extension) VALUES (%s, %s)",
+                [f"desk-{ext}", str(ext)],
+            )
+    conn.execute(
+        """INSERT INTO crm.client (name, company_id, manager_id)
+           SELECT 'Client ' || g, 1 + g %% 1000, 1 + g %% 30 FROM generate_series(%s::bigint, %s::bigint) g""",
+        [first + 1, first + clients],
+    )
+    # Numbers in several spellings, normalised by the table's trigger as in real life.
+    conn.execute(
+        """INSERT INTO crm.client_phone (client_id, raw)
+           SELECT c.id, CASE c.id %% 3 WHEN 0 THEN '+7 9' || lpad((c.id)::text, 9, '0')
+                                       WHEN 1 THEN '89' || lpad((c.id)::text, 9, '0')
+                                       ELSE '8 (9' || substr(lpad((c.id)::text, 9, '0'), 1, 2) || ') '
+                                            || substr(lpad((c.id)::text, 9, '0'), 3) END
+             FROM crm.client c WHERE c.id > %s""",
+        [first],
+    )
+    conn.execute("ANALYZE")
+
+
+def frames_for(count: int, clients: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    known = [f"+79{n:09d}" for n in rng.sample(range(1, clients + 1), min(5000, clients))]
+    traffic = Traffic(seed, known, [str(e) for e in range(101, 131)], unknown_share=0.2)
+    now = time.time()
+    rows: list[dict] = []
+    while len(rows) < count:
+        for _, frame in traffic.call(now):
+            rows.append({"source": "onlinepbx3", "received_at": None, "body": json.dumps(frame)})
+    for row in rows:
+        row["received_at"] = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
+    return rows[:count]
+
+
+def insert_batches(dsn: str, statement: str, rows: list[dict], batch: int) -> float:
+    """Events per second, one transaction per batch, as the ingester writes."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(statement, rows[start : start + batch])
+        return len(rows) / (time.perf_counter() - started)
+
+
+def throughput(dsn: str, frames: int, clients: int, batch: int) -> dict:
+    rows = frames_for(frames, clients, seed=3)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA bench")
+        conn.execute(
+            "CREATE TABLE bench.raw_copy (LIKE cti.raw_event INCLUDING DEFAULTS INCLUDING IDENTITY)"
+        )
+        conn.execute("ALTER TABLE bench.raw_copy ALTER COLUMN dedup_key DROP NOT NULL")
+    log(
+        f"throughput: {frames} frames, batches of {batch}; bare INSERT into a trigger-less copy first"
+    )
+    bare = insert_batches(dsn, BASELINE_INSERT, rows, batch)
+    log(f"  bare INSERT: {bare:,.0f} events/s")
+    pipeline = insert_batches(dsn, query("insert_raw_event"), rows, batch)
+    log(f"  full pipeline: {pipeline:,.0f} events/s")
+    with psycopg.connect(dsn) as conn:
+        outcome = dict(
+            conn.execute("SELECT status, count(*) FROM cti.event_outcome GROUP BY 1").fetchall()
+        )
+        commands = conn.execute("SELECT count(*) FROM cti.outbox").fetchone()[0]
+    return {
+        "frames": frames,
+        "batch": batch,
+        "bare_insert_events_per_s": round(bare),
+        "pipeline_events_per_s": round(pipeline),
+        "pipeline_vs_bare": round(pipeline / bare, 4),
+        "outcomes": outcome,
+        "commands": commands,
+    }
+
+
+def time_lookups(dsn: str, clients: int, samples: int) -> float:
+    """Median microseconds per cti.crm_lookup, half known, half unknown numbers."""
+    rng = random.Random(5)
+    numbers = [
+        f"+79{rng.randrange(1, clients + 1):09d}" if i % 2 else f"+7495{rng.randrange(10**7):07d}"
+        for i in range(samples)
+    ]
+    times = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT * FROM cti.crm_lookup('+70000000000')")  # plan and cache
+        for number in numbers:
+            started = time.perf_counter()
+            conn.execute("SELECT * FROM cti.crm_lookup(%s)", [number]).fetchall()
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e6
+
+
+def machine(dsn: str) -> dict:
+    with psycopg.connect(dsn) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        fsync = conn.execute("SHOW fsync").fetchone()[0]
+    info = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgresql": version,
+        "fsync": fsync,
+    }
+    try:
+        out = subprocess.run(
+            [str(embedded.bin_dir() / "pg_test_fsync"), "-s", "1", "-f", "/tmp/pgcti_fsync_test"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        line = next(line for line in out.splitlines() if "fdatasync" in line and "ops/sec" in line)
+        info["pg_test_fsync_fdatasync"] = " ".join(line.split()[1:])
+    except (OSError, StopIteration, subprocess.TimeoutExpired):
+        info["pg_test_fsync_fdatasync"] = "unavailable"
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dsn", default=os.environ.get("PGCTI_TEST_DSN"))
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=1_000_000)
+    parser.add_argument("--small-clients", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--lookups", type=int, default=2000)
+    parser.add_argument("--json", default="bench-results.json")
+    args = parser.parse_args()
+
+    server = args.dsn or embedded.start()
+    results: dict = {"machine": machine(server)}
+    log(f"machine: {results['machine']}")
+
+    dsn = scratch_database(server, "pgcti_bench")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            log(f"lookup scaling: seeding {args.small_clients:,} clients")
+            seed_crm(conn, args.small_clients)
+            small = time_lookups(dsn, args.small_clients, args.lookups)
+            log(f"  {args.small_clients:,} numbers: {small:.0f} us per lookup (median)")
+            log(f"  growing the CRM to {args.clients:,} clients (takes a while at millions)")
+            seed_crm(conn, args.clients - args.small_clients, first=args.small_clients)
+            large = time_lookups(dsn, args.clients, args.lookups)
+            log(f"  {args.clients:,} numbers: {large:.0f} us per lookup (median)")
+        results["lookup"] = {
+            "small_numbers": args.small_clients,
+            "large_numbers": args.clients,
+            "small_us": round(small, 1),
+            "large_us": round(large, 1),
+            "large_vs_small": round(large / small, 3),
+        }
+        results["throughput"] = throughput(dsn, args.frames, args.clients, args.batch)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS pgcti_bench WITH (FORCE)")
+
+    t, lk = results["throughput"], results["lookup"]
+    print()
+    print(f"{'measure':<44}{'value':>16}")
+    print(f"{'bare INSERT, events/s':<44}{t['bare_insert_events_per_s']:>16,}")
+    print(f"{'full pipeline, events/s':<44}{t['pipeline_events_per_s']:>16,}")
+    print(f"{'pipeline / bare INSERT':<44}{t['pipeline_vs_bare']:>16.3f}")
+    print(
+        f"{'lookup, ' + format(lk['small_numbers'], ',') + ' numbers (us)':<44}{lk['small_us']:>16.1f}"
+    )
+    print(
+        f"{'lookup, ' + format(lk['large_numbers'], ',') + ' numbers (us)':<44}{lk['large_us']:>16.1f}"
+    )
+    print(f"{'lookup large / small':<44}{lk['large_vs_small']:>16.3f}")
+    with open(args.json, "w") as out:
+        json.dump(results, out, indent=2)
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
