@@ -58,10 +58,14 @@ CREATE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
 DECLARE
     v_call_id bigint;
 BEGIN
-    -- The no-op update returns the id and locks the call row: frames of one call are applied one at a time.
-    INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
-    ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
-    RETURNING c.id INTO v_call_id;
+    IF p_fact.call_key IS NULL THEN
+        v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
+    ELSE
+        -- The no-op update returns the id and locks the call row: frames of one call are applied one at a time.
+        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
+        ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
+        RETURNING c.id INTO v_call_id;
+    END IF;
 
     CASE p_fact.kind
         WHEN 'leg_created' THEN
@@ -157,6 +161,54 @@ CREATE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
     AS $$ SELECT 'cti_' || p_kind || '_v1_' || p_id $$;
 
 COMMENT ON FUNCTION cti.channel_name(p_kind text, p_id bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>, cti_emp_v1_<employee id>';
+
+CREATE FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_call bigint;
+    v_other bigint;
+    v_caller text := cti.normalize_phone(p_fact.caller_raw);
+    v_destination text := cti.normalize_phone(p_fact.destination_raw);
+BEGIN
+    SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
+    IF v_call IS NULL THEN
+        SELECT b.call_id INTO v_call FROM cti.call_bridge b JOIN cti.call c ON c.id = b.call_id
+         WHERE c.source = p_source AND p_fact.leg IN (b.leg_a, b.leg_b) LIMIT 1;
+    END IF;
+
+    IF p_fact.kind = 'bridged' THEN
+        SELECT call_id INTO v_other FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.other_leg;
+        IF v_call IS NOT NULL AND v_other IS NOT NULL AND v_call <> v_other THEN
+            RETURN cti.merge_calls(least(v_call, v_other), greatest(v_call, v_other));
+        END IF;
+        v_call := coalesce(v_call, v_other);
+    END IF;
+
+    -- A new leg, or one only seen through an early answer or hangup (a call of its own so far).
+    IF p_fact.kind = 'leg_created' AND (v_call IS NULL OR NOT EXISTS (
+            SELECT FROM cti.call_leg WHERE call_id = v_call AND leg_uuid <> p_fact.leg))
+       AND (cti.is_extension(v_destination) OR (cti.is_extension(v_caller) AND v_destination IS NOT NULL)) THEN
+        SELECT l.call_id INTO v_other FROM cti.call_leg l JOIN cti.call c ON c.id = l.call_id
+         WHERE l.source = p_source AND l.leg_uuid <> p_fact.leg AND l.ended_at IS NULL AND c.ended_at IS NULL
+           AND l.caller IS NOT DISTINCT FROM v_caller
+           AND (cti.is_extension(v_destination) OR l.destination = v_destination)
+           AND l.created_at BETWEEN p_fact.at - interval '10 minutes' AND p_fact.at + interval '1 minute'
+         ORDER BY l.created_at DESC, l.call_id DESC LIMIT 1;
+        IF v_other IS NOT NULL THEN
+            RETURN CASE WHEN v_call IS NULL THEN v_other ELSE cti.merge_calls(v_other, v_call) END;
+        END IF;
+    END IF;
+
+    IF v_call IS NULL THEN
+        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, coalesce(p_fact.leg, p_fact.other_leg))
+        ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
+        RETURNING c.id INTO v_call;
+    END IF;
+    RETURN v_call;
+END
+$$;
 
 CREATE FUNCTION cti.crm_lookup(p_e164 text) RETURNS TABLE(client_id bigint, client_name text, company text, manager_id bigint, manager_surname text)
     LANGUAGE sql STABLE
@@ -275,6 +327,30 @@ CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT p_normalized IS NOT NULL AND left(p_normalized, 1) <> '+' $$;
 
+CREATE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE cti.call_leg SET call_id = p_keep WHERE call_id = p_gone;
+    INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+    SELECT p_keep, leg_a, leg_b, bridged_at FROM cti.call_bridge WHERE call_id = p_gone
+    ON CONFLICT DO NOTHING;
+    UPDATE cti.registered_number SET call_id = p_keep WHERE call_id = p_gone;
+    -- What the gone call already told people stays told: no second ring, no second card.
+    UPDATE cti.call k SET hold_count = k.hold_count + g.hold_count,
+                          ring_notified = k.ring_notified OR g.ring_notified,
+                          card_workstation_id = coalesce(k.card_workstation_id, g.card_workstation_id),
+                          client_id = coalesce(k.client_id, g.client_id),
+                          client_match = coalesce(k.client_match, g.client_match),
+                          client_candidates = coalesce(k.client_candidates, g.client_candidates),
+                          client_card = coalesce(k.client_card, g.client_card)
+      FROM cti.call g WHERE k.id = p_keep AND g.id = p_gone;
+    DELETE FROM cti.call WHERE id = p_gone;  -- legs' bridges and transfers of p_gone go with it
+    RETURN p_keep;
+END
+$$;
+
 CREATE TABLE cti.client_login (
     login name NOT NULL,
     workstation_id bigint,
@@ -300,6 +376,76 @@ BEGIN
     RETURN v_binding;
 END
 $$;
+
+CREATE FUNCTION cti.normalize_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event text := p_frame ->> 'name';
+    v_data jsonb := p_frame -> 'args' -> 0;
+    v_fact cti.fact;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_event IN ('callback', 'registration', 'channel_application', 'messages', 'api') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('event "%s" carries no call fact', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
+                       'channel_destroy', 'blf') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "args[0]"', v_event USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_fact.at := p_received;
+    IF v_event = 'channel_bridge' THEN
+        v_fact.kind := 'bridged';
+        v_fact.leg := cti.required_field(v_data, 'aleg_uuid', v_event);
+        v_fact.other_leg := cti.required_field(v_data, 'bleg_uuid', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
+    CASE v_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := v_data ->> 'caller_number';
+            v_fact.destination_raw := v_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+        WHEN 'blf' THEN
+            -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
+            IF v_data ->> 'status' = 'answered' THEN
+                v_fact.kind := 'leg_answered';
+                v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+            ELSE
+                v_fact.kind := 'ignored';
+                v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
+            END IF;
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.cause := v_data ->> 'hangup_cause';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+
+COMMENT ON FUNCTION cti.normalize_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 2.0 event -> call facts (without call ids); raises naming a missing field';
 
 CREATE FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
     LANGUAGE plpgsql IMMUTABLE
@@ -505,10 +651,14 @@ BEGIN
         detail := p_event.parse_error;
         RETURN;
     END IF;
-    IF p_event.source <> 'onlinepbx3' THEN
-        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3';
+    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
+        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
     END IF;
-    FOR v_fact IN SELECT * FROM cti.normalize_onlinepbx3(p_event.frame, p_event.received_at) LOOP
+    FOR v_fact IN
+        SELECT * FROM cti.normalize_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
+        UNION ALL
+        SELECT * FROM cti.normalize_onlinepbx2(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx2'
+    LOOP
         IF v_fact.kind = 'ignored' THEN
             v_notes := v_notes || v_fact.note;
         ELSE
@@ -1171,6 +1321,8 @@ REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.channel_name(p_kind text, p_id bigint) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.crm_lookup(p_e164 text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_register_unknown(p_e164 text) FROM PUBLIC;
@@ -1185,7 +1337,11 @@ REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) 
 
 REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.my_binding() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.normalize_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 

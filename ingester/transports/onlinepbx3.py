@@ -92,6 +92,8 @@ async def run(
                 async for message in ws:
                     deliver(Frame(SOURCE, datetime.now(UTC), _receive_text(message)))
             except websockets.ConnectionClosed as closed:
+                if closed.sent is not None and closed.sent.code == 1009:
+                    metrics.rejected.inc()
                 log.warning("PBX connection dropped (%s); reconnecting", _why(closed))
             except asyncio.CancelledError:
                 await asyncio.shield(
@@ -112,4 +114,11 @@ async def run(
 def _why(closed: websockets.ConnectionClosed) -> str:
     if closed.rcvd is not None:
         return f"closed by the PBX: code {closed.rcvd.code} {closed.rcvd.reason}".strip()
+    if closed.sent is not None and closed.sent.code == 1009:
+        return (
+            f"a frame was over the {MAX_FRAME_BYTES // 2**20} MiB limit and is lost "
+            "(the PBX does not re-send it)"
+        )
+    if closed.sent is not None:
+        return f"closed by us: code {closed.sent.code} {closed.sent.reason}".strip()
     return "connection lost without a close frame"

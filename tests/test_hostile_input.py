@@ -1,0 +1,185 @@
+"""Hostile input through a real socket to the real ingester: every frame is stored with a clear
+outcome (or rejected with a logged reason), the ingester never crashes, the calls around them go on."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
+from tests.live import IngestProcess, SimulatorThread, wait_for
+
+_nonce = itertools.count()
+
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)
+hostile_strings = st.one_of(
+    texts,
+    st.sampled_from(
+        [
+            "'; DROP TABLE cti.raw_event; --",
+            "\x00",
+            "\u202e\u200b",
+            "8 (495) 123-45-67\x07",
+            "%s%s%n",
+            "{{7*7}}",
+            "\\u0000",
+            "\ud7ff\ue000",
+            "+7" * 40,
+            " " * 300,
+            "NaN",
+            "-0",
+        ]
+    ),
+)
+numbers = st.one_of(
+    st.integers(), st.floats(allow_nan=False, allow_infinity=False), hostile_strings
+)
+values = st.recursive(
+    st.none() | st.booleans() | numbers | hostile_strings,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=12,
+)
+events = st.sampled_from(
+    [
+        "channel_create",
+        "channel_answer",
+        "channel_bridge",
+        "channel_destroy",
+        "channel_hold",
+        "call_end",
+        "subscribed",
+        "mystery_event",
+        "",
+    ]
+)
+
+
+@st.composite
+def frames(draw) -> str:
+    kind = draw(st.sampled_from(["call_event", "wrong_types", "not_json", "not_object", "deep"]))
+    nonce = next(_nonce)  # every frame distinct, so every one must show up as its own row
+    if kind == "call_event":
+        data = draw(
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "uuid",
+                        "call_uuid",
+                        "caller_number",
+                        "destination_number",
+                        "created_stamp",
+                        "answered_stamp",
+                        "uuids",
+                        "hangup_cause",
+                    ]
+                ),
+                values,
+                max_size=8,
+            )
+        )
+        return json.dumps(
+            {"event": draw(events), "data": data, "nonce": nonce}, ensure_ascii=draw(st.booleans())
+        )
+    if kind == "wrong_types":
+        return json.dumps({"event": draw(values), "data": draw(values), "nonce": nonce})
+    if kind == "not_json":
+        return f"{nonce}:{draw(hostile_strings)}" + draw(
+            st.sampled_from(["", "{", "}", '{"event": "channel_create"'])
+        )
+    if kind == "not_object":
+        return json.dumps([nonce, draw(values)])
+    return "[" * 2000 + str(nonce) + "]" * 2000  # deep nesting
+
+
+@pytest.fixture(scope="module")
+def pipeline(server_dsn, template_db, tmp_path_factory):
+    from tests.conftest import _janitor, dsn_for
+
+    name = "pgcti_hostile"
+    janitor = _janitor(server_dsn, name, template_dbname=template_db)
+    janitor.drop()
+    janitor.init()
+    dsn = dsn_for(server_dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed_crm(conn)
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp_path_factory.mktemp("hostile"))
+    wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+    yield dsn, sim, ingest
+    code = ingest.stop()
+    sim.close()
+    janitor.drop()
+    assert code == 0, "the ingester exits cleanly after all of it"
+
+
+def _raw_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM cti.raw_event").fetchone()[0]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=st.lists(frames(), min_size=1, max_size=6))
+def test_fuzzed_frames_are_stored_with_an_outcome(pipeline, batch):
+    dsn, sim, ingest = pipeline
+    before = _raw_count(dsn)
+    assert sim.send(batch) == len(batch)
+    wait_for(lambda: _raw_count(dsn) == before + len(batch), what=f"{len(batch)} frames stored")
+    assert ingest.proc.poll() is None, "the ingester is still running"
+    with psycopg.connect(dsn) as conn:
+        missing = conn.execute(
+            "SELECT count(*) FROM cti.raw_event r LEFT JOIN cti.event_outcome o"
+            " ON o.raw_event_id = r.id WHERE o.status IS NULL"
+        ).fetchone()[0]
+    assert missing == 0, "every stored frame has an outcome"
+
+
+def test_huge_frames_and_the_calls_around_them(pipeline):
+    dsn, sim, ingest = pipeline
+    before = _raw_count(dsn)
+    b = builder(42)
+    call = pbx.inbound_answered(b, KNOWN, LINE, "103")
+    # 10 MB of UTF-8
+    huge_json = json.dumps(
+        {"event": "channel_create", "data": {"pad": "я" * 5_000_000}}, ensure_ascii=False
+    )
+    huge_text = "x" * 10_000_000
+    sent = sim.send(call[:3] + [huge_json, huge_text] + call[3:])
+    assert sent == len(call) + 2
+    wait_for(
+        lambda: _raw_count(dsn) == before + len(call) + 2, timeout=60, what="all frames stored"
+    )
+    with psycopg.connect(dsn) as conn:
+        failed = conn.execute(
+            """SELECT octet_length(r.body), o.detail FROM cti.raw_event r JOIN cti.event_outcome o ON o.raw_event_id = r.id
+                WHERE r.id > %s AND o.status = 'failed' ORDER BY r.id""",
+            [before],
+        ).fetchall()
+        call_row = conn.execute(
+            "SELECT outcome, answered_by FROM cti.call WHERE pbx_call_id = %s", [b.call_uuid]
+        ).fetchone()
+    assert [f[0] for f in failed] == [len(huge_json.encode()), len(huge_text)], "stored verbatim"
+    assert all("over the 1048576-byte limit" in f[1] for f in failed)
+    assert call_row == ("answered", "103")
+    assert ingest.proc.poll() is None
+
+
+def test_a_frame_over_the_transport_limit_is_logged_and_the_feed_goes_on(pipeline):
+    dsn, sim, ingest = pipeline
+    before = _raw_count(dsn)
+    call = pbx.inbound_answered(builder(43), KNOWN, LINE, "101")
+    sim.send(["y" * (17 * 2**20)])  # over the ingester's 16 MiB WebSocket limit
+    wait_for(
+        lambda: sim.server.listeners() == 1 and "over the 16 MiB limit" in ingest.log,
+        what="reconnect",
+    )
+    sim.send(call)
+    wait_for(lambda: _raw_count(dsn) >= before + len(call), what="the next call stored")
+    assert ingest.proc.poll() is None

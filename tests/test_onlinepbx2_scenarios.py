@@ -1,0 +1,109 @@
+"""onlinePBX API 2.0 (no call ids, no transfer event) at the SQL boundary: the same calls as 3.0,
+correlated through legs, bridges and numbers, give the same calls and the same commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from ingester.simulator.onlinepbx2_calls import from_onlinepbx3
+from tests.crm_fixture import KNOWN, LINE, builder, commands, insert_frames, outcomes, seed_crm
+
+SCENARIOS = {
+    "answered": lambda b: pbx.inbound_answered(b, KNOWN, LINE, "102"),
+    "missed": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["101", "102"], "NO_ANSWER"),
+    "abandoned": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["101"], "ORIGINATOR_CANCEL"),
+    "busy": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["103"], "USER_BUSY"),
+    "ring_all": lambda b: pbx.ring_all(b, KNOWN, LINE, ["101", "102", "103"], winner="102"),
+    "blind_chain": lambda b: pbx.blind_transfer_chain(b, KNOWN, LINE, ["101", "102", "103"]),
+    "attended": lambda b: pbx.attended_transfer(b, KNOWN, LINE, "101", "102"),
+    "hold": lambda b: pbx.inbound_with_hold(b, KNOWN, LINE, "101"),
+    "outbound": lambda b: pbx.outbound(b, "102", "84951234567"),
+    "internal": lambda b: pbx.internal(b, "101", "102"),
+}
+
+CALL_FACTS = """SELECT direction, external_number, client_match, answered_by, holder_extension, outcome, hold_count,
+                       (SELECT array_agg(to_extension ORDER BY step) FROM cti.call_transfer t WHERE t.call_id = c.id)
+                  FROM cti.call c WHERE source = %s ORDER BY id"""
+
+
+def _commands_by_type(conn) -> list[tuple]:
+    return [(kind, target, type_) for kind, target, type_, _ in commands(conn)]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_2_0_call_is_understood_like_its_3_0_twin(conn, name):
+    seed_crm(conn)
+    frames3 = SCENARIOS[name](builder(7))
+    insert_frames(conn, frames3, source="onlinepbx3")
+    as_3 = conn.execute(CALL_FACTS, ["onlinepbx3"]).fetchall()
+    sent_3 = _commands_by_type(conn)
+    conn.execute("TRUNCATE cti.outbox, cti.stream, cti.registered_number")
+
+    insert_frames(conn, from_onlinepbx3(frames3), source="onlinepbx2")
+    as_2 = conn.execute(CALL_FACTS, ["onlinepbx2"]).fetchall()
+    assert as_2 == as_3
+    assert _commands_by_type(conn) == sent_3
+    assert {status for _, status, _ in outcomes(conn)} <= {"processed", "ignored"}
+
+
+def test_two_concurrent_2_0_calls_from_different_numbers_stay_apart(conn):
+    crm = seed_crm(conn)
+    a = from_onlinepbx3(pbx.inbound_answered(builder(1), KNOWN, LINE, "101"))
+    b = from_onlinepbx3(pbx.inbound_answered(builder(2), "+79030001122", LINE, "102"))
+    insert_frames(
+        conn,
+        [f for pair in zip(a, b, strict=False) for f in pair] + a[len(b) :] + b[len(a) :],
+        source="onlinepbx2",
+    )
+    rows = conn.execute(
+        "SELECT external_number, answered_by, outcome FROM cti.call ORDER BY id"
+    ).fetchall()
+    assert rows == [("+74951234567", "101", "answered"), ("+79030001122", "102", "answered")]
+    assert sorted((c[1], c[2]) for c in commands(conn, "ws")) == sorted(
+        [
+            (crm["ws-101"], "open_card"),
+            (crm["ws-101"], "call_ended"),
+            (crm["ws-102"], "open_card"),
+            (crm["ws-102"], "call_ended"),
+        ]
+    )
+
+
+def test_2_0_answer_before_create_still_joins_the_customer_call(conn):
+    crm = seed_crm(conn)
+    events = from_onlinepbx3(pbx.inbound_answered(builder(3), KNOWN, LINE, "101"))
+    answers = [
+        e
+        for e in events
+        if e["name"] in ("channel_answer", "blf")
+        and e["args"][0].get("status", "answered") == "answered"
+    ]
+    rest = [e for e in events if e not in answers]
+    insert_frames(conn, answers + rest, source="onlinepbx2")
+    assert conn.execute(
+        "SELECT count(*), min(answered_by), min(outcome) FROM cti.call"
+    ).fetchone() == (1, "101", "answered")
+    assert [(c[1], c[2]) for c in commands(conn, "ws")] == [
+        (crm["ws-101"], "open_card"),
+        (crm["ws-101"], "call_ended"),
+    ]
+
+
+def test_2_0_frame_missing_a_field_fails_naming_it(conn):
+    insert_frames(
+        conn,
+        [
+            '{"name": "channel_bridge", "args": [{"aleg_uuid": "a"}]}',
+            '{"name": "blf"}',
+            '{"args": []}',
+            '{"name": "registration", "args": [{}]}',
+        ],
+        source="onlinepbx2",
+    )
+    assert [o[1:] for o in outcomes(conn)] == [
+        ("failed", 'channel_bridge frame lacks field "data.bleg_uuid"'),
+        ("failed", 'blf frame lacks field "args[0]"'),
+        ("failed", 'frame lacks field "name"'),
+        ("ignored", 'event "registration" carries no call fact'),
+    ]
