@@ -132,6 +132,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             args.replay and Path(args.replay),
             args.record and Path(args.record),
             args.drop_every,
+            protocol=args.protocol,
+            domain=args.domain,
         )
     )
 
@@ -214,10 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dsn(p)
     p.add_argument("--config", help="TOML file with an [ingest] table (default: $PGCTI_CONFIG)")
     p.add_argument(
-        "--pbx", choices=["onlinepbx3"], help="PBX protocol (default onlinepbx3; $PGCTI_PBX)"
+        "--pbx",
+        choices=["onlinepbx3", "onlinepbx2"],
+        help="PBX protocol: onlinepbx3 (WebSocket API 3.0, default) or onlinepbx2 (socket.io 0.9); $PGCTI_PBX",
     )
     p.add_argument(
-        "--url", help="PBX WebSocket URL without the key, e.g. wss://example.onpbx.ru:3342/"
+        "--domain", help="PBX domain, e.g. example.onpbx.ru (onlinepbx2; $PGCTI_PBX_DOMAIN)"
+    )
+    p.add_argument(
+        "--url",
+        help="PBX URL without the key: wss://example.onpbx.ru:3342/ (3.0) or https://example.onpbx.ru:8093 (2.0)",
     )
     p.add_argument("--key-file", help="file holding the API key, mode 0600 (or set $PGCTI_PBX_KEY)")
     p.add_argument("--subscriptions", help="event groups, comma-separated (default: calls)")
@@ -232,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="a PBX on loopback playing realistic calls")
     _add_dsn(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3342)
+    p.add_argument("--protocol", choices=["onlinepbx3", "onlinepbx2"], default="onlinepbx3")
+    p.add_argument("--domain", default="demo.onpbx.ru", help="the domain 2.0 clients must present")
+    p.add_argument(
+        "--port", type=int, default=3342, help="default 3342 (use 8094 for 2.0 by convention)"
+    )
     p.add_argument("--key-file", help="file with the key clients must present (or $PGCTI_PBX_KEY)")
     p.add_argument("--seed", type=int, default=1, help="same seed, same calls")
     p.add_argument("--rate", type=float, default=1.0, help="new calls per second (default 1)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ingester.redaction import Secret
 
-PBX_KINDS = ("onlinepbx3",)
+PBX_KINDS = ("onlinepbx3", "onlinepbx2")
 DEFAULT_SUBSCRIPTIONS = ("calls",)
 
 
@@ -24,6 +24,7 @@ class IngestConfig:
     url: str
     key: Secret
     dsn: str | None = None
+    domain: str | None = None  # onlinePBX 2.0 sends it in the handshake
     subscriptions: tuple[str, ...] = DEFAULT_SUBSCRIPTIONS
     spool_dir: Path = field(default_factory=lambda: Path("spool"))
     metrics_port: int | None = None
@@ -80,6 +81,11 @@ def load(flags: dict[str, object]) -> IngestConfig:
         raise ConfigError(
             "no PBX API key: set PGCTI_PBX_KEY or give --key-file (a file only you can read)"
         )
+    domain = pick("domain", "PGCTI_PBX_DOMAIN")
+    if pbx == "onlinepbx2" and not domain:
+        raise ConfigError(
+            "onlinepbx2 needs the PBX domain: give --domain, PGCTI_PBX_DOMAIN or domain in the config file"
+        )
     subs = pick("subscriptions", "PGCTI_SUBSCRIPTIONS", ",".join(DEFAULT_SUBSCRIPTIONS))
     if isinstance(subs, str):
         subs = [s.strip() for s in subs.split(",") if s.strip()]
@@ -87,6 +93,7 @@ def load(flags: dict[str, object]) -> IngestConfig:
     return IngestConfig(
         pbx=pbx,
         url=str(url),
+        domain=str(domain) if domain else None,
         key=Secret(key_value),
         dsn=pick("dsn", "PGCTI_DSN"),  # type: ignore[arg-type]
         subscriptions=tuple(subs),  # type: ignore[arg-type]

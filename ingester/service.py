@@ -10,7 +10,7 @@ from ingester import database
 from ingester.config import IngestConfig
 from ingester.metrics import Metrics, serve
 from ingester.spool import Spool
-from ingester.transports import onlinepbx3
+from ingester.transports import onlinepbx2, onlinepbx3
 from ingester.writer import Writer
 
 log = logging.getLogger("pgcti.ingest")
@@ -33,10 +33,20 @@ async def run(config: IngestConfig) -> int:
         loop.add_signal_handler(sig, stopping.set)
 
     writer_task = asyncio.create_task(writer.run(), name="writer")
-    pbx_task = asyncio.create_task(
-        onlinepbx3.run(config.url, config.key, config.subscriptions, writer.submit, metrics),
-        name="pbx",
-    )
+    if config.pbx == "onlinepbx2":
+        receive = onlinepbx2.run(
+            config.url,
+            config.key,
+            config.domain or "",
+            config.subscriptions,
+            writer.submit,
+            metrics,
+        )
+    else:
+        receive = onlinepbx3.run(
+            config.url, config.key, config.subscriptions, writer.submit, metrics
+        )
+    pbx_task = asyncio.create_task(receive, name="pbx")
     stop_task = asyncio.create_task(stopping.wait(), name="stop")
     done, _ = await asyncio.wait(
         {writer_task, pbx_task, stop_task}, return_when=asyncio.FIRST_COMPLETED

@@ -12,17 +12,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingester.simulator.server import Onlinepbx3Server
+from ingester.simulator.run import make_server
 
 KEY = "test-key-7f3a9c2e51"
 
 
 class SimulatorThread:
-    """The onlinePBX 3.0 simulator on a loopback port, driven from test code."""
+    """The onlinePBX simulator (3.0 or 2.0) on a loopback port, driven from test code."""
 
-    def __init__(self, key: str = KEY) -> None:
+    def __init__(
+        self, key: str = KEY, protocol: str = "onlinepbx3", heartbeat: float = 10.0
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = Onlinepbx3Server(key)
+        self.server = make_server(protocol, key)
+        if protocol == "onlinepbx2":
+            self.server.heartbeat = heartbeat
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self._call(self.server.start())

@@ -18,13 +18,20 @@ def _is_extension(number: str) -> bool:
 
 
 def from_onlinepbx3(frames: list[dict]) -> list[Event]:
+    return [event for _, event in from_onlinepbx3_timed([0.0] * len(frames), frames)]
+
+
+def from_onlinepbx3_timed(times: list[float], frames: list[dict]) -> list[tuple[float, Event]]:
+    """The 2.0 events of a call, each at the time of the 3.0 frame it comes from."""
     legs: dict[str, dict] = {}
-    events: list[Event] = []
+    events: list[tuple[float, Event]] = []
+    clock = [0.0]  # the time of the 3.0 frame being translated
 
     def emit(name: str, **data: Any) -> None:
-        events.append({"name": name, "args": [data]})
+        events.append((clock[0], {"name": name, "args": [data]}))
 
-    for frame in frames:
+    for at, frame in zip(times, frames, strict=True):
+        clock[0] = at
         name, data = frame["event"], frame["data"]
         leg = legs.get(data.get("uuid", ""), {})
         if name == "channel_create":

@@ -11,11 +11,20 @@ from pathlib import Path
 
 import psycopg
 
+from ingester.simulator.onlinepbx2_server import Onlinepbx2Server
 from ingester.simulator.server import Onlinepbx3Server, play
 from ingester.simulator.traffic import Traffic
 
 log = logging.getLogger("pgcti.simulator")
 DEFAULT_EXTENSIONS = [str(n) for n in range(101, 111)]
+
+
+def make_server(
+    protocol: str, key: str, host: str = "127.0.0.1", port: int = 0, domain: str = "demo.onpbx.ru"
+) -> Onlinepbx3Server | Onlinepbx2Server:
+    if protocol == "onlinepbx2":
+        return Onlinepbx2Server(key, domain, host, port)
+    return Onlinepbx3Server(key, host, port)
 
 
 def crm_numbers_and_extensions(dsn: str | None) -> tuple[list[str], list[str]]:
@@ -62,10 +71,12 @@ async def simulate(
     record: Path | None,
     drop_every: float | None,
     wait_for_subscriber: bool = True,
+    protocol: str = "onlinepbx3",
+    domain: str = "demo.onpbx.ru",
 ) -> int:
-    server = Onlinepbx3Server(key, host, port)
+    server = make_server(protocol, key, host, port, domain)
     await server.start()
-    print(f"simulator: onlinePBX 3.0 on {server.url} (seed {seed})", flush=True)
+    print(f"simulator: {protocol} on {server.url} (seed {seed})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,7 +98,9 @@ async def simulate(
         schedule = replay_schedule(replay, start)
     else:
         numbers, extensions = crm_numbers_and_extensions(dsn)
-        schedule = Traffic(seed, numbers, extensions, scale=scale).schedule(start, rate, calls)
+        schedule = Traffic(seed, numbers, extensions, scale=scale, protocol=protocol).schedule(
+            start, rate, calls
+        )
     sent_log: list[tuple[float, dict]] = []
     sent = await play(server, schedule, sent_log, stop)
     if record:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ingester.simulator import onlinepbx3_calls as calls
+from ingester.simulator.onlinepbx2_calls import from_onlinepbx3_timed
 
 # Scenario -> weight in the mix.
 MIX = {
@@ -58,6 +59,7 @@ class Traffic:
     line: str = "74950001122"
     unknown_share: float = 0.3
     scale: float = 0.1
+    protocol: str = "onlinepbx3"  # or "onlinepbx2": the same calls as API 2.0 events
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -101,6 +103,8 @@ class Traffic:
                 calls.outbound(b, ext, customer.strip(), answered=rng.random() < 0.7)
             case "internal":
                 calls.internal(b, others[0], others[1])
+        if self.protocol == "onlinepbx2":
+            return from_onlinepbx3_timed(b.times, b.frames)
         return list(zip(b.times, b.frames, strict=True))
 
     def schedule(

@@ -42,7 +42,7 @@ def url_with_key(url: str, key: Secret) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
 
 
-def _receive_text(message: str | bytes) -> str:
+def receive_text(message: str | bytes) -> str:
     text = message if isinstance(message, str) else message.decode("utf-8", "backslashreplace")
     # PostgreSQL text cannot hold NUL; spelled as JSON's escape the frame is still stored, with a clear error.
     return text.replace("\x00", "\\u0000")
@@ -90,7 +90,7 @@ async def run(
                 )
                 metrics.pbx_connected.set(1)
                 async for message in ws:
-                    deliver(Frame(SOURCE, datetime.now(UTC), _receive_text(message)))
+                    deliver(Frame(SOURCE, datetime.now(UTC), receive_text(message)))
             except websockets.ConnectionClosed as closed:
                 if closed.sent is not None and closed.sent.code == 1009:
                     metrics.rejected.inc()

@@ -1,0 +1,156 @@
+"""The onlinePBX API 2.0 side of the simulator: socket.io 0.9 on loopback.
+
+`GET /socket.io/1/?key=..&domain=..` answers `sid:heartbeat:close:websocket` (HTTP 401
+for a wrong key or domain); `/socket.io/1/websocket/<sid>` then speaks 0.9 packets:
+`1::` on connect, `2::` heartbeats (a client that stops answering is cut off),
+`subscribe` answered by a `callback` event with the caller's hash, events as `5:::`.
+Same interface as the 3.0 server (send, drop_clients, counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from ingester.transports import socketio09
+
+log = logging.getLogger("pgcti.simulator")
+GROUP_OF = {"blf": "blf", "registration": "registration"}  # every other event is a "calls" event
+
+
+class Onlinepbx2Server:
+    def __init__(
+        self,
+        key: str,
+        domain: str = "demo.onpbx.ru",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        heartbeat: float = 10.0,
+    ) -> None:
+        self.key, self.domain, self.host, self.port, self.heartbeat = (
+            key,
+            domain,
+            host,
+            port,
+            heartbeat,
+        )
+        self.sessions: set[str] = set()
+        self.subscribers: dict[ServerConnection, set[str]] = {}
+        self.sent = self.refused = self.subscriptions = 0
+        self.subscribed = asyncio.Event()
+        self._server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._session,
+            self.host,
+            self.port,
+            process_request=self._http,
+            logger=logging.getLogger("pgcti.simulator.ws"),
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("onlinePBX 2.0 (socket.io 0.9) simulator listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _http(self, connection: ServerConnection, request):
+        parts = urlsplit(request.path)
+        if parts.path.rstrip("/") == "/socket.io/1":
+            query = parse_qs(parts.query)
+            if query.get("key", [""])[0] != self.key or query.get("domain", [""])[0] != self.domain:
+                self.refused += 1
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "handshake unauthorized\n")
+            sid = secrets.token_hex(10)
+            self.sessions.add(sid)
+            timeout = max(int(self.heartbeat * 2), 1)
+            return connection.respond(HTTPStatus.OK, f"{sid}:{timeout}:{timeout}:websocket")
+        if parts.path.startswith("/socket.io/1/websocket/"):
+            if parts.path.rsplit("/", 1)[1] not in self.sessions:
+                return connection.respond(HTTPStatus.FORBIDDEN, "unknown session\n")
+            return None
+        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+
+    async def _session(self, ws: ServerConnection) -> None:
+        groups = self.subscribers[ws] = set()
+        beats = asyncio.create_task(self._heartbeats(ws))
+        try:
+            await ws.send("1::")
+            async for message in ws:
+                packet = socketio09.decode(str(message))
+                if packet.type == socketio09.HEARTBEAT:
+                    ws.last_beat_answered = True  # type: ignore[attr-defined]
+                elif packet.type == socketio09.EVENT:
+                    await self._command(ws, groups, json.loads(packet.data))
+                elif packet.type == socketio09.DISCONNECT:
+                    break
+        except (ConnectionClosed, ValueError):
+            pass  # a client that leaves or talks nonsense is cut off, not an error of ours
+        finally:
+            beats.cancel()
+            self.subscribers.pop(ws, None)
+
+    async def _command(self, ws: ServerConnection, groups: set[str], command: dict) -> None:
+        args = (command.get("args") or [{}])[0] or {}
+        if command.get("name") == "subscribe":
+            groups.clear()
+            groups.update(name for name, on in (args.get("events") or {}).items() if on)
+            self.subscriptions += 1
+            self.subscribed.set()
+        await ws.send(
+            socketio09.event(
+                "callback", {"hash": args.get("callback_hash"), "data": {"events": sorted(groups)}}
+            )
+        )
+
+    async def _heartbeats(self, ws: ServerConnection) -> None:
+        while True:
+            ws.last_beat_answered = False  # type: ignore[attr-defined]
+            await ws.send("2::")
+            await asyncio.sleep(self.heartbeat)
+            if not ws.last_beat_answered:  # type: ignore[attr-defined]
+                log.info("client missed a heartbeat; closing its connection")
+                await ws.close()
+                return
+
+    def listeners(self, group: str = "calls") -> int:
+        return sum(1 for groups in self.subscribers.values() if group in groups)
+
+    async def send(self, event: dict | str, group: str | None = None) -> int:
+        """Send one 2.0 event ({"name", "args"}) to every client subscribed to its group."""
+        if isinstance(event, str):
+            text, group = socketio09.EVENT + ":::" + event, group or "calls"
+        else:
+            text, group = (
+                socketio09.event(event["name"], *event["args"]),
+                group or GROUP_OF.get(event["name"], "calls"),
+            )
+        delivered = 0
+        for ws, groups in list(self.subscribers.items()):
+            if group in groups:
+                try:
+                    await ws.send(text)
+                    delivered += 1
+                except ConnectionClosed:
+                    pass  # gone mid-send; the PBX does not re-send
+        self.sent += 1
+        return delivered
+
+    async def drop_clients(self) -> int:
+        dropped = list(self.subscribers)
+        for ws in dropped:
+            ws.transport.abort()
+        return len(dropped)
