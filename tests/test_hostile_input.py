@@ -111,6 +111,9 @@ def pipeline(server_dsn, template_db, tmp_path_factory):
     sim = SimulatorThread()
     ingest = IngestProcess(dsn, sim.url, tmp_path_factory.mktemp("hostile"))
     wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+    wait_for(
+        lambda: _raw_count(dsn) == 1, what="the `subscribed` reply stored"
+    )  # counts below start after it
     yield dsn, sim, ingest
     code = ingest.stop()
     sim.close()
