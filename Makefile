@@ -17,7 +17,14 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/pgcti demo --duration $(DURATION)
 
-test: $(BIN)/.installed
+# Real socket.io 0.9 peers (Node.js) for the onlinePBX API 2.0 interoperability tests.
+INTEROP := tests/interop/node_modules/.installed
+$(INTEROP): tests/interop/package-lock.json
+	@echo "==> installing socket.io 0.9 test peers with npm (first run only)"
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(BIN)/.installed $(INTEROP)
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
@@ -33,7 +40,7 @@ clean:
 	rm -rf $(VENV) .pgcti
 
 # The same suite on Debian's PostgreSQL 15 (package postgresql-15), the oldest major we support.
-test-pg15: $(BIN)/.installed
+test-pg15: $(BIN)/.installed $(INTEROP)
 	tests/with_debian_postgres.sh 15 $(BIN)/pytest
 
 # Benchmarks: ratios measured in one run on one server (see docs/performance.md).
