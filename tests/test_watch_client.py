@@ -1,0 +1,111 @@
+"""`pgcti watch`, the reference CRM client: it survives a database restart, and after being
+offline it catches up on everything it missed, in order."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from ingester import embedded, migrations
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+from tests.live import wait_for
+
+
+@pytest.fixture
+def own_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGCTI_HOME", str(tmp_path / "home"))
+    dsn = embedded.start()
+    yield dsn
+    embedded.stop("immediate")
+
+
+class Watch:
+    def __init__(self, dsn: str, tmp_path, name: str) -> None:
+        self.out_path = tmp_path / f"{name}.out"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ingester.cli",
+                "watch",
+                "--dsn",
+                dsn,
+                "--duration",
+                "60",
+                "--log-level",
+                "INFO",
+            ],
+            stdout=self.out_path.open("w"),
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def lines(self) -> list[str]:
+        return [
+            line
+            for line in self.out_path.read_text().splitlines()
+            if " #" in line and "call" in line
+        ]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _feed(dsn: str, frames) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        insert_frames(conn, frames)
+
+
+def test_watch_survives_a_restart_and_catches_up_after_being_offline(own_server, tmp_path):
+    dsn = own_server
+    migrations.apply(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        crm = seed_crm(conn)
+        conn.execute("DROP ROLE IF EXISTS pgcti_watch_test")
+        conn.execute("CREATE ROLE pgcti_watch_test LOGIN IN ROLE cti_client")
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_watch_test', %s)",
+            [crm["ws-101"]],
+        )
+    client_dsn = make_conninfo(dsn, user="pgcti_watch_test")
+
+    watch = Watch(client_dsn, tmp_path, "first")
+    try:
+        wait_for(
+            lambda: "listening for commands" in watch.out_path.read_text(), what="watch to LISTEN"
+        )
+        _feed(dsn, pbx.inbound_answered(builder(1), KNOWN, LINE, "101"))
+        wait_for(lambda: len(watch.lines()) == 2, what="first call shown")
+
+        embedded.stop("immediate")
+        time.sleep(1.0)
+        embedded.start()
+        _feed(dsn, pbx.inbound_answered(builder(2), "+79030001122", LINE, "101"))
+        wait_for(
+            lambda: len(watch.lines()) == 4, timeout=30, what="second call shown after the restart"
+        )
+        assert "database connection lost" in watch.out_path.read_text()
+    finally:
+        watch.stop()
+
+    # Offline: three calls happen while no client runs.
+    for seed in (3, 4, 5):
+        _feed(dsn, pbx.inbound_answered(builder(seed), KNOWN, LINE, "101"))
+    again = Watch(client_dsn, tmp_path, "second")
+    try:
+        wait_for(lambda: len(again.lines()) == 6, what="catch-up")
+    finally:
+        again.stop()
+    seqs = [int(line.split("#")[1].split()[0]) for line in watch.lines() + again.lines()]
+    assert seqs == list(range(1, 11)), (
+        "every command once, in order, across the restart and the gap"
+    )
+    types = [line.split()[2] for line in again.lines()]
+    assert types == ["open_card", "call_ended"] * 3
