@@ -142,3 +142,12 @@ def make_login(server_dsn: str, dsn: str) -> Iterator:
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         for name in created:
             admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def own_server(tmp_path, monkeypatch):
+    """An embedded server of this test's own, so that stopping it hurts no other test."""
+    monkeypatch.setenv("PGCTI_HOME", str(tmp_path / "home"))
+    dsn = embedded.start()
+    yield dsn
+    embedded.stop("immediate")

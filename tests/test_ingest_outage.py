@@ -4,21 +4,11 @@ nothing is lost, nothing is duplicated, every command is delivered after recover
 from __future__ import annotations
 
 import psycopg
-import pytest
 
 from ingester import embedded, migrations
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
 from tests.live import IngestProcess, SimulatorThread, wait_for
-
-
-@pytest.fixture
-def own_server(tmp_path, monkeypatch):
-    """An embedded server of this test's own, so that stopping it hurts no other test."""
-    monkeypatch.setenv("PGCTI_HOME", str(tmp_path / "home"))
-    dsn = embedded.start()
-    yield dsn
-    embedded.stop("immediate")
 
 
 def count_raw(dsn: str) -> int:

@@ -8,21 +8,12 @@ import sys
 import time
 
 import psycopg
-import pytest
 from psycopg.conninfo import make_conninfo
 
 from ingester import embedded, migrations
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
 from tests.live import wait_for
-
-
-@pytest.fixture
-def own_server(tmp_path, monkeypatch):
-    monkeypatch.setenv("PGCTI_HOME", str(tmp_path / "home"))
-    dsn = embedded.start()
-    yield dsn
-    embedded.stop("immediate")
 
 
 class Watch:

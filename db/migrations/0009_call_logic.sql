@@ -1,5 +1,5 @@
 -- Call logic: store facts, derive the call (direction, client, who holds it, outcome), send ring notifications and card commands.
--- depends: 0008_onlinepbx3
+-- depends: 0008_normalisers
 
 SET LOCAL ROLE cti_owner;
 
@@ -12,6 +12,85 @@ CREATE TABLE cti.registered_number (
     registered_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Fold call p_gone into p_keep: they turned out to be one call (a bridge joined them,
+-- or a leg seen early turned out to ring for a customer's call).
+CREATE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE cti.call_leg SET call_id = p_keep WHERE call_id = p_gone;
+    INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+    SELECT p_keep, leg_a, leg_b, bridged_at FROM cti.call_bridge WHERE call_id = p_gone
+    ON CONFLICT DO NOTHING;
+    UPDATE cti.registered_number SET call_id = p_keep WHERE call_id = p_gone;
+    -- What the gone call already told people stays told: no second ring, no second card.
+    UPDATE cti.call k SET hold_count = k.hold_count + g.hold_count,
+                          ring_notified = k.ring_notified OR g.ring_notified,
+                          card_workstation_id = coalesce(k.card_workstation_id, g.card_workstation_id),
+                          client_id = coalesce(k.client_id, g.client_id),
+                          client_match = coalesce(k.client_match, g.client_match),
+                          client_candidates = coalesce(k.client_candidates, g.client_candidates),
+                          client_card = coalesce(k.client_card, g.client_card)
+      FROM cti.call g WHERE k.id = p_keep AND g.id = p_gone;
+    DELETE FROM cti.call WHERE id = p_gone;  -- legs' bridges and transfers of p_gone go with it
+    RETURN p_keep;
+END
+$$;
+
+-- The call a 2.0 fact belongs to, creating it when the fact starts one. Evidence, in order:
+-- the leg or a bridge we already know; for a new leg ringing an extension (or an outbound
+-- call's gateway leg) the open call with a leg from the same caller; otherwise a new call
+-- keyed by this leg. A bridge between two calls merges them (an attended transfer joins the
+-- colleague's consultation into the customer's call).
+CREATE FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call bigint;
+    v_other bigint;
+    v_caller text := cti.normalize_phone(p_fact.caller_raw);
+    v_destination text := cti.normalize_phone(p_fact.destination_raw);
+BEGIN
+    SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
+    IF v_call IS NULL THEN
+        SELECT b.call_id INTO v_call FROM cti.call_bridge b JOIN cti.call c ON c.id = b.call_id
+         WHERE c.source = p_source AND p_fact.leg IN (b.leg_a, b.leg_b) LIMIT 1;
+    END IF;
+
+    IF p_fact.kind = 'bridged' THEN
+        SELECT call_id INTO v_other FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.other_leg;
+        IF v_call IS NOT NULL AND v_other IS NOT NULL AND v_call <> v_other THEN
+            RETURN cti.merge_calls(least(v_call, v_other), greatest(v_call, v_other));
+        END IF;
+        v_call := coalesce(v_call, v_other);
+    END IF;
+
+    -- A new leg, or one only seen through an early answer or hangup (a call of its own so far).
+    IF p_fact.kind = 'leg_created' AND (v_call IS NULL OR NOT EXISTS (
+            SELECT FROM cti.call_leg WHERE call_id = v_call AND leg_uuid <> p_fact.leg))
+       AND (cti.is_extension(v_destination) OR (cti.is_extension(v_caller) AND v_destination IS NOT NULL)) THEN
+        SELECT l.call_id INTO v_other FROM cti.call_leg l JOIN cti.call c ON c.id = l.call_id
+         WHERE l.source = p_source AND l.leg_uuid <> p_fact.leg AND l.ended_at IS NULL AND c.ended_at IS NULL
+           AND l.caller IS NOT DISTINCT FROM v_caller
+           AND (cti.is_extension(v_destination) OR l.destination = v_destination)
+           AND l.created_at BETWEEN p_fact.at - interval '10 minutes' AND p_fact.at + interval '1 minute'
+         ORDER BY l.created_at DESC, l.call_id DESC LIMIT 1;
+        IF v_other IS NOT NULL THEN
+            RETURN CASE WHEN v_call IS NULL THEN v_other ELSE cti.merge_calls(v_other, v_call) END;
+        END IF;
+    END IF;
+
+    IF v_call IS NULL THEN
+        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, coalesce(p_fact.leg, p_fact.other_leg))
+        ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
+        RETURNING c.id INTO v_call;
+    END IF;
+    RETURN v_call;
+END
+$$;
+
 -- Store one fact; returns the call it belongs to.
 CREATE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
 LANGUAGE plpgsql
@@ -20,10 +99,14 @@ AS $$
 DECLARE
     v_call_id bigint;
 BEGIN
-    -- The no-op update returns the id and locks the call row: frames of one call are applied one at a time.
-    INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
-    ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
-    RETURNING c.id INTO v_call_id;
+    IF p_fact.call_key IS NULL THEN
+        v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
+    ELSE
+        -- The no-op update returns the id and locks the call row: frames of one call are applied one at a time.
+        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
+        ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
+        RETURNING c.id INTO v_call_id;
+    END IF;
 
     CASE p_fact.kind
         WHEN 'leg_created' THEN

@@ -20,10 +20,14 @@ BEGIN
         detail := p_event.parse_error;
         RETURN;
     END IF;
-    IF p_event.source <> 'onlinepbx3' THEN
-        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3';
+    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
+        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
     END IF;
-    FOR v_fact IN SELECT * FROM cti.normalize_onlinepbx3(p_event.frame, p_event.received_at) LOOP
+    FOR v_fact IN
+        SELECT * FROM cti.normalize_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
+        UNION ALL
+        SELECT * FROM cti.normalize_onlinepbx2(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx2'
+    LOOP
         IF v_fact.kind = 'ignored' THEN
             v_notes := v_notes || v_fact.note;
         ELSE

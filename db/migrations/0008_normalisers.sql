@@ -1,4 +1,4 @@
--- Call facts, and the normaliser that turns onlinePBX WebSocket API 3.0 frames into them.
+-- Call facts, and the normalisers that turn onlinePBX WebSocket API 3.0 and 2.0 frames into them.
 -- depends: 0007_outbox_and_client_api
 
 SET LOCAL ROLE cti_owner;
@@ -140,3 +140,74 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION cti.normalize_onlinepbx3(jsonb, timestamptz) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';
+
+-- onlinePBX API 2.0: {"name": event, "args": [data]}. No call id: facts carry call_key NULL and
+-- cti.correlate_onlinepbx2() finds the call through legs, bridges and numbers.
+CREATE FUNCTION cti.normalize_onlinepbx2(p_frame jsonb, p_received timestamptz) RETURNS SETOF cti.fact
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_event text := p_frame ->> 'name';
+    v_data jsonb := p_frame -> 'args' -> 0;
+    v_fact cti.fact;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_event IN ('callback', 'registration', 'channel_application', 'messages', 'api') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('event "%s" carries no call fact', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
+                       'channel_destroy', 'blf') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "args[0]"', v_event USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_fact.at := p_received;
+    IF v_event = 'channel_bridge' THEN
+        v_fact.kind := 'bridged';
+        v_fact.leg := cti.required_field(v_data, 'aleg_uuid', v_event);
+        v_fact.other_leg := cti.required_field(v_data, 'bleg_uuid', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
+    CASE v_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := v_data ->> 'caller_number';
+            v_fact.destination_raw := v_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+        WHEN 'blf' THEN
+            -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
+            IF v_data ->> 'status' = 'answered' THEN
+                v_fact.kind := 'leg_answered';
+                v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+            ELSE
+                v_fact.kind := 'ignored';
+                v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
+            END IF;
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.cause := v_data ->> 'hangup_cause';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+COMMENT ON FUNCTION cti.normalize_onlinepbx2(jsonb, timestamptz) IS 'onlinePBX WebSocket API 2.0 event -> call facts (without call ids); raises naming a missing field';
