@@ -233,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--spool-dir", help="where frames wait while the database is down (default: ./spool)"
     )
     p.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on 127.0.0.1:PORT")
+    p.add_argument(
+        "--db-timeout",
+        type=float,
+        help="seconds a database write may take before it counts as failed and is spooled (default 10)",
+    )
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_ingest)

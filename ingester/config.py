@@ -29,6 +29,7 @@ class IngestConfig:
     spool_dir: Path = field(default_factory=lambda: Path("spool"))
     metrics_port: int | None = None
     max_batch: int = 500
+    db_timeout: float = 10.0
     log_json: bool = False
 
 
@@ -90,6 +91,7 @@ def load(flags: dict[str, object]) -> IngestConfig:
     if isinstance(subs, str):
         subs = [s.strip() for s in subs.split(",") if s.strip()]
     metrics = pick("metrics_port", "PGCTI_METRICS_PORT")
+    db_timeout = float(pick("db_timeout", "PGCTI_DB_TIMEOUT", 10.0))  # type: ignore[arg-type]
     return IngestConfig(
         pbx=pbx,
         url=str(url),
@@ -100,4 +102,5 @@ def load(flags: dict[str, object]) -> IngestConfig:
         spool_dir=Path(str(pick("spool_dir", "PGCTI_SPOOL_DIR", "spool"))),
         metrics_port=int(metrics) if metrics not in (None, "") else None,  # type: ignore[arg-type]
         log_json=bool(flags.get("log_json")),
+        db_timeout=db_timeout,
     )

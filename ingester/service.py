@@ -26,7 +26,7 @@ async def run(config: IngestConfig) -> int:
         log.info(
             "%d frame(s) waiting in the spool from an earlier run; writing them first", spool.depth
         )
-    writer = Writer(dsn, spool, metrics, config.max_batch)
+    writer = Writer(dsn, spool, metrics, config.max_batch, config.db_timeout)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

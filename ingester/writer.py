@@ -22,8 +22,18 @@ log = logging.getLogger("pgcti.writer")
 
 
 class Writer:
-    def __init__(self, dsn: str, spool: Spool, metrics: Metrics, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        spool: Spool,
+        metrics: Metrics,
+        max_batch: int = 500,
+        db_timeout: float = 10.0,
+    ) -> None:
         self.dsn = dsn
+        # A partitioned network can leave a write hanging with no error; past this it counts as
+        # failed and the batch is spooled (if it did commit after all, its replay is a no-op).
+        self.db_timeout = db_timeout
         self.spool = spool
         self.metrics = metrics
         self.max_batch = max_batch
@@ -99,12 +109,20 @@ class Writer:
             await self._insert_one_by_one(batch)
 
     async def _insert(self, batch: list[Frame]) -> None:
-        conn = await self._connection()
         started = time.perf_counter()
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(query("insert_raw_event"), [f.as_row() for f in batch])
+        try:
+            await asyncio.wait_for(self._insert_now(batch), self.db_timeout)
+        except TimeoutError:
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.db_timeout:g}s"
+            ) from None
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.stored.inc(len(batch))
+
+    async def _insert_now(self, batch: list[Frame]) -> None:
+        conn = await self._connection()
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(query("insert_raw_event"), [f.as_row() for f in batch])
 
     async def _insert_one_by_one(self, batch: list[Frame]) -> None:
         for frame in batch:
@@ -150,7 +168,7 @@ class Writer:
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(
-                self.dsn, connect_timeout=5, autocommit=True
+                self.dsn, connect_timeout=max(2, int(self.db_timeout)), autocommit=True
             )
             self.metrics.db_connected.set(1)
         return self._conn

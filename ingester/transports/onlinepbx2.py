@@ -109,7 +109,9 @@ async def run(
                 try:
                     await _receive(ws, heartbeat or 60.0, deliver)
                 except asyncio.CancelledError:
-                    await asyncio.shield(ws.send("0::"))  # socket.io's goodbye, then the WebSocket's
+                    await asyncio.shield(
+                        ws.send("0::")
+                    )  # socket.io's goodbye, then the WebSocket's
                     await asyncio.shield(ws.close())
                     raise
         except PbxRefused:

@@ -1,0 +1,126 @@
+"""Quick fault cases (the long ones are `make chaos`): two ingesters on one feed, a stalled CRM client,
+a network partition between the ingester and the database (a TCP proxy of the test's own)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
+
+
+def _count(dsn: str, query: str = "SELECT count(*) FROM cti.raw_event") -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def test_two_ingesters_on_one_feed_store_once_and_survive_a_kill(conn, dsn, tmp_path):
+    seed_crm(conn)
+    calls = [
+        pbx.inbound_answered(builder(seed), KNOWN, LINE, "101" if seed % 2 else "102")
+        for seed in range(20)
+    ]
+    sim = SimulatorThread()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = (
+        IngestProcess(dsn, sim.url, tmp_path / "a"),
+        IngestProcess(dsn, sim.url, tmp_path / "b"),
+    )
+    try:
+        wait_for(lambda: sim.server.listeners() == 2, what="both ingesters subscribed")
+        for frames in calls[:10]:
+            assert sim.send(frames) == 2 * len(frames)
+        first.kill()  # SIGKILL mid-stream: the other one carries on
+        for frames in calls[10:]:
+            sim.send(frames)
+        total = (
+            sum(len(f) for f in calls) + 1
+        )  # + the `subscribed` reply (identical from both: stored once)
+        wait_for(lambda: _count(dsn) == total, what="every frame stored once")
+        assert second.stop() == 0
+    finally:
+        first.kill()
+        second.kill()
+        sim.close()
+    sent = _count(dsn, "SELECT count(*) FROM cti.outbox")
+    distinct = _count(
+        dsn, "SELECT count(DISTINCT (target_kind, target_id, type, call_id)) FROM cti.outbox"
+    )
+    assert sent == distinct, "no command sent twice"
+    assert _count(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'open_card'") == 20
+    assert _count(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'call_ended'") == 20
+
+
+def test_a_stalled_client_does_not_hold_up_ingestion_and_is_cut_off(conn, dsn, make_login):
+    crm = seed_crm(conn)
+    stalled = make_login("cti_client", "stalled")
+    login = psycopg.conninfo.conninfo_to_dict(stalled)["user"]
+    conn.execute(
+        "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
+        [login, crm["ws-101"]],
+    )
+    # What docs/operations.md tells DBAs to set on CRM client logins.
+    conn.execute(f"ALTER ROLE \"{login}\" SET idle_in_transaction_session_timeout = '2s'")
+    client = psycopg.connect(stalled)
+    client.execute(f'LISTEN "cti_ws_v1_{crm["ws-101"]}"')
+    client.execute(
+        "SELECT * FROM cti.pull_commands_v1()"
+    )  # ... and then the client hangs inside its transaction
+    with psycopg.connect(dsn, autocommit=True) as feeder:
+        for seed in range(40):
+            insert_frames(feeder, pbx.inbound_answered(builder(seed), KNOWN, LINE, "101"))
+    assert _count(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'open_card'") == 40, (
+        "ingestion unaffected"
+    )
+    usage = _count(dsn, "SELECT pg_notification_queue_usage()")
+    assert usage < 0.01, f"NOTIFY queue usage {usage}"
+    wait_for(
+        lambda: (
+            _count(dsn, f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{login}'") == 0
+        ),
+        what="the stalled session to be cut off by idle_in_transaction_session_timeout",
+    )
+    client.close()
+
+
+def test_a_network_partition_between_ingester_and_database_loses_nothing(conn, dsn, tmp_path):
+    from pathlib import Path
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from tests.tcp_proxy import TcpProxy
+
+    seed_crm(conn)
+    params = conninfo_to_dict(dsn)
+    proxy = TcpProxy(Path(params["host"]) / f".s.PGSQL.{params.get('port', 5432)}")
+    through_proxy = make_conninfo(dsn, host="127.0.0.1", port=str(proxy.port))
+    calls = [pbx.inbound_answered(builder(seed), KNOWN, LINE, "101") for seed in range(5)]
+    sim = SimulatorThread()
+    ingest = IngestProcess(through_proxy, sim.url, tmp_path, KEY, "--db-timeout", "2")
+    stored = 1  # the `subscribed` reply
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+        for mode, frames in zip(
+            ["pass", "delay", "blackhole", "reset", "pass"], calls, strict=True
+        ):
+            proxy.mode, proxy.delay = ("pass", 0.0) if mode == "reset" else (mode, 0.03)
+            if mode == "reset":
+                proxy.reset()
+            sim.send(frames)
+            stored += len(frames)
+            if mode == "blackhole":  # writes hang, time out, and go to the spool
+                wait_for(lambda: "spooling" in ingest.log, what="the write to time out and spool")
+                proxy.mode = "pass"
+            wait_for(
+                lambda n=stored: _count(dsn) == n, timeout=30, what=f"frames stored after {mode}"
+            )
+        assert ingest.stop() == 0
+    finally:
+        ingest.kill()
+        sim.close()
+        proxy.close()
+    assert _count(dsn, "SELECT count(*) - count(DISTINCT dedup_key) FROM cti.raw_event") == 0
+    assert _count(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'call_ended'") == 5
+    assert "the database did not answer within 2s" in ingest.log
