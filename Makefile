@@ -46,3 +46,4 @@ test-pg15: $(BIN)/.installed $(INTEROP)
 # Benchmarks: ratios measured in one run on one server (see docs/performance.md).
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --json bench-results.json
+	$(BIN)/python -m tests.bench.latency --json bench-latency.json

@@ -1,0 +1,186 @@
+"""Frame -> doorbell latency with many workstation clients listening at once.
+
+    python -m tests.bench.latency [--rates 100,1000,5000] [--listeners 200] [--seconds 10]
+
+A server of its own (max_connections raised for the listeners), the onlinePBX 3.0
+simulator, the real `pgcti ingest` process, and one LISTEN connection per
+workstation. Latency: from the simulator sending a frame to the right workstation's
+connection receiving the doorbell that frame caused (the latest frame of that call
+sent before the doorbell). Reports p50/p95/p99/max and the rate actually reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import collections
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+
+import psycopg
+from psycopg import sql
+
+from ingester import embedded, migrations
+from ingester.demo.board import percentile
+from ingester.simulator.server import Onlinepbx3Server
+from ingester.simulator.traffic import Traffic
+from tests.bench.run import log, seed_crm
+
+FRAMES_PER_CALL = 8.5  # the scenario mix's average
+
+
+async def listen_all(
+    dsn: str, workstations: list[int], bells: list[tuple[float, str, int]], ready: asyncio.Event
+):
+    conns = []
+    for ws in workstations:
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"cti_ws_v1_{ws}")))
+        conns.append(conn)
+    ready.set()
+
+    async def one(conn):
+        async for note in conn.notifies():
+            bells.append((time.time(), note.channel, json.loads(note.payload)["call_id"]))
+
+    await asyncio.gather(*(one(c) for c in conns))
+
+
+async def run_rate(
+    dsn: str,
+    server: Onlinepbx3Server,
+    rate_events: float,
+    seconds: float,
+    workstations: list[int],
+    seed: int,
+) -> dict:
+    calls_per_second = rate_events / FRAMES_PER_CALL
+    traffic = Traffic(
+        seed,
+        [f"+79{n:09d}" for n in range(1, 2000)],
+        [str(101 + i) for i in range(len(workstations))],
+        scale=0.02,
+    )
+    sent_at: dict[str, list[float]] = collections.defaultdict(list)
+    bells: list[tuple[float, str, int]] = []
+    ready = asyncio.Event()
+    listener = asyncio.create_task(listen_all(dsn, workstations, bells, ready))
+    await ready.wait()
+    start = time.time() + 0.5
+    sent = 0
+    for due, frame in traffic.schedule(start, calls_per_second, int(calls_per_second * seconds)):
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await server.send(frame)
+        sent_at[frame["data"].get("call_uuid") or frame["data"].get("uuid")].append(time.time())
+        sent += 1
+    elapsed = time.time() - start
+    await asyncio.sleep(3)  # let the pipeline drain
+    listener.cancel()
+    with psycopg.connect(dsn) as conn:
+        ids = dict(conn.execute("SELECT id, pbx_call_id FROM cti.call").fetchall())
+    latencies = []
+    for arrived, _channel, call_id in bells:
+        times = sent_at.get(ids.get(call_id, ""), [])
+        i = bisect.bisect_right(times, arrived) - 1
+        if i >= 0:
+            latencies.append((arrived - times[i]) * 1000)
+    return {
+        "target_events_per_s": rate_events,
+        "sent": sent,
+        "sent_events_per_s": round(sent / elapsed),
+        "doorbells": len(latencies),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "max_ms": round(max(latencies), 2) if latencies else None,
+    }
+
+
+async def main_async(args) -> list[dict]:
+    home = tempfile.mkdtemp(prefix="pgcti-latency-")
+    os.environ["PGCTI_HOME"] = home
+    server_dsn = embedded.start()
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET max_connections = {args.listeners + 50}")
+    embedded.stop()
+    server_dsn = embedded.start()
+    try:
+        migrations.apply(server_dsn)
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            seed_crm(conn, 2000)
+            for ext in range(131, 101 + args.listeners):  # seed_crm made desks for 101..130
+                conn.execute(
+                    "INSERT INTO crm.employee (surname, extension) VALUES (%s, %s)",
+                    [f"E{ext}", str(ext)],
+                )
+                conn.execute(
+                    "INSERT INTO crm.workstation (name, extension) VALUES (%s, %s)",
+                    [f"ws{ext}", str(ext)],
+                )
+            workstations = [
+                r[0] for r in conn.execute("SELECT id FROM crm.workstation ORDER BY id")
+            ]
+        results = []
+        for n, rate in enumerate(args.rates):
+            sim = Onlinepbx3Server("bench-key-123")
+            await sim.start()
+            ingest = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "ingester.cli",
+                "ingest",
+                "--dsn",
+                server_dsn,
+                "--url",
+                sim.url,
+                "--spool-dir",
+                os.path.join(home, "spool"),
+                "--log-level",
+                "WARNING",
+                env={**os.environ, "PGCTI_PBX_KEY": "bench-key-123"},
+            )
+            await asyncio.wait_for(sim.subscribed.wait(), 20)
+            log(f"latency at {rate:,.0f} events/s with {len(workstations)} listening workstations")
+            result = await run_rate(server_dsn, sim, rate, args.seconds, workstations, seed=100 + n)
+            log(f"  {result}")
+            results.append(result)
+            ingest.send_signal(signal.SIGTERM)
+            await ingest.wait()
+            await sim.stop()
+        return results
+    finally:
+        embedded.stop("immediate")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rates", default="100,1000,5000")
+    parser.add_argument("--listeners", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--json", default="bench-latency.json")
+    args = parser.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",")]
+    results = asyncio.run(main_async(args))
+    print(
+        f"\n{'events/s asked':>15}{'reached':>10}{'doorbells':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>10}"
+    )
+    for r in results:
+        print(
+            f"{r['target_events_per_s']:>15,.0f}{r['sent_events_per_s']:>10,}{r['doorbells']:>10}"
+            f"{r['p50_ms']:>9}{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']!s:>10}"
+        )
+    with open(args.json, "w") as out:
+        json.dump(results, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
