@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -149,6 +150,12 @@ async def main_async(args) -> list[dict]:
             await asyncio.wait_for(sim.subscribed.wait(), 20)
             log(f"latency at {rate:,.0f} events/s with {len(workstations)} listening workstations")
             result = await run_rate(server_dsn, sim, rate, args.seconds, workstations, seed=100 + n)
+            proc = psutil.Process(ingest.pid)  # the ingester's own cost at this rate
+            cpu = proc.cpu_times()
+            result["ingester_rss_mb"] = round(proc.memory_info().rss / 2**20, 1)
+            result["ingester_cpu_s_per_10k_frames"] = round(
+                (cpu.user + cpu.system) / max(result["sent"], 1) * 10_000, 2
+            )
             log(f"  {result}")
             results.append(result)
             ingest.send_signal(signal.SIGTERM)
@@ -172,11 +179,13 @@ def main() -> None:
     results = asyncio.run(main_async(args))
     print(
         f"\n{'events/s asked':>15}{'reached':>10}{'doorbells':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>10}"
+        f"{'RSS MB':>8}{'CPU s/10k':>11}"
     )
     for r in results:
         print(
             f"{r['target_events_per_s']:>15,.0f}{r['sent_events_per_s']:>10,}{r['doorbells']:>10}"
             f"{r['p50_ms']:>9}{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']!s:>10}"
+            f"{r['ingester_rss_mb']:>8}{r['ingester_cpu_s_per_10k_frames']:>11}"
         )
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2)
