@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PGCTI_HOME ?= $(CURDIR)/.pgcti
 DURATION ?= 60
 
-.PHONY: demo test test-pg15 lint schema bench clean
+.PHONY: demo test test-pg15 lint schema bench chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing pgcti (first run only)"
@@ -47,3 +47,7 @@ test-pg15: $(BIN)/.installed $(INTEROP)
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --json bench-results.json
 	$(BIN)/python -m tests.bench.latency --json bench-latency.json
+
+# The long fault cases, each ending with counts (docs/performance.md).
+chaos: $(BIN)/.installed
+	$(BIN)/python -m tests.chaos

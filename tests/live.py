@@ -59,6 +59,7 @@ class IngestProcess:
     """`pgcti ingest` as its own process, output captured to a file."""
 
     def __init__(self, dsn: str, url: str, tmp: Path, key: str = KEY, *extra: str) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.log_path = tmp / "ingest.log"
         self.spool_dir = tmp / "spool"
         env = {**os.environ, "PGCTI_PBX_KEY": key}

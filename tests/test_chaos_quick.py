@@ -22,8 +22,6 @@ def test_two_ingesters_on_one_feed_store_once_and_survive_a_kill(conn, dsn, tmp_
         for seed in range(20)
     ]
     sim = SimulatorThread()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     first, second = (
         IngestProcess(dsn, sim.url, tmp_path / "a"),
         IngestProcess(dsn, sim.url, tmp_path / "b"),

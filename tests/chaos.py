@@ -1,0 +1,252 @@
+"""`make chaos`: the long fault cases, each ending with counts (the quick ones run in `make test`).
+
+    python -m tests.chaos [--rate 300] [--outage 12] [--offline 60]
+
+1. PostgreSQL stopped hard (immediate) for --outage seconds under steady traffic, then started.
+2. The PBX connection dropped every 3 s: frames the PBX sent while nobody listened, reconnect times.
+3. The ingester killed with SIGKILL mid-stream and restarted on the same spool.
+4. A CRM client offline for --offline seconds: how long its catch-up takes on reconnect.
+Each case runs real processes on a server of its own and prints what was sent, stored, duplicated, delivered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from ingester import embedded, migrations
+from ingester.demo.board import percentile
+from ingester.simulator.traffic import Traffic
+from tests.crm_fixture import seed_crm
+from tests.live import IngestProcess, SimulatorThread, wait_for
+
+
+def q(dsn: str, query: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def counts(dsn: str) -> dict:
+    return {
+        "stored": q(dsn, "SELECT count(*) FROM cti.raw_event"),
+        "duplicates": q(dsn, "SELECT count(*) - count(DISTINCT dedup_key) FROM cti.raw_event"),
+        "failed": q(dsn, "SELECT count(*) FROM cti.event_outcome WHERE status = 'failed'"),
+        "calls_unfinished": q(dsn, "SELECT count(*) FROM cti.call WHERE outcome IS NULL"),
+        "open_card": q(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'open_card'"),
+        "cards_closed": q(
+            dsn, "SELECT count(*) FROM cti.outbox WHERE type IN ('close_card', 'call_ended')"
+        ),
+    }
+
+
+class Feed:
+    """Plays the scenario mix at `rate` frames/s in a thread; remembers what reached the ingester."""
+
+    def __init__(self, sim: SimulatorThread, rate: float, seed: int) -> None:
+        self.sim, self.rate = sim, rate
+        self.traffic = Traffic(seed, [], [str(e) for e in range(101, 111)], scale=0.05)
+        self.sent = self.delivered = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        start = time.time()
+        for due, frame in self.traffic.schedule(start, self.rate / 8.5, None):
+            if self.stop.is_set():
+                self.traffic.accepting = False
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            self.delivered += self.sim.send([frame])
+            self.sent += 1
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
+
+
+def fresh_database(server: str, name: str) -> str:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = make_conninfo(server, dbname=name)
+    migrations.apply(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed_crm(conn)
+    return dsn
+
+
+def case_outage(server: str, tmp: Path, rate: float, outage: float) -> dict:
+    dsn = fresh_database(server, "chaos_outage")
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp / "outage")
+    wait_for(lambda: sim.server.listeners() == 1)
+    feed = Feed(sim, rate, 1)
+    time.sleep(3)
+    embedded.stop("immediate")
+    time.sleep(outage)
+    embedded.start()
+    time.sleep(3)
+    feed.finish()
+    wait_for(
+        lambda: q(dsn, "SELECT count(*) FROM cti.raw_event") >= feed.delivered + 1, timeout=120
+    )
+    ingest.stop()
+    sim.close()
+    return {
+        "case": f"database stopped hard for {outage:g}s",
+        "sent": feed.sent,
+        "delivered": feed.delivered,
+        **counts(dsn),
+    }
+
+
+def case_pbx_drops(server: str, tmp: Path, rate: float) -> dict:
+    dsn = fresh_database(server, "chaos_drops")
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp / "drops")
+    wait_for(lambda: sim.server.listeners() == 1)
+    feed = Feed(sim, rate, 2)
+    gaps = []
+    for _ in range(6):
+        time.sleep(3)
+        subscriptions = sim.server.subscriptions
+        dropped_at = time.monotonic()
+        sim.drop()
+        wait_for(
+            lambda n=subscriptions: sim.server.subscriptions > n and sim.server.listeners() == 1
+        )
+        gaps.append((time.monotonic() - dropped_at) * 1000)
+    feed.finish()
+    wait_for(lambda: q(dsn, "SELECT count(*) FROM cti.raw_event") >= feed.delivered + 1, timeout=60)
+    ingest.stop()
+    sim.close()
+    return {
+        "case": "PBX connection dropped every 3s (6 times)",
+        "sent": feed.sent,
+        "delivered": feed.delivered,
+        "lost_at_the_pbx": feed.sent - feed.delivered,
+        "reconnect_ms_p50": round(percentile(gaps, 50)),
+        "reconnect_ms_max": round(max(gaps)),
+        **counts(dsn),
+    }
+
+
+def case_sigkill(server: str, tmp: Path, rate: float) -> dict:
+    dsn = fresh_database(server, "chaos_kill")
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp / "kill")
+    wait_for(lambda: sim.server.listeners() == 1)
+    feed = Feed(sim, rate, 3)
+    time.sleep(4)
+    delivered_before = feed.delivered
+    ingest.proc.kill()
+    ingest.proc.wait()
+    ingest = IngestProcess(dsn, sim.url, tmp / "kill")
+    wait_for(lambda: sim.server.listeners() == 1)
+    time.sleep(4)
+    feed.finish()
+    time.sleep(2)
+    ingest.stop()
+    sim.close()
+    result = counts(dsn)
+    return {
+        "case": "ingester killed with SIGKILL and restarted",
+        "sent": feed.sent,
+        "delivered": feed.delivered,
+        "delivered_before_kill": delivered_before,
+        "lost_in_the_killed_process": feed.delivered + 1 - result["stored"],
+        **result,
+    }
+
+
+def case_offline_client(server: str, tmp: Path, rate: float, offline: float) -> dict:
+    dsn = fresh_database(server, "chaos_offline")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ws = conn.execute("SELECT id FROM crm.workstation WHERE extension = '101'").fetchone()[0]
+        conn.execute("DROP ROLE IF EXISTS pgcti_chaos_ws")
+        conn.execute("CREATE ROLE pgcti_chaos_ws LOGIN IN ROLE cti_client")
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_chaos_ws', %s)",
+            [ws],
+        )
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp / "offline")
+    wait_for(lambda: sim.server.listeners() == 1)
+    feed = Feed(sim, rate, 4)
+    time.sleep(offline)
+    feed.finish()
+    time.sleep(2)
+    ingest.stop()
+    sim.close()
+    missed = q(
+        dsn, f"SELECT count(*) FROM cti.outbox WHERE target_kind = 'ws' AND target_id = {ws}"
+    )
+    started = time.monotonic()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingester.cli",
+            "watch",
+            "--dsn",
+            make_conninfo(dsn, user="pgcti_chaos_ws"),
+            "--count",
+            str(missed),
+            "--duration",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    took = time.monotonic() - started
+    shown = [line for line in out.stdout.splitlines() if " #" in line]
+    in_order = [int(line.split("#")[1].split()[0]) for line in shown] == list(range(1, missed + 1))
+    return {
+        "case": f"CRM client offline for {offline:g}s",
+        "commands_missed": missed,
+        "caught_up": len(shown),
+        "in_order": in_order,
+        "catch_up_seconds_incl_start": round(took, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=300, help="frames per second (default 300)")
+    parser.add_argument("--outage", type=float, default=12)
+    parser.add_argument("--offline", type=float, default=60)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pgcti-chaos-"))
+    os.environ["PGCTI_HOME"] = str(tmp / "home")
+    server = embedded.start()
+    try:
+        for case in (
+            lambda: case_outage(server, tmp, args.rate, args.outage),
+            lambda: case_pbx_drops(server, tmp, args.rate),
+            lambda: case_sigkill(server, tmp, args.rate),
+            lambda: case_offline_client(server, tmp, args.rate, args.offline),
+        ):
+            result = case()
+            print(result.pop("case"))
+            for key, value in result.items():
+                print(f"  {key:<32}{value}")
+            sys.stdout.flush()
+    finally:
+        embedded.stop("immediate")
+
+
+if __name__ == "__main__":
+    main()
