@@ -129,6 +129,7 @@ CREATE TABLE cti.call (
     outcome text,
     hangup_cause text,
     hold_count integer DEFAULT 0 NOT NULL,
+    last_event_at timestamp with time zone,
     pbx_ended boolean DEFAULT false NOT NULL,
     ring_notified boolean DEFAULT false NOT NULL,
     card_workstation_id bigint,
@@ -254,6 +255,32 @@ CREATE FUNCTION cti.crm_workstation_for_extension(p_extension text) RETURNS bigi
     AS $$ SELECT id FROM crm.workstation WHERE extension = p_extension $$;
 
 COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adapter: extension -> workstation id, NULL when none. Override for an existing CRM.';
+
+CREATE FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_call_id bigint;
+    v_count int := 0;
+BEGIN
+    FOR v_call_id IN
+        SELECT c.id FROM cti.call c, cti.config g
+         WHERE c.ended_at IS NULL AND c.last_event_at < p_now - g.stale_call_after
+         ORDER BY c.id
+           FOR UPDATE OF c SKIP LOCKED
+    LOOP
+        UPDATE cti.call SET pbx_ended = true, ended_at = last_event_at,
+                            hangup_cause = coalesce(hangup_cause, 'PGCTI_STALE')
+         WHERE id = v_call_id;
+        PERFORM cti.refresh_call(v_call_id, p_now, p_live);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END
+$$;
+
+COMMENT ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
 
 CREATE FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb) RETURNS bigint
     LANGUAGE plpgsql
@@ -651,6 +678,11 @@ BEGIN
         detail := p_event.parse_error;
         RETURN;
     END IF;
+    IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
+        status := 'processed';
+        detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
+        RETURN;
+    END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
         RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
     END IF;
@@ -721,7 +753,7 @@ BEGIN
     DELETE FROM cti.call_transfer;
     UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
         client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
-        started_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
+        started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
         outcome = NULL, hangup_cause = NULL, hold_count = 0, pbx_ended = false, ring_notified = false,
         card_workstation_id = NULL, routing_note = NULL;
     FOR v_event IN SELECT * FROM cti.raw_event ORDER BY id LOOP
@@ -781,6 +813,7 @@ BEGIN
         END IF;
     END IF;
     v_new.started_at := (SELECT min(created_at) FROM cti.call_leg WHERE call_id = p_call_id);
+    v_new.last_event_at := greatest(v_old.last_event_at, p_at);
 
     -- Who answered: inbound, the first extension leg to answer that is not a consultation
     -- between colleagues (ring-all and hunt groups: first answer wins); outbound, the
@@ -884,7 +917,7 @@ BEGIN
             external_number_raw = v_new.external_number_raw, dialled = v_new.dialled,
             client_id = v_new.client_id, client_match = v_new.client_match,
             client_candidates = v_new.client_candidates, client_card = v_new.client_card,
-            started_at = v_new.started_at, answered_at = v_new.answered_at, answered_by = v_new.answered_by,
+            started_at = v_new.started_at, last_event_at = v_new.last_event_at, answered_at = v_new.answered_at, answered_by = v_new.answered_by,
             holder_extension = v_new.holder_extension, ended_at = v_new.ended_at, outcome = v_new.outcome,
             hangup_cause = v_new.hangup_cause, ring_notified = v_new.ring_notified,
             card_workstation_id = v_new.card_workstation_id, routing_note = v_new.routing_note
@@ -1140,11 +1173,13 @@ CREATE TABLE cti.config (
     national_digits integer DEFAULT 10 NOT NULL,
     extension_max_digits integer DEFAULT 5 NOT NULL,
     max_frame_bytes integer DEFAULT 1048576 NOT NULL,
+    stale_call_after interval DEFAULT '02:00:00'::interval NOT NULL,
     CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
     CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
     CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
     CONSTRAINT config_national_digits_check CHECK (((national_digits >= 4) AND (national_digits <= 14))),
     CONSTRAINT config_singleton_check CHECK (singleton),
+    CONSTRAINT config_stale_call_after_check CHECK ((stale_call_after > '00:00:00'::interval)),
     CONSTRAINT config_trunk_prefix_check CHECK ((trunk_prefix ~ '^[0-9]*$'::text))
 );
 
@@ -1266,6 +1301,8 @@ CREATE INDEX call_client ON cti.call USING btree (client_id, started_at);
 
 CREATE INDEX call_leg_call ON cti.call_leg USING btree (call_id);
 
+CREATE INDEX call_open ON cti.call USING btree (last_event_at) WHERE (ended_at IS NULL);
+
 CREATE INDEX call_started ON cti.call USING btree (started_at);
 
 CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (status) WHERE (status <> 'processed'::text);
@@ -1330,6 +1367,8 @@ REVOKE ALL ON FUNCTION cti.crm_register_unknown(p_e164 text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.crm_ring_recipients(p_dialled text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_workstation_for_extension(p_extension text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb) FROM PUBLIC;
 

@@ -238,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds a database write may take before it counts as failed and is spooled (default 10)",
     )
+    p.add_argument(
+        "--tick-seconds",
+        type=float,
+        help="housekeeping tick interval: ends calls whose end was lost (default 60; 0 disables)",
+    )
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_ingest)

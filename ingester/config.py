@@ -30,6 +30,7 @@ class IngestConfig:
     metrics_port: int | None = None
     max_batch: int = 500
     db_timeout: float = 10.0
+    tick_seconds: float = 60.0
     log_json: bool = False
 
 
@@ -92,6 +93,7 @@ def load(flags: dict[str, object]) -> IngestConfig:
         subs = [s.strip() for s in subs.split(",") if s.strip()]
     metrics = pick("metrics_port", "PGCTI_METRICS_PORT")
     db_timeout = float(pick("db_timeout", "PGCTI_DB_TIMEOUT", 10.0))  # type: ignore[arg-type]
+    tick_seconds = float(pick("tick_seconds", "PGCTI_TICK_SECONDS", 60.0))  # type: ignore[arg-type]
     return IngestConfig(
         pbx=pbx,
         url=str(url),
@@ -103,4 +105,5 @@ def load(flags: dict[str, object]) -> IngestConfig:
         metrics_port=int(metrics) if metrics not in (None, "") else None,  # type: ignore[arg-type]
         log_json=bool(flags.get("log_json")),
         db_timeout=db_timeout,
+        tick_seconds=tick_seconds,
     )

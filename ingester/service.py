@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+from datetime import UTC, datetime
 
 from ingester import database
 from ingester.config import IngestConfig
 from ingester.metrics import Metrics, serve
-from ingester.spool import Spool
+from ingester.spool import Frame, Spool
 from ingester.transports import onlinepbx2, onlinepbx3
 from ingester.writer import Writer
 
@@ -47,6 +49,7 @@ async def run(config: IngestConfig) -> int:
             config.url, config.key, config.subscriptions, writer.submit, metrics
         )
     pbx_task = asyncio.create_task(receive, name="pbx")
+    tick_task = asyncio.create_task(_ticks(writer, config.tick_seconds), name="tick")
     stop_task = asyncio.create_task(stopping.wait(), name="stop")
     done, _ = await asyncio.wait(
         {writer_task, pbx_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
@@ -57,7 +60,7 @@ async def run(config: IngestConfig) -> int:
         log.error("%s", pbx_task.exception())
         status = 2
     log.info("stopping: no more frames are read; writing %d queued frame(s)", writer.queue.qsize())
-    for task in (pbx_task, stop_task):
+    for task in (pbx_task, stop_task, tick_task):
         task.cancel()
     await asyncio.wait({pbx_task, stop_task}, timeout=1.5)  # the goodbye to the PBX is bounded
     writer.stop()
@@ -80,3 +83,17 @@ async def run(config: IngestConfig) -> int:
         metrics.spooled._value.get(),
     )
     return status
+
+
+async def _ticks(writer: Writer, every: float) -> None:
+    """Housekeeping: a `pgcti` tick through the raw log lets the database end calls whose
+    end was lost (cti.end_stale_calls), without the ingester's role needing any other right."""
+    if every <= 0:
+        return
+    while True:
+        await asyncio.sleep(every)
+        now = datetime.now(UTC)
+        writer.submit(
+            Frame("pgcti", now, json.dumps({"event": "tick", "at": now.isoformat()})),
+            from_pbx=False,
+        )

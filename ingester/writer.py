@@ -43,8 +43,9 @@ class Writer:
         self._retry_delay = 0.2
         self.metrics.spool_depth.set(spool.depth)
 
-    def submit(self, frame: Frame) -> None:
-        self.metrics.received.inc()
+    def submit(self, frame: Frame, from_pbx: bool = True) -> None:
+        if from_pbx:
+            self.metrics.received.inc()
         self.queue.put_nowait(frame)
 
     async def run(self) -> None:

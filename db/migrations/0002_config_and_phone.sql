@@ -12,7 +12,10 @@ CREATE TABLE cti.config (
     international_prefixes text[] NOT NULL DEFAULT ARRAY['810', '00'],
     national_digits int NOT NULL DEFAULT 10 CHECK (national_digits BETWEEN 4 AND 14),
     extension_max_digits int NOT NULL DEFAULT 5 CHECK (extension_max_digits BETWEEN 1 AND 8),
-    max_frame_bytes int NOT NULL DEFAULT 1048576 CHECK (max_frame_bytes > 0)
+    max_frame_bytes int NOT NULL DEFAULT 1048576 CHECK (max_frame_bytes > 0),
+    -- A call with no event for this long is ended by the ingester's housekeeping tick
+    -- (its end never came: lost while the PBX connection was down). Its card is closed.
+    stale_call_after interval NOT NULL DEFAULT '2 hours' CHECK (stale_call_after > interval '0')
 );
 COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the raw frame size limit; edit with UPDATE';
 INSERT INTO cti.config DEFAULT VALUES;

@@ -25,6 +25,7 @@ CREATE TABLE cti.call (
     outcome text CHECK (outcome IN ('answered', 'missed', 'busy', 'abandoned', 'no_answer')),
     hangup_cause text,
     hold_count int NOT NULL DEFAULT 0,
+    last_event_at timestamptz,     -- when a frame of this call last arrived
     pbx_ended boolean NOT NULL DEFAULT false,  -- the PBX said the whole call ended
     ring_notified boolean NOT NULL DEFAULT false,
     card_workstation_id bigint,    -- where the card is open now (NULL: nowhere)
@@ -34,6 +35,7 @@ CREATE TABLE cti.call (
 COMMENT ON TABLE cti.call IS 'One row per PBX call: caller, client, times, who answered, outcome, where the card is open';
 CREATE INDEX call_client ON cti.call (client_id, started_at);
 CREATE INDEX call_started ON cti.call (started_at);
+CREATE INDEX call_open ON cti.call (last_event_at) WHERE ended_at IS NULL;
 
 -- One row per PBX channel (leg). Filled in by whichever frames arrive, in any order.
 CREATE TABLE cti.call_leg (

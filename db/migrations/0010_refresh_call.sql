@@ -51,6 +51,7 @@ BEGIN
         END IF;
     END IF;
     v_new.started_at := (SELECT min(created_at) FROM cti.call_leg WHERE call_id = p_call_id);
+    v_new.last_event_at := greatest(v_old.last_event_at, p_at);
 
     -- Who answered: inbound, the first extension leg to answer that is not a consultation
     -- between colleagues (ring-all and hunt groups: first answer wins); outbound, the
@@ -154,7 +155,7 @@ BEGIN
             external_number_raw = v_new.external_number_raw, dialled = v_new.dialled,
             client_id = v_new.client_id, client_match = v_new.client_match,
             client_candidates = v_new.client_candidates, client_card = v_new.client_card,
-            started_at = v_new.started_at, answered_at = v_new.answered_at, answered_by = v_new.answered_by,
+            started_at = v_new.started_at, last_event_at = v_new.last_event_at, answered_at = v_new.answered_at, answered_by = v_new.answered_by,
             holder_extension = v_new.holder_extension, ended_at = v_new.ended_at, outcome = v_new.outcome,
             hangup_cause = v_new.hangup_cause, ring_notified = v_new.ring_notified,
             card_workstation_id = v_new.card_workstation_id, routing_note = v_new.routing_note

@@ -3,6 +3,34 @@
 
 SET LOCAL ROLE cti_owner;
 
+-- End calls that have heard nothing for cti.config.stale_call_after: their end was lost
+-- (sent while the PBX connection was down; the PBX does not re-send). Run by the ingester's
+-- tick, a raw event like any other, so a rebuild ends the same calls at the same point.
+CREATE FUNCTION cti.end_stale_calls(p_now timestamptz, p_live boolean) RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call_id bigint;
+    v_count int := 0;
+BEGIN
+    FOR v_call_id IN
+        SELECT c.id FROM cti.call c, cti.config g
+         WHERE c.ended_at IS NULL AND c.last_event_at < p_now - g.stale_call_after
+         ORDER BY c.id
+           FOR UPDATE OF c SKIP LOCKED
+    LOOP
+        UPDATE cti.call SET pbx_ended = true, ended_at = last_event_at,
+                            hangup_cause = coalesce(hangup_cause, 'PGCTI_STALE')
+         WHERE id = v_call_id;
+        PERFORM cti.refresh_call(v_call_id, p_now, p_live);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION cti.end_stale_calls(timestamptz, boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
+
 -- Normalise one raw event, apply its facts, refresh the calls they touch.
 -- Raises on bad frames; cti.process_and_record() turns that into a 'failed' outcome.
 CREATE FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text)
@@ -18,6 +46,11 @@ BEGIN
     IF p_event.parse_error IS NOT NULL THEN
         status := 'failed';
         detail := p_event.parse_error;
+        RETURN;
+    END IF;
+    IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
+        status := 'processed';
+        detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
         RETURN;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
@@ -103,7 +136,7 @@ BEGIN
     DELETE FROM cti.call_transfer;
     UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
         client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
-        started_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
+        started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
         outcome = NULL, hangup_cause = NULL, hold_count = 0, pbx_ended = false, ring_notified = false,
         card_workstation_id = NULL, routing_note = NULL;
     FOR v_event IN SELECT * FROM cti.raw_event ORDER BY id LOOP
