@@ -41,6 +41,9 @@ class Writer:
         self._inflight: list[Frame] = []
         self._conn: psycopg.AsyncConnection | None = None
         self._retry_delay = 0.2
+        self._next_try = (
+            0.0  # while the database is away, try it no more often than this (monotonic)
+        )
         self.metrics.spool_depth.set(spool.depth)
 
     def submit(self, frame: Frame, from_pbx: bool = True) -> None:
@@ -52,7 +55,7 @@ class Writer:
         """Write until stop() is called and everything queued before it is written (or spooled)."""
         await self._recover()
         while True:
-            timeout = self._retry_delay if self.spool.depth else None
+            timeout = max(0.0, self._next_try - time.monotonic()) if self.spool.depth else None
             try:
                 first = await asyncio.wait_for(self.queue.get(), timeout)
             except TimeoutError:
@@ -142,6 +145,8 @@ class Writer:
         """Drain the spool in order; True when it is empty and the database takes writes."""
         if not self.spool.depth:
             return True
+        if time.monotonic() < self._next_try:
+            return False  # not yet: meanwhile new frames go straight to the spool, in order
         try:
             frames = self.spool.read()
             for start in range(0, len(frames), self.max_batch):
@@ -149,6 +154,7 @@ class Writer:
         except psycopg.OperationalError as exc:
             await self._drop_connection()
             self._retry_delay = min(self._retry_delay * 2, 5.0) * random.uniform(0.8, 1.2)
+            self._next_try = time.monotonic() + self._retry_delay
             log.debug(
                 "database still unavailable (%s); next try in %.1fs",
                 _first_line(exc),
@@ -159,6 +165,7 @@ class Writer:
         self.spool.clear()
         self.metrics.spool_depth.set(0)
         self._retry_delay = 0.2
+        self._next_try = 0.0
         return True
 
     def _to_spool(self, batch: list[Frame]) -> None:
