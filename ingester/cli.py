@@ -177,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         console = Console(soft_wrap=True)  # plain lines for logs and pipes
     try:
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-        return asyncio.run(run(args.duration, args.rate, seed, args.dsn, console))
+        return asyncio.run(run(args.duration, args.rate, seed, args.dsn, console, args.pbx))
     except DemoError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         return 1
@@ -295,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         type=int,
         help="traffic seed (default: a new one each run, so call ids never repeat)",
+    )
+    p.add_argument(
+        "--pbx",
+        choices=["onlinepbx3", "onlinepbx2"],
+        default="onlinepbx3",
+        help="which PBX protocol the simulator and the ingester speak",
     )
     p.set_defaults(func=cmd_demo)
 

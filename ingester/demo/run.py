@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import collections
 import contextlib
 import json
@@ -21,8 +20,8 @@ from rich.live import Live
 from ingester import database, embedded, migrations
 from ingester.demo import seed
 from ingester.demo.board import Board, percentile
-from ingester.simulator.run import crm_numbers_and_extensions
-from ingester.simulator.server import Onlinepbx3Server, play
+from ingester.simulator.run import crm_numbers_and_extensions, make_server
+from ingester.simulator.server import play
 from ingester.simulator.traffic import Traffic
 
 
@@ -31,7 +30,12 @@ class DemoError(Exception):
 
 
 async def run(
-    duration: float, rate: float, seed_value: int, dsn_flag: str | None, console: Console
+    duration: float,
+    rate: float,
+    seed_value: int,
+    dsn_flag: str | None,
+    console: Console,
+    pbx: str = "onlinepbx3",
 ) -> int:
     say = console.print
     if not (dsn_flag or os.environ.get("PGCTI_DSN")):
@@ -58,7 +62,7 @@ async def run(
     )
 
     key = secrets.token_urlsafe(24)
-    server = Onlinepbx3Server(key)
+    server = make_server(pbx, key)
     await server.start()
     log_path = embedded.home() / "demo-ingest.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +77,9 @@ async def run(
         server.url,
         "--spool-dir",
         str(embedded.home() / "demo-spool"),
+        "--pbx",
+        pbx,
+        *(["--domain", server.domain] if pbx == "onlinepbx2" else []),
         env={**os.environ, "PGCTI_PBX_KEY": key},
         stdout=log_path.open("ab"),
         stderr=asyncio.subprocess.STDOUT,
@@ -91,7 +98,7 @@ async def run(
     )
 
     numbers, extensions = crm_numbers_and_extensions(dsn)
-    traffic = Traffic(seed_value, numbers, extensions)
+    traffic = Traffic(seed_value, numbers, extensions, protocol=pbx)
     board = Board(workstations)
     sent_at: dict[str, list[float]] = collections.defaultdict(list)  # pbx call id -> send times
     sent_log: list[tuple[float, dict]] = []
@@ -104,10 +111,10 @@ async def run(
     class SentLog(list):
         def append(self, item: tuple[float, dict]) -> None:
             at, frame = item
-            call = (frame.get("data") or {}).get("call_uuid") or (frame.get("data") or {}).get(
-                "uuid"
-            )
-            sent_at[str(call)].append(at)
+            data = frame.get("data") or (frame.get("args") or [{}])[0]  # 3.0 or 2.0
+            for key in ("call_uuid", "uuid", "aleg_uuid", "bleg_uuid"):
+                if data.get(key):
+                    sent_at[data[key]].append(at)
             super().append(item)
 
     sent_log = SentLog()
@@ -167,7 +174,6 @@ async def _listen(
     console: Console,
 ) -> None:
     """Observe every doorbell (as a DBA may): measure frame -> doorbell latency, update the board."""
-    call_ids: dict[int, str] = {}
     # Two connections: the notifies() generator holds its connection while it waits.
     async with (
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
@@ -182,19 +188,24 @@ async def _listen(
             arrived = time.time()
             bell = json.loads(note.payload)
             kind, target = note.channel.split("_v1_")[0][4:], int(note.channel.rsplit("_", 1)[1])
-            if bell["call_id"] not in call_ids:
-                row = await (
+            # The call's ids as the PBX knows them: its call id and (2.0 has no call id) its legs.
+            keys = (
+                await (
                     await reader.execute(
-                        "SELECT pbx_call_id FROM cti.call WHERE id = %s", [bell["call_id"]]
+                        "SELECT c.pbx_call_id, array_agg(l.leg_uuid) FROM cti.call c"
+                        " LEFT JOIN cti.call_leg l ON l.call_id = c.id WHERE c.id = %s GROUP BY c.id",
+                        [bell["call_id"]],
                     )
                 ).fetchone()
-                call_ids[bell["call_id"]] = row[0] if row else ""
-            times = sent_at.get(call_ids[bell["call_id"]], [])
-            cause = (
-                bisect.bisect_right(times, arrived) - 1
-            )  # the frame that was sent last before the bell
-            if cause >= 0:
-                board.latencies_ms.append((arrived - times[cause]) * 1000)
+            ) or ("", [])
+            sends = [
+                t
+                for key in [keys[0], *(keys[1] or [])]
+                for t in sent_at.get(key or "", [])
+                if t <= arrived
+            ]
+            if sends:  # the frame of this call sent last before the bell caused it
+                board.latencies_ms.append((arrived - max(sends)) * 1000)
             payload = await (
                 await reader.execute(
                     "SELECT payload FROM cti.outbox WHERE target_kind = %s AND target_id = %s AND seq = %s",
@@ -246,7 +257,7 @@ def _summary(
     console.print("\n[bold]Summary[/bold]")
     console.print(
         f"  frames: {sent} sent by the simulator, {stored} stored in cti.raw_event "
-        f"({ignored} ignored as non-call events, {failed} failed)"
+        f"({ignored} ignored: no call fact in them, {failed} failed)"
     )
     console.print(
         f"  calls: {sum(n for _, n in outcomes)} ("
