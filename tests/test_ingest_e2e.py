@@ -157,9 +157,21 @@ def test_metrics_and_health_endpoints(conn, dsn, sim, tmp_path):
         assert ingest.stop() == 0
 
 
-def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
+@pytest.mark.parametrize("pbx_kind", ["onlinepbx3", "onlinepbx2"])
+def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn, pbx_kind):
     result = run_cli(
-        "demo", "--dsn", dsn, "--duration", "4", "--rate", "3", "--seed", "11", timeout=90
+        "demo",
+        "--dsn",
+        dsn,
+        "--duration",
+        "4",
+        "--rate",
+        "3",
+        "--seed",
+        "11",
+        "--pbx",
+        pbx_kind,
+        timeout=90,
     )
     out = result.stdout
     assert "Summary" in out and "errors: 0" in out, out + result.stderr
