@@ -777,7 +777,10 @@ DECLARE
     v_old cti.call;
     v_new cti.call;
     v_leg cti.call_leg;
-    v_holder text;
+    v_bridged text[];
+    v_bridged_at timestamptz[];
+    v_chain text[] := '{}';
+    v_chain_at timestamptz[] := '{}';
     v_desired_ws bigint;
     v_recipient bigint;
     v_id record;
@@ -825,15 +828,19 @@ BEGIN
          WHERE call_id = p_call_id AND answered_at IS NOT NULL AND cti.is_extension(destination)
            AND NOT coalesce(cti.is_extension(caller), false)
          ORDER BY answered_at, leg_uuid LIMIT 1;
-        -- Who holds it now: the extension leg most recently bridged to the customer's side
-        -- (a leg not dialling one of our extensions). This is how blind, attended and chained transfers show.
-        SELECT x.destination INTO v_holder
+        -- Every extension leg bridged to the customer's side (a leg not dialling one of our
+        -- extensions), in time order: blind, attended and chained transfers all show this way.
+        -- Ordered by when that leg answered (the PBX's clock); a bridge event carries no time of
+        -- its own, and its arrival order is not to be trusted.
+        SELECT coalesce(array_agg(x.destination ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}'),
+               coalesce(array_agg(coalesce(x.answered_at, b.bridged_at)
+                                  ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}')
+          INTO v_bridged, v_bridged_at
           FROM cti.call_bridge b
           JOIN cti.call_leg x ON x.call_id = b.call_id AND x.leg_uuid IN (b.leg_a, b.leg_b)
           JOIN cti.call_leg y ON y.call_id = b.call_id AND y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
          WHERE b.call_id = p_call_id AND cti.is_extension(x.destination)
-           AND y.destination IS NOT NULL AND NOT cti.is_extension(y.destination)
-         ORDER BY b.bridged_at DESC, x.leg_uuid LIMIT 1;
+           AND y.destination IS NOT NULL AND NOT cti.is_extension(y.destination);
     ELSIF v_new.direction = 'outbound' THEN
         SELECT answered_at, caller INTO v_new.answered_at, v_new.answered_by FROM cti.call_leg
          WHERE call_id = p_call_id AND answered_at IS NOT NULL AND destination IS NOT NULL
@@ -844,7 +851,19 @@ BEGIN
          WHERE call_id = p_call_id AND answered_at IS NOT NULL
          ORDER BY answered_at, leg_uuid LIMIT 1;
     END IF;
-    v_new.holder_extension := CASE WHEN v_new.answered_by IS NOT NULL THEN coalesce(v_holder, v_new.answered_by) END;
+    -- Who held the call, in order: the first to answer, then each new extension bridged to the
+    -- customer. Derived from the facts alone, so it is the same whatever order frames arrived in.
+    IF v_new.answered_by IS NOT NULL THEN
+        v_chain := ARRAY[v_new.answered_by];
+        v_chain_at := ARRAY[v_new.answered_at];
+        FOR i IN 1 .. coalesce(cardinality(v_bridged), 0) LOOP
+            IF v_bridged[i] <> v_chain[cardinality(v_chain)] THEN
+                v_chain := v_chain || v_bridged[i];
+                v_chain_at := v_chain_at || v_bridged_at[i];
+            END IF;
+        END LOOP;
+    END IF;
+    v_new.holder_extension := v_chain[cardinality(v_chain)];
 
     -- Ended when the PBX says so, or when every leg we know of has hung up.
     IF v_new.pbx_ended OR NOT EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id AND ended_at IS NULL) THEN
@@ -872,12 +891,13 @@ BEGIN
           FROM cti.identify_client(v_new, v_new.direction = 'inbound') i;
     END IF;
 
-    -- A new holder after the first answer is a transfer: 101 -> 102 -> 103.
-    IF v_old.holder_extension IS NOT NULL AND v_new.holder_extension IS NOT NULL
-       AND v_new.holder_extension <> v_old.holder_extension THEN
+    -- The transfers are the steps of that chain: 101 -> 102 -> 103.
+    IF (SELECT coalesce(array_agg(to_extension ORDER BY step), '{}') FROM cti.call_transfer WHERE call_id = p_call_id)
+       IS DISTINCT FROM coalesce(v_chain[2:], '{}') THEN
+        DELETE FROM cti.call_transfer WHERE call_id = p_call_id;
         INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
-        SELECT p_call_id, coalesce(max(step), 0) + 1, v_old.holder_extension, v_new.holder_extension, p_at
-          FROM cti.call_transfer WHERE call_id = p_call_id;
+        SELECT p_call_id, i - 1, v_chain[i - 1], v_chain[i], v_chain_at[i]
+          FROM generate_subscripts(v_chain, 1) i WHERE i > 1;
     END IF;
 
     -- Ring: every recipient hears about a customer's call once, while it rings.

@@ -117,8 +117,14 @@ def _check(
     if answer_first:  # the classic: an answer overtakes its channel_create
         shuffled.sort(key=lambda f: f[event_key] != "channel_answer")
     shuffled += [order.choice(frames) for _ in range(duplicates)]
+    history = "SELECT direction, external_number, answered_by, extension_chain, outcome FROM cti.call_history_v1"
+    with crm_conn.transaction(force_rollback=True):
+        insert_frames(crm_conn, frames, source=source)
+        in_order = crm_conn.execute(history).fetchall()
     with crm_conn.transaction(force_rollback=True):
         insert_frames(crm_conn, shuffled, source=source)
+        # The call's history is a function of its frames, not of their order.
+        assert crm_conn.execute(history).fetchall() == in_order
         rows = crm_conn.execute(
             "SELECT target_kind, target_id, type FROM cti.outbox ORDER BY created_at, seq"
         ).fetchall()
