@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -19,9 +19,6 @@ class Frame:
     source: str
     received_at: datetime
     body: str
-
-    def as_row(self) -> dict[str, object]:
-        return asdict(self)
 
 
 class Spool:

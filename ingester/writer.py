@@ -125,8 +125,9 @@ class Writer:
 
     async def _insert_now(self, batch: list[Frame]) -> None:
         conn = await self._connection()
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(query("insert_raw_event"), [f.as_row() for f in batch])
+        await conn.execute(
+            query("insert_raw_events"), batch_params(batch)
+        )  # autocommit: one transaction
 
     async def _insert_one_by_one(self, batch: list[Frame]) -> None:
         for frame in batch:
@@ -194,3 +195,11 @@ class Writer:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def batch_params(batch: list[Frame]) -> dict[str, list]:
+    return {
+        "sources": [f.source for f in batch],
+        "received": [f.received_at for f in batch],
+        "bodies": [f.body for f in batch],
+    }

@@ -24,8 +24,15 @@ from psycopg.conninfo import make_conninfo
 from ingester import embedded, migrations
 from ingester.queries import query
 from ingester.simulator.traffic import Traffic
+from ingester.spool import Frame
+from ingester.writer import batch_params
 
-BASELINE_INSERT = "INSERT INTO bench.raw_copy (source, received_at, body) VALUES (%(source)s, %(received_at)s, %(body)s)"
+# The same batched statement as the ingester's, into a trigger-less copy of the table.
+BASELINE_INSERT = (
+    query("insert_raw_events")
+    .replace("INSERT INTO cti.raw_event", "INSERT INTO bench.raw_copy")
+    .replace("ON CONFLICT DO NOTHING", "")
+)
 
 
 def log(message: str) -> None:
@@ -96,8 +103,9 @@ def insert_batches(dsn: str, statement: str, rows: list[dict], batch: int) -> fl
     with psycopg.connect(dsn, autocommit=True) as conn:
         started = time.perf_counter()
         for start in range(0, len(rows), batch):
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(statement, rows[start : start + batch])
+            conn.execute(
+                statement, batch_params([Frame(**row) for row in rows[start : start + batch]])
+            )
         return len(rows) / (time.perf_counter() - started)
 
 
@@ -114,7 +122,7 @@ def throughput(dsn: str, frames: int, clients: int, batch: int) -> dict:
     )
     bare = insert_batches(dsn, BASELINE_INSERT, rows, batch)
     log(f"  bare INSERT: {bare:,.0f} events/s")
-    pipeline = insert_batches(dsn, query("insert_raw_event"), rows, batch)
+    pipeline = insert_batches(dsn, query("insert_raw_events"), rows, batch)
     log(f"  full pipeline: {pipeline:,.0f} events/s")
     with psycopg.connect(dsn) as conn:
         outcome = dict(
