@@ -244,7 +244,7 @@ def _summary(
             """SELECT count(*), count(*) FILTER (WHERE o.status = 'failed'),
                       count(*) FILTER (WHERE o.status = 'ignored')
                  FROM cti.raw_event r LEFT JOIN cti.event_outcome o ON o.raw_event_id = r.id
-                WHERE r.id > %s""",
+                WHERE r.id > %s AND r.source <> 'pgcti'""",  # PBX frames, not housekeeping ticks
             [baseline[0]],
         ).fetchone()
         outcomes = conn.execute(
