@@ -16,16 +16,20 @@ import secrets
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ingester.simulator.loopback import LoopbackPbx
 from ingester.transports import socketio09
 
 log = logging.getLogger("pgcti.simulator")
 GROUP_OF = {"blf": "blf", "registration": "registration"}  # every other event is a "calls" event
 
 
-class Onlinepbx2Server:
+class Onlinepbx2Server(LoopbackPbx):
+    name = "onlinePBX 2.0 (socket.io 0.9)"
+    scheme = "http"
+
     def __init__(
         self,
         key: str,
@@ -34,40 +38,11 @@ class Onlinepbx2Server:
         port: int = 0,
         heartbeat: float = 10.0,
     ) -> None:
-        self.key, self.domain, self.host, self.port, self.heartbeat = (
-            key,
-            domain,
-            host,
-            port,
-            heartbeat,
-        )
+        super().__init__(key, host, port)
+        self.domain, self.heartbeat = domain, heartbeat
         self.sessions: set[str] = set()
-        self.subscribers: dict[ServerConnection, set[str]] = {}
-        self.sent = self.refused = self.subscriptions = 0
-        self.subscribed = asyncio.Event()
-        self._server: Server | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await serve(
-            self._session,
-            self.host,
-            self.port,
-            process_request=self._http,
-            logger=logging.getLogger("pgcti.simulator.ws"),
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("onlinePBX 2.0 (socket.io 0.9) simulator listening on %s", self.url)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    def _http(self, connection: ServerConnection, request):
+    def _process_request(self, connection: ServerConnection, request):
         parts = urlsplit(request.path)
         if parts.path.rstrip("/") == "/socket.io/1":
             query = parse_qs(parts.query)
@@ -126,9 +101,6 @@ class Onlinepbx2Server:
                 await ws.close()
                 return
 
-    def listeners(self, group: str = "calls") -> int:
-        return sum(1 for groups in self.subscribers.values() if group in groups)
-
     async def send(self, event: dict | str, group: str | None = None) -> int:
         """Send one 2.0 event ({"name", "args"}) to every client subscribed to its group."""
         if isinstance(event, str):
@@ -138,19 +110,4 @@ class Onlinepbx2Server:
                 socketio09.event(event["name"], *event["args"]),
                 group or GROUP_OF.get(event["name"], "calls"),
             )
-        delivered = 0
-        for ws, groups in list(self.subscribers.items()):
-            if group in groups:
-                try:
-                    await ws.send(text)
-                    delivered += 1
-                except ConnectionClosed:
-                    pass  # gone mid-send; the PBX does not re-send
-        self.sent += 1
-        return delivered
-
-    async def drop_clients(self) -> int:
-        dropped = list(self.subscribers)
-        for ws in dropped:
-            ws.transport.abort()
-        return len(dropped)
+        return await self._broadcast(text, group)
