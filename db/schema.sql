@@ -61,10 +61,15 @@ BEGIN
     IF p_fact.call_key IS NULL THEN
         v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
     ELSE
-        -- The no-op update returns the id and locks the call row: frames of one call are applied one at a time.
-        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
-        ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
-        RETURNING c.id INTO v_call_id;
+        SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        IF v_call_id IS NULL THEN
+            INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
+            ON CONFLICT (source, pbx_call_id) DO NOTHING
+            RETURNING c.id INTO v_call_id;
+        END IF;
+        IF v_call_id IS NULL THEN  -- another transaction created it since our look
+            SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        END IF;
     END IF;
 
     CASE p_fact.kind
@@ -776,111 +781,144 @@ CREATE FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone
 DECLARE
     v_old cti.call;
     v_new cti.call;
-    v_leg cti.call_leg;
-    v_bridged text[];
-    v_bridged_at timestamptz[];
+    v_legs record;
     v_chain text[] := '{}';
     v_chain_at timestamptz[] := '{}';
     v_desired_ws bigint;
     v_recipient bigint;
-    v_id record;
 BEGIN
     SELECT * INTO v_old FROM cti.call WHERE id = p_call_id FOR UPDATE;
     v_new := v_old;
 
-    -- Direction and the customer's number. A leg whose caller is not one of our extensions
-    -- (anonymous included) means a customer called in; an extension calling a non-extension is outbound.
-    SELECT * INTO v_leg FROM cti.call_leg
-     WHERE call_id = p_call_id AND created_at IS NOT NULL AND NOT coalesce(cti.is_extension(caller), false)
-     ORDER BY created_at, leg_uuid LIMIT 1;
-    IF FOUND THEN
+    WITH leg AS MATERIALIZED (
+        SELECT * FROM cti.call_leg WHERE call_id = p_call_id
+    ),
+    -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
+    inbound AS (
+        SELECT caller, caller_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
+         ORDER BY created_at, leg_uuid LIMIT 1
+    ),
+    -- Outbound: an extension's leg dialling a number that is not ours.
+    outbound AS (
+        SELECT destination, destination_raw FROM leg
+         WHERE created_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
+         ORDER BY created_at, leg_uuid LIMIT 1
+    ),
+    -- Who answered. Inbound: the first extension leg to answer that is not a consultation
+    -- between colleagues (ring-all and hunt groups: first answer wins).
+    inbound_answer AS (
+        SELECT answered_at, destination FROM leg
+         WHERE answered_at IS NOT NULL AND destination_is_extension AND NOT caller_is_extension
+         ORDER BY answered_at, leg_uuid LIMIT 1
+    ),
+    -- Outbound: the extension that dialled, once the far end answered.
+    outbound_answer AS (
+        SELECT answered_at, caller FROM leg
+         WHERE answered_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
+           AND caller_is_extension
+         ORDER BY answered_at, leg_uuid LIMIT 1
+    ),
+    -- Internal: recorded for history; internal calls pop no card.
+    internal_answer AS (
+        SELECT answered_at, destination FROM leg WHERE answered_at IS NOT NULL
+         ORDER BY answered_at, leg_uuid LIMIT 1
+    ),
+    -- Every extension leg bridged to the customer's side (a leg not dialling one of our
+    -- extensions): blind, attended and chained transfers all show this way. Ordered by when
+    -- that leg answered (the PBX's clock); a bridge event carries no time of its own, and its
+    -- arrival order is not to be trusted.
+    bridged AS (
+        SELECT coalesce(array_agg(x.destination ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS extensions,
+               coalesce(array_agg(coalesce(x.answered_at, b.bridged_at)
+                                  ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS times
+          FROM cti.call_bridge b
+          JOIN leg x ON x.leg_uuid IN (b.leg_a, b.leg_b)
+          JOIN leg y ON y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
+         WHERE b.call_id = p_call_id AND x.destination_is_extension
+           AND y.destination IS NOT NULL AND NOT y.destination_is_extension
+    )
+    SELECT (SELECT caller FROM inbound) AS in_number, (SELECT caller_raw FROM inbound) AS in_number_raw,
+           EXISTS (SELECT FROM inbound) AS is_inbound,
+           (SELECT destination_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
+                                              AND NOT destination_is_extension
+             ORDER BY created_at, leg_uuid LIMIT 1) AS in_dialled,
+           (SELECT destination FROM outbound) AS out_number, (SELECT destination_raw FROM outbound) AS out_number_raw,
+           EXISTS (SELECT FROM outbound) AS is_outbound,
+           EXISTS (SELECT FROM leg WHERE created_at IS NOT NULL) AS is_internal,
+           (SELECT min(created_at) FROM leg) AS started_at,
+           (SELECT answered_at FROM inbound_answer) AS in_answered_at,
+           (SELECT destination FROM inbound_answer) AS in_answered_by,
+           (SELECT answered_at FROM outbound_answer) AS out_answered_at,
+           (SELECT caller FROM outbound_answer) AS out_answered_by,
+           (SELECT answered_at FROM internal_answer) AS int_answered_at,
+           (SELECT destination FROM internal_answer) AS int_answered_by,
+           (SELECT extensions FROM bridged) AS bridged, (SELECT times FROM bridged) AS bridged_at,
+           NOT EXISTS (SELECT FROM leg WHERE ended_at IS NULL) AS all_legs_ended,
+           (SELECT max(ended_at) FROM leg) AS last_leg_ended,
+           EXISTS (SELECT FROM leg WHERE hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
+           -- the customer hung up while it rang: the PBX cancels the ringing legs
+           EXISTS (SELECT FROM leg WHERE hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
+           (SELECT hangup_cause FROM leg WHERE hangup_cause IS NOT NULL
+             ORDER BY ended_at DESC NULLS LAST, leg_uuid LIMIT 1) AS leg_cause,
+           (SELECT coalesce(array_agg(to_extension ORDER BY step), '{}') FROM cti.call_transfer
+             WHERE call_id = p_call_id) AS transfers
+      INTO v_legs;
+
+    -- Direction and the customer's number: a customer's leg means inbound; an extension
+    -- calling a number that is not ours, outbound; legs between extensions only, internal.
+    IF v_legs.is_inbound THEN
         v_new.direction := 'inbound';
-        v_new.external_number := v_leg.caller;
-        v_new.external_number_raw := v_leg.caller_raw;
-        v_new.dialled := (SELECT destination_raw FROM cti.call_leg
-                           WHERE call_id = p_call_id AND created_at IS NOT NULL
-                             AND NOT coalesce(cti.is_extension(caller), false)
-                             AND NOT coalesce(cti.is_extension(destination), false)
-                           ORDER BY created_at, leg_uuid LIMIT 1);
-    ELSE
-        SELECT * INTO v_leg FROM cti.call_leg
-         WHERE call_id = p_call_id AND created_at IS NOT NULL AND destination IS NOT NULL
-           AND NOT cti.is_extension(destination)
-         ORDER BY created_at, leg_uuid LIMIT 1;
-        IF FOUND THEN
-            v_new.direction := 'outbound';
-            v_new.external_number := v_leg.destination;
-            v_new.external_number_raw := v_leg.destination_raw;
-        ELSIF EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id AND created_at IS NOT NULL) THEN
-            v_new.direction := 'internal';
-        END IF;
+        v_new.external_number := v_legs.in_number;
+        v_new.external_number_raw := v_legs.in_number_raw;
+        v_new.dialled := v_legs.in_dialled;
+    ELSIF v_legs.is_outbound THEN
+        v_new.direction := 'outbound';
+        v_new.external_number := v_legs.out_number;
+        v_new.external_number_raw := v_legs.out_number_raw;
+    ELSIF v_legs.is_internal THEN
+        v_new.direction := 'internal';
     END IF;
-    v_new.started_at := (SELECT min(created_at) FROM cti.call_leg WHERE call_id = p_call_id);
+    v_new.started_at := v_legs.started_at;
     v_new.last_event_at := greatest(v_old.last_event_at, p_at);
 
-    -- Who answered: inbound, the first extension leg to answer that is not a consultation
-    -- between colleagues (ring-all and hunt groups: first answer wins); outbound, the
-    -- extension that dialled, once the far end answered.
     v_new.answered_at := NULL;
     v_new.answered_by := NULL;
     IF v_new.direction = 'inbound' THEN
-        SELECT answered_at, destination INTO v_new.answered_at, v_new.answered_by FROM cti.call_leg
-         WHERE call_id = p_call_id AND answered_at IS NOT NULL AND cti.is_extension(destination)
-           AND NOT coalesce(cti.is_extension(caller), false)
-         ORDER BY answered_at, leg_uuid LIMIT 1;
-        -- Every extension leg bridged to the customer's side (a leg not dialling one of our
-        -- extensions), in time order: blind, attended and chained transfers all show this way.
-        -- Ordered by when that leg answered (the PBX's clock); a bridge event carries no time of
-        -- its own, and its arrival order is not to be trusted.
-        SELECT coalesce(array_agg(x.destination ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}'),
-               coalesce(array_agg(coalesce(x.answered_at, b.bridged_at)
-                                  ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}')
-          INTO v_bridged, v_bridged_at
-          FROM cti.call_bridge b
-          JOIN cti.call_leg x ON x.call_id = b.call_id AND x.leg_uuid IN (b.leg_a, b.leg_b)
-          JOIN cti.call_leg y ON y.call_id = b.call_id AND y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
-         WHERE b.call_id = p_call_id AND cti.is_extension(x.destination)
-           AND y.destination IS NOT NULL AND NOT cti.is_extension(y.destination);
+        v_new.answered_at := v_legs.in_answered_at;
+        v_new.answered_by := v_legs.in_answered_by;
     ELSIF v_new.direction = 'outbound' THEN
-        SELECT answered_at, caller INTO v_new.answered_at, v_new.answered_by FROM cti.call_leg
-         WHERE call_id = p_call_id AND answered_at IS NOT NULL AND destination IS NOT NULL
-           AND NOT cti.is_extension(destination) AND cti.is_extension(caller)
-         ORDER BY answered_at, leg_uuid LIMIT 1;
-    ELSIF v_new.direction = 'internal' THEN  -- recorded for history; internal calls pop no card
-        SELECT answered_at, destination INTO v_new.answered_at, v_new.answered_by FROM cti.call_leg
-         WHERE call_id = p_call_id AND answered_at IS NOT NULL
-         ORDER BY answered_at, leg_uuid LIMIT 1;
+        v_new.answered_at := v_legs.out_answered_at;
+        v_new.answered_by := v_legs.out_answered_by;
+    ELSIF v_new.direction = 'internal' THEN
+        v_new.answered_at := v_legs.int_answered_at;
+        v_new.answered_by := v_legs.int_answered_by;
     END IF;
     -- Who held the call, in order: the first to answer, then each new extension bridged to the
-    -- customer. Derived from the facts alone, so it is the same whatever order frames arrived in.
+    -- customer (inbound only). Derived from the facts alone, so it is the same whatever order frames arrived in.
     IF v_new.answered_by IS NOT NULL THEN
         v_chain := ARRAY[v_new.answered_by];
         v_chain_at := ARRAY[v_new.answered_at];
-        FOR i IN 1 .. coalesce(cardinality(v_bridged), 0) LOOP
-            IF v_bridged[i] <> v_chain[cardinality(v_chain)] THEN
-                v_chain := v_chain || v_bridged[i];
-                v_chain_at := v_chain_at || v_bridged_at[i];
-            END IF;
-        END LOOP;
+        IF v_new.direction = 'inbound' THEN
+            FOR i IN 1 .. coalesce(cardinality(v_legs.bridged), 0) LOOP
+                IF v_legs.bridged[i] <> v_chain[cardinality(v_chain)] THEN
+                    v_chain := v_chain || v_legs.bridged[i];
+                    v_chain_at := v_chain_at || v_legs.bridged_at[i];
+                END IF;
+            END LOOP;
+        END IF;
     END IF;
     v_new.holder_extension := v_chain[cardinality(v_chain)];
 
     -- Ended when the PBX says so, or when every leg we know of has hung up.
-    IF v_new.pbx_ended OR NOT EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id AND ended_at IS NULL) THEN
-        v_new.ended_at := coalesce(v_old.ended_at,
-                                   (SELECT max(ended_at) FROM cti.call_leg WHERE call_id = p_call_id), p_at);
+    IF v_new.pbx_ended OR v_legs.all_legs_ended THEN
+        v_new.ended_at := coalesce(v_old.ended_at, v_legs.last_leg_ended, p_at);
         v_new.outcome := CASE
             WHEN v_new.answered_by IS NOT NULL THEN 'answered'
-            WHEN EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id
-                          AND hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) THEN 'busy'
+            WHEN v_legs.busy THEN 'busy'
             WHEN v_new.direction = 'outbound' THEN 'no_answer'
-            -- the customer hung up while it rang: the PBX cancels the ringing legs
-            WHEN EXISTS (SELECT FROM cti.call_leg WHERE call_id = p_call_id
-                          AND hangup_cause = 'ORIGINATOR_CANCEL') THEN 'abandoned'
+            WHEN v_legs.cancelled THEN 'abandoned'
             ELSE 'missed' END;
-        v_new.hangup_cause := coalesce(v_old.hangup_cause,
-            (SELECT hangup_cause FROM cti.call_leg WHERE call_id = p_call_id AND hangup_cause IS NOT NULL
-              ORDER BY ended_at DESC NULLS LAST, leg_uuid LIMIT 1));
+        v_new.hangup_cause := coalesce(v_old.hangup_cause, v_legs.leg_cause);
     END IF;
 
     -- The client, looked up once per call as soon as the customer's number is known.
@@ -892,8 +930,7 @@ BEGIN
     END IF;
 
     -- The transfers are the steps of that chain: 101 -> 102 -> 103.
-    IF (SELECT coalesce(array_agg(to_extension ORDER BY step), '{}') FROM cti.call_transfer WHERE call_id = p_call_id)
-       IS DISTINCT FROM coalesce(v_chain[2:], '{}') THEN
+    IF v_legs.transfers IS DISTINCT FROM coalesce(v_chain[2:], '{}') THEN
         DELETE FROM cti.call_transfer WHERE call_id = p_call_id;
         INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
         SELECT p_call_id, i - 1, v_chain[i - 1], v_chain[i], v_chain_at[i]
@@ -1000,8 +1037,36 @@ CREATE FUNCTION cti.tg_raw_event__process() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    v_event cti.raw_event;
+    v_ids bigint[] := '{}';
+    v_status text[] := '{}';
+    v_detail text[] := '{}';
+    v_result record;
 BEGIN
-    PERFORM cti.process_and_record(NEW, true);
+    -- Fast path: the whole batch in one subtransaction.
+    BEGIN
+        FOR v_event IN SELECT * FROM new_events ORDER BY id LOOP
+            v_result := cti.process_event(v_event, true);
+            v_ids := v_ids || v_event.id;
+            v_status := v_status || v_result.status;
+            v_detail := v_detail || v_result.detail;
+        END LOOP;
+        INSERT INTO cti.event_outcome (raw_event_id, status, detail)
+        SELECT * FROM unnest(v_ids, v_status, v_detail);
+        RETURN NULL;
+    EXCEPTION
+        -- Conflicts with another transaction are not the frame's fault: the INSERT fails
+        -- and the ingester retries the batch (its spool keeps it meanwhile).
+        WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+            RAISE;
+        WHEN others THEN
+            NULL;  -- a frame failed: everything the batch did is undone; go frame by frame
+    END;
+    -- Slow path: each frame in its own subtransaction, its error recorded beside it.
+    FOR v_event IN SELECT * FROM new_events ORDER BY id LOOP
+        PERFORM cti.process_and_record(v_event, true);
+    END LOOP;
     RETURN NULL;
 END
 $$;
@@ -1167,7 +1232,9 @@ CREATE TABLE cti.call_leg (
     answered_at timestamp with time zone,
     ended_at timestamp with time zone,
     hangup_cause text,
-    on_hold boolean DEFAULT false NOT NULL
+    on_hold boolean DEFAULT false NOT NULL,
+    caller_is_extension boolean GENERATED ALWAYS AS (cti.is_extension(caller)) STORED,
+    destination_is_extension boolean GENERATED ALWAYS AS (cti.is_extension(destination)) STORED
 );
 
 CREATE VIEW cti.client_contact_summary_v1 AS
@@ -1333,7 +1400,7 @@ CREATE TRIGGER _100_normalize BEFORE INSERT OR UPDATE OF raw ON crm.client_phone
 
 CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__parse();
 
-CREATE TRIGGER _500_process AFTER INSERT ON cti.raw_event FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__process();
+CREATE TRIGGER _500_process AFTER INSERT ON cti.raw_event REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_raw_event__process();
 
 ALTER TABLE ONLY crm.client
     ADD CONSTRAINT client_company_id_fkey FOREIGN KEY (company_id) REFERENCES crm.company(id);
