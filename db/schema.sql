@@ -441,12 +441,12 @@ BEGIN
     v_fact.at := p_received;
     IF v_event = 'channel_bridge' THEN
         v_fact.kind := 'bridged';
-        v_fact.leg := cti.required_field(v_data, 'aleg_uuid', v_event);
-        v_fact.other_leg := cti.required_field(v_data, 'bleg_uuid', v_event);
+        v_fact.leg := cti.required_field(v_data, 'aleg_uuid', v_event, 'args[0]');
+        v_fact.other_leg := cti.required_field(v_data, 'bleg_uuid', v_event, 'args[0]');
         RETURN NEXT v_fact;
         RETURN;
     END IF;
-    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
     CASE v_event
         WHEN 'channel_create' THEN
             v_fact.kind := 'leg_created';
@@ -985,7 +985,7 @@ $$;
 
 COMMENT ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
 
-CREATE FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text) RETURNS text
+CREATE FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text DEFAULT 'data'::text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -993,7 +993,7 @@ DECLARE
     v_value text := p_data ->> p_field;
 BEGIN
     IF v_value IS NULL OR v_value = '' THEN
-        RAISE EXCEPTION '% frame lacks field "data.%"', p_event, p_field
+        RAISE EXCEPTION '% frame lacks field "%.%"', p_event, p_path, p_field
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_value;
@@ -1498,7 +1498,7 @@ REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_raw_event__parse() FROM PUBLIC;
 

@@ -102,7 +102,7 @@ def test_2_0_frame_missing_a_field_fails_naming_it(conn):
         source="onlinepbx2",
     )
     assert [o[1:] for o in outcomes(conn)] == [
-        ("failed", 'channel_bridge frame lacks field "data.bleg_uuid"'),
+        ("failed", 'channel_bridge frame lacks field "args[0].bleg_uuid"'),
         ("failed", 'blf frame lacks field "args[0]"'),
         ("failed", 'frame lacks field "name"'),
         ("ignored", 'event "registration" carries no call fact'),
