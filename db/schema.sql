@@ -6,6 +6,57 @@ CREATE SCHEMA cti;
 
 COMMENT ON SCHEMA cti IS 'pgcti: raw PBX events, calls, the command outbox and the client API';
 
+CREATE TABLE cti.call (
+    id bigint NOT NULL,
+    source text NOT NULL,
+    pbx_call_id text NOT NULL,
+    direction text,
+    external_number text,
+    external_number_raw text,
+    dialled text,
+    client_id bigint,
+    client_match text,
+    client_candidates bigint[],
+    client_card jsonb,
+    started_at timestamp with time zone,
+    answered_at timestamp with time zone,
+    answered_by text,
+    holder_extension text,
+    ended_at timestamp with time zone,
+    outcome text,
+    hangup_cause text,
+    hold_count integer DEFAULT 0 NOT NULL,
+    last_event_at timestamp with time zone,
+    pbx_ended boolean DEFAULT false NOT NULL,
+    ring_notified boolean DEFAULT false NOT NULL,
+    card_workstation_id bigint,
+    routing_note text,
+    CONSTRAINT call_client_match_check CHECK ((client_match = ANY (ARRAY['exact'::text, 'ambiguous'::text, 'new'::text, 'none'::text]))),
+    CONSTRAINT call_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text, 'internal'::text]))),
+    CONSTRAINT call_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'busy'::text, 'abandoned'::text, 'no_answer'::text])))
+);
+
+COMMENT ON TABLE cti.call IS 'One row per PBX call: caller, client, times, who answered, outcome, where the card is open';
+
+CREATE TYPE cti.call_refresh AS (
+	ord integer,
+	before_state cti.call,
+	after_state cti.call,
+	chain text[],
+	chain_at timestamp with time zone[],
+	transfers_differ boolean,
+	ring_now boolean,
+	needs_client boolean
+);
+
+CREATE TYPE cti.command AS (
+	target_kind text,
+	target_id bigint,
+	type text,
+	call_id bigint,
+	payload jsonb
+);
+
 CREATE TYPE cti.fact AS (
 	kind text,
 	call_key text,
@@ -16,6 +67,27 @@ CREATE TYPE cti.fact AS (
 	destination_raw text,
 	cause text,
 	note text
+);
+
+CREATE TYPE cti.frame_fact AS (
+	raw_event_id bigint,
+	received_at timestamp with time zone,
+	fact cti.fact,
+	call_id bigint,
+	round integer
+);
+
+CREATE TYPE cti.keyed_command AS (
+	frame_key bigint,
+	step integer,
+	sub bigint,
+	command cti.command
+);
+
+CREATE TYPE cti.refresh_result AS (
+	commands cti.keyed_command[],
+	lookup_keys bigint[],
+	registered boolean
 );
 
 CREATE FUNCTION crm.tg_client_phone__normalize() RETURNS trigger
@@ -113,38 +185,6 @@ BEGIN
     RETURN v_call_id;
 END
 $$;
-
-CREATE TABLE cti.call (
-    id bigint NOT NULL,
-    source text NOT NULL,
-    pbx_call_id text NOT NULL,
-    direction text,
-    external_number text,
-    external_number_raw text,
-    dialled text,
-    client_id bigint,
-    client_match text,
-    client_candidates bigint[],
-    client_card jsonb,
-    started_at timestamp with time zone,
-    answered_at timestamp with time zone,
-    answered_by text,
-    holder_extension text,
-    ended_at timestamp with time zone,
-    outcome text,
-    hangup_cause text,
-    hold_count integer DEFAULT 0 NOT NULL,
-    last_event_at timestamp with time zone,
-    pbx_ended boolean DEFAULT false NOT NULL,
-    ring_notified boolean DEFAULT false NOT NULL,
-    card_workstation_id bigint,
-    routing_note text,
-    CONSTRAINT call_client_match_check CHECK ((client_match = ANY (ARRAY['exact'::text, 'ambiguous'::text, 'new'::text, 'none'::text]))),
-    CONSTRAINT call_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text, 'internal'::text]))),
-    CONSTRAINT call_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'busy'::text, 'abandoned'::text, 'no_answer'::text])))
-);
-
-COMMENT ON TABLE cti.call IS 'One row per PBX call: caller, client, times, who answered, outcome, where the card is open';
 
 CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
@@ -291,19 +331,54 @@ CREATE FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id big
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_seq bigint;
 BEGIN
-    INSERT INTO cti.stream AS s (target_kind, target_id, last_seq) VALUES (p_kind, p_id, 1)
-    ON CONFLICT (target_kind, target_id) DO UPDATE SET last_seq = s.last_seq + 1
-    RETURNING s.last_seq INTO v_seq;
-    INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
-    VALUES (p_kind, p_id, v_seq, p_type, p_call_id, p_payload);
-    PERFORM pg_notify(cti.channel_name(p_kind, p_id),
-                      json_build_object('type', p_type, 'seq', v_seq, 'call_id', p_call_id)::text);
-    RETURN v_seq;
+    PERFORM cti.enqueue_all(ARRAY[ROW(p_kind, p_id, p_type, p_call_id, p_payload)::cti.command]);
+    RETURN (SELECT last_seq FROM cti.stream WHERE target_kind = p_kind AND target_id = p_id);
 END
 $$;
+
+CREATE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_rung bigint;
+BEGIN
+    IF coalesce(cardinality(p_commands), 0) = 0 THEN
+        RETURN;
+    END IF;
+    WITH cmd AS (
+        SELECT * FROM unnest(p_commands) WITH ORDINALITY AS u(target_kind, target_id, type, call_id, payload, n)
+    ),
+    per_target AS (
+        SELECT target_kind, target_id, count(*) AS how_many FROM cmd GROUP BY 1, 2
+    ),
+    streams AS (
+        INSERT INTO cti.stream AS s (target_kind, target_id, last_seq)
+        SELECT target_kind, target_id, how_many FROM per_target ORDER BY 1, 2
+        ON CONFLICT (target_kind, target_id) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq
+        RETURNING s.target_kind, s.target_id, s.last_seq
+    ),
+    numbered AS (
+        SELECT c.*, st.last_seq - p.how_many
+                    + row_number() OVER (PARTITION BY c.target_kind, c.target_id ORDER BY c.n) AS seq
+          FROM cmd c
+          JOIN per_target p USING (target_kind, target_id)
+          JOIN streams st USING (target_kind, target_id)
+    ),
+    stored AS (
+        INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
+        SELECT target_kind, target_id, seq, type, call_id, payload FROM numbered ORDER BY n
+    )
+    SELECT count(pg_notify(cti.channel_name(target_kind, target_id),
+                           json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text))
+      INTO v_rung
+      FROM (SELECT * FROM numbered ORDER BY n) x;
+END
+$$;
+
+COMMENT ON FUNCTION cti.enqueue_all(p_commands cti.command[]) IS 'Append commands to their targets'' streams in order and ring the doorbells (type, seq, call id only)';
 
 CREATE FUNCTION cti.identify_client(p_call cti.call, p_register boolean) RETURNS TABLE(client_id bigint, client_match text, candidates bigint[], card jsonb)
     LANGUAGE plpgsql
@@ -717,6 +792,140 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.process_frame_by_frame(p_events cti.raw_event[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event cti.raw_event;
+    v_result record;
+BEGIN
+    FOREACH v_event IN ARRAY p_events LOOP
+        v_result := cti.process_event(v_event, true);
+        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_facts cti.frame_fact[];
+    v_round cti.refresh_result;
+    v_commands cti.keyed_command[] := '{}';
+    v_lookup_keys bigint[] := '{}';
+    v_registered boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
+        RETURN false;
+    END IF;
+    SELECT coalesce(array_agg(ROW(x.id, x.received_at, x.f, NULL,
+                                  CASE WHEN (x.f).call_key IS NOT NULL THEN x.nth END)::cti.frame_fact ORDER BY x.id), '{}')
+      INTO v_facts
+      FROM (SELECT e.id, e.received_at, f, row_number() OVER (PARTITION BY f.call_key ORDER BY e.id) AS nth
+              FROM unnest(p_events) e CROSS JOIN LATERAL cti.normalize_onlinepbx3(e.frame, e.received_at) f
+             WHERE e.parse_error IS NULL) x;
+    IF cardinality(v_facts) <> (SELECT count(*) FROM unnest(p_events) e WHERE e.parse_error IS NULL)
+       OR EXISTS (SELECT FROM unnest(v_facts) x
+                   WHERE (x.fact).kind NOT IN ('ignored', 'leg_created', 'leg_answered', 'leg_ended',
+                                               'leg_hold', 'leg_unhold', 'bridged', 'call_ended'))
+       -- A leg stays in one call, within the batch and with what is stored.
+       OR EXISTS (SELECT FROM unnest(v_facts) x WHERE (x.fact).kind LIKE 'leg%'
+                   GROUP BY (x.fact).leg HAVING count(DISTINCT (x.fact).call_key) > 1)
+       OR EXISTS (SELECT FROM unnest(v_facts) x
+                    JOIN cti.call_leg l ON l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg
+                    JOIN cti.call c ON c.id = l.call_id
+                   WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
+        RETURN false;
+    END IF;
+
+    FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
+        v_round := cti.process_round(ARRAY(SELECT x FROM unnest(v_facts) x WHERE x.round = r ORDER BY x.raw_event_id));
+        v_commands := v_commands || v_round.commands;
+        v_lookup_keys := v_lookup_keys || v_round.lookup_keys;
+        v_registered := v_registered OR v_round.registered;
+    END LOOP;
+    IF v_registered AND v_lookup_keys IS DISTINCT FROM ARRAY(SELECT k FROM unnest(v_lookup_keys) k ORDER BY k) THEN
+        RAISE EXCEPTION 'client lookups ran out of frame order and one registered a number'
+            USING ERRCODE = 'CTIR1', HINT = 'the batch is processed again frame by frame';
+    END IF;
+    PERFORM cti.send_commands(v_commands);
+
+    INSERT INTO cti.event_outcome (raw_event_id, status, detail)
+    SELECT e.id,
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN (x.fact).kind = 'ignored' THEN 'ignored'
+                ELSE 'processed' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN (x.fact).kind = 'ignored' THEN (x.fact).note END
+      FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
+     ORDER BY e.id;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.refresh_result
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_facts cti.frame_fact[];
+BEGIN
+    -- New calls are created in the order of their frames (as frame by frame would), then
+    -- every call of the round is locked, in id order, before its facts are applied.
+    INSERT INTO cti.call (source, pbx_call_id)
+    SELECT 'onlinepbx3', (x.fact).call_key FROM unnest(p_facts) x
+     WHERE (x.fact).call_key IS NOT NULL
+       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key)
+     ORDER BY x.raw_event_id
+    ON CONFLICT (source, pbx_call_id) DO NOTHING;
+    PERFORM FROM cti.call c
+     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
+     ORDER BY c.id FOR UPDATE;
+    SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id)
+      INTO v_facts
+      FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
+
+    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
+                                   destination_raw, created_at)
+    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
+           cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
+      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_created'
+    ON CONFLICT (source, leg_uuid) DO UPDATE
+       SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
+           destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
+           created_at = EXCLUDED.created_at;
+    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
+    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at
+      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_answered'
+    ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
+    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
+    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
+      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_ended'
+    ON CONFLICT (source, leg_uuid) DO UPDATE
+       SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
+    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).kind = 'leg_hold'
+      FROM unnest(v_facts) x WHERE (x.fact).kind IN ('leg_hold', 'leg_unhold')
+    ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
+    UPDATE cti.call c SET hold_count = c.hold_count + 1
+      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_hold' AND c.id = x.call_id;
+    INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+    SELECT x.call_id, least((x.fact).leg, (x.fact).other_leg), greatest((x.fact).leg, (x.fact).other_leg), (x.fact).at
+      FROM unnest(v_facts) x WHERE (x.fact).kind = 'bridged'
+    ON CONFLICT DO NOTHING;
+    -- The PBX's own end time wins over the time the last leg's hangup reached us.
+    UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
+      FROM unnest(v_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
+
+    RETURN cti.refresh_calls(ARRAY(SELECT x.call_id FROM unnest(v_facts) x ORDER BY x.raw_event_id),
+                             ARRAY(SELECT x.received_at FROM unnest(v_facts) x ORDER BY x.raw_event_id),
+                             ARRAY(SELECT x.raw_event_id FROM unnest(v_facts) x ORDER BY x.raw_event_id), true);
+END
+$$;
+
 CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -775,215 +984,240 @@ $$;
 COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';
 
 CREATE FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.send_commands((cti.refresh_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands) $$;
+
+COMMENT ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
+
+CREATE FUNCTION cti.refresh_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) RETURNS cti.refresh_result
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
-    v_old cti.call;
-    v_new cti.call;
-    v_legs record;
-    v_chain text[] := '{}';
-    v_chain_at timestamptz[] := '{}';
-    v_desired_ws bigint;
-    v_recipient bigint;
+    v_steps cti.call_refresh[];
+    v_step cti.call_refresh;
+    v_call cti.call;
+    v_result cti.refresh_result := ROW('{}', '{}', false);
 BEGIN
-    SELECT * INTO v_old FROM cti.call WHERE id = p_call_id FOR UPDATE;
-    v_new := v_old;
+    -- Locked in id order, so two transactions refreshing overlapping sets cannot deadlock here.
+    PERFORM FROM cti.call WHERE id = ANY (p_calls) ORDER BY id FOR UPDATE;
 
-    WITH leg AS MATERIALIZED (
-        SELECT * FROM cti.call_leg WHERE call_id = p_call_id
-    ),
-    -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
-    inbound AS (
-        SELECT caller, caller_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
-         ORDER BY created_at, leg_uuid LIMIT 1
-    ),
-    -- Outbound: an extension's leg dialling a number that is not ours.
-    outbound AS (
-        SELECT destination, destination_raw FROM leg
-         WHERE created_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
-         ORDER BY created_at, leg_uuid LIMIT 1
-    ),
-    -- Who answered. Inbound: the first extension leg to answer that is not a consultation
-    -- between colleagues (ring-all and hunt groups: first answer wins).
-    inbound_answer AS (
-        SELECT answered_at, destination FROM leg
-         WHERE answered_at IS NOT NULL AND destination_is_extension AND NOT caller_is_extension
-         ORDER BY answered_at, leg_uuid LIMIT 1
-    ),
-    -- Outbound: the extension that dialled, once the far end answered.
-    outbound_answer AS (
-        SELECT answered_at, caller FROM leg
-         WHERE answered_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
-           AND caller_is_extension
-         ORDER BY answered_at, leg_uuid LIMIT 1
-    ),
-    -- Internal: recorded for history; internal calls pop no card.
-    internal_answer AS (
-        SELECT answered_at, destination FROM leg WHERE answered_at IS NOT NULL
-         ORDER BY answered_at, leg_uuid LIMIT 1
-    ),
-    -- Every extension leg bridged to the customer's side (a leg not dialling one of our
-    -- extensions): blind, attended and chained transfers all show this way. Ordered by when
-    -- that leg answered (the PBX's clock); a bridge event carries no time of its own, and its
-    -- arrival order is not to be trusted.
-    bridged AS (
-        SELECT coalesce(array_agg(x.destination ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS extensions,
-               coalesce(array_agg(coalesce(x.answered_at, b.bridged_at)
-                                  ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS times
-          FROM cti.call_bridge b
-          JOIN leg x ON x.leg_uuid IN (b.leg_a, b.leg_b)
-          JOIN leg y ON y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
-         WHERE b.call_id = p_call_id AND x.destination_is_extension
-           AND y.destination IS NOT NULL AND NOT y.destination_is_extension
-    )
-    SELECT (SELECT caller FROM inbound) AS in_number, (SELECT caller_raw FROM inbound) AS in_number_raw,
-           EXISTS (SELECT FROM inbound) AS is_inbound,
-           (SELECT destination_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
-                                              AND NOT destination_is_extension
-             ORDER BY created_at, leg_uuid LIMIT 1) AS in_dialled,
-           (SELECT destination FROM outbound) AS out_number, (SELECT destination_raw FROM outbound) AS out_number_raw,
-           EXISTS (SELECT FROM outbound) AS is_outbound,
-           EXISTS (SELECT FROM leg WHERE created_at IS NOT NULL) AS is_internal,
-           (SELECT min(created_at) FROM leg) AS started_at,
-           (SELECT answered_at FROM inbound_answer) AS in_answered_at,
-           (SELECT destination FROM inbound_answer) AS in_answered_by,
-           (SELECT answered_at FROM outbound_answer) AS out_answered_at,
-           (SELECT caller FROM outbound_answer) AS out_answered_by,
-           (SELECT answered_at FROM internal_answer) AS int_answered_at,
-           (SELECT destination FROM internal_answer) AS int_answered_by,
-           (SELECT extensions FROM bridged) AS bridged, (SELECT times FROM bridged) AS bridged_at,
-           NOT EXISTS (SELECT FROM leg WHERE ended_at IS NULL) AS all_legs_ended,
-           (SELECT max(ended_at) FROM leg) AS last_leg_ended,
-           EXISTS (SELECT FROM leg WHERE hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
-           -- the customer hung up while it rang: the PBX cancels the ringing legs
-           EXISTS (SELECT FROM leg WHERE hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
-           (SELECT hangup_cause FROM leg WHERE hangup_cause IS NOT NULL
-             ORDER BY ended_at DESC NULLS LAST, leg_uuid LIMIT 1) AS leg_cause,
-           (SELECT coalesce(array_agg(to_extension ORDER BY step), '{}') FROM cti.call_transfer
-             WHERE call_id = p_call_id) AS transfers
-      INTO v_legs;
+    SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
+                         d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),
+                         NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),
+                         o.client_match IS NULL AND dir.external_number IS NOT NULL
+                             AND NOT cti.is_extension(dir.external_number))::cti.call_refresh ORDER BY i.ord)
+      INTO v_steps
+      FROM unnest(p_calls, p_ats) WITH ORDINALITY AS i(call_id, at, ord)
+      JOIN cti.call o ON o.id = i.call_id
+     CROSS JOIN LATERAL (
+        WITH leg AS MATERIALIZED (
+            SELECT * FROM cti.call_leg WHERE call_id = o.id
+        ),
+        -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
+        inbound AS (
+            SELECT caller, caller_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
+             ORDER BY created_at, leg_uuid LIMIT 1
+        ),
+        -- Outbound: an extension's leg dialling a number that is not ours.
+        outbound AS (
+            SELECT destination, destination_raw FROM leg
+             WHERE created_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
+             ORDER BY created_at, leg_uuid LIMIT 1
+        ),
+        -- Who answered. Inbound: the first extension leg to answer that is not a consultation
+        -- between colleagues (ring-all and hunt groups: first answer wins).
+        inbound_answer AS (
+            SELECT answered_at, destination FROM leg
+             WHERE answered_at IS NOT NULL AND destination_is_extension AND NOT caller_is_extension
+             ORDER BY answered_at, leg_uuid LIMIT 1
+        ),
+        -- Outbound: the extension that dialled, once the far end answered.
+        outbound_answer AS (
+            SELECT answered_at, caller FROM leg
+             WHERE answered_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
+               AND caller_is_extension
+             ORDER BY answered_at, leg_uuid LIMIT 1
+        ),
+        -- Internal: recorded for history; internal calls pop no card.
+        internal_answer AS (
+            SELECT answered_at, destination FROM leg WHERE answered_at IS NOT NULL
+             ORDER BY answered_at, leg_uuid LIMIT 1
+        ),
+        -- Every extension leg bridged to the customer's side (a leg not dialling one of our
+        -- extensions), ordered by when it answered (the PBX's clock; a bridge event has no
+        -- time of its own and its arrival order is not to be trusted).
+        bridged AS (
+            SELECT coalesce(array_agg(x.destination ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS extensions,
+                   coalesce(array_agg(coalesce(x.answered_at, b.bridged_at)
+                                      ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS times
+              FROM cti.call_bridge b
+              JOIN leg x ON x.leg_uuid IN (b.leg_a, b.leg_b)
+              JOIN leg y ON y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
+             WHERE b.call_id = o.id AND x.destination_is_extension
+               AND y.destination IS NOT NULL AND NOT y.destination_is_extension
+        )
+        SELECT (SELECT caller FROM inbound) AS in_number, (SELECT caller_raw FROM inbound) AS in_number_raw,
+               EXISTS (SELECT FROM inbound) AS is_inbound,
+               (SELECT destination_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
+                                                  AND NOT destination_is_extension
+                 ORDER BY created_at, leg_uuid LIMIT 1) AS in_dialled,
+               (SELECT destination FROM outbound) AS out_number, (SELECT destination_raw FROM outbound) AS out_number_raw,
+               EXISTS (SELECT FROM outbound) AS is_outbound,
+               EXISTS (SELECT FROM leg WHERE created_at IS NOT NULL) AS is_internal,
+               (SELECT min(created_at) FROM leg) AS started_at,
+               (SELECT answered_at FROM inbound_answer) AS in_answered_at,
+               (SELECT destination FROM inbound_answer) AS in_answered_by,
+               (SELECT answered_at FROM outbound_answer) AS out_answered_at,
+               (SELECT caller FROM outbound_answer) AS out_answered_by,
+               (SELECT answered_at FROM internal_answer) AS int_answered_at,
+               (SELECT destination FROM internal_answer) AS int_answered_by,
+               (SELECT extensions FROM bridged) AS bridged, (SELECT times FROM bridged) AS bridged_at,
+               NOT EXISTS (SELECT FROM leg WHERE ended_at IS NULL) AS all_legs_ended,
+               (SELECT max(ended_at) FROM leg) AS last_leg_ended,
+               EXISTS (SELECT FROM leg WHERE hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
+               -- the customer hung up while it rang: the PBX cancels the ringing legs
+               EXISTS (SELECT FROM leg WHERE hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
+               (SELECT hangup_cause FROM leg WHERE hangup_cause IS NOT NULL
+                 ORDER BY ended_at DESC NULLS LAST, leg_uuid LIMIT 1) AS leg_cause,
+               (SELECT coalesce(array_agg(to_extension ORDER BY step), '{}') FROM cti.call_transfer
+                 WHERE call_id = o.id) AS transfers
+     ) d
+     -- Direction and the customer's number: a customer's leg means inbound; an extension
+     -- calling a number that is not ours, outbound; legs between extensions only, internal.
+     CROSS JOIN LATERAL (
+        SELECT CASE WHEN d.is_inbound THEN 'inbound' WHEN d.is_outbound THEN 'outbound'
+                    WHEN d.is_internal THEN 'internal' ELSE o.direction END AS direction,
+               CASE WHEN d.is_inbound THEN d.in_number WHEN d.is_outbound THEN d.out_number
+                    ELSE o.external_number END AS external_number,
+               CASE WHEN d.is_inbound THEN d.in_number_raw WHEN d.is_outbound THEN d.out_number_raw
+                    ELSE o.external_number_raw END AS external_number_raw,
+               CASE WHEN d.is_inbound THEN d.in_dialled ELSE o.dialled END AS dialled
+     ) dir
+     CROSS JOIN LATERAL (
+        SELECT CASE dir.direction WHEN 'inbound' THEN d.in_answered_at WHEN 'outbound' THEN d.out_answered_at
+                                  WHEN 'internal' THEN d.int_answered_at END AS answered_at,
+               CASE dir.direction WHEN 'inbound' THEN d.in_answered_by WHEN 'outbound' THEN d.out_answered_by
+                                  WHEN 'internal' THEN d.int_answered_by END AS answered_by
+     ) ans
+     -- Who held the call, in order: the first to answer, then each new extension bridged to
+     -- the customer (inbound only); a repeat of the current holder is no transfer.
+     CROSS JOIN LATERAL (
+        SELECT coalesce(array_agg(x.extension ORDER BY x.n), '{}') AS chain,
+               coalesce(array_agg(x.at ORDER BY x.n), '{}') AS chain_at
+          FROM (SELECT u.extension, u.at, u.n, lag(u.extension) OVER (ORDER BY u.n) AS previous
+                  FROM unnest(ARRAY[ans.answered_by] || CASE WHEN dir.direction = 'inbound' THEN d.bridged ELSE '{}' END,
+                              ARRAY[ans.answered_at] || CASE WHEN dir.direction = 'inbound' THEN d.bridged_at ELSE '{}' END)
+                       WITH ORDINALITY AS u(extension, at, n)
+                 WHERE ans.answered_by IS NOT NULL) x
+         WHERE x.previous IS NULL OR x.extension <> x.previous
+     ) ch
+     -- Ended when the PBX says so, or when every leg we know of has hung up; once ended, the
+     -- end time stays (a leg seen later does not reopen the call).
+     CROSS JOIN LATERAL (
+        SELECT o.pbx_ended OR d.all_legs_ended AS ending,
+               CASE WHEN o.pbx_ended OR d.all_legs_ended THEN coalesce(o.ended_at, d.last_leg_ended, i.at)
+                    ELSE o.ended_at END AS ended_at,
+               ch.chain[cardinality(ch.chain)] AS holder
+     ) en
+     -- The card: open at the holder's workstation while the call lasts (inbound and outbound).
+     CROSS JOIN LATERAL (
+        SELECT coalesce(dir.direction IN ('inbound', 'outbound'), false) AND en.ended_at IS NULL AND en.holder IS NOT NULL AS wants_card
+     ) wc
+     CROSS JOIN LATERAL (
+        SELECT CASE WHEN wc.wants_card THEN cti.crm_workstation_for_extension(en.holder) END AS workstation
+     ) ws
+     CROSS JOIN LATERAL (
+        SELECT jsonb_populate_record(o, jsonb_build_object(
+            'direction', dir.direction, 'external_number', dir.external_number,
+            'external_number_raw', dir.external_number_raw, 'dialled', dir.dialled,
+            'started_at', d.started_at, 'last_event_at', greatest(o.last_event_at, i.at),
+            'answered_at', ans.answered_at, 'answered_by', ans.answered_by, 'holder_extension', en.holder,
+            'ended_at', en.ended_at,
+            'outcome', CASE WHEN NOT en.ending THEN o.outcome
+                            WHEN ans.answered_by IS NOT NULL THEN 'answered'
+                            WHEN d.busy THEN 'busy'
+                            WHEN dir.direction = 'outbound' THEN 'no_answer'
+                            WHEN d.cancelled THEN 'abandoned'
+                            ELSE 'missed' END,
+            'hangup_cause', CASE WHEN en.ending THEN coalesce(o.hangup_cause, d.leg_cause) ELSE o.hangup_cause END,
+            -- every recipient hears about a customer's call once, while it rings
+            'ring_notified', o.ring_notified OR coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),
+            'card_workstation_id', ws.workstation,
+            'routing_note', CASE WHEN wc.wants_card AND ws.workstation IS NULL
+                                 THEN format('extension %s has no workstation', en.holder) END)) AS after_state
+     ) n;
 
-    -- Direction and the customer's number: a customer's leg means inbound; an extension
-    -- calling a number that is not ours, outbound; legs between extensions only, internal.
-    IF v_legs.is_inbound THEN
-        v_new.direction := 'inbound';
-        v_new.external_number := v_legs.in_number;
-        v_new.external_number_raw := v_legs.in_number_raw;
-        v_new.dialled := v_legs.in_dialled;
-    ELSIF v_legs.is_outbound THEN
-        v_new.direction := 'outbound';
-        v_new.external_number := v_legs.out_number;
-        v_new.external_number_raw := v_legs.out_number_raw;
-    ELSIF v_legs.is_internal THEN
-        v_new.direction := 'internal';
-    END IF;
-    v_new.started_at := v_legs.started_at;
-    v_new.last_event_at := greatest(v_old.last_event_at, p_at);
-
-    v_new.answered_at := NULL;
-    v_new.answered_by := NULL;
-    IF v_new.direction = 'inbound' THEN
-        v_new.answered_at := v_legs.in_answered_at;
-        v_new.answered_by := v_legs.in_answered_by;
-    ELSIF v_new.direction = 'outbound' THEN
-        v_new.answered_at := v_legs.out_answered_at;
-        v_new.answered_by := v_legs.out_answered_by;
-    ELSIF v_new.direction = 'internal' THEN
-        v_new.answered_at := v_legs.int_answered_at;
-        v_new.answered_by := v_legs.int_answered_by;
-    END IF;
-    -- Who held the call, in order: the first to answer, then each new extension bridged to the
-    -- customer (inbound only). Derived from the facts alone, so it is the same whatever order frames arrived in.
-    IF v_new.answered_by IS NOT NULL THEN
-        v_chain := ARRAY[v_new.answered_by];
-        v_chain_at := ARRAY[v_new.answered_at];
-        IF v_new.direction = 'inbound' THEN
-            FOR i IN 1 .. coalesce(cardinality(v_legs.bridged), 0) LOOP
-                IF v_legs.bridged[i] <> v_chain[cardinality(v_chain)] THEN
-                    v_chain := v_chain || v_legs.bridged[i];
-                    v_chain_at := v_chain_at || v_legs.bridged_at[i];
-                END IF;
-            END LOOP;
+    -- The client, looked up once per call as soon as the customer's number is known (in
+    -- order: an unknown number is registered by the first of its calls).
+    FOR i IN 1 .. coalesce(cardinality(v_steps), 0) LOOP
+        v_step := v_steps[i];
+        IF v_step.needs_client THEN
+            v_call := v_step.after_state;
+            SELECT c.client_id, c.client_match, c.candidates, c.card
+              INTO v_call.client_id, v_call.client_match, v_call.client_candidates, v_call.client_card
+              FROM cti.identify_client(v_call, v_call.direction = 'inbound') c;
+            v_step.after_state := v_call;
+            v_steps[i] := v_step;
+            v_result.lookup_keys := v_result.lookup_keys || p_keys[v_step.ord];
+            v_result.registered := v_result.registered OR v_call.client_match = 'new';
         END IF;
-    END IF;
-    v_new.holder_extension := v_chain[cardinality(v_chain)];
+    END LOOP;
 
-    -- Ended when the PBX says so, or when every leg we know of has hung up.
-    IF v_new.pbx_ended OR v_legs.all_legs_ended THEN
-        v_new.ended_at := coalesce(v_old.ended_at, v_legs.last_leg_ended, p_at);
-        v_new.outcome := CASE
-            WHEN v_new.answered_by IS NOT NULL THEN 'answered'
-            WHEN v_legs.busy THEN 'busy'
-            WHEN v_new.direction = 'outbound' THEN 'no_answer'
-            WHEN v_legs.cancelled THEN 'abandoned'
-            ELSE 'missed' END;
-        v_new.hangup_cause := coalesce(v_old.hangup_cause, v_legs.leg_cause);
-    END IF;
+    -- The transfers are the steps of the chain: 101 -> 102 -> 103.
+    DELETE FROM cti.call_transfer t USING unnest(v_steps) s
+     WHERE s.transfers_differ AND t.call_id = (s.after_state).id;
+    INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
+    SELECT (s.after_state).id, u.i - 1, s.chain[u.i - 1], s.chain[u.i], s.chain_at[u.i]
+      FROM unnest(v_steps) s CROSS JOIN LATERAL generate_subscripts(s.chain, 1) AS u(i)
+     WHERE s.transfers_differ AND u.i > 1;
 
-    -- The client, looked up once per call as soon as the customer's number is known.
-    IF v_new.client_match IS NULL AND v_new.external_number IS NOT NULL
-       AND NOT cti.is_extension(v_new.external_number) THEN
-        SELECT i.client_id, i.client_match, i.candidates, i.card
-          INTO v_new.client_id, v_new.client_match, v_new.client_candidates, v_new.client_card
-          FROM cti.identify_client(v_new, v_new.direction = 'inbound') i;
-    END IF;
-
-    -- The transfers are the steps of that chain: 101 -> 102 -> 103.
-    IF v_legs.transfers IS DISTINCT FROM coalesce(v_chain[2:], '{}') THEN
-        DELETE FROM cti.call_transfer WHERE call_id = p_call_id;
-        INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
-        SELECT p_call_id, i - 1, v_chain[i - 1], v_chain[i], v_chain_at[i]
-          FROM generate_subscripts(v_chain, 1) i WHERE i > 1;
-    END IF;
-
-    -- Ring: every recipient hears about a customer's call once, while it rings.
-    IF NOT v_new.ring_notified AND v_new.direction = 'inbound' AND v_new.ended_at IS NULL THEN
-        v_new.ring_notified := true;
-        IF p_live THEN
-            FOR v_recipient IN SELECT r FROM cti.crm_ring_recipients(v_new.dialled) r LOOP
-                PERFORM cti.enqueue('emp', v_recipient, 'ring', p_call_id, cti.call_payload(v_new));
-            END LOOP;
-        END IF;
+    -- Commands, per call: ring each recipient; then, when the card moves, close it (or
+    -- `call_ended` if the call is over) where it was, then open it where it should be.
+    IF p_live THEN
+        v_result.commands := ARRAY(
+            SELECT ROW(p_keys[c.ord], c.step, c.sub,
+                       ROW(c.target_kind, c.target_id, c.type, ((c.s).after_state).id,
+                           cti.call_payload((c.s).after_state))::cti.command)::cti.keyed_command
+              FROM (SELECT s, s.ord, 1 AS step, r.n AS sub, 'emp' AS target_kind, r.id AS target_id, 'ring' AS type
+                      FROM unnest(v_steps) s
+                     CROSS JOIN LATERAL cti.crm_ring_recipients((s.after_state).dialled) WITH ORDINALITY AS r(id, n)
+                     WHERE s.ring_now
+                    UNION ALL
+                    SELECT s, s.ord, 2, 1, 'ws', (s.before_state).card_workstation_id,
+                           CASE WHEN (s.after_state).ended_at IS NULL THEN 'close_card' ELSE 'call_ended' END
+                      FROM unnest(v_steps) s
+                     WHERE (s.before_state).card_workstation_id IS NOT NULL
+                       AND (s.after_state).card_workstation_id IS DISTINCT FROM (s.before_state).card_workstation_id
+                    UNION ALL
+                    SELECT s, s.ord, 3, 1, 'ws', (s.after_state).card_workstation_id, 'open_card'
+                      FROM unnest(v_steps) s
+                     WHERE (s.after_state).card_workstation_id IS NOT NULL
+                       AND (s.after_state).card_workstation_id IS DISTINCT FROM (s.before_state).card_workstation_id
+                   ) c
+             ORDER BY c.ord, c.step, c.sub);
     END IF;
 
-    -- The card: open at the holder's workstation while the call lasts; moved on transfer
-    -- (closed first, then opened); `call_ended` where it is open when the call ends.
-    v_new.routing_note := NULL;
-    IF v_new.direction IN ('inbound', 'outbound') AND v_new.ended_at IS NULL AND v_new.holder_extension IS NOT NULL THEN
-        v_desired_ws := cti.crm_workstation_for_extension(v_new.holder_extension);
-        IF v_desired_ws IS NULL THEN
-            v_new.routing_note := format('extension %s has no workstation', v_new.holder_extension);
-        END IF;
-    END IF;
-    IF v_desired_ws IS DISTINCT FROM v_old.card_workstation_id THEN
-        IF v_old.card_workstation_id IS NOT NULL AND p_live THEN
-            PERFORM cti.enqueue('ws', v_old.card_workstation_id,
-                                CASE WHEN v_new.ended_at IS NULL THEN 'close_card' ELSE 'call_ended' END,
-                                p_call_id, cti.call_payload(v_new));
-        END IF;
-        IF v_desired_ws IS NOT NULL AND p_live THEN
-            PERFORM cti.enqueue('ws', v_desired_ws, 'open_card', p_call_id, cti.call_payload(v_new));
-        END IF;
-        v_new.card_workstation_id := v_desired_ws;
-    END IF;
-
-    IF v_new IS DISTINCT FROM v_old THEN
-        UPDATE cti.call SET
-            direction = v_new.direction, external_number = v_new.external_number,
-            external_number_raw = v_new.external_number_raw, dialled = v_new.dialled,
-            client_id = v_new.client_id, client_match = v_new.client_match,
-            client_candidates = v_new.client_candidates, client_card = v_new.client_card,
-            started_at = v_new.started_at, last_event_at = v_new.last_event_at, answered_at = v_new.answered_at, answered_by = v_new.answered_by,
-            holder_extension = v_new.holder_extension, ended_at = v_new.ended_at, outcome = v_new.outcome,
-            hangup_cause = v_new.hangup_cause, ring_notified = v_new.ring_notified,
-            card_workstation_id = v_new.card_workstation_id, routing_note = v_new.routing_note
-         WHERE id = p_call_id;
-    END IF;
+    UPDATE cti.call c SET
+        direction = (s.after_state).direction, external_number = (s.after_state).external_number,
+        external_number_raw = (s.after_state).external_number_raw, dialled = (s.after_state).dialled,
+        client_id = (s.after_state).client_id, client_match = (s.after_state).client_match,
+        client_candidates = (s.after_state).client_candidates, client_card = (s.after_state).client_card,
+        started_at = (s.after_state).started_at, last_event_at = (s.after_state).last_event_at,
+        answered_at = (s.after_state).answered_at, answered_by = (s.after_state).answered_by,
+        holder_extension = (s.after_state).holder_extension, ended_at = (s.after_state).ended_at,
+        outcome = (s.after_state).outcome, hangup_cause = (s.after_state).hangup_cause,
+        ring_notified = (s.after_state).ring_notified, card_workstation_id = (s.after_state).card_workstation_id,
+        routing_note = (s.after_state).routing_note
+      FROM unnest(v_steps) s
+     WHERE c.id = (s.after_state).id AND s.after_state IS DISTINCT FROM s.before_state;
+    RETURN v_result;
 END
 $$;
 
-COMMENT ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
+COMMENT ON FUNCTION cti.refresh_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) IS 'Derive a set of calls from their facts; returns the commands that follow from what changed (none when p_live=false)';
 
 CREATE FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text DEFAULT 'data'::text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
@@ -998,6 +1232,14 @@ BEGIN
     END IF;
     RETURN v_value;
 END
+$$;
+
+CREATE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
+                                  ORDER BY (k).frame_key, (k).step, (k).sub))
 $$;
 
 CREATE FUNCTION cti.tg_raw_event__parse() RETURNS trigger
@@ -1038,22 +1280,21 @@ CREATE FUNCTION cti.tg_raw_event__process() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    v_events cti.raw_event[];
     v_event cti.raw_event;
-    v_ids bigint[] := '{}';
-    v_status text[] := '{}';
-    v_detail text[] := '{}';
-    v_result record;
+    v_in_rounds boolean;
 BEGIN
+    SELECT array_agg(ROW(e.*)::cti.raw_event ORDER BY e.id) INTO v_events FROM new_events e;
     -- Fast path: the whole batch in one subtransaction.
     BEGIN
-        FOR v_event IN SELECT * FROM new_events ORDER BY id LOOP
-            v_result := cti.process_event(v_event, true);
-            v_ids := v_ids || v_event.id;
-            v_status := v_status || v_result.status;
-            v_detail := v_detail || v_result.detail;
-        END LOOP;
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail)
-        SELECT * FROM unnest(v_ids, v_status, v_detail);
+        BEGIN
+            v_in_rounds := cti.process_in_rounds(v_events);
+        EXCEPTION WHEN SQLSTATE 'CTIR1' THEN
+            v_in_rounds := false;  -- undone; the same frames, one at a time
+        END;
+        IF NOT v_in_rounds THEN
+            PERFORM cti.process_frame_by_frame(v_events);
+        END IF;
         RETURN NULL;
     EXCEPTION
         -- Conflicts with another transaction are not the frame's fault: the INSERT fails
@@ -1064,7 +1305,7 @@ BEGIN
             NULL;  -- a frame failed: everything the batch did is undone; go frame by frame
     END;
     -- Slow path: each frame in its own subtransaction, its error recorded beside it.
-    FOR v_event IN SELECT * FROM new_events ORDER BY id LOOP
+    FOREACH v_event IN ARRAY v_events LOOP
         PERFORM cti.process_and_record(v_event, true);
     END LOOP;
     RETURN NULL;
@@ -1459,6 +1700,8 @@ REVOKE ALL ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_liv
 
 REVOKE ALL ON FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.enqueue_all(p_commands cti.command[]) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
@@ -1486,6 +1729,12 @@ REVOKE ALL ON FUNCTION cti.process_and_record(p_event cti.raw_event, p_live bool
 
 REVOKE ALL ON FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.process_frame_by_frame(p_events cti.raw_event[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.process_round(p_facts cti.frame_fact[]) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) FROM PUBLIC;
@@ -1498,7 +1747,11 @@ REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.refresh_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_raw_event__parse() FROM PUBLIC;
 

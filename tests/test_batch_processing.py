@@ -1,8 +1,10 @@
-"""A batch of frames (one INSERT, as the ingester writes) gives what its frames give one at a time."""
+"""A batch of frames (one INSERT, as the ingester writes) gives what its frames give one at a time,
+whether it is processed in rounds (onlinePBX 3.0) or frame by frame."""
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from datetime import UTC, datetime
 
@@ -11,23 +13,33 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ingester.queries import query
+from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.simulator.traffic import Traffic
 from ingester.spool import Frame
 from ingester.writer import batch_params
 from tests.conftest import _janitor, dsn_for
-from tests.crm_fixture import KNOWN, SHARED, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, SHARED, insert_frames, seed_crm
 
 BAD_FRAME = json.dumps({"event": "channel_create", "data": {"uuid": "no-call-uuid"}})
 
 
-@pytest.fixture
-def twin_dsn(server_dsn: str, template_db: str, dsn: str):
-    """A second migrated database, to feed the same frames a different way."""
-    name = conninfo_to_dict(dsn)["dbname"] + "_twin"
+def another_database(server_dsn: str, template_db: str, dsn: str, suffix: str):
+    """Another migrated database beside the test's own, to feed the same frames another way."""
+    name = conninfo_to_dict(dsn)["dbname"] + suffix
     janitor = _janitor(server_dsn, name, template_dbname=template_db)
     janitor.init()
     yield dsn_for(server_dsn, name)
     janitor.drop()
+
+
+@pytest.fixture
+def twin_dsn(server_dsn: str, template_db: str, dsn: str):
+    yield from another_database(server_dsn, template_db, dsn, "_twin")
+
+
+@pytest.fixture
+def third_dsn(server_dsn: str, template_db: str, dsn: str):
+    yield from another_database(server_dsn, template_db, dsn, "_third")
 
 
 def traffic_frames(calls: int) -> list[str]:
@@ -52,7 +64,8 @@ def observed(conn: psycopg.Connection) -> dict:
     return {
         "outcomes": conn.execute(
             "SELECT coalesce(r.frame::text, r.body), o.status, o.detail"
-            " FROM cti.raw_event r JOIN cti.event_outcome o ON o.raw_event_id = r.id ORDER BY r.id"
+            " FROM cti.raw_event r JOIN cti.event_outcome o ON o.raw_event_id = r.id"
+            " WHERE r.source <> 'pgcti' ORDER BY r.id"
         ).fetchall(),
         "commands": conn.execute(
             "SELECT o.target_kind, o.target_id, o.seq, o.type, c.pbx_call_id,"
@@ -67,22 +80,65 @@ def observed(conn: psycopg.Connection) -> dict:
     }
 
 
-def test_a_batch_sends_what_its_frames_send_one_at_a_time(conn, twin_dsn):
+def insert_frame_by_frame_batches(conn: psycopg.Connection, frames: list[str], size: int) -> None:
+    """Batches as above, each led by a housekeeping tick: a batch that is not all onlinePBX
+    3.0 takes the frame-by-frame path (the tick ends nothing: no call is hours old)."""
+    now = datetime.now(UTC)
+    tick = json.dumps({"event": "tick", "at": now.isoformat()})
+    for start in range(0, len(frames), size):
+        batch = [Frame("pgcti", now, tick)] + [
+            Frame("onlinepbx3", now, body) for body in frames[start : start + size]
+        ]
+        conn.execute(query("insert_raw_events"), batch_params(batch))
+        now = now.replace(microsecond=(now.microsecond + 1) % 1_000_000)  # a new tick each time
+
+
+def test_a_batch_gives_what_its_frames_give_one_at_a_time(conn, twin_dsn, third_dsn):
     frames = traffic_frames(calls=40)
     seed_crm(conn)
     insert_frames(conn, frames)  # one statement per frame
+    results = {"one at a time": observed(conn)}
     with psycopg.connect(twin_dsn, autocommit=True) as twin:
         seed_crm(twin)
-        insert_as_batches(twin, frames, size=60)  # the batch holding the bad frame falls back
-        batched = observed(twin)
-    one_by_one = observed(conn)
+        insert_as_batches(
+            twin, frames, size=60
+        )  # in rounds; the batch with the bad frame falls back
+        results["in rounds"] = observed(twin)
+    with psycopg.connect(third_dsn, autocommit=True) as third:
+        seed_crm(third)
+        insert_frame_by_frame_batches(third, frames, size=60)
+        results["frame by frame"] = observed(third)
 
-    assert len(one_by_one["commands"]) > 100, "the mix should send plenty of commands"
-    assert batched["outcomes"] == one_by_one["outcomes"]
-    assert batched["commands"] == one_by_one["commands"]
-    assert batched["history"] == one_by_one["history"]
-    failed = [o for o in batched["outcomes"] if o[1] == "failed"]
+    expected = results["one at a time"]
+    assert len(expected["commands"]) > 100, "the mix should send plenty of commands"
+    for way in ("in rounds", "frame by frame"):
+        got = results[way]
+        assert got["outcomes"] == expected["outcomes"], way
+        assert got["commands"] == expected["commands"], way
+        assert got["history"] == expected["history"], way
+    failed = [o for o in expected["outcomes"] if o[1] == "failed"]
     assert len(failed) == 1 and "call_uuid" in failed[0][2]
+
+
+def test_unknown_numbers_are_registered_in_frame_order(conn):
+    """In rounds, call A's number shows only in its second frame (round 2), after call B's
+    first frame (round 1) came in: A must still register first, as frame by frame it would."""
+    seed_crm(conn)
+    a = pbx.CallBuilder(random.Random(1), clock=time.time() - 60)
+    a_leg = a.leg("+7 (916) 000-00-01", LINE)
+    a.answer(a_leg)
+    b = pbx.CallBuilder(random.Random(2), clock=time.time() - 60)
+    b.leg("+7 (916) 000-00-02", LINE)
+    answer_first = [a.frames[1], a.frames[0], b.frames[0]]  # A's answer overtook its channel_create
+    insert_as_batches(conn, [json.dumps(f) for f in answer_first], size=10)
+    leads = dict(
+        conn.execute(
+            "SELECT e164, client_id FROM cti.registered_number WHERE e164 IN ('+79160000001', '+79160000002')"
+        ).fetchall()
+    )
+    assert leads["+79160000001"] < leads["+79160000002"]
+    matches = conn.execute("SELECT pbx_call_id, client_match FROM cti.call ORDER BY id").fetchall()
+    assert [m for _, m in matches] == ["new", "new"]
 
 
 def test_a_lock_conflict_fails_the_insert_so_the_ingester_retries_it(conn, dsn):
