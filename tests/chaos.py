@@ -1,6 +1,6 @@
 """`make chaos`: the long fault cases, each ending with counts (the quick ones run in `make test`).
 
-    python -m tests.chaos [--rate 300] [--outage 12] [--offline 60]
+    python -m tests.chaos [--rate 1000] [--outage 12] [--offline 60]
 
 1. PostgreSQL stopped hard (immediate) for --outage seconds under steady traffic, then started.
 2. The PBX connection dropped every 3 s: frames the PBX sent while nobody listened, reconnect times.
@@ -225,7 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rate", type=float, default=300, help="frames per second (default 300)")
+    parser.add_argument("--rate", type=float, default=1000, help="frames per second (default 1000)")
     parser.add_argument("--outage", type=float, default=12)
     parser.add_argument("--offline", type=float, default=60)
     args = parser.parse_args()
