@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from ingester import database
 from ingester.config import IngestConfig
+from ingester.journal import Journal
 from ingester.metrics import Metrics, serve
 from ingester.spool import Frame, Spool
 from ingester.transports import onlinepbx2, onlinepbx3
@@ -24,11 +25,19 @@ async def run(config: IngestConfig) -> int:
     stop_metrics = serve(metrics, config.metrics_port) if config.metrics_port is not None else None
     dsn = database.resolve_dsn(config.dsn)
     spool = Spool(config.spool_dir)
+    journal = Journal(config.spool_dir / "journal")
+    left = journal.take_over()
+    if left:
+        spool.append(left)
+        log.warning(
+            "%d frame(s) received by an earlier run that stopped before writing them; spooled",
+            len(left),
+        )
     if spool.depth:
         log.info(
             "%d frame(s) waiting in the spool from an earlier run; writing them first", spool.depth
         )
-    writer = Writer(dsn, spool, metrics, config.max_batch, config.db_timeout)
+    writer = Writer(dsn, spool, metrics, config.max_batch, config.db_timeout, journal)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -74,6 +83,7 @@ async def run(config: IngestConfig) -> int:
             kept,
         )
         writer_task.cancel()
+    journal.close()
     if stop_metrics:
         stop_metrics()
     log.info(

@@ -21,6 +21,31 @@ class Frame:
     body: str
 
 
+def frame_line(frame: Frame) -> str:
+    """One frame as one JSON line (the spool's and the receive journal's format)."""
+    entry = {
+        "source": frame.source,
+        "received_at": frame.received_at.isoformat(),
+        "body": frame.body,
+    }
+    return json.dumps(entry, ensure_ascii=False) + "\n"
+
+
+def read_frames(path: Path) -> list[Frame]:
+    """The frames of a spool or journal file, in order; a torn last line (a crash in the
+    middle of writing it) is left out: that write never completed."""
+    frames = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.endswith("\n"):
+                break
+            entry = json.loads(line)
+            frames.append(
+                Frame(entry["source"], datetime.fromisoformat(entry["received_at"]), entry["body"])
+            )
+    return frames
+
+
 class Spool:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -29,14 +54,7 @@ class Spool:
         self.depth = sum(1 for _ in self.path.open(encoding="utf-8"))
 
     def append(self, frames: list[Frame]) -> None:
-        lines = "".join(
-            json.dumps(
-                {"source": f.source, "received_at": f.received_at.isoformat(), "body": f.body},
-                ensure_ascii=False,
-            )
-            + "\n"
-            for f in frames
-        )
+        lines = "".join(frame_line(f) for f in frames)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(lines)
             out.flush()
@@ -44,18 +62,7 @@ class Spool:
         self.depth += len(frames)
 
     def read(self) -> list[Frame]:
-        frames = []
-        with self.path.open(encoding="utf-8") as spooled:
-            for line in spooled:
-                if not line.endswith("\n"):
-                    break  # torn last line from a crash mid-write: that batch was never acknowledged
-                entry = json.loads(line)
-                frames.append(
-                    Frame(
-                        entry["source"], datetime.fromisoformat(entry["received_at"]), entry["body"]
-                    )
-                )
-        return frames
+        return read_frames(self.path)
 
     def clear(self) -> None:
         with self.path.open("w") as out:

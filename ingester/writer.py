@@ -2,7 +2,8 @@
 
 No added delay when traffic is light: a batch is whatever queued up while the previous
 one was being committed (at most `max_batch`). Order is kept: once anything is
-spooled, new frames queue behind it until the spool has drained.
+spooled, new frames queue behind it until the spool has drained. With a journal, each
+frame is recorded there before it is queued and settled once stored or spooled.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 import psycopg
 
+from ingester.journal import Journal
 from ingester.metrics import Metrics
 from ingester.queries import query
 from ingester.spool import Frame, Spool
@@ -29,8 +31,10 @@ class Writer:
         metrics: Metrics,
         max_batch: int = 500,
         db_timeout: float = 10.0,
+        journal: Journal | None = None,
     ) -> None:
         self.dsn = dsn
+        self.journal = journal
         # A partitioned network can leave a write hanging with no error; past this it counts as
         # failed and the batch is spooled (if it did commit after all, its replay is a no-op).
         self.db_timeout = db_timeout
@@ -49,6 +53,8 @@ class Writer:
     def submit(self, frame: Frame, from_pbx: bool = True) -> None:
         if from_pbx:
             self.metrics.received.inc()
+        if self.journal is not None:
+            self.journal.record(frame)
         self.queue.put_nowait(frame)
 
     async def run(self) -> None:
@@ -65,6 +71,7 @@ class Writer:
                 break
             self._inflight = self._take_batch(first)
             await self._write(self._inflight)
+            self._settle(len(self._inflight))
             self._inflight = []
         if self._conn is not None:
             await self._conn.close()
@@ -82,7 +89,12 @@ class Writer:
                 left.append(frame)
         if left:
             self._to_spool(left)  # if the in-flight batch did commit, its replay is a no-op
+        self._settle(len(left))
         return len(left)
+
+    def _settle(self, count: int) -> None:
+        if self.journal is not None:
+            self.journal.settle(count)
 
     def _take_batch(self, first: Frame) -> list[Frame]:
         batch = [first]

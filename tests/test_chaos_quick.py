@@ -122,3 +122,47 @@ def test_a_network_partition_between_ingester_and_database_loses_nothing(conn, d
     assert _count(dsn, "SELECT count(*) - count(DISTINCT dedup_key) FROM cti.raw_event") == 0
     assert _count(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'call_ended'") == 5
     assert "the database did not answer within 2s" in ingest.log
+
+
+def test_a_sigkill_while_writes_hang_loses_nothing(conn, dsn, tmp_path):
+    """Frames the ingester holds only in memory (queued, or in a batch whose write hangs)
+    when it is SIGKILLed are in its receive journal; the next start writes them."""
+    from pathlib import Path
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from tests.tcp_proxy import TcpProxy
+
+    seed_crm(conn)
+    params = conninfo_to_dict(dsn)
+    proxy = TcpProxy(Path(params["host"]) / f".s.PGSQL.{params.get('port', 5432)}")
+    through_proxy = make_conninfo(dsn, host="127.0.0.1", port=str(proxy.port))
+    calls = [pbx.inbound_answered(builder(seed), KNOWN, LINE, "101") for seed in range(6)]
+    frames = sum(len(c) for c in calls)
+    journal = tmp_path / "spool" / "journal"
+    sim = SimulatorThread()
+    first = IngestProcess(through_proxy, sim.url, tmp_path, KEY, "--db-timeout", "60")
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+        wait_for(lambda: _count(dsn) == 1, what="the subscribe reply stored")
+        proxy.mode = "blackhole"  # every write from now on hangs
+        for call in calls:
+            sim.send(call)
+        wait_for(
+            lambda: sum(len(p.read_text().splitlines()) for p in journal.glob("*.jsonl")) == frames,
+            what="every frame in the journal",
+        )
+        first.kill()
+        assert _count(dsn) == 1, "nothing written while the database hung"
+        second = IngestProcess(dsn, sim.url, tmp_path, KEY)  # the same spool directory
+        try:
+            wait_for(lambda: _count(dsn) == 1 + frames, what="the journaled frames stored")
+            assert second.stop() == 0
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+        sim.close()
+        proxy.close()
+    assert "received by an earlier run that stopped before writing them" in second.log
+    assert _count(dsn, "SELECT count(*) FROM cti.outbox WHERE type = 'call_ended'") == 6

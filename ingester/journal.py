@@ -1,0 +1,89 @@
+"""The receive journal: every frame is written to the operating system as it arrives, before it is queued.
+
+Without it, a SIGKILLed or crashed ingester loses what it held only in memory: the
+frames queued for the next batch and the batch in flight (measured: 19 frames at 1,000
+frames/s). With it, the next start moves them to the spool, ahead of new frames, and
+they are written in order; frames that had been committed after all are skipped by the
+raw log's dedup key. Lines are flushed to the OS but not fsync'd: they survive the
+process, not a power cut (that would take an fsync per frame). Files rotate every
+`rotate_every` frames; a file goes once every frame in it is stored or spooled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ingester.spool import Frame, frame_line, read_frames
+
+log = logging.getLogger("pgcti.journal")
+
+
+@dataclass
+class _Part:
+    path: Path
+    recorded: int = 0
+    settled: int = 0
+
+
+class Journal:
+    def __init__(self, directory: Path, rotate_every: int = 1000) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory = directory
+        self.rotate_every = rotate_every
+        self._parts: deque[_Part] = deque()
+        self._out: TextIO | None = None
+        self._number = 0
+
+    def take_over(self) -> list[Frame]:
+        """Frames an earlier run recorded and may not have written, oldest first; their files
+        are removed. Call before recording anything, and keep what it returns (the spool)."""
+        left: list[Frame] = []
+        for path in sorted(self.directory.glob("received-*.jsonl")):
+            left.extend(read_frames(path))
+            path.unlink()
+        return left
+
+    def record(self, frame: Frame) -> None:
+        if self._out is None or self._parts[-1].recorded >= self.rotate_every:
+            self._rotate()
+        assert self._out is not None
+        self._out.write(frame_line(frame))
+        self._out.flush()
+        self._parts[-1].recorded += 1
+
+    def settle(self, count: int) -> None:
+        """The oldest `count` recorded frames are stored or spooled: files all of whose frames
+        are settled go (the current one is emptied instead)."""
+        while count and self._parts:
+            part = self._parts[0]
+            taken = min(count, part.recorded - part.settled)
+            part.settled += taken
+            count -= taken
+            if part.settled < part.recorded:
+                break
+            if len(self._parts) > 1:
+                self._parts.popleft()
+                part.path.unlink(missing_ok=True)
+            else:
+                assert self._out is not None
+                self._out.truncate(0)
+                part.recorded = part.settled = 0
+                break
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def _rotate(self) -> None:
+        if self._out is not None:
+            self._out.close()
+        self._number += 1
+        path = self.directory / f"received-{self._number:09d}.jsonl"
+        path.touch(mode=0o600)
+        self._out = path.open("a", encoding="utf-8")
+        self._parts.append(_Part(path))
