@@ -327,16 +327,6 @@ $$;
 
 COMMENT ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
 
-CREATE FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    PERFORM cti.enqueue_all(ARRAY[ROW(p_kind, p_id, p_type, p_call_id, p_payload)::cti.command]);
-    RETURN (SELECT last_seq FROM cti.stream WHERE target_kind = p_kind AND target_id = p_id);
-END
-$$;
-
 CREATE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1697,8 +1687,6 @@ REVOKE ALL ON FUNCTION cti.crm_ring_recipients(p_dialled text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.crm_workstation_for_extension(p_extension text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.enqueue_all(p_commands cti.command[]) FROM PUBLIC;
 

@@ -267,7 +267,7 @@ DROP FUNCTION cti.send_commands(cti.keyed_command[]);
 DROP FUNCTION cti.refresh_calls(bigint[], timestamptz[], bigint[], boolean);
 
 -- enqueue as in 0007.
-CREATE OR REPLACE FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb)
+CREATE FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

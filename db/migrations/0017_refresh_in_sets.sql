@@ -98,17 +98,9 @@ END
 $$;
 COMMENT ON FUNCTION cti.enqueue_all(cti.command[]) IS 'Append commands to their targets'' streams in order and ring the doorbells (type, seq, call id only)';
 
--- One command, for callers that have just one.
-CREATE OR REPLACE FUNCTION cti.enqueue(p_kind text, p_id bigint, p_type text, p_call_id bigint, p_payload jsonb)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM cti.enqueue_all(ARRAY[ROW(p_kind, p_id, p_type, p_call_id, p_payload)::cti.command]);
-    RETURN (SELECT last_seq FROM cti.stream WHERE target_kind = p_kind AND target_id = p_id);
-END
-$$;
+-- Every command now goes through cti.enqueue_all(); the one-at-a-time version goes, so
+-- there is a single place that numbers commands and rings doorbells.
+DROP FUNCTION cti.enqueue(text, bigint, text, bigint, jsonb);
 
 -- Derive a set of distinct calls from their stored facts and say what changed (ring,
 -- open_card, close_card, call_ended) as commands for the caller to send; p_ats[i] is when
