@@ -119,6 +119,9 @@ DECLARE
     v_step cti.call_refresh;
     v_call cti.call;
     v_result cti.refresh_result := ROW('{}', '{}', false);
+    v_any_lookup boolean;    -- what the set needs beyond the update: statements for nothing are skipped
+    v_any_transfer boolean;
+    v_any_command boolean;
 BEGIN
     -- Locked in id order, so two transactions refreshing overlapping sets cannot deadlock here.
     PERFORM FROM cti.call WHERE id = ANY (p_calls) ORDER BY id FOR UPDATE;
@@ -127,8 +130,13 @@ BEGIN
                          d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),
                          NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),
                          o.client_match IS NULL AND dir.external_number IS NOT NULL
-                             AND NOT cti.is_extension(dir.external_number))::cti.call_refresh ORDER BY i.ord)
-      INTO v_steps
+                             AND NOT cti.is_extension(dir.external_number))::cti.call_refresh ORDER BY i.ord),
+           bool_or(o.client_match IS NULL AND dir.external_number IS NOT NULL
+                   AND NOT cti.is_extension(dir.external_number)),
+           bool_or(d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}')),
+           bool_or(NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false)
+                   OR ws.workstation IS DISTINCT FROM o.card_workstation_id)
+      INTO v_steps, v_any_lookup, v_any_transfer, v_any_command
       FROM unnest(p_calls, p_ats) WITH ORDINALITY AS i(call_id, at, ord)
       JOIN cti.call o ON o.id = i.call_id
      CROSS JOIN LATERAL (
@@ -271,7 +279,7 @@ BEGIN
 
     -- The client, looked up once per call as soon as the customer's number is known (in
     -- order: an unknown number is registered by the first of its calls).
-    FOR i IN 1 .. coalesce(cardinality(v_steps), 0) LOOP
+    FOR i IN 1 .. CASE WHEN v_any_lookup THEN cardinality(v_steps) ELSE 0 END LOOP
         v_step := v_steps[i];
         IF v_step.needs_client THEN
             v_call := v_step.after_state;
@@ -286,16 +294,18 @@ BEGIN
     END LOOP;
 
     -- The transfers are the steps of the chain: 101 -> 102 -> 103.
-    DELETE FROM cti.call_transfer t USING unnest(v_steps) s
-     WHERE s.transfers_differ AND t.call_id = (s.after_state).id;
-    INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
-    SELECT (s.after_state).id, u.i - 1, s.chain[u.i - 1], s.chain[u.i], s.chain_at[u.i]
-      FROM unnest(v_steps) s CROSS JOIN LATERAL generate_subscripts(s.chain, 1) AS u(i)
-     WHERE s.transfers_differ AND u.i > 1;
+    IF v_any_transfer THEN
+        DELETE FROM cti.call_transfer t USING unnest(v_steps) s
+         WHERE s.transfers_differ AND t.call_id = (s.after_state).id;
+        INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
+        SELECT (s.after_state).id, u.i - 1, s.chain[u.i - 1], s.chain[u.i], s.chain_at[u.i]
+          FROM unnest(v_steps) s CROSS JOIN LATERAL generate_subscripts(s.chain, 1) AS u(i)
+         WHERE s.transfers_differ AND u.i > 1;
+    END IF;
 
     -- Commands, per call: ring each recipient; then, when the card moves, close it (or
     -- `call_ended` if the call is over) where it was, then open it where it should be.
-    IF p_live THEN
+    IF p_live AND v_any_command THEN
         v_result.commands := ARRAY(
             SELECT ROW(p_keys[c.ord], c.step, c.sub,
                        ROW(c.target_kind, c.target_id, c.type, ((c.s).after_state).id,
@@ -370,6 +380,10 @@ SET plan_cache_mode = force_generic_plan  -- see below
 AS $$
 DECLARE
     v_facts cti.frame_fact[];
+    v_kinds text[];  -- the kinds of fact present: the statements for the others are skipped
+    v_calls bigint[];
+    v_ats timestamptz[];
+    v_keys bigint[];
 BEGIN
     -- New calls are created in the order of their frames (as frame by frame would), then
     -- every call of the round is locked, in id order, before its facts are applied.
@@ -382,45 +396,58 @@ BEGIN
     PERFORM FROM cti.call c
      WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
      ORDER BY c.id FOR UPDATE;
-    SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id)
-      INTO v_facts
+    SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
+           array_agg(DISTINCT (x.fact).kind),
+           array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
+           array_agg(x.raw_event_id ORDER BY x.raw_event_id)
+      INTO v_facts, v_kinds, v_calls, v_ats, v_keys
       FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
 
-    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
-                                   destination_raw, created_at)
-    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
-           cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
-      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_created'
-    ON CONFLICT (source, leg_uuid) DO UPDATE
-       SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
-           destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
-           created_at = EXCLUDED.created_at;
-    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
-    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at
-      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_answered'
-    ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
-    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
-    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
-      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_ended'
-    ON CONFLICT (source, leg_uuid) DO UPDATE
-       SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
-    INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
-    SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).kind = 'leg_hold'
-      FROM unnest(v_facts) x WHERE (x.fact).kind IN ('leg_hold', 'leg_unhold')
-    ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
-    UPDATE cti.call c SET hold_count = c.hold_count + 1
-      FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_hold' AND c.id = x.call_id;
-    INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
-    SELECT x.call_id, least((x.fact).leg, (x.fact).other_leg), greatest((x.fact).leg, (x.fact).other_leg), (x.fact).at
-      FROM unnest(v_facts) x WHERE (x.fact).kind = 'bridged'
-    ON CONFLICT DO NOTHING;
-    -- The PBX's own end time wins over the time the last leg's hangup reached us.
-    UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
-      FROM unnest(v_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
+    IF 'leg_created' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
+                                       destination_raw, created_at)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
+               cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_created'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
+               destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
+               created_at = EXCLUDED.created_at;
+    END IF;
+    IF 'leg_answered' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_answered'
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
+    END IF;
+    IF 'leg_ended' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_ended'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+    END IF;
+    IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).kind = 'leg_hold'
+          FROM unnest(v_facts) x WHERE (x.fact).kind IN ('leg_hold', 'leg_unhold')
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
+        UPDATE cti.call c SET hold_count = c.hold_count + 1
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_hold' AND c.id = x.call_id;
+    END IF;
+    IF 'bridged' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+        SELECT x.call_id, least((x.fact).leg, (x.fact).other_leg), greatest((x.fact).leg, (x.fact).other_leg), (x.fact).at
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'bridged'
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF 'call_ended' = ANY (v_kinds) THEN
+        -- The PBX's own end time wins over the time the last leg's hangup reached us.
+        UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
+    END IF;
 
-    RETURN cti.refresh_calls(ARRAY(SELECT x.call_id FROM unnest(v_facts) x ORDER BY x.raw_event_id),
-                             ARRAY(SELECT x.received_at FROM unnest(v_facts) x ORDER BY x.raw_event_id),
-                             ARRAY(SELECT x.raw_event_id FROM unnest(v_facts) x ORDER BY x.raw_event_id), true);
+    RETURN cti.refresh_calls(v_calls, v_ats, v_keys, true);
 END
 $$;
 
@@ -521,28 +548,30 @@ AS $$
 DECLARE
     v_events cti.raw_event[];
     v_event cti.raw_event;
-    v_in_rounds boolean;
+    v_try_rounds boolean := true;
 BEGIN
     SELECT array_agg(ROW(e.*)::cti.raw_event ORDER BY e.id) INTO v_events FROM new_events e;
-    -- Fast path: the whole batch in one subtransaction.
-    BEGIN
+    -- Fast path: the whole batch in one subtransaction, in rounds when it can be.
+    FOR v_attempt IN 1 .. 2 LOOP
         BEGIN
-            v_in_rounds := cti.process_in_rounds(v_events);
-        EXCEPTION WHEN SQLSTATE 'CTIR1' THEN
-            v_in_rounds := false;  -- undone; the same frames, one at a time
+            IF v_try_rounds THEN
+                v_try_rounds := cti.process_in_rounds(v_events);
+            END IF;
+            IF NOT v_try_rounds THEN
+                PERFORM cti.process_frame_by_frame(v_events);
+            END IF;
+            RETURN NULL;
+        EXCEPTION
+            WHEN SQLSTATE 'CTIR1' THEN
+                v_try_rounds := false;  -- undone; the same frames again, one at a time
+            -- Conflicts with another transaction are not the frame's fault: the INSERT fails
+            -- and the ingester retries the batch (its spool keeps it meanwhile).
+            WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+                RAISE;
+            WHEN others THEN
+                EXIT;  -- a frame failed: everything the batch did is undone; go frame by frame
         END;
-        IF NOT v_in_rounds THEN
-            PERFORM cti.process_frame_by_frame(v_events);
-        END IF;
-        RETURN NULL;
-    EXCEPTION
-        -- Conflicts with another transaction are not the frame's fault: the INSERT fails
-        -- and the ingester retries the batch (its spool keeps it meanwhile).
-        WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
-            RAISE;
-        WHEN others THEN
-            NULL;  -- a frame failed: everything the batch did is undone; go frame by frame
-    END;
+    END LOOP;
     -- Slow path: each frame in its own subtransaction, its error recorded beside it.
     FOREACH v_event IN ARRAY v_events LOOP
         PERFORM cti.process_and_record(v_event, true);
