@@ -185,21 +185,33 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
     }
 
 
-def time_lookups(dsn: str, clients: int, samples: int) -> float:
-    """Median microseconds per cti.crm_lookup, half known, half unknown numbers."""
+def time_lookups(small_dsn: str, small: int, large_dsn: str, large: int, samples: int) -> tuple:
+    """Median microseconds per cti.crm_lookup in the small and the large CRM (half known,
+    half unknown numbers). The two are sampled alternately, so machine noise hits both."""
     rng = random.Random(5)
-    numbers = [
-        f"+79{rng.randrange(1, clients + 1):09d}" if i % 2 else f"+7495{rng.randrange(10**7):07d}"
-        for i in range(samples)
-    ]
-    times = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT * FROM cti.crm_lookup('+70000000000')")  # plan and cache
-        for number in numbers:
-            started = time.perf_counter()
-            conn.execute("SELECT * FROM cti.crm_lookup(%s)", [number]).fetchall()
-            times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e6
+
+    def number(clients: int, i: int) -> str:
+        return (
+            f"+79{rng.randrange(1, clients + 1):09d}"
+            if i % 2
+            else f"+7495{rng.randrange(10**7):07d}"
+        )
+
+    times: dict[str, list[float]] = {"small": [], "large": []}
+    with (
+        psycopg.connect(small_dsn, autocommit=True) as small_conn,
+        psycopg.connect(large_dsn, autocommit=True) as large_conn,
+    ):
+        targets = [("small", small_conn, small), ("large", large_conn, large)]
+        for _, conn, _ in targets:
+            conn.execute("SELECT * FROM cti.crm_lookup('+70000000000')")  # plan and cache
+        for i in range(samples):
+            for name, conn, clients in targets:
+                wanted = number(clients, i)
+                started = time.perf_counter()
+                conn.execute("SELECT * FROM cti.crm_lookup(%s)", [wanted]).fetchall()
+                times[name].append(time.perf_counter() - started)
+    return statistics.median(times["small"]) * 1e6, statistics.median(times["large"]) * 1e6
 
 
 def machine(dsn: str) -> dict:
@@ -245,16 +257,17 @@ def main() -> None:
     log(f"machine: {results['machine']}")
 
     dsn = scratch_database(server, "pgcti_bench")
+    small_dsn = scratch_database(server, "pgcti_bench_small")
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            log(f"lookup scaling: seeding {args.small_clients:,} clients")
+        log(f"lookup scaling: a CRM of {args.small_clients:,} clients and one of {args.clients:,}")
+        with psycopg.connect(small_dsn, autocommit=True) as conn:
             seed_crm(conn, args.small_clients)
-            small = time_lookups(dsn, args.small_clients, args.lookups)
-            log(f"  {args.small_clients:,} numbers: {small:.0f} us per lookup (median)")
-            log(f"  growing the CRM to {args.clients:,} clients (takes a while at millions)")
-            seed_crm(conn, args.clients - args.small_clients, first=args.small_clients)
-            large = time_lookups(dsn, args.clients, args.lookups)
-            log(f"  {args.clients:,} numbers: {large:.0f} us per lookup (median)")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            log(f"  seeding {args.clients:,} clients (takes a while at millions)")
+            seed_crm(conn, args.clients)
+        small, large = time_lookups(small_dsn, args.small_clients, dsn, args.clients, args.lookups)
+        log(f"  {args.small_clients:,} numbers: {small:.0f} us per lookup (median)")
+        log(f"  {args.clients:,} numbers: {large:.0f} us per lookup (median)")
         results["lookup"] = {
             "small_numbers": args.small_clients,
             "large_numbers": args.clients,
@@ -266,6 +279,7 @@ def main() -> None:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS pgcti_bench WITH (FORCE)")
+            conn.execute("DROP DATABASE IF EXISTS pgcti_bench_small WITH (FORCE)")
 
     t, lk = results["throughput"], results["lookup"]
     print()
