@@ -6,11 +6,15 @@ import json
 import random
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from ingester.queries import query
 from ingester.simulator.onlinepbx3_calls import CallBuilder
+from ingester.spool import Frame
+from ingester.writer import batch_params
 
 LINE = "74950001122"
 KNOWN = "+7 (495) 123-45-67"  # Ivanov at Romashka, manager Petrova
@@ -70,6 +74,15 @@ def insert_frames(
             "INSERT INTO cti.raw_event (source, body) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             [source, body],
         )
+
+
+def insert_batch(
+    conn: psycopg.Connection, frames: Iterable[Any], source: str = "onlinepbx3"
+) -> None:
+    """Insert frames as the ingester does under load: one statement for the whole batch."""
+    now = datetime.now(UTC)
+    batch = [Frame(source, now, f if isinstance(f, str) else json.dumps(f)) for f in frames]
+    conn.execute(query("insert_raw_events"), batch_params(batch))
 
 
 def commands(conn: psycopg.Connection, kind: str | None = None) -> list[tuple]:

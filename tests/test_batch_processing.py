@@ -18,7 +18,7 @@ from ingester.simulator.traffic import Traffic
 from ingester.spool import Frame
 from ingester.writer import batch_params
 from tests.conftest import _janitor, dsn_for
-from tests.crm_fixture import KNOWN, LINE, SHARED, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, SHARED, insert_batch, insert_frames, seed_crm
 
 BAD_FRAME = json.dumps({"event": "channel_create", "data": {"uuid": "no-call-uuid"}})
 
@@ -53,10 +53,8 @@ def traffic_frames(calls: int) -> list[str]:
 
 
 def insert_as_batches(conn: psycopg.Connection, frames: list[str], size: int) -> None:
-    now = datetime.now(UTC)
     for start in range(0, len(frames), size):
-        batch = [Frame("onlinepbx3", now, body) for body in frames[start : start + size]]
-        conn.execute(query("insert_raw_events"), batch_params(batch))
+        insert_batch(conn, frames[start : start + size])
 
 
 def observed(conn: psycopg.Connection) -> dict:

@@ -1,5 +1,5 @@
-"""Property: any duplication or reordering of a call's frames never leaves two open cards
-for one call and never sends a command twice."""
+"""Property: any duplication or reordering of a call's frames, inserted one at a time or in
+batches of any split, never leaves two open cards for one call and never sends a command twice."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.simulator.onlinepbx2_calls import from_onlinepbx3
-from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, builder, insert_batch, insert_frames, seed_crm
 
 EXTS = ["101", "102", "103", "104"]
 
@@ -84,32 +84,43 @@ CASES = {
     "order": st.randoms(use_true_random=False),
     "duplicates": st.integers(0, 6),
     "answer_first": st.booleans(),
+    "batches": st.integers(0, 4),  # 0: one INSERT per frame; n: n batches (processed in rounds)
 }
 
 
 @PROPERTY
 @given(**CASES)
 def test_any_duplication_or_reordering_is_harmless(
-    crm_conn, scenario, seed, order, duplicates, answer_first
+    crm_conn, scenario, seed, order, duplicates, answer_first, batches
 ):
     frames = _frames(*scenario, seed)
-    _check(crm_conn, frames, "onlinepbx3", order, duplicates, answer_first, "event")
+    _check(crm_conn, frames, "onlinepbx3", order, duplicates, answer_first, "event", batches)
 
 
 @PROPERTY
 @given(**CASES)
 def test_2_0_duplication_and_early_answers_are_harmless(
-    crm_conn, scenario, seed, order, duplicates, answer_first
+    crm_conn, scenario, seed, order, duplicates, answer_first, batches
 ):
     # API 2.0 has no call id: a call is pieced together from legs, bridges and numbers as they
     # arrive on one ordered socket. Replays (duplicates) and answers overtaking their leg are
     # harmless; an arbitrary shuffle can split a call in two (see docs/architecture.md).
     frames = from_onlinepbx3(_frames(*scenario, seed))
-    _check(crm_conn, frames, "onlinepbx2", order, duplicates, answer_first, "name", shuffle=False)
+    _check(
+        crm_conn,
+        frames,
+        "onlinepbx2",
+        order,
+        duplicates,
+        answer_first,
+        "name",
+        batches,
+        shuffle=False,
+    )
 
 
 def _check(
-    crm_conn, frames, source, order, duplicates, answer_first, event_key, shuffle=True
+    crm_conn, frames, source, order, duplicates, answer_first, event_key, batches, shuffle=True
 ) -> None:
     shuffled = list(frames)
     if shuffle:
@@ -122,7 +133,12 @@ def _check(
         insert_frames(crm_conn, frames, source=source)
         in_order = crm_conn.execute(history).fetchall()
     with crm_conn.transaction(force_rollback=True):
-        insert_frames(crm_conn, shuffled, source=source)
+        if batches:
+            size = -(-len(shuffled) // batches)
+            for start in range(0, len(shuffled), size):
+                insert_batch(crm_conn, shuffled[start : start + size], source=source)
+        else:
+            insert_frames(crm_conn, shuffled, source=source)
         # The call's history is a function of its frames, not of their order.
         assert crm_conn.execute(history).fetchall() == in_order
         rows = crm_conn.execute(
