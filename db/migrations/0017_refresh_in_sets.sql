@@ -59,7 +59,7 @@ CREATE TYPE cti.call_refresh AS (
 CREATE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see below
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
 AS $$
 DECLARE
     v_rung bigint;
@@ -112,7 +112,7 @@ CREATE FUNCTION cti.refresh_calls(p_calls bigint[], p_ats timestamptz[], p_keys 
 RETURNS cti.refresh_result
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see below
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
 AS $$
 DECLARE
     v_steps cti.call_refresh[];
@@ -376,7 +376,7 @@ CREATE TYPE cti.frame_fact AS (
 CREATE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.refresh_result
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see below
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
 AS $$
 DECLARE
     v_facts cti.frame_fact[];
@@ -468,7 +468,7 @@ $$;
 CREATE FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see above
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
 AS $$
 DECLARE
     v_facts cti.frame_fact[];
