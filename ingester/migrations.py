@@ -21,7 +21,8 @@ def migrations_dir() -> Path:
     override = os.environ.get("PGCTI_MIGRATIONS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "db" / "migrations"
+    # db/migrations, reached through the package's link in a checkout and copied into a wheel.
+    return Path(__file__).resolve().parent / "sql" / "migrations"
 
 
 def yoyo_uri(dsn: str) -> str:
