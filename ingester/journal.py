@@ -38,14 +38,17 @@ class Journal:
         self._out: TextIO | None = None
         self._number = 0
 
-    def take_over(self) -> list[Frame]:
-        """Frames an earlier run recorded and may not have written, oldest first; their files
-        are removed. Call before recording anything, and keep what it returns (the spool)."""
-        left: list[Frame] = []
-        for path in sorted(self.directory.glob("received-*.jsonl")):
-            left.extend(read_frames(path))
+    def left_over(self) -> list[Frame]:
+        """Frames an earlier run recorded and may not have written, oldest first. Call before
+        recording anything; once they are kept elsewhere (the spool), discard_left_over()."""
+        return [frame for path in self._left_over_files() for frame in read_frames(path)]
+
+    def discard_left_over(self) -> None:
+        for path in self._left_over_files():
             path.unlink()
-        return left
+
+    def _left_over_files(self) -> list[Path]:
+        return sorted(self.directory.glob("received-*.jsonl"))
 
     def record(self, frame: Frame) -> None:
         if self._out is None or self._parts[-1].recorded >= self.rotate_every:

@@ -26,13 +26,14 @@ async def run(config: IngestConfig) -> int:
     dsn = database.resolve_dsn(config.dsn)
     spool = Spool(config.spool_dir)
     journal = Journal(config.spool_dir / "journal")
-    left = journal.take_over()
+    left = journal.left_over()
     if left:
-        spool.append(left)
+        spool.append(left)  # fsync'd before the journal lets them go
         log.warning(
             "%d frame(s) received by an earlier run that stopped before writing them; spooled",
             len(left),
         )
+    journal.discard_left_over()
     if spool.depth:
         log.info(
             "%d frame(s) waiting in the spool from an earlier run; writing them first", spool.depth
