@@ -144,45 +144,68 @@ BEGIN
         END IF;
     END IF;
 
-    CASE p_fact.kind
-        WHEN 'leg_created' THEN
-            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
-                                           destination_raw, created_at)
-            VALUES (p_source, p_fact.leg, v_call_id, cti.normalize_phone(p_fact.caller_raw), p_fact.caller_raw,
-                    cti.normalize_phone(p_fact.destination_raw), p_fact.destination_raw, p_fact.at)
-            ON CONFLICT (source, leg_uuid) DO UPDATE
-               SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
-                   destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
-                   created_at = EXCLUDED.created_at;
-        WHEN 'leg_answered' THEN
-            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
-            VALUES (p_source, p_fact.leg, v_call_id, p_fact.at)
-            ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
-        WHEN 'leg_ended' THEN
-            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
-            VALUES (p_source, p_fact.leg, v_call_id, p_fact.at, p_fact.cause)
-            ON CONFLICT (source, leg_uuid) DO UPDATE
-               SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
-        WHEN 'leg_hold', 'leg_unhold' THEN
-            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
-            VALUES (p_source, p_fact.leg, v_call_id, p_fact.kind = 'leg_hold')
-            ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
-            IF p_fact.kind = 'leg_hold' THEN
-                UPDATE cti.call SET hold_count = hold_count + 1 WHERE id = v_call_id;
-            END IF;
-        WHEN 'bridged' THEN
-            INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
-            VALUES (v_call_id, least(p_fact.leg, p_fact.other_leg), greatest(p_fact.leg, p_fact.other_leg), p_fact.at)
-            ON CONFLICT DO NOTHING;
-        WHEN 'call_ended' THEN
-            -- The PBX's own end time wins over the time the last leg's hangup reached us.
-            UPDATE cti.call SET pbx_ended = true, ended_at = p_fact.at,
-                                hangup_cause = coalesce(hangup_cause, p_fact.cause)
-             WHERE id = v_call_id;
-        ELSE
-            RAISE EXCEPTION 'unknown fact kind "%"', p_fact.kind;
-    END CASE;
+    PERFORM cti.apply_facts(p_source, ARRAY[ROW(NULL, NULL, p_fact, v_call_id, NULL)::cti.frame_fact]);
     RETURN v_call_id;
+END
+$$;
+
+CREATE FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_kinds text[] := ARRAY(SELECT DISTINCT (x.fact).kind FROM unnest(p_facts) x);
+    v_unknown text := (SELECT min(k) FROM unnest(v_kinds) k
+                        WHERE k NOT IN ('leg_created', 'leg_answered', 'leg_ended', 'leg_hold',
+                                        'leg_unhold', 'bridged', 'call_ended'));
+BEGIN
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown fact kind "%"', v_unknown;
+    END IF;
+    IF 'leg_created' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
+                                       destination_raw, created_at)
+        SELECT p_source, (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
+               cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_created'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
+               destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
+               created_at = EXCLUDED.created_at;
+    END IF;
+    IF 'leg_answered' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
+        SELECT p_source, (x.fact).leg, x.call_id, (x.fact).at
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_answered'
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
+    END IF;
+    IF 'leg_ended' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
+        SELECT p_source, (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_ended'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+    END IF;
+    IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
+        SELECT p_source, (x.fact).leg, x.call_id, (x.fact).kind = 'leg_hold'
+          FROM unnest(p_facts) x WHERE (x.fact).kind IN ('leg_hold', 'leg_unhold')
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
+        UPDATE cti.call c SET hold_count = c.hold_count + 1
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_hold' AND c.id = x.call_id;
+    END IF;
+    IF 'bridged' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+        SELECT x.call_id, least((x.fact).leg, (x.fact).other_leg), greatest((x.fact).leg, (x.fact).other_leg), (x.fact).at
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'bridged'
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF 'call_ended' = ANY (v_kinds) THEN
+        -- The PBX's own end time wins over the time the last leg's hangup reached us.
+        UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
+    END IF;
 END
 $$;
 
@@ -862,7 +885,6 @@ CREATE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.refresh_
     AS $$
 DECLARE
     v_facts cti.frame_fact[];
-    v_kinds text[];  -- the kinds of fact present: the statements for the others are skipped
     v_calls bigint[];
     v_ats timestamptz[];
     v_keys bigint[];
@@ -879,55 +901,12 @@ BEGIN
      WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
      ORDER BY c.id FOR UPDATE;
     SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
-           array_agg(DISTINCT (x.fact).kind),
            array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
            array_agg(x.raw_event_id ORDER BY x.raw_event_id)
-      INTO v_facts, v_kinds, v_calls, v_ats, v_keys
+      INTO v_facts, v_calls, v_ats, v_keys
       FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
 
-    IF 'leg_created' = ANY (v_kinds) THEN
-        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
-                                       destination_raw, created_at)
-        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
-               cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
-          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_created'
-        ON CONFLICT (source, leg_uuid) DO UPDATE
-           SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
-               destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
-               created_at = EXCLUDED.created_at;
-    END IF;
-    IF 'leg_answered' = ANY (v_kinds) THEN
-        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
-        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at
-          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_answered'
-        ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
-    END IF;
-    IF 'leg_ended' = ANY (v_kinds) THEN
-        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
-        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
-          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_ended'
-        ON CONFLICT (source, leg_uuid) DO UPDATE
-           SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
-    END IF;
-    IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
-        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
-        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).kind = 'leg_hold'
-          FROM unnest(v_facts) x WHERE (x.fact).kind IN ('leg_hold', 'leg_unhold')
-        ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
-        UPDATE cti.call c SET hold_count = c.hold_count + 1
-          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_hold' AND c.id = x.call_id;
-    END IF;
-    IF 'bridged' = ANY (v_kinds) THEN
-        INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
-        SELECT x.call_id, least((x.fact).leg, (x.fact).other_leg), greatest((x.fact).leg, (x.fact).other_leg), (x.fact).at
-          FROM unnest(v_facts) x WHERE (x.fact).kind = 'bridged'
-        ON CONFLICT DO NOTHING;
-    END IF;
-    IF 'call_ended' = ANY (v_kinds) THEN
-        -- The PBX's own end time wins over the time the last leg's hangup reached us.
-        UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
-          FROM unnest(v_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
-    END IF;
+    PERFORM cti.apply_facts('onlinepbx3', v_facts);
 
     RETURN cti.refresh_calls(v_calls, v_ats, v_keys, true);
 END
@@ -1700,6 +1679,8 @@ REVOKE ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 

@@ -1,0 +1,149 @@
+-- Undo 0018: apply_fact as in 0015 and process_round as in 0017, each with its own statements.
+SET LOCAL ROLE cti_owner;
+
+-- Store one fact; returns the call it belongs to. The call row is locked (frames of one
+-- call are applied one at a time) but only written when it is new: an upsert would leave
+-- a dead row version per frame, which every later lookup of the call in the same
+-- transaction has to step over.
+CREATE OR REPLACE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call_id bigint;
+BEGIN
+    IF p_fact.call_key IS NULL THEN
+        v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
+    ELSE
+        SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        IF v_call_id IS NULL THEN
+            INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
+            ON CONFLICT (source, pbx_call_id) DO NOTHING
+            RETURNING c.id INTO v_call_id;
+        END IF;
+        IF v_call_id IS NULL THEN  -- another transaction created it since our look
+            SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        END IF;
+    END IF;
+
+    CASE p_fact.kind
+        WHEN 'leg_created' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
+                                           destination_raw, created_at)
+            VALUES (p_source, p_fact.leg, v_call_id, cti.normalize_phone(p_fact.caller_raw), p_fact.caller_raw,
+                    cti.normalize_phone(p_fact.destination_raw), p_fact.destination_raw, p_fact.at)
+            ON CONFLICT (source, leg_uuid) DO UPDATE
+               SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
+                   destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
+                   created_at = EXCLUDED.created_at;
+        WHEN 'leg_answered' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
+            VALUES (p_source, p_fact.leg, v_call_id, p_fact.at)
+            ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
+        WHEN 'leg_ended' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
+            VALUES (p_source, p_fact.leg, v_call_id, p_fact.at, p_fact.cause)
+            ON CONFLICT (source, leg_uuid) DO UPDATE
+               SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+        WHEN 'leg_hold', 'leg_unhold' THEN
+            INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
+            VALUES (p_source, p_fact.leg, v_call_id, p_fact.kind = 'leg_hold')
+            ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
+            IF p_fact.kind = 'leg_hold' THEN
+                UPDATE cti.call SET hold_count = hold_count + 1 WHERE id = v_call_id;
+            END IF;
+        WHEN 'bridged' THEN
+            INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+            VALUES (v_call_id, least(p_fact.leg, p_fact.other_leg), greatest(p_fact.leg, p_fact.other_leg), p_fact.at)
+            ON CONFLICT DO NOTHING;
+        WHEN 'call_ended' THEN
+            -- The PBX's own end time wins over the time the last leg's hangup reached us.
+            UPDATE cti.call SET pbx_ended = true, ended_at = p_fact.at,
+                                hangup_cause = coalesce(hangup_cause, p_fact.cause)
+             WHERE id = v_call_id;
+        ELSE
+            RAISE EXCEPTION 'unknown fact kind "%"', p_fact.kind;
+    END CASE;
+    RETURN v_call_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.refresh_result
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
+AS $$
+DECLARE
+    v_facts cti.frame_fact[];
+    v_kinds text[];  -- the kinds of fact present: the statements for the others are skipped
+    v_calls bigint[];
+    v_ats timestamptz[];
+    v_keys bigint[];
+BEGIN
+    -- New calls are created in the order of their frames (as frame by frame would), then
+    -- every call of the round is locked, in id order, before its facts are applied.
+    INSERT INTO cti.call (source, pbx_call_id)
+    SELECT 'onlinepbx3', (x.fact).call_key FROM unnest(p_facts) x
+     WHERE (x.fact).call_key IS NOT NULL
+       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key)
+     ORDER BY x.raw_event_id
+    ON CONFLICT (source, pbx_call_id) DO NOTHING;
+    PERFORM FROM cti.call c
+     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
+     ORDER BY c.id FOR UPDATE;
+    SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
+           array_agg(DISTINCT (x.fact).kind),
+           array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
+           array_agg(x.raw_event_id ORDER BY x.raw_event_id)
+      INTO v_facts, v_kinds, v_calls, v_ats, v_keys
+      FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
+
+    IF 'leg_created' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
+                                       destination_raw, created_at)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
+               cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_created'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
+               destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
+               created_at = EXCLUDED.created_at;
+    END IF;
+    IF 'leg_answered' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_answered'
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
+    END IF;
+    IF 'leg_ended' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_ended'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+    END IF;
+    IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
+        SELECT 'onlinepbx3', (x.fact).leg, x.call_id, (x.fact).kind = 'leg_hold'
+          FROM unnest(v_facts) x WHERE (x.fact).kind IN ('leg_hold', 'leg_unhold')
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
+        UPDATE cti.call c SET hold_count = c.hold_count + 1
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'leg_hold' AND c.id = x.call_id;
+    END IF;
+    IF 'bridged' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+        SELECT x.call_id, least((x.fact).leg, (x.fact).other_leg), greatest((x.fact).leg, (x.fact).other_leg), (x.fact).at
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'bridged'
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF 'call_ended' = ANY (v_kinds) THEN
+        -- The PBX's own end time wins over the time the last leg's hangup reached us.
+        UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
+          FROM unnest(v_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
+    END IF;
+
+    RETURN cti.refresh_calls(v_calls, v_ats, v_keys, true);
+END
+$$;
+
+DROP FUNCTION cti.apply_facts(text, cti.frame_fact[]);
