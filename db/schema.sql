@@ -38,7 +38,7 @@ CREATE TABLE cti.call (
 
 COMMENT ON TABLE cti.call IS 'One row per PBX call: caller, client, times, who answered, outcome, where the card is open';
 
-CREATE TYPE cti.call_refresh AS (
+CREATE TYPE cti.call_derivation AS (
 	ord integer,
 	before_state cti.call,
 	after_state cti.call,
@@ -55,6 +55,19 @@ CREATE TYPE cti.command AS (
 	type text,
 	call_id bigint,
 	payload jsonb
+);
+
+CREATE TYPE cti.keyed_command AS (
+	frame_key bigint,
+	step integer,
+	sub bigint,
+	command cti.command
+);
+
+CREATE TYPE cti.derivation_result AS (
+	commands cti.keyed_command[],
+	lookup_keys bigint[],
+	registered boolean
 );
 
 CREATE TYPE cti.fact AS (
@@ -75,19 +88,6 @@ CREATE TYPE cti.frame_fact AS (
 	fact cti.fact,
 	call_id bigint,
 	round integer
-);
-
-CREATE TYPE cti.keyed_command AS (
-	frame_key bigint,
-	step integer,
-	sub bigint,
-	command cti.command
-);
-
-CREATE TYPE cti.refresh_result AS (
-	commands cti.keyed_command[],
-	lookup_keys bigint[],
-	registered boolean
 );
 
 CREATE FUNCTION crm.tg_client_phone__normalize() RETURNS trigger
@@ -324,668 +324,23 @@ CREATE FUNCTION cti.crm_workstation_for_extension(p_extension text) RETURNS bigi
 
 COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adapter: extension -> workstation id, NULL when none. Override for an existing CRM.';
 
-CREATE FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) RETURNS integer
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_call_id bigint;
-    v_count int := 0;
-BEGIN
-    FOR v_call_id IN
-        SELECT c.id FROM cti.call c, cti.config g
-         WHERE c.ended_at IS NULL AND c.last_event_at < p_now - g.stale_call_after
-         ORDER BY c.id
-           FOR UPDATE OF c SKIP LOCKED
-    LOOP
-        UPDATE cti.call SET pbx_ended = true, ended_at = last_event_at,
-                            hangup_cause = coalesce(hangup_cause, 'PGCTI_STALE')
-         WHERE id = v_call_id;
-        PERFORM cti.refresh_call(v_call_id, p_now, p_live);
-        v_count := v_count + 1;
-    END LOOP;
-    RETURN v_count;
-END
-$$;
-
-COMMENT ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
-
-CREATE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    AS $$
-DECLARE
-    v_rung bigint;
-BEGIN
-    IF coalesce(cardinality(p_commands), 0) = 0 THEN
-        RETURN;
-    END IF;
-    WITH cmd AS (
-        SELECT * FROM unnest(p_commands) WITH ORDINALITY AS u(target_kind, target_id, type, call_id, payload, n)
-    ),
-    per_target AS (
-        SELECT target_kind, target_id, count(*) AS how_many FROM cmd GROUP BY 1, 2
-    ),
-    streams AS (
-        INSERT INTO cti.stream AS s (target_kind, target_id, last_seq)
-        SELECT target_kind, target_id, how_many FROM per_target ORDER BY 1, 2
-        ON CONFLICT (target_kind, target_id) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq
-        RETURNING s.target_kind, s.target_id, s.last_seq
-    ),
-    numbered AS (
-        SELECT c.*, st.last_seq - p.how_many
-                    + row_number() OVER (PARTITION BY c.target_kind, c.target_id ORDER BY c.n) AS seq
-          FROM cmd c
-          JOIN per_target p USING (target_kind, target_id)
-          JOIN streams st USING (target_kind, target_id)
-    ),
-    stored AS (
-        INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
-        SELECT target_kind, target_id, seq, type, call_id, payload FROM numbered ORDER BY n
-    )
-    SELECT count(pg_notify(cti.channel_name(target_kind, target_id),
-                           json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text))
-      INTO v_rung
-      FROM (SELECT * FROM numbered ORDER BY n) x;
-END
-$$;
-
-COMMENT ON FUNCTION cti.enqueue_all(p_commands cti.command[]) IS 'Append commands to their targets'' streams in order and ring the doorbells (type, seq, call id only)';
-
-CREATE FUNCTION cti.identify_client(p_call cti.call, p_register boolean) RETURNS TABLE(client_id bigint, client_match text, candidates bigint[], card jsonb)
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_found jsonb;
-    v_registered cti.registered_number;
-BEGIN
-    IF p_register THEN
-        -- Serialise registrations of this number; the lock is released at commit, after which
-        -- the other transaction's lookup (a new statement, a new snapshot) sees the new lead.
-        PERFORM pg_advisory_xact_lock(hashtext('cti.registered_number'), hashtext(p_call.external_number));
-        SELECT * INTO v_registered FROM cti.registered_number r WHERE r.e164 = p_call.external_number;
-        IF v_registered.call_id = p_call.id THEN  -- a rebuild meets the call that registered it
-            client_id := v_registered.client_id;
-            client_match := 'new';
-        END IF;
-    END IF;
-    IF client_match IS NULL THEN
-        SELECT jsonb_agg(to_jsonb(l) ORDER BY l.client_id) INTO v_found
-          FROM cti.crm_lookup(p_call.external_number) l;
-        CASE coalesce(jsonb_array_length(v_found), 0)
-            WHEN 0 THEN
-                IF p_register THEN
-                    client_id := cti.crm_register_unknown(p_call.external_number);
-                    INSERT INTO cti.registered_number (e164, client_id, call_id)
-                    VALUES (p_call.external_number, client_id, p_call.id)
-                    ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
-                    client_match := 'new';
-                ELSE
-                    client_match := 'none';
-                END IF;
-            WHEN 1 THEN
-                client_id := (v_found -> 0 ->> 'client_id')::bigint;
-                client_match := 'exact';
-                card := v_found -> 0;
-            ELSE
-                client_match := 'ambiguous';
-                candidates := ARRAY(SELECT (e ->> 'client_id')::bigint FROM jsonb_array_elements(v_found) e);
-                card := jsonb_build_object('candidates', v_found);
-        END CASE;
-    END IF;
-    IF card IS NULL AND client_id IS NOT NULL THEN
-        SELECT to_jsonb(l) INTO card FROM cti.crm_lookup(p_call.external_number) l WHERE l.client_id = identify_client.client_id;
-    END IF;
-    RETURN NEXT;
-END
-$$;
-
-CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT p_normalized IS NOT NULL AND left(p_normalized, 1) <> '+' $$;
-
-CREATE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    UPDATE cti.call_leg SET call_id = p_keep WHERE call_id = p_gone;
-    INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
-    SELECT p_keep, leg_a, leg_b, bridged_at FROM cti.call_bridge WHERE call_id = p_gone
-    ON CONFLICT DO NOTHING;
-    UPDATE cti.registered_number SET call_id = p_keep WHERE call_id = p_gone;
-    -- What the gone call already told people stays told: no second ring, no second card.
-    UPDATE cti.call k SET hold_count = k.hold_count + g.hold_count,
-                          ring_notified = k.ring_notified OR g.ring_notified,
-                          card_workstation_id = coalesce(k.card_workstation_id, g.card_workstation_id),
-                          client_id = coalesce(k.client_id, g.client_id),
-                          client_match = coalesce(k.client_match, g.client_match),
-                          client_candidates = coalesce(k.client_candidates, g.client_candidates),
-                          client_card = coalesce(k.client_card, g.client_card)
-      FROM cti.call g WHERE k.id = p_keep AND g.id = p_gone;
-    DELETE FROM cti.call WHERE id = p_gone;  -- legs' bridges and transfers of p_gone go with it
-    RETURN p_keep;
-END
-$$;
-
-CREATE TABLE cti.client_login (
-    login name NOT NULL,
-    workstation_id bigint,
-    employee_id bigint,
-    CONSTRAINT client_login_check CHECK (((workstation_id IS NOT NULL) OR (employee_id IS NOT NULL)))
-);
-
-COMMENT ON TABLE cti.client_login IS 'CRM client logins (members of cti_client) and the workstation / employee each one is';
-
-CREATE FUNCTION cti.my_binding() RETURNS cti.client_login
-    LANGUAGE plpgsql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_binding cti.client_login;
-BEGIN
-    SELECT * INTO v_binding FROM cti.client_login WHERE login = session_user;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', session_user
-            USING HINT = 'A DBA adds it: INSERT INTO cti.client_login (login, workstation_id, employee_id) ...',
-                  ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN v_binding;
-END
-$$;
-
-CREATE FUNCTION cti.normalize_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_event text := p_frame ->> 'name';
-    v_data jsonb := p_frame -> 'args' -> 0;
-    v_fact cti.fact;
-BEGIN
-    IF v_event IS NULL THEN
-        RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF v_event IN ('callback', 'registration', 'channel_application', 'messages', 'api') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('event "%s" carries no call fact', v_event);
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
-                       'channel_destroy', 'blf') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
-        RAISE EXCEPTION '% frame lacks field "args[0]"', v_event USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    v_fact.at := p_received;
-    IF v_event = 'channel_bridge' THEN
-        v_fact.kind := 'bridged';
-        v_fact.leg := cti.required_field(v_data, 'aleg_uuid', v_event, 'args[0]');
-        v_fact.other_leg := cti.required_field(v_data, 'bleg_uuid', v_event, 'args[0]');
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    v_fact.leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
-    CASE v_event
-        WHEN 'channel_create' THEN
-            v_fact.kind := 'leg_created';
-            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
-            v_fact.caller_raw := v_data ->> 'caller_number';
-            v_fact.destination_raw := v_data ->> 'destination_number';
-        WHEN 'channel_answer' THEN
-            v_fact.kind := 'leg_answered';
-            v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
-        WHEN 'blf' THEN
-            -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
-            IF v_data ->> 'status' = 'answered' THEN
-                v_fact.kind := 'leg_answered';
-                v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
-            ELSE
-                v_fact.kind := 'ignored';
-                v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
-            END IF;
-        WHEN 'channel_hold' THEN
-            v_fact.kind := 'leg_hold';
-        WHEN 'channel_unhold' THEN
-            v_fact.kind := 'leg_unhold';
-        WHEN 'channel_destroy' THEN
-            v_fact.kind := 'leg_ended';
-            v_fact.cause := v_data ->> 'hangup_cause';
-    END CASE;
-    RETURN NEXT v_fact;
-END
-$$;
-
-COMMENT ON FUNCTION cti.normalize_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 2.0 event -> call facts (without call ids); raises naming a missing field';
-
-CREATE FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_event text := p_frame ->> 'event';
-    v_data jsonb := p_frame -> 'data';
-    v_fact cti.fact;
-    v_uuids jsonb;
-BEGIN
-    IF v_event IS NULL THEN
-        RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF v_event IN ('subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
-                   'user_blf', 'user_registration', 'gateway') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('event "%s" carries no call fact', v_event);
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
-                       'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
-        RAISE EXCEPTION '% frame lacks field "data"', v_event USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    v_fact.at := p_received;
-    IF v_event = 'call_end' THEN
-        v_fact.kind := 'call_ended';
-        v_fact.call_key := coalesce(nullif(v_data ->> 'call_uuid', ''), cti.required_field(v_data, 'uuid', v_event));
-        v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
-        v_fact.cause := v_data ->> 'hangup_cause';
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-
-    v_fact.call_key := cti.required_field(v_data, 'call_uuid', v_event);
-    IF v_event IN ('channel_bridge', 'channel_unbridge') THEN
-        v_uuids := v_data -> 'uuids';
-        IF v_uuids IS NULL OR jsonb_typeof(v_uuids) <> 'array' OR jsonb_array_length(v_uuids) < 2 THEN
-            RAISE EXCEPTION '% frame lacks field "data.uuids" (an array of two leg ids)', v_event
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF v_event = 'channel_unbridge' THEN
-            v_fact.kind := 'ignored';
-            v_fact.note := 'channel_unbridge: who holds the call is decided by the next bridge or the hangup';
-            RETURN NEXT v_fact;
-            RETURN;
-        END IF;
-        v_fact.kind := 'bridged';
-        v_fact.leg := v_uuids ->> 0;
-        v_fact.other_leg := v_uuids ->> 1;
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-
-    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
-    CASE v_event
-        WHEN 'channel_create' THEN
-            v_fact.kind := 'leg_created';
-            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
-            v_fact.caller_raw := v_data ->> 'caller_number';
-            v_fact.destination_raw := v_data ->> 'destination_number';
-        WHEN 'channel_answer' THEN
-            v_fact.kind := 'leg_answered';
-            v_fact.at := cti.pbx_time(v_data -> 'answered_stamp', p_received);
-        WHEN 'channel_hold' THEN
-            v_fact.kind := 'leg_hold';
-        WHEN 'channel_unhold' THEN
-            v_fact.kind := 'leg_unhold';
-        WHEN 'channel_destroy' THEN
-            v_fact.kind := 'leg_ended';
-            v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
-            v_fact.cause := v_data ->> 'hangup_cause';
-    END CASE;
-    RETURN NEXT v_fact;
-END
-$$;
-
-COMMENT ON FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';
-
-CREATE FUNCTION cti.normalize_phone(p_raw text) RETURNS text
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    v_cfg cti.config;
-    v_digits text;
-    v_prefix text;
-BEGIN
-    IF p_raw IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT * INTO v_cfg FROM cti.config;
-    -- Drop SIP decorations ('sip:101@host', '"Name" <101>') before keeping only digits.
-    v_digits := regexp_replace(split_part(regexp_replace(p_raw, '^.*<|>.*$|^(sips?|tel):', '', 'g'), '@', 1),
-                               '[^0-9+]', '', 'g');
-    IF v_digits = '' OR v_digits = '+' THEN
-        RETURN NULL;
-    END IF;
-    IF left(v_digits, 1) = '+' THEN
-        v_digits := replace(v_digits, '+', '');
-        RETURN CASE WHEN length(v_digits) BETWEEN 8 AND 15 THEN '+' || v_digits END;
-    END IF;
-    v_digits := replace(v_digits, '+', '');
-    IF length(v_digits) <= v_cfg.extension_max_digits THEN
-        RETURN v_digits;
-    END IF;
-    FOREACH v_prefix IN ARRAY v_cfg.international_prefixes LOOP
-        IF v_prefix <> '' AND left(v_digits, length(v_prefix)) = v_prefix
-           AND length(v_digits) - length(v_prefix) BETWEEN 8 AND 15 THEN
-            RETURN '+' || substr(v_digits, length(v_prefix) + 1);
-        END IF;
-    END LOOP;
-    IF length(v_digits) = v_cfg.national_digits + length(v_cfg.trunk_prefix)
-       AND v_cfg.trunk_prefix <> '' AND left(v_digits, length(v_cfg.trunk_prefix)) = v_cfg.trunk_prefix THEN
-        RETURN '+' || v_cfg.default_country_code || substr(v_digits, length(v_cfg.trunk_prefix) + 1);
-    END IF;
-    IF length(v_digits) = v_cfg.national_digits THEN
-        RETURN '+' || v_cfg.default_country_code || v_digits;
-    END IF;
-    IF length(v_digits) BETWEEN 8 AND 15 THEN
-        RETURN '+' || v_digits;  -- already international, written without '+'
-    END IF;
-    RETURN NULL;
-END
-$_$;
-
-COMMENT ON FUNCTION cti.normalize_phone(p_raw text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension; rules in cti.config';
-
-CREATE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) RETURNS timestamp with time zone
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-BEGIN
-    IF p_value IS NULL OR jsonb_typeof(p_value) NOT IN ('number', 'string') THEN
-        RETURN p_default;
-    END IF;
-    IF (p_value #>> '{}') ~ '^\d{9,10}(\.\d+)?$' THEN
-        RETURN to_timestamp((p_value #>> '{}')::numeric);
-    END IF;
-    IF (p_value #>> '{}') ~ '^\d{13}$' THEN  -- milliseconds
-        RETURN to_timestamp((p_value #>> '{}')::numeric / 1000);
-    END IF;
-    RETURN (p_value #>> '{}')::timestamptz;
-EXCEPTION WHEN others THEN
-    RETURN p_default;
-END
-$_$;
-
-CREATE TABLE cti.raw_event (
-    id bigint NOT NULL,
-    source text NOT NULL,
-    received_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    body text,
-    frame jsonb,
-    dedup_key text NOT NULL,
-    parse_error text,
-    CONSTRAINT raw_event_source_check CHECK ((source ~ '^[a-z0-9_]{1,32}$'::text))
-);
-
-COMMENT ON TABLE cti.raw_event IS 'Every PBX frame as received (append-only); derived state is a function of this log';
-
-CREATE FUNCTION cti.process_and_record(p_event cti.raw_event, p_live boolean) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_status text;
-    v_detail text;
-BEGIN
-    BEGIN
-        SELECT r.status, r.detail INTO v_status, v_detail FROM cti.process_event(p_event, p_live) r;
-    EXCEPTION WHEN others THEN
-        v_status := 'failed';
-        v_detail := SQLERRM;
-    END;
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
-    ON CONFLICT (raw_event_id) DO UPDATE
-       SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
-    RETURN v_status;
-END
-$$;
-
-CREATE FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_fact cti.fact;
-    v_calls bigint[] := '{}';
-    v_call_id bigint;
-    v_notes text[] := '{}';
-BEGIN
-    IF p_event.parse_error IS NOT NULL THEN
-        status := 'failed';
-        detail := p_event.parse_error;
-        RETURN;
-    END IF;
-    IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
-        status := 'processed';
-        detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
-        RETURN;
-    END IF;
-    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
-        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
-    END IF;
-    FOR v_fact IN
-        SELECT * FROM cti.normalize_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
-        UNION ALL
-        SELECT * FROM cti.normalize_onlinepbx2(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx2'
-    LOOP
-        IF v_fact.kind = 'ignored' THEN
-            v_notes := v_notes || v_fact.note;
-        ELSE
-            v_call_id := cti.apply_fact(p_event.source, v_fact);
-            IF NOT v_call_id = ANY (v_calls) THEN
-                v_calls := v_calls || v_call_id;
-            END IF;
-        END IF;
-    END LOOP;
-    FOREACH v_call_id IN ARRAY v_calls LOOP
-        PERFORM cti.refresh_call(v_call_id, p_event.received_at, p_live);
-    END LOOP;
-    IF cardinality(v_calls) = 0 THEN
-        status := 'ignored';
-        detail := array_to_string(v_notes, '; ');
-    ELSE
-        status := 'processed';
-    END IF;
-END
-$$;
-
-CREATE FUNCTION cti.process_frame_by_frame(p_events cti.raw_event[]) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_event cti.raw_event;
-    v_result record;
-BEGIN
-    FOREACH v_event IN ARRAY p_events LOOP
-        v_result := cti.process_event(v_event, true);
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
-    END LOOP;
-END
-$$;
-
-CREATE FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) RETURNS boolean
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    AS $$
-DECLARE
-    v_facts cti.frame_fact[];
-    v_round cti.refresh_result;
-    v_commands cti.keyed_command[] := '{}';
-    v_lookup_keys bigint[] := '{}';
-    v_registered boolean := false;
-BEGIN
-    IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
-        RETURN false;
-    END IF;
-    SELECT coalesce(array_agg(ROW(x.id, x.received_at, x.f, NULL,
-                                  CASE WHEN (x.f).call_key IS NOT NULL THEN x.nth END)::cti.frame_fact ORDER BY x.id), '{}')
-      INTO v_facts
-      FROM (SELECT e.id, e.received_at, f, row_number() OVER (PARTITION BY f.call_key ORDER BY e.id) AS nth
-              FROM unnest(p_events) e CROSS JOIN LATERAL cti.normalize_onlinepbx3(e.frame, e.received_at) f
-             WHERE e.parse_error IS NULL) x;
-    IF cardinality(v_facts) <> (SELECT count(*) FROM unnest(p_events) e WHERE e.parse_error IS NULL)
-       OR EXISTS (SELECT FROM unnest(v_facts) x
-                   WHERE (x.fact).kind NOT IN ('ignored', 'leg_created', 'leg_answered', 'leg_ended',
-                                               'leg_hold', 'leg_unhold', 'bridged', 'call_ended'))
-       -- A leg stays in one call, within the batch and with what is stored.
-       OR EXISTS (SELECT FROM unnest(v_facts) x WHERE (x.fact).kind LIKE 'leg%'
-                   GROUP BY (x.fact).leg HAVING count(DISTINCT (x.fact).call_key) > 1)
-       OR EXISTS (SELECT FROM unnest(v_facts) x
-                    JOIN cti.call_leg l ON l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg
-                    JOIN cti.call c ON c.id = l.call_id
-                   WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
-        RETURN false;
-    END IF;
-
-    FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
-        v_round := cti.process_round(ARRAY(SELECT x FROM unnest(v_facts) x WHERE x.round = r ORDER BY x.raw_event_id));
-        v_commands := v_commands || v_round.commands;
-        v_lookup_keys := v_lookup_keys || v_round.lookup_keys;
-        v_registered := v_registered OR v_round.registered;
-    END LOOP;
-    IF v_registered AND v_lookup_keys IS DISTINCT FROM ARRAY(SELECT k FROM unnest(v_lookup_keys) k ORDER BY k) THEN
-        RAISE EXCEPTION 'client lookups ran out of frame order and one registered a number'
-            USING ERRCODE = 'CTIR1', HINT = 'the batch is processed again frame by frame';
-    END IF;
-    PERFORM cti.send_commands(v_commands);
-
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail)
-    SELECT e.id,
-           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN (x.fact).kind = 'ignored' THEN 'ignored'
-                ELSE 'processed' END,
-           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN (x.fact).kind = 'ignored' THEN (x.fact).note END
-      FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
-     ORDER BY e.id;
-    RETURN true;
-END
-$$;
-
-CREATE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.refresh_result
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    AS $$
-DECLARE
-    v_facts cti.frame_fact[];
-    v_calls bigint[];
-    v_ats timestamptz[];
-    v_keys bigint[];
-BEGIN
-    -- New calls are created in the order of their frames (as frame by frame would), then
-    -- every call of the round is locked, in id order, before its facts are applied.
-    INSERT INTO cti.call (source, pbx_call_id)
-    SELECT 'onlinepbx3', (x.fact).call_key FROM unnest(p_facts) x
-     WHERE (x.fact).call_key IS NOT NULL
-       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key)
-     ORDER BY x.raw_event_id
-    ON CONFLICT (source, pbx_call_id) DO NOTHING;
-    PERFORM FROM cti.call c
-     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
-     ORDER BY c.id FOR UPDATE;
-    SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
-           array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
-           array_agg(x.raw_event_id ORDER BY x.raw_event_id)
-      INTO v_facts, v_calls, v_ats, v_keys
-      FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
-
-    PERFORM cti.apply_facts('onlinepbx3', v_facts);
-
-    RETURN cti.refresh_calls(v_calls, v_ats, v_keys, true);
-END
-$$;
-
-CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
-      FROM cti.outbox o
-     WHERE o.target_kind = p_kind AND o.target_id = p_id
-       AND o.seq > coalesce(p_after, (SELECT s.acked_seq FROM cti.stream s
-                                       WHERE s.target_kind = p_kind AND s.target_id = p_id), 0)
-     ORDER BY o.seq
-     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
-$$;
-
-CREATE FUNCTION cti.pull_commands_v1(p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT * FROM cti.pull('ws', (cti.my_binding()).workstation_id, p_after, p_limit) $$;
-
-COMMENT ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) IS 'Client API v1: card commands for my workstation with seq > p_after (default: my ack), oldest first';
-
-CREATE FUNCTION cti.pull_notifications_v1(p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT * FROM cti.pull('emp', (cti.my_binding()).employee_id, p_after, p_limit) $$;
-
-COMMENT ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) IS 'Client API v1: ring notifications for me with seq > p_after (default: my ack), oldest first';
-
-CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_event cti.raw_event;
-BEGIN
-    -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
-    LOCK TABLE cti.raw_event IN SHARE MODE;
-    DELETE FROM cti.call_leg;
-    DELETE FROM cti.call_bridge;
-    DELETE FROM cti.call_transfer;
-    UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
-        client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
-        started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
-        outcome = NULL, hangup_cause = NULL, hold_count = 0, pbx_ended = false, ring_notified = false,
-        card_workstation_id = NULL, routing_note = NULL;
-    FOR v_event IN SELECT * FROM cti.raw_event ORDER BY id LOOP
-        PERFORM cti.process_and_record(v_event, false);
-    END LOOP;
-    DELETE FROM cti.call c WHERE NOT EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id)
-                             AND NOT c.pbx_ended;
-    RETURN QUERY SELECT count(*), count(*) FILTER (WHERE o.status = 'processed'),
-                        count(*) FILTER (WHERE o.status = 'ignored'), count(*) FILTER (WHERE o.status = 'failed')
-                   FROM cti.event_outcome o;
-END
-$$;
-
-COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';
-
-CREATE FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
+CREATE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT cti.send_commands((cti.refresh_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands) $$;
+    AS $$ SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands) $$;
 
-COMMENT ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
+COMMENT ON FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
 
-CREATE FUNCTION cti.refresh_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) RETURNS cti.refresh_result
+CREATE FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) RETURNS cti.derivation_result
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
-    v_steps cti.call_refresh[];
-    v_step cti.call_refresh;
+    v_steps cti.call_derivation[];
+    v_step cti.call_derivation;
     v_call cti.call;
-    v_result cti.refresh_result := ROW('{}', '{}', false);
+    v_result cti.derivation_result := ROW('{}', '{}', false);
     v_any_lookup boolean;    -- what the set needs beyond the update: statements for nothing are skipped
     v_any_transfer boolean;
     v_any_command boolean;
@@ -997,7 +352,7 @@ BEGIN
                          d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),
                          NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),
                          o.client_match IS NULL AND dir.external_number IS NOT NULL
-                             AND NOT cti.is_extension(dir.external_number))::cti.call_refresh ORDER BY i.ord),
+                             AND NOT cti.is_extension(dir.external_number))::cti.call_derivation ORDER BY i.ord),
            bool_or(o.client_match IS NULL AND dir.external_number IS NOT NULL
                    AND NOT cti.is_extension(dir.external_number)),
            bool_or(d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}')),
@@ -1213,7 +568,652 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION cti.refresh_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) IS 'Derive a set of calls from their facts; returns the commands that follow from what changed (none when p_live=false)';
+COMMENT ON FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) IS 'Derive a set of calls from their facts; returns the commands that follow from what changed (none when p_live=false)';
+
+CREATE FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_call_id bigint;
+    v_count int := 0;
+BEGIN
+    FOR v_call_id IN
+        SELECT c.id FROM cti.call c, cti.config g
+         WHERE c.ended_at IS NULL AND c.last_event_at < p_now - g.stale_call_after
+         ORDER BY c.id
+           FOR UPDATE OF c SKIP LOCKED
+    LOOP
+        UPDATE cti.call SET pbx_ended = true, ended_at = last_event_at,
+                            hangup_cause = coalesce(hangup_cause, 'PGCTI_STALE')
+         WHERE id = v_call_id;
+        PERFORM cti.derive_call(v_call_id, p_now, p_live);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END
+$$;
+
+COMMENT ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
+
+CREATE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_rung bigint;
+BEGIN
+    IF coalesce(cardinality(p_commands), 0) = 0 THEN
+        RETURN;
+    END IF;
+    WITH cmd AS (
+        SELECT * FROM unnest(p_commands) WITH ORDINALITY AS u(target_kind, target_id, type, call_id, payload, n)
+    ),
+    per_target AS (
+        SELECT target_kind, target_id, count(*) AS how_many FROM cmd GROUP BY 1, 2
+    ),
+    streams AS (
+        INSERT INTO cti.stream AS s (target_kind, target_id, last_seq)
+        SELECT target_kind, target_id, how_many FROM per_target ORDER BY 1, 2
+        ON CONFLICT (target_kind, target_id) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq
+        RETURNING s.target_kind, s.target_id, s.last_seq
+    ),
+    numbered AS (
+        SELECT c.*, st.last_seq - p.how_many
+                    + row_number() OVER (PARTITION BY c.target_kind, c.target_id ORDER BY c.n) AS seq
+          FROM cmd c
+          JOIN per_target p USING (target_kind, target_id)
+          JOIN streams st USING (target_kind, target_id)
+    ),
+    stored AS (
+        INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
+        SELECT target_kind, target_id, seq, type, call_id, payload FROM numbered ORDER BY n
+    )
+    SELECT count(pg_notify(cti.channel_name(target_kind, target_id),
+                           json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text))
+      INTO v_rung
+      FROM (SELECT * FROM numbered ORDER BY n) x;
+END
+$$;
+
+COMMENT ON FUNCTION cti.enqueue_all(p_commands cti.command[]) IS 'Append commands to their targets'' streams in order and ring the doorbells (type, seq, call id only)';
+
+CREATE FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event text := p_frame ->> 'name';
+    v_data jsonb := p_frame -> 'args' -> 0;
+    v_fact cti.fact;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_event IN ('callback', 'registration', 'channel_application', 'messages', 'api') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('event "%s" carries no call fact', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
+                       'channel_destroy', 'blf') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "args[0]"', v_event USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_fact.at := p_received;
+    IF v_event = 'channel_bridge' THEN
+        v_fact.kind := 'bridged';
+        v_fact.leg := cti.required_field(v_data, 'aleg_uuid', v_event, 'args[0]');
+        v_fact.other_leg := cti.required_field(v_data, 'bleg_uuid', v_event, 'args[0]');
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
+    CASE v_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := v_data ->> 'caller_number';
+            v_fact.destination_raw := v_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+        WHEN 'blf' THEN
+            -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
+            IF v_data ->> 'status' = 'answered' THEN
+                v_fact.kind := 'leg_answered';
+                v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+            ELSE
+                v_fact.kind := 'ignored';
+                v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
+            END IF;
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.cause := v_data ->> 'hangup_cause';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+
+COMMENT ON FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 2.0 event -> call facts (without call ids); raises naming a missing field';
+
+CREATE FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event text := p_frame ->> 'event';
+    v_data jsonb := p_frame -> 'data';
+    v_fact cti.fact;
+    v_uuids jsonb;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_event IN ('subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
+                   'user_blf', 'user_registration', 'gateway') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('event "%s" carries no call fact', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
+                       'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "data"', v_event USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_fact.at := p_received;
+    IF v_event = 'call_end' THEN
+        v_fact.kind := 'call_ended';
+        v_fact.call_key := coalesce(nullif(v_data ->> 'call_uuid', ''), cti.required_field(v_data, 'uuid', v_event));
+        v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
+        v_fact.cause := v_data ->> 'hangup_cause';
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v_fact.call_key := cti.required_field(v_data, 'call_uuid', v_event);
+    IF v_event IN ('channel_bridge', 'channel_unbridge') THEN
+        v_uuids := v_data -> 'uuids';
+        IF v_uuids IS NULL OR jsonb_typeof(v_uuids) <> 'array' OR jsonb_array_length(v_uuids) < 2 THEN
+            RAISE EXCEPTION '% frame lacks field "data.uuids" (an array of two leg ids)', v_event
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF v_event = 'channel_unbridge' THEN
+            v_fact.kind := 'ignored';
+            v_fact.note := 'channel_unbridge: who holds the call is decided by the next bridge or the hangup';
+            RETURN NEXT v_fact;
+            RETURN;
+        END IF;
+        v_fact.kind := 'bridged';
+        v_fact.leg := v_uuids ->> 0;
+        v_fact.other_leg := v_uuids ->> 1;
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
+    CASE v_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := v_data ->> 'caller_number';
+            v_fact.destination_raw := v_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(v_data -> 'answered_stamp', p_received);
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
+            v_fact.cause := v_data ->> 'hangup_cause';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+
+COMMENT ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';
+
+CREATE FUNCTION cti.identify_client(p_call cti.call, p_register boolean) RETURNS TABLE(client_id bigint, client_match text, candidates bigint[], card jsonb)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_found jsonb;
+    v_registered cti.registered_number;
+BEGIN
+    IF p_register THEN
+        -- Serialise registrations of this number; the lock is released at commit, after which
+        -- the other transaction's lookup (a new statement, a new snapshot) sees the new lead.
+        PERFORM pg_advisory_xact_lock(hashtext('cti.registered_number'), hashtext(p_call.external_number));
+        SELECT * INTO v_registered FROM cti.registered_number r WHERE r.e164 = p_call.external_number;
+        IF v_registered.call_id = p_call.id THEN  -- a rebuild meets the call that registered it
+            client_id := v_registered.client_id;
+            client_match := 'new';
+        END IF;
+    END IF;
+    IF client_match IS NULL THEN
+        SELECT jsonb_agg(to_jsonb(l) ORDER BY l.client_id) INTO v_found
+          FROM cti.crm_lookup(p_call.external_number) l;
+        CASE coalesce(jsonb_array_length(v_found), 0)
+            WHEN 0 THEN
+                IF p_register THEN
+                    client_id := cti.crm_register_unknown(p_call.external_number);
+                    INSERT INTO cti.registered_number (e164, client_id, call_id)
+                    VALUES (p_call.external_number, client_id, p_call.id)
+                    ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
+                    client_match := 'new';
+                ELSE
+                    client_match := 'none';
+                END IF;
+            WHEN 1 THEN
+                client_id := (v_found -> 0 ->> 'client_id')::bigint;
+                client_match := 'exact';
+                card := v_found -> 0;
+            ELSE
+                client_match := 'ambiguous';
+                candidates := ARRAY(SELECT (e ->> 'client_id')::bigint FROM jsonb_array_elements(v_found) e);
+                card := jsonb_build_object('candidates', v_found);
+        END CASE;
+    END IF;
+    IF card IS NULL AND client_id IS NOT NULL THEN
+        SELECT to_jsonb(l) INTO card FROM cti.crm_lookup(p_call.external_number) l WHERE l.client_id = identify_client.client_id;
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT p_normalized IS NOT NULL AND left(p_normalized, 1) <> '+' $$;
+
+CREATE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE cti.call_leg SET call_id = p_keep WHERE call_id = p_gone;
+    INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+    SELECT p_keep, leg_a, leg_b, bridged_at FROM cti.call_bridge WHERE call_id = p_gone
+    ON CONFLICT DO NOTHING;
+    UPDATE cti.registered_number SET call_id = p_keep WHERE call_id = p_gone;
+    -- What the gone call already told people stays told: no second ring, no second card.
+    UPDATE cti.call k SET hold_count = k.hold_count + g.hold_count,
+                          ring_notified = k.ring_notified OR g.ring_notified,
+                          card_workstation_id = coalesce(k.card_workstation_id, g.card_workstation_id),
+                          client_id = coalesce(k.client_id, g.client_id),
+                          client_match = coalesce(k.client_match, g.client_match),
+                          client_candidates = coalesce(k.client_candidates, g.client_candidates),
+                          client_card = coalesce(k.client_card, g.client_card)
+      FROM cti.call g WHERE k.id = p_keep AND g.id = p_gone;
+    DELETE FROM cti.call WHERE id = p_gone;  -- legs' bridges and transfers of p_gone go with it
+    RETURN p_keep;
+END
+$$;
+
+CREATE TABLE cti.client_login (
+    login name NOT NULL,
+    workstation_id bigint,
+    employee_id bigint,
+    CONSTRAINT client_login_check CHECK (((workstation_id IS NOT NULL) OR (employee_id IS NOT NULL)))
+);
+
+COMMENT ON TABLE cti.client_login IS 'CRM client logins (members of cti_client) and the workstation / employee each one is';
+
+CREATE FUNCTION cti.my_binding() RETURNS cti.client_login
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_binding cti.client_login;
+BEGIN
+    SELECT * INTO v_binding FROM cti.client_login WHERE login = session_user;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', session_user
+            USING HINT = 'A DBA adds it: INSERT INTO cti.client_login (login, workstation_id, employee_id) ...',
+                  ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN v_binding;
+END
+$$;
+
+CREATE FUNCTION cti.normalize_phone(p_raw text) RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_cfg cti.config;
+    v_digits text;
+    v_prefix text;
+BEGIN
+    IF p_raw IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_cfg FROM cti.config;
+    -- Drop SIP decorations ('sip:101@host', '"Name" <101>') before keeping only digits.
+    v_digits := regexp_replace(split_part(regexp_replace(p_raw, '^.*<|>.*$|^(sips?|tel):', '', 'g'), '@', 1),
+                               '[^0-9+]', '', 'g');
+    IF v_digits = '' OR v_digits = '+' THEN
+        RETURN NULL;
+    END IF;
+    IF left(v_digits, 1) = '+' THEN
+        v_digits := replace(v_digits, '+', '');
+        RETURN CASE WHEN length(v_digits) BETWEEN 8 AND 15 THEN '+' || v_digits END;
+    END IF;
+    v_digits := replace(v_digits, '+', '');
+    IF length(v_digits) <= v_cfg.extension_max_digits THEN
+        RETURN v_digits;
+    END IF;
+    FOREACH v_prefix IN ARRAY v_cfg.international_prefixes LOOP
+        IF v_prefix <> '' AND left(v_digits, length(v_prefix)) = v_prefix
+           AND length(v_digits) - length(v_prefix) BETWEEN 8 AND 15 THEN
+            RETURN '+' || substr(v_digits, length(v_prefix) + 1);
+        END IF;
+    END LOOP;
+    IF length(v_digits) = v_cfg.national_digits + length(v_cfg.trunk_prefix)
+       AND v_cfg.trunk_prefix <> '' AND left(v_digits, length(v_cfg.trunk_prefix)) = v_cfg.trunk_prefix THEN
+        RETURN '+' || v_cfg.default_country_code || substr(v_digits, length(v_cfg.trunk_prefix) + 1);
+    END IF;
+    IF length(v_digits) = v_cfg.national_digits THEN
+        RETURN '+' || v_cfg.default_country_code || v_digits;
+    END IF;
+    IF length(v_digits) BETWEEN 8 AND 15 THEN
+        RETURN '+' || v_digits;  -- already international, written without '+'
+    END IF;
+    RETURN NULL;
+END
+$_$;
+
+COMMENT ON FUNCTION cti.normalize_phone(p_raw text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension; rules in cti.config';
+
+CREATE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    IF p_value IS NULL OR jsonb_typeof(p_value) NOT IN ('number', 'string') THEN
+        RETURN p_default;
+    END IF;
+    IF (p_value #>> '{}') ~ '^\d{9,10}(\.\d+)?$' THEN
+        RETURN to_timestamp((p_value #>> '{}')::numeric);
+    END IF;
+    IF (p_value #>> '{}') ~ '^\d{13}$' THEN  -- milliseconds
+        RETURN to_timestamp((p_value #>> '{}')::numeric / 1000);
+    END IF;
+    RETURN (p_value #>> '{}')::timestamptz;
+EXCEPTION WHEN others THEN
+    RETURN p_default;
+END
+$_$;
+
+CREATE TABLE cti.raw_event (
+    id bigint NOT NULL,
+    source text NOT NULL,
+    received_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    body text,
+    frame jsonb,
+    dedup_key text NOT NULL,
+    parse_error text,
+    CONSTRAINT raw_event_source_check CHECK ((source ~ '^[a-z0-9_]{1,32}$'::text))
+);
+
+COMMENT ON TABLE cti.raw_event IS 'Every PBX frame as received (append-only); derived state is a function of this log';
+
+CREATE FUNCTION cti.process_and_record(p_event cti.raw_event, p_live boolean) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+    v_detail text;
+BEGIN
+    BEGIN
+        SELECT r.status, r.detail INTO v_status, v_detail FROM cti.process_event(p_event, p_live) r;
+    EXCEPTION WHEN others THEN
+        v_status := 'failed';
+        v_detail := SQLERRM;
+    END;
+    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
+    ON CONFLICT (raw_event_id) DO UPDATE
+       SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
+    RETURN v_status;
+END
+$$;
+
+CREATE FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_fact cti.fact;
+    v_calls bigint[] := '{}';
+    v_call_id bigint;
+    v_notes text[] := '{}';
+BEGIN
+    IF p_event.parse_error IS NOT NULL THEN
+        status := 'failed';
+        detail := p_event.parse_error;
+        RETURN;
+    END IF;
+    IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
+        status := 'processed';
+        detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
+        RETURN;
+    END IF;
+    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
+        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
+    END IF;
+    FOR v_fact IN
+        SELECT * FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
+        UNION ALL
+        SELECT * FROM cti.facts_from_onlinepbx2(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx2'
+    LOOP
+        IF v_fact.kind = 'ignored' THEN
+            v_notes := v_notes || v_fact.note;
+        ELSE
+            v_call_id := cti.apply_fact(p_event.source, v_fact);
+            IF NOT v_call_id = ANY (v_calls) THEN
+                v_calls := v_calls || v_call_id;
+            END IF;
+        END IF;
+    END LOOP;
+    FOREACH v_call_id IN ARRAY v_calls LOOP
+        PERFORM cti.derive_call(v_call_id, p_event.received_at, p_live);
+    END LOOP;
+    IF cardinality(v_calls) = 0 THEN
+        status := 'ignored';
+        detail := array_to_string(v_notes, '; ');
+    ELSE
+        status := 'processed';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION cti.process_frame_by_frame(p_events cti.raw_event[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event cti.raw_event;
+    v_result record;
+BEGIN
+    FOREACH v_event IN ARRAY p_events LOOP
+        v_result := cti.process_event(v_event, true);
+        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_facts cti.frame_fact[];
+    v_round cti.derivation_result;
+    v_commands cti.keyed_command[] := '{}';
+    v_lookup_keys bigint[] := '{}';
+    v_registered boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
+        RETURN false;
+    END IF;
+    SELECT coalesce(array_agg(ROW(x.id, x.received_at, x.f, NULL,
+                                  CASE WHEN (x.f).call_key IS NOT NULL THEN x.nth END)::cti.frame_fact ORDER BY x.id), '{}')
+      INTO v_facts
+      FROM (SELECT e.id, e.received_at, f, row_number() OVER (PARTITION BY f.call_key ORDER BY e.id) AS nth
+              FROM unnest(p_events) e CROSS JOIN LATERAL cti.facts_from_onlinepbx3(e.frame, e.received_at) f
+             WHERE e.parse_error IS NULL) x;
+    IF cardinality(v_facts) <> (SELECT count(*) FROM unnest(p_events) e WHERE e.parse_error IS NULL)
+       OR EXISTS (SELECT FROM unnest(v_facts) x
+                   WHERE (x.fact).kind NOT IN ('ignored', 'leg_created', 'leg_answered', 'leg_ended',
+                                               'leg_hold', 'leg_unhold', 'bridged', 'call_ended'))
+       -- A leg stays in one call, within the batch and with what is stored.
+       OR EXISTS (SELECT FROM unnest(v_facts) x WHERE (x.fact).kind LIKE 'leg%'
+                   GROUP BY (x.fact).leg HAVING count(DISTINCT (x.fact).call_key) > 1)
+       OR EXISTS (SELECT FROM unnest(v_facts) x
+                    JOIN cti.call_leg l ON l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg
+                    JOIN cti.call c ON c.id = l.call_id
+                   WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
+        RETURN false;
+    END IF;
+
+    FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
+        v_round := cti.process_round(ARRAY(SELECT x FROM unnest(v_facts) x WHERE x.round = r ORDER BY x.raw_event_id));
+        v_commands := v_commands || v_round.commands;
+        v_lookup_keys := v_lookup_keys || v_round.lookup_keys;
+        v_registered := v_registered OR v_round.registered;
+    END LOOP;
+    IF v_registered AND v_lookup_keys IS DISTINCT FROM ARRAY(SELECT k FROM unnest(v_lookup_keys) k ORDER BY k) THEN
+        RAISE EXCEPTION 'client lookups ran out of frame order and one registered a number'
+            USING ERRCODE = 'CTIR1', HINT = 'the batch is processed again frame by frame';
+    END IF;
+    PERFORM cti.send_commands(v_commands);
+
+    INSERT INTO cti.event_outcome (raw_event_id, status, detail)
+    SELECT e.id,
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN (x.fact).kind = 'ignored' THEN 'ignored'
+                ELSE 'processed' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN (x.fact).kind = 'ignored' THEN (x.fact).note END
+      FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
+     ORDER BY e.id;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.derivation_result
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_facts cti.frame_fact[];
+    v_calls bigint[];
+    v_ats timestamptz[];
+    v_keys bigint[];
+BEGIN
+    -- New calls are created in the order of their frames (as frame by frame would), then
+    -- every call of the round is locked, in id order, before its facts are applied.
+    INSERT INTO cti.call (source, pbx_call_id)
+    SELECT 'onlinepbx3', (x.fact).call_key FROM unnest(p_facts) x
+     WHERE (x.fact).call_key IS NOT NULL
+       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key)
+     ORDER BY x.raw_event_id
+    ON CONFLICT (source, pbx_call_id) DO NOTHING;
+    PERFORM FROM cti.call c
+     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
+     ORDER BY c.id FOR UPDATE;
+    SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
+           array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
+           array_agg(x.raw_event_id ORDER BY x.raw_event_id)
+      INTO v_facts, v_calls, v_ats, v_keys
+      FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
+
+    PERFORM cti.apply_facts('onlinepbx3', v_facts);
+
+    RETURN cti.derive_calls(v_calls, v_ats, v_keys, true);
+END
+$$;
+
+CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
+      FROM cti.outbox o
+     WHERE o.target_kind = p_kind AND o.target_id = p_id
+       AND o.seq > coalesce(p_after, (SELECT s.acked_seq FROM cti.stream s
+                                       WHERE s.target_kind = p_kind AND s.target_id = p_id), 0)
+     ORDER BY o.seq
+     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
+$$;
+
+CREATE FUNCTION cti.pull_commands_v1(p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.pull('ws', (cti.my_binding()).workstation_id, p_after, p_limit) $$;
+
+COMMENT ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) IS 'Client API v1: card commands for my workstation with seq > p_after (default: my ack), oldest first';
+
+CREATE FUNCTION cti.pull_notifications_v1(p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.pull('emp', (cti.my_binding()).employee_id, p_after, p_limit) $$;
+
+COMMENT ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) IS 'Client API v1: ring notifications for me with seq > p_after (default: my ack), oldest first';
+
+CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event cti.raw_event;
+BEGIN
+    -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
+    LOCK TABLE cti.raw_event IN SHARE MODE;
+    DELETE FROM cti.call_leg;
+    DELETE FROM cti.call_bridge;
+    DELETE FROM cti.call_transfer;
+    UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
+        client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
+        started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
+        outcome = NULL, hangup_cause = NULL, hold_count = 0, pbx_ended = false, ring_notified = false,
+        card_workstation_id = NULL, routing_note = NULL;
+    FOR v_event IN SELECT * FROM cti.raw_event ORDER BY id LOOP
+        PERFORM cti.process_and_record(v_event, false);
+    END LOOP;
+    DELETE FROM cti.call c WHERE NOT EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id)
+                             AND NOT c.pbx_ended;
+    RETURN QUERY SELECT count(*), count(*) FILTER (WHERE o.status = 'processed'),
+                        count(*) FILTER (WHERE o.status = 'ignored'), count(*) FILTER (WHERE o.status = 'failed')
+                   FROM cti.event_outcome o;
+END
+$$;
+
+COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';
 
 CREATE FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text DEFAULT 'data'::text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
@@ -1521,6 +1521,15 @@ CREATE TABLE cti.event_outcome (
 
 COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
 
+CREATE TABLE cti.logic_file (
+    name text NOT NULL,
+    checksum text NOT NULL,
+    functions text[] NOT NULL,
+    applied_at timestamp with time zone NOT NULL
+);
+
+COMMENT ON TABLE cti.logic_file IS 'Bookkeeping of pgcti migrate: the db/logic files applied, their checksums and functions';
+
 CREATE TABLE cti.outbox (
     target_kind text NOT NULL,
     target_id bigint NOT NULL,
@@ -1606,6 +1615,9 @@ ALTER TABLE ONLY cti.config
 
 ALTER TABLE ONLY cti.event_outcome
     ADD CONSTRAINT event_outcome_pkey PRIMARY KEY (raw_event_id);
+
+ALTER TABLE ONLY cti.logic_file
+    ADD CONSTRAINT logic_file_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY cti.outbox
     ADD CONSTRAINT outbox_pkey PRIMARY KEY (target_kind, target_id, seq);
@@ -1696,9 +1708,17 @@ REVOKE ALL ON FUNCTION cti.crm_ring_recipients(p_dialled text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_workstation_for_extension(p_extension text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.enqueue_all(p_commands cti.command[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) FROM PUBLIC;
 
@@ -1707,10 +1727,6 @@ REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.my_binding() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION cti.normalize_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION cti.normalize_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.normalize_phone(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
@@ -1742,10 +1758,6 @@ REVOKE ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer
 GRANT ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION cti.refresh_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION cti.refresh_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text) FROM PUBLIC;
 

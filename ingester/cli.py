@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ingester import database, embedded, migrations
+from ingester import database, embedded, migrate_report, migrations
 
 
 def _add_dsn(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +44,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         )
     dsn = database.resolve_dsn(args.dsn)
     where = database.redact(dsn)
+    try:
+        return _migrate(args, dsn, where)
+    except migrations.MigrateError as exc:
+        print(f"pgcti migrate: nothing was changed: {exc}", file=sys.stderr)
+        return 1
+
+
+def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
     if args.list:
         for mid, applied in migrations.listing(dsn):
             print(f"{'applied' if applied else 'pending'}  {mid}")
@@ -52,15 +60,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         count = None if args.rollback == "all" else int(args.rollback)
         done = migrations.rollback(dsn, count)
         print(f"rolled back {len(done)} migration(s) on {where}")
-    else:
-        done = migrations.apply(dsn)
-        print(
-            f"applied {len(done)} migration(s) on {where}"
-            if done
-            else f"database is up to date ({where})"
-        )
-    for mid in done:
-        print(f"  {mid}")
+        for mid in done:
+            print(f"  {mid}")
+        return 0
+    outcome = migrations.plan(dsn) if args.plan else migrations.apply(dsn)
+    print(migrate_report.render(outcome, where, planned=args.plan))
     return 0
 
 
@@ -191,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.set_defaults(func=cmd_db)
 
-    p = sub.add_parser("migrate", help="apply the database migrations (idempotent)")
+    p = sub.add_parser(
+        "migrate", help="apply the versioned migrations, then the changed logic files (idempotent)"
+    )
     _add_dsn(p)
     p.add_argument(
         "--include",
@@ -203,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="list migrations and whether applied")
+    group.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what would change (migrations, logic files, a diff of each changed "
+        "function) and change nothing",
+    )
     group.add_argument(
         "--rollback",
         metavar="N|all",

@@ -1,20 +1,61 @@
-"""Apply and roll back db/migrations through yoyo's Python API, under yoyo's lock."""
+"""`pgcti migrate`: versioned migrations (yoyo), then the logic files (db/logic), under one lock.
+
+- Versioned migrations in db/migrations carry tables and data; yoyo applies them.
+- db/logic holds every function, trigger and view body; ``logic.apply`` re-applies the
+  files that changed, in one transaction (see ingester/logic.py for its guardrails).
+- A database migrated by pgcti 0.1.0 (migrations 0001-0018) is adopted first by
+  db/upgrades/from_0.1.0.sql, in the same transaction as the logic.
+- ``plan`` does all of that in a transaction and rolls it back, so a DBA sees what would
+  change, with a diff of each changed function, before anything does.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
+from yoyo.exceptions import BadMigration
+
+from ingester import logic
+from ingester.queries import query
 
 # yoyo's own bookkeeping tables live here, apart from the product's schema `cti`,
 # so that rolling back everything leaves no `cti` objects and no tables in `public`.
 BOOKKEEPING_SCHEMA = "pgcti_migrations"
+
+# What pgcti 0.1.0 recorded; the baseline folds exactly these.
+RELEASE_0_1_0 = [
+    "0001_schemas_and_roles",
+    "0002_config_and_phone",
+    "0003_raw_event",
+    "0004_crm_reference",
+    "0005_crm_adapters",
+    "0006_call_model",
+    "0007_outbox_and_client_api",
+    "0008_normalisers",
+    "0009_call_logic",
+    "0010_refresh_call",
+    "0011_process_and_rebuild",
+    "0012_history_views",
+    "0013_grants",
+    "0014_batch_processing",
+    "0015_derive_in_one_query",
+    "0016_field_paths_in_errors",
+    "0017_refresh_in_sets",
+    "0018_one_way_to_apply_facts",
+]
+BASELINE = "0001_baseline"
+
+
+class MigrateError(Exception):
+    """The database cannot be migrated as it is; the message says what to do."""
 
 
 def migrations_dir() -> Path:
@@ -23,6 +64,10 @@ def migrations_dir() -> Path:
         return Path(override)
     # db/migrations, reached through the package's link in a checkout and copied into a wheel.
     return Path(__file__).resolve().parent / "sql" / "migrations"
+
+
+def upgrades_dir() -> Path:
+    return Path(__file__).resolve().parent / "sql" / "upgrades"
 
 
 def yoyo_uri(dsn: str) -> str:
@@ -50,15 +95,108 @@ def extra_dirs() -> list[str]:
 
 
 def _all():
-    return read_migrations(str(migrations_dir()), *extra_dirs())
+    migrations = read_migrations(str(migrations_dir()), *extra_dirs())
+    for migration in migrations:
+        try:
+            migration.load()
+        except BadMigration as exc:
+            if "resolve dependencies" not in str(exc):
+                raise MigrateError(f"{migration.path}: {exc}") from exc
+            raise MigrateError(
+                f"{migration.path} depends on a migration that is not there. If it names one of "
+                "pgcti 0.1.0's (0001_schemas_and_roles ... 0018_one_way_to_apply_facts): since "
+                f"0.2 they are one baseline, so change its '-- depends:' line to {BASELINE}"
+            ) from exc
+    return migrations
 
 
-def apply(dsn: str) -> list[str]:
-    """Apply what is pending; return the ids applied (empty when up to date)."""
+@dataclass
+class Outcome:
+    """What a migrate did (or, for a plan, would do)."""
+
+    adopted: str | None = None  # the release whose history was folded into the baseline
+    migrations: list[str] = field(default_factory=list)  # versioned migration ids
+    logic: logic.Report = field(default_factory=logic.Report)
+    notes: list[str] = field(default_factory=list)
+
+
+def _adopt_0_1_0(conn: psycopg.Connection, migrations) -> str | None:
+    """Fold pgcti 0.1.0's migration history into the baseline, inside the caller's transaction."""
+    applied = dict(conn.execute(query("yoyo_applied")).fetchall())
+    if BASELINE in applied or not set(RELEASE_0_1_0) & set(applied):
+        return None
+    missing = [m for m in RELEASE_0_1_0 if m not in applied]
+    if missing:
+        raise MigrateError(
+            f"this database has only part of pgcti 0.1.0's migrations ({', '.join(missing)} "
+            "missing): finish them with pgcti 0.1.0's `pgcti migrate` first, then run this one"
+        )
+    baseline = next(m for m in migrations if m.id == BASELINE)
+    conn.execute((upgrades_dir() / "from_0.1.0.sql").read_text())
+    conn.execute("RESET ROLE")  # the file works as cti_owner; the bookkeeping is ours
+    conn.execute(
+        query("yoyo_adopt"), {"old_ids": RELEASE_0_1_0, "hash": baseline.hash, "id": baseline.id}
+    )
+    return "0.1.0"
+
+
+def _pending(conn: psycopg.Connection, migrations) -> list:
+    applied = {h for _, h in conn.execute(query("yoyo_applied")).fetchall()}
+    return [m for m in migrations if m.hash not in applied]
+
+
+def apply(dsn: str) -> Outcome:
+    """Apply pending versioned migrations, then changed logic files; report what was done."""
+    migrations = _all()
     with _backend(dsn) as backend, backend.lock():
-        pending = backend.to_apply(_all())
-        backend.apply_migrations(pending)
-        return [m.id for m in pending]
+        backend.ensure_internal_schema_updated()
+        outcome = Outcome()
+        with psycopg.connect(dsn) as conn:
+            outcome.adopted = _adopt_0_1_0(conn, migrations)
+            pending = _pending(conn, migrations)
+            if pending:
+                # yoyo applies each on its own connection: what this one did must be visible.
+                conn.commit()
+                todo = backend.to_apply(migrations)
+                backend.apply_migrations(todo)
+                outcome.migrations = [m.id for m in todo]
+            outcome.logic = _apply_logic(conn)
+            conn.commit()
+        return outcome
+
+
+def plan(dsn: str) -> Outcome:
+    """What `apply` would do, found by doing it in a transaction that is rolled back."""
+    migrations = _all()
+    with _backend(dsn) as backend, backend.lock():
+        backend.ensure_internal_schema_updated()
+        outcome = Outcome()
+        with psycopg.connect(dsn) as conn:
+            try:
+                outcome.adopted = _adopt_0_1_0(conn, migrations)
+                for migration in _pending(conn, migrations):
+                    outcome.migrations.append(migration.id)
+                    path = Path(migration.path)
+                    if path.suffix != ".sql" or "-- transactional: false" in path.read_text():
+                        outcome.notes.append(
+                            f"{migration.id} cannot be tried in a transaction; the logic "
+                            "below is shown as if it had not run"
+                        )
+                        continue
+                    conn.execute(path.read_text())
+                    conn.execute("RESET ROLE")
+                outcome.logic = _apply_logic(conn)
+            finally:
+                conn.rollback()
+        return outcome
+
+
+def _apply_logic(conn: psycopg.Connection) -> logic.Report:
+    try:
+        return logic.apply(conn)
+    except logic.LogicError as exc:
+        conn.rollback()
+        raise MigrateError(str(exc)) from exc
 
 
 def rollback(dsn: str, count: int | None = None) -> list[str]:

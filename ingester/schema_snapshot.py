@@ -13,12 +13,13 @@ from ingester import embedded
 _NOISE = re.compile(r"^(--|SET |SELECT pg_catalog\.set_config|\\(un)?restrict )")
 
 
-def dump(dsn: str) -> str:
+def dump(dsn: str, owners: bool = False) -> str:
+    """The schema of pgcti's schemas; with ``owners``, who owns each object too."""
     params = conninfo_to_dict(dsn)
     args = [
         str(embedded.bin_dir() / "pg_dump"),
         "--schema-only",
-        "--no-owner",
+        *([] if owners else ["--no-owner"]),
         "--schema=cti",
         "--schema=crm",
         "--dbname",

@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
 
 OVERRIDE = """-- Point pgcti's caller lookup at our own CRM's contacts table.
--- depends: 0013_grants
+-- depends: 0001_baseline
 
 CREATE SCHEMA mycrm;
 CREATE TABLE mycrm.contact (id bigint PRIMARY KEY, fio text, firm text, phone text);

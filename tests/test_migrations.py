@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from ingester import embedded, migrations, schema_snapshot
+from ingester import embedded, logic, migrations, schema_snapshot
 from tests.conftest import run_cli
 
 MIGRATIONS = migrations.migrations_dir()
@@ -46,24 +46,26 @@ def test_migration_files_are_named_numbered_and_paired():
 
 
 def test_up_down_up_on_an_empty_database(fresh_db):
-    applied = migrations.apply(fresh_db)
-    assert len(applied) == len(list(MIGRATIONS.glob("[0-9]*[0-9a-z].sql"))) - len(
+    first = migrations.apply(fresh_db)
+    assert len(first.migrations) == len(list(MIGRATIONS.glob("[0-9]*[0-9a-z].sql"))) - len(
         list(MIGRATIONS.glob("*.rollback.sql"))
     )
-    after_first = _cti_objects(fresh_db)
-    assert "cti" in after_first
+    assert first.logic.applied == [f.name for f in logic.read_files()]
+    after_first = schema_snapshot.dump(fresh_db, owners=True)
+    assert "CREATE SCHEMA cti" in after_first
 
     rolled = migrations.rollback(fresh_db)
-    assert rolled == list(reversed(applied))
+    assert rolled == list(reversed(first.migrations))
     assert _cti_objects(fresh_db) == []
 
-    assert migrations.apply(fresh_db) == applied
-    assert _cti_objects(fresh_db) == after_first
+    again = migrations.apply(fresh_db)
+    assert (again.migrations, again.logic.applied) == (first.migrations, first.logic.applied)
+    assert schema_snapshot.dump(fresh_db, owners=True) == after_first
 
 
 def test_cli_migrate_is_idempotent_and_rolls_back(fresh_db):
     first = run_cli("migrate", "--dsn", fresh_db)
-    assert "applied" in first.stdout and "0001_schemas_and_roles" in first.stdout
+    assert "applied" in first.stdout and "0001_baseline" in first.stdout
     objects = _cti_objects(fresh_db)
 
     second = run_cli("migrate", "--dsn", fresh_db)
@@ -71,13 +73,11 @@ def test_cli_migrate_is_idempotent_and_rolls_back(fresh_db):
     assert _cti_objects(fresh_db) == objects
 
     listing = run_cli("migrate", "--dsn", fresh_db, "--list").stdout
-    assert "pending" not in listing and "applied  0001_schemas_and_roles" in listing
+    assert "pending" not in listing and "applied  0001_baseline" in listing
 
     run_cli("migrate", "--dsn", fresh_db, "--rollback", "all")
     assert _cti_objects(fresh_db) == []
-    assert (
-        "pending  0001_schemas_and_roles" in run_cli("migrate", "--dsn", fresh_db, "--list").stdout
-    )
+    assert "pending  0001_baseline" in run_cli("migrate", "--dsn", fresh_db, "--list").stdout
 
 
 def test_schema_snapshot_is_current():

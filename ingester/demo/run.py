@@ -41,10 +41,16 @@ async def run(
     if not (dsn_flag or os.environ.get("PGCTI_DSN")):
         say(f"[bold]1/5[/bold] starting the embedded PostgreSQL (data in {embedded.pgdata()})")
     dsn = database.resolve_dsn(dsn_flag)
-    applied = migrations.apply(dsn)
+    outcome = migrations.apply(dsn)
+    changed = len(outcome.migrations) + len(outcome.logic.applied)
     say(
         f"[bold]2/5[/bold] database {database.redact(dsn)}: "
-        + (f"applied {len(applied)} migration(s)" if applied else "migrations up to date")
+        + (
+            f"applied {len(outcome.migrations)} migration(s) and "
+            f"{len(outcome.logic.applied)} logic file(s)"
+            if changed
+            else "migrations and logic up to date"
+        )
     )
     with psycopg.connect(dsn, autocommit=True) as conn:
         seeded = seed.seed(conn)

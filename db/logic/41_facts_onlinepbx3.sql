@@ -1,0 +1,88 @@
+-- [from 0008_normalisers.sql]
+-- onlinePBX API 3.0: {"event": name, "data": {...}}, one event per call leg, legs grouped by data.call_uuid.
+CREATE OR REPLACE FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamptz) RETURNS SETOF cti.fact
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_event text := p_frame ->> 'event';
+    v_data jsonb := p_frame -> 'data';
+    v_fact cti.fact;
+    v_uuids jsonb;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_event IN ('subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
+                   'user_blf', 'user_registration', 'gateway') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('event "%s" carries no call fact', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
+                       'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "data"', v_event USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_fact.at := p_received;
+    IF v_event = 'call_end' THEN
+        v_fact.kind := 'call_ended';
+        v_fact.call_key := coalesce(nullif(v_data ->> 'call_uuid', ''), cti.required_field(v_data, 'uuid', v_event));
+        v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
+        v_fact.cause := v_data ->> 'hangup_cause';
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v_fact.call_key := cti.required_field(v_data, 'call_uuid', v_event);
+    IF v_event IN ('channel_bridge', 'channel_unbridge') THEN
+        v_uuids := v_data -> 'uuids';
+        IF v_uuids IS NULL OR jsonb_typeof(v_uuids) <> 'array' OR jsonb_array_length(v_uuids) < 2 THEN
+            RAISE EXCEPTION '% frame lacks field "data.uuids" (an array of two leg ids)', v_event
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF v_event = 'channel_unbridge' THEN
+            v_fact.kind := 'ignored';
+            v_fact.note := 'channel_unbridge: who holds the call is decided by the next bridge or the hangup';
+            RETURN NEXT v_fact;
+            RETURN;
+        END IF;
+        v_fact.kind := 'bridged';
+        v_fact.leg := v_uuids ->> 0;
+        v_fact.other_leg := v_uuids ->> 1;
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
+    CASE v_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := v_data ->> 'caller_number';
+            v_fact.destination_raw := v_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(v_data -> 'answered_stamp', p_received);
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
+            v_fact.cause := v_data ->> 'hangup_cause';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+
+-- [from 0008_normalisers.sql]
+COMMENT ON FUNCTION cti.facts_from_onlinepbx3(jsonb, timestamptz) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';

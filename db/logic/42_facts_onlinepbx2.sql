@@ -1,0 +1,127 @@
+-- [from 0016_field_paths_in_errors.sql]
+-- onlinePBX API 2.0: {"name": event, "args": [data]}. No call id: facts carry call_key NULL and
+-- cti.correlate_onlinepbx2() finds the call through legs, bridges and numbers.
+CREATE OR REPLACE FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamptz) RETURNS SETOF cti.fact
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_event text := p_frame ->> 'name';
+    v_data jsonb := p_frame -> 'args' -> 0;
+    v_fact cti.fact;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_event IN ('callback', 'registration', 'channel_application', 'messages', 'api') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('event "%s" carries no call fact', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
+                       'channel_destroy', 'blf') THEN
+        v_fact.kind := 'ignored';
+        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "args[0]"', v_event USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_fact.at := p_received;
+    IF v_event = 'channel_bridge' THEN
+        v_fact.kind := 'bridged';
+        v_fact.leg := cti.required_field(v_data, 'aleg_uuid', v_event, 'args[0]');
+        v_fact.other_leg := cti.required_field(v_data, 'bleg_uuid', v_event, 'args[0]');
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    v_fact.leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
+    CASE v_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := v_data ->> 'caller_number';
+            v_fact.destination_raw := v_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+        WHEN 'blf' THEN
+            -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
+            IF v_data ->> 'status' = 'answered' THEN
+                v_fact.kind := 'leg_answered';
+                v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
+            ELSE
+                v_fact.kind := 'ignored';
+                v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
+            END IF;
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.cause := v_data ->> 'hangup_cause';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+
+-- [from 0008_normalisers.sql]
+COMMENT ON FUNCTION cti.facts_from_onlinepbx2(jsonb, timestamptz) IS 'onlinePBX WebSocket API 2.0 event -> call facts (without call ids); raises naming a missing field';
+
+-- [from 0009_call_logic.sql]
+-- The call a 2.0 fact belongs to, creating it when the fact starts one. Evidence, in order:
+-- the leg or a bridge we already know; for a new leg ringing an extension (or an outbound
+-- call's gateway leg) the open call with a leg from the same caller; otherwise a new call
+-- keyed by this leg. A bridge between two calls merges them (an attended transfer joins the
+-- colleague's consultation into the customer's call).
+CREATE OR REPLACE FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call bigint;
+    v_other bigint;
+    v_caller text := cti.normalize_phone(p_fact.caller_raw);
+    v_destination text := cti.normalize_phone(p_fact.destination_raw);
+BEGIN
+    SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
+    IF v_call IS NULL THEN
+        SELECT b.call_id INTO v_call FROM cti.call_bridge b JOIN cti.call c ON c.id = b.call_id
+         WHERE c.source = p_source AND p_fact.leg IN (b.leg_a, b.leg_b) LIMIT 1;
+    END IF;
+
+    IF p_fact.kind = 'bridged' THEN
+        SELECT call_id INTO v_other FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.other_leg;
+        IF v_call IS NOT NULL AND v_other IS NOT NULL AND v_call <> v_other THEN
+            RETURN cti.merge_calls(least(v_call, v_other), greatest(v_call, v_other));
+        END IF;
+        v_call := coalesce(v_call, v_other);
+    END IF;
+
+    -- A new leg, or one only seen through an early answer or hangup (a call of its own so far).
+    IF p_fact.kind = 'leg_created' AND (v_call IS NULL OR NOT EXISTS (
+            SELECT FROM cti.call_leg WHERE call_id = v_call AND leg_uuid <> p_fact.leg))
+       AND (cti.is_extension(v_destination) OR (cti.is_extension(v_caller) AND v_destination IS NOT NULL)) THEN
+        SELECT l.call_id INTO v_other FROM cti.call_leg l JOIN cti.call c ON c.id = l.call_id
+         WHERE l.source = p_source AND l.leg_uuid <> p_fact.leg AND l.ended_at IS NULL AND c.ended_at IS NULL
+           AND l.caller IS NOT DISTINCT FROM v_caller
+           AND (cti.is_extension(v_destination) OR l.destination = v_destination)
+           AND l.created_at BETWEEN p_fact.at - interval '10 minutes' AND p_fact.at + interval '1 minute'
+         ORDER BY l.created_at DESC, l.call_id DESC LIMIT 1;
+        IF v_other IS NOT NULL THEN
+            RETURN CASE WHEN v_call IS NULL THEN v_other ELSE cti.merge_calls(v_other, v_call) END;
+        END IF;
+    END IF;
+
+    IF v_call IS NULL THEN
+        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, coalesce(p_fact.leg, p_fact.other_leg))
+        ON CONFLICT (source, pbx_call_id) DO UPDATE SET source = c.source
+        RETURNING c.id INTO v_call;
+    END IF;
+    RETURN v_call;
+END
+$$;

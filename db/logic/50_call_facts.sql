@@ -1,0 +1,120 @@
+-- [from 0018_one_way_to_apply_facts.sql]
+-- Apply facts whose call is known (call_id set): legs, bridges, holds, the PBX's end of
+-- the call. At most one fact per leg and per call (a round's facts, or a single fact), so
+-- no statement touches a row twice. Only the statements for the kinds present run.
+CREATE OR REPLACE FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- arrays as parameters: see 0017
+AS $$
+DECLARE
+    v_kinds text[] := ARRAY(SELECT DISTINCT (x.fact).kind FROM unnest(p_facts) x);
+    v_unknown text := (SELECT min(k) FROM unnest(v_kinds) k
+                        WHERE k NOT IN ('leg_created', 'leg_answered', 'leg_ended', 'leg_hold',
+                                        'leg_unhold', 'bridged', 'call_ended'));
+BEGIN
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown fact kind "%"', v_unknown;
+    END IF;
+    IF 'leg_created' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
+                                       destination_raw, created_at)
+        SELECT p_source, (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
+               cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_created'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
+               destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
+               created_at = EXCLUDED.created_at;
+    END IF;
+    IF 'leg_answered' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
+        SELECT p_source, (x.fact).leg, x.call_id, (x.fact).at
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_answered'
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET answered_at = coalesce(l.answered_at, EXCLUDED.answered_at);
+    END IF;
+    IF 'leg_ended' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
+        SELECT p_source, (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_ended'
+        ON CONFLICT (source, leg_uuid) DO UPDATE
+           SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+    END IF;
+    IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
+        SELECT p_source, (x.fact).leg, x.call_id, (x.fact).kind = 'leg_hold'
+          FROM unnest(p_facts) x WHERE (x.fact).kind IN ('leg_hold', 'leg_unhold')
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET on_hold = EXCLUDED.on_hold;
+        UPDATE cti.call c SET hold_count = c.hold_count + 1
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_hold' AND c.id = x.call_id;
+    END IF;
+    IF 'bridged' = ANY (v_kinds) THEN
+        INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+        SELECT x.call_id, least((x.fact).leg, (x.fact).other_leg), greatest((x.fact).leg, (x.fact).other_leg), (x.fact).at
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'bridged'
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF 'call_ended' = ANY (v_kinds) THEN
+        -- The PBX's own end time wins over the time the last leg's hangup reached us.
+        UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
+    END IF;
+END
+$$;
+
+-- [from 0018_one_way_to_apply_facts.sql]
+-- Store one fact; returns the call it belongs to. The call is found or created here (and
+-- locked: frames of one call are applied one at a time; only written when new, as 0015
+-- explains); the fact itself is applied by cti.apply_facts(), as in the rounds.
+CREATE OR REPLACE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call_id bigint;
+BEGIN
+    IF p_fact.call_key IS NULL THEN
+        v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
+    ELSE
+        SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        IF v_call_id IS NULL THEN
+            INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
+            ON CONFLICT (source, pbx_call_id) DO NOTHING
+            RETURNING c.id INTO v_call_id;
+        END IF;
+        IF v_call_id IS NULL THEN  -- another transaction created it since our look
+            SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        END IF;
+    END IF;
+
+    PERFORM cti.apply_facts(p_source, ARRAY[ROW(NULL, NULL, p_fact, v_call_id, NULL)::cti.frame_fact]);
+    RETURN v_call_id;
+END
+$$;
+
+-- [from 0009_call_logic.sql]
+-- Fold call p_gone into p_keep: they turned out to be one call (a bridge joined them,
+-- or a leg seen early turned out to ring for a customer's call).
+CREATE OR REPLACE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE cti.call_leg SET call_id = p_keep WHERE call_id = p_gone;
+    INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+    SELECT p_keep, leg_a, leg_b, bridged_at FROM cti.call_bridge WHERE call_id = p_gone
+    ON CONFLICT DO NOTHING;
+    UPDATE cti.registered_number SET call_id = p_keep WHERE call_id = p_gone;
+    -- What the gone call already told people stays told: no second ring, no second card.
+    UPDATE cti.call k SET hold_count = k.hold_count + g.hold_count,
+                          ring_notified = k.ring_notified OR g.ring_notified,
+                          card_workstation_id = coalesce(k.card_workstation_id, g.card_workstation_id),
+                          client_id = coalesce(k.client_id, g.client_id),
+                          client_match = coalesce(k.client_match, g.client_match),
+                          client_candidates = coalesce(k.client_candidates, g.client_candidates),
+                          client_card = coalesce(k.client_card, g.client_card)
+      FROM cti.call g WHERE k.id = p_keep AND g.id = p_gone;
+    DELETE FROM cti.call WHERE id = p_gone;  -- legs' bridges and transfers of p_gone go with it
+    RETURN p_keep;
+END
+$$;

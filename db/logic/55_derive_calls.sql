@@ -1,0 +1,318 @@
+-- [from 0009_call_logic.sql]
+-- Find the caller in the CRM once per call; register an unknown number exactly once,
+-- even when two calls from it arrive at the same moment on two connections.
+CREATE OR REPLACE FUNCTION cti.identify_client(p_call cti.call, p_register boolean)
+RETURNS TABLE (client_id bigint, client_match text, candidates bigint[], card jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_found jsonb;
+    v_registered cti.registered_number;
+BEGIN
+    IF p_register THEN
+        -- Serialise registrations of this number; the lock is released at commit, after which
+        -- the other transaction's lookup (a new statement, a new snapshot) sees the new lead.
+        PERFORM pg_advisory_xact_lock(hashtext('cti.registered_number'), hashtext(p_call.external_number));
+        SELECT * INTO v_registered FROM cti.registered_number r WHERE r.e164 = p_call.external_number;
+        IF v_registered.call_id = p_call.id THEN  -- a rebuild meets the call that registered it
+            client_id := v_registered.client_id;
+            client_match := 'new';
+        END IF;
+    END IF;
+    IF client_match IS NULL THEN
+        SELECT jsonb_agg(to_jsonb(l) ORDER BY l.client_id) INTO v_found
+          FROM cti.crm_lookup(p_call.external_number) l;
+        CASE coalesce(jsonb_array_length(v_found), 0)
+            WHEN 0 THEN
+                IF p_register THEN
+                    client_id := cti.crm_register_unknown(p_call.external_number);
+                    INSERT INTO cti.registered_number (e164, client_id, call_id)
+                    VALUES (p_call.external_number, client_id, p_call.id)
+                    ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
+                    client_match := 'new';
+                ELSE
+                    client_match := 'none';
+                END IF;
+            WHEN 1 THEN
+                client_id := (v_found -> 0 ->> 'client_id')::bigint;
+                client_match := 'exact';
+                card := v_found -> 0;
+            ELSE
+                client_match := 'ambiguous';
+                candidates := ARRAY(SELECT (e ->> 'client_id')::bigint FROM jsonb_array_elements(v_found) e);
+                card := jsonb_build_object('candidates', v_found);
+        END CASE;
+    END IF;
+    IF card IS NULL AND client_id IS NOT NULL THEN
+        SELECT to_jsonb(l) INTO card FROM cti.crm_lookup(p_call.external_number) l WHERE l.client_id = identify_client.client_id;
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+-- [from 0009_call_logic.sql]
+-- The card / notification body a client shows: ids, the number and the client as looked up.
+CREATE OR REPLACE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'call_id', p_call.id, 'direction', p_call.direction,
+        'number', coalesce(p_call.external_number, p_call.external_number_raw), 'dialled', p_call.dialled,
+        'client_id', p_call.client_id, 'match', p_call.client_match, 'is_new', p_call.client_match = 'new',
+        'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
+        'manager_id', (p_call.client_card ->> 'manager_id')::bigint,
+        'manager_surname', p_call.client_card ->> 'manager_surname',
+        'candidates', p_call.client_card -> 'candidates',
+        'extension', p_call.holder_extension))
+$$;
+
+-- [from 0017_refresh_in_sets.sql]
+-- Derive a set of distinct calls from their stored facts and say what changed (ring,
+-- open_card, close_card, call_ended) as commands for the caller to send; p_ats[i] is when
+-- the frame that touched p_calls[i] arrived, p_keys[i] that frame's place (commands are
+-- keyed by it). Clients are looked up in array order. p_live = false returns no commands.
+-- The rules are those of 0010 (see the comments there and in docs/architecture.md):
+-- the state is derived from the facts alone; commands follow changes of that state.
+CREATE OR REPLACE FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamptz[], p_keys bigint[], p_live boolean)
+RETURNS cti.derivation_result
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
+AS $$
+DECLARE
+    v_steps cti.call_derivation[];
+    v_step cti.call_derivation;
+    v_call cti.call;
+    v_result cti.derivation_result := ROW('{}', '{}', false);
+    v_any_lookup boolean;    -- what the set needs beyond the update: statements for nothing are skipped
+    v_any_transfer boolean;
+    v_any_command boolean;
+BEGIN
+    -- Locked in id order, so two transactions refreshing overlapping sets cannot deadlock here.
+    PERFORM FROM cti.call WHERE id = ANY (p_calls) ORDER BY id FOR UPDATE;
+
+    SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
+                         d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),
+                         NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),
+                         o.client_match IS NULL AND dir.external_number IS NOT NULL
+                             AND NOT cti.is_extension(dir.external_number))::cti.call_derivation ORDER BY i.ord),
+           bool_or(o.client_match IS NULL AND dir.external_number IS NOT NULL
+                   AND NOT cti.is_extension(dir.external_number)),
+           bool_or(d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}')),
+           bool_or(NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false)
+                   OR ws.workstation IS DISTINCT FROM o.card_workstation_id)
+      INTO v_steps, v_any_lookup, v_any_transfer, v_any_command
+      FROM unnest(p_calls, p_ats) WITH ORDINALITY AS i(call_id, at, ord)
+      JOIN cti.call o ON o.id = i.call_id
+     CROSS JOIN LATERAL (
+        WITH leg AS MATERIALIZED (
+            SELECT * FROM cti.call_leg WHERE call_id = o.id
+        ),
+        -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
+        inbound AS (
+            SELECT caller, caller_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
+             ORDER BY created_at, leg_uuid LIMIT 1
+        ),
+        -- Outbound: an extension's leg dialling a number that is not ours.
+        outbound AS (
+            SELECT destination, destination_raw FROM leg
+             WHERE created_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
+             ORDER BY created_at, leg_uuid LIMIT 1
+        ),
+        -- Who answered. Inbound: the first extension leg to answer that is not a consultation
+        -- between colleagues (ring-all and hunt groups: first answer wins).
+        inbound_answer AS (
+            SELECT answered_at, destination FROM leg
+             WHERE answered_at IS NOT NULL AND destination_is_extension AND NOT caller_is_extension
+             ORDER BY answered_at, leg_uuid LIMIT 1
+        ),
+        -- Outbound: the extension that dialled, once the far end answered.
+        outbound_answer AS (
+            SELECT answered_at, caller FROM leg
+             WHERE answered_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
+               AND caller_is_extension
+             ORDER BY answered_at, leg_uuid LIMIT 1
+        ),
+        -- Internal: recorded for history; internal calls pop no card.
+        internal_answer AS (
+            SELECT answered_at, destination FROM leg WHERE answered_at IS NOT NULL
+             ORDER BY answered_at, leg_uuid LIMIT 1
+        ),
+        -- Every extension leg bridged to the customer's side (a leg not dialling one of our
+        -- extensions), ordered by when it answered (the PBX's clock; a bridge event has no
+        -- time of its own and its arrival order is not to be trusted).
+        bridged AS (
+            SELECT coalesce(array_agg(x.destination ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS extensions,
+                   coalesce(array_agg(coalesce(x.answered_at, b.bridged_at)
+                                      ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS times
+              FROM cti.call_bridge b
+              JOIN leg x ON x.leg_uuid IN (b.leg_a, b.leg_b)
+              JOIN leg y ON y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
+             WHERE b.call_id = o.id AND x.destination_is_extension
+               AND y.destination IS NOT NULL AND NOT y.destination_is_extension
+        )
+        SELECT (SELECT caller FROM inbound) AS in_number, (SELECT caller_raw FROM inbound) AS in_number_raw,
+               EXISTS (SELECT FROM inbound) AS is_inbound,
+               (SELECT destination_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
+                                                  AND NOT destination_is_extension
+                 ORDER BY created_at, leg_uuid LIMIT 1) AS in_dialled,
+               (SELECT destination FROM outbound) AS out_number, (SELECT destination_raw FROM outbound) AS out_number_raw,
+               EXISTS (SELECT FROM outbound) AS is_outbound,
+               EXISTS (SELECT FROM leg WHERE created_at IS NOT NULL) AS is_internal,
+               (SELECT min(created_at) FROM leg) AS started_at,
+               (SELECT answered_at FROM inbound_answer) AS in_answered_at,
+               (SELECT destination FROM inbound_answer) AS in_answered_by,
+               (SELECT answered_at FROM outbound_answer) AS out_answered_at,
+               (SELECT caller FROM outbound_answer) AS out_answered_by,
+               (SELECT answered_at FROM internal_answer) AS int_answered_at,
+               (SELECT destination FROM internal_answer) AS int_answered_by,
+               (SELECT extensions FROM bridged) AS bridged, (SELECT times FROM bridged) AS bridged_at,
+               NOT EXISTS (SELECT FROM leg WHERE ended_at IS NULL) AS all_legs_ended,
+               (SELECT max(ended_at) FROM leg) AS last_leg_ended,
+               EXISTS (SELECT FROM leg WHERE hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
+               -- the customer hung up while it rang: the PBX cancels the ringing legs
+               EXISTS (SELECT FROM leg WHERE hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
+               (SELECT hangup_cause FROM leg WHERE hangup_cause IS NOT NULL
+                 ORDER BY ended_at DESC NULLS LAST, leg_uuid LIMIT 1) AS leg_cause,
+               (SELECT coalesce(array_agg(to_extension ORDER BY step), '{}') FROM cti.call_transfer
+                 WHERE call_id = o.id) AS transfers
+     ) d
+     -- Direction and the customer's number: a customer's leg means inbound; an extension
+     -- calling a number that is not ours, outbound; legs between extensions only, internal.
+     CROSS JOIN LATERAL (
+        SELECT CASE WHEN d.is_inbound THEN 'inbound' WHEN d.is_outbound THEN 'outbound'
+                    WHEN d.is_internal THEN 'internal' ELSE o.direction END AS direction,
+               CASE WHEN d.is_inbound THEN d.in_number WHEN d.is_outbound THEN d.out_number
+                    ELSE o.external_number END AS external_number,
+               CASE WHEN d.is_inbound THEN d.in_number_raw WHEN d.is_outbound THEN d.out_number_raw
+                    ELSE o.external_number_raw END AS external_number_raw,
+               CASE WHEN d.is_inbound THEN d.in_dialled ELSE o.dialled END AS dialled
+     ) dir
+     CROSS JOIN LATERAL (
+        SELECT CASE dir.direction WHEN 'inbound' THEN d.in_answered_at WHEN 'outbound' THEN d.out_answered_at
+                                  WHEN 'internal' THEN d.int_answered_at END AS answered_at,
+               CASE dir.direction WHEN 'inbound' THEN d.in_answered_by WHEN 'outbound' THEN d.out_answered_by
+                                  WHEN 'internal' THEN d.int_answered_by END AS answered_by
+     ) ans
+     -- Who held the call, in order: the first to answer, then each new extension bridged to
+     -- the customer (inbound only); a repeat of the current holder is no transfer.
+     CROSS JOIN LATERAL (
+        SELECT coalesce(array_agg(x.extension ORDER BY x.n), '{}') AS chain,
+               coalesce(array_agg(x.at ORDER BY x.n), '{}') AS chain_at
+          FROM (SELECT u.extension, u.at, u.n, lag(u.extension) OVER (ORDER BY u.n) AS previous
+                  FROM unnest(ARRAY[ans.answered_by] || CASE WHEN dir.direction = 'inbound' THEN d.bridged ELSE '{}' END,
+                              ARRAY[ans.answered_at] || CASE WHEN dir.direction = 'inbound' THEN d.bridged_at ELSE '{}' END)
+                       WITH ORDINALITY AS u(extension, at, n)
+                 WHERE ans.answered_by IS NOT NULL) x
+         WHERE x.previous IS NULL OR x.extension <> x.previous
+     ) ch
+     -- Ended when the PBX says so, or when every leg we know of has hung up; once ended, the
+     -- end time stays (a leg seen later does not reopen the call).
+     CROSS JOIN LATERAL (
+        SELECT o.pbx_ended OR d.all_legs_ended AS ending,
+               CASE WHEN o.pbx_ended OR d.all_legs_ended THEN coalesce(o.ended_at, d.last_leg_ended, i.at)
+                    ELSE o.ended_at END AS ended_at,
+               ch.chain[cardinality(ch.chain)] AS holder
+     ) en
+     -- The card: open at the holder's workstation while the call lasts (inbound and outbound).
+     CROSS JOIN LATERAL (
+        SELECT coalesce(dir.direction IN ('inbound', 'outbound'), false) AND en.ended_at IS NULL AND en.holder IS NOT NULL AS wants_card
+     ) wc
+     CROSS JOIN LATERAL (
+        SELECT CASE WHEN wc.wants_card THEN cti.crm_workstation_for_extension(en.holder) END AS workstation
+     ) ws
+     CROSS JOIN LATERAL (
+        SELECT jsonb_populate_record(o, jsonb_build_object(
+            'direction', dir.direction, 'external_number', dir.external_number,
+            'external_number_raw', dir.external_number_raw, 'dialled', dir.dialled,
+            'started_at', d.started_at, 'last_event_at', greatest(o.last_event_at, i.at),
+            'answered_at', ans.answered_at, 'answered_by', ans.answered_by, 'holder_extension', en.holder,
+            'ended_at', en.ended_at,
+            'outcome', CASE WHEN NOT en.ending THEN o.outcome
+                            WHEN ans.answered_by IS NOT NULL THEN 'answered'
+                            WHEN d.busy THEN 'busy'
+                            WHEN dir.direction = 'outbound' THEN 'no_answer'
+                            WHEN d.cancelled THEN 'abandoned'
+                            ELSE 'missed' END,
+            'hangup_cause', CASE WHEN en.ending THEN coalesce(o.hangup_cause, d.leg_cause) ELSE o.hangup_cause END,
+            -- every recipient hears about a customer's call once, while it rings
+            'ring_notified', o.ring_notified OR coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),
+            'card_workstation_id', ws.workstation,
+            'routing_note', CASE WHEN wc.wants_card AND ws.workstation IS NULL
+                                 THEN format('extension %s has no workstation', en.holder) END)) AS after_state
+     ) n;
+
+    -- The client, looked up once per call as soon as the customer's number is known (in
+    -- order: an unknown number is registered by the first of its calls).
+    FOR i IN 1 .. CASE WHEN v_any_lookup THEN cardinality(v_steps) ELSE 0 END LOOP
+        v_step := v_steps[i];
+        IF v_step.needs_client THEN
+            v_call := v_step.after_state;
+            SELECT c.client_id, c.client_match, c.candidates, c.card
+              INTO v_call.client_id, v_call.client_match, v_call.client_candidates, v_call.client_card
+              FROM cti.identify_client(v_call, v_call.direction = 'inbound') c;
+            v_step.after_state := v_call;
+            v_steps[i] := v_step;
+            v_result.lookup_keys := v_result.lookup_keys || p_keys[v_step.ord];
+            v_result.registered := v_result.registered OR v_call.client_match = 'new';
+        END IF;
+    END LOOP;
+
+    -- The transfers are the steps of the chain: 101 -> 102 -> 103.
+    IF v_any_transfer THEN
+        DELETE FROM cti.call_transfer t USING unnest(v_steps) s
+         WHERE s.transfers_differ AND t.call_id = (s.after_state).id;
+        INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
+        SELECT (s.after_state).id, u.i - 1, s.chain[u.i - 1], s.chain[u.i], s.chain_at[u.i]
+          FROM unnest(v_steps) s CROSS JOIN LATERAL generate_subscripts(s.chain, 1) AS u(i)
+         WHERE s.transfers_differ AND u.i > 1;
+    END IF;
+
+    -- Commands, per call: ring each recipient; then, when the card moves, close it (or
+    -- `call_ended` if the call is over) where it was, then open it where it should be.
+    IF p_live AND v_any_command THEN
+        v_result.commands := ARRAY(
+            SELECT ROW(p_keys[c.ord], c.step, c.sub,
+                       ROW(c.target_kind, c.target_id, c.type, ((c.s).after_state).id,
+                           cti.call_payload((c.s).after_state))::cti.command)::cti.keyed_command
+              FROM (SELECT s, s.ord, 1 AS step, r.n AS sub, 'emp' AS target_kind, r.id AS target_id, 'ring' AS type
+                      FROM unnest(v_steps) s
+                     CROSS JOIN LATERAL cti.crm_ring_recipients((s.after_state).dialled) WITH ORDINALITY AS r(id, n)
+                     WHERE s.ring_now
+                    UNION ALL
+                    SELECT s, s.ord, 2, 1, 'ws', (s.before_state).card_workstation_id,
+                           CASE WHEN (s.after_state).ended_at IS NULL THEN 'close_card' ELSE 'call_ended' END
+                      FROM unnest(v_steps) s
+                     WHERE (s.before_state).card_workstation_id IS NOT NULL
+                       AND (s.after_state).card_workstation_id IS DISTINCT FROM (s.before_state).card_workstation_id
+                    UNION ALL
+                    SELECT s, s.ord, 3, 1, 'ws', (s.after_state).card_workstation_id, 'open_card'
+                      FROM unnest(v_steps) s
+                     WHERE (s.after_state).card_workstation_id IS NOT NULL
+                       AND (s.after_state).card_workstation_id IS DISTINCT FROM (s.before_state).card_workstation_id
+                   ) c
+             ORDER BY c.ord, c.step, c.sub);
+    END IF;
+
+    UPDATE cti.call c SET
+        direction = (s.after_state).direction, external_number = (s.after_state).external_number,
+        external_number_raw = (s.after_state).external_number_raw, dialled = (s.after_state).dialled,
+        client_id = (s.after_state).client_id, client_match = (s.after_state).client_match,
+        client_candidates = (s.after_state).client_candidates, client_card = (s.after_state).client_card,
+        started_at = (s.after_state).started_at, last_event_at = (s.after_state).last_event_at,
+        answered_at = (s.after_state).answered_at, answered_by = (s.after_state).answered_by,
+        holder_extension = (s.after_state).holder_extension, ended_at = (s.after_state).ended_at,
+        outcome = (s.after_state).outcome, hangup_cause = (s.after_state).hangup_cause,
+        ring_notified = (s.after_state).ring_notified, card_workstation_id = (s.after_state).card_workstation_id,
+        routing_note = (s.after_state).routing_note
+      FROM unnest(v_steps) s
+     WHERE c.id = (s.after_state).id AND s.after_state IS DISTINCT FROM s.before_state;
+    RETURN v_result;
+END
+$$;
+
+-- [from 0017_refresh_in_sets.sql]
+COMMENT ON FUNCTION cti.derive_calls(bigint[], timestamptz[], bigint[], boolean) IS 'Derive a set of calls from their facts; returns the commands that follow from what changed (none when p_live=false)';
+

@@ -1,0 +1,66 @@
+-- [from 0007_outbox_and_client_api.sql]
+CREATE OR REPLACE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'cti_' || p_kind || '_v1_' || p_id $$;
+
+-- [from 0007_outbox_and_client_api.sql]
+COMMENT ON FUNCTION cti.channel_name(text, bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>, cti_emp_v1_<employee id>';
+
+-- [from 0017_refresh_in_sets.sql]
+-- Append commands to their targets' streams, in array order, and ring each doorbell.
+-- Each target's last_seq is taken under its row lock (held to commit), so a client that
+-- has seen N has seen everything up to N. The doorbell carries type and ids only.
+CREATE OR REPLACE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
+AS $$
+DECLARE
+    v_rung bigint;
+BEGIN
+    IF coalesce(cardinality(p_commands), 0) = 0 THEN
+        RETURN;
+    END IF;
+    WITH cmd AS (
+        SELECT * FROM unnest(p_commands) WITH ORDINALITY AS u(target_kind, target_id, type, call_id, payload, n)
+    ),
+    per_target AS (
+        SELECT target_kind, target_id, count(*) AS how_many FROM cmd GROUP BY 1, 2
+    ),
+    streams AS (
+        INSERT INTO cti.stream AS s (target_kind, target_id, last_seq)
+        SELECT target_kind, target_id, how_many FROM per_target ORDER BY 1, 2
+        ON CONFLICT (target_kind, target_id) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq
+        RETURNING s.target_kind, s.target_id, s.last_seq
+    ),
+    numbered AS (
+        SELECT c.*, st.last_seq - p.how_many
+                    + row_number() OVER (PARTITION BY c.target_kind, c.target_id ORDER BY c.n) AS seq
+          FROM cmd c
+          JOIN per_target p USING (target_kind, target_id)
+          JOIN streams st USING (target_kind, target_id)
+    ),
+    stored AS (
+        INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
+        SELECT target_kind, target_id, seq, type, call_id, payload FROM numbered ORDER BY n
+    )
+    SELECT count(pg_notify(cti.channel_name(target_kind, target_id),
+                           json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text))
+      INTO v_rung
+      FROM (SELECT * FROM numbered ORDER BY n) x;
+END
+$$;
+
+-- [from 0017_refresh_in_sets.sql]
+COMMENT ON FUNCTION cti.enqueue_all(cti.command[]) IS 'Append commands to their targets'' streams in order and ring the doorbells (type, seq, call id only)';
+
+-- [from 0017_refresh_in_sets.sql]
+-- Send commands in their order among the batch's frames.
+CREATE OR REPLACE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
+                                  ORDER BY (k).frame_key, (k).step, (k).sub))
+$$;

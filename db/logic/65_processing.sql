@@ -1,0 +1,324 @@
+-- [from 0017_refresh_in_sets.sql]
+-- One call, frame by frame (2.0, the tick, rebuild, the per-frame fallback).
+CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands) $$;
+
+-- [from 0010_refresh_call.sql]
+COMMENT ON FUNCTION cti.derive_call(bigint, timestamptz, boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
+
+-- [from 0011_process_and_rebuild.sql]
+-- Normalise one raw event, apply its facts, refresh the calls they touch.
+-- Raises on bad frames; cti.process_and_record() turns that into a 'failed' outcome.
+CREATE OR REPLACE FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fact cti.fact;
+    v_calls bigint[] := '{}';
+    v_call_id bigint;
+    v_notes text[] := '{}';
+BEGIN
+    IF p_event.parse_error IS NOT NULL THEN
+        status := 'failed';
+        detail := p_event.parse_error;
+        RETURN;
+    END IF;
+    IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
+        status := 'processed';
+        detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
+        RETURN;
+    END IF;
+    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
+        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
+    END IF;
+    FOR v_fact IN
+        SELECT * FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
+        UNION ALL
+        SELECT * FROM cti.facts_from_onlinepbx2(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx2'
+    LOOP
+        IF v_fact.kind = 'ignored' THEN
+            v_notes := v_notes || v_fact.note;
+        ELSE
+            v_call_id := cti.apply_fact(p_event.source, v_fact);
+            IF NOT v_call_id = ANY (v_calls) THEN
+                v_calls := v_calls || v_call_id;
+            END IF;
+        END IF;
+    END LOOP;
+    FOREACH v_call_id IN ARRAY v_calls LOOP
+        PERFORM cti.derive_call(v_call_id, p_event.received_at, p_live);
+    END LOOP;
+    IF cardinality(v_calls) = 0 THEN
+        status := 'ignored';
+        detail := array_to_string(v_notes, '; ');
+    ELSE
+        status := 'processed';
+    END IF;
+END
+$$;
+
+-- [from 0011_process_and_rebuild.sql]
+-- A trigger never loses the row that fired it: any error is caught (its subtransaction
+-- rolled back) and stored as the event's outcome; the INSERT itself commits.
+CREATE OR REPLACE FUNCTION cti.process_and_record(p_event cti.raw_event, p_live boolean) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_status text;
+    v_detail text;
+BEGIN
+    BEGIN
+        SELECT r.status, r.detail INTO v_status, v_detail FROM cti.process_event(p_event, p_live) r;
+    EXCEPTION WHEN others THEN
+        v_status := 'failed';
+        v_detail := SQLERRM;
+    END;
+    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
+    ON CONFLICT (raw_event_id) DO UPDATE
+       SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
+    RETURN v_status;
+END
+$$;
+
+-- [from 0018_one_way_to_apply_facts.sql]
+CREATE OR REPLACE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.derivation_result
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see 0017
+AS $$
+DECLARE
+    v_facts cti.frame_fact[];
+    v_calls bigint[];
+    v_ats timestamptz[];
+    v_keys bigint[];
+BEGIN
+    -- New calls are created in the order of their frames (as frame by frame would), then
+    -- every call of the round is locked, in id order, before its facts are applied.
+    INSERT INTO cti.call (source, pbx_call_id)
+    SELECT 'onlinepbx3', (x.fact).call_key FROM unnest(p_facts) x
+     WHERE (x.fact).call_key IS NOT NULL
+       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key)
+     ORDER BY x.raw_event_id
+    ON CONFLICT (source, pbx_call_id) DO NOTHING;
+    PERFORM FROM cti.call c
+     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
+     ORDER BY c.id FOR UPDATE;
+    SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
+           array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
+           array_agg(x.raw_event_id ORDER BY x.raw_event_id)
+      INTO v_facts, v_calls, v_ats, v_keys
+      FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
+
+    PERFORM cti.apply_facts('onlinepbx3', v_facts);
+
+    RETURN cti.derive_calls(v_calls, v_ats, v_keys, true);
+END
+$$;
+
+-- [from 0017_refresh_in_sets.sql]
+-- Process a batch of onlinePBX 3.0 frames a set at a time, in rounds: round 1 holds the
+-- first frame of each call in the batch, round 2 the second, and so on. A round's calls
+-- are distinct, so it is applied and derived with one statement per step for all of them;
+-- each call still goes through its frames one at a time, in order. What calls share is
+-- put back in frame order: commands are sent at the end, sorted by the frame that caused
+-- them, and client lookups must have run in frame order whenever one of them registered
+-- an unknown number (otherwise this raises 'CTIR1' and the caller goes frame by frame).
+-- So a batch gives what processing its frames one at a time gives (a test compares the
+-- two), with a few statements per round instead of a dozen per frame. Under live traffic
+-- calls interleave, and a batch of 500 frames is a handful of rounds.
+-- Returns false, having changed nothing, when the batch needs the frame-by-frame path:
+-- frames of another source (2.0 is correlated frame by frame; the tick ends stale calls
+-- at its place in the stream) or a leg that appears under two calls. A frame whose
+-- normaliser raises fails this whole function, and the caller goes frame by frame.
+CREATE OR REPLACE FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see the note at the top
+AS $$
+DECLARE
+    v_facts cti.frame_fact[];
+    v_round cti.derivation_result;
+    v_commands cti.keyed_command[] := '{}';
+    v_lookup_keys bigint[] := '{}';
+    v_registered boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
+        RETURN false;
+    END IF;
+    SELECT coalesce(array_agg(ROW(x.id, x.received_at, x.f, NULL,
+                                  CASE WHEN (x.f).call_key IS NOT NULL THEN x.nth END)::cti.frame_fact ORDER BY x.id), '{}')
+      INTO v_facts
+      FROM (SELECT e.id, e.received_at, f, row_number() OVER (PARTITION BY f.call_key ORDER BY e.id) AS nth
+              FROM unnest(p_events) e CROSS JOIN LATERAL cti.facts_from_onlinepbx3(e.frame, e.received_at) f
+             WHERE e.parse_error IS NULL) x;
+    IF cardinality(v_facts) <> (SELECT count(*) FROM unnest(p_events) e WHERE e.parse_error IS NULL)
+       OR EXISTS (SELECT FROM unnest(v_facts) x
+                   WHERE (x.fact).kind NOT IN ('ignored', 'leg_created', 'leg_answered', 'leg_ended',
+                                               'leg_hold', 'leg_unhold', 'bridged', 'call_ended'))
+       -- A leg stays in one call, within the batch and with what is stored.
+       OR EXISTS (SELECT FROM unnest(v_facts) x WHERE (x.fact).kind LIKE 'leg%'
+                   GROUP BY (x.fact).leg HAVING count(DISTINCT (x.fact).call_key) > 1)
+       OR EXISTS (SELECT FROM unnest(v_facts) x
+                    JOIN cti.call_leg l ON l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg
+                    JOIN cti.call c ON c.id = l.call_id
+                   WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
+        RETURN false;
+    END IF;
+
+    FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
+        v_round := cti.process_round(ARRAY(SELECT x FROM unnest(v_facts) x WHERE x.round = r ORDER BY x.raw_event_id));
+        v_commands := v_commands || v_round.commands;
+        v_lookup_keys := v_lookup_keys || v_round.lookup_keys;
+        v_registered := v_registered OR v_round.registered;
+    END LOOP;
+    IF v_registered AND v_lookup_keys IS DISTINCT FROM ARRAY(SELECT k FROM unnest(v_lookup_keys) k ORDER BY k) THEN
+        RAISE EXCEPTION 'client lookups ran out of frame order and one registered a number'
+            USING ERRCODE = 'CTIR1', HINT = 'the batch is processed again frame by frame';
+    END IF;
+    PERFORM cti.send_commands(v_commands);
+
+    INSERT INTO cti.event_outcome (raw_event_id, status, detail)
+    SELECT e.id,
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN (x.fact).kind = 'ignored' THEN 'ignored'
+                ELSE 'processed' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN (x.fact).kind = 'ignored' THEN (x.fact).note END
+      FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
+     ORDER BY e.id;
+    RETURN true;
+END
+$$;
+
+-- [from 0017_refresh_in_sets.sql]
+-- Each frame of a batch, one at a time, in order; raises when a frame fails.
+CREATE OR REPLACE FUNCTION cti.process_frame_by_frame(p_events cti.raw_event[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_event cti.raw_event;
+    v_result record;
+BEGIN
+    FOREACH v_event IN ARRAY p_events LOOP
+        v_result := cti.process_event(v_event, true);
+        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
+    END LOOP;
+END
+$$;
+
+-- [from 0017_refresh_in_sets.sql]
+-- The processing trigger: rounds for onlinePBX 3.0 batches, frame by frame otherwise (as
+-- in 0014), and a subtransaction per frame only when a frame fails.
+CREATE OR REPLACE FUNCTION cti.tg_raw_event__process() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER  -- runs as the owner: the ingester may insert raw events and nothing else
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_events cti.raw_event[];
+    v_event cti.raw_event;
+    v_try_rounds boolean := true;
+BEGIN
+    SELECT array_agg(ROW(e.*)::cti.raw_event ORDER BY e.id) INTO v_events FROM new_events e;
+    -- Fast path: the whole batch in one subtransaction, in rounds when it can be.
+    FOR v_attempt IN 1 .. 2 LOOP
+        BEGIN
+            IF v_try_rounds THEN
+                v_try_rounds := cti.process_in_rounds(v_events);
+            END IF;
+            IF NOT v_try_rounds THEN
+                PERFORM cti.process_frame_by_frame(v_events);
+            END IF;
+            RETURN NULL;
+        EXCEPTION
+            WHEN SQLSTATE 'CTIR1' THEN
+                v_try_rounds := false;  -- undone; the same frames again, one at a time
+            -- Conflicts with another transaction are not the frame's fault: the INSERT fails
+            -- and the ingester retries the batch (its spool keeps it meanwhile).
+            WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+                RAISE;
+            WHEN others THEN
+                EXIT;  -- a frame failed: everything the batch did is undone; go frame by frame
+        END;
+    END LOOP;
+    -- Slow path: each frame in its own subtransaction, its error recorded beside it.
+    FOREACH v_event IN ARRAY v_events LOOP
+        PERFORM cti.process_and_record(v_event, true);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- [from 0014_batch_processing.sql]
+-- AFTER, so that a duplicate frame (ON CONFLICT DO NOTHING) never reaches processing:
+-- the transition table holds only the rows actually inserted.
+CREATE OR REPLACE TRIGGER _500_process AFTER INSERT ON cti.raw_event
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_raw_event__process();
+
+-- [from 0011_process_and_rebuild.sql]
+-- End calls that have heard nothing for cti.config.stale_call_after: their end was lost
+-- (sent while the PBX connection was down; the PBX does not re-send). Run by the ingester's
+-- tick, a raw event like any other, so a rebuild ends the same calls at the same point.
+CREATE OR REPLACE FUNCTION cti.end_stale_calls(p_now timestamptz, p_live boolean) RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call_id bigint;
+    v_count int := 0;
+BEGIN
+    FOR v_call_id IN
+        SELECT c.id FROM cti.call c, cti.config g
+         WHERE c.ended_at IS NULL AND c.last_event_at < p_now - g.stale_call_after
+         ORDER BY c.id
+           FOR UPDATE OF c SKIP LOCKED
+    LOOP
+        UPDATE cti.call SET pbx_ended = true, ended_at = last_event_at,
+                            hangup_cause = coalesce(hangup_cause, 'PGCTI_STALE')
+         WHERE id = v_call_id;
+        PERFORM cti.derive_call(v_call_id, p_now, p_live);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END
+$$;
+
+-- [from 0011_process_and_rebuild.sql]
+COMMENT ON FUNCTION cti.end_stale_calls(timestamptz, boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
+
+-- [from 0011_process_and_rebuild.sql]
+-- Re-derive every call from the raw log, in arrival order, sending nothing. Call ids are
+-- kept (the outbox refers to them); calls no raw event produces any more are removed.
+CREATE OR REPLACE FUNCTION cti.rebuild() RETURNS TABLE (events bigint, processed bigint, ignored bigint, failed bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_event cti.raw_event;
+BEGIN
+    -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
+    LOCK TABLE cti.raw_event IN SHARE MODE;
+    DELETE FROM cti.call_leg;
+    DELETE FROM cti.call_bridge;
+    DELETE FROM cti.call_transfer;
+    UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
+        client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
+        started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
+        outcome = NULL, hangup_cause = NULL, hold_count = 0, pbx_ended = false, ring_notified = false,
+        card_workstation_id = NULL, routing_note = NULL;
+    FOR v_event IN SELECT * FROM cti.raw_event ORDER BY id LOOP
+        PERFORM cti.process_and_record(v_event, false);
+    END LOOP;
+    DELETE FROM cti.call c WHERE NOT EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id)
+                             AND NOT c.pbx_ended;
+    RETURN QUERY SELECT count(*), count(*) FILTER (WHERE o.status = 'processed'),
+                        count(*) FILTER (WHERE o.status = 'ignored'), count(*) FILTER (WHERE o.status = 'failed')
+                   FROM cti.event_outcome o;
+END
+$$;
+
+-- [from 0011_process_and_rebuild.sql]
+COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';

@@ -1,0 +1,104 @@
+-- [from 0007_outbox_and_client_api.sql]
+-- The calling login's binding; raises a clear error for a login that is not a CRM client.
+CREATE OR REPLACE FUNCTION cti.my_binding() RETURNS cti.client_login
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_binding cti.client_login;
+BEGIN
+    SELECT * INTO v_binding FROM cti.client_login WHERE login = session_user;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', session_user
+            USING HINT = 'A DBA adds it: INSERT INTO cti.client_login (login, workstation_id, employee_id) ...',
+                  ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN v_binding;
+END
+$$;
+
+-- [from 0007_outbox_and_client_api.sql]
+-- Client API v1 --------------------------------------------------------------------
+
+-- Who am I, which channels to LISTEN on, and where my streams stand.
+CREATE OR REPLACE FUNCTION cti.whoami_v1()
+RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
+           coalesce(s.last_seq, 0), coalesce(s.acked_seq, 0)
+      FROM cti.my_binding() b
+     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
+                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
+      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+     WHERE t.id IS NOT NULL
+$$;
+
+-- [from 0007_outbox_and_client_api.sql]
+COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
+
+-- [from 0007_outbox_and_client_api.sql]
+CREATE OR REPLACE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit int)
+RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
+      FROM cti.outbox o
+     WHERE o.target_kind = p_kind AND o.target_id = p_id
+       AND o.seq > coalesce(p_after, (SELECT s.acked_seq FROM cti.stream s
+                                       WHERE s.target_kind = p_kind AND s.target_id = p_id), 0)
+     ORDER BY o.seq
+     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
+$$;
+
+-- [from 0007_outbox_and_client_api.sql]
+CREATE OR REPLACE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE cti.stream SET acked_seq = greatest(acked_seq, least(p_seq, last_seq)), acked_at = now()
+     WHERE target_kind = p_kind AND target_id = p_id
+    RETURNING acked_seq
+$$;
+
+-- [from 0007_outbox_and_client_api.sql]
+-- Card commands for my workstation after p_after (default: after what I acknowledged).
+CREATE OR REPLACE FUNCTION cti.pull_commands_v1(p_after bigint DEFAULT NULL, p_limit int DEFAULT 100)
+RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.pull('ws', (cti.my_binding()).workstation_id, p_after, p_limit) $$;
+
+-- [from 0007_outbox_and_client_api.sql]
+COMMENT ON FUNCTION cti.pull_commands_v1(bigint, int) IS 'Client API v1: card commands for my workstation with seq > p_after (default: my ack), oldest first';
+
+-- [from 0007_outbox_and_client_api.sql]
+CREATE OR REPLACE FUNCTION cti.ack_commands_v1(p_seq bigint) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.ack('ws', (cti.my_binding()).workstation_id, p_seq) $$;
+
+-- [from 0007_outbox_and_client_api.sql]
+COMMENT ON FUNCTION cti.ack_commands_v1(bigint) IS 'Client API v1: mark my workstation''s commands up to p_seq handled; returns the acknowledged seq';
+
+-- [from 0007_outbox_and_client_api.sql]
+-- Ring notifications for me (an employee) after p_after (default: after what I acknowledged).
+CREATE OR REPLACE FUNCTION cti.pull_notifications_v1(p_after bigint DEFAULT NULL, p_limit int DEFAULT 100)
+RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.pull('emp', (cti.my_binding()).employee_id, p_after, p_limit) $$;
+
+-- [from 0007_outbox_and_client_api.sql]
+COMMENT ON FUNCTION cti.pull_notifications_v1(bigint, int) IS 'Client API v1: ring notifications for me with seq > p_after (default: my ack), oldest first';
+
+-- [from 0007_outbox_and_client_api.sql]
+CREATE OR REPLACE FUNCTION cti.ack_notifications_v1(p_seq bigint) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.ack('emp', (cti.my_binding()).employee_id, p_seq) $$;
+
+-- [from 0007_outbox_and_client_api.sql]
+COMMENT ON FUNCTION cti.ack_notifications_v1(bigint) IS 'Client API v1: mark my notifications up to p_seq handled; returns the acknowledged seq';

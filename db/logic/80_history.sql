@@ -1,0 +1,33 @@
+-- [from 0012_history_views.sql]
+CREATE OR REPLACE VIEW cti.call_history_v1 AS
+SELECT c.id AS call_id, c.source, c.pbx_call_id, c.direction, c.external_number, c.dialled,
+       c.client_id, c.client_match, c.started_at, c.answered_at, c.answered_by,
+       c.holder_extension AS last_extension, c.ended_at, c.outcome, c.hangup_cause, c.hold_count,
+       c.answered_at - c.started_at AS response_time,
+       c.ended_at - coalesce(c.answered_at, c.started_at) AS duration,
+       CASE WHEN c.answered_by IS NULL THEN ARRAY[]::text[]
+            ELSE c.answered_by || ARRAY(SELECT t.to_extension FROM cti.call_transfer t
+                                         WHERE t.call_id = c.id ORDER BY t.step) END AS extension_chain
+  FROM cti.call c;
+
+-- [from 0012_history_views.sql]
+COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client, direction, times, response time, who answered, the transfer chain, outcome';
+
+-- [from 0012_history_views.sql]
+-- Calls per client, missed calls and whether we called back after the last missed one.
+CREATE OR REPLACE VIEW cti.client_contact_summary_v1 AS
+SELECT h.client_id,
+       count(*) AS calls,
+       count(*) FILTER (WHERE h.direction = 'inbound') AS inbound_calls,
+       count(*) FILTER (WHERE h.outcome IN ('missed', 'abandoned', 'busy') AND h.direction = 'inbound') AS missed_calls,
+       avg(h.response_time) FILTER (WHERE h.direction = 'inbound') AS avg_response_time,
+       max(h.started_at) AS last_call_at,
+       max(h.started_at) FILTER (WHERE h.outcome IN ('missed', 'abandoned', 'busy') AND h.direction = 'inbound') AS last_missed_at,
+       coalesce(max(h.started_at) FILTER (WHERE h.outcome IN ('missed', 'abandoned', 'busy') AND h.direction = 'inbound')
+                > max(h.started_at) FILTER (WHERE h.outcome = 'answered'), false) AS missed_not_called_back
+  FROM cti.call_history_v1 h
+ WHERE h.client_id IS NOT NULL
+ GROUP BY h.client_id;
+
+-- [from 0012_history_views.sql]
+COMMENT ON VIEW cti.client_contact_summary_v1 IS 'Per client: calls, missed calls, average response time, missed and not called back';

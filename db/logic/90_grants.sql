@@ -1,0 +1,21 @@
+-- Every function privilege pgcti grants, in one place (table privileges: the baseline).
+-- pgcti: after-any-change
+--
+-- Rules:
+-- - PUBLIC may execute nothing: cti_owner's default privileges (baseline) take EXECUTE
+--   away from every function it creates, so a new function is private until named here.
+-- - CRM client logins (cti_client) get the versioned client API, and normalize_phone() so
+--   that a client can match numbers as pgcti does. Each API function finds the caller's own
+--   workstation by login, so a client reaches only its own stream.
+-- - The ingester (cti_ingester) gets no function at all: it inserts raw events (baseline),
+--   and the processing trigger runs as the owner.
+-- Re-run whenever any logic file is applied, so a function that a versioned migration
+-- dropped and recreated gets its grant back. GRANT is idempotent: running it twice changes nothing.
+
+-- Not only by default privileges: they belong to whoever created the database's functions,
+-- and a database restored or adopted from elsewhere may lack them.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti, crm FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
+    cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint),
+    cti.normalize_phone(text) TO cti_client;

@@ -1,2 +1,0 @@
--- Undo 0010.
-DROP FUNCTION cti.refresh_call(bigint, timestamptz, boolean);

@@ -1,0 +1,31 @@
+"""What `pgcti migrate` prints: the migrations, the logic files and each object that changed."""
+
+from __future__ import annotations
+
+from ingester.migrations import Outcome
+
+
+def render(outcome: Outcome, where: str, planned: bool) -> str:
+    would = "would be " if planned else ""
+    if not outcome.migrations and not outcome.logic.applied and not outcome.adopted:
+        return f"database is up to date ({where})" + ("; nothing would change" if planned else "")
+    lines = [f"{'plan for' if planned else 'migrated'} {where}"]
+    if outcome.adopted:
+        lines.append(
+            f"  pgcti {outcome.adopted}'s migrations {would}folded into the baseline "
+            f"(db/upgrades/from_{outcome.adopted}.sql)"
+        )
+    lines.append(f"  versioned migrations {would}applied: {len(outcome.migrations)}")
+    lines += [f"    {mid}" for mid in outcome.migrations]
+    lines.append(f"  logic files {would}applied: {len(outcome.logic.applied)}")
+    lines += [f"    {name}" for name in outcome.logic.applied]
+    changes = outcome.logic.changes
+    if changes:
+        lines.append(f"  functions, views and triggers {would}changed: {len(changes)}")
+    for change in changes:
+        lines.append(f"    {change.what:<8} {change.kind.lower()} {change.name}")
+        lines += [f"      {line}" for line in change.diff.splitlines()]
+    lines += [f"  note: {note}" for note in outcome.notes]
+    if planned:
+        lines.append("nothing was changed (run without --plan to apply)")
+    return "\n".join(lines)
