@@ -345,7 +345,7 @@ DECLARE
     v_any_transfer boolean;
     v_any_command boolean;
 BEGIN
-    -- Locked in id order, so two transactions refreshing overlapping sets cannot deadlock here.
+    -- Locked in id order, so two transactions deriving overlapping sets cannot deadlock here.
     PERFORM FROM cti.call WHERE id = ANY (p_calls) ORDER BY id FOR UPDATE;
 
     SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
@@ -1023,7 +1023,7 @@ BEGIN
         RETURN;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
-        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
+        RAISE EXCEPTION 'no fact function for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
     END IF;
     FOR v_fact IN
         SELECT * FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'

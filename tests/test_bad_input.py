@@ -64,4 +64,4 @@ def test_oversized_frame_is_stored_verbatim_with_the_limit_named(conn):
 
 def test_unknown_source_is_stored_and_failed(conn):
     insert_frames(conn, ['{"event": "x"}'], source="asterisk")
-    assert outcomes(conn)[0][1:] == ("failed", 'no normaliser for source "asterisk"')
+    assert outcomes(conn)[0][1:] == ("failed", 'no fact function for source "asterisk"')

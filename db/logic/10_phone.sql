@@ -1,4 +1,18 @@
--- [from 0002_config_and_phone.sql]
+-- Phone numbers: how any spelling of a number becomes the one form pgcti compares.
+--
+-- Rules:
+-- - A number is kept as E.164 ('+74951234567'); an internal extension as its digits ('101');
+--   anything else as NULL, never as a guess.
+-- - The national rules (country code, trunk prefix, international prefixes, number length,
+--   how long an extension can be) are data in cti.config, not code: a DBA changes them with
+--   UPDATE, then runs `pgcti rebuild`.
+-- - SIP decorations ('sip:101@host', '"Name" <101>', 'tel:') are dropped first.
+-- Why here: the CRM's numbers and the PBX's are compared in SQL, at lookup time, by the
+-- same function a CRM client may call (granted in 90_grants.sql).
+-- normalize_phone() feeds stored data (call legs, the reference CRM's e164 column): it is
+-- changed only by a versioned migration that replaces it and recomputes those values.
+-- cti.is_extension() lives in the baseline migration: call_leg's generated columns use it.
+
 -- pgcti: stored-data
 -- A PBX or CRM number in any common spelling -> E.164 ('+74951234567'); a short
 -- internal extension stays as its digits ('101'); NULL when nothing usable is left.
@@ -49,5 +63,4 @@ BEGIN
 END
 $$;
 
--- [from 0002_config_and_phone.sql]
 COMMENT ON FUNCTION cti.normalize_phone(text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension; rules in cti.config';

@@ -1,7 +1,17 @@
--- The four adapter functions between pgcti and a CRM.
+-- The CRM adapters: the only four places where pgcti reads or writes the CRM.
 -- pgcti: keep-existing
+--
+-- Rules:
+-- - pgcti asks the CRM four questions and asks them only here: who owns this number
+--   (crm_lookup), register this unknown number as a lead (crm_register_unknown), which
+--   workstation has this extension (crm_workstation_for_extension), who hears about calls
+--   to this line (crm_ring_recipients).
+-- - These bodies serve the reference CRM (schema crm). An existing CRM replaces them in a
+--   migration of its own (docs/dba-guide.md); `pgcti migrate` creates a function here only
+--   when it is missing, so a DBA's override survives every later migrate.
+-- - Several rows from crm_lookup mean the number is shared: pgcti shows the ambiguity
+--   instead of guessing.
 
--- [from 0005_crm_adapters.sql]
 -- Who owns this number? One row per matching client; several rows mean the number
 -- is shared (ambiguous), and pgcti shows that instead of guessing.
 CREATE FUNCTION cti.crm_lookup(p_e164 text)
@@ -18,10 +28,8 @@ AS $$
      ORDER BY c.id
 $$;
 
--- [from 0005_crm_adapters.sql]
 COMMENT ON FUNCTION cti.crm_lookup(text) IS 'Adapter: clients owning an E.164 number (several rows = ambiguous). Override for an existing CRM.';
 
--- [from 0005_crm_adapters.sql]
 -- Register an unknown number as a new lead and return its client id. Called at most
 -- once per number: pgcti serialises concurrent calls from one number before calling it.
 CREATE FUNCTION cti.crm_register_unknown(p_e164 text) RETURNS bigint
@@ -38,25 +46,20 @@ BEGIN
 END
 $$;
 
--- [from 0005_crm_adapters.sql]
 COMMENT ON FUNCTION cti.crm_register_unknown(text) IS 'Adapter: create a lead for an unknown E.164 number, return its client id. Override for an existing CRM.';
 
--- [from 0005_crm_adapters.sql]
 -- The workstation whose CRM client should show cards for calls on this extension.
 CREATE FUNCTION cti.crm_workstation_for_extension(p_extension text) RETURNS bigint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT id FROM crm.workstation WHERE extension = p_extension $$;
 
--- [from 0005_crm_adapters.sql]
 COMMENT ON FUNCTION cti.crm_workstation_for_extension(text) IS 'Adapter: extension -> workstation id, NULL when none. Override for an existing CRM.';
 
--- [from 0005_crm_adapters.sql]
 -- Employees told about every incoming call (ring notifications).
 CREATE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT id FROM crm.employee WHERE receives_call_notifications ORDER BY id $$;
 
--- [from 0005_crm_adapters.sql]
 COMMENT ON FUNCTION cti.crm_ring_recipients(text) IS 'Adapter: employee ids to notify of an incoming call on line p_dialled. Override for an existing CRM.';

@@ -1,4 +1,13 @@
--- [from 0003_raw_event.sql]
+-- The raw log: every PBX frame is stored, whatever it holds.
+--
+-- Rules:
+-- - A frame is stored even when it is not JSON, not an object, empty or over
+--   cti.config.max_frame_bytes: then its body is kept as text with the reason in parse_error.
+-- - A parsed frame keeps only its jsonb; its dedup key is the SHA-256 of jsonb's canonical
+--   text, so a frame sent twice (a replay after a reconnect, two ingesters) is stored once.
+-- Why: the raw log is the only input of everything derived (`pgcti rebuild` replays it), and
+-- a frame the ingester could not make sense of is evidence, not garbage.
+
 -- Parse the body and key the frame. Runs before the unique check, so it must never raise:
 -- a frame that cannot be parsed is still stored, with the reason.
 CREATE OR REPLACE FUNCTION cti.tg_raw_event__parse() RETURNS trigger
@@ -34,6 +43,5 @@ BEGIN
 END
 $$;
 
--- [from 0003_raw_event.sql]
 CREATE OR REPLACE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event
     FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__parse();

@@ -1,4 +1,11 @@
--- [from 0008_normalisers.sql]
+-- What every PBX's fact function shares: reading time stamps and required fields.
+--
+-- Rules:
+-- - A PBX time stamp may be unix seconds (number or text), milliseconds, or ISO text; one
+--   that cannot be read falls back to when the frame arrived, never fails the frame.
+-- - A field a fact needs and the frame lacks fails that frame with a message naming the
+--   field by its path in the frame; the failure is recorded beside the raw event.
+
 -- A PBX time stamp (unix seconds, as number or string, or ISO text) or p_default when absent or unreadable.
 CREATE OR REPLACE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE
@@ -20,9 +27,8 @@ EXCEPTION WHEN others THEN
 END
 $$;
 
--- [from 0016_field_paths_in_errors.sql]
 -- A text field the fact needs; a frame without it fails with a message naming the field by
--- its path in the frame: data.X in API 3.0, args[0].X in API 2.0 (0008 said data.X for both).
+-- its path in the frame: data.X in API 3.0, args[0].X in API 2.0.
 CREATE OR REPLACE FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text DEFAULT 'data') RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp

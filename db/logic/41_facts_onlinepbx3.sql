@@ -1,4 +1,13 @@
--- [from 0008_normalisers.sql]
+-- Facts from onlinePBX WebSocket API 3.0 frames.
+--
+-- Rules:
+-- - A frame becomes call facts (cti.fact: leg_created, leg_answered, bridged, leg_hold,
+--   leg_unhold, leg_ended, call_ended), keyed by the PBX's call_uuid.
+-- - An unknown event type is 'ignored' with a note saying which, so it is visible and harmless.
+-- - Numbers are passed on raw; normalising them is the call logic's job (50_call_facts.sql).
+-- Why: facts are the contract between a PBX and the call logic; a new PBX adds a fact
+-- function beside this one and nothing else changes.
+
 -- onlinePBX API 3.0: {"event": name, "data": {...}}, one event per call leg, legs grouped by data.call_uuid.
 CREATE OR REPLACE FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamptz) RETURNS SETOF cti.fact
 LANGUAGE plpgsql IMMUTABLE
@@ -84,5 +93,4 @@ BEGIN
 END
 $$;
 
--- [from 0008_normalisers.sql]
 COMMENT ON FUNCTION cti.facts_from_onlinepbx3(jsonb, timestamptz) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';

@@ -1,4 +1,13 @@
--- [from 0016_field_paths_in_errors.sql]
+-- Facts from onlinePBX API 2.0 (socket.io 0.9) events, and how they are pieced into calls.
+--
+-- Rules:
+-- - 2.0 events carry no call id: facts come without a call key, and correlate_onlinepbx2()
+--   finds the call from the leg, a known bridge, or an open call from the same caller.
+-- - A bridge that joins two calls merges them (an attended transfer).
+-- - Unknown event types are 'ignored' with a note.
+-- Why apart from 3.0: correlation needs what is already stored, so 2.0 frames go frame by
+-- frame (65_processing.sql), while 3.0 batches go in rounds.
+
 -- onlinePBX API 2.0: {"name": event, "args": [data]}. No call id: facts carry call_key NULL and
 -- cti.correlate_onlinepbx2() finds the call through legs, bridges and numbers.
 CREATE OR REPLACE FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamptz) RETURNS SETOF cti.fact
@@ -69,10 +78,8 @@ BEGIN
 END
 $$;
 
--- [from 0008_normalisers.sql]
 COMMENT ON FUNCTION cti.facts_from_onlinepbx2(jsonb, timestamptz) IS 'onlinePBX WebSocket API 2.0 event -> call facts (without call ids); raises naming a missing field';
 
--- [from 0009_call_logic.sql]
 -- The call a 2.0 fact belongs to, creating it when the fact starts one. Evidence, in order:
 -- the leg or a bridge we already know; for a new leg ringing an extension (or an outbound
 -- call's gateway leg) the open call with a leg from the same caller; otherwise a new call

@@ -1,11 +1,25 @@
--- [from 0018_one_way_to_apply_facts.sql]
+-- Storing facts: legs, bridges, holds and the PBX's end of a call, and merging two calls.
+--
+-- Rules:
+-- - A fact is stored on its leg (cti.call_leg) or bridge (cti.call_bridge), never on the
+--   call row: the call is derived from them (55_derive_calls.sql), so frames may arrive in
+--   any order, twice, or late, and the call comes out the same.
+-- - A leg's numbers are normalised here, once, when it is written.
+-- - Two calls that turn out to be one (a bridge joins them) are merged; what the gone call
+--   already told people (ring, card) stays told.
+-- - There is one implementation of applying facts, cti.apply_facts(); apply_fact() finds or
+--   creates the call of a single fact and hands it over.
+-- The set functions pin plan_cache_mode: their parameters are arrays, and a custom plan
+-- (which sees the array's contents) always looks cheaper than the generic one, so
+-- PostgreSQL would re-plan their big statements on every call (measured: most of the time).
+
 -- Apply facts whose call is known (call_id set): legs, bridges, holds, the PBX's end of
 -- the call. At most one fact per leg and per call (a round's facts, or a single fact), so
 -- no statement touches a row twice. Only the statements for the kinds present run.
 CREATE OR REPLACE FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- arrays as parameters: see 0017
+SET plan_cache_mode = force_generic_plan  -- arrays as parameters: see the header
 AS $$
 DECLARE
     v_kinds text[] := ARRAY(SELECT DISTINCT (x.fact).kind FROM unnest(p_facts) x);
@@ -62,10 +76,10 @@ BEGIN
 END
 $$;
 
--- [from 0018_one_way_to_apply_facts.sql]
 -- Store one fact; returns the call it belongs to. The call is found or created here (and
--- locked: frames of one call are applied one at a time; only written when new, as 0015
--- explains); the fact itself is applied by cti.apply_facts(), as in the rounds.
+-- locked: frames of one call are applied one at a time; written only when new, because an
+-- upsert leaves a dead row version per frame that later lookups in the transaction step
+-- over); the fact itself is applied by cti.apply_facts(), as in the rounds.
 CREATE OR REPLACE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -92,7 +106,6 @@ BEGIN
 END
 $$;
 
--- [from 0009_call_logic.sql]
 -- Fold call p_gone into p_keep: they turned out to be one call (a bridge joined them,
 -- or a leg seen early turned out to ring for a customer's call).
 CREATE OR REPLACE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint

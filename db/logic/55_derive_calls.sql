@@ -1,4 +1,28 @@
--- [from 0009_call_logic.sql]
+-- Deriving calls, and the commands that follow from what changed.
+--
+-- Rules (all in cti.derive_calls(), which works on a set of calls at once):
+-- - Derived from the stored facts only, so the result does not depend on the order the
+--   frames arrived in. Commands are emitted for changes of the derived state, so a repeated
+--   or late frame sends nothing twice.
+-- - Direction: a leg whose caller is not one of our extensions (anonymous included) means a
+--   customer called in; an extension calling a non-extension is outbound.
+-- - First answer wins: inbound, the call is answered by the first extension leg to answer
+--   that is not a consultation between colleagues (ring-all and hunt groups); outbound, by
+--   the extension that dialled, once the far end answered.
+-- - Who holds the call, in order: the first to answer, then each new extension bridged to
+--   the customer; the transfers are the steps of that chain (101 -> 102 -> 103).
+-- - Ended when the PBX says so, or when every leg we know of has hung up.
+-- - The client is looked up once per call, as soon as the customer's number is known; an
+--   unknown number is registered once (identify_client()), even when two calls from it
+--   arrive at the same moment on two connections.
+-- - Ring: every recipient hears about a customer's call once, while it rings.
+-- - The card: open at the holder's workstation while the call lasts; on transfer it is
+--   closed at the old workstation first, then opened at the new one; `call_ended` goes where
+--   it is open when the call ends.
+-- - p_live = false (rebuild) updates the state and emits nothing.
+-- derive_calls() returns the commands; the caller sends them (60_outbox.sql) in frame order.
+-- plan_cache_mode is pinned for the reason given in 50_call_facts.sql.
+
 -- Find the caller in the CRM once per call; register an unknown number exactly once,
 -- even when two calls from it arrive at the same moment on two connections.
 CREATE OR REPLACE FUNCTION cti.identify_client(p_call cti.call, p_register boolean)
@@ -51,7 +75,6 @@ BEGIN
 END
 $$;
 
--- [from 0009_call_logic.sql]
 -- The card / notification body a client shows: ids, the number and the client as looked up.
 CREATE OR REPLACE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
 LANGUAGE sql STABLE
@@ -68,18 +91,16 @@ AS $$
         'extension', p_call.holder_extension))
 $$;
 
--- [from 0017_refresh_in_sets.sql]
 -- Derive a set of distinct calls from their stored facts and say what changed (ring,
 -- open_card, close_card, call_ended) as commands for the caller to send; p_ats[i] is when
 -- the frame that touched p_calls[i] arrived, p_keys[i] that frame's place (commands are
 -- keyed by it). Clients are looked up in array order. p_live = false returns no commands.
--- The rules are those of 0010 (see the comments there and in docs/architecture.md):
--- the state is derived from the facts alone; commands follow changes of that state.
+-- The rules are in this file's header and in docs/architecture.md.
 CREATE OR REPLACE FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamptz[], p_keys bigint[], p_live boolean)
 RETURNS cti.derivation_result
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see the note at the top
+SET plan_cache_mode = force_generic_plan  -- see the header
 AS $$
 DECLARE
     v_steps cti.call_derivation[];
@@ -90,7 +111,7 @@ DECLARE
     v_any_transfer boolean;
     v_any_command boolean;
 BEGIN
-    -- Locked in id order, so two transactions refreshing overlapping sets cannot deadlock here.
+    -- Locked in id order, so two transactions deriving overlapping sets cannot deadlock here.
     PERFORM FROM cti.call WHERE id = ANY (p_calls) ORDER BY id FOR UPDATE;
 
     SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
@@ -313,6 +334,5 @@ BEGIN
 END
 $$;
 
--- [from 0017_refresh_in_sets.sql]
 COMMENT ON FUNCTION cti.derive_calls(bigint[], timestamptz[], bigint[], boolean) IS 'Derive a set of calls from their facts; returns the commands that follow from what changed (none when p_live=false)';
 

@@ -1,20 +1,29 @@
--- [from 0007_outbox_and_client_api.sql]
+-- The outbox: numbering commands per target and ringing the doorbell.
+--
+-- Rules:
+-- - Every command and notification is a row in cti.outbox, in a stream per target (a
+--   workstation's card commands, an employee's ring notifications), numbered 1, 2, 3...
+-- - A target's last_seq is taken under its stream row's lock, held to commit, so numbers
+--   become visible in order and without holes: a client that has seen N has seen all up to N.
+-- - The NOTIFY is a doorbell: type, seq and call id only, never a name or a number (any
+--   login can LISTEN on any channel). Clients pull the content through the API (70_client_api.sql).
+-- - There is one place that numbers commands and rings doorbells: cti.enqueue_all().
+-- plan_cache_mode is pinned for the reason given in 50_call_facts.sql.
+
 CREATE OR REPLACE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'cti_' || p_kind || '_v1_' || p_id $$;
 
--- [from 0007_outbox_and_client_api.sql]
 COMMENT ON FUNCTION cti.channel_name(text, bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>, cti_emp_v1_<employee id>';
 
--- [from 0017_refresh_in_sets.sql]
 -- Append commands to their targets' streams, in array order, and ring each doorbell.
 -- Each target's last_seq is taken under its row lock (held to commit), so a client that
 -- has seen N has seen everything up to N. The doorbell carries type and ids only.
 CREATE OR REPLACE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see the note at the top
+SET plan_cache_mode = force_generic_plan  -- see the header
 AS $$
 DECLARE
     v_rung bigint;
@@ -52,10 +61,8 @@ BEGIN
 END
 $$;
 
--- [from 0017_refresh_in_sets.sql]
 COMMENT ON FUNCTION cti.enqueue_all(cti.command[]) IS 'Append commands to their targets'' streams in order and ring the doorbells (type, seq, call id only)';
 
--- [from 0017_refresh_in_sets.sql]
 -- Send commands in their order among the batch's frames.
 CREATE OR REPLACE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
 LANGUAGE sql

@@ -1,15 +1,30 @@
--- [from 0017_refresh_in_sets.sql]
+-- Processing: what happens to the raw events an INSERT stores, and rebuild.
+--
+-- Rules:
+-- - A trigger never loses the row that fired it: a frame whose processing fails is stored
+--   with the error as its outcome (cti.event_outcome), and the INSERT commits.
+-- - Each INSERT's frames are processed as one batch by a statement trigger: onlinePBX 3.0
+--   batches in rounds (a set of distinct calls per round), other sources frame by frame,
+--   and a subtransaction per frame only when a frame fails. Each path gives what processing
+--   the frames one at a time gives (tests compare them).
+-- - Conflicts with another transaction (deadlock, serialization, lock timeout, cancel) are
+--   not the frame's fault: the INSERT fails and the ingester retries from its spool.
+-- - Calls whose end was lost are ended by the ingester's tick, itself a raw event, so a
+--   rebuild ends the same calls at the same point.
+-- - Rebuild re-derives everything from the raw log in arrival order and sends nothing.
+-- Why batches: per frame, the cost was the dozen statements around the work, each a trip
+-- through the executor, and past 64 subtransactions in one transaction every visibility
+-- check consults pg_subtrans. plan_cache_mode: see 50_call_facts.sql.
+
 -- One call, frame by frame (2.0, the tick, rebuild, the per-frame fallback).
 CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands) $$;
 
--- [from 0010_refresh_call.sql]
 COMMENT ON FUNCTION cti.derive_call(bigint, timestamptz, boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
 
--- [from 0011_process_and_rebuild.sql]
--- Normalise one raw event, apply its facts, refresh the calls they touch.
+-- Turn one raw event into facts, apply them, derive the calls they touch.
 -- Raises on bad frames; cti.process_and_record() turns that into a 'failed' outcome.
 CREATE OR REPLACE FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, OUT status text, OUT detail text)
 LANGUAGE plpgsql
@@ -32,7 +47,7 @@ BEGIN
         RETURN;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
-        RAISE EXCEPTION 'no normaliser for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
+        RAISE EXCEPTION 'no fact function for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
     END IF;
     FOR v_fact IN
         SELECT * FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
@@ -60,7 +75,6 @@ BEGIN
 END
 $$;
 
--- [from 0011_process_and_rebuild.sql]
 -- A trigger never loses the row that fired it: any error is caught (its subtransaction
 -- rolled back) and stored as the event's outcome; the INSERT itself commits.
 CREATE OR REPLACE FUNCTION cti.process_and_record(p_event cti.raw_event, p_live boolean) RETURNS text
@@ -84,11 +98,10 @@ BEGIN
 END
 $$;
 
--- [from 0018_one_way_to_apply_facts.sql]
 CREATE OR REPLACE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.derivation_result
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see 0017
+SET plan_cache_mode = force_generic_plan  -- see the header
 AS $$
 DECLARE
     v_facts cti.frame_fact[];
@@ -119,7 +132,6 @@ BEGIN
 END
 $$;
 
--- [from 0017_refresh_in_sets.sql]
 -- Process a batch of onlinePBX 3.0 frames a set at a time, in rounds: round 1 holds the
 -- first frame of each call in the batch, round 2 the second, and so on. A round's calls
 -- are distinct, so it is applied and derived with one statement per step for all of them;
@@ -133,11 +145,11 @@ $$;
 -- Returns false, having changed nothing, when the batch needs the frame-by-frame path:
 -- frames of another source (2.0 is correlated frame by frame; the tick ends stale calls
 -- at its place in the stream) or a leg that appears under two calls. A frame whose
--- normaliser raises fails this whole function, and the caller goes frame by frame.
+-- fact function raises fails this whole function, and the caller goes frame by frame.
 CREATE OR REPLACE FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan  -- see the note at the top
+SET plan_cache_mode = force_generic_plan  -- see the header
 AS $$
 DECLARE
     v_facts cti.frame_fact[];
@@ -192,7 +204,6 @@ BEGIN
 END
 $$;
 
--- [from 0017_refresh_in_sets.sql]
 -- Each frame of a batch, one at a time, in order; raises when a frame fails.
 CREATE OR REPLACE FUNCTION cti.process_frame_by_frame(p_events cti.raw_event[]) RETURNS void
 LANGUAGE plpgsql
@@ -209,9 +220,7 @@ BEGIN
 END
 $$;
 
--- [from 0017_refresh_in_sets.sql]
--- The processing trigger: rounds for onlinePBX 3.0 batches, frame by frame otherwise (as
--- in 0014), and a subtransaction per frame only when a frame fails.
+-- The processing trigger: rounds for onlinePBX 3.0 batches, frame by frame otherwise, and a subtransaction per frame only when a frame fails.
 CREATE OR REPLACE FUNCTION cti.tg_raw_event__process() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER  -- runs as the owner: the ingester may insert raw events and nothing else
 SET search_path = pg_catalog, pg_temp
@@ -251,14 +260,12 @@ BEGIN
 END
 $$;
 
--- [from 0014_batch_processing.sql]
 -- AFTER, so that a duplicate frame (ON CONFLICT DO NOTHING) never reaches processing:
 -- the transition table holds only the rows actually inserted.
 CREATE OR REPLACE TRIGGER _500_process AFTER INSERT ON cti.raw_event
     REFERENCING NEW TABLE AS new_events
     FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_raw_event__process();
 
--- [from 0011_process_and_rebuild.sql]
 -- End calls that have heard nothing for cti.config.stale_call_after: their end was lost
 -- (sent while the PBX connection was down; the PBX does not re-send). Run by the ingester's
 -- tick, a raw event like any other, so a rebuild ends the same calls at the same point.
@@ -286,10 +293,8 @@ BEGIN
 END
 $$;
 
--- [from 0011_process_and_rebuild.sql]
 COMMENT ON FUNCTION cti.end_stale_calls(timestamptz, boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
 
--- [from 0011_process_and_rebuild.sql]
 -- Re-derive every call from the raw log, in arrival order, sending nothing. Call ids are
 -- kept (the outbox refers to them); calls no raw event produces any more are removed.
 CREATE OR REPLACE FUNCTION cti.rebuild() RETURNS TABLE (events bigint, processed bigint, ignored bigint, failed bigint)
@@ -320,5 +325,4 @@ BEGIN
 END
 $$;
 
--- [from 0011_process_and_rebuild.sql]
 COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';

@@ -1,4 +1,13 @@
--- [from 0007_outbox_and_client_api.sql]
+-- The client API v1: what a CRM client calls (granted to cti_client in 90_grants.sql).
+--
+-- Rules:
+-- - A client is a database login bound in cti.client_login to a workstation and/or an
+--   employee; the binding is found from session_user, which a client cannot change, never
+--   from a setting it could set. So a client reaches only its own streams.
+-- - Catch-up protocol: LISTEN on the channels whoami_v1() names, then pull after the last
+--   acknowledged seq, handle, ack; a doorbell only says "pull now".
+-- - Versioned: a change adds _v2 beside _v1, and _v1 goes in a later release.
+
 -- The calling login's binding; raises a clear error for a login that is not a CRM client.
 CREATE OR REPLACE FUNCTION cti.my_binding() RETURNS cti.client_login
 LANGUAGE plpgsql STABLE
@@ -17,7 +26,6 @@ BEGIN
 END
 $$;
 
--- [from 0007_outbox_and_client_api.sql]
 -- Client API v1 --------------------------------------------------------------------
 
 -- Who am I, which channels to LISTEN on, and where my streams stand.
@@ -35,10 +43,8 @@ AS $$
      WHERE t.id IS NOT NULL
 $$;
 
--- [from 0007_outbox_and_client_api.sql]
 COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
 
--- [from 0007_outbox_and_client_api.sql]
 CREATE OR REPLACE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit int)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
 LANGUAGE sql STABLE
@@ -53,7 +59,6 @@ AS $$
      LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
 $$;
 
--- [from 0007_outbox_and_client_api.sql]
 CREATE OR REPLACE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -63,7 +68,6 @@ AS $$
     RETURNING acked_seq
 $$;
 
--- [from 0007_outbox_and_client_api.sql]
 -- Card commands for my workstation after p_after (default: after what I acknowledged).
 CREATE OR REPLACE FUNCTION cti.pull_commands_v1(p_after bigint DEFAULT NULL, p_limit int DEFAULT 100)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
@@ -71,19 +75,15 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM cti.pull('ws', (cti.my_binding()).workstation_id, p_after, p_limit) $$;
 
--- [from 0007_outbox_and_client_api.sql]
 COMMENT ON FUNCTION cti.pull_commands_v1(bigint, int) IS 'Client API v1: card commands for my workstation with seq > p_after (default: my ack), oldest first';
 
--- [from 0007_outbox_and_client_api.sql]
 CREATE OR REPLACE FUNCTION cti.ack_commands_v1(p_seq bigint) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT cti.ack('ws', (cti.my_binding()).workstation_id, p_seq) $$;
 
--- [from 0007_outbox_and_client_api.sql]
 COMMENT ON FUNCTION cti.ack_commands_v1(bigint) IS 'Client API v1: mark my workstation''s commands up to p_seq handled; returns the acknowledged seq';
 
--- [from 0007_outbox_and_client_api.sql]
 -- Ring notifications for me (an employee) after p_after (default: after what I acknowledged).
 CREATE OR REPLACE FUNCTION cti.pull_notifications_v1(p_after bigint DEFAULT NULL, p_limit int DEFAULT 100)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
@@ -91,14 +91,11 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM cti.pull('emp', (cti.my_binding()).employee_id, p_after, p_limit) $$;
 
--- [from 0007_outbox_and_client_api.sql]
 COMMENT ON FUNCTION cti.pull_notifications_v1(bigint, int) IS 'Client API v1: ring notifications for me with seq > p_after (default: my ack), oldest first';
 
--- [from 0007_outbox_and_client_api.sql]
 CREATE OR REPLACE FUNCTION cti.ack_notifications_v1(p_seq bigint) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT cti.ack('emp', (cti.my_binding()).employee_id, p_seq) $$;
 
--- [from 0007_outbox_and_client_api.sql]
 COMMENT ON FUNCTION cti.ack_notifications_v1(bigint) IS 'Client API v1: mark my notifications up to p_seq handled; returns the acknowledged seq';

@@ -1,4 +1,11 @@
--- [from 0012_history_views.sql]
+-- Contact history: every call with its transfer chain, and per-client summaries.
+--
+-- Rules:
+-- - Response time is from the start of the call to the first answer.
+-- - A missed call is an inbound call that ended missed, abandoned or busy; "missed and not
+--   called back" means no answered call after the last missed one.
+-- Views, versioned like the client API: their columns are what reports depend on.
+
 CREATE OR REPLACE VIEW cti.call_history_v1 AS
 SELECT c.id AS call_id, c.source, c.pbx_call_id, c.direction, c.external_number, c.dialled,
        c.client_id, c.client_match, c.started_at, c.answered_at, c.answered_by,
@@ -10,10 +17,8 @@ SELECT c.id AS call_id, c.source, c.pbx_call_id, c.direction, c.external_number,
                                          WHERE t.call_id = c.id ORDER BY t.step) END AS extension_chain
   FROM cti.call c;
 
--- [from 0012_history_views.sql]
 COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client, direction, times, response time, who answered, the transfer chain, outcome';
 
--- [from 0012_history_views.sql]
 -- Calls per client, missed calls and whether we called back after the last missed one.
 CREATE OR REPLACE VIEW cti.client_contact_summary_v1 AS
 SELECT h.client_id,
@@ -29,5 +34,4 @@ SELECT h.client_id,
  WHERE h.client_id IS NOT NULL
  GROUP BY h.client_id;
 
--- [from 0012_history_views.sql]
 COMMENT ON VIEW cti.client_contact_summary_v1 IS 'Per client: calls, missed calls, average response time, missed and not called back';

@@ -257,7 +257,7 @@ CREATE TABLE cti.client_login (
 COMMENT ON TABLE cti.client_login IS 'CRM client logins (members of cti_client) and the workstation / employee each one is';
 
 -- What a PBX frame says about a call, independent of the PBX: the contract between
--- per-source normalisers and the call logic. `kind` is one of leg_created, leg_answered,
+-- per-PBX fact functions and the call logic. `kind` is one of leg_created, leg_answered,
 -- bridged, leg_hold, leg_unhold, leg_ended, call_ended, ignored (with `note` saying why).
 CREATE TYPE cti.fact AS (
     kind text,
@@ -290,7 +290,7 @@ CREATE TYPE cti.command AS (
 );
 
 -- A command with its place among the commands of a batch: the frame that caused it, then
--- the step within that frame's refresh (ring, close, open) and the recipient.
+-- the step within that frame's derivation (ring, close, open) and the recipient.
 CREATE TYPE cti.keyed_command AS (
     frame_key bigint,
     step int,
