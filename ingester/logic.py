@@ -131,7 +131,7 @@ def _catalog(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
 
 
 def _recorded(conn: psycopg.Connection) -> dict[str, tuple[str, list[str]]]:
-    rows = conn.execute("SELECT name, checksum, functions FROM cti.logic_file").fetchall()
+    rows = conn.execute(query("logic_recorded")).fetchall()
     return {name: (checksum, functions) for name, checksum, functions in rows}
 
 
@@ -154,7 +154,7 @@ def apply(conn: psycopg.Connection, files: list[LogicFile] | None = None) -> Rep
     before = _catalog(conn)
     existing_functions = set(_functions_by_name(before))
     recorded = _recorded(conn)
-    conn.execute("SET LOCAL ROLE cti_owner")  # pgcti's objects belong to cti_owner
+    conn.execute(query("as_owner"))
     for logic_file in todo:
         keep_existing = "keep-existing" in logic_file.directives
         for group in logic_file.groups:
@@ -168,16 +168,12 @@ def apply(conn: psycopg.Connection, files: list[LogicFile] | None = None) -> Rep
                     "signature or result type needs a versioned migration that drops the old "
                     "function first (see docs/dba-guide.md, 'Changing the logic')"
                 ) from exc
-    conn.execute("RESET ROLE")
+    conn.execute(query("as_myself"))
     after = _catalog(conn)
     _check(files, todo, recorded, before, after)
     for logic_file in todo:
         conn.execute(
-            """INSERT INTO cti.logic_file (name, checksum, functions, applied_at)
-               VALUES (%s, %s, %s, now())
-               ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,
-                   functions = EXCLUDED.functions, applied_at = EXCLUDED.applied_at""",
-            [logic_file.name, logic_file.checksum, logic_file.functions()],
+            query("logic_record"), [logic_file.name, logic_file.checksum, logic_file.functions()]
         )
     report.changes = _changes(files, before, after)
     return report

@@ -24,7 +24,7 @@ from yoyo import get_backend, read_migrations
 from yoyo.exceptions import BadMigration
 
 from ingester import logic
-from ingester.queries import query
+from ingester.queries import composed, query
 
 # yoyo's own bookkeeping tables live here, apart from the product's schema `cti`,
 # so that rolling back everything leaves no `cti` objects and no tables in `public`.
@@ -81,7 +81,7 @@ def yoyo_uri(dsn: str) -> str:
 @contextmanager
 def _backend(dsn: str) -> Iterator:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {BOOKKEEPING_SCHEMA}")
+        conn.execute(composed("bookkeeping_schema", BOOKKEEPING_SCHEMA))
     backend = get_backend(yoyo_uri(dsn))
     try:
         yield backend
@@ -133,7 +133,7 @@ def _adopt_0_1_0(conn: psycopg.Connection, migrations) -> str | None:
         )
     baseline = next(m for m in migrations if m.id == BASELINE)
     conn.execute((upgrades_dir() / "from_0.1.0.sql").read_text())
-    conn.execute("RESET ROLE")  # the file works as cti_owner; the bookkeeping is ours
+    conn.execute(query("as_myself"))  # the file works as cti_owner; the bookkeeping is ours
     conn.execute(
         query("yoyo_adopt"), {"old_ids": RELEASE_0_1_0, "hash": baseline.hash, "id": baseline.id}
     )
@@ -184,7 +184,7 @@ def plan(dsn: str) -> Outcome:
                         )
                         continue
                     conn.execute(path.read_text())
-                    conn.execute("RESET ROLE")
+                    conn.execute(query("as_myself"))
                 outcome.logic = _apply_logic(conn)
             finally:
                 conn.rollback()

@@ -40,14 +40,14 @@ def dump(dsn: str, owners: bool = False) -> str:
 def snapshot(server_dsn: str) -> str:
     """Migrate a scratch database on the same server, dump it, drop it."""
     import psycopg
-    from psycopg import sql
     from psycopg.conninfo import make_conninfo
 
     from ingester import migrations
+    from ingester.queries import composed
 
     scratch = "pgcti_schema_snapshot"
-    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch))
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+    create = composed("create_database", scratch)
+    drop = composed("drop_database", scratch)
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(drop)
         conn.execute(create)

@@ -15,18 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
+
+from ingester.queries import composed, query
 
 log = logging.getLogger("pgcti.watch")
 
-PULL = {
-    "commands": "SELECT seq, type, call_id, payload, created_at FROM cti.pull_commands_v1()",
-    "notifications": "SELECT seq, type, call_id, payload, created_at FROM cti.pull_notifications_v1()",
-}
-ACK = {
-    "commands": "SELECT cti.ack_commands_v1(%s)",
-    "notifications": "SELECT cti.ack_notifications_v1(%s)",
-}
+PULL = {"commands": query("pull_commands"), "notifications": query("pull_notifications")}
+ACK = {"commands": query("ack_commands"), "notifications": query("ack_notifications")}
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ def resolve_login(dsn: str, workstation: str | None, employee: str | None) -> st
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         try:
-            conn.execute("SELECT * FROM cti.whoami_v1()")
+            conn.execute(query("whoami"))
             return dsn  # this login is a CRM client
         except psycopg.errors.InsufficientPrivilege:
             pass  # not a bound client login: a DBA's, resolved below
@@ -70,14 +65,7 @@ def resolve_login(dsn: str, workstation: str | None, employee: str | None) -> st
                 f"login {conn.info.user!r} is not a CRM client: give --workstation or --employee, "
                 "or a DSN whose login is bound in cti.client_login"
             )
-        row = conn.execute(
-            """SELECT cl.login FROM cti.client_login cl
-                WHERE (%(ws)s::text IS NULL OR cl.workstation_id::text = %(ws)s
-                       OR cl.workstation_id = (SELECT id FROM crm.workstation WHERE name = %(ws)s))
-                  AND (%(emp)s::text IS NULL OR cl.employee_id::text = %(emp)s)
-                ORDER BY cl.login LIMIT 1""",
-            {"ws": workstation, "emp": employee},
-        ).fetchone()
+        row = conn.execute(query("login_bound_to"), {"ws": workstation, "emp": employee}).fetchone()
     if row is None:
         raise SystemExit(
             f"no login is bound to workstation={workstation} employee={employee} "
@@ -104,16 +92,10 @@ class Watcher:
         while not self.stopped and not until():
             try:
                 with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-                    streams = [
-                        r[0]
-                        for r in conn.execute(
-                            "SELECT stream, channel FROM cti.whoami_v1()"
-                        ).fetchall()
-                    ]
-                    for (channel,) in conn.execute(
-                        "SELECT channel FROM cti.whoami_v1()"
-                    ).fetchall():
-                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    me = conn.execute(query("whoami")).fetchall()
+                    streams = [stream for stream, _ in me]
+                    for _, channel in me:
+                        conn.execute(composed("listen", channel))
                     log.info("listening for %s", ", ".join(streams))
                     delay = 0.2
                     while not self.stopped and not until():

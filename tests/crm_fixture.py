@@ -106,3 +106,8 @@ def outcomes(conn: psycopg.Connection) -> list[tuple]:
         "SELECT r.id, o.status, o.detail FROM cti.raw_event r"
         " LEFT JOIN cti.event_outcome o ON o.raw_event_id = r.id ORDER BY r.id"
     ).fetchall()
+
+
+def channel(conn: psycopg.Connection, kind: str, target_id: int) -> str:
+    """A stream's LISTEN channel as the database names it (clients get theirs from whoami_v1)."""
+    return conn.execute("SELECT cti.channel_name(%s, %s)", [kind, target_id]).fetchone()[0]

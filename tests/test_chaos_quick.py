@@ -62,7 +62,8 @@ def test_a_stalled_client_does_not_hold_up_ingestion_and_is_cut_off(conn, dsn, m
     # What docs/operations.md tells DBAs to set on CRM client logins.
     conn.execute(f"ALTER ROLE \"{login}\" SET idle_in_transaction_session_timeout = '2s'")
     client = psycopg.connect(stalled)
-    client.execute(f'LISTEN "cti_ws_v1_{crm["ws-101"]}"')
+    for (name,) in client.execute("SELECT channel FROM cti.whoami_v1()").fetchall():
+        client.execute(f'LISTEN "{name}"')
     client.execute(
         "SELECT * FROM cti.pull_commands_v1()"
     )  # ... and then the client hangs inside its transaction

@@ -7,7 +7,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ingester.simulator import onlinepbx3_calls as pbx
-from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, builder, channel, insert_frames, seed_crm
 
 
 def _bind(conn, login_dsn: str, workstation: int | None, employee: int | None = None) -> None:
@@ -27,8 +27,8 @@ def test_workstation_pulls_its_own_commands_in_order_and_acks(conn, make_login):
             "SELECT stream, channel, last_seq, acked_seq FROM cti.whoami_v1() ORDER BY 1"
         ).fetchall()
         assert me == [
-            ("commands", f"cti_ws_v1_{crm['ws-101']}", 2, 0),
-            ("notifications", f"cti_emp_v1_{crm['Petrova']}", 1, 0),
+            ("commands", channel(conn, "ws", crm["ws-101"]), 2, 0),
+            ("notifications", channel(conn, "emp", crm["Petrova"]), 1, 0),
         ]
         rows = client.execute(
             "SELECT seq, type, payload->>'client_name' FROM cti.pull_commands_v1()"
@@ -116,20 +116,23 @@ def test_listen_doorbells_carry_type_and_ids_only(conn, make_login):
     ws1 = make_login("cti_client", "bell")
     _bind(conn, ws1, crm["ws-101"], crm["Petrova"])
     with psycopg.connect(ws1, autocommit=True) as client:
-        for (channel,) in client.execute("SELECT channel FROM cti.whoami_v1()").fetchall():
-            client.execute(f'LISTEN "{channel}"')
+        for (name,) in client.execute("SELECT channel FROM cti.whoami_v1()").fetchall():
+            client.execute(f'LISTEN "{name}"')
         b = builder()
         insert_frames(conn, pbx.inbound_answered(b, KNOWN, LINE, "101"))
         bells = [(n.channel, n.payload) for n in client.notifies(timeout=2, stop_after=3)]
     call_id = conn.execute("SELECT id FROM cti.call").fetchone()[0]
     assert bells == [
-        (f"cti_emp_v1_{crm['Petrova']}", f'{{"type" : "ring", "seq" : 1, "call_id" : {call_id}}}'),
         (
-            f"cti_ws_v1_{crm['ws-101']}",
+            channel(conn, "emp", crm["Petrova"]),
+            f'{{"type" : "ring", "seq" : 1, "call_id" : {call_id}}}',
+        ),
+        (
+            channel(conn, "ws", crm["ws-101"]),
             f'{{"type" : "open_card", "seq" : 1, "call_id" : {call_id}}}',
         ),
         (
-            f"cti_ws_v1_{crm['ws-101']}",
+            channel(conn, "ws", crm["ws-101"]),
             f'{{"type" : "call_ended", "seq" : 2, "call_id" : {call_id}}}',
         ),
     ]

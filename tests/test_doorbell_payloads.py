@@ -7,19 +7,19 @@ import json
 import psycopg
 
 from ingester.simulator.traffic import Traffic
-from tests.crm_fixture import KNOWN, SHARED, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, SHARED, channel, insert_frames, seed_crm
 
 
 def test_every_doorbell_is_type_seq_and_call_id(conn, dsn):
     crm = seed_crm(conn)
-    channels = [f"cti_ws_v1_{crm[w]}" for w in ("ws-101", "ws-102", "ws-103")]
-    channels += [f"cti_emp_v1_{crm[e]}" for e in ("Petrova", "Sidorov")]
+    channels = [channel(conn, "ws", crm[w]) for w in ("ws-101", "ws-102", "ws-103")]
+    channels += [channel(conn, "emp", crm[e]) for e in ("Petrova", "Sidorov")]
     traffic = Traffic(
         9, [KNOWN, SHARED, "89160001122"], ["101", "102", "103", "104"], unknown_share=0.3
     )
     with psycopg.connect(dsn, autocommit=True) as listener:
-        for channel in channels:
-            listener.execute(f'LISTEN "{channel}"')
+        for name in channels:
+            listener.execute(f'LISTEN "{name}"')
         for n in range(60):
             insert_frames(conn, [frame for _, frame in traffic.call(1_764_000_000.0 + n * 100)])
         bells = list(listener.notifies(timeout=1))

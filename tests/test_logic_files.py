@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 
 from ingester import logic, migrations, schema_snapshot
+from ingester.queries import query
 from tests.conftest import run_cli
 
 # The one function outside db/logic: call_leg's generated columns are built from it.
@@ -46,15 +47,8 @@ def test_every_body_has_exactly_one_home(conn):
                 homes.setdefault(group.name, []).append(logic_file.name)
     assert {name: files for name, files in homes.items() if len(files) > 1} == {}
 
-    in_database = {
-        name.split("(", 1)[0] if kind == "FUNCTION" else name
-        for kind, name in (
-            tuple(r[:2])
-            for r in conn.execute(
-                Path(logic.__file__).parent.joinpath("sql", "logic_catalog.sql").read_text()
-            )
-        )
-    }
+    rows = conn.execute(query("logic_catalog")).fetchall()
+    in_database = {name.split("(", 1)[0] if kind == "FUNCTION" else name for kind, name, _ in rows}
     assert in_database - set(homes) == IN_THE_BASELINE
     assert set(homes) - in_database == set()
 

@@ -13,13 +13,13 @@ import sys
 import time
 
 import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.live import Live
 
 from ingester import database, embedded, migrations
 from ingester.demo import seed
 from ingester.demo.board import Board, percentile
+from ingester.queries import composed, query
 from ingester.simulator.run import crm_numbers_and_extensions, make_server
 from ingester.simulator.server import play
 from ingester.simulator.traffic import Traffic
@@ -55,13 +55,12 @@ async def run(
     with psycopg.connect(dsn, autocommit=True) as conn:
         seeded = seed.seed(conn)
         seed.ensure_logins(conn)
-        workstations = dict(conn.execute("SELECT id, name FROM crm.workstation").fetchall())
-        recipients = [r[0] for r in conn.execute("SELECT cti.crm_ring_recipients(NULL)")]
-        baseline = conn.execute(
-            "SELECT (SELECT coalesce(max(id), 0) FROM cti.raw_event),"
-            " (SELECT coalesce(max(id), 0) FROM cti.call)"
-        ).fetchone()
-        clients = conn.execute("SELECT count(*) FROM crm.client").fetchone()[0]
+        targets = conn.execute(query("demo_targets")).fetchall()
+        workstations = {id_: name for kind, id_, name, _ in targets if kind == "ws"}
+        recipients = [id_ for kind, id_, _, _ in targets if kind == "emp"]
+        channels = {channel: (kind, id_) for kind, id_, _, channel in targets}
+        baseline = conn.execute(query("demo_high_water")).fetchone()
+        clients = conn.execute(query("demo_client_count")).fetchone()[0]
     say(
         f"[bold]3/5[/bold] demo CRM {'created' if seeded else 'reused'}: {clients} clients, "
         f"{len(workstations)} workstations, {len(recipients)} employees get ring notifications"
@@ -126,9 +125,7 @@ async def run(
     sent_log = SentLog()
     schedule = traffic.schedule(time.time() + 0.2, rate, None)
     player = asyncio.create_task(play(server, schedule, sent_log))
-    listener = asyncio.create_task(
-        _listen(dsn, workstations, recipients, board, sent_at, plain, console)
-    )
+    listener = asyncio.create_task(_listen(dsn, channels, board, sent_at, plain, console))
     poller = asyncio.create_task(_poll_calls(dsn, board))
 
     async def wait_duration() -> None:
@@ -172,8 +169,7 @@ async def run(
 
 async def _listen(
     dsn: str,
-    workstations: dict[int, str],
-    recipients: list[int],
+    channels: dict[str, tuple[str, int]],
     board: Board,
     sent_at: dict[str, list[float]],
     plain: bool,
@@ -185,24 +181,14 @@ async def _listen(
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as reader,
     ):
-        channels = [f"cti_ws_v1_{w}" for w in workstations] + [
-            f"cti_emp_v1_{e}" for e in recipients
-        ]
         for channel in channels:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            await conn.execute(composed("listen", channel))
         async for note in conn.notifies():
             arrived = time.time()
             bell = json.loads(note.payload)
-            kind, target = note.channel.split("_v1_")[0][4:], int(note.channel.rsplit("_", 1)[1])
-            # The call's ids as the PBX knows them: its call id and (2.0 has no call id) its legs.
+            kind, target = channels[note.channel]
             keys = (
-                await (
-                    await reader.execute(
-                        "SELECT c.pbx_call_id, array_agg(l.leg_uuid) FROM cti.call c"
-                        " LEFT JOIN cti.call_leg l ON l.call_id = c.id WHERE c.id = %s GROUP BY c.id",
-                        [bell["call_id"]],
-                    )
-                ).fetchone()
+                await (await reader.execute(query("demo_call_keys"), [bell["call_id"]])).fetchone()
             ) or ("", [])
             sends = [
                 t
@@ -213,10 +199,7 @@ async def _listen(
             if sends:  # the frame of this call sent last before the bell caused it
                 board.latencies_ms.append((arrived - max(sends)) * 1000)
             payload = await (
-                await reader.execute(
-                    "SELECT payload FROM cti.outbox WHERE target_kind = %s AND target_id = %s AND seq = %s",
-                    [kind, target, bell["seq"]],
-                )
+                await reader.execute(query("demo_item"), [kind, target, bell["seq"]])
             ).fetchone()
             line = board.apply(kind, target, bell["type"], payload[0] if payload else {})
             if plain:
@@ -226,12 +209,7 @@ async def _listen(
 async def _poll_calls(dsn: str, board: Board) -> None:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         while True:
-            cur = await conn.execute(
-                """SELECT id, direction, external_number, client_card ->> 'client_name', answered_by,
-                          holder_extension, routing_note
-                     FROM cti.call WHERE ended_at IS NULL AND started_at > now() - interval '10 minutes'
-                    ORDER BY id DESC"""
-            )
+            cur = await conn.execute(query("demo_live_calls"))
             board.calls = await cur.fetchall()
             await asyncio.sleep(0.5)
 
@@ -246,18 +224,8 @@ def _summary(
     console: Console,
 ) -> int:
     with psycopg.connect(dsn) as conn:
-        stored, failed, ignored = conn.execute(
-            """SELECT count(*), count(*) FILTER (WHERE o.status = 'failed'),
-                      count(*) FILTER (WHERE o.status = 'ignored')
-                 FROM cti.raw_event r LEFT JOIN cti.event_outcome o ON o.raw_event_id = r.id
-                WHERE r.id > %s AND r.source <> 'pgcti'""",  # PBX frames, not housekeeping ticks
-            [baseline[0]],
-        ).fetchone()
-        outcomes = conn.execute(
-            """SELECT coalesce(outcome, 'in progress'), count(*) FROM cti.call
-                WHERE id > %s GROUP BY 1 ORDER BY 2 DESC""",
-            [baseline[1]],
-        ).fetchall()
+        stored, failed, ignored = conn.execute(query("demo_frames_since"), [baseline[0]]).fetchone()
+        outcomes = conn.execute(query("demo_outcomes_since"), [baseline[1]]).fetchall()
     lat = board.latencies_ms
     errors = failed + (0 if ingester_status == 0 else 1)
     console.print("\n[bold]Summary[/bold]")

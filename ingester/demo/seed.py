@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 import psycopg
-from psycopg import sql
 
+from ingester.queries import composed, query
 from ingester.simulator.traffic import messy, random_russian_number
 
 SURNAMES = [
@@ -59,27 +59,20 @@ def workstation_login(workstation_id: int) -> str:
 
 def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
     """Fill an empty reference CRM; returns False when it already has employees."""
-    if conn.execute("SELECT count(*) FROM crm.employee").fetchone()[0]:
+    if conn.execute(query("seed_has_employees")).fetchone()[0]:
         return False
     rng = random.Random(seed)
     employees = []
     for i, surname in enumerate(SURNAMES):
         ext = str(101 + i)
         employees.append(
-            conn.execute(
-                "INSERT INTO crm.employee (surname, name, extension, receives_call_notifications)"
-                " VALUES (%s, %s, %s, %s) RETURNING id",
-                [surname, FIRST[i], ext, i < 3],
-            ).fetchone()[0]
+            conn.execute(query("seed_employee"), [surname, FIRST[i], ext, i < 3]).fetchone()[0]
         )
         if i < 10:  # 111 and 112 have no desk: the board shows their calls as unrouted
-            conn.execute(
-                "INSERT INTO crm.workstation (name, extension) VALUES (%s, %s)",
-                [f"desk-{ext}", ext],
-            )
+            conn.execute(query("seed_workstation"), [f"desk-{ext}", ext])
     companies = [
         conn.execute(
-            "INSERT INTO crm.company (name) VALUES (%s) RETURNING id",
+            query("seed_company"),
             [f"{rng.choice(COMPANY_WORDS)} {rng.choice(['LLC', 'JSC', 'Group', 'Trade'])} {n}"],
         ).fetchone()[0]
         for n in range(40)
@@ -87,7 +80,7 @@ def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
     with conn.cursor() as cur:
         for n in range(clients):
             client = cur.execute(
-                "INSERT INTO crm.client (name, company_id, manager_id) VALUES (%s, %s, %s) RETURNING id",
+                query("seed_client"),
                 [
                     f"{rng.choice(FIRST)} {rng.choice(SURNAMES)} #{n + 1}",
                     rng.choice(companies),
@@ -96,7 +89,7 @@ def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
             ).fetchone()[0]
             for _ in range(rng.choice([1, 1, 1, 2])):
                 cur.execute(
-                    "INSERT INTO crm.client_phone (client_id, raw) VALUES (%s, %s)",
+                    query("seed_client_phone"),
                     [client, messy(random_russian_number(rng), rng)],
                 )
     return True
@@ -106,22 +99,14 @@ def ensure_logins(conn: psycopg.Connection) -> dict[int, str]:
     """The ingester's login and one login per workstation, bound in cti.client_login."""
     _ensure_role(conn, INGESTER_LOGIN, "cti_ingester")
     logins = {}
-    for (ws_id,) in conn.execute("SELECT id FROM crm.workstation ORDER BY id").fetchall():
+    for (ws_id,) in conn.execute(query("seed_workstation_ids")).fetchall():
         login = workstation_login(ws_id)
         _ensure_role(conn, login, "cti_client")
-        conn.execute(
-            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)"
-            " ON CONFLICT (login) DO NOTHING",
-            [login, ws_id],
-        )
+        conn.execute(query("bind_workstation_login"), [login, ws_id])
         logins[ws_id] = login
     return logins
 
 
 def _ensure_role(conn: psycopg.Connection, login: str, group: str) -> None:
-    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [login]).fetchone():
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(
-                sql.Identifier(login), sql.Identifier(group)
-            )
-        )
+    if not conn.execute(query("role_exists"), [login]).fetchone():
+        conn.execute(composed("create_login_in_role", login, group))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 
+from ingester.queries import query
 from ingester.simulator.onlinepbx2_server import Onlinepbx2Server
 from ingester.simulator.server import Onlinepbx3Server, play
 from ingester.simulator.traffic import Traffic
@@ -32,15 +33,8 @@ def crm_numbers_and_extensions(dsn: str | None) -> tuple[list[str], list[str]]:
     if not dsn:
         return [], DEFAULT_EXTENSIONS
     with psycopg.connect(dsn) as conn:
-        numbers = [
-            r[0] for r in conn.execute("SELECT raw FROM crm.client_phone ORDER BY id LIMIT 20000")
-        ]
-        exts = [
-            r[0]
-            for r in conn.execute(
-                "SELECT extension FROM crm.employee WHERE extension IS NOT NULL ORDER BY extension"
-            )
-        ]
+        numbers = [r[0] for r in conn.execute(query("crm_numbers"))]
+        exts = [r[0] for r in conn.execute(query("crm_extensions"))]
     return numbers, exts or DEFAULT_EXTENSIONS
 
 

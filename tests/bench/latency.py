@@ -42,7 +42,8 @@ async def listen_all(
     conns = []
     for ws in workstations:
         conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"cti_ws_v1_{ws}")))
+        name = await (await conn.execute("SELECT cti.channel_name('ws', %s)", [ws])).fetchone()
+        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name[0])))
         conns.append(conn)
     ready.set()
 
