@@ -91,6 +91,26 @@ def dsn(server_dsn: str, template_db: str) -> Iterator[str]:
     janitor.drop()
 
 
+@pytest.fixture(scope="session")
+def shared_db(server_dsn: str, template_db: str) -> Iterator[str]:
+    """One migrated database for the tests that never commit (see `rolled_back`)."""
+    name = f"pgcti_shared_{os.getpid()}"
+    janitor = _janitor(server_dsn, name, template_dbname=template_db)
+    janitor.init()
+    yield dsn_for(server_dsn, name)
+    janitor.drop()
+
+
+@pytest.fixture
+def rolled_back(shared_db: str) -> Iterator[psycopg.Connection]:
+    """The cheap tier (STYLE 14): a connection inside one transaction that is rolled back at
+    the end, so the next test finds the database as migrated. For tests that need no COMMIT,
+    no NOTIFY delivery and no second connection; the others take `conn` (a clone of their own)."""
+    with psycopg.connect(shared_db) as connection:
+        yield connection
+        connection.rollback()
+
+
 @pytest.fixture
 def conn(dsn: str) -> Iterator[psycopg.Connection]:
     """An autocommit superuser connection to this test's database."""

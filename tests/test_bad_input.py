@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.crm_fixture import KNOWN, LINE, builder, commands, insert_frames, outcomes, seed_crm
+
+
+@pytest.fixture
+def conn(rolled_back):
+    """These tests need no COMMIT: each runs in a transaction rolled back at its end."""
+    return rolled_back
 
 
 def test_bad_frames_are_stored_with_reasons_and_processing_goes_on(conn):

@@ -19,6 +19,12 @@ from tests.crm_fixture import (
 
 
 @pytest.fixture
+def conn(rolled_back):
+    """These tests need no COMMIT: each runs in a transaction rolled back at its end."""
+    return rolled_back
+
+
+@pytest.fixture
 def crm(conn):
     return seed_crm(conn)
 

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
+
+@pytest.fixture
+def conn(rolled_back):
+    """These tests need no COMMIT: each runs in a transaction rolled back at its end."""
+    return rolled_back
+
 
 def test_every_function_pins_search_path(conn):
     unpinned = conn.execute(
@@ -42,13 +50,3 @@ def test_only_the_outbox_rings_doorbells(conn):
             ORDER BY 1"""
     ).fetchall()
     assert callers == [("cti.enqueue_all(cti.command[])",)]
-
-
-def test_no_security_definer_function_is_executable_by_public(conn):
-    rows = conn.execute(
-        """SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname IN ('cti', 'crm') AND p.prosecdef
-              AND (has_function_privilege('public', p.oid, 'EXECUTE')
-                   OR NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'))"""
-    ).fetchall()
-    assert rows == []

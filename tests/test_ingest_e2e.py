@@ -157,8 +157,9 @@ def test_metrics_and_health_endpoints(conn, dsn, sim, tmp_path):
         assert ingest.stop() == 0
 
 
-@pytest.mark.parametrize("pbx_kind", ["onlinepbx3", "onlinepbx2"])
-def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn, pbx_kind):
+def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
+    """`make demo`, shortened: once, with the default PBX (API 2.0 end to end is
+    test_ingest_onlinepbx2.py and test_socketio_interop.py)."""
     result = run_cli(
         "demo",
         "--dsn",
@@ -169,8 +170,6 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn, pbx_kind):
         "3",
         "--seed",
         "11",
-        "--pbx",
-        pbx_kind,
         timeout=90,
     )
     out = result.stdout

@@ -27,6 +27,12 @@ CALL_FACTS = """SELECT direction, external_number, client_match, answered_by, ho
                   FROM cti.call c WHERE source = %s ORDER BY id"""
 
 
+@pytest.fixture
+def conn(rolled_back):
+    """These tests need no COMMIT: each runs in a transaction rolled back at its end."""
+    return rolled_back
+
+
 def _commands_by_type(conn) -> list[tuple]:
     return [(kind, target, type_) for kind, target, type_, _ in commands(conn)]
 

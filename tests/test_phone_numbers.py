@@ -31,6 +31,12 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def conn(rolled_back):
+    """These tests need no COMMIT: each runs in a transaction rolled back at its end."""
+    return rolled_back
+
+
 @pytest.mark.parametrize(("raw", "expected"), CASES)
 def test_normalize_phone(conn, raw, expected):
     assert conn.execute("SELECT cti.normalize_phone(%s)", [raw]).fetchone()[0] == expected
