@@ -144,8 +144,18 @@ def pending(conn: psycopg.Connection, files: list[LogicFile]) -> list[LogicFile]
     return [f for f in files if f in changed or "after-any-change" in f.directives]
 
 
-def apply(conn: psycopg.Connection, files: list[LogicFile] | None = None) -> Report:
-    """Apply what changed, inside the caller's transaction (the caller commits or rolls back)."""
+def catalog(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
+    """What the database holds now, for `apply(..., since=)` to report changes against."""
+    return _catalog(conn)
+
+
+def apply(
+    conn: psycopg.Connection,
+    files: list[LogicFile] | None = None,
+    since: dict[tuple[str, str], str] | None = None,
+) -> Report:
+    """Apply what changed, inside the caller's transaction (the caller commits or rolls back).
+    Changes are reported against ``since`` when given (the catalog before an adoption)."""
     files = files if files is not None else read_files()
     todo = pending(conn, files)
     report = Report(applied=[f.name for f in todo])
@@ -175,7 +185,7 @@ def apply(conn: psycopg.Connection, files: list[LogicFile] | None = None) -> Rep
         conn.execute(
             query("logic_record"), [logic_file.name, logic_file.checksum, logic_file.functions()]
         )
-    report.changes = _changes(files, before, after)
+    report.changes = _changes(files, since if since is not None else before, after)
     return report
 
 

@@ -152,6 +152,7 @@ def apply(dsn: str) -> Outcome:
         backend.ensure_internal_schema_updated()
         outcome = Outcome()
         with psycopg.connect(dsn) as conn:
+            since = logic.catalog(conn)
             outcome.adopted = _adopt_0_1_0(conn, migrations)
             pending = _pending(conn, migrations)
             if pending:
@@ -160,7 +161,7 @@ def apply(dsn: str) -> Outcome:
                 todo = backend.to_apply(migrations)
                 backend.apply_migrations(todo)
                 outcome.migrations = [m.id for m in todo]
-            outcome.logic = _apply_logic(conn)
+            outcome.logic = _apply_logic(conn, since)
             conn.commit()
         return outcome
 
@@ -173,6 +174,7 @@ def plan(dsn: str) -> Outcome:
         outcome = Outcome()
         with psycopg.connect(dsn) as conn:
             try:
+                since = logic.catalog(conn)
                 outcome.adopted = _adopt_0_1_0(conn, migrations)
                 for migration in _pending(conn, migrations):
                     outcome.migrations.append(migration.id)
@@ -185,15 +187,15 @@ def plan(dsn: str) -> Outcome:
                         continue
                     conn.execute(path.read_text())
                     conn.execute(query("as_myself"))
-                outcome.logic = _apply_logic(conn)
+                outcome.logic = _apply_logic(conn, since)
             finally:
                 conn.rollback()
         return outcome
 
 
-def _apply_logic(conn: psycopg.Connection) -> logic.Report:
+def _apply_logic(conn: psycopg.Connection, since) -> logic.Report:
     try:
-        return logic.apply(conn)
+        return logic.apply(conn, since=since)
     except logic.LogicError as exc:
         conn.rollback()
         raise MigrateError(str(exc)) from exc
