@@ -651,22 +651,16 @@ BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_event IN ('callback', 'registration', 'channel_application', 'messages', 'api') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('event "%s" carries no call fact', v_event);
+    v_fact := cti.ignored_event(
+        v_event,
+        ARRAY['callback', 'registration', 'channel_application', 'messages', 'api'],
+        ARRAY['channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
+              'channel_destroy', 'blf']);
+    IF v_fact.kind = 'ignored' THEN
         RETURN NEXT v_fact;
         RETURN;
     END IF;
-    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
-                       'channel_destroy', 'blf') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
-        RAISE EXCEPTION '% frame lacks field "args[0]"', v_event USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    v_data := cti.required_object(v_data, v_event, 'args[0]');
 
     v_fact.at := p_received;
     IF v_event = 'channel_bridge' THEN
@@ -722,23 +716,17 @@ BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_event IN ('subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
-                   'user_blf', 'user_registration', 'gateway') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('event "%s" carries no call fact', v_event);
+    v_fact := cti.ignored_event(
+        v_event,
+        ARRAY['subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
+              'user_blf', 'user_registration', 'gateway'],
+        ARRAY['channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
+              'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end']);
+    IF v_fact.kind = 'ignored' THEN
         RETURN NEXT v_fact;
         RETURN;
     END IF;
-    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
-                       'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
-        RAISE EXCEPTION '% frame lacks field "data"', v_event USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    v_data := cti.required_object(v_data, v_event, 'data');
 
     v_fact.at := p_received;
     IF v_event = 'call_end' THEN
@@ -842,6 +830,16 @@ BEGIN
     END IF;
     RETURN NEXT;
 END
+$$;
+
+CREATE FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) RETURNS cti.fact
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT ROW('ignored', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               CASE WHEN p_event = ANY (p_no_fact) THEN format('event "%s" carries no call fact', p_event)
+                    ELSE format('unknown event type "%s"', left(p_event, 100)) END)::cti.fact
+     WHERE p_event <> ALL (p_handled)
 $$;
 
 CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
@@ -1227,6 +1225,18 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_value;
+END
+$$;
+
+CREATE FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_data IS NULL OR jsonb_typeof(p_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "%"', p_event, p_path USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_data;
 END
 $$;
 
@@ -1722,6 +1732,8 @@ REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received times
 
 REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) FROM PUBLIC;
@@ -1760,6 +1772,8 @@ GRANT ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer)
 REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
 

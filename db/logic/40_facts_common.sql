@@ -5,6 +5,8 @@
 --   that cannot be read falls back to when the frame arrived, never fails the frame.
 -- - A field a fact needs and the frame lacks fails that frame with a message naming the
 --   field by its path in the frame; the failure is recorded beside the raw event.
+-- - An event that carries no call fact, or that pgcti does not know, is 'ignored' with a
+--   note saying which: visible in cti.event_outcome, and harmless.
 
 -- A PBX time stamp (unix seconds, as number or string, or ISO text) or p_default when absent or unreadable.
 CREATE OR REPLACE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamptz) RETURNS timestamptz
@@ -41,5 +43,31 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_value;
+END
+$$;
+
+-- The 'ignored' fact for an event the caller does not turn into facts: one of p_no_fact
+-- (known, carries no call fact) or any other not in p_handled (unknown). NULL for an
+-- event in p_handled.
+CREATE OR REPLACE FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) RETURNS cti.fact
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ROW('ignored', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               CASE WHEN p_event = ANY (p_no_fact) THEN format('event "%s" carries no call fact', p_event)
+                    ELSE format('unknown event type "%s"', left(p_event, 100)) END)::cti.fact
+     WHERE p_event <> ALL (p_handled)
+$$;
+
+-- The frame's object of event data at p_path; a frame without one fails, naming the path.
+CREATE OR REPLACE FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_data IS NULL OR jsonb_typeof(p_data) <> 'object' THEN
+        RAISE EXCEPTION '% frame lacks field "%"', p_event, p_path USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_data;
 END
 $$;

@@ -22,23 +22,17 @@ BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_event IN ('subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
-                   'user_blf', 'user_registration', 'gateway') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('event "%s" carries no call fact', v_event);
+    v_fact := cti.ignored_event(
+        v_event,
+        ARRAY['subscribed', 'unsubscribed', 'error_subscribe', 'transferred', 'bridged',
+              'user_blf', 'user_registration', 'gateway'],
+        ARRAY['channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
+              'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end']);
+    IF v_fact.kind = 'ignored' THEN
         RETURN NEXT v_fact;
         RETURN;
     END IF;
-    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_unbridge',
-                       'channel_hold', 'channel_unhold', 'channel_destroy', 'call_end') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
-        RAISE EXCEPTION '% frame lacks field "data"', v_event USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    v_data := cti.required_object(v_data, v_event, 'data');
 
     v_fact.at := p_received;
     IF v_event = 'call_end' THEN

@@ -22,22 +22,16 @@ BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_event IN ('callback', 'registration', 'channel_application', 'messages', 'api') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('event "%s" carries no call fact', v_event);
+    v_fact := cti.ignored_event(
+        v_event,
+        ARRAY['callback', 'registration', 'channel_application', 'messages', 'api'],
+        ARRAY['channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
+              'channel_destroy', 'blf']);
+    IF v_fact.kind = 'ignored' THEN
         RETURN NEXT v_fact;
         RETURN;
     END IF;
-    IF v_event NOT IN ('channel_create', 'channel_answer', 'channel_bridge', 'channel_hold', 'channel_unhold',
-                       'channel_destroy', 'blf') THEN
-        v_fact.kind := 'ignored';
-        v_fact.note := format('unknown event type "%s"', left(v_event, 100));
-        RETURN NEXT v_fact;
-        RETURN;
-    END IF;
-    IF v_data IS NULL OR jsonb_typeof(v_data) <> 'object' THEN
-        RAISE EXCEPTION '% frame lacks field "args[0]"', v_event USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    v_data := cti.required_object(v_data, v_event, 'args[0]');
 
     v_fact.at := p_received;
     IF v_event = 'channel_bridge' THEN
