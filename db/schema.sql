@@ -647,6 +647,7 @@ DECLARE
     v_event text := p_frame ->> 'name';
     v_data jsonb := p_frame -> 'args' -> 0;
     v_fact cti.fact;
+    v_leg text;
 BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
@@ -670,33 +671,21 @@ BEGIN
         RETURN NEXT v_fact;
         RETURN;
     END IF;
-    v_fact.leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
-    CASE v_event
-        WHEN 'channel_create' THEN
-            v_fact.kind := 'leg_created';
-            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
-            v_fact.caller_raw := v_data ->> 'caller_number';
-            v_fact.destination_raw := v_data ->> 'destination_number';
-        WHEN 'channel_answer' THEN
+    v_leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
+    IF v_event = 'blf' THEN
+        -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
+        IF v_data ->> 'status' = 'answered' THEN
             v_fact.kind := 'leg_answered';
             v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
-        WHEN 'blf' THEN
-            -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
-            IF v_data ->> 'status' = 'answered' THEN
-                v_fact.kind := 'leg_answered';
-                v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
-            ELSE
-                v_fact.kind := 'ignored';
-                v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
-            END IF;
-        WHEN 'channel_hold' THEN
-            v_fact.kind := 'leg_hold';
-        WHEN 'channel_unhold' THEN
-            v_fact.kind := 'leg_unhold';
-        WHEN 'channel_destroy' THEN
-            v_fact.kind := 'leg_ended';
-            v_fact.cause := v_data ->> 'hangup_cause';
-    END CASE;
+        ELSE
+            v_fact.kind := 'ignored';
+            v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
+        END IF;
+    ELSE
+        -- 2.0 has no end time stamp: a leg ends when its destroy event arrives.
+        v_fact := cti.onlinepbx_leg_fact(v_event, v_data, p_received, 'timestamp', NULL);
+    END IF;
+    v_fact.leg := v_leg;
     RETURN NEXT v_fact;
 END
 $$;
@@ -712,6 +701,7 @@ DECLARE
     v_data jsonb := p_frame -> 'data';
     v_fact cti.fact;
     v_uuids jsonb;
+    v_leg text;
 BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
@@ -758,25 +748,10 @@ BEGIN
         RETURN;
     END IF;
 
-    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
-    CASE v_event
-        WHEN 'channel_create' THEN
-            v_fact.kind := 'leg_created';
-            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
-            v_fact.caller_raw := v_data ->> 'caller_number';
-            v_fact.destination_raw := v_data ->> 'destination_number';
-        WHEN 'channel_answer' THEN
-            v_fact.kind := 'leg_answered';
-            v_fact.at := cti.pbx_time(v_data -> 'answered_stamp', p_received);
-        WHEN 'channel_hold' THEN
-            v_fact.kind := 'leg_hold';
-        WHEN 'channel_unhold' THEN
-            v_fact.kind := 'leg_unhold';
-        WHEN 'channel_destroy' THEN
-            v_fact.kind := 'leg_ended';
-            v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
-            v_fact.cause := v_data ->> 'hangup_cause';
-    END CASE;
+    v_leg := cti.required_field(v_data, 'uuid', v_event);
+    v_fact := cti.onlinepbx_leg_fact(v_event, v_data, p_received, 'answered_stamp', 'end_stamp');
+    v_fact.call_key := v_data ->> 'call_uuid';
+    v_fact.leg := v_leg;
     RETURN NEXT v_fact;
 END
 $$;
@@ -945,6 +920,36 @@ END
 $_$;
 
 COMMENT ON FUNCTION cti.normalize_phone(p_raw text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension; rules in cti.config';
+
+CREATE FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) RETURNS cti.fact
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_fact cti.fact;
+BEGIN
+    v_fact.at := p_received;
+    CASE p_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(p_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := p_data ->> 'caller_number';
+            v_fact.destination_raw := p_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(p_data -> p_answered_field, p_received);
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.at := cti.pbx_time(p_data -> p_ended_field, p_received);
+            v_fact.cause := p_data ->> 'hangup_cause';
+    END CASE;
+    RETURN v_fact;
+END
+$$;
 
 CREATE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql IMMUTABLE
@@ -1742,6 +1747,8 @@ REVOKE ALL ON FUNCTION cti.my_binding() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.normalize_phone(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) FROM PUBLIC;
 

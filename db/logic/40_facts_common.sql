@@ -71,3 +71,38 @@ BEGIN
     RETURN p_data;
 END
 $$;
+
+-- One leg's fact from an onlinePBX channel event (channel_create, _answer, _hold, _unhold,
+-- _destroy): API 3.0 and 2.0 send the same FreeSWITCH channel data, but for the fields that
+-- carry the answer and end times (p_answered_field, p_ended_field; NULL: when it arrived).
+CREATE OR REPLACE FUNCTION cti.onlinepbx_leg_fact(
+    p_event text, p_data jsonb, p_received timestamptz, p_answered_field text, p_ended_field text
+) RETURNS cti.fact
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_fact cti.fact;
+BEGIN
+    v_fact.at := p_received;
+    CASE p_event
+        WHEN 'channel_create' THEN
+            v_fact.kind := 'leg_created';
+            v_fact.at := cti.pbx_time(p_data -> 'created_stamp', p_received);
+            v_fact.caller_raw := p_data ->> 'caller_number';
+            v_fact.destination_raw := p_data ->> 'destination_number';
+        WHEN 'channel_answer' THEN
+            v_fact.kind := 'leg_answered';
+            v_fact.at := cti.pbx_time(p_data -> p_answered_field, p_received);
+        WHEN 'channel_hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'channel_unhold' THEN
+            v_fact.kind := 'leg_unhold';
+        WHEN 'channel_destroy' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.at := cti.pbx_time(p_data -> p_ended_field, p_received);
+            v_fact.cause := p_data ->> 'hangup_cause';
+    END CASE;
+    RETURN v_fact;
+END
+$$;

@@ -18,6 +18,7 @@ DECLARE
     v_data jsonb := p_frame -> 'data';
     v_fact cti.fact;
     v_uuids jsonb;
+    v_leg text;
 BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "event"' USING ERRCODE = 'invalid_parameter_value';
@@ -64,25 +65,10 @@ BEGIN
         RETURN;
     END IF;
 
-    v_fact.leg := cti.required_field(v_data, 'uuid', v_event);
-    CASE v_event
-        WHEN 'channel_create' THEN
-            v_fact.kind := 'leg_created';
-            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
-            v_fact.caller_raw := v_data ->> 'caller_number';
-            v_fact.destination_raw := v_data ->> 'destination_number';
-        WHEN 'channel_answer' THEN
-            v_fact.kind := 'leg_answered';
-            v_fact.at := cti.pbx_time(v_data -> 'answered_stamp', p_received);
-        WHEN 'channel_hold' THEN
-            v_fact.kind := 'leg_hold';
-        WHEN 'channel_unhold' THEN
-            v_fact.kind := 'leg_unhold';
-        WHEN 'channel_destroy' THEN
-            v_fact.kind := 'leg_ended';
-            v_fact.at := cti.pbx_time(v_data -> 'end_stamp', p_received);
-            v_fact.cause := v_data ->> 'hangup_cause';
-    END CASE;
+    v_leg := cti.required_field(v_data, 'uuid', v_event);
+    v_fact := cti.onlinepbx_leg_fact(v_event, v_data, p_received, 'answered_stamp', 'end_stamp');
+    v_fact.call_key := v_data ->> 'call_uuid';
+    v_fact.leg := v_leg;
     RETURN NEXT v_fact;
 END
 $$;

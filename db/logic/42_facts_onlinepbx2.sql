@@ -18,6 +18,7 @@ DECLARE
     v_event text := p_frame ->> 'name';
     v_data jsonb := p_frame -> 'args' -> 0;
     v_fact cti.fact;
+    v_leg text;
 BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "name"' USING ERRCODE = 'invalid_parameter_value';
@@ -41,33 +42,21 @@ BEGIN
         RETURN NEXT v_fact;
         RETURN;
     END IF;
-    v_fact.leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
-    CASE v_event
-        WHEN 'channel_create' THEN
-            v_fact.kind := 'leg_created';
-            v_fact.at := cti.pbx_time(v_data -> 'created_stamp', p_received);
-            v_fact.caller_raw := v_data ->> 'caller_number';
-            v_fact.destination_raw := v_data ->> 'destination_number';
-        WHEN 'channel_answer' THEN
+    v_leg := cti.required_field(v_data, 'uuid', v_event, 'args[0]');
+    IF v_event = 'blf' THEN
+        -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
+        IF v_data ->> 'status' = 'answered' THEN
             v_fact.kind := 'leg_answered';
             v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
-        WHEN 'blf' THEN
-            -- "answered" is who picked up (uid = the extension); ringing and hangup repeat the leg events.
-            IF v_data ->> 'status' = 'answered' THEN
-                v_fact.kind := 'leg_answered';
-                v_fact.at := cti.pbx_time(v_data -> 'timestamp', p_received);
-            ELSE
-                v_fact.kind := 'ignored';
-                v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
-            END IF;
-        WHEN 'channel_hold' THEN
-            v_fact.kind := 'leg_hold';
-        WHEN 'channel_unhold' THEN
-            v_fact.kind := 'leg_unhold';
-        WHEN 'channel_destroy' THEN
-            v_fact.kind := 'leg_ended';
-            v_fact.cause := v_data ->> 'hangup_cause';
-    END CASE;
+        ELSE
+            v_fact.kind := 'ignored';
+            v_fact.note := format('blf "%s" repeats what the channel events say', left(v_data ->> 'status', 40));
+        END IF;
+    ELSE
+        -- 2.0 has no end time stamp: a leg ends when its destroy event arrives.
+        v_fact := cti.onlinepbx_leg_fact(v_event, v_data, p_received, 'timestamp', NULL);
+    END IF;
+    v_fact.leg := v_leg;
     RETURN NEXT v_fact;
 END
 $$;
