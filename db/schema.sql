@@ -104,9 +104,14 @@ CREATE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    UPDATE cti.stream SET acked_seq = greatest(acked_seq, least(p_seq, last_seq)), acked_at = now()
-     WHERE target_kind = p_kind AND target_id = p_id
-    RETURNING acked_seq
+    -- Capped at what was numbered, read without a lock: acking never waits for the writer,
+    -- and the writer never waits for an ack (cti.stream_ack is apart from cti.stream).
+    INSERT INTO cti.stream_ack AS a (target_kind, target_id, acked_seq, acked_at)
+    SELECT p_kind, p_id, least(greatest(p_seq, 0), s.last_seq), now()
+      FROM cti.stream s WHERE s.target_kind = p_kind AND s.target_id = p_id
+    ON CONFLICT (target_kind, target_id) DO UPDATE
+       SET acked_seq = greatest(a.acked_seq, EXCLUDED.acked_seq), acked_at = EXCLUDED.acked_at
+    RETURNING a.acked_seq
 $$;
 
 CREATE FUNCTION cti.ack_commands_v1(p_seq bigint) RETURNS bigint
@@ -1168,8 +1173,8 @@ CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integ
     SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
       FROM cti.outbox o
      WHERE o.target_kind = p_kind AND o.target_id = p_id
-       AND o.seq > coalesce(p_after, (SELECT s.acked_seq FROM cti.stream s
-                                       WHERE s.target_kind = p_kind AND s.target_id = p_id), 0)
+       AND o.seq > coalesce(p_after, (SELECT a.acked_seq FROM cti.stream_ack a
+                                       WHERE a.target_kind = p_kind AND a.target_id = p_id), 0)
      ORDER BY o.seq
      LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
 $$;
@@ -1330,11 +1335,12 @@ CREATE FUNCTION cti.whoami_v1() RETURNS TABLE(login name, stream text, target_id
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
-           coalesce(s.last_seq, 0), coalesce(s.acked_seq, 0)
+           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
       FROM cti.my_binding() b
      CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
                                 ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
       LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
      WHERE t.id IS NOT NULL
 $$;
 
@@ -1578,10 +1584,18 @@ CREATE TABLE cti.stream (
     target_kind text NOT NULL,
     target_id bigint NOT NULL,
     last_seq bigint DEFAULT 0 NOT NULL,
-    acked_seq bigint DEFAULT 0 NOT NULL,
-    acked_at timestamp with time zone,
     CONSTRAINT stream_target_kind_check CHECK ((target_kind = ANY (ARRAY['ws'::text, 'emp'::text])))
 );
+
+CREATE TABLE cti.stream_ack (
+    target_kind text NOT NULL,
+    target_id bigint NOT NULL,
+    acked_seq bigint DEFAULT 0 NOT NULL,
+    acked_at timestamp with time zone,
+    CONSTRAINT stream_ack_target_kind_check CHECK ((target_kind = ANY (ARRAY['ws'::text, 'emp'::text])))
+);
+
+COMMENT ON TABLE cti.stream_ack IS 'How far each client stream is acknowledged; apart from cti.stream so that acking never blocks numbering';
 
 ALTER TABLE ONLY crm.client_phone
     ADD CONSTRAINT client_phone_pkey PRIMARY KEY (id);
@@ -1642,6 +1656,9 @@ ALTER TABLE ONLY cti.raw_event
 
 ALTER TABLE ONLY cti.registered_number
     ADD CONSTRAINT registered_number_pkey PRIMARY KEY (e164);
+
+ALTER TABLE ONLY cti.stream_ack
+    ADD CONSTRAINT stream_ack_pkey PRIMARY KEY (target_kind, target_id);
 
 ALTER TABLE ONLY cti.stream
     ADD CONSTRAINT stream_pkey PRIMARY KEY (target_kind, target_id);

@@ -1,17 +1,22 @@
 """`pgcti migrate`: versioned migrations (yoyo), then the logic files (db/logic), under one lock.
 
-- Versioned migrations in db/migrations carry tables and data; yoyo applies them.
+- Versioned migrations in db/migrations carry tables and data, recorded in yoyo's tables.
 - db/logic holds every function, trigger and view body; ``logic.apply`` re-applies the
-  files that changed, in one transaction (see ingester/logic.py for its guardrails).
+  files that changed (see ingester/logic.py for its guardrails).
 - A database migrated by pgcti 0.1.0 (migrations 0001-0018) is adopted first by
-  db/upgrades/from_0.1.0.sql, in the same transaction as the logic.
+  db/upgrades/from_0.1.0.sql.
+- All of it runs in one transaction under yoyo's lock, so a failure leaves the database as
+  it was; only a migration that cannot run in a transaction is left to yoyo on its own.
 - ``plan`` does all of that in a transaction and rolls it back, so a DBA sees what would
   change, with a diff of each changed function, before anything does.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,27 +152,23 @@ def _pending(conn: psycopg.Connection, migrations) -> list:
 
 def apply(dsn: str) -> Outcome:
     """Apply pending versioned migrations, then changed logic files; report what was done."""
-    migrations = _all()
-    with _backend(dsn) as backend, backend.lock():
-        backend.ensure_internal_schema_updated()
-        outcome = Outcome()
-        with psycopg.connect(dsn) as conn:
-            since = logic.catalog(conn)
-            outcome.adopted = _adopt_0_1_0(conn, migrations)
-            pending = _pending(conn, migrations)
-            if pending:
-                # yoyo applies each on its own connection: what this one did must be visible.
-                conn.commit()
-                todo = backend.to_apply(migrations)
-                backend.apply_migrations(todo)
-                outcome.migrations = [m.id for m in todo]
-            outcome.logic = _apply_logic(conn, since)
-            conn.commit()
-        return outcome
+    return _migrate(dsn, commit=True)
 
 
 def plan(dsn: str) -> Outcome:
     """What `apply` would do, found by doing it in a transaction that is rolled back."""
+    return _migrate(dsn, commit=False)
+
+
+def _in_a_transaction(migration) -> bool:
+    path = Path(migration.path)
+    return path.suffix == ".sql" and "-- transactional: false" not in path.read_text()
+
+
+def _migrate(dsn: str, commit: bool) -> Outcome:
+    """Adopt, migrate and apply the logic in one transaction, so a database is never left
+    between releases; only a migration that cannot run in a transaction (a DBA's Python
+    migration, `-- transactional: false`) makes yoyo apply the versioned part on its own."""
     migrations = _all()
     with _backend(dsn) as backend, backend.lock():
         backend.ensure_internal_schema_updated()
@@ -176,21 +177,38 @@ def plan(dsn: str) -> Outcome:
             try:
                 since = logic.catalog(conn)
                 outcome.adopted = _adopt_0_1_0(conn, migrations)
-                for migration in _pending(conn, migrations):
-                    outcome.migrations.append(migration.id)
-                    path = Path(migration.path)
-                    if path.suffix != ".sql" or "-- transactional: false" in path.read_text():
-                        outcome.notes.append(
-                            f"{migration.id} cannot be tried in a transaction; the logic "
-                            "below is shown as if it had not run"
-                        )
-                        continue
-                    conn.execute(path.read_text())
-                    conn.execute(query("as_myself"))
+                pending = _pending(conn, migrations)
+                outcome.migrations = [m.id for m in pending]
+                if all(_in_a_transaction(m) for m in pending):
+                    for migration in pending:
+                        conn.execute(Path(migration.path).read_text())
+                        conn.execute(query("as_myself"))
+                        conn.execute(query("yoyo_mark"), _yoyo_record(migration))
+                elif commit:
+                    conn.commit()  # yoyo applies each on a connection of its own
+                    backend.apply_migrations(backend.to_apply(migrations))
+                else:
+                    outcome.notes.append(
+                        "a pending migration cannot be tried in a transaction: the logic "
+                        "below is shown as if the versioned migrations had not run"
+                    )
                 outcome.logic = _apply_logic(conn, since)
+                if commit:
+                    conn.commit()
             finally:
-                conn.rollback()
+                conn.rollback()  # a plan, or a failure: nothing stays
         return outcome
+
+
+def _yoyo_record(migration) -> dict[str, str]:
+    """What yoyo itself records for an applied migration."""
+    return {
+        "hash": migration.hash,
+        "id": migration.id,
+        "log_id": str(uuid.uuid1()),
+        "username": getpass.getuser(),
+        "hostname": socket.getfqdn(),
+    }
 
 
 def _apply_logic(conn: psycopg.Connection, since) -> logic.Report:

@@ -50,7 +50,7 @@ def test_a_0_1_0_database_upgrades_to_the_catalog_of_a_fresh_install(template_db
 
     run_cli("migrate", "--dsn", fresh_db)
     assert catalog(fresh_db) == catalog(dsn)
-    assert applied_ids(fresh_db) == ["0001_baseline"]
+    assert applied_ids(fresh_db) == applied_ids(dsn), "0001-0018 became the baseline, then on"
     assert "database is up to date" in run_cli("migrate", "--dsn", fresh_db).stdout
 
 

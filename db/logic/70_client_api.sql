@@ -6,6 +6,8 @@
 --   from a setting it could set. So a client reaches only its own streams.
 -- - Catch-up protocol: LISTEN on the channels whoami_v1() names, then pull after the last
 --   acknowledged seq, handle, ack; a doorbell only says "pull now".
+-- - Nothing a client does with its own stream can block the writer: acknowledged positions
+--   live in cti.stream_ack, apart from cti.stream whose row lock numbers new items.
 -- - Versioned: a change adds _v2 beside _v1, and _v1 goes in a later release.
 
 -- The calling login's binding; raises a clear error for a login that is not a CRM client.
@@ -35,11 +37,12 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
-           coalesce(s.last_seq, 0), coalesce(s.acked_seq, 0)
+           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
       FROM cti.my_binding() b
      CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
                                 ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
       LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
      WHERE t.id IS NOT NULL
 $$;
 
@@ -53,8 +56,8 @@ AS $$
     SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
       FROM cti.outbox o
      WHERE o.target_kind = p_kind AND o.target_id = p_id
-       AND o.seq > coalesce(p_after, (SELECT s.acked_seq FROM cti.stream s
-                                       WHERE s.target_kind = p_kind AND s.target_id = p_id), 0)
+       AND o.seq > coalesce(p_after, (SELECT a.acked_seq FROM cti.stream_ack a
+                                       WHERE a.target_kind = p_kind AND a.target_id = p_id), 0)
      ORDER BY o.seq
      LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
 $$;
@@ -63,9 +66,14 @@ CREATE OR REPLACE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETUR
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE cti.stream SET acked_seq = greatest(acked_seq, least(p_seq, last_seq)), acked_at = now()
-     WHERE target_kind = p_kind AND target_id = p_id
-    RETURNING acked_seq
+    -- Capped at what was numbered, read without a lock: acking never waits for the writer,
+    -- and the writer never waits for an ack (cti.stream_ack is apart from cti.stream).
+    INSERT INTO cti.stream_ack AS a (target_kind, target_id, acked_seq, acked_at)
+    SELECT p_kind, p_id, least(greatest(p_seq, 0), s.last_seq), now()
+      FROM cti.stream s WHERE s.target_kind = p_kind AND s.target_id = p_id
+    ON CONFLICT (target_kind, target_id) DO UPDATE
+       SET acked_seq = greatest(a.acked_seq, EXCLUDED.acked_seq), acked_at = EXCLUDED.acked_at
+    RETURNING a.acked_seq
 $$;
 
 -- Card commands for my workstation after p_after (default: after what I acknowledged).

@@ -95,6 +95,16 @@ WITH gone AS (
 INSERT INTO pgcti_migrations._yoyo_migration (migration_hash, migration_id, applied_at_utc)
 VALUES (%(hash)s, %(id)s, now() AT TIME ZONE 'UTC');
 
+-- name: yoyo_mark
+-- Record a versioned migration as applied, as yoyo does (the migration ran in our transaction).
+WITH logged AS (
+    INSERT INTO pgcti_migrations._yoyo_log
+           (id, migration_hash, migration_id, operation, username, hostname, created_at_utc)
+    VALUES (%(log_id)s, %(hash)s, %(id)s, 'apply', %(username)s, %(hostname)s, now() AT TIME ZONE 'UTC')
+)
+INSERT INTO pgcti_migrations._yoyo_migration (migration_hash, migration_id, applied_at_utc)
+VALUES (%(hash)s, %(id)s, now() AT TIME ZONE 'UTC');
+
 -- name: database_exists
 SELECT 1 FROM pg_database WHERE datname = %s;
 

@@ -1,0 +1,51 @@
+"""What one CRM client does cannot hold up ingestion for anyone (issue 10: availability)."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+
+
+def _opened_cards(conn: psycopg.Connection, workstation: int) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM cti.outbox WHERE target_kind = 'ws' AND target_id = %s"
+        " AND type = 'open_card'",
+        [workstation],
+    ).fetchone()[0]
+
+
+def test_a_client_holding_its_ack_open_stalls_nobody(conn, dsn, make_login):
+    crm = seed_crm(conn)
+    desk = make_login("cti_client", "holds_ack")
+    conn.execute(
+        "INSERT INTO cti.client_login (login, workstation_id, employee_id) VALUES (%s, %s, %s)",
+        [conninfo_to_dict(desk)["user"], crm["ws-101"], crm["Petrova"]],
+    )
+    insert_frames(conn, pbx.inbound_answered(builder(1), KNOWN, LINE, "101"))  # its streams exist
+
+    # A client that forgot autocommit: it acks and leaves its transaction open.
+    forgetful = psycopg.connect(desk)
+    try:
+        forgetful.execute("SELECT cti.ack_commands_v1(1)")
+        forgetful.execute("SELECT cti.ack_notifications_v1(0)")
+        with psycopg.connect(dsn, autocommit=True) as feeder:
+            # A writer that would have to wait for the client fails at once instead.
+            feeder.execute("SET lock_timeout = '2s'")
+            insert_frames(feeder, pbx.inbound_answered(builder(2), KNOWN, LINE, "102"))
+            insert_frames(feeder, pbx.inbound_answered(builder(3), KNOWN, LINE, "101"))
+            failed = feeder.execute(
+                "SELECT count(*) FROM cti.event_outcome WHERE status = 'failed'"
+            ).fetchone()[0]
+        assert failed == 0
+        assert _opened_cards(conn, crm["ws-102"]) == 1, "another desk's pop"
+        assert _opened_cards(conn, crm["ws-101"]) == 2, "a new item on the client's own stream"
+        # The client's own view, still inside its open transaction, moves on as it acks.
+        forgetful.execute("SELECT cti.ack_commands_v1(3)")
+    finally:
+        forgetful.close()
+    with psycopg.connect(desk, autocommit=True) as client:
+        rows = client.execute("SELECT stream, acked_seq FROM cti.whoami_v1() ORDER BY 1").fetchall()
+    assert rows == [("commands", 0), ("notifications", 0)], "an ack rolled back is no ack"
