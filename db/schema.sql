@@ -607,11 +607,19 @@ CREATE FUNCTION cti.enqueue_all(p_commands cti.command[]) RETURNS void
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
+    -- The queue's size: max_notify_queue_pages exists from PostgreSQL 17 (8 GB before).
+    v_queue_bytes real := current_setting('max_notify_queue_pages', true)::real
+                          * current_setting('block_size')::real;
+    v_usage real;
+    v_ring boolean;
     v_rung bigint;
 BEGIN
     IF coalesce(cardinality(p_commands), 0) = 0 THEN
         RETURN;
     END IF;
+    -- What the queue will hold once this transaction's doorbells (about 96 bytes each) are in.
+    v_usage := pg_notification_queue_usage() + coalesce(cardinality(p_commands) * 96 / v_queue_bytes, 0);
+    v_ring := v_usage <= (SELECT c.doorbell_max_queue_usage FROM cti.config c);
     WITH cmd AS (
         SELECT * FROM unnest(p_commands) WITH ORDINALITY AS u(target_kind, target_id, type, call_id, payload, n)
     ),
@@ -635,10 +643,19 @@ BEGIN
         INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
         SELECT target_kind, target_id, seq, type, call_id, payload FROM numbered ORDER BY n
     )
-    SELECT count(pg_notify(cti.channel_name(target_kind, target_id),
-                           json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text))
+    SELECT count(CASE WHEN v_ring THEN
+                     pg_notify(cti.channel_name(target_kind, target_id),
+                               json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text)
+                 END)
       INTO v_rung
       FROM (SELECT * FROM numbered ORDER BY n) x;
+    IF NOT v_ring THEN
+        INSERT INTO cti.doorbell_skip (doorbells, queue_usage) VALUES (cardinality(p_commands), v_usage);
+        RAISE WARNING 'NOTIFY queue % %% full: % doorbell(s) skipped; clients get the commands on their next pull',
+                      round(v_usage::numeric * 100), cardinality(p_commands)
+            USING ERRCODE = 'CTID1', DETAIL = cardinality(p_commands)::text,
+                  HINT = 'a LISTEN connection that never reads holds the queue: see pg_stat_activity';
+    END IF;
 END
 $$;
 
@@ -1521,7 +1538,9 @@ CREATE TABLE cti.config (
     extension_max_digits integer DEFAULT 5 NOT NULL,
     max_frame_bytes integer DEFAULT 1048576 NOT NULL,
     stale_call_after interval DEFAULT '02:00:00'::interval NOT NULL,
+    doorbell_max_queue_usage real DEFAULT 0.5 NOT NULL,
     CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
+    CONSTRAINT config_doorbell_max_queue_usage_check CHECK (((doorbell_max_queue_usage > (0)::double precision) AND (doorbell_max_queue_usage < (1)::double precision))),
     CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
     CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
     CONSTRAINT config_national_digits_check CHECK (((national_digits >= 4) AND (national_digits <= 14))),
@@ -1531,6 +1550,14 @@ CREATE TABLE cti.config (
 );
 
 COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the raw frame size limit; edit with UPDATE';
+
+CREATE TABLE cti.doorbell_skip (
+    skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    doorbells integer NOT NULL,
+    queue_usage real NOT NULL
+);
+
+COMMENT ON TABLE cti.doorbell_skip IS 'Doorbells left out because the NOTIFY queue was fuller than cti.config.doorbell_max_queue_usage; the commands themselves are in cti.outbox';
 
 CREATE TABLE cti.event_outcome (
     raw_event_id bigint NOT NULL,

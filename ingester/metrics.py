@@ -29,6 +29,11 @@ class Metrics:
             "Frames the database refused, logged with the reason",
             registry=r,
         )
+        self.doorbells_skipped = Counter(
+            "pgcti_doorbells_skipped",
+            "NOTIFY doorbells the database left out because its queue was filling (see cti.doorbell_skip)",
+            registry=r,
+        )
         self.reconnects = Counter("pgcti_reconnects", "Reconnections", ["target"], registry=r)
         self.batch_seconds = Histogram(
             "pgcti_batch_seconds",

@@ -191,8 +191,16 @@ class Writer:
             self._conn = await psycopg.AsyncConnection.connect(
                 self.dsn, connect_timeout=max(2, int(self.db_timeout)), autocommit=True
             )
+            self._conn.add_notice_handler(self._on_notice)
             self.metrics.db_connected.set(1)
         return self._conn
+
+    def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        """The database's warnings reach the ingester's log (doorbells skipped: counted too)."""
+        if diag.sqlstate == "CTID1":
+            self.metrics.doorbells_skipped.inc(int(diag.message_detail or 0))
+        if diag.severity_nonlocalized == "WARNING":
+            log.warning("database: %s", diag.message_primary)
 
     async def _drop_connection(self) -> None:
         self.metrics.db_connected.set(0)

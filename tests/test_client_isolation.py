@@ -6,7 +6,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from ingester.simulator import onlinepbx3_calls as pbx
-from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, builder, channel, insert_batch, insert_frames, seed_crm
 
 
 def _opened_cards(conn: psycopg.Connection, workstation: int) -> int:
@@ -49,3 +49,45 @@ def test_a_client_holding_its_ack_open_stalls_nobody(conn, dsn, make_login):
     with psycopg.connect(desk, autocommit=True) as client:
         rows = client.execute("SELECT stream, acked_seq FROM cti.whoami_v1() ORDER BY 1").fetchall()
     assert rows == [("commands", 0), ("notifications", 0)], "an ack rolled back is no ack"
+
+
+def test_a_full_notify_queue_skips_doorbells_and_ingestion_goes_on(own_server):
+    """A listener stuck in a transaction holds PostgreSQL's NOTIFY queue; once it is half
+    full, doorbells are left out (and counted) instead of failing every INSERT."""
+    from ingester import embedded, migrations
+
+    with psycopg.connect(own_server, autocommit=True) as admin:
+        admin.execute("ALTER SYSTEM SET max_notify_queue_pages = 64")  # 512 kB, the least
+    embedded.stop()
+    dsn = embedded.start()
+    migrations.apply(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        crm = seed_crm(conn)
+        stuck = psycopg.connect(dsn, autocommit=True)
+        stuck.execute(f'LISTEN "{channel(conn, "ws", crm["ws-101"])}"')
+        stuck.execute("BEGIN")
+        stuck.execute("SELECT 1")  # idle in transaction: it reads no notification until it ends
+        # 40 employees hear every call ring: about 45 doorbells a call.
+        conn.execute(
+            "INSERT INTO crm.employee (surname, receives_call_notifications)"
+            " SELECT 'Listener ' || n, true FROM generate_series(1, 40) n"
+        )
+        try:
+            calls = 200  # about 9,000 doorbells: the queue holds about 6,500
+            frames = [
+                f
+                for n in range(calls)
+                for f in pbx.inbound_answered(builder(n), KNOWN, LINE, "101")
+            ]
+            for start in range(0, len(frames), 500):
+                insert_batch(conn, frames[start : start + 500])
+            skipped, skips = conn.execute(
+                "SELECT coalesce(sum(doorbells), 0), count(*) FROM cti.doorbell_skip"
+            ).fetchone()
+            usage = conn.execute("SELECT pg_notification_queue_usage()").fetchone()[0]
+        finally:
+            stuck.close()
+    with psycopg.connect(dsn) as conn:
+        assert _opened_cards(conn, crm["ws-101"]) == calls, "every command is stored"
+    assert skipped > 0 and skips > 0, "doorbells were skipped and counted"
+    assert usage < 0.75, f"the queue stayed below full ({usage:.2f})"

@@ -7,6 +7,11 @@
 --   become visible in order and without holes: a client that has seen N has seen all up to N.
 -- - The NOTIFY is a doorbell: type, seq and call id only, never a name or a number (any
 --   login can LISTEN on any channel). Clients pull the content through the API (70_client_api.sql).
+-- - A doorbell is a hint (clients also pull on a timer), so it never fails ingestion: when
+--   PostgreSQL's NOTIFY queue would be fuller than cti.config.doorbell_max_queue_usage with
+--   this transaction's doorbells in it (a listener that never reads holds the queue), the
+--   doorbells are left out, counted in
+--   cti.doorbell_skip and reported as a WARNING (SQLSTATE CTID1) that the ingester logs.
 -- - There is one place that numbers commands and rings doorbells: cti.enqueue_all().
 -- plan_cache_mode is pinned for the reason given in 50_call_facts.sql.
 
@@ -26,11 +31,19 @@ SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan  -- see the header
 AS $$
 DECLARE
+    -- The queue's size: max_notify_queue_pages exists from PostgreSQL 17 (8 GB before).
+    v_queue_bytes real := current_setting('max_notify_queue_pages', true)::real
+                          * current_setting('block_size')::real;
+    v_usage real;
+    v_ring boolean;
     v_rung bigint;
 BEGIN
     IF coalesce(cardinality(p_commands), 0) = 0 THEN
         RETURN;
     END IF;
+    -- What the queue will hold once this transaction's doorbells (about 96 bytes each) are in.
+    v_usage := pg_notification_queue_usage() + coalesce(cardinality(p_commands) * 96 / v_queue_bytes, 0);
+    v_ring := v_usage <= (SELECT c.doorbell_max_queue_usage FROM cti.config c);
     WITH cmd AS (
         SELECT * FROM unnest(p_commands) WITH ORDINALITY AS u(target_kind, target_id, type, call_id, payload, n)
     ),
@@ -54,10 +67,19 @@ BEGIN
         INSERT INTO cti.outbox (target_kind, target_id, seq, type, call_id, payload)
         SELECT target_kind, target_id, seq, type, call_id, payload FROM numbered ORDER BY n
     )
-    SELECT count(pg_notify(cti.channel_name(target_kind, target_id),
-                           json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text))
+    SELECT count(CASE WHEN v_ring THEN
+                     pg_notify(cti.channel_name(target_kind, target_id),
+                               json_build_object('type', type, 'seq', seq, 'call_id', call_id)::text)
+                 END)
       INTO v_rung
       FROM (SELECT * FROM numbered ORDER BY n) x;
+    IF NOT v_ring THEN
+        INSERT INTO cti.doorbell_skip (doorbells, queue_usage) VALUES (cardinality(p_commands), v_usage);
+        RAISE WARNING 'NOTIFY queue % %% full: % doorbell(s) skipped; clients get the commands on their next pull',
+                      round(v_usage::numeric * 100), cardinality(p_commands)
+            USING ERRCODE = 'CTID1', DETAIL = cardinality(p_commands)::text,
+                  HINT = 'a LISTEN connection that never reads holds the queue: see pg_stat_activity';
+    END IF;
 END
 $$;
 
