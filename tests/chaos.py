@@ -1,11 +1,14 @@
 """`make chaos`: the long fault cases, each ending with counts (the quick ones run in `make test`).
 
-    python -m tests.chaos [--rate 1000] [--outage 12] [--offline 60] [--only outage,drops,kill,offline]
+    python -m tests.chaos [--rate 1000] [--outage 12] [--offline 60] [--hold 30]
+                          [--only outage,drops,kill,offline,stall,notify]
 
 1. PostgreSQL stopped hard (immediate) for --outage seconds under steady traffic, then started.
 2. The PBX connection dropped every 3 s: frames the PBX sent while nobody listened, reconnect times.
 3. The ingester killed with SIGKILL mid-stream and restarted on the same spool.
 4. A CRM client offline for --offline seconds: how long its catch-up takes on reconnect.
+5. A CRM client acks and holds its transaction open for --hold seconds: how far ingestion lags.
+6. A listener stuck in a transaction fills a small NOTIFY queue: doorbells skipped, frames stored.
 Each case runs real processes on a server of its own and prints what was sent, stored, duplicated, delivered.
 """
 
@@ -226,6 +229,99 @@ def case_offline_client(server: str, tmp: Path, rate: float, offline: float) -> 
     }
 
 
+def lag_while(dsn: str, seconds: float) -> float:
+    """The most the raw log fell behind the clock (newest frame stored vs now), sampled."""
+    worst, deadline = 0.0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lag = q(
+            dsn,
+            "SELECT coalesce(extract(epoch FROM clock_timestamp() - max(received_at)), 0)"
+            " FROM cti.raw_event",
+        )
+        worst = max(worst, float(lag))
+        time.sleep(0.2)
+    return worst
+
+
+def case_stalled_client(server: str, tmp: Path, rate: float, hold: float) -> dict:
+    dsn = fresh_database(server, "chaos_stall")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ws = conn.execute("SELECT id FROM crm.workstation WHERE extension = '101'").fetchone()[0]
+        conn.execute("DROP ROLE IF EXISTS pgcti_chaos_stall")
+        conn.execute("CREATE ROLE pgcti_chaos_stall LOGIN IN ROLE cti_client")
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_chaos_stall', %s)",
+            [ws],
+        )
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp / "stall")
+    wait_for(lambda: sim.server.listeners() == 1)
+    feed = Feed(sim, rate, 5)
+    has_stream = f"SELECT count(*) FROM cti.stream WHERE target_kind = 'ws' AND target_id = {ws}"
+    wait_for(lambda: q(dsn, has_stream), 30, "the desk's stream")
+    lag_before = lag_while(dsn, 10)  # the same traffic with no client in the way
+    client = psycopg.connect(make_conninfo(dsn, user="pgcti_chaos_stall"))  # no autocommit
+    client.execute("SELECT cti.ack_commands_v1(0)")  # ... and the transaction stays open
+    lag_held = lag_while(dsn, hold)
+    client.close()
+    feed.finish()
+    wait_for(lambda: q(dsn, "SELECT count(*) FROM cti.raw_event") > feed.delivered, 120, "catch-up")
+    ingest.stop()
+    sim.close()
+    return {
+        "case": f"CRM client holding its ack open for {hold:g}s at {rate:g} frames/s",
+        "sent": feed.sent,
+        "delivered_to_the_ingester": feed.delivered,
+        **counts(dsn),
+        "raw_log_lag_max_seconds_before": round(lag_before, 2),
+        "raw_log_lag_max_seconds_while_held": round(lag_held, 2),
+    }
+
+
+def case_full_notify_queue(server: str, tmp: Path, rate: float, seconds: float = 20) -> dict:
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute("ALTER SYSTEM SET max_notify_queue_pages = 64")  # 512 kB, the least
+    embedded.stop()
+    server = embedded.start()
+    try:
+        dsn = fresh_database(server, "chaos_notify")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO crm.employee (surname, receives_call_notifications)"
+                " SELECT 'Listener ' || n, true FROM generate_series(1, 40) n"
+            )
+        stuck = psycopg.connect(dsn, autocommit=True)
+        stuck.execute("LISTEN anything")
+        stuck.execute("BEGIN")  # idle in transaction: reads no notification until it ends
+        sim = SimulatorThread()
+        ingest = IngestProcess(dsn, sim.url, tmp / "notify")
+        wait_for(lambda: sim.server.listeners() == 1)
+        feed = Feed(sim, rate, 6)
+        time.sleep(seconds)
+        feed.finish()
+        time.sleep(2)
+        usage = q(dsn, "SELECT pg_notification_queue_usage()")
+        stuck.close()
+        ingest.stop()
+        sim.close()
+        return {
+            "case": f"NOTIFY queue of 512 kB held by a stuck listener, {seconds:g}s at {rate:g} frames/s",
+            "sent": feed.sent,
+            **counts(dsn),
+            "commands": q(dsn, "SELECT count(*) FROM cti.outbox"),
+            "doorbells_skipped": q(
+                dsn, "SELECT coalesce(sum(doorbells), 0) FROM cti.doorbell_skip"
+            ),
+            "queue_usage_at_end": round(float(usage), 2),
+            "spooled_by_the_ingester": "spooling" in ingest.log,
+        }
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM RESET max_notify_queue_pages")
+        embedded.stop()
+        embedded.start()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,8 +329,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000, help="frames per second (default 1000)")
     parser.add_argument("--outage", type=float, default=12)
     parser.add_argument("--offline", type=float, default=60)
+    parser.add_argument("--hold", type=float, default=30)
     parser.add_argument(
-        "--only", default="outage,drops,kill,offline", help="cases to run (default: all four)"
+        "--only",
+        default="outage,drops,kill,offline,stall,notify",
+        help="cases to run (default: all six)",
     )
     args = parser.parse_args()
     cases = {
@@ -242,6 +341,8 @@ def main() -> None:
         "drops": lambda: case_pbx_drops(server, tmp, args.rate),
         "kill": lambda: case_sigkill(server, tmp, args.rate),
         "offline": lambda: case_offline_client(server, tmp, args.rate, args.offline),
+        "stall": lambda: case_stalled_client(server, tmp, args.rate, args.hold),
+        "notify": lambda: case_full_notify_queue(server, tmp, args.rate),
     }
     unknown = set(args.only.split(",")) - set(cases)
     if unknown:
