@@ -48,14 +48,18 @@ class Metrics:
         self.db_connected = Gauge(
             "pgcti_db_connected", "1 while the database takes writes", registry=r
         )
+        # Why the database refuses writes (not migrated, a right missing), while it does.
+        self.db_problem: str | None = None
 
     def health(self) -> tuple[bool, dict[str, object]]:
         state = {
             "pbx_connected": bool(self.pbx_connected._value.get()),
             "db_connected": bool(self.db_connected._value.get()),
             "spool_depth": int(self.spool_depth._value.get()),
+            "db_problem": self.db_problem,
         }
-        return bool(state["pbx_connected"]) and bool(state["db_connected"]), state
+        healthy = state["pbx_connected"] and state["db_connected"] and self.db_problem is None
+        return bool(healthy), state
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -9,6 +9,7 @@ frame is recorded there before it is queued and settled once stored or spooled.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -21,6 +22,24 @@ from ingester.queries import query
 from ingester.spool import Frame, Spool
 
 log = logging.getLogger("pgcti.writer")
+
+# SQLSTATE classes of errors about a frame's content (data exceptions, program limits). Any
+# other refusal is about the database (not migrated, a right missing, read-only, out of
+# disk): the frames are kept in the spool until it is fixed, never dropped.
+_ABOUT_THE_FRAME = ("22", "54")
+# What to do about the refusals a DBA meets first.
+_ADVICE = {
+    "42P01": "the database is not migrated: run `pgcti migrate` on it",
+    "3F000": "the database is not migrated: run `pgcti migrate` on it",
+    "42883": "the database is not migrated: run `pgcti migrate` on it",
+    "42501": "the ingester's login lacks a right: make it a member of cti_ingester (docs/dba-guide.md)",
+    "25006": "the database is read-only (a standby?): point the DSN at the primary",
+}
+REFUSAL_LOG_EVERY = 30.0  # seconds between ERROR lines while the database keeps refusing
+
+
+class DatabaseRefuses(Exception):
+    """The database refuses writes for a reason that is not about the frames."""
 
 
 class Writer:
@@ -48,6 +67,7 @@ class Writer:
         self._next_try = (
             0.0  # while the database is away, try it no more often than this (monotonic)
         )
+        self._refusal_logged = 0.0  # when the last ERROR about a refusing database was logged
         self.metrics.spool_depth.set(spool.depth)
 
     def submit(self, frame: Frame, from_pbx: bool = True) -> None:
@@ -111,18 +131,73 @@ class Writer:
             self._to_spool(batch)
             return
         try:
-            await self._insert(batch)
+            await self._insert_checked(batch)
         except psycopg.OperationalError as exc:
             log.warning(
                 "database unavailable (%s); spooling to %s", _first_line(exc), self.spool.path
             )
             await self._drop_connection()
             self._to_spool(batch)
+        except DatabaseRefuses as exc:
+            self._to_spool(batch)
+            self._refusing(exc.__cause__)
+        else:
+            self._accepting()
+
+    async def _insert_checked(self, batch: list[Frame]) -> None:
+        """Insert; a frame refused for its content is isolated by halving the batch and is
+        stored in a bounded form instead. Raises DatabaseRefuses for any other refusal."""
+        try:
+            await self._insert(batch)
         except psycopg.Error as exc:
-            log.warning(
-                "batch of %d refused (%s); retrying frame by frame", len(batch), _first_line(exc)
+            if not _about_the_frame(exc):
+                if isinstance(exc, psycopg.OperationalError):
+                    raise  # the database is away: the caller spools and retries
+                raise DatabaseRefuses() from exc
+            if len(batch) > 1:
+                log.warning(
+                    "batch of %d refused (%s); finding the frame at fault",
+                    len(batch),
+                    _first_line(exc),
+                )
+                half = len(batch) // 2  # what committed before a later failure replays as a no-op
+                await self._insert_checked(batch[:half])
+                await self._insert_checked(batch[half:])
+                return
+            self.metrics.rejected.inc()
+            log.error(
+                "frame refused by the database (%s); stored in a bounded form instead",
+                _first_line(exc),
             )
-            await self._insert_one_by_one(batch)
+            try:
+                await self._insert([bounded(batch[0], _first_line(exc))])
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as again:
+                raise DatabaseRefuses() from again
+
+    def _refusing(self, exc: BaseException | None) -> None:
+        """The database refuses writes: say why (at most every 30 s), report unhealthy, back off."""
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        advice = _ADVICE.get(sqlstate, "fix the database, then the frames are written in order")
+        problem = f"{_first_line(exc) if exc else 'refused'} [{sqlstate}]: {advice}"
+        self.metrics.db_problem = problem
+        if time.monotonic() - self._refusal_logged >= REFUSAL_LOG_EVERY:
+            self._refusal_logged = time.monotonic()
+            log.error(
+                "the database refuses writes: %s; %d frame(s) kept in the spool %s",
+                problem,
+                self.spool.depth,
+                self.spool.path,
+            )
+        self._retry_delay = min(self._retry_delay * 2, 5.0) * random.uniform(0.8, 1.2)
+        self._next_try = time.monotonic() + self._retry_delay
+
+    def _accepting(self) -> None:
+        if self.metrics.db_problem is not None:
+            log.info("the database takes writes again")
+            self.metrics.db_problem = None
+            self._refusal_logged = 0.0
 
     async def _insert(self, batch: list[Frame]) -> None:
         started = time.perf_counter()
@@ -141,19 +216,6 @@ class Writer:
             query("insert_raw_events"), batch_params(batch)
         )  # autocommit: one transaction
 
-    async def _insert_one_by_one(self, batch: list[Frame]) -> None:
-        for frame in batch:
-            try:
-                await self._insert([frame])
-            except psycopg.OperationalError:
-                await self._drop_connection()
-                self._to_spool([frame])
-            except psycopg.Error as exc:
-                self.metrics.rejected.inc()
-                log.error(
-                    "frame rejected by the database (%s): %.200r", _first_line(exc), frame.body
-                )
-
     async def _recover(self) -> bool:
         """Drain the spool in order; True when it is empty and the database takes writes."""
         if not self.spool.depth:
@@ -163,7 +225,10 @@ class Writer:
         try:
             frames = self.spool.read()
             for start in range(0, len(frames), self.max_batch):
-                await self._insert(frames[start : start + self.max_batch])
+                await self._insert_checked(frames[start : start + self.max_batch])
+        except DatabaseRefuses as exc:
+            self._refusing(exc.__cause__)
+            return False
         except psycopg.OperationalError as exc:
             await self._drop_connection()
             self._retry_delay = min(self._retry_delay * 2, 5.0) * random.uniform(0.8, 1.2)
@@ -174,6 +239,7 @@ class Writer:
                 self._retry_delay,
             )
             return False
+        self._accepting()
         log.info("spool drained: %d frame(s) written in order", len(frames))
         self.spool.clear()
         self.metrics.spool_depth.set(0)
@@ -213,8 +279,26 @@ class Writer:
         self._conn = None
 
 
+def _about_the_frame(exc: psycopg.Error) -> bool:
+    """Data errors (the server's, or psycopg's own, such as a NUL character that no text
+    value can hold) and program limits are about a frame; anything else is about the database."""
+    return isinstance(exc, psycopg.DataError) or (exc.sqlstate or "")[:2] in _ABOUT_THE_FRAME
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def bounded(frame: Frame, reason: str) -> Frame:
+    """What is stored for a frame the database refused for its content: its size, hash, the
+    first KB (escaped to ASCII) and the reason; the raw log keeps a row for every frame."""
+    raw = frame.body.encode("utf-8", "surrogatepass")
+    head = frame.body[:1024].encode("unicode_escape").decode("ascii")
+    body = (
+        f"pgcti ingester: the database refused this frame ({reason}); {len(raw)} bytes, "
+        f"sha256 {hashlib.sha256(raw).hexdigest()}; it began: {head}"
+    )
+    return Frame(frame.source, frame.received_at, body)
 
 
 def batch_params(batch: list[Frame]) -> dict[str, list]:

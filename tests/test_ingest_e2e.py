@@ -150,7 +150,12 @@ def test_metrics_and_health_endpoints(conn, dsn, sim, tmp_path):
             )
 
         health = wait_for(lambda: json.loads(fetch("/healthz")), what="health")
-        assert health == {"pbx_connected": True, "db_connected": True, "spool_depth": 0}
+        assert health == {
+            "pbx_connected": True,
+            "db_connected": True,
+            "spool_depth": 0,
+            "db_problem": None,
+        }
         metrics = fetch("/metrics")
         assert f"\npgcti_frames_stored_total {len(frames) + 1}.0\n" in metrics, metrics
     finally:
