@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ingester.spool import Frame, frame_line, read_frames
+from ingester.spool import Frame, frame_line, read_records, report
 
 log = logging.getLogger("pgcti.journal")
 
@@ -41,7 +41,12 @@ class Journal:
     def left_over(self) -> list[Frame]:
         """Frames an earlier run recorded and may not have written, oldest first. Call before
         recording anything; once they are kept elsewhere (the spool), discard_left_over()."""
-        return [frame for path in self._left_over_files() for frame in read_frames(path)]
+        frames = []
+        for path in self._left_over_files():
+            found = read_records(path)
+            report(path, found)
+            frames += found.frames
+        return frames
 
     def discard_left_over(self) -> None:
         for path in self._left_over_files():

@@ -1,0 +1,86 @@
+"""What a crash or a bad disk leaves in the spool and the receive journal never stops the
+ingester, and costs no whole record (issue 10, durability 6)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import psycopg
+
+from ingester import embedded, migrations
+from ingester.simulator import onlinepbx3_calls as pbx
+from ingester.spool import Frame, frame_line
+from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
+from tests.live import IngestProcess, SimulatorThread, wait_for
+
+
+def _records(frames: list[dict]) -> str:
+    now = datetime.now(UTC)
+    return "".join(frame_line(Frame("onlinepbx3", now, json.dumps(f))) for f in frames)
+
+
+def _stored(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM cti.raw_event").fetchone()[0]
+
+
+def test_a_torn_spool_tail_is_cut_and_later_frames_are_not_glued_to_it(own_server, tmp_path):
+    """A kill during an append left half a record; then the database is down, so new frames
+    are appended to the spool; when it returns, everything whole is written."""
+    dsn = own_server
+    migrations.apply(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed_crm(conn)
+    frames = pbx.inbound_answered(builder(3), KNOWN, LINE, "101")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    whole = _records(frames[:2])
+    torn = _records(frames[2:3])[:40]
+    (spool / "frames.jsonl").write_text(whole + torn)
+
+    embedded.stop("immediate")
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp_path)
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+        assert sim.send(frames[3:]) == len(frames) - 3  # spooled behind the torn record
+        spooled = 2 + len(frames) - 3 + 1  # with the subscribe reply
+        wait_for(
+            lambda: len((spool / "frames.jsonl").read_text().splitlines()) == spooled,
+            what="frames spooled behind the cut while the database is down",
+        )
+        embedded.start()
+        # 2 whole + the rest + the subscribe reply; the torn third frame never finished.
+        wait_for(lambda: _stored(dsn) == len(frames), timeout=30, what="the spool written")
+    finally:
+        code = ingest.stop()
+        sim.close()
+    assert code == 0, ingest.log
+    assert f"cut {len(torn)} byte(s) of a record that was never finished" in ingest.log
+
+
+def test_a_damaged_journal_record_is_set_aside_and_start_up_goes_on(conn, dsn, tmp_path):
+    seed_crm(conn)
+    frames = pbx.inbound_answered(builder(4), KNOWN, LINE, "101")
+    journal = tmp_path / "spool" / "journal"
+    journal.mkdir(parents=True)
+    lines = _records(frames).splitlines(keepends=True)
+    damaged = lines[1].replace("channel", "chan_el", 1)  # a flipped byte: the checksum fails
+    (journal / "received-000000001.jsonl").write_text("".join([lines[0], damaged, *lines[2:]]))
+
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp_path)
+    try:
+        wait_for(
+            lambda: (
+                _stored(dsn) == len(frames)
+            ),  # all but the damaged one, + the subscribe reply what="the journal's whole records written"
+        )
+    finally:
+        code = ingest.stop()
+        sim.close()
+    assert code == 0, ingest.log
+    assert "1 damaged record(s)" in ingest.log
+    aside = list((tmp_path / "spool" / "journal").glob("corrupt-*.bin"))
+    assert len(aside) == 1 and aside[0].read_text().strip() == damaged.strip()
