@@ -92,6 +92,9 @@ class Journal:
             self._out.close()
         self._number += 1
         path = self.directory / f"received-{self._number:09d}.jsonl"
+        if not self.directory.is_dir():  # deleted under us (an over-eager clean-up): recreate
+            log.error("the journal directory %s was deleted; recreating it", self.directory)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.touch(mode=0o600)
         self._out = path.open("a", encoding="utf-8")
         self._parts.append(_Part(path))

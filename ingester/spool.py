@@ -139,6 +139,12 @@ class Spool:
             os.close(directory)
 
     def append(self, frames: list[Frame]) -> None:
+        if not self.path.parent.is_dir():  # deleted under us: recreate rather than fail
+            log.error("the spool directory %s was deleted; recreating it", self.path.parent)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.depth and not self.path.exists():
+            log.error("%s disappeared with %d frame(s) in it", self.path, self.depth)
+            self.depth = 0
         lines = "".join(frame_line(f) for f in frames)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(lines)
@@ -147,9 +153,15 @@ class Spool:
         self.depth += len(frames)
 
     def read(self) -> list[Frame]:
+        if not self.path.exists():
+            if self.depth:
+                log.error("%s disappeared with %d frame(s) in it", self.path, self.depth)
+            self.depth = 0
+            return []
         return read_frames(self.path)
 
     def clear(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self.path.open("w") as out:
             out.flush()
             os.fsync(out.fileno())

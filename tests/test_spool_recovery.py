@@ -84,3 +84,27 @@ def test_a_damaged_journal_record_is_set_aside_and_start_up_goes_on(conn, dsn, t
     assert "1 damaged record(s)" in ingest.log
     aside = list((tmp_path / "spool" / "journal").glob("corrupt-*.bin"))
     assert len(aside) == 1 and aside[0].read_text().strip() == damaged.strip()
+
+
+def test_a_deleted_spool_directory_is_recreated_and_nothing_is_lost(conn, dsn, tmp_path):
+    """Someone removes the spool directory (journal inside) while the ingester runs; the
+    next journal rotation (every 1,000 frames) and everything after it still work."""
+    import shutil
+
+    seed_crm(conn)
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp_path)
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+        shutil.rmtree(tmp_path / "spool")
+        frames = [
+            f for n in range(200) for f in pbx.inbound_answered(builder(n), KNOWN, LINE, "102")
+        ]
+        assert sim.send(frames) == len(frames)
+        wait_for(lambda: _stored(dsn) == len(frames) + 1, timeout=60, what="every frame stored")
+    finally:
+        code = ingest.stop()
+        sim.close()
+    assert code == 0, ingest.log
+    assert "was deleted; recreating it" in ingest.log
+    assert (tmp_path / "spool" / "journal").is_dir()
