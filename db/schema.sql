@@ -230,11 +230,15 @@ CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
 $$;
 
 CREATE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT 'cti_' || p_kind || '_v1_' || p_id $$;
+    AS $$
+    SELECT 'cti_' || p_kind || '_v1_' || p_id || '_'
+           || left(encode(sha256(k.key || convert_to(p_kind || ':' || p_id, 'UTF8')), 'hex'), 24)
+      FROM cti.channel_key k
+$$;
 
-COMMENT ON FUNCTION cti.channel_name(p_kind text, p_id bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>, cti_emp_v1_<employee id>';
+COMMENT ON FUNCTION cti.channel_name(p_kind text, p_id bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>_<secret part>, cti_emp_v1_<employee id>_<secret part>; clients get theirs from whoami_v1()';
 
 CREATE FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) RETURNS bigint
     LANGUAGE plpgsql
@@ -1267,6 +1271,16 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.rotate_channel_key() RETURNS timestamp with time zone
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    UPDATE cti.channel_key
+       SET key = decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'),
+           rotated_at = now()
+    RETURNING rotated_at
+$$;
+
 CREATE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1514,6 +1528,15 @@ CREATE TABLE cti.call_leg (
     destination_is_extension boolean GENERATED ALWAYS AS (cti.is_extension(destination)) STORED
 );
 
+CREATE TABLE cti.channel_key (
+    singleton boolean DEFAULT true NOT NULL,
+    key bytea NOT NULL,
+    rotated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT channel_key_singleton_check CHECK (singleton)
+);
+
+COMMENT ON TABLE cti.channel_key IS 'Secret that makes LISTEN channel names unguessable; rotate with cti.rotate_channel_key()';
+
 CREATE VIEW cti.client_contact_summary_v1 AS
  SELECT client_id,
     count(*) AS calls,
@@ -1662,6 +1685,9 @@ ALTER TABLE ONLY cti.call
 
 ALTER TABLE ONLY cti.call_transfer
     ADD CONSTRAINT call_transfer_pkey PRIMARY KEY (call_id, step);
+
+ALTER TABLE ONLY cti.channel_key
+    ADD CONSTRAINT channel_key_pkey PRIMARY KEY (singleton);
 
 ALTER TABLE ONLY cti.client_login
     ADD CONSTRAINT client_login_pkey PRIMARY KEY (login);
@@ -1825,6 +1851,8 @@ REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
 

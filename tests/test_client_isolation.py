@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ingester.simulator import onlinepbx3_calls as pbx
@@ -91,3 +92,35 @@ def test_a_full_notify_queue_skips_doorbells_and_ingestion_goes_on(own_server):
         assert _opened_cards(conn, crm["ws-101"]) == calls, "every command is stored"
     assert skipped > 0 and skips > 0, "doorbells were skipped and counted"
     assert usage < 0.75, f"the queue stayed below full ({usage:.2f})"
+
+
+def test_a_desk_can_neither_find_nor_hear_another_desks_channel(conn, make_login):
+    import re
+
+    crm = seed_crm(conn)
+    logins = {}
+    for desk in ("ws-101", "ws-102"):
+        dsn = make_login("cti_client", f"chan_{desk[-3:]}")
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
+            [conninfo_to_dict(dsn)["user"], crm[desk]],
+        )
+        logins[desk] = dsn
+    with psycopg.connect(logins["ws-102"], autocommit=True) as spy:
+        (mine,) = spy.execute("SELECT channel FROM cti.whoami_v1()").fetchone()
+        assert re.fullmatch(rf"cti_ws_v1_{crm['ws-102']}_[0-9a-f]{{24}}", mine), mine
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            spy.execute("SELECT cti.channel_name('ws', %s)", [crm["ws-101"]])
+        spy.execute(f'LISTEN "cti_ws_v1_{crm["ws-101"]}"')  # 0.1.0's guessable name
+        with psycopg.connect(logins["ws-101"], autocommit=True) as owner:
+            (theirs,) = owner.execute("SELECT channel FROM cti.whoami_v1()").fetchone()
+            owner.execute(f'LISTEN "{theirs}"')
+            insert_frames(conn, pbx.inbound_answered(builder(5), KNOWN, LINE, "101"))
+            heard = [n.channel for n in owner.notifies(timeout=2, stop_after=2)]
+        assert heard == [theirs, theirs], "the desk itself hears its doorbells"
+        assert list(spy.notifies(timeout=0.5)) == [], "the other desk hears nothing"
+
+    rotated = conn.execute("SELECT cti.rotate_channel_key()").fetchone()[0]
+    assert rotated is not None
+    with psycopg.connect(logins["ws-101"], autocommit=True) as owner:
+        assert owner.execute("SELECT channel FROM cti.whoami_v1()").fetchone()[0] != theirs

@@ -6,7 +6,10 @@
 -- - A target's last_seq is taken under its stream row's lock, held to commit, so numbers
 --   become visible in order and without holes: a client that has seen N has seen all up to N.
 -- - The NOTIFY is a doorbell: type, seq and call id only, never a name or a number (any
---   login can LISTEN on any channel). Clients pull the content through the API (70_client_api.sql).
+--   login can LISTEN on any channel). Clients pull the content through the API (70_client_api.sql),
+--   so a forged NOTIFY only makes a client pull, and finds nothing new.
+-- - A channel name cannot be guessed: it ends with a part derived from a secret key that
+--   only cti_owner reads; a client learns its own from cti.whoami_v1().
 -- - A doorbell is a hint (clients also pull on a timer), so it never fails ingestion: when
 --   PostgreSQL's NOTIFY queue would be fuller than cti.config.doorbell_max_queue_usage with
 --   this transaction's doorbells in it (a listener that never reads holds the queue), the
@@ -15,12 +18,31 @@
 -- - There is one place that numbers commands and rings doorbells: cti.enqueue_all().
 -- plan_cache_mode is pinned for the reason given in 50_call_facts.sql.
 
+-- A stream's LISTEN channel: readable kind and id, then 24 hex digits (96 bits) of
+-- SHA-256 over the secret cti.channel_key and the stream, so no one can guess another
+-- stream's channel. 63 bytes at most, PostgreSQL's limit for a channel name.
 CREATE OR REPLACE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT 'cti_' || p_kind || '_v1_' || p_id $$;
+AS $$
+    SELECT 'cti_' || p_kind || '_v1_' || p_id || '_'
+           || left(encode(sha256(k.key || convert_to(p_kind || ':' || p_id, 'UTF8')), 'hex'), 24)
+      FROM cti.channel_key k
+$$;
 
-COMMENT ON FUNCTION cti.channel_name(text, bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>, cti_emp_v1_<employee id>';
+COMMENT ON FUNCTION cti.channel_name(text, bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>_<secret part>, cti_emp_v1_<employee id>_<secret part>; clients get theirs from whoami_v1()';
+
+-- A new key: every channel name changes. For a DBA after a leak; clients learn their new
+-- channel from cti.whoami_v1() when they reconnect, and pull on their timer meanwhile.
+CREATE OR REPLACE FUNCTION cti.rotate_channel_key() RETURNS timestamptz
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE cti.channel_key
+       SET key = decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'),
+           rotated_at = now()
+    RETURNING rotated_at
+$$;
 
 -- Append commands to their targets' streams, in array order, and ring each doorbell.
 -- Each target's last_seq is taken under its row lock (held to commit), so a client that
