@@ -124,3 +124,38 @@ def test_a_desk_can_neither_find_nor_hear_another_desks_channel(conn, make_login
     assert rotated is not None
     with psycopg.connect(logins["ws-101"], autocommit=True) as owner:
         assert owner.execute("SELECT channel FROM cti.whoami_v1()").fetchone()[0] != theirs
+
+
+def test_a_desk_login_created_as_documented_cannot_crowd_out_the_ingester(conn, dsn):
+    """The SQL block of docs/dba-guide.md that creates logins, run as a DBA would."""
+    import re
+    from pathlib import Path
+
+    from psycopg.conninfo import make_conninfo
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "dba-guide.md").read_text()
+    block = next(b for b in re.findall(r"```sql\n(.*?)```", guide, re.S) if "CONNECTION LIMIT" in b)
+    suffix = conn.info.backend_pid  # the server's roles are shared: names of this test's own
+    names = {"pgcti_ingest": f"pgcti_ingest_{suffix}", "desk_12": f"desk_12_{suffix}"}
+    for documented, ours in names.items():
+        block = block.replace(documented, ours)
+    block = block.replace("PASSWORD '...'", "PASSWORD 'pw'")
+    seed_crm(conn)
+    try:
+        conn.execute(block)
+        limit = int(re.search(r"CONNECTION LIMIT (\d+)", block).group(1))
+        desk = make_conninfo(dsn, user=names["desk_12"], password="pw")
+        held = [psycopg.connect(desk) for _ in range(limit)]
+        try:
+            with pytest.raises(psycopg.OperationalError, match="too many connections for role"):
+                psycopg.connect(desk)
+            ingester = make_conninfo(dsn, user=names["pgcti_ingest"], password="pw")
+            with psycopg.connect(ingester) as ingest:
+                assert ingest.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            for c in held:
+                c.close()
+    finally:
+        conn.execute("DELETE FROM cti.client_login")
+        for name in names.values():
+            conn.execute(f'DROP ROLE IF EXISTS "{name}"')
