@@ -1331,6 +1331,14 @@ DECLARE
     v_event cti.raw_event;
     v_try_rounds boolean := true;
 BEGIN
+    -- Roles are cluster-wide: only a login registered in this database (or a DBA) writes here.
+    IF NOT EXISTS (SELECT FROM cti.ingester_login l WHERE l.login = session_user)
+       AND NOT pg_has_role(session_user, 'cti_owner', 'MEMBER')
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        RAISE EXCEPTION 'login % may not write raw events in database %', session_user, current_database()
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('register it here: INSERT INTO cti.ingester_login (login) VALUES (%L)', session_user);
+    END IF;
     SELECT array_agg(ROW(e.*)::cti.raw_event ORDER BY e.id) INTO v_events FROM new_events e;
     -- Fast path: the whole batch in one subtransaction, in rounds when it can be.
     FOR v_attempt IN 1 .. 2 LOOP
@@ -1592,6 +1600,13 @@ CREATE TABLE cti.event_outcome (
 
 COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
 
+CREATE TABLE cti.ingester_login (
+    login name NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE cti.ingester_login IS 'Logins (members of cti_ingester) that may write raw events in this database';
+
 CREATE TABLE cti.logic_file (
     name text NOT NULL,
     checksum text NOT NULL,
@@ -1697,6 +1712,9 @@ ALTER TABLE ONLY cti.config
 
 ALTER TABLE ONLY cti.event_outcome
     ADD CONSTRAINT event_outcome_pkey PRIMARY KEY (raw_event_id);
+
+ALTER TABLE ONLY cti.ingester_login
+    ADD CONSTRAINT ingester_login_pkey PRIMARY KEY (login);
 
 ALTER TABLE ONLY cti.logic_file
     ADD CONSTRAINT logic_file_pkey PRIMARY KEY (name);

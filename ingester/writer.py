@@ -32,7 +32,8 @@ _ADVICE = {
     "42P01": "the database is not migrated: run `pgcti migrate` on it",
     "3F000": "the database is not migrated: run `pgcti migrate` on it",
     "42883": "the database is not migrated: run `pgcti migrate` on it",
-    "42501": "the ingester's login lacks a right: make it a member of cti_ingester (docs/dba-guide.md)",
+    "42501": "the ingester's login lacks a right: make it a member of cti_ingester and register "
+    "it in cti.ingester_login (docs/dba-guide.md)",
     "25006": "the database is read-only (a standby?): point the DSN at the primary",
 }
 REFUSAL_LOG_EVERY = 30.0  # seconds between ERROR lines while the database keeps refusing

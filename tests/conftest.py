@@ -156,6 +156,9 @@ def make_login(server_dsn: str, dsn: str) -> Iterator:
                 )
             )
         created.append(name)
+        if group == "cti_ingester":  # as docs/dba-guide.md does: registered in this database
+            with psycopg.connect(dsn, autocommit=True) as db:
+                db.execute("INSERT INTO cti.ingester_login (login) VALUES (%s)", [name])
         return make_conninfo(dsn, user=name, password=password)
 
     yield make

@@ -159,3 +159,24 @@ def test_a_desk_login_created_as_documented_cannot_crowd_out_the_ingester(conn, 
         conn.execute("DELETE FROM cti.client_login")
         for name in names.values():
             conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+
+
+def test_an_ingester_login_writes_only_in_the_database_it_was_made_for(dsn, fresh_db, make_login):
+    """Two pgcti databases on one server (staging and production, say): roles are shared,
+    so membership in cti_ingester alone would let staging's ingester write to production."""
+    from psycopg.conninfo import make_conninfo
+
+    from ingester import migrations
+
+    staging_ingester = make_login("cti_ingester", "staging")  # made for (registered in) `dsn`
+    migrations.apply(fresh_db)  # the second database
+    params = conninfo_to_dict(staging_ingester)
+    elsewhere = make_conninfo(fresh_db, user=params["user"], password=params["password"])
+    frame = '{"event": "subscribed"}'
+    refused = pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not write raw events")
+    with psycopg.connect(elsewhere, autocommit=True) as other, refused:
+        other.execute("INSERT INTO cti.raw_event (source, body) VALUES ('onlinepbx3', %s)", [frame])
+    with psycopg.connect(staging_ingester, autocommit=True) as own:
+        own.execute("INSERT INTO cti.raw_event (source, body) VALUES ('onlinepbx3', %s)", [frame])
+    with psycopg.connect(fresh_db) as admin:
+        assert admin.execute("SELECT count(*) FROM cti.raw_event").fetchone() == (0,)

@@ -90,6 +90,7 @@ def test_a_login_without_rights_keeps_the_frames_until_it_gets_them(
 
     def grant() -> None:
         conn.execute(sql.SQL("GRANT cti_ingester TO {}").format(sql.Identifier(login)))
+        conn.execute("INSERT INTO cti.ingester_login (login) VALUES (%s)", [login])
 
     _refused_then_fixed(wrong, sim, tmp_path, "member of cti_ingester", grant, dsn)
 

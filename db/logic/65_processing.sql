@@ -12,6 +12,9 @@
 -- - Calls whose end was lost are ended by the ingester's tick, itself a raw event, so a
 --   rebuild ends the same calls at the same point.
 -- - Rebuild re-derives everything from the raw log in arrival order and sends nothing.
+-- - Only a login registered in this database's cti.ingester_login (or a DBA) may write raw
+--   events: roles are cluster-wide, so membership in cti_ingester alone would let a login
+--   made for another database on the same server write here.
 -- Why batches: per frame, the cost was the dozen statements around the work, each a trip
 -- through the executor, and past 64 subtransactions in one transaction every visibility
 -- check consults pg_subtrans. plan_cache_mode: see 50_call_facts.sql.
@@ -230,6 +233,14 @@ DECLARE
     v_event cti.raw_event;
     v_try_rounds boolean := true;
 BEGIN
+    -- Roles are cluster-wide: only a login registered in this database (or a DBA) writes here.
+    IF NOT EXISTS (SELECT FROM cti.ingester_login l WHERE l.login = session_user)
+       AND NOT pg_has_role(session_user, 'cti_owner', 'MEMBER')
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        RAISE EXCEPTION 'login % may not write raw events in database %', session_user, current_database()
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('register it here: INSERT INTO cti.ingester_login (login) VALUES (%L)', session_user);
+    END IF;
     SELECT array_agg(ROW(e.*)::cti.raw_event ORDER BY e.id) INTO v_events FROM new_events e;
     -- Fast path: the whole batch in one subtransaction, in rounds when it can be.
     FOR v_attempt IN 1 .. 2 LOOP

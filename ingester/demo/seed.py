@@ -98,6 +98,7 @@ def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
 def ensure_logins(conn: psycopg.Connection) -> dict[int, str]:
     """The ingester's login and one login per workstation, bound in cti.client_login."""
     _ensure_role(conn, INGESTER_LOGIN, "cti_ingester")
+    conn.execute(query("register_ingester_login"), [INGESTER_LOGIN])
     logins = {}
     for (ws_id,) in conn.execute(query("seed_workstation_ids")).fetchall():
         login = workstation_login(ws_id)

@@ -178,6 +178,9 @@ SELECT id FROM crm.workstation ORDER BY id;
 -- name: bind_workstation_login
 INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s) ON CONFLICT (login) DO NOTHING;
 
+-- name: register_ingester_login
+INSERT INTO cti.ingester_login (login) VALUES (%s) ON CONFLICT DO NOTHING;
+
 -- name: role_exists
 SELECT 1 FROM pg_roles WHERE rolname = %s;
 
