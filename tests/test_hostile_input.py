@@ -186,3 +186,27 @@ def test_a_frame_over_the_transport_limit_is_logged_and_the_feed_goes_on(pipelin
     sim.send(call)
     wait_for(lambda: _raw_count(dsn) >= before + len(call), what="the next call stored")
     assert ingest.proc.poll() is None
+
+
+def test_a_frame_that_is_not_utf8_is_stored_and_the_calls_after_it_complete(pipeline):
+    """A broken PBX sends a text frame with bytes that are not UTF-8: websockets would close
+    the connection (1007) and everything sent after it would be lost."""
+    dsn, sim, ingest = pipeline
+    before = _raw_count(dsn)
+    reconnects = ingest.log.count("connected to")
+    calls = [pbx.inbound_answered(builder(60 + n), KNOWN, LINE, "102") for n in range(3)]
+    bad = b'{"event": "channel_create", "data": {"note": "\xff\xfe broken"}}'
+    assert sim.send([bad, *(f for call in calls for f in call)]) == 1 + sum(map(len, calls))
+    wait_for(lambda: _raw_count(dsn) == before + 1 + sum(map(len, calls)), what="all stored")
+    with psycopg.connect(dsn) as conn:
+        body, error = conn.execute(
+            "SELECT body, parse_error FROM cti.raw_event WHERE body LIKE %s", ["%broken%"]
+        ).fetchone()
+        outcomes = conn.execute(
+            "SELECT outcome FROM cti.call WHERE pbx_call_id = ANY(%s)",
+            [[call[-1]["data"]["uuid"] for call in calls]],
+        ).fetchall()
+    assert "\\xff\\xfe broken" in body and error.startswith("not valid JSON")
+    assert outcomes == [("answered",)] * 3
+    assert ingest.log.count("connected to") == reconnects, "the connection stayed up"
+    assert "is not UTF-8" in ingest.log

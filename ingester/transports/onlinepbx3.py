@@ -43,7 +43,20 @@ def url_with_key(url: str, key: Secret) -> str:
 
 
 def receive_text(message: str | bytes) -> str:
-    text = message if isinstance(message, str) else message.decode("utf-8", "backslashreplace")
+    """A frame as text: bytes that are not UTF-8 (a broken PBX) are kept, escaped as \\xNN,
+    so the frame is stored (and fails to parse, with the reason) instead of being lost."""
+    if isinstance(message, bytes):
+        try:
+            message = message.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            log.warning(
+                "a frame of %d bytes is not UTF-8 (%s at byte %d); stored with the bytes escaped",
+                len(message),
+                bad.reason,
+                bad.start,
+            )
+            message = message.decode("utf-8", "backslashreplace")
+    text = message
     # PostgreSQL text cannot hold NUL; spelled as JSON's escape the frame is still stored, with a clear error.
     return text.replace("\x00", "\\u0000")
 
@@ -89,8 +102,13 @@ async def run(
                     ", ".join(subscriptions),
                 )
                 metrics.pbx_connected.set(1)
-                async for message in ws:
+                while True:
+                    # Undecoded: websockets would close the connection (1007) on bad UTF-8,
+                    # and lose every frame the PBX sends after it.
+                    message = await ws.recv(decode=False)
                     deliver(Frame(SOURCE, datetime.now(UTC), receive_text(message)))
+            except websockets.ConnectionClosedOK:
+                pass  # a clean close: reconnect, as after any other
             except websockets.ConnectionClosed as closed:
                 if closed.sent is not None and closed.sent.code == 1009:
                     metrics.rejected.inc()
