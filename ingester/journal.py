@@ -11,7 +11,9 @@ process, not a power cut (that would take an fsync per frame). Files rotate ever
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import TextIO
 from ingester.spool import Frame, frame_line, read_records, report
 
 log = logging.getLogger("pgcti.journal")
+PROBLEM_LOG_EVERY = 30.0  # seconds between ERROR lines while the journal cannot be written
 
 
 @dataclass
@@ -37,6 +40,10 @@ class Journal:
         self._parts: deque[_Part] = deque()
         self._out: TextIO | None = None
         self._number = 0
+        # Why frames are not being journaled (a full disk, say), while they are not.
+        self.problem: str | None = None
+        self.failures = 0
+        self._problem_logged = 0.0
 
     def left_over(self) -> list[Frame]:
         """Frames an earlier run recorded and may not have written, oldest first. Call before
@@ -55,13 +62,42 @@ class Journal:
     def _left_over_files(self) -> list[Path]:
         return sorted(self.directory.glob("received-*.jsonl"))
 
-    def record(self, frame: Frame) -> None:
-        if self._out is None or self._parts[-1].recorded >= self.rotate_every:
-            self._rotate()
-        assert self._out is not None
-        self._out.write(frame_line(frame))
-        self._out.flush()
+    def record(self, frame: Frame) -> bool:
+        """Write the frame to the OS; False when the disk refuses (full, say). The frame still
+        goes to the database: the journal only guards what a crash would lose meanwhile."""
+        try:
+            if self._out is None or self._parts[-1].recorded >= self.rotate_every:
+                self._rotate()
+            assert self._out is not None
+            self._out.write(frame_line(frame))
+            self._out.flush()
+        except OSError as exc:
+            self._broken(exc)
+            return False
         self._parts[-1].recorded += 1
+        if self.problem is not None:
+            log.info("the journal is written again (%s)", self.directory)
+            self.problem = None
+        return True
+
+    def _broken(self, exc: OSError) -> None:
+        """A write failed: drop the file (it may end in a torn record, which a later start
+        cuts), count it, say so at most every 30 s; the next frame tries a new file."""
+        self.failures += 1
+        self.problem = f"{exc.strerror or exc} ({self.directory})"
+        if self._out is not None:
+            # What it had buffered is lost to the journal, not to the database.
+            with contextlib.suppress(OSError):
+                self._out.close()
+            self._out = None
+        if time.monotonic() - self._problem_logged >= PROBLEM_LOG_EVERY:
+            self._problem_logged = time.monotonic()
+            log.error(
+                "the receive journal cannot be written: %s; frames still go to the database, "
+                "but a crash now would lose the ones in memory (%d failed write(s) so far)",
+                self.problem,
+                self.failures,
+            )
 
     def settle(self, count: int) -> None:
         """The oldest `count` recorded frames are stored or spooled: files all of whose frames
@@ -76,10 +112,13 @@ class Journal:
             if len(self._parts) > 1:
                 self._parts.popleft()
                 part.path.unlink(missing_ok=True)
-            else:
-                assert self._out is not None
+            elif self._out is not None:
                 self._out.truncate(0)
                 part.recorded = part.settled = 0
+                break
+            else:  # its file was dropped after a failed write
+                self._parts.popleft()
+                part.path.unlink(missing_ok=True)
                 break
 
     def close(self) -> None:

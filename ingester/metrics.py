@@ -50,6 +50,8 @@ class Metrics:
         )
         # Why the database refuses writes (not migrated, a right missing), while it does.
         self.db_problem: str | None = None
+        # Why the receive journal cannot be written (a full disk), while it cannot.
+        self.journal_problem: str | None = None
 
     def health(self) -> tuple[bool, dict[str, object]]:
         state = {
@@ -57,8 +59,14 @@ class Metrics:
             "db_connected": bool(self.db_connected._value.get()),
             "spool_depth": int(self.spool_depth._value.get()),
             "db_problem": self.db_problem,
+            "journal_problem": self.journal_problem,
         }
-        healthy = state["pbx_connected"] and state["db_connected"] and self.db_problem is None
+        healthy = (
+            state["pbx_connected"]
+            and state["db_connected"]
+            and self.db_problem is None
+            and self.journal_problem is None
+        )
         return bool(healthy), state
 
 

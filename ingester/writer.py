@@ -13,6 +13,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import deque
 
 import psycopg
 
@@ -69,13 +70,15 @@ class Writer:
             0.0  # while the database is away, try it no more often than this (monotonic)
         )
         self._refusal_logged = 0.0  # when the last ERROR about a refusing database was logged
+        self._journaled: deque[bool] = deque()  # per queued frame: did the journal take it
         self.metrics.spool_depth.set(spool.depth)
 
     def submit(self, frame: Frame, from_pbx: bool = True) -> None:
         if from_pbx:
             self.metrics.received.inc()
         if self.journal is not None:
-            self.journal.record(frame)
+            self._journaled.append(self.journal.record(frame))
+            self.metrics.journal_problem = self.journal.problem
         self.queue.put_nowait(frame)
 
     async def run(self) -> None:
@@ -114,8 +117,11 @@ class Writer:
         return len(left)
 
     def _settle(self, count: int) -> None:
+        """The oldest `count` frames are stored or spooled: let the journal forget the ones
+        it holds (a frame the journal could not take is not in it)."""
         if self.journal is not None:
-            self.journal.settle(count)
+            taken = [self._journaled.popleft() for _ in range(min(count, len(self._journaled)))]
+            self.journal.settle(sum(taken))
 
     def _take_batch(self, first: Frame) -> list[Frame]:
         batch = [first]

@@ -12,7 +12,7 @@ from ingester import embedded, migrations
 from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.spool import Frame, frame_line
 from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
-from tests.live import IngestProcess, SimulatorThread, wait_for
+from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
 
 
 def _records(frames: list[dict]) -> str:
@@ -108,3 +108,68 @@ def test_a_deleted_spool_directory_is_recreated_and_nothing_is_lost(conn, dsn, t
     assert code == 0, ingest.log
     assert "was deleted; recreating it" in ingest.log
     assert (tmp_path / "spool" / "journal").is_dir()
+
+
+def test_a_full_disk_under_the_journal_costs_no_frame_and_is_reported(conn, dsn, tmp_path):
+    """The journal's file system fills up while the database is up: frames keep going to
+    the database, /healthz says why it is degraded, and journaling resumes with space."""
+    import os
+    import socket
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    import pytest
+
+    journal = tmp_path / "spool" / "journal"
+    journal.mkdir(parents=True)
+    mounted = os.geteuid() == 0 and (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(journal)]
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("needs root to mount a small tmpfs as a disk that fills up")
+    try:
+        filler = journal / "filler"
+        with filler.open("wb") as out:  # leave a few kB: the first frames fit, then it is full
+            out.write(b"\0" * (256 * 1024 - 8 * 1024))
+        seed_crm(conn)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+
+        def health() -> tuple[int, dict]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as refused:
+                return refused.code, json.loads(refused.read())
+            except OSError:
+                return 0, {}
+
+        sim = SimulatorThread()
+        ingest = IngestProcess(dsn, sim.url, tmp_path, KEY, "--metrics-port", str(port))
+        try:
+            wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+            frames = [
+                f for n in range(10) for f in pbx.inbound_answered(builder(n), KNOWN, LINE, "101")
+            ]
+            assert sim.send(frames) == len(frames)
+            wait_for(lambda: _stored(dsn) == len(frames) + 1, what="every frame stored")
+            status, state = wait_for(lambda: (h := health())[0] and h, what="health")
+            assert status == 503 and "No space left on device" in state["journal_problem"], state
+            filler.unlink()
+            more = pbx.inbound_answered(builder(99), KNOWN, LINE, "101")
+            assert sim.send(more) == len(more)
+            wait_for(lambda: _stored(dsn) == len(frames) + len(more) + 1, what="more stored")
+            assert wait_for(lambda: health()[0] == 200, what="healthy again")
+        finally:
+            code = ingest.stop()
+            sim.close()
+        assert code == 0, ingest.log
+        assert "the receive journal cannot be written" in ingest.log
+        assert "the journal is written again" in ingest.log
+    finally:
+        subprocess.run(["umount", "-l", str(journal)])
