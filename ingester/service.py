@@ -51,12 +51,12 @@ async def run(config: IngestConfig) -> int:
             config.key,
             config.domain or "",
             config.subscriptions,
-            writer.submit,
+            writer.deliver,
             metrics,
         )
     else:
         receive = onlinepbx3.run(
-            config.url, config.key, config.subscriptions, writer.submit, metrics
+            config.url, config.key, config.subscriptions, writer.deliver, metrics
         )
     pbx_task = asyncio.create_task(receive, name="pbx")
     tick_task = asyncio.create_task(_ticks(writer, config.tick_seconds), name="tick")

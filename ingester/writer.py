@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Iterator
 
 import psycopg
 
@@ -38,6 +39,12 @@ _ADVICE = {
     "25006": "the database is read-only (a standby?): point the DSN at the primary",
 }
 REFUSAL_LOG_EVERY = 30.0  # seconds between ERROR lines while the database keeps refusing
+# A batch is capped by bytes too: 110 frames of 10 MB in one INSERT passed PostgreSQL's 1 GB
+# message limit, the server dropped the connection, and the same batch was retried forever.
+MAX_BATCH_BYTES = 8 * 2**20
+# Past this much waiting to be written, the transport stops reading from the PBX: memory
+# stays bounded under any flood, and TCP pushes back on the sender.
+MAX_QUEUED_BYTES = 32 * 2**20
 
 
 class DatabaseRefuses(Exception):
@@ -71,6 +78,10 @@ class Writer:
         )
         self._refusal_logged = 0.0  # when the last ERROR about a refusing database was logged
         self._journaled: deque[bool] = deque()  # per queued frame: did the journal take it
+        self._carry: Frame | None = None  # taken from the queue, left for the next batch
+        self._queued_bytes = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self.metrics.spool_depth.set(spool.depth)
 
     def submit(self, frame: Frame, from_pbx: bool = True) -> None:
@@ -79,20 +90,38 @@ class Writer:
         if self.journal is not None:
             self._journaled.append(self.journal.record(frame))
             self.metrics.journal_problem = self.journal.problem
+        self._queued_bytes += len(frame.body)
+        if self._queued_bytes >= MAX_QUEUED_BYTES:
+            self._room.clear()
         self.queue.put_nowait(frame)
+
+    async def deliver(self, frame: Frame) -> None:
+        """For the PBX transports: queue the frame, then wait (reading nothing more from the
+        PBX) while too much is waiting to be written."""
+        self.submit(frame)
+        await self._room.wait()
+
+    def _taken(self, frame: Frame) -> None:
+        self._queued_bytes -= len(frame.body)
+        if self._queued_bytes < MAX_QUEUED_BYTES:
+            self._room.set()
 
     async def run(self) -> None:
         """Write until stop() is called and everything queued before it is written (or spooled)."""
         await self._recover()
         while True:
             timeout = max(0.0, self._next_try - time.monotonic()) if self.spool.depth else None
-            try:
-                first = await asyncio.wait_for(self.queue.get(), timeout)
-            except TimeoutError:
-                await self._recover()
-                continue
-            if first is None:
-                break
+            if self._carry is not None:
+                first, self._carry = self._carry, None
+            else:
+                try:
+                    first = await asyncio.wait_for(self.queue.get(), timeout)
+                except TimeoutError:
+                    await self._recover()
+                    continue
+                if first is None:
+                    break
+                self._taken(first)
             self._inflight = self._take_batch(first)
             await self._write(self._inflight)
             self._settle(len(self._inflight))
@@ -107,6 +136,9 @@ class Writer:
     def spool_unwritten(self) -> int:
         """Last resort when run() did not finish in time: keep in-flight and queued frames on disk."""
         left = [f for f in self._inflight]
+        if self._carry is not None:
+            left.append(self._carry)
+            self._carry = None
         while not self.queue.empty():
             frame = self.queue.get_nowait()
             if frame is not None:
@@ -124,13 +156,20 @@ class Writer:
             self.journal.settle(sum(taken))
 
     def _take_batch(self, first: Frame) -> list[Frame]:
-        batch = [first]
+        """What has queued up, at most max_batch frames and MAX_BATCH_BYTES (but one frame
+        always goes, whatever its size)."""
+        batch, size = [first], len(first.body)
         while len(batch) < self.max_batch and not self.queue.empty():
             frame = self.queue.get_nowait()
             if frame is None:
                 self.queue.put_nowait(None)  # the stop marker stays last
                 break
+            self._taken(frame)
+            if size + len(frame.body) > MAX_BATCH_BYTES:
+                self._carry = frame  # first of the next batch: order is kept
+                break
             batch.append(frame)
+            size += len(frame.body)
         return batch
 
     async def _write(self, batch: list[Frame]) -> None:
@@ -231,8 +270,8 @@ class Writer:
             return False  # not yet: meanwhile new frames go straight to the spool, in order
         try:
             frames = self.spool.read()
-            for start in range(0, len(frames), self.max_batch):
-                await self._insert_checked(frames[start : start + self.max_batch])
+            for chunk in chunks(frames, self.max_batch):
+                await self._insert_checked(chunk)
         except DatabaseRefuses as exc:
             self._refusing(exc.__cause__)
             return False
@@ -306,6 +345,20 @@ def bounded(frame: Frame, reason: str) -> Frame:
         f"sha256 {hashlib.sha256(raw).hexdigest()}; it began: {head}"
     )
     return Frame(frame.source, frame.received_at, body)
+
+
+def chunks(frames: list[Frame], max_frames: int) -> Iterator[list[Frame]]:
+    """Batches in order, capped by count and by MAX_BATCH_BYTES (one frame always goes)."""
+    batch: list[Frame] = []
+    size = 0
+    for frame in frames:
+        if batch and (len(batch) >= max_frames or size + len(frame.body) > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(frame)
+        size += len(frame.body)
+    if batch:
+        yield batch
 
 
 def batch_params(batch: list[Frame]) -> dict[str, list]:

@@ -9,6 +9,7 @@
 4. A CRM client offline for --offline seconds: how long its catch-up takes on reconnect.
 5. A CRM client acks and holds its transaction open for --hold seconds: how far ingestion lags.
 6. A listener stuck in a transaction fills a small NOTIFY queue: doorbells skipped, frames stored.
+7. A flood of 110 frames of 10 MB, then an ordinary call: the ingester's memory, and the call.
 Each case runs real processes on a server of its own and prints what was sent, stored, duplicated, delivered.
 """
 
@@ -322,6 +323,50 @@ def case_full_notify_queue(server: str, tmp: Path, rate: float, seconds: float =
         embedded.start()
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def case_flood(server: str, tmp: Path, frames: int = 110, mb: int = 10) -> dict:
+    dsn = fresh_database(server, "chaos_flood")
+    sim = SimulatorThread()
+    ingest = IngestProcess(dsn, sim.url, tmp / "flood")
+    wait_for(lambda: sim.server.listeners() == 1)
+    peak = [rss_mb(ingest.proc.pid)]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            peak.append(rss_mb(ingest.proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    big = '{"event": "channel_create", "data": {"pad": "' + "x" * (mb * 2**20) + '"}}'
+    started = time.monotonic()
+    sent = sum(sim.send([big]) for _ in range(frames))
+    call = Traffic(8, [], ["101"]).call(time.time())
+    sim.send([frame for _, frame in call])
+    wait_for(lambda: q(dsn, "SELECT count(*) FROM cti.raw_event") >= sent + len(call) + 1, 600)
+    took = time.monotonic() - started
+    sampling.set()
+    sampler.join(5)
+    ingest.stop()
+    sim.close()
+    return {
+        "case": f"{frames} frames of {mb} MB, then an ordinary call",
+        "big_frames_sent": sent,
+        **counts(dsn),
+        "call_frames_sent": len(call),
+        "seconds_until_the_call_was_stored": round(took, 1),
+        "ingester_rss_peak_mb": round(max(peak)),
+        "ingester_rss_idle_mb": round(peak[0]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -332,8 +377,8 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=30)
     parser.add_argument(
         "--only",
-        default="outage,drops,kill,offline,stall,notify",
-        help="cases to run (default: all six)",
+        default="outage,drops,kill,offline,stall,notify,flood",
+        help="cases to run (default: all seven)",
     )
     args = parser.parse_args()
     cases = {
@@ -343,6 +388,7 @@ def main() -> None:
         "offline": lambda: case_offline_client(server, tmp, args.rate, args.offline),
         "stall": lambda: case_stalled_client(server, tmp, args.rate, args.hold),
         "notify": lambda: case_full_notify_queue(server, tmp, args.rate),
+        "flood": lambda: case_flood(server, tmp),
     }
     unknown = set(args.only.split(",")) - set(cases)
     if unknown:

@@ -13,7 +13,7 @@ import logging
 import random
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -62,7 +62,7 @@ async def run(
     key: Secret,
     domain: str,
     subscriptions: tuple[str, ...],
-    deliver: Callable[[Frame], None],
+    deliver: Callable[[Frame], Awaitable[None]],
     metrics: Metrics,
 ) -> None:
     """Receive until cancelled."""
@@ -129,10 +129,13 @@ async def run(
         await asyncio.sleep(next(delays))
 
 
-async def _receive(ws, heartbeat_timeout: float, deliver: Callable[[Frame], None]) -> None:
+async def _receive(
+    ws, heartbeat_timeout: float, deliver: Callable[[Frame], Awaitable[None]]
+) -> None:
     while True:
         try:
-            message = await asyncio.wait_for(ws.recv(), heartbeat_timeout)
+            # Undecoded: bad UTF-8 is kept (escaped) instead of closing the connection.
+            message = await asyncio.wait_for(ws.recv(decode=False), heartbeat_timeout)
         except TimeoutError:
             raise ConnectionError(
                 f"no heartbeat from the PBX for {heartbeat_timeout:.0f}s"
@@ -141,14 +144,12 @@ async def _receive(ws, heartbeat_timeout: float, deliver: Callable[[Frame], None
         try:
             packet = socketio09.decode(text)
         except ValueError:
-            deliver(
-                Frame(SOURCE, datetime.now(UTC), text)
-            )  # kept, and marked failed by the database
+            await deliver(Frame(SOURCE, datetime.now(UTC), text))  # kept; the database says why
             continue
         if packet.type == socketio09.HEARTBEAT:
             await ws.send("2::")
         elif packet.type == socketio09.EVENT:
-            deliver(Frame(SOURCE, datetime.now(UTC), packet.data))
+            await deliver(Frame(SOURCE, datetime.now(UTC), packet.data))
         elif packet.type == socketio09.DISCONNECT:
             raise ConnectionError("the PBX sent disconnect")
         elif packet.type == socketio09.ERROR:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -65,10 +65,10 @@ async def run(
     url: str,
     key: Secret,
     subscriptions: tuple[str, ...],
-    deliver: Callable[[Frame], None],
+    deliver: Callable[[Frame], Awaitable[None]],
     metrics: Metrics,
 ) -> None:
-    """Receive until cancelled."""
+    """Receive until cancelled. `deliver` may wait: nothing more is read meanwhile."""
     delays = partial(
         websockets.asyncio.client.backoff,
         initial_delay=0.5,
@@ -85,6 +85,7 @@ async def run(
             url_with_key(url, key),
             reconnect_delays=delays,
             max_size=MAX_FRAME_BYTES,
+            max_queue=4,  # frames websockets itself buffers: with 16 MiB frames, 64 MiB at most
             open_timeout=10,
             close_timeout=1,
             ping_interval=20,
@@ -106,7 +107,7 @@ async def run(
                     # Undecoded: websockets would close the connection (1007) on bad UTF-8,
                     # and lose every frame the PBX sends after it.
                     message = await ws.recv(decode=False)
-                    deliver(Frame(SOURCE, datetime.now(UTC), receive_text(message)))
+                    await deliver(Frame(SOURCE, datetime.now(UTC), receive_text(message)))
             except websockets.ConnectionClosedOK:
                 pass  # a clean close: reconnect, as after any other
             except websockets.ConnectionClosed as closed:
