@@ -345,9 +345,12 @@ def case_flood(server: str, tmp: Path, frames: int = 110, mb: int = 10) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    big = '{"event": "channel_create", "data": {"pad": "' + "x" * (mb * 2**20) + '"}}'
+    pad = "x" * (mb * 2**20)
     started = time.monotonic()
-    sent = sum(sim.send([big]) for _ in range(frames))
+    sent = sum(  # each one different: identical frames would be stored once (the dedup key)
+        sim.send([f'{{"event": "channel_create", "data": {{"n": {n}, "pad": "{pad}"}}}}'])
+        for n in range(frames)
+    )
     call = Traffic(8, [], ["101"]).call(time.time())
     sim.send([frame for _, frame in call])
     wait_for(lambda: q(dsn, "SELECT count(*) FROM cti.raw_event") >= sent + len(call) + 1, 600)
