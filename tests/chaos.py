@@ -179,16 +179,21 @@ def case_sigkill(server: str, tmp: Path, rate: float) -> dict:
     }
 
 
-def case_offline_client(server: str, tmp: Path, rate: float, offline: float) -> dict:
-    dsn = fresh_database(server, "chaos_offline")
+def desk_login(dsn: str, login: str) -> int:
+    """A CRM client login bound to the desk of extension 101; returns the desk's id."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         ws = conn.execute("SELECT id FROM crm.workstation WHERE extension = '101'").fetchone()[0]
-        conn.execute("DROP ROLE IF EXISTS pgcti_chaos_ws")
-        conn.execute("CREATE ROLE pgcti_chaos_ws LOGIN IN ROLE cti_client")
+        conn.execute(f"DROP ROLE IF EXISTS {login}")
+        conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE cti_client")
         conn.execute(
-            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_chaos_ws', %s)",
-            [ws],
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)", [login, ws]
         )
+    return ws
+
+
+def case_offline_client(server: str, tmp: Path, rate: float, offline: float) -> dict:
+    dsn = fresh_database(server, "chaos_offline")
+    ws = desk_login(dsn, "pgcti_chaos_ws")
     sim = SimulatorThread()
     ingest = IngestProcess(dsn, sim.url, tmp / "offline")
     wait_for(lambda: sim.server.listeners() == 1)
@@ -246,14 +251,7 @@ def lag_while(dsn: str, seconds: float) -> float:
 
 def case_stalled_client(server: str, tmp: Path, rate: float, hold: float) -> dict:
     dsn = fresh_database(server, "chaos_stall")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        ws = conn.execute("SELECT id FROM crm.workstation WHERE extension = '101'").fetchone()[0]
-        conn.execute("DROP ROLE IF EXISTS pgcti_chaos_stall")
-        conn.execute("CREATE ROLE pgcti_chaos_stall LOGIN IN ROLE cti_client")
-        conn.execute(
-            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_chaos_stall', %s)",
-            [ws],
-        )
+    ws = desk_login(dsn, "pgcti_chaos_stall")
     sim = SimulatorThread()
     ingest = IngestProcess(dsn, sim.url, tmp / "stall")
     wait_for(lambda: sim.server.listeners() == 1)

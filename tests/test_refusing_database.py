@@ -5,9 +5,6 @@ missing) keeps every frame in the spool, says why, and reports unhealthy until i
 from __future__ import annotations
 
 import json
-import socket
-import urllib.error
-import urllib.request
 
 import psycopg
 import pytest
@@ -17,23 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 from ingester import migrations
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
-from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _health(port: int) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
-    except OSError:
-        return 0, {}
+from tests.live import KEY, IngestProcess, SimulatorThread, free_port, health, wait_for
 
 
 def _stored(dsn: str) -> int:
@@ -49,7 +30,7 @@ def sim():
 
 
 def _refused_then_fixed(ingest_dsn, sim, tmp_path, advice: str, fix, check_dsn: str) -> str:
-    port = _free_port()
+    port = free_port()
     ingest = IngestProcess(ingest_dsn, sim.url, tmp_path, KEY, "--metrics-port", str(port))
     try:
         wait_for(lambda: sim.server.listeners() == 1, what="subscription")
@@ -57,7 +38,7 @@ def _refused_then_fixed(ingest_dsn, sim, tmp_path, advice: str, fix, check_dsn: 
         assert sim.send(frames) == len(frames)
         status, state = wait_for(
             lambda: (
-                (h := _health(port))[0] == 503 and h[1].get("spool_depth") == len(frames) + 1 and h
+                (h := health(port))[0] == 503 and h[1].get("spool_depth") == len(frames) + 1 and h
             ),
             what="unhealthy, every frame spooled",
         )
@@ -66,7 +47,7 @@ def _refused_then_fixed(ingest_dsn, sim, tmp_path, advice: str, fix, check_dsn: 
         wait_for(
             lambda: _stored(check_dsn) == len(frames) + 1, timeout=30, what="the spool written"
         )
-        assert wait_for(lambda: _health(port)[0] == 200, what="healthy again")
+        assert wait_for(lambda: health(port)[0] == 200, what="healthy again")
     finally:
         assert ingest.stop() == 0
     log = ingest.log
@@ -101,7 +82,6 @@ def test_a_frame_the_database_refuses_is_stored_in_a_bounded_form(conn, dsn, tmp
     that frame is alone; it is stored as its size, hash, escaped beginning and the reason;
     the call around it completes, and nothing waits in the spool."""
     import asyncio
-    import json
     from datetime import UTC, datetime
 
     from ingester.metrics import Metrics

@@ -12,7 +12,7 @@ from ingester import embedded, migrations
 from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.spool import Frame, frame_line
 from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
-from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
+from tests.live import KEY, IngestProcess, SimulatorThread, free_port, health, wait_for
 
 
 def _records(frames: list[dict]) -> str:
@@ -114,10 +114,7 @@ def test_a_full_disk_under_the_journal_costs_no_frame_and_is_reported(conn, dsn,
     """The journal's file system fills up while the database is up: frames keep going to
     the database, /healthz says why it is degraded, and journaling resumes with space."""
     import os
-    import socket
     import subprocess
-    import urllib.error
-    import urllib.request
 
     import pytest
 
@@ -136,18 +133,7 @@ def test_a_full_disk_under_the_journal_costs_no_frame_and_is_reported(conn, dsn,
         with filler.open("wb") as out:  # leave a few kB: the first frames fit, then it is full
             out.write(b"\0" * (256 * 1024 - 8 * 1024))
         seed_crm(conn)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-
-        def health() -> tuple[int, dict]:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-                    return r.status, json.loads(r.read())
-            except urllib.error.HTTPError as refused:
-                return refused.code, json.loads(refused.read())
-            except OSError:
-                return 0, {}
+        port = free_port()
 
         sim = SimulatorThread()
         ingest = IngestProcess(dsn, sim.url, tmp_path, KEY, "--metrics-port", str(port))
@@ -158,13 +144,13 @@ def test_a_full_disk_under_the_journal_costs_no_frame_and_is_reported(conn, dsn,
             ]
             assert sim.send(frames) == len(frames)
             wait_for(lambda: _stored(dsn) == len(frames) + 1, what="every frame stored")
-            status, state = wait_for(lambda: (h := health())[0] and h, what="health")
+            status, state = wait_for(lambda: (h := health(port))[0] and h, what="health")
             assert status == 503 and "No space left on device" in state["journal_problem"], state
             filler.unlink()
             more = pbx.inbound_answered(builder(99), KNOWN, LINE, "101")
             assert sim.send(more) == len(more)
             wait_for(lambda: _stored(dsn) == len(frames) + len(more) + 1, what="more stored")
-            assert wait_for(lambda: health()[0] == 200, what="healthy again")
+            assert wait_for(lambda: health(port)[0] == 200, what="healthy again")
         finally:
             code = ingest.stop()
             sim.close()
