@@ -1381,6 +1381,7 @@ CREATE FUNCTION cti.whoami_v1() RETURNS TABLE(login name, stream text, target_id
       LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
       LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
      WHERE t.id IS NOT NULL
+     ORDER BY t.stream
 $$;
 
 COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';

@@ -24,7 +24,7 @@ def test_workstation_pulls_its_own_commands_in_order_and_acks(conn, make_login):
     insert_frames(conn, pbx.blind_transfer_chain(builder(), KNOWN, LINE, ["101", "102"]))
     with psycopg.connect(ws1, autocommit=True) as client:
         me = client.execute(
-            "SELECT stream, channel, last_seq, acked_seq FROM cti.whoami_v1() ORDER BY 1"
+            "SELECT stream, channel, last_seq, acked_seq FROM cti.whoami_v1()"  # documented order
         ).fetchall()
         assert me == [
             ("commands", channel(conn, "ws", crm["ws-101"]), 2, 0),

@@ -30,7 +30,7 @@ $$;
 
 -- Client API v1 --------------------------------------------------------------------
 
--- Who am I, which channels to LISTEN on, and where my streams stand.
+-- Who am I, which channels to LISTEN on, and where my streams stand; commands first.
 CREATE OR REPLACE FUNCTION cti.whoami_v1()
 RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -44,6 +44,7 @@ AS $$
       LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
       LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
      WHERE t.id IS NOT NULL
+     ORDER BY t.stream
 $$;
 
 COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
