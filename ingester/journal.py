@@ -40,6 +40,8 @@ class Journal:
         self._parts: deque[_Part] = deque()
         self._out: TextIO | None = None
         self._number = 0
+        # Per frame offered, oldest first: whether it is in the journal (a full disk refuses some).
+        self._offered: deque[bool] = deque()
         # Why frames are not being journaled (a full disk, say), while they are not.
         self.problem: str | None = None
         self.failures = 0
@@ -73,7 +75,9 @@ class Journal:
             self._out.flush()
         except OSError as exc:
             self._broken(exc)
+            self._offered.append(False)
             return False
+        self._offered.append(True)
         self._parts[-1].recorded += 1
         if self.problem is not None:
             log.info("the journal is written again (%s)", self.directory)
@@ -99,9 +103,10 @@ class Journal:
                 self.failures,
             )
 
-    def settle(self, count: int) -> None:
-        """The oldest `count` recorded frames are stored or spooled: files all of whose frames
-        are settled go (the current one is emptied instead)."""
+    def settle(self, offered: int) -> None:
+        """The oldest `offered` frames are stored or spooled: files all of whose frames are
+        settled go (the current one is emptied instead)."""
+        count = sum(self._offered.popleft() for _ in range(min(offered, len(self._offered))))
         while count and self._parts:
             part = self._parts[0]
             taken = min(count, part.recorded - part.settled)

@@ -124,7 +124,7 @@ class Report:
     changes: list[Change] = field(default_factory=list)
 
 
-def _catalog(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
+def catalog(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
     """Every function, view and trigger of pgcti's schemas, by (kind, name) -> definition."""
     rows = conn.execute(query("logic_catalog")).fetchall()
     return {(kind, name): definition for kind, name, definition in rows}
@@ -135,18 +135,12 @@ def _recorded(conn: psycopg.Connection) -> dict[str, tuple[str, list[str]]]:
     return {name: (checksum, functions) for name, checksum, functions in rows}
 
 
-def pending(conn: psycopg.Connection, files: list[LogicFile]) -> list[LogicFile]:
+def pending(files: list[LogicFile], recorded: dict[str, tuple[str, list[str]]]) -> list[LogicFile]:
     """The files to apply: changed or new ones, plus every after-any-change file if any."""
-    recorded = _recorded(conn)
     changed = [f for f in files if recorded.get(f.name, ("",))[0] != f.checksum]
     if not changed:
         return []
     return [f for f in files if f in changed or "after-any-change" in f.directives]
-
-
-def catalog(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
-    """What the database holds now, for `apply(..., since=)` to report changes against."""
-    return _catalog(conn)
 
 
 def apply(
@@ -157,13 +151,13 @@ def apply(
     """Apply what changed, inside the caller's transaction (the caller commits or rolls back).
     Changes are reported against ``since`` when given (the catalog before an adoption)."""
     files = files if files is not None else read_files()
-    todo = pending(conn, files)
+    recorded = _recorded(conn)
+    todo = pending(files, recorded)
     report = Report(applied=[f.name for f in todo])
     if not todo:
         return report
-    before = _catalog(conn)
+    before = catalog(conn)
     existing_functions = set(_functions_by_name(before))
-    recorded = _recorded(conn)
     conn.execute(query("as_owner"))
     for logic_file in todo:
         keep_existing = "keep-existing" in logic_file.directives
@@ -179,7 +173,7 @@ def apply(
                     "function first (see docs/dba-guide.md, 'Changing the logic')"
                 ) from exc
     conn.execute(query("as_myself"))
-    after = _catalog(conn)
+    after = catalog(conn)
     _check(files, todo, recorded, before, after)
     for logic_file in todo:
         conn.execute(

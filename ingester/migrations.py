@@ -215,8 +215,7 @@ def _apply_logic(conn: psycopg.Connection, since) -> logic.Report:
     try:
         return logic.apply(conn, since=since)
     except logic.LogicError as exc:
-        conn.rollback()
-        raise MigrateError(str(exc)) from exc
+        raise MigrateError(str(exc)) from exc  # the caller rolls back
 
 
 def rollback(dsn: str, count: int | None = None) -> list[str]:

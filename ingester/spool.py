@@ -87,10 +87,6 @@ def read_records(path: Path) -> Recovered:
     return found
 
 
-def read_frames(path: Path) -> list[Frame]:
-    return read_records(path).frames
-
-
 def report(path: Path, found: Recovered) -> None:
     """Say what a crash or a bad disk left in a file, and keep damaged records aside."""
     if found.torn_bytes:
@@ -138,13 +134,21 @@ class Spool:
         finally:
             os.close(directory)
 
-    def append(self, frames: list[Frame]) -> None:
-        if not self.path.parent.is_dir():  # deleted under us: recreate rather than fail
-            log.error("the spool directory %s was deleted; recreating it", self.path.parent)
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.depth and not self.path.exists():
+    def _still_there(self) -> bool:
+        """Whether the file exists; one deleted under us (an over-eager clean-up) is said so,
+        and its directory recreated, rather than failing."""
+        if self.path.exists():
+            return True
+        if self.depth:
             log.error("%s disappeared with %d frame(s) in it", self.path, self.depth)
             self.depth = 0
+        if not self.path.parent.is_dir():
+            log.error("the spool directory %s was deleted; recreating it", self.path.parent)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return False
+
+    def append(self, frames: list[Frame]) -> None:
+        self._still_there()
         lines = "".join(frame_line(f) for f in frames)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(lines)
@@ -153,15 +157,10 @@ class Spool:
         self.depth += len(frames)
 
     def read(self) -> list[Frame]:
-        if not self.path.exists():
-            if self.depth:
-                log.error("%s disappeared with %d frame(s) in it", self.path, self.depth)
-            self.depth = 0
-            return []
-        return read_frames(self.path)
+        return read_records(self.path).frames if self._still_there() else []
 
     def clear(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._still_there()
         with self.path.open("w") as out:
             out.flush()
             os.fsync(out.fileno())

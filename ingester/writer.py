@@ -13,7 +13,6 @@ import hashlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Iterator
 
 import psycopg
@@ -30,10 +29,11 @@ log = logging.getLogger("pgcti.writer")
 # disk): the frames are kept in the spool until it is fixed, never dropped.
 _ABOUT_THE_FRAME = ("22", "54")
 # What to do about the refusals a DBA meets first.
+_NOT_MIGRATED = "the database is not migrated: run `pgcti migrate` on it"
 _ADVICE = {
-    "42P01": "the database is not migrated: run `pgcti migrate` on it",
-    "3F000": "the database is not migrated: run `pgcti migrate` on it",
-    "42883": "the database is not migrated: run `pgcti migrate` on it",
+    "42P01": _NOT_MIGRATED,  # undefined table
+    "3F000": _NOT_MIGRATED,  # undefined schema
+    "42883": _NOT_MIGRATED,  # undefined function
     "42501": "the ingester's login lacks a right: make it a member of cti_ingester and register "
     "it in cti.ingester_login (docs/dba-guide.md)",
     "25006": "the database is read-only (a standby?): point the DSN at the primary",
@@ -77,7 +77,6 @@ class Writer:
             0.0  # while the database is away, try it no more often than this (monotonic)
         )
         self._refusal_logged = 0.0  # when the last ERROR about a refusing database was logged
-        self._journaled: deque[bool] = deque()  # per queued frame: did the journal take it
         self._carry: Frame | None = None  # taken from the queue, left for the next batch
         self._queued_bytes = 0
         self._room = asyncio.Event()
@@ -88,7 +87,7 @@ class Writer:
         if from_pbx:
             self.metrics.received.inc()
         if self.journal is not None:
-            self._journaled.append(self.journal.record(frame))
+            self.journal.record(frame)
             self.metrics.journal_problem = self.journal.problem
         self._queued_bytes += len(frame.body)
         if self._queued_bytes >= MAX_QUEUED_BYTES:
@@ -149,11 +148,8 @@ class Writer:
         return len(left)
 
     def _settle(self, count: int) -> None:
-        """The oldest `count` frames are stored or spooled: let the journal forget the ones
-        it holds (a frame the journal could not take is not in it)."""
         if self.journal is not None:
-            taken = [self._journaled.popleft() for _ in range(min(count, len(self._journaled)))]
-            self.journal.settle(sum(taken))
+            self.journal.settle(count)
 
     def _take_batch(self, first: Frame) -> list[Frame]:
         """What has queued up, at most max_batch frames and MAX_BATCH_BYTES (but one frame
