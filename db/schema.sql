@@ -1,7 +1,3 @@
-CREATE SCHEMA crm;
-
-COMMENT ON SCHEMA crm IS 'pgcti reference CRM (demo, tests, new installs); an existing CRM overrides the cti.crm_* adapter functions instead';
-
 CREATE SCHEMA cti;
 
 COMMENT ON SCHEMA cti IS 'pgcti: raw PBX events, calls, the command outbox and the client API';
@@ -89,16 +85,6 @@ CREATE TYPE cti.frame_fact AS (
 	call_id bigint,
 	round integer
 );
-
-CREATE FUNCTION crm.tg_client_phone__normalize() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    NEW.e164 := cti.normalize_phone(NEW.raw);
-    RETURN NEW;
-END
-$$;
 
 CREATE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
     LANGUAGE sql
@@ -292,46 +278,41 @@ CREATE FUNCTION cti.crm_lookup(p_e164 text) RETURNS TABLE(client_id bigint, clie
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT DISTINCT c.id, c.name, co.name, m.id, m.surname
-      FROM crm.client_phone p
-      JOIN crm.client c ON c.id = p.client_id
-      LEFT JOIN crm.company co ON co.id = c.company_id
-      LEFT JOIN crm.employee m ON m.id = c.manager_id
-     WHERE p.e164 = p_e164
-     ORDER BY c.id
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint, NULL::text, NULL::text, NULL::bigint, NULL::text WHERE false
 $$;
 
-COMMENT ON FUNCTION cti.crm_lookup(p_e164 text) IS 'Adapter: clients owning an E.164 number (several rows = ambiguous). Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_lookup(p_e164 text) IS 'Adapter: clients owning an E.164 number (several rows = ambiguous). Override for your CRM.';
 
 CREATE FUNCTION cti.crm_register_unknown(p_e164 text) RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_client_id bigint;
-BEGIN
-    INSERT INTO crm.client (name, is_lead) VALUES ('New caller ' || p_e164, true)
-    RETURNING id INTO v_client_id;
-    INSERT INTO crm.client_phone (client_id, raw) VALUES (v_client_id, p_e164);
-    RETURN v_client_id;
-END
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint
 $$;
 
-COMMENT ON FUNCTION cti.crm_register_unknown(p_e164 text) IS 'Adapter: create a lead for an unknown E.164 number, return its client id. Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_register_unknown(p_e164 text) IS 'Adapter: create a lead for an unknown E.164 number, return its client id (NULL: none). Override for your CRM.';
 
 CREATE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT id FROM crm.employee WHERE receives_call_notifications ORDER BY id $$;
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint WHERE false
+$$;
 
-COMMENT ON FUNCTION cti.crm_ring_recipients(p_dialled text) IS 'Adapter: employee ids to notify of an incoming call on line p_dialled. Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_ring_recipients(p_dialled text) IS 'Adapter: employee ids to notify of an incoming call on line p_dialled. Override for your CRM.';
 
 CREATE FUNCTION cti.crm_workstation_for_extension(p_extension text) RETURNS bigint
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT id FROM crm.workstation WHERE extension = p_extension $$;
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint
+$$;
 
-COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adapter: extension -> workstation id, NULL when none. Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adapter: extension -> workstation id, NULL when none. Override for your CRM.';
 
 CREATE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
     LANGUAGE sql
@@ -809,10 +790,14 @@ BEGIN
             WHEN 0 THEN
                 IF p_register THEN
                     client_id := cti.crm_register_unknown(p_call.external_number);
-                    INSERT INTO cti.registered_number (e164, client_id, call_id)
-                    VALUES (p_call.external_number, client_id, p_call.id)
-                    ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
-                    client_match := 'new';
+                    IF client_id IS NULL THEN  -- the CRM chose not to register it
+                        client_match := 'none';
+                    ELSE
+                        INSERT INTO cti.registered_number (e164, client_id, call_id)
+                        VALUES (p_call.external_number, client_id, p_call.id)
+                        ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
+                        client_match := 'new';
+                    END IF;
                 ELSE
                     client_match := 'none';
                 END IF;
@@ -1386,86 +1371,6 @@ $$;
 
 COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
 
-CREATE TABLE crm.client (
-    id bigint NOT NULL,
-    name text NOT NULL,
-    company_id bigint,
-    manager_id bigint,
-    is_lead boolean DEFAULT false NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-ALTER TABLE crm.client ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME crm.client_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
-CREATE TABLE crm.client_phone (
-    id bigint NOT NULL,
-    client_id bigint NOT NULL,
-    raw text NOT NULL,
-    e164 text
-);
-
-ALTER TABLE crm.client_phone ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME crm.client_phone_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
-CREATE TABLE crm.company (
-    id bigint NOT NULL,
-    name text NOT NULL
-);
-
-ALTER TABLE crm.company ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME crm.company_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
-CREATE TABLE crm.employee (
-    id bigint NOT NULL,
-    surname text NOT NULL,
-    name text DEFAULT ''::text NOT NULL,
-    extension text,
-    receives_call_notifications boolean DEFAULT false NOT NULL
-);
-
-ALTER TABLE crm.employee ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME crm.employee_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
-CREATE TABLE crm.workstation (
-    id bigint NOT NULL,
-    name text NOT NULL,
-    extension text
-);
-
-ALTER TABLE crm.workstation ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME crm.workstation_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
 CREATE TABLE cti.call_bridge (
     call_id bigint NOT NULL,
     leg_a text NOT NULL,
@@ -1663,30 +1568,6 @@ CREATE TABLE cti.stream_ack (
 
 COMMENT ON TABLE cti.stream_ack IS 'How far each client stream is acknowledged; apart from cti.stream so that acking never blocks numbering';
 
-ALTER TABLE ONLY crm.client_phone
-    ADD CONSTRAINT client_phone_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY crm.client
-    ADD CONSTRAINT client_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY crm.company
-    ADD CONSTRAINT company_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY crm.employee
-    ADD CONSTRAINT employee_extension_key UNIQUE (extension);
-
-ALTER TABLE ONLY crm.employee
-    ADD CONSTRAINT employee_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY crm.workstation
-    ADD CONSTRAINT workstation_extension_key UNIQUE (extension);
-
-ALTER TABLE ONLY crm.workstation
-    ADD CONSTRAINT workstation_name_key UNIQUE (name);
-
-ALTER TABLE ONLY crm.workstation
-    ADD CONSTRAINT workstation_pkey PRIMARY KEY (id);
-
 ALTER TABLE ONLY cti.call_bridge
     ADD CONSTRAINT call_bridge_pkey PRIMARY KEY (call_id, leg_a, leg_b);
 
@@ -1735,10 +1616,6 @@ ALTER TABLE ONLY cti.stream_ack
 ALTER TABLE ONLY cti.stream
     ADD CONSTRAINT stream_pkey PRIMARY KEY (target_kind, target_id);
 
-CREATE INDEX client_phone_client ON crm.client_phone USING btree (client_id);
-
-CREATE INDEX client_phone_e164 ON crm.client_phone USING btree (e164);
-
 CREATE INDEX call_client ON cti.call USING btree (client_id, started_at);
 
 CREATE INDEX call_leg_call ON cti.call_leg USING btree (call_id);
@@ -1751,20 +1628,9 @@ CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (statu
 
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
 
-CREATE TRIGGER _100_normalize BEFORE INSERT OR UPDATE OF raw ON crm.client_phone FOR EACH ROW EXECUTE FUNCTION crm.tg_client_phone__normalize();
-
 CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__parse();
 
 CREATE TRIGGER _500_process AFTER INSERT ON cti.raw_event REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_raw_event__process();
-
-ALTER TABLE ONLY crm.client
-    ADD CONSTRAINT client_company_id_fkey FOREIGN KEY (company_id) REFERENCES crm.company(id);
-
-ALTER TABLE ONLY crm.client
-    ADD CONSTRAINT client_manager_id_fkey FOREIGN KEY (manager_id) REFERENCES crm.employee(id);
-
-ALTER TABLE ONLY crm.client_phone
-    ADD CONSTRAINT client_phone_client_id_fkey FOREIGN KEY (client_id) REFERENCES crm.client(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY cti.call_bridge
     ADD CONSTRAINT call_bridge_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
@@ -1783,8 +1649,6 @@ ALTER TABLE ONLY cti.outbox
 
 GRANT USAGE ON SCHEMA cti TO cti_ingester;
 GRANT USAGE ON SCHEMA cti TO cti_client;
-
-REVOKE ALL ON FUNCTION crm.tg_client_phone__normalize() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) FROM PUBLIC;
 

@@ -65,7 +65,8 @@ def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
         for mid in done:
             print(f"  {mid}")
         return 0
-    outcome = migrations.plan(dsn) if args.plan else migrations.apply(dsn)
+    step = migrations.plan if args.plan else migrations.apply
+    outcome = step(dsn, reference_crm=args.with_reference_crm)
     print(migrate_report.render(outcome, where, planned=args.plan))
     return 0
 
@@ -211,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also apply your own migrations from DIR (adapter overrides); "
         "repeatable; or set PGCTI_EXTRA_MIGRATIONS",
     )
+    p.add_argument(
+        "--with-reference-crm",
+        action="store_true",
+        help="also install pgcti's reference CRM (schema pgcti_refcrm) and its adapters: "
+        "for the demo and trials, not for a database that has a CRM of its own",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="list migrations and whether applied")
     group.add_argument(
@@ -282,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--numbers-from-crm",
         action="store_true",
-        help="call from numbers in crm.client_phone (via --dsn / the embedded default)",
+        help="call from numbers in pgcti_refcrm.client_phone (via --dsn / the embedded default)",
     )
     p.add_argument("--replay", help="send the frames of a JSONL trace instead of generating calls")
     p.add_argument("--record", help="write what was sent to a JSONL trace (replayable)")

@@ -135,9 +135,19 @@ def _recorded(conn: psycopg.Connection) -> dict[str, tuple[str, list[str]]]:
     return {name: (checksum, functions) for name, checksum, functions in rows}
 
 
-def pending(files: list[LogicFile], recorded: dict[str, tuple[str, list[str]]]) -> list[LogicFile]:
-    """The files to apply: changed or new ones, plus every after-any-change file if any."""
-    changed = [f for f in files if recorded.get(f.name, ("",))[0] != f.checksum]
+def pending(
+    files: list[LogicFile],
+    recorded: dict[str, tuple[str, list[str]]],
+    present: set[str],
+) -> list[LogicFile]:
+    """The files to apply: changed or new ones, ones whose functions are gone (a rollback of
+    a DBA's adapters drops them), plus every after-any-change file if any."""
+    changed = [
+        f
+        for f in files
+        if recorded.get(f.name, ("",))[0] != f.checksum
+        or not set(recorded.get(f.name, ("", []))[1]) <= present
+    ]
     if not changed:
         return []
     return [f for f in files if f in changed or "after-any-change" in f.directives]
@@ -152,11 +162,11 @@ def apply(
     Changes are reported against ``since`` when given (the catalog before an adoption)."""
     files = files if files is not None else read_files()
     recorded = _recorded(conn)
-    todo = pending(files, recorded)
+    before = catalog(conn)
+    todo = pending(files, recorded, set(_functions_by_name(before)))
     report = Report(applied=[f.name for f in todo])
     if not todo:
         return report
-    before = catalog(conn)
     existing_functions = set(_functions_by_name(before))
     conn.execute(query("as_owner"))
     for logic_file in todo:
@@ -261,8 +271,7 @@ def _changes(
     for (kind, signature), definition in sorted(before.items()):
         name = signature.split("(", 1)[0]
         if kind == "FUNCTION" and name in kept and _normalised(definition) != ours[name]:
-            note = "a DBA's override; db/logic does not replace it"
-            changes.append(Change(kind, signature, "kept", note))
+            changes.append(Change(kind, signature, "kept"))
     return changes
 
 

@@ -19,12 +19,16 @@ def render(outcome: Outcome, where: str, planned: bool) -> str:
     lines += [f"    {mid}" for mid in outcome.migrations]
     lines.append(f"  logic files {would}applied: {len(outcome.logic.applied)}")
     lines += [f"    {name}" for name in outcome.logic.applied]
-    changes = outcome.logic.changes
+    changes = [c for c in outcome.logic.changes if c.what != "kept"]
+    kept = [c for c in outcome.logic.changes if c.what == "kept"]
     if changes:
         lines.append(f"  functions, views and triggers {would}changed: {len(changes)}")
     for change in changes:
         lines.append(f"    {change.what:<8} {change.kind.lower()} {change.name}")
         lines += [f"      {line}" for line in change.diff.splitlines()]
+    if kept:
+        lines.append(f"  adapters overridden (db/logic leaves them as they are): {len(kept)}")
+    lines += [f"    kept     {change.kind.lower()} {change.name}" for change in kept]
     lines += [f"  note: {note}" for note in outcome.notes]
     if planned:
         lines.append("nothing was changed (run without --plan to apply)")

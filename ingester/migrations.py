@@ -75,6 +75,14 @@ def upgrades_dir() -> Path:
     return Path(__file__).resolve().parent / "sql" / "upgrades"
 
 
+def reference_crm_dir() -> Path:
+    """db/reference_crm: the demo's and the tests' CRM, installed like a DBA's own adapters."""
+    return Path(__file__).resolve().parent / "sql" / "reference_crm"
+
+
+REFERENCE_CRM_PREFIX = "refcrm_"
+
+
 def yoyo_uri(dsn: str) -> str:
     """yoyo wants a URL with driver `postgresql+psycopg`; every libpq parameter rides as a query arg."""
     params = conninfo_to_dict(dsn)
@@ -100,7 +108,9 @@ def extra_dirs() -> list[str]:
 
 
 def _all():
-    migrations = read_migrations(str(migrations_dir()), *extra_dirs())
+    """pgcti's migrations, the reference CRM's and the DBA's own (--include): every source
+    of a migration this database may have applied. Which of them to apply: see _wanted."""
+    migrations = read_migrations(str(migrations_dir()), str(reference_crm_dir()), *extra_dirs())
     for migration in migrations:
         try:
             migration.load()
@@ -142,22 +152,37 @@ def _adopt_0_1_0(conn: psycopg.Connection, migrations) -> str | None:
     conn.execute(
         query("yoyo_adopt"), {"old_ids": RELEASE_0_1_0, "hash": baseline.hash, "id": baseline.id}
     )
+    # 0.1.0's schema crm became the reference CRM (renamed by the file above).
+    reference = next(m for m in migrations if _is_reference_crm(m))
+    conn.execute(query("yoyo_mark"), _yoyo_record(reference))
     return "0.1.0"
 
 
-def _pending(conn: psycopg.Connection, migrations) -> list:
-    applied = {h for _, h in conn.execute(query("yoyo_applied")).fetchall()}
-    return [m for m in migrations if m.hash not in applied]
+def _is_reference_crm(migration) -> bool:
+    return migration.id.startswith(REFERENCE_CRM_PREFIX)
 
 
-def apply(dsn: str) -> Outcome:
-    """Apply pending versioned migrations, then changed logic files; report what was done."""
-    return _migrate(dsn, commit=True)
+def _pending(conn: psycopg.Connection, migrations, reference_crm: bool) -> list:
+    """The migrations to apply. The reference CRM's only when asked for, or when this
+    database has it already (its later migrations then follow pgcti's)."""
+    applied = dict(conn.execute(query("yoyo_applied")).fetchall())
+    reference_crm = reference_crm or any(i.startswith(REFERENCE_CRM_PREFIX) for i in applied)
+    return [
+        m
+        for m in migrations
+        if m.hash not in applied.values() and (reference_crm or not _is_reference_crm(m))
+    ]
 
 
-def plan(dsn: str) -> Outcome:
+def apply(dsn: str, reference_crm: bool = False) -> Outcome:
+    """Apply pending versioned migrations, then changed logic files; report what was done.
+    ``reference_crm``: install pgcti's reference CRM too (the demo's and the tests')."""
+    return _migrate(dsn, commit=True, reference_crm=reference_crm)
+
+
+def plan(dsn: str, reference_crm: bool = False) -> Outcome:
     """What `apply` would do, found by doing it in a transaction that is rolled back."""
-    return _migrate(dsn, commit=False)
+    return _migrate(dsn, commit=False, reference_crm=reference_crm)
 
 
 def _in_a_transaction(migration) -> bool:
@@ -165,7 +190,7 @@ def _in_a_transaction(migration) -> bool:
     return path.suffix == ".sql" and "-- transactional: false" not in path.read_text()
 
 
-def _migrate(dsn: str, commit: bool) -> Outcome:
+def _migrate(dsn: str, commit: bool, reference_crm: bool) -> Outcome:
     """Adopt, migrate and apply the logic in one transaction, so a database is never left
     between releases; only a migration that cannot run in a transaction (a DBA's Python
     migration, `-- transactional: false`) makes yoyo apply the versioned part on its own."""
@@ -177,7 +202,7 @@ def _migrate(dsn: str, commit: bool) -> Outcome:
             try:
                 since = logic.catalog(conn)
                 outcome.adopted = _adopt_0_1_0(conn, migrations)
-                pending = _pending(conn, migrations)
+                pending = _pending(conn, migrations, reference_crm)
                 outcome.migrations = [m.id for m in pending]
                 if all(_in_a_transaction(m) for m in pending):
                     for migration in pending:
@@ -186,7 +211,7 @@ def _migrate(dsn: str, commit: bool) -> Outcome:
                         conn.execute(query("yoyo_mark"), _yoyo_record(migration))
                 elif commit:
                     conn.commit()  # yoyo applies each on a connection of its own
-                    backend.apply_migrations(backend.to_apply(migrations))
+                    backend.apply_migrations(pending)
                 else:
                     outcome.notes.append(
                         "a pending migration cannot be tried in a transaction: the logic "
@@ -231,4 +256,8 @@ def listing(dsn: str) -> list[tuple[str, bool]]:
     with _backend(dsn) as backend:
         migrations = _all()
         applied = {m.id for m in backend.to_rollback(migrations)}
-        return [(m.id, m.id in applied) for m in migrations]
+        return [
+            (m.id, m.id in applied)
+            for m in migrations
+            if m.id in applied or not _is_reference_crm(m)
+        ]

@@ -13,15 +13,14 @@ from ingester import embedded
 _NOISE = re.compile(r"^(--|SET |SELECT pg_catalog\.set_config|\\(un)?restrict )")
 
 
-def dump(dsn: str, owners: bool = False) -> str:
-    """The schema of pgcti's schemas; with ``owners``, who owns each object too."""
+def dump(dsn: str, owners: bool = False, schemas: tuple[str, ...] = ("cti",)) -> str:
+    """The schema of pgcti's schemas (or others); with ``owners``, who owns each object too."""
     params = conninfo_to_dict(dsn)
     args = [
         str(embedded.bin_dir() / "pg_dump"),
         "--schema-only",
         *([] if owners else ["--no-owner"]),
-        "--schema=cti",
-        "--schema=crm",
+        *(f"--schema={schema}" for schema in schemas),
         "--dbname",
         dsn,
     ]
@@ -53,7 +52,7 @@ def snapshot(server_dsn: str) -> str:
         conn.execute(create)
     try:
         scratch_dsn = make_conninfo(server_dsn, dbname=scratch)
-        migrations.apply(scratch_dsn)
+        migrations.apply(scratch_dsn)  # pgcti alone, as a CRM's database gets it
         return dump(scratch_dsn)
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as conn:

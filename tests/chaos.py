@@ -84,7 +84,7 @@ def fresh_database(server: str, name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     dsn = make_conninfo(server, dbname=name)
-    migrations.apply(dsn)
+    migrations.apply(dsn, reference_crm=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         seed_crm(conn)
     return dsn
@@ -182,7 +182,9 @@ def case_sigkill(server: str, tmp: Path, rate: float) -> dict:
 def desk_login(dsn: str, login: str) -> int:
     """A CRM client login bound to the desk of extension 101; returns the desk's id."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        ws = conn.execute("SELECT id FROM crm.workstation WHERE extension = '101'").fetchone()[0]
+        ws = conn.execute(
+            "SELECT id FROM pgcti_refcrm.workstation WHERE extension = '101'"
+        ).fetchone()[0]
         conn.execute(f"DROP ROLE IF EXISTS {login}")
         conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE cti_client")
         conn.execute(
@@ -286,7 +288,7 @@ def case_full_notify_queue(server: str, tmp: Path, rate: float, seconds: float =
         dsn = fresh_database(server, "chaos_notify")
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(
-                "INSERT INTO crm.employee (surname, receives_call_notifications)"
+                "INSERT INTO pgcti_refcrm.employee (surname, receives_call_notifications)"
                 " SELECT 'Listener ' || n, true FROM generate_series(1, 40) n"
             )
         stuck = psycopg.connect(dsn, autocommit=True)

@@ -66,7 +66,7 @@ def template_db(server_dsn: str, server_version: int) -> Iterator[str]:
     name = f"pgcti_tpl_{os.getpid()}"
     janitor = _janitor(server_dsn, name, as_template=True)
     janitor.init()
-    migrations.apply(dsn_for(server_dsn, name))
+    migrations.apply(dsn_for(server_dsn, name), reference_crm=True)
     yield name
     janitor.drop()
 

@@ -31,17 +31,17 @@ def seed_crm(conn: psycopg.Connection) -> dict[str, int]:
         ("Orlov", "104", False),
     ]:
         ids[surname] = conn.execute(
-            "INSERT INTO crm.employee (surname, name, extension, receives_call_notifications)"
+            "INSERT INTO pgcti_refcrm.employee (surname, name, extension, receives_call_notifications)"
             " VALUES (%s, 'X', %s, %s) RETURNING id",
             [surname, ext, notify],
         ).fetchone()[0]
     for name, ext in [("ws-101", "101"), ("ws-102", "102"), ("ws-103", "103")]:
         ids[name] = conn.execute(
-            "INSERT INTO crm.workstation (name, extension) VALUES (%s, %s) RETURNING id",
+            "INSERT INTO pgcti_refcrm.workstation (name, extension) VALUES (%s, %s) RETURNING id",
             [name, ext],
         ).fetchone()[0]
     company = conn.execute(
-        "INSERT INTO crm.company (name) VALUES ('Romashka') RETURNING id"
+        "INSERT INTO pgcti_refcrm.company (name) VALUES ('Romashka') RETURNING id"
     ).fetchone()[0]
     for key, name, phone in [
         ("ivanov", "Ivan Ivanov", KNOWN),
@@ -49,12 +49,13 @@ def seed_crm(conn: psycopg.Connection) -> dict[str, int]:
         ("shared_b", "Boris B", "+78125550000"),
     ]:
         ids[key] = conn.execute(
-            "INSERT INTO crm.client (name, company_id, manager_id) VALUES (%s, %s, %s)"
+            "INSERT INTO pgcti_refcrm.client (name, company_id, manager_id) VALUES (%s, %s, %s)"
             " RETURNING id",
             [name, company, ids["Petrova"]],
         ).fetchone()[0]
         conn.execute(
-            "INSERT INTO crm.client_phone (client_id, raw) VALUES (%s, %s)", [ids[key], phone]
+            "INSERT INTO pgcti_refcrm.client_phone (client_id, raw) VALUES (%s, %s)",
+            [ids[key], phone],
         )
     return ids
 

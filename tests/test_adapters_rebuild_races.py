@@ -82,7 +82,7 @@ def test_rebuild_reproduces_the_live_result_and_sends_nothing(conn, dsn):
     assert "no commands were sent" in out and "1 failed" in out
     assert _state(conn) == live
     assert conn.execute("SELECT count(*) FROM cti.outbox").fetchone()[0] == sent
-    assert conn.execute("SELECT count(*) FROM crm.client WHERE is_lead").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM pgcti_refcrm.client WHERE is_lead").fetchone()[0] == 1
 
 
 def test_rebuild_follows_a_phone_rule_change(conn, dsn):
@@ -123,7 +123,7 @@ def test_two_calls_from_one_new_number_on_two_connections_register_it_once(dsn):
         thread.join(10)
         assert done.is_set()
         leads = c1.execute(
-            "SELECT count(*) FROM crm.client_phone WHERE e164 = '+79037776655'"
+            "SELECT count(*) FROM pgcti_refcrm.client_phone WHERE e164 = '+79037776655'"
         ).fetchone()[0]
         matches = c1.execute("SELECT client_match FROM cti.call ORDER BY id").fetchall()
     assert leads == 1

@@ -65,7 +65,7 @@ def test_unknown_caller_is_registered_once_as_a_lead(conn, crm):
     for seed in (1, 2):  # two calls from the same new number
         insert_frames(conn, pbx.inbound_answered(builder(seed), "8 (916) 000-11-22", LINE, "101"))
     leads = conn.execute(
-        "SELECT c.id, c.name FROM crm.client c JOIN crm.client_phone p ON p.client_id = c.id"
+        "SELECT c.id, c.name FROM pgcti_refcrm.client c JOIN pgcti_refcrm.client_phone p ON p.client_id = c.id"
         " WHERE c.is_lead AND p.e164 = '+79160001122'"
     ).fetchall()
     assert len(leads) == 1
@@ -174,7 +174,7 @@ def test_outbound_to_unknown_number_registers_nothing(conn, crm):
     insert_frames(conn, pbx.outbound(b, "101", "+7 903 111 22 33", answered=False))
     call = call_row(conn, b.call_uuid)
     assert (call["client_match"], call["outcome"]) == ("none", "no_answer")
-    assert conn.execute("SELECT count(*) FROM crm.client WHERE is_lead").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM pgcti_refcrm.client WHERE is_lead").fetchone()[0] == 0
 
 
 def test_internal_call_has_no_pop(conn, crm):

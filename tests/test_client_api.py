@@ -61,7 +61,7 @@ def test_a_workstation_cannot_read_another_ones_commands(conn, make_login):
         for forbidden in [
             "SELECT * FROM cti.outbox",
             "SELECT * FROM cti.call",
-            "SELECT * FROM crm.client",
+            "SELECT * FROM pgcti_refcrm.client",
             "SELECT * FROM cti.pull('ws', 1, 0, 10)",
             "UPDATE cti.client_login SET workstation_id = 1",
             "SET ROLE cti_owner",
@@ -95,7 +95,7 @@ def test_the_ingester_role_can_only_insert_raw_events(conn, make_login):
             "UPDATE cti.raw_event SET source = 'x'",
             "DELETE FROM cti.raw_event",
             "SELECT * FROM cti.call",
-            "SELECT * FROM crm.client",
+            "SELECT * FROM pgcti_refcrm.client",
             "INSERT INTO cti.raw_event (source, body, frame) VALUES ('onlinepbx3', '{}', '{}')",
             "INSERT INTO cti.outbox VALUES ('ws', 1, 1, 'open_card', 1, '{}')",
             "SELECT cti.rebuild()",

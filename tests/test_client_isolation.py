@@ -61,7 +61,7 @@ def test_a_full_notify_queue_skips_doorbells_and_ingestion_goes_on(own_server):
         admin.execute("ALTER SYSTEM SET max_notify_queue_pages = 64")  # 512 kB, the least
     embedded.stop()
     dsn = embedded.start()
-    migrations.apply(dsn)
+    migrations.apply(dsn, reference_crm=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         crm = seed_crm(conn)
         stuck = psycopg.connect(dsn, autocommit=True)
@@ -70,7 +70,7 @@ def test_a_full_notify_queue_skips_doorbells_and_ingestion_goes_on(own_server):
         stuck.execute("SELECT 1")  # idle in transaction: it reads no notification until it ends
         # 40 employees hear every call ring: about 45 doorbells a call.
         conn.execute(
-            "INSERT INTO crm.employee (surname, receives_call_notifications)"
+            "INSERT INTO pgcti_refcrm.employee (surname, receives_call_notifications)"
             " SELECT 'Listener ' || n, true FROM generate_series(1, 40) n"
         )
         try:
@@ -169,7 +169,7 @@ def test_an_ingester_login_writes_only_in_the_database_it_was_made_for(dsn, fres
     from ingester import migrations
 
     staging_ingester = make_login("cti_ingester", "staging")  # made for (registered in) `dsn`
-    migrations.apply(fresh_db)  # the second database
+    migrations.apply(fresh_db, reference_crm=True)  # the second database
     params = conninfo_to_dict(staging_ingester)
     elsewhere = make_conninfo(fresh_db, user=params["user"], password=params["password"])
     frame = '{"event": "subscribed"}'

@@ -23,7 +23,7 @@ def _spooled(ingest: IngestProcess) -> int:
 
 def test_database_outage_and_ingester_kill_lose_nothing(own_server, tmp_path):
     dsn = own_server
-    migrations.apply(dsn)
+    migrations.apply(dsn, reference_crm=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         seed_crm(conn)
     calls = [pbx.inbound_answered(builder(seed), KNOWN, LINE, "101") for seed in range(30)]

@@ -131,7 +131,7 @@ def test_a_function_that_feeds_stored_data_changes_only_by_a_versioned_migration
     (versioned / "0001_seven_digit_international.sql").write_text(
         "-- Numbers with '+' may have 7 digits; recompute the stored E.164 values.\n"
         "-- depends: 0001_baseline\n\n"
-        f"SET LOCAL ROLE cti_owner;\n{body}\nUPDATE crm.client_phone SET raw = raw;\n"
+        f"SET LOCAL ROLE cti_owner;\n{body}\nUPDATE pgcti_refcrm.client_phone SET raw = raw;\n"
     )
     (versioned / "0001_seven_digit_international.rollback.sql").write_text("-- cannot be undone\n")
     migrate(dsn, changed, "--include", str(versioned))

@@ -58,8 +58,13 @@ def test_rules_are_data_a_dba_edits(conn):
 
 
 def test_crm_numbers_are_normalised_on_write(conn):
-    client = conn.execute("INSERT INTO crm.client (name) VALUES ('A') RETURNING id").fetchone()[0]
+    client = conn.execute(
+        "INSERT INTO pgcti_refcrm.client (name) VALUES ('A') RETURNING id"
+    ).fetchone()[0]
     conn.execute(
-        "INSERT INTO crm.client_phone (client_id, raw) VALUES (%s, '8 (495) 123-45-67')", [client]
+        "INSERT INTO pgcti_refcrm.client_phone (client_id, raw) VALUES (%s, '8 (495) 123-45-67')",
+        [client],
     )
-    assert conn.execute("SELECT e164 FROM crm.client_phone").fetchone()[0] == "+74951234567"
+    assert (
+        conn.execute("SELECT e164 FROM pgcti_refcrm.client_phone").fetchone()[0] == "+74951234567"
+    )

@@ -29,7 +29,7 @@ def test_a_torn_spool_tail_is_cut_and_later_frames_are_not_glued_to_it(own_serve
     """A kill during an append left half a record; then the database is down, so new frames
     are appended to the spool; when it returns, everything whole is written."""
     dsn = own_server
-    migrations.apply(dsn)
+    migrations.apply(dsn, reference_crm=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         seed_crm(conn)
     frames = pbx.inbound_answered(builder(3), KNOWN, LINE, "101")

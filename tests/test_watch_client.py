@@ -56,7 +56,7 @@ def _feed(dsn: str, frames) -> None:
 
 def test_watch_survives_a_restart_and_catches_up_after_being_offline(own_server, tmp_path):
     dsn = own_server
-    migrations.apply(dsn)
+    migrations.apply(dsn, reference_crm=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         crm = seed_crm(conn)
         conn.execute("DROP ROLE IF EXISTS pgcti_watch_test")

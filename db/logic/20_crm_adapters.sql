@@ -6,11 +6,14 @@
 --   (crm_lookup), register this unknown number as a lead (crm_register_unknown), which
 --   workstation has this extension (crm_workstation_for_extension), who hears about calls
 --   to this line (crm_ring_recipients).
--- - These bodies serve the reference CRM (schema crm). An existing CRM replaces them in a
---   migration of its own (docs/dba-guide.md); `pgcti migrate` creates a function here only
---   when it is missing, so a DBA's override survives every later migrate.
+-- - pgcti knows no CRM until it is told: these bodies are placeholders that find nobody,
+--   so calls are recorded but no card opens and nobody is rung. A DBA replaces them in a
+--   migration of their own (docs/dba-guide.md); the reference CRM of the demo and the tests
+--   does the same (db/reference_crm). `pgcti doctor` says when the placeholders are live.
+-- - `pgcti migrate` creates a function here only when it is missing, so an override
+--   survives every later migrate.
 -- - Several rows from crm_lookup mean the number is shared: pgcti shows the ambiguity
---   instead of guessing.
+--   instead of guessing. A NULL from crm_register_unknown means "do not register".
 
 -- Who owns this number? One row per matching client; several rows mean the number
 -- is shared (ambiguous), and pgcti shows that instead of guessing.
@@ -19,47 +22,42 @@ RETURNS TABLE (client_id bigint, client_name text, company text, manager_id bigi
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT DISTINCT c.id, c.name, co.name, m.id, m.surname
-      FROM crm.client_phone p
-      JOIN crm.client c ON c.id = p.client_id
-      LEFT JOIN crm.company co ON co.id = c.company_id
-      LEFT JOIN crm.employee m ON m.id = c.manager_id
-     WHERE p.e164 = p_e164
-     ORDER BY c.id
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint, NULL::text, NULL::text, NULL::bigint, NULL::text WHERE false
 $$;
 
-COMMENT ON FUNCTION cti.crm_lookup(text) IS 'Adapter: clients owning an E.164 number (several rows = ambiguous). Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_lookup(text) IS 'Adapter: clients owning an E.164 number (several rows = ambiguous). Override for your CRM.';
 
--- Register an unknown number as a new lead and return its client id. Called at most
--- once per number: pgcti serialises concurrent calls from one number before calling it.
+-- Register an unknown number as a new lead and return its client id (NULL: do not register).
+-- Called at most once per number: pgcti serialises concurrent calls from one number.
 CREATE FUNCTION cti.crm_register_unknown(p_e164 text) RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_client_id bigint;
-BEGIN
-    INSERT INTO crm.client (name, is_lead) VALUES ('New caller ' || p_e164, true)
-    RETURNING id INTO v_client_id;
-    INSERT INTO crm.client_phone (client_id, raw) VALUES (v_client_id, p_e164);
-    RETURN v_client_id;
-END
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint
 $$;
 
-COMMENT ON FUNCTION cti.crm_register_unknown(text) IS 'Adapter: create a lead for an unknown E.164 number, return its client id. Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_register_unknown(text) IS 'Adapter: create a lead for an unknown E.164 number, return its client id (NULL: none). Override for your CRM.';
 
 -- The workstation whose CRM client should show cards for calls on this extension.
 CREATE FUNCTION cti.crm_workstation_for_extension(p_extension text) RETURNS bigint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT id FROM crm.workstation WHERE extension = p_extension $$;
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint
+$$;
 
-COMMENT ON FUNCTION cti.crm_workstation_for_extension(text) IS 'Adapter: extension -> workstation id, NULL when none. Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_workstation_for_extension(text) IS 'Adapter: extension -> workstation id, NULL when none. Override for your CRM.';
 
--- Employees told about every incoming call (ring notifications).
+-- Employees told about an incoming call on this line (ring notifications).
 CREATE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT id FROM crm.employee WHERE receives_call_notifications ORDER BY id $$;
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint WHERE false
+$$;
 
-COMMENT ON FUNCTION cti.crm_ring_recipients(text) IS 'Adapter: employee ids to notify of an incoming call on line p_dialled. Override for an existing CRM.';
+COMMENT ON FUNCTION cti.crm_ring_recipients(text) IS 'Adapter: employee ids to notify of an incoming call on line p_dialled. Override for your CRM.';

@@ -51,10 +51,14 @@ BEGIN
             WHEN 0 THEN
                 IF p_register THEN
                     client_id := cti.crm_register_unknown(p_call.external_number);
-                    INSERT INTO cti.registered_number (e164, client_id, call_id)
-                    VALUES (p_call.external_number, client_id, p_call.id)
-                    ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
-                    client_match := 'new';
+                    IF client_id IS NULL THEN  -- the CRM chose not to register it
+                        client_match := 'none';
+                    ELSE
+                        INSERT INTO cti.registered_number (e164, client_id, call_id)
+                        VALUES (p_call.external_number, client_id, p_call.id)
+                        ON CONFLICT (e164) DO UPDATE SET client_id = EXCLUDED.client_id, call_id = EXCLUDED.call_id;
+                        client_match := 'new';
+                    END IF;
                 ELSE
                     client_match := 'none';
                 END IF;

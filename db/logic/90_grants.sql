@@ -14,7 +14,7 @@
 
 -- Not only by default privileges: they belong to whoever created the database's functions,
 -- and a database restored or adopted from elsewhere may lack them.
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti, crm FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
     cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint),

@@ -1,7 +1,6 @@
 -- Undo the baseline: everything pgcti made (db/logic objects too, they live in these schemas). The roles are dropped only when no other database on this server still uses them.
 
 ALTER DEFAULT PRIVILEGES FOR ROLE cti_owner GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
-DROP SCHEMA crm CASCADE;
 DROP SCHEMA cti CASCADE;
 
 DO $$

@@ -31,10 +31,9 @@ GRANT cti_owner TO CURRENT_USER;
 CREATE SCHEMA cti AUTHORIZATION cti_owner;
 COMMENT ON SCHEMA cti IS 'pgcti: raw PBX events, calls, the command outbox and the client API';
 
-CREATE SCHEMA crm AUTHORIZATION cti_owner;
-COMMENT ON SCHEMA crm IS 'pgcti reference CRM (demo, tests, new installs); an existing CRM overrides the cti.crm_* adapter functions instead';
-
-REVOKE ALL ON SCHEMA cti, crm FROM PUBLIC;
+-- pgcti creates no other schema in a CRM's database (its reference CRM, for the demo and the
+-- tests, comes only with `pgcti migrate --with-reference-crm`: db/reference_crm).
+REVOKE ALL ON SCHEMA cti FROM PUBLIC;
 -- Functions are executable by PUBLIC by default; for pgcti nothing is, unless granted by name.
 ALTER DEFAULT PRIVILEGES FOR ROLE cti_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
@@ -94,44 +93,6 @@ CREATE TABLE cti.event_outcome (
 
 COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
 CREATE INDEX event_outcome_not_processed ON cti.event_outcome (status) WHERE status <> 'processed';
-
-CREATE TABLE crm.company (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name text NOT NULL
-);
-
-CREATE TABLE crm.employee (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    surname text NOT NULL,
-    name text NOT NULL DEFAULT '',
-    extension text UNIQUE,                          -- internal number, e.g. '101'
-    receives_call_notifications boolean NOT NULL DEFAULT false
-);
-
-CREATE TABLE crm.client (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name text NOT NULL,
-    company_id bigint REFERENCES crm.company (id),
-    manager_id bigint REFERENCES crm.employee (id),  -- the assigned (responsible) manager
-    is_lead boolean NOT NULL DEFAULT false,         -- registered automatically from an unknown number
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-
--- Numbers as people typed them (raw) and as lookups use them (e164, kept by a trigger).
-CREATE TABLE crm.client_phone (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    client_id bigint NOT NULL REFERENCES crm.client (id) ON DELETE CASCADE,
-    raw text NOT NULL,
-    e164 text
-);
-CREATE INDEX client_phone_e164 ON crm.client_phone (e164);
-CREATE INDEX client_phone_client ON crm.client_phone (client_id);
-
-CREATE TABLE crm.workstation (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name text NOT NULL UNIQUE,
-    extension text UNIQUE                           -- the phone on that desk
-);
 
 -- One row per PBX call. Everything below `source, pbx_call_id` is derived by
 -- cti.derive_calls() from the legs and bridges, so it is the same whatever order the frames came in.

@@ -5,6 +5,28 @@
 -- baseline as applied in place of 0001-0018, then applies db/logic, all in one transaction.
 -- A DBA's override of a cti.crm_* adapter is left as it is.
 
+-- pgcti 0.1.0 kept its reference CRM in schema crm, a name real CRMs use; it is pgcti_refcrm
+-- now (db/reference_crm), recorded as installed by `pgcti migrate`. Functions that read it
+-- by the old name (0.1.0's adapters, or a DBA's over those tables) follow it.
+ALTER SCHEMA crm RENAME TO pgcti_refcrm;
+DO $$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace IN ('cti'::regnamespace, 'pgcti_refcrm'::regnamespace)
+           AND p.prosrc ~ '\mcrm\.'
+    LOOP
+        EXECUTE pg_catalog.regexp_replace(pg_catalog.pg_get_functiondef(v_function), '\mcrm\.', 'pgcti_refcrm.', 'g');
+        IF v_function::text LIKE 'cti.crm\_%' THEN
+            EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', v_function,
+                                      'Adapter of pgcti''s reference CRM (db/reference_crm)');
+        END IF;
+    END LOOP;
+END
+$$;
+
 SET LOCAL ROLE cti_owner;
 
 -- Types renamed by pipeline stage (functions that use them follow by oid).

@@ -41,7 +41,7 @@ async def run(
     if not (dsn_flag or os.environ.get("PGCTI_DSN")):
         say(f"[bold]1/5[/bold] starting the embedded PostgreSQL (data in {embedded.pgdata()})")
     dsn = database.resolve_dsn(dsn_flag)
-    outcome = migrations.apply(dsn)
+    outcome = migrations.apply(dsn, reference_crm=True)
     changed = len(outcome.migrations) + len(outcome.logic.applied)
     say(
         f"[bold]2/5[/bold] database {database.redact(dsn)}: "

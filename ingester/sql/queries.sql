@@ -36,16 +36,16 @@ SELECT cti.ack_notifications_v1(%s);
 -- `pgcti watch` run by a DBA: the client login bound to a workstation (id or name) / employee.
 SELECT cl.login FROM cti.client_login cl
  WHERE (%(ws)s::text IS NULL OR cl.workstation_id::text = %(ws)s
-        OR cl.workstation_id = (SELECT id FROM crm.workstation WHERE name = %(ws)s))
+        OR cl.workstation_id = (SELECT id FROM pgcti_refcrm.workstation WHERE name = %(ws)s))
    AND (%(emp)s::text IS NULL OR cl.employee_id::text = %(emp)s)
  ORDER BY cl.login LIMIT 1;
 
 -- name: crm_numbers
 -- The simulator calls from numbers as the reference CRM stores them (messy spellings).
-SELECT raw FROM crm.client_phone ORDER BY id LIMIT 20000;
+SELECT raw FROM pgcti_refcrm.client_phone ORDER BY id LIMIT 20000;
 
 -- name: crm_extensions
-SELECT extension FROM crm.employee WHERE extension IS NOT NULL ORDER BY extension;
+SELECT extension FROM pgcti_refcrm.employee WHERE extension IS NOT NULL ORDER BY extension;
 
 -- name: logic_catalog
 -- Every function, view and trigger in pgcti's schemas with its definition and comment:
@@ -53,16 +53,16 @@ SELECT extension FROM crm.employee WHERE extension IS NOT NULL ORDER BY extensio
 SELECT 'FUNCTION', p.oid::regprocedure::text,
        pg_get_functiondef(p.oid) || coalesce(E'\n-- comment: ' || obj_description(p.oid, 'pg_proc'), '')
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname IN ('cti', 'crm') AND p.prokind = 'f'
+ WHERE n.nspname = 'cti' AND p.prokind = 'f'
 UNION ALL
 SELECT 'VIEW', c.oid::regclass::text,
        pg_get_viewdef(c.oid, true) || coalesce(E'\n-- comment: ' || obj_description(c.oid, 'pg_class'), '')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname IN ('cti', 'crm') AND c.relkind = 'v'
+ WHERE n.nspname = 'cti' AND c.relkind = 'v'
 UNION ALL
 SELECT 'TRIGGER', t.tgrelid::regclass::text || '.' || t.tgname, pg_get_triggerdef(t.oid, true)
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname IN ('cti', 'crm') AND NOT t.tgisinternal;
+ WHERE n.nspname = 'cti' AND NOT t.tgisinternal;
 
 -- name: logic_recorded
 SELECT name, checksum, functions FROM cti.logic_file;
@@ -117,7 +117,7 @@ DROP DATABASE IF EXISTS {} WITH (FORCE);
 -- name: demo_targets
 -- The demo observes every doorbell as a DBA may: each stream's LISTEN channel, named by
 -- the database (cti.channel_name), for the workstations and the employees who get rings.
-SELECT 'ws' AS kind, id, name, cti.channel_name('ws', id) FROM crm.workstation
+SELECT 'ws' AS kind, id, name, cti.channel_name('ws', id) FROM pgcti_refcrm.workstation
 UNION ALL
 SELECT 'emp', r, NULL, cti.channel_name('emp', r) FROM cti.crm_ring_recipients(NULL) r;
 
@@ -126,7 +126,7 @@ SELECT 'emp', r, NULL, cti.channel_name('emp', r) FROM cti.crm_ring_recipients(N
 SELECT (SELECT coalesce(max(id), 0) FROM cti.raw_event), (SELECT coalesce(max(id), 0) FROM cti.call);
 
 -- name: demo_client_count
-SELECT count(*) FROM crm.client;
+SELECT count(*) FROM pgcti_refcrm.client;
 
 -- name: demo_call_keys
 -- A call's ids as the PBX knows them: its call id and (2.0 has no call id) its legs.
@@ -154,26 +154,26 @@ SELECT coalesce(outcome, 'in progress'), count(*) FROM cti.call
  WHERE id > %s GROUP BY 1 ORDER BY 2 DESC;
 
 -- name: seed_has_employees
-SELECT count(*) FROM crm.employee;
+SELECT count(*) FROM pgcti_refcrm.employee;
 
 -- name: seed_employee
-INSERT INTO crm.employee (surname, name, extension, receives_call_notifications)
+INSERT INTO pgcti_refcrm.employee (surname, name, extension, receives_call_notifications)
 VALUES (%s, %s, %s, %s) RETURNING id;
 
 -- name: seed_workstation
-INSERT INTO crm.workstation (name, extension) VALUES (%s, %s);
+INSERT INTO pgcti_refcrm.workstation (name, extension) VALUES (%s, %s);
 
 -- name: seed_company
-INSERT INTO crm.company (name) VALUES (%s) RETURNING id;
+INSERT INTO pgcti_refcrm.company (name) VALUES (%s) RETURNING id;
 
 -- name: seed_client
-INSERT INTO crm.client (name, company_id, manager_id) VALUES (%s, %s, %s) RETURNING id;
+INSERT INTO pgcti_refcrm.client (name, company_id, manager_id) VALUES (%s, %s, %s) RETURNING id;
 
 -- name: seed_client_phone
-INSERT INTO crm.client_phone (client_id, raw) VALUES (%s, %s);
+INSERT INTO pgcti_refcrm.client_phone (client_id, raw) VALUES (%s, %s);
 
 -- name: seed_workstation_ids
-SELECT id FROM crm.workstation ORDER BY id;
+SELECT id FROM pgcti_refcrm.workstation ORDER BY id;
 
 -- name: bind_workstation_login
 INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s) ON CONFLICT (login) DO NOTHING;

@@ -115,20 +115,20 @@ async def main_async(args) -> list[dict]:
     embedded.stop()
     server_dsn = embedded.start()
     try:
-        migrations.apply(server_dsn)
+        migrations.apply(server_dsn, reference_crm=True)
         with psycopg.connect(server_dsn, autocommit=True) as conn:
             seed_crm(conn, 2000)
             for ext in range(131, 101 + args.listeners):  # seed_crm made desks for 101..130
                 conn.execute(
-                    "INSERT INTO crm.employee (surname, extension) VALUES (%s, %s)",
+                    "INSERT INTO pgcti_refcrm.employee (surname, extension) VALUES (%s, %s)",
                     [f"E{ext}", str(ext)],
                 )
                 conn.execute(
-                    "INSERT INTO crm.workstation (name, extension) VALUES (%s, %s)",
+                    "INSERT INTO pgcti_refcrm.workstation (name, extension) VALUES (%s, %s)",
                     [f"ws{ext}", str(ext)],
                 )
             workstations = [
-                r[0] for r in conn.execute("SELECT id FROM crm.workstation ORDER BY id")
+                r[0] for r in conn.execute("SELECT id FROM pgcti_refcrm.workstation ORDER BY id")
             ]
         # Steady state, as in the throughput benchmark: earlier calls in the tables and
         # statistics on them (a live system has both within a minute, through autovacuum).

@@ -61,7 +61,7 @@ def scratch_database(server: str, name: str) -> str:
         )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = make_conninfo(server, dbname=name)
-    migrations.apply(dsn)
+    migrations.apply(dsn, reference_crm=True)
     return dsn
 
 
@@ -69,31 +69,31 @@ def seed_crm(conn: psycopg.Connection, clients: int, first: int = 0) -> None:
     """`clients` clients with one Russian number each, generated in SQL (fast at millions)."""
     if first == 0:
         conn.execute(
-            "INSERT INTO crm.company (name) SELECT 'Company ' || g FROM generate_series(1, 1000) g"
+            "INSERT INTO pgcti_refcrm.company (name) SELECT 'Company ' || g FROM generate_series(1, 1000) g"
         )
         for ext in range(101, 131):
             conn.execute(
-                "INSERT INTO crm.employee (surname, extension, receives_call_notifications)"
+                "INSERT INTO pgcti_refcrm.employee (surname, extension, receives_call_notifications)"
                 " VALUES (%s, %s, %s)",
                 [f"Emp{ext}", str(ext), ext < 104],
             )
             conn.execute(
-                "INSERT INTO crm.workstation (name, extension) VALUES (%s, %s)",
+                "INSERT INTO pgcti_refcrm.workstation (name, extension) VALUES (%s, %s)",
                 [f"desk-{ext}", str(ext)],
             )
     conn.execute(
-        """INSERT INTO crm.client (name, company_id, manager_id)
+        """INSERT INTO pgcti_refcrm.client (name, company_id, manager_id)
            SELECT 'Client ' || g, 1 + g %% 1000, 1 + g %% 30 FROM generate_series(%s::bigint, %s::bigint) g""",
         [first + 1, first + clients],
     )
     # Numbers in several spellings, normalised by the table's trigger as in real life.
     conn.execute(
-        """INSERT INTO crm.client_phone (client_id, raw)
+        """INSERT INTO pgcti_refcrm.client_phone (client_id, raw)
            SELECT c.id, CASE c.id %% 3 WHEN 0 THEN '+7 9' || lpad((c.id)::text, 9, '0')
                                        WHEN 1 THEN '89' || lpad((c.id)::text, 9, '0')
                                        ELSE '8 (9' || substr(lpad((c.id)::text, 9, '0'), 1, 2) || ') '
                                             || substr(lpad((c.id)::text, 9, '0'), 3) END
-             FROM crm.client c WHERE c.id > %s""",
+             FROM pgcti_refcrm.client c WHERE c.id > %s""",
         [first],
     )
     conn.execute("ANALYZE")
