@@ -200,6 +200,47 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name DEFAULT NULL::name, p_row_column name DEFAULT NULL::name) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_row_column name := p_row_column;
+    v_column name;
+    v_id int;
+BEGIN
+    IF NOT (has_table_privilege(p_table, 'SELECT') AND has_table_privilege(p_table, 'TRIGGER')) THEN
+        RAISE EXCEPTION 'pgcti cannot read or watch %', p_table
+            USING HINT = format('GRANT SELECT, TRIGGER ON %s TO cti_owner; (and USAGE on its schema)', p_table);
+    END IF;
+    IF v_row_column IS NULL THEN
+        SELECT a.attname INTO v_row_column
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = p_table AND i.indisprimary AND i.indnkeyatts = 1;
+        IF v_row_column IS NULL THEN
+            RAISE EXCEPTION '% has no one-column primary key', p_table
+                USING HINT = 'name a column that identifies a row: p_row_column => ''...''';
+        END IF;
+    END IF;
+    FOREACH v_column IN ARRAY ARRAY[p_phone_column, v_row_column, coalesce(p_key_column, v_row_column)] LOOP
+        IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p_table AND attname = v_column
+                                                   AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION '% has no column %', p_table, v_column;
+        END IF;
+    END LOOP;
+    INSERT INTO cti.phone_source (table_name, phone_column, row_column, key_column)
+    VALUES (p_table, p_phone_column, v_row_column, coalesce(p_key_column, v_row_column))
+    RETURNING id INTO v_id;
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION cti.tg_phone_source__sync(%s)', 'pgcti_phone_' || v_id, p_table, v_id);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_phone_source__sync(%s)', 'pgcti_phone_' || v_id || '_truncate', p_table, v_id);
+    RETURN cti.refresh_phone_directory(v_id);
+END
+$$;
+
+COMMENT ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) IS 'Keep the numbers of a CRM phone column in cti.phone_directory (triggers + backfill)';
+
 CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -560,6 +601,23 @@ $$;
 
 COMMENT ON FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) IS 'Derive a set of calls from their facts; returns the commands that follow from what changed (none when p_live=false)';
 
+CREATE FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column name) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id int;
+BEGIN
+    DELETE FROM cti.phone_source WHERE table_name = p_table AND phone_column = p_phone_column RETURNING id INTO v_id;
+    IF v_id IS NOT NULL THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgcti_phone_' || v_id, p_table);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgcti_phone_' || v_id || '_truncate', p_table);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column name) IS 'Stop keeping a CRM phone column in the directory; drops its triggers';
+
 CREATE FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -889,44 +947,12 @@ CREATE FUNCTION cti.normalize_phone(p_raw text) RETURNS text
     AS $_$
 DECLARE
     v_cfg cti.config;
-    v_digits text;
-    v_prefix text;
 BEGIN
-    IF p_raw IS NULL THEN
-        RETURN NULL;
+    IF p_raw ~ '^\+?[0-9]{1,15}$' THEN  -- what PBXs send: no parsing needed
+        SELECT * INTO v_cfg FROM cti.config;
+        RETURN cti.phone_from_digits(p_raw, v_cfg);
     END IF;
-    SELECT * INTO v_cfg FROM cti.config;
-    -- Drop SIP decorations ('sip:101@host', '"Name" <101>') before keeping only digits.
-    v_digits := regexp_replace(split_part(regexp_replace(p_raw, '^.*<|>.*$|^(sips?|tel):', '', 'g'), '@', 1),
-                               '[^0-9+]', '', 'g');
-    IF v_digits = '' OR v_digits = '+' THEN
-        RETURN NULL;
-    END IF;
-    IF left(v_digits, 1) = '+' THEN
-        v_digits := replace(v_digits, '+', '');
-        RETURN CASE WHEN length(v_digits) BETWEEN 8 AND 15 THEN '+' || v_digits END;
-    END IF;
-    v_digits := replace(v_digits, '+', '');
-    IF length(v_digits) <= v_cfg.extension_max_digits THEN
-        RETURN v_digits;
-    END IF;
-    FOREACH v_prefix IN ARRAY v_cfg.international_prefixes LOOP
-        IF v_prefix <> '' AND left(v_digits, length(v_prefix)) = v_prefix
-           AND length(v_digits) - length(v_prefix) BETWEEN 8 AND 15 THEN
-            RETURN '+' || substr(v_digits, length(v_prefix) + 1);
-        END IF;
-    END LOOP;
-    IF length(v_digits) = v_cfg.national_digits + length(v_cfg.trunk_prefix)
-       AND v_cfg.trunk_prefix <> '' AND left(v_digits, length(v_cfg.trunk_prefix)) = v_cfg.trunk_prefix THEN
-        RETURN '+' || v_cfg.default_country_code || substr(v_digits, length(v_cfg.trunk_prefix) + 1);
-    END IF;
-    IF length(v_digits) = v_cfg.national_digits THEN
-        RETURN '+' || v_cfg.default_country_code || v_digits;
-    END IF;
-    IF length(v_digits) BETWEEN 8 AND 15 THEN
-        RETURN '+' || v_digits;  -- already international, written without '+'
-    END IF;
-    RETURN NULL;
+    RETURN (SELECT n.number FROM cti.phone_numbers(p_raw) n LIMIT 1);
 END
 $_$;
 
@@ -981,6 +1007,172 @@ EXCEPTION WHEN others THEN
     RETURN p_default;
 END
 $_$;
+
+CREATE TABLE cti.phone_directory (
+    source_id integer NOT NULL,
+    row_id text NOT NULL,
+    crm_key text NOT NULL,
+    e164 text NOT NULL,
+    ext text
+);
+
+COMMENT ON TABLE cti.phone_directory IS 'Every E.164 number in the attached CRM columns, with the CRM key of its row; kept by triggers';
+
+CREATE TABLE cti.phone_source (
+    id integer NOT NULL,
+    table_name regclass NOT NULL,
+    phone_column name NOT NULL,
+    row_column name NOT NULL,
+    key_column name NOT NULL,
+    attached_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE cti.phone_source IS 'CRM phone columns attached to the phone directory (cti.attach_phone_column)';
+
+CREATE FUNCTION cti.phone_directory_rows(p_source cti.phone_source, p_row jsonb) RETURNS SETOF cti.phone_directory
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT DISTINCT ON (n.number) p_source.id, p_row ->> p_source.row_column, p_row ->> p_source.key_column, n.number, n.ext
+      FROM cti.phone_numbers(p_row ->> p_source.phone_column::text) n
+     WHERE left(n.number, 1) = '+' AND p_row ->> p_source.key_column IS NOT NULL
+     ORDER BY n.number
+$$;
+
+CREATE TABLE cti.config (
+    singleton boolean DEFAULT true NOT NULL,
+    default_country_code text DEFAULT '7'::text NOT NULL,
+    trunk_prefix text DEFAULT '8'::text NOT NULL,
+    international_prefixes text[] DEFAULT ARRAY['810'::text, '00'::text] NOT NULL,
+    national_digits integer DEFAULT 10 NOT NULL,
+    extension_max_digits integer DEFAULT 5 NOT NULL,
+    max_frame_bytes integer DEFAULT 1048576 NOT NULL,
+    stale_call_after interval DEFAULT '02:00:00'::interval NOT NULL,
+    doorbell_max_queue_usage real DEFAULT 0.5 NOT NULL,
+    CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
+    CONSTRAINT config_doorbell_max_queue_usage_check CHECK (((doorbell_max_queue_usage > (0)::double precision) AND (doorbell_max_queue_usage < (1)::double precision))),
+    CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
+    CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
+    CONSTRAINT config_national_digits_check CHECK (((national_digits >= 4) AND (national_digits <= 14))),
+    CONSTRAINT config_singleton_check CHECK (singleton),
+    CONSTRAINT config_stale_call_after_check CHECK ((stale_call_after > '00:00:00'::interval)),
+    CONSTRAINT config_trunk_prefix_check CHECK ((trunk_prefix ~ '^[0-9]*$'::text))
+);
+
+COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the raw frame size limit; edit with UPDATE';
+
+CREATE FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_digits text := replace(p_digits, '+', '');
+    v_prefix text;
+BEGIN
+    IF v_digits = '' THEN
+        RETURN NULL;
+    END IF;
+    IF left(p_digits, 1) = '+' THEN
+        RETURN CASE WHEN length(v_digits) BETWEEN 8 AND 15 THEN '+' || v_digits END;
+    END IF;
+    IF length(v_digits) <= p_cfg.extension_max_digits THEN
+        RETURN v_digits;
+    END IF;
+    FOREACH v_prefix IN ARRAY p_cfg.international_prefixes LOOP
+        IF v_prefix <> '' AND left(v_digits, length(v_prefix)) = v_prefix
+           AND length(v_digits) - length(v_prefix) BETWEEN 8 AND 15 THEN
+            RETURN '+' || substr(v_digits, length(v_prefix) + 1);
+        END IF;
+    END LOOP;
+    IF length(v_digits) = p_cfg.national_digits + length(p_cfg.trunk_prefix)
+       AND p_cfg.trunk_prefix <> '' AND left(v_digits, length(p_cfg.trunk_prefix)) = p_cfg.trunk_prefix THEN
+        RETURN '+' || p_cfg.default_country_code || substr(v_digits, length(p_cfg.trunk_prefix) + 1);
+    END IF;
+    IF length(v_digits) = p_cfg.national_digits THEN
+        RETURN '+' || p_cfg.default_country_code || v_digits;
+    END IF;
+    IF length(v_digits) BETWEEN 8 AND 15 THEN
+        RETURN '+' || v_digits;  -- already international, written without '+'
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) IS 'The digits of one number -> E.164 or an internal extension, by the rules given';
+
+CREATE FUNCTION cti.phone_numbers(p_raw text) RETURNS TABLE(number text, ext text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_cfg cti.config;
+    v_text text;
+    v_parts text[];
+    v_part text;
+    v_token text;
+    v_match text[];
+    v_digits text;
+BEGIN
+    IF p_raw IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO v_cfg FROM cti.config;
+    IF p_raw ~ '^\+?[0-9]{1,15}$' THEN  -- digits only, as PBXs send them: nothing to parse
+        number := cti.phone_from_digits(p_raw, v_cfg);
+        IF number IS NOT NULL THEN
+            RETURN NEXT;
+        END IF;
+        RETURN;
+    END IF;
+    -- Full-width digits and plus, as pasted from some documents and keyboards.
+    v_text := translate(p_raw, '０１２３４５６７８９＋', '0123456789+');
+    -- '"Name" <sip:101@host>' -> 'sip:101@host'; then the scheme and the host go.
+    v_text := regexp_replace(v_text, '^[^<]*<([^>]*)>.*$', '\1');
+    v_text := regexp_replace(v_text, '^\s*(sips?|tel):', '', 'i');
+    v_text := regexp_replace(v_text, '@[^,;]*', '', 'g');
+    -- URI parameters: ';ext=12' is an extension, the others (phone-context, isub) go.
+    v_text := regexp_replace(v_text, ';\s*ext\s*=\s*', ' ext ', 'gi');
+    v_text := regexp_replace(v_text, ';\s*[a-z-]+=[^;,]*', '', 'gi');
+    -- '..., доб. 12': a separator before an extension suffix does not start a new number.
+    v_text := regexp_replace(v_text, '[,;]\s*(?=[дД][оО][бБ]|[вВ][нН]|ext|x\s*\d|#)', ' ', 'gi');
+    -- Several numbers: split at ',', ';', '|', a line break, ' / ' or a word such as 'или'.
+    -- ('8/495/123-45-67' is one number: a slash without spaces groups digits.)
+    v_parts := regexp_split_to_array(v_text, '[,;|\n]+|\s+/\s+|\s+(или|ИЛИ|or|and|и)\s+', 'i');
+    FOREACH v_part IN ARRAY v_parts LOOP
+        ext := NULL;
+        v_match := regexp_match(v_part,
+            '^(.*?)[\s(,]*(?:[дД][оО][бБ](?:[аА][вВ][оО][чЧ][нН][ыЫ][йЙ])?|[вВ][нН](?:[уУ][тТ][рР])?|ext(?:ension|n)?|x|#)[.:\s№]*(\d{1,7})\s*\)?\s*$',
+            'i');
+        IF v_match IS NOT NULL THEN
+            v_part := v_match[1];
+            ext := v_match[2];
+        END IF;
+        -- '+44 (0)20 7946 0958': the national prefix shown in brackets is not dialled.
+        v_part := regexp_replace(v_part, '^(\s*\+\s*\d{1,3}[\s.-]*)\(0\)', '\1');
+        v_digits := regexp_replace(v_part, '[^0-9+]', '', 'g');
+        IF length(replace(v_digits, '+', '')) <= 15 THEN
+            number := cti.phone_from_digits(regexp_replace(v_digits, '(.)\+', '\1', 'g'), v_cfg);
+            -- Among several numbers a few digits are a stray fragment, not an extension.
+            IF number IS NOT NULL AND (left(number, 1) = '+' OR cardinality(v_parts) = 1) THEN
+                RETURN NEXT;
+            END IF;
+            CONTINUE;
+        END IF;
+        -- Too many digits for one number: numbers separated by spaces only.
+        FOREACH v_token IN ARRAY regexp_split_to_array(trim(v_part), '\s+') LOOP
+            v_digits := regexp_replace(v_token, '[^0-9+]', '', 'g');
+            IF length(replace(v_digits, '+', '')) >= v_cfg.national_digits THEN
+                number := cti.phone_from_digits(v_digits, v_cfg);
+                IF number IS NOT NULL THEN
+                    RETURN NEXT;
+                END IF;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$_$;
+
+COMMENT ON FUNCTION cti.phone_numbers(p_raw text) IS 'Every number in a field: E.164 (or an internal extension) and its extension suffix apart; rules in cti.config';
 
 CREATE TABLE cti.raw_event (
     id bigint NOT NULL,
@@ -1229,6 +1421,29 @@ $$;
 
 COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';
 
+CREATE FUNCTION cti.refresh_phone_directory(p_source_id integer DEFAULT NULL::integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_source cti.phone_source;
+    v_rows bigint;
+    v_total bigint := 0;
+BEGIN
+    FOR v_source IN SELECT * FROM cti.phone_source WHERE p_source_id IS NULL OR id = p_source_id ORDER BY id LOOP
+        DELETE FROM cti.phone_directory WHERE source_id = v_source.id;
+        EXECUTE format('INSERT INTO cti.phone_directory SELECT d.* FROM %s t, '
+                       'cti.phone_directory_rows($1, to_jsonb(t)) d ON CONFLICT DO NOTHING', v_source.table_name)
+        USING v_source;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        v_total := v_total + v_rows;
+    END LOOP;
+    RETURN v_total;
+END
+$_$;
+
+COMMENT ON FUNCTION cti.refresh_phone_directory(p_source_id integer) IS 'Recompute the phone directory from the attached CRM columns; returns the numbers kept';
+
 CREATE FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text DEFAULT 'data'::text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1272,6 +1487,41 @@ CREATE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
     AS $$
     SELECT cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
                                   ORDER BY (k).frame_key, (k).step, (k).sub))
+$$;
+
+CREATE FUNCTION cti.tg_config__refresh_phone_directory() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM cti.refresh_phone_directory();
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION cti.tg_phone_source__sync() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_source cti.phone_source;
+BEGIN
+    SELECT * INTO STRICT v_source FROM cti.phone_source WHERE id = TG_ARGV[0]::int;
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM cti.phone_directory WHERE source_id = v_source.id;
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM cti.phone_directory
+         WHERE source_id = v_source.id AND row_id = to_jsonb(OLD) ->> v_source.row_column::text;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO cti.phone_directory
+        SELECT * FROM cti.phone_directory_rows(v_source, to_jsonb(NEW))
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
 $$;
 
 CREATE FUNCTION cti.tg_raw_event__parse() RETURNS trigger
@@ -1466,28 +1716,6 @@ CREATE VIEW cti.client_contact_summary_v1 AS
 
 COMMENT ON VIEW cti.client_contact_summary_v1 IS 'Per client: calls, missed calls, average response time, missed and not called back';
 
-CREATE TABLE cti.config (
-    singleton boolean DEFAULT true NOT NULL,
-    default_country_code text DEFAULT '7'::text NOT NULL,
-    trunk_prefix text DEFAULT '8'::text NOT NULL,
-    international_prefixes text[] DEFAULT ARRAY['810'::text, '00'::text] NOT NULL,
-    national_digits integer DEFAULT 10 NOT NULL,
-    extension_max_digits integer DEFAULT 5 NOT NULL,
-    max_frame_bytes integer DEFAULT 1048576 NOT NULL,
-    stale_call_after interval DEFAULT '02:00:00'::interval NOT NULL,
-    doorbell_max_queue_usage real DEFAULT 0.5 NOT NULL,
-    CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
-    CONSTRAINT config_doorbell_max_queue_usage_check CHECK (((doorbell_max_queue_usage > (0)::double precision) AND (doorbell_max_queue_usage < (1)::double precision))),
-    CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
-    CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
-    CONSTRAINT config_national_digits_check CHECK (((national_digits >= 4) AND (national_digits <= 14))),
-    CONSTRAINT config_singleton_check CHECK (singleton),
-    CONSTRAINT config_stale_call_after_check CHECK ((stale_call_after > '00:00:00'::interval)),
-    CONSTRAINT config_trunk_prefix_check CHECK ((trunk_prefix ~ '^[0-9]*$'::text))
-);
-
-COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the raw frame size limit; edit with UPDATE';
-
 CREATE TABLE cti.doorbell_skip (
     skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     doorbells integer NOT NULL,
@@ -1534,6 +1762,15 @@ CREATE TABLE cti.outbox (
 );
 
 COMMENT ON TABLE cti.outbox IS 'Every command and notification for CRM clients, per target in sequence order; clients pull and ack';
+
+ALTER TABLE cti.phone_source ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.phone_source_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 ALTER TABLE cti.raw_event ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME cti.raw_event_id_seq
@@ -1604,6 +1841,15 @@ ALTER TABLE ONLY cti.logic_file
 ALTER TABLE ONLY cti.outbox
     ADD CONSTRAINT outbox_pkey PRIMARY KEY (target_kind, target_id, seq);
 
+ALTER TABLE ONLY cti.phone_directory
+    ADD CONSTRAINT phone_directory_pkey PRIMARY KEY (source_id, row_id, e164);
+
+ALTER TABLE ONLY cti.phone_source
+    ADD CONSTRAINT phone_source_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY cti.phone_source
+    ADD CONSTRAINT phone_source_table_name_phone_column_key UNIQUE (table_name, phone_column);
+
 ALTER TABLE ONLY cti.raw_event
     ADD CONSTRAINT raw_event_pkey PRIMARY KEY (id);
 
@@ -1626,9 +1872,13 @@ CREATE INDEX call_started ON cti.call USING btree (started_at);
 
 CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (status) WHERE (status <> 'processed'::text);
 
+CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164);
+
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
 
 CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__parse();
+
+CREATE TRIGGER _100_refresh_phone_directory AFTER UPDATE OF default_country_code, trunk_prefix, international_prefixes, national_digits, extension_max_digits ON cti.config FOR EACH ROW WHEN ((((((old.default_country_code IS DISTINCT FROM new.default_country_code) OR (old.trunk_prefix IS DISTINCT FROM new.trunk_prefix)) OR (old.international_prefixes IS DISTINCT FROM new.international_prefixes)) OR (old.national_digits IS DISTINCT FROM new.national_digits)) OR (old.extension_max_digits IS DISTINCT FROM new.extension_max_digits))) EXECUTE FUNCTION cti.tg_config__refresh_phone_directory();
 
 CREATE TRIGGER _500_process AFTER INSERT ON cti.raw_event REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_raw_event__process();
 
@@ -1647,6 +1897,9 @@ ALTER TABLE ONLY cti.event_outcome
 ALTER TABLE ONLY cti.outbox
     ADD CONSTRAINT outbox_target_kind_target_id_fkey FOREIGN KEY (target_kind, target_id) REFERENCES cti.stream(target_kind, target_id);
 
+ALTER TABLE ONLY cti.phone_directory
+    ADD CONSTRAINT phone_directory_source_id_fkey FOREIGN KEY (source_id) REFERENCES cti.phone_source(id) ON DELETE CASCADE;
+
 GRANT USAGE ON SCHEMA cti TO cti_ingester;
 GRANT USAGE ON SCHEMA cti TO cti_client;
 
@@ -1661,6 +1914,8 @@ GRANT ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) TO cti_client;
 REVOKE ALL ON FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 
@@ -1679,6 +1934,8 @@ REVOKE ALL ON FUNCTION cti.crm_workstation_for_extension(p_extension text) FROM 
 REVOKE ALL ON FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column name) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) FROM PUBLIC;
 
@@ -1704,6 +1961,16 @@ GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
 REVOKE ALL ON FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.phone_directory_rows(p_source cti.phone_source, p_row jsonb) FROM PUBLIC;
+
+GRANT SELECT ON TABLE cti.config TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.phone_numbers(p_raw text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.phone_numbers(p_raw text) TO cti_client;
 
 GRANT INSERT(source) ON TABLE cti.raw_event TO cti_ingester;
 
@@ -1731,6 +1998,8 @@ GRANT ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer)
 
 REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.refresh_phone_directory(p_source_id integer) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event text, p_path text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) FROM PUBLIC;
@@ -1739,11 +2008,13 @@ REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.tg_config__refresh_phone_directory() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.tg_phone_source__sync() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.tg_raw_event__parse() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_raw_event__process() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.whoami_v1() FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.whoami_v1() TO cti_client;
-
-GRANT SELECT ON TABLE cti.config TO cti_client;

@@ -61,9 +61,11 @@ def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
     if args.rollback is not None:
         count = None if args.rollback == "all" else int(args.rollback)
         done = migrations.rollback(dsn, count)
-        print(f"rolled back {len(done)} migration(s) on {where}")
-        for mid in done:
+        print(f"rolled back {len(done.migrations)} migration(s) on {where}")
+        for mid in done.migrations:
             print(f"  {mid}")
+        for note in done.notes:
+            print(f"  note: {note}")
         return 0
     step = migrations.plan if args.plan else migrations.apply
     outcome = step(dsn, reference_crm=args.with_reference_crm)

@@ -192,9 +192,12 @@ def _in_a_transaction(migration) -> bool:
 
 def _migrate(dsn: str, commit: bool, reference_crm: bool) -> Outcome:
     """Adopt, migrate and apply the logic in one transaction, so a database is never left
-    between releases; only a migration that cannot run in a transaction (a DBA's Python
-    migration, `-- transactional: false`) makes yoyo apply the versioned part on its own."""
+    between releases: pgcti's versioned migrations, then the logic, then the DBA's own (and
+    the reference CRM's), which may use any pgcti function. Only a migration that cannot run
+    in a transaction (a DBA's Python migration, `-- transactional: false`) makes yoyo apply
+    it on its own."""
     migrations = _all()
+    check_rights(dsn)
     with _backend(dsn) as backend, backend.lock():
         backend.ensure_internal_schema_updated()
         outcome = Outcome()
@@ -204,25 +207,84 @@ def _migrate(dsn: str, commit: bool, reference_crm: bool) -> Outcome:
                 outcome.adopted = _adopt_0_1_0(conn, migrations)
                 pending = _pending(conn, migrations, reference_crm)
                 outcome.migrations = [m.id for m in pending]
-                if all(_in_a_transaction(m) for m in pending):
-                    for migration in pending:
-                        conn.execute(Path(migration.path).read_text())
-                        conn.execute(query("as_myself"))
-                        conn.execute(query("yoyo_mark"), _yoyo_record(migration))
-                elif commit:
-                    conn.commit()  # yoyo applies each on a connection of its own
-                    backend.apply_migrations(pending)
-                else:
-                    outcome.notes.append(
-                        "a pending migration cannot be tried in a transaction: the logic "
-                        "below is shown as if the versioned migrations had not run"
-                    )
+                ours = [m for m in pending if _is_pgctis(m)]
+                _run_versioned(conn, backend, ours, commit, outcome)
                 outcome.logic = _apply_logic(conn, since)
+                if outcome.adopted:
+                    conn.execute(query("recompute_reference_crm_numbers"))
+                    outcome.notes.append(
+                        "phone numbers are parsed anew: run `pgcti rebuild` so that the calls "
+                        "already stored follow (the reference CRM's numbers were recomputed)"
+                    )
+                # Yours (and the reference CRM's) last, so they may use any pgcti function.
+                theirs = [m for m in pending if not _is_pgctis(m)]
+                _run_versioned(conn, backend, theirs, commit, outcome)
                 if commit:
                     conn.commit()
             finally:
                 conn.rollback()  # a plan, or a failure: nothing stays
         return outcome
+
+
+def check_rights(dsn: str) -> None:
+    """Say at the start, not half-way, what the migrating user lacks and what to grant.
+    A superuser has it all; otherwise: CREATE on the database (its owner has it), and to
+    install, CREATEROLE (or ADMIN OPTION on cti_owner when another database made it);
+    to upgrade, membership of cti_owner."""
+    with psycopg.connect(dsn) as conn:
+        (
+            user,
+            db,
+            superuser,
+            createrole,
+            create_db,
+            owner_exists,
+            owner_admin,
+            member,
+            installed,
+        ) = conn.execute(query("migrating_rights")).fetchone()
+    if superuser:
+        return
+    missing = []
+    if not create_db:
+        missing.append(f"CREATE on the database: GRANT CREATE ON DATABASE {db} TO {user};")
+    if installed and not member:
+        missing.append(f"membership of cti_owner: GRANT cti_owner TO {user};")
+    elif not installed and not owner_exists and not createrole:
+        missing.append(f"the right to create pgcti's roles: ALTER ROLE {user} CREATEROLE;")
+    elif not installed and owner_exists and not owner_admin:
+        missing.append(
+            f"ADMIN OPTION on cti_owner (made for another database): "
+            f"GRANT cti_owner TO {user} WITH ADMIN OPTION;"
+        )
+    if missing:
+        raise MigrateError(
+            f"{user} cannot migrate {db}; as a superuser, grant it "
+            + " and ".join(missing)
+            + " (superuser itself is not needed: docs/dba-guide.md, 'Who runs migrate')"
+        )
+
+
+def _is_pgctis(migration) -> bool:
+    return Path(migration.path).resolve().parent == migrations_dir().resolve()
+
+
+def _run_versioned(conn: psycopg.Connection, backend, chosen: list, commit: bool, outcome) -> None:
+    """Run versioned migrations in the caller's transaction; one that cannot run in a
+    transaction makes yoyo apply the lot on its own, after what is done so far is committed."""
+    if all(_in_a_transaction(m) for m in chosen):
+        for migration in chosen:
+            conn.execute(Path(migration.path).read_text())
+            conn.execute(query("as_myself"))
+            conn.execute(query("yoyo_mark"), _yoyo_record(migration))
+    elif commit:
+        conn.commit()  # yoyo applies each on a connection of its own
+        backend.apply_migrations(chosen)
+    else:
+        outcome.notes.append(
+            "a pending migration cannot be tried in a transaction: what follows is shown "
+            "as if it had not run"
+        )
 
 
 def _yoyo_record(migration) -> dict[str, str]:
@@ -243,13 +305,49 @@ def _apply_logic(conn: psycopg.Connection, since) -> logic.Report:
         raise MigrateError(str(exc)) from exc  # the caller rolls back
 
 
-def rollback(dsn: str, count: int | None = None) -> list[str]:
-    """Roll back the newest ``count`` applied migrations (all when None)."""
+@dataclass
+class RolledBack:
+    """What a rollback did, and what it left on purpose (shown by the CLI)."""
+
+    migrations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def rollback(dsn: str, count: int | None = None) -> RolledBack:
+    """Roll back the newest ``count`` applied migrations (all when None). Refused while this
+    database has migrations from a directory not given (--include): they would stay marked
+    as applied over a database that no longer has them."""
+    done = RolledBack()
+    migrations = _all()
     with _backend(dsn) as backend, backend.lock():
-        applied = backend.to_rollback(_all())
+        with psycopg.connect(dsn) as conn:
+            applied_ids = [mid for mid, _ in conn.execute(query("yoyo_applied")).fetchall()]
+        unknown = sorted(set(applied_ids) - {m.id for m in migrations})
+        if unknown:
+            raise MigrateError(
+                f"this database has migrations from a directory not given here ({', '.join(unknown)}): "
+                "pass --include DIR with the directory that holds them (your adapters), so that "
+                "they roll back first"
+            )
+        applied = backend.to_rollback(migrations)
         chosen = applied if count is None else applied[:count]
         backend.rollback_migrations(chosen)
-        return [m.id for m in chosen]
+        done.migrations = [m.id for m in chosen]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        installed = conn.execute(query("cti_installed")).fetchone()[0]
+        if installed and not any(_is_pgctis(m) for m in chosen):
+            # Your adapters are gone: pgcti's placeholders take their place.
+            with conn.transaction():
+                logic.apply(conn)
+            done.notes.append("pgcti's placeholder adapters are back (no CRM is connected)")
+        if not installed and len(chosen) == len(applied):
+            conn.execute(composed("drop_bookkeeping_schema", BOOKKEEPING_SCHEMA))
+        if not installed:
+            done.notes += [
+                f"kept role {role}: {why}"
+                for role, why in conn.execute(query("roles_left")).fetchall()
+            ]
+    return done
 
 
 def listing(dsn: str) -> list[tuple[str, bool]]:

@@ -106,7 +106,7 @@ def test_a_dba_override_survives_plan_and_migrate(conn, dsn, tmp_path):
 def test_a_function_that_feeds_stored_data_changes_only_by_a_versioned_migration(
     conn, dsn, tmp_path
 ):
-    before = function_source(conn, "cti.normalize_phone(text)")
+    before = function_source(conn, "cti.phone_from_digits(text,cti.config)")
     changed = copy_of_logic(tmp_path)
     edit(
         changed / "10_phone.sql",
@@ -116,26 +116,35 @@ def test_a_function_that_feeds_stored_data_changes_only_by_a_versioned_migration
 
     refused = migrate(dsn, changed, check=False)
     assert refused.returncode == 1
-    assert "cti.normalize_phone feeds stored data" in refused.stderr
+    assert "cti.phone_from_digits feeds stored data" in refused.stderr
     assert "versioned migration" in refused.stderr
-    assert function_source(conn, "cti.normalize_phone(text)") == before, "nothing changed"
+    assert function_source(conn, "cti.phone_from_digits(text,cti.config)") == before, (
+        "nothing changed"
+    )
 
     # The supported way: a versioned migration replaces it and recomputes what it stored.
     body = next(
         g.sql
         for g in logic.LogicFile(changed / "10_phone.sql").groups
-        if g.name == "cti.normalize_phone"
+        if g.name == "cti.phone_from_digits"
     )
-    versioned = tmp_path / "versioned"
-    versioned.mkdir()
-    (versioned / "0001_seven_digit_international.sql").write_text(
+    versioned = tmp_path / "migrations"  # the next release's db/migrations
+    shutil.copytree(migrations.migrations_dir(), versioned)
+    newest = sorted(p.stem for p in versioned.glob("0*.sql") if ".rollback" not in p.name)[-1]
+    (versioned / "0099_seven_digit_international.sql").write_text(
         "-- Numbers with '+' may have 7 digits; recompute the stored E.164 values.\n"
-        "-- depends: 0001_baseline\n\n"
+        f"-- depends: {newest}\n\n"
         f"SET LOCAL ROLE cti_owner;\n{body}\nUPDATE pgcti_refcrm.client_phone SET raw = raw;\n"
+        "SELECT cti.refresh_phone_directory();\n"
     )
-    (versioned / "0001_seven_digit_international.rollback.sql").write_text("-- cannot be undone\n")
-    migrate(dsn, changed, "--include", str(versioned))
-    assert function_source(conn, "cti.normalize_phone(text)") != before
+    (versioned / "0099_seven_digit_international.rollback.sql").write_text("-- cannot be undone\n")
+    run_cli(
+        "migrate",
+        "--dsn",
+        dsn,
+        env={"PGCTI_LOGIC": str(changed), "PGCTI_MIGRATIONS": str(versioned)},
+    )
+    assert function_source(conn, "cti.phone_from_digits(text,cti.config)") != before
     assert conn.execute("SELECT cti.normalize_phone('+1234567')").fetchone() == ("+1234567",)
 
 

@@ -54,7 +54,7 @@ def test_up_down_up_on_an_empty_database(fresh_db):
     after_first = schema_snapshot.dump(fresh_db, owners=True)
     assert "CREATE SCHEMA cti" in after_first
 
-    rolled = migrations.rollback(fresh_db)
+    rolled = migrations.rollback(fresh_db).migrations
     assert rolled == list(reversed(first.migrations))
     assert _cti_objects(fresh_db) == []
 

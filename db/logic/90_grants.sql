@@ -4,7 +4,8 @@
 -- Rules:
 -- - PUBLIC may execute nothing: cti_owner's default privileges (baseline) take EXECUTE
 --   away from every function it creates, so a new function is private until named here.
--- - CRM client logins (cti_client) get the versioned client API, and normalize_phone() so
+-- - CRM client logins (cti_client) get the versioned client API, and normalize_phone() and
+--   phone_numbers() so
 --   that a client can match numbers as pgcti does. Each API function finds the caller's own
 --   workstation by login, so a client reaches only its own stream.
 -- - The ingester (cti_ingester) gets no function at all: it inserts raw events (baseline),
@@ -18,4 +19,4 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
     cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint),
-    cti.normalize_phone(text) TO cti_client;
+    cti.normalize_phone(text), cti.phone_numbers(text), cti.phone_from_digits(text, cti.config) TO cti_client;

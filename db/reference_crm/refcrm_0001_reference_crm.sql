@@ -1,5 +1,4 @@
--- pgcti's reference CRM: a small CRM for the demo and the tests, installed only when asked
--- for (`pgcti migrate --with-reference-crm`).
+-- pgcti's reference CRM for the demo and the tests, only with `pgcti migrate --with-reference-crm`.
 -- depends: 0001_baseline
 
 -- It is installed exactly as a DBA installs the adapters of an existing CRM (docs/dba-guide.md):

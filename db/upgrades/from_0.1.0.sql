@@ -41,6 +41,11 @@ DROP FUNCTION cti.normalize_onlinepbx2(jsonb, timestamptz);
 DROP FUNCTION cti.refresh_call(bigint, timestamptz, boolean);
 DROP FUNCTION cti.refresh_calls(bigint[], timestamptz[], bigint[], boolean);
 
+-- Phone numbers are parsed anew (extension suffixes apart, several numbers per field):
+-- db/logic/10_phone.sql creates the function again; `pgcti migrate` then recomputes the
+-- reference CRM's stored E.164 numbers and says to run `pgcti rebuild` for the calls.
+DROP FUNCTION cti.normalize_phone(text);
+
 -- The bookkeeping of db/logic, as in the baseline.
 CREATE TABLE cti.logic_file (
     name text PRIMARY KEY, checksum text NOT NULL, functions text[] NOT NULL, applied_at timestamptz NOT NULL

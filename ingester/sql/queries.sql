@@ -83,6 +83,10 @@ RESET ROLE;
 -- name: bookkeeping_schema
 CREATE SCHEMA IF NOT EXISTS {};
 
+-- name: recompute_reference_crm_numbers
+-- After an upgrade that changed cti.normalize_phone: the reference CRM's trigger recomputes.
+UPDATE pgcti_refcrm.client_phone SET raw = raw;
+
 -- name: yoyo_applied
 -- The versioned migrations yoyo recorded as applied, by id and hash.
 SELECT migration_id, migration_hash FROM pgcti_migrations._yoyo_migration;
@@ -186,3 +190,49 @@ SELECT 1 FROM pg_roles WHERE rolname = %s;
 
 -- name: create_login_in_role
 CREATE ROLE {} LOGIN IN ROLE {};
+
+-- name: phone_numbers_of_each
+-- Every number pgcti finds in each text, by the text's position (tests/test_phone_agreement.py).
+SELECT u.i, n.number, n.ext
+  FROM unnest(%s::text[]) WITH ORDINALITY u(raw, i)
+  LEFT JOIN LATERAL cti.phone_numbers(u.raw) WITH ORDINALITY n ON true
+ ORDER BY u.i, n.ordinality;
+
+-- name: migrating_rights
+-- What the migrating user may do, for `pgcti migrate`'s check before it starts.
+SELECT current_user, current_database(), r.rolsuper, r.rolcreaterole,
+       has_database_privilege(current_database(), 'CREATE'),
+       o.oid IS NOT NULL AS owner_exists,
+       -- Up to PostgreSQL 15, CREATEROLE alone may grant any role that is not a superuser.
+       o.oid IS NOT NULL AND (pg_has_role(current_user, o.oid, 'USAGE WITH ADMIN OPTION')
+                              OR (r.rolcreaterole AND current_setting('server_version_num')::int < 160000)) AS owner_admin,
+       o.oid IS NOT NULL AND pg_has_role(current_user, o.oid, 'MEMBER') AS owner_member,
+       EXISTS (SELECT FROM pg_namespace WHERE nspname = 'cti') AS installed
+  FROM pg_roles r LEFT JOIN pg_roles o ON o.rolname = 'cti_owner'
+ WHERE r.rolname = current_user;
+
+-- name: cti_installed
+SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'cti');
+
+-- name: drop_bookkeeping_schema
+-- After everything was rolled back: yoyo's tables go too.
+DROP SCHEMA IF EXISTS {} CASCADE;
+
+-- name: roles_left
+-- pgcti's roles a full rollback kept, and why: logins are members, or another database uses it.
+SELECT g.rolname,
+       concat_ws('; ',
+           'logins ' || m.members || ' are members and keep it for a re-install (DROP ROLE '
+               || g.rolname || ' once they are gone)',
+           'database(s) ' || d.dbs || ' still use it')
+  FROM pg_roles g
+  LEFT JOIN LATERAL (
+      SELECT string_agg(u.rolname, ', ' ORDER BY u.rolname) AS members
+        FROM pg_auth_members am JOIN pg_roles u ON u.oid = am.member
+       WHERE am.roleid = g.oid AND u.rolcanlogin AND g.rolname <> 'cti_owner') m ON true
+  LEFT JOIN LATERAL (
+      SELECT string_agg(DISTINCT db.datname, ', ') AS dbs
+        FROM pg_shdepend sd JOIN pg_database db ON db.oid = sd.dbid
+       WHERE sd.refobjid = g.oid AND sd.refclassid = 'pg_authid'::regclass) d ON true
+ WHERE g.rolname IN ('cti_owner', 'cti_ingester', 'cti_client')
+ ORDER BY g.rolname;
