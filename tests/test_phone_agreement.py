@@ -130,7 +130,7 @@ def test_phone_numbers_agree_with_libphonenumber(conn):
     expected = [libphonenumber_finds(text, several=text in fields) for text in texts]
     got = ours(conn, texts)
 
-    compared = [(t, e, g) for t, e, g in zip(texts, expected, got) if e is not None]
+    compared = [(t, e, g) for t, e, g in zip(texts, expected, got, strict=True) if e is not None]
     disagree = [(t, e, g) for t, e, g in compared if e != g]
     share = 1 - len(disagree) / len(compared)
     regions = {pn.region_code_for_number(n) for n in sample}
