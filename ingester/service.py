@@ -9,7 +9,7 @@ import signal
 from datetime import UTC, datetime
 
 from ingester import database
-from ingester.config import IngestConfig
+from ingester.config import ConfigError, IngestConfig
 from ingester.journal import Journal
 from ingester.metrics import Metrics, serve
 from ingester.spool import Frame, Spool
@@ -22,10 +22,25 @@ STOP_FLUSH_SECONDS = 4.0
 
 async def run(config: IngestConfig) -> int:
     metrics = Metrics()
-    stop_metrics = serve(metrics, config.metrics_port) if config.metrics_port is not None else None
-    dsn = database.resolve_dsn(config.dsn)
-    spool = Spool(config.spool_dir)
-    journal = Journal(config.spool_dir / "journal")
+    try:
+        spool = Spool(config.spool_dir)
+        journal = Journal(config.spool_dir / "journal")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use the spool directory {config.spool_dir}: {exc.strerror}; give --spool-dir "
+            "a directory the service's user owns (under systemd: StateDirectory=)"
+        ) from None
+    try:
+        stop_metrics = (
+            serve(metrics, config.metrics_port) if config.metrics_port is not None else None
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on 127.0.0.1:{config.metrics_port}: {exc.strerror}; "
+            "choose another --metrics-port"
+        ) from None
+    dsn = database.resolve_dsn(config.dsn)  # the embedded server only with --embedded
+    log.info("writing to the database %s; spool %s", database.redact(dsn), config.spool_dir)
     left = journal.left_over()
     if left:
         spool.append(left)  # fsync'd before the journal lets them go

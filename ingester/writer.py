@@ -77,6 +77,7 @@ class Writer:
             0.0  # while the database is away, try it no more often than this (monotonic)
         )
         self._refusal_logged = 0.0  # when the last ERROR about a refusing database was logged
+        self._unavailable_logged = 0.0  # when the last WARNING about an unreachable one was
         self._carry: Frame | None = None  # taken from the queue, left for the next batch
         self._queued_bytes = 0
         self._room = asyncio.Event()
@@ -240,6 +241,7 @@ class Writer:
             log.info("the database takes writes again")
             self.metrics.db_problem = None
             self._refusal_logged = 0.0
+        self._unavailable_logged = 0.0
 
     async def _insert(self, batch: list[Frame]) -> None:
         started = time.perf_counter()
@@ -275,11 +277,16 @@ class Writer:
             await self._drop_connection()
             self._retry_delay = min(self._retry_delay * 2, 5.0) * random.uniform(0.8, 1.2)
             self._next_try = time.monotonic() + self._retry_delay
-            log.debug(
-                "database still unavailable (%s); next try in %.1fs",
-                _first_line(exc),
-                self._retry_delay,
-            )
+            # Said at least every 30 s: with frames waiting from an earlier run, this is the
+            # only place a wrong password or port shows up.
+            if time.monotonic() - self._unavailable_logged >= REFUSAL_LOG_EVERY:
+                self._unavailable_logged = time.monotonic()
+                log.warning(
+                    "database unavailable (%s); %d frame(s) wait in the spool %s",
+                    _first_line(exc),
+                    self.spool.depth,
+                    self.spool.path,
+                )
             return False
         self._accepting()
         log.info("spool drained: %d frame(s) written in order", len(frames))

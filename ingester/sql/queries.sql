@@ -236,3 +236,49 @@ SELECT g.rolname,
        WHERE sd.refobjid = g.oid AND sd.refclassid = 'pg_authid'::regclass) d ON true
  WHERE g.rolname IN ('cti_owner', 'cti_ingester', 'cti_client')
  ORDER BY g.rolname;
+
+-- name: doctor_server
+SELECT current_setting('server_version'), current_database(), current_user;
+
+-- name: doctor_logins
+-- Per group: the logins that can work in this database, and what is wrong with the others.
+WITH ingesters AS (
+    SELECT u.rolname, u.rolcanlogin, il.login IS NOT NULL AS registered
+      FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+      LEFT JOIN cti.ingester_login il ON il.login = u.rolname
+     WHERE m.roleid = 'cti_ingester'::regrole
+), clients AS (
+    SELECT cl.login, r.oid IS NOT NULL AS exists,
+           r.oid IS NOT NULL AND pg_has_role(r.oid, 'cti_client', 'MEMBER') AS member
+      FROM cti.client_login cl LEFT JOIN pg_roles r ON r.rolname = cl.login
+)
+SELECT 'ingester', count(*) FILTER (WHERE rolcanlogin AND registered),
+       concat_ws('; ',
+           nullif(string_agg(rolname, ', ') FILTER (WHERE rolcanlogin AND NOT registered), '')
+               || ' not registered here (INSERT INTO cti.ingester_login)')
+  FROM ingesters
+UNION ALL
+SELECT 'client', count(*) FILTER (WHERE member),
+       concat_ws('; ',
+           nullif(string_agg(login, ', ') FILTER (WHERE NOT exists), '') || ' bound but no such login',
+           nullif(string_agg(login, ', ') FILTER (WHERE exists AND NOT member), '') || ' not members of cti_client')
+  FROM clients;
+
+-- name: doctor_placeholder_adapters
+SELECT p.proname FROM pg_proc p
+ WHERE p.pronamespace = 'cti'::regnamespace AND p.proname LIKE 'crm\_%'
+   AND p.prosrc LIKE '%pgcti placeholder%'
+ ORDER BY 1;
+
+-- name: doctor_sample_number
+-- A number to try the lookup with: the last external caller, else one from the directory.
+SELECT coalesce(
+    (SELECT external_number FROM cti.call WHERE external_number IS NOT NULL ORDER BY id DESC LIMIT 1),
+    (SELECT e164 FROM cti.phone_directory LIMIT 1),
+    '+70000000000');
+
+-- name: doctor_lookup
+SELECT client_id, client_name FROM cti.crm_lookup(%s);
+
+-- name: doctor_recipients
+SELECT count(*) FROM cti.crm_ring_recipients(NULL);

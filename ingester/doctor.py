@@ -1,0 +1,207 @@
+"""`pgcti doctor`: is this installation fit to run? One line per check, then an exit code.
+
+Each check says ok, warn (works, but look) or FAIL (pops will not arrive), with what it
+saw and what to do. Exit code: 0 when nothing failed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from ingester import database, logic, migrations
+from ingester.queries import query
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass
+class Finding:
+    status: str
+    check: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<5} {self.check:<12} {self.detail}"
+
+
+def _database_checks(dsn: str, sample: str | None) -> Iterator[Finding]:
+    where = database.redact(dsn)
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        yield Finding(FAIL, "connect", f"{where}: {reason}")
+        return
+    with conn:
+        version, db, user = conn.execute(query("doctor_server")).fetchone()
+        yield Finding(OK, "connect", f"{user}@{db}, PostgreSQL {version}")
+        if not conn.execute(query("cti_installed")).fetchone()[0]:
+            yield Finding(FAIL, "migrations", "pgcti is not installed here: run `pgcti migrate`")
+            return
+        yield _migrations(dsn)
+        yield _logic(conn)
+        yield from _logins(conn)
+        yield from _adapters(conn, sample)
+        usage = conn.execute("SELECT pg_notification_queue_usage()").fetchone()[0]
+        status = OK if usage < 0.5 else WARN
+        yield Finding(
+            status,
+            "notify",
+            f"NOTIFY queue {usage:.1%} used"
+            + (
+                ""
+                if status == OK
+                else ": a listener is not reading; doorbells are skipped near full"
+            ),
+        )
+
+
+def _migrations(dsn: str) -> Finding:
+    try:
+        pending = [mid for mid, applied in migrations.listing(dsn) if not applied]
+    except migrations.MigrateError as exc:
+        return Finding(FAIL, "migrations", str(exc))
+    if pending:
+        return Finding(
+            FAIL, "migrations", f"not applied: {', '.join(pending)}: run `pgcti migrate`"
+        )
+    return Finding(OK, "migrations", "every versioned migration is applied")
+
+
+def _logic(conn: psycopg.Connection) -> Finding:
+    files = logic.read_files()
+    recorded = {n: (c, f) for n, c, f in conn.execute(query("logic_recorded")).fetchall()}
+    present = {sig.split("(", 1)[0] for (kind, sig) in logic.catalog(conn) if kind == "FUNCTION"}
+    stale = [f.name for f in logic.pending(files, recorded, present)]
+    stale = [name for name in stale if name != "90_grants.sql"] or stale
+    if stale:
+        return Finding(FAIL, "logic", f"not current: {', '.join(stale)}: run `pgcti migrate`")
+    return Finding(OK, "logic", f"{len(files)} logic files current")
+
+
+def _logins(conn: psycopg.Connection) -> Iterator[Finding]:
+    for group, registered, problems in conn.execute(query("doctor_logins")).fetchall():
+        status = FAIL if registered == 0 else (WARN if problems else OK)
+        detail = f"{registered} {group} login(s) ready"
+        if registered == 0:
+            detail += ": none can work here; see docs/dba-guide.md, 'Roles'"
+        if problems:
+            detail += f"; {problems}"
+        yield Finding(status, "logins", detail)
+
+
+def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]:
+    placeholders = [name for (name,) in conn.execute(query("doctor_placeholder_adapters"))]
+    if placeholders:
+        yield Finding(
+            FAIL,
+            "adapters",
+            f"pgcti's placeholders are live ({', '.join(placeholders)}): no client is found, "
+            "no card opens; install your adapters (docs/dba-guide.md) or --with-reference-crm",
+        )
+        return
+    number = sample or conn.execute(query("doctor_sample_number")).fetchone()[0]
+    try:
+        with conn.transaction(force_rollback=True):  # an adapter may write; nothing stays
+            found = conn.execute(query("doctor_lookup"), [number]).fetchall()
+            recipients = conn.execute(query("doctor_recipients")).fetchone()[0]
+    except psycopg.Error as exc:
+        yield Finding(FAIL, "adapters", f"crm_lookup({number!r}) fails: {exc.diag.message_primary}")
+        return
+    names = ", ".join(str(name) for _, name in found[:3]) or "nobody"
+    if any(client_id is None for client_id, _ in found):
+        yield Finding(WARN, "adapters", f"crm_lookup({number!r}) gives rows without a client_id")
+    else:
+        yield Finding(OK, "adapters", f"crm_lookup({number!r}): {len(found)} client(s): {names}")
+    if recipients == 0:
+        yield Finding(WARN, "adapters", "crm_ring_recipients gives nobody: no ring notifications")
+    else:
+        yield Finding(OK, "adapters", f"{recipients} employee(s) hear rings")
+
+
+def _spool_checks(spool_dir: Path) -> Iterator[Finding]:
+    from ingester.journal import Journal
+    from ingester.spool import Spool
+
+    if not spool_dir.exists():
+        yield Finding(OK, "spool", f"{spool_dir}: not created yet (nothing waiting)")
+        return
+    try:
+        depth = Spool(spool_dir).depth
+        left = len(Journal(spool_dir / "journal").left_over())
+    except OSError as exc:
+        yield Finding(FAIL, "spool", f"{spool_dir}: {exc.strerror}: check its owner and mode")
+        return
+    status = OK if depth == 0 and left == 0 else WARN
+    detail = f"{spool_dir}: {depth} frame(s) spooled, {left} in the journal"
+    if status == WARN:
+        detail += ": the ingester writes them first when it starts and the database takes them"
+    yield Finding(status, "spool", detail)
+
+
+def _pbx_check(settings) -> Finding:
+    from ingester.metrics import Metrics
+    from ingester.transports import onlinepbx2, onlinepbx3
+
+    metrics = Metrics()
+
+    async def deliver(_frame) -> None:
+        return None
+
+    async def probe() -> Finding:
+        if settings.pbx == "onlinepbx2":
+            receive = onlinepbx2.run(
+                settings.url,
+                settings.key,
+                settings.domain or "",
+                settings.subscriptions,
+                deliver,
+                metrics,
+            )
+        else:
+            receive = onlinepbx3.run(
+                settings.url, settings.key, settings.subscriptions, deliver, metrics
+            )
+        task = asyncio.create_task(receive)
+        try:
+            for _ in range(100):
+                if task.done():
+                    break
+                if metrics.pbx_connected._value.get():
+                    return Finding(OK, "pbx", f"{settings.url}: the key is accepted")
+                await asyncio.sleep(0.1)
+            if task.done() and task.exception() is not None:
+                return Finding(FAIL, "pbx", f"{settings.url}: {task.exception()}")
+            return Finding(FAIL, "pbx", f"{settings.url}: no answer within 10 s")
+        finally:
+            task.cancel()
+
+    return asyncio.run(probe())
+
+
+def run(
+    dsn: str, settings, spool_dir: Path | None, sample: str | None, out: Callable[[str], None]
+) -> int:
+    findings: list[Finding] = []
+
+    def report(finding: Finding) -> None:
+        findings.append(finding)
+        out(finding.line())
+
+    for finding in _database_checks(dsn, sample):
+        report(finding)
+    if spool_dir is not None:
+        for finding in _spool_checks(spool_dir):
+            report(finding)
+    if settings is not None:
+        report(_pbx_check(settings))
+    failed = [f for f in findings if f.status == FAIL]
+    out(
+        f"{len(findings)} checks: {len(failed)} failed, {sum(f.status == WARN for f in findings)} to look at"
+    )
+    return 1 if failed else 0
