@@ -172,10 +172,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import time
 
     from ingester.redaction import setup_logging
-    from ingester.watch import Watcher, describe, resolve_login
+    from ingester.watch import Watcher, WatchError, describe, resolve_login
 
     setup_logging(args.log_level)
-    dsn = resolve_login(_service_dsn(args), args.workstation, args.employee)
+    try:
+        dsn = resolve_login(_service_dsn(args), args.workstation, args.extension, args.employee)
+    except WatchError as exc:
+        print(f"pgcti watch: {exc}", file=sys.stderr)
+        return 2
     deadline = time.monotonic() + args.duration if args.duration else None
 
     def show(item) -> None:
@@ -341,8 +345,15 @@ def build_parser() -> argparse.ArgumentParser:
         "watch", help="the reference CRM client: show and acknowledge commands as they arrive"
     )
     _add_service_dsn(p)
-    p.add_argument("--workstation", help="workstation id or name (when the DSN's login is a DBA's)")
-    p.add_argument("--employee", help="employee id, for ring notifications")
+    p.add_argument(
+        "--workstation", type=int, help="workstation id (when the DSN's login is a DBA's)"
+    )
+    p.add_argument(
+        "--extension",
+        help="the workstation whose phone has this extension, found through the CRM adapter "
+        "(when the DSN's login is a DBA's)",
+    )
+    p.add_argument("--employee", type=int, help="employee id, for ring notifications")
     p.add_argument("--count", type=int, help="exit after handling this many items")
     p.add_argument("--duration", type=float, help="exit after this many seconds")
     p.add_argument("--log-level", default="WARNING")

@@ -49,9 +49,17 @@ def describe(item: Item) -> str:
     return f"{item.type:<10} call {item.call_id:<6} {p.get('number') or 'anonymous'}  {who}{detail}"
 
 
-def resolve_login(dsn: str, workstation: str | None, employee: str | None) -> str:
-    """The DSN to watch with: the DSN's own login when it is a CRM client; for a DBA
-    (the demo, the embedded default) the login bound to --workstation / --employee."""
+class WatchError(Exception):
+    """The login to watch with cannot be found or cannot log in; the message says what to do."""
+
+
+def resolve_login(
+    dsn: str, workstation: int | None, extension: str | None, employee: int | None
+) -> str:
+    """The DSN to watch with. Normally the desk's own: its login, its own password (in the
+    DSN, ~/.pgpass or PGPASSWORD). Given a DBA's DSN instead, the login bound to the
+    workstation (by id, or by its phone's extension through the CRM adapter) or employee;
+    that works only where the server lets it in without a password (the demo's server)."""
     from ingester.database import with_user
 
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -60,18 +68,29 @@ def resolve_login(dsn: str, workstation: str | None, employee: str | None) -> st
             return dsn  # this login is a CRM client
         except psycopg.errors.InsufficientPrivilege:
             pass  # not a bound client login: a DBA's, resolved below
-        if workstation is None and employee is None:
-            raise SystemExit(
-                f"login {conn.info.user!r} is not a CRM client: give --workstation or --employee, "
-                "or a DSN whose login is bound in cti.client_login"
+        if workstation is None and extension is None and employee is None:
+            raise WatchError(
+                f"login {conn.info.user!r} is not a CRM client: give the desk's own DSN "
+                "(--dsn 'user=DESK_LOGIN ...'), or --workstation, --extension or --employee"
             )
-        row = conn.execute(query("login_bound_to"), {"ws": workstation, "emp": employee}).fetchone()
+        row = conn.execute(
+            query("login_bound_to"), {"ws": workstation, "ext": extension, "emp": employee}
+        ).fetchone()
     if row is None:
-        raise SystemExit(
-            f"no login is bound to workstation={workstation} employee={employee} "
-            "in cti.client_login; a DBA binds one (see docs/crm-clients.md)"
+        raise WatchError(
+            f"no login is bound to workstation={workstation} extension={extension} "
+            f"employee={employee} in cti.client_login; a DBA binds one (docs/crm-clients.md)"
         )
-    return with_user(dsn, row[0])
+    desk = with_user(dsn, row[0])
+    try:
+        psycopg.connect(desk, connect_timeout=10).close()
+    except psycopg.OperationalError:
+        raise WatchError(
+            f"the server wants {row[0]!r}'s own password: run as the desk does, "
+            f"with its credentials: pgcti watch --dsn '{with_user(dsn, row[0])}' "
+            "(the password in ~/.pgpass or PGPASSWORD)"
+        ) from None
+    return desk
 
 
 class Watcher:

@@ -100,3 +100,43 @@ def test_watch_survives_a_restart_and_catches_up_after_being_offline(own_server,
     )
     types = [line.split()[2] for line in again.lines()]
     assert types == ["open_card", "call_ended"] * 3
+
+
+def _watch_once(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ingester.cli", "watch", *args, "--count", "1", "--duration", "20"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_desk_watches_with_its_own_password_and_a_dba_finds_it_by_extension(own_server):
+    """Password authentication for every login but the superuser, as on a real server."""
+    dsn = own_server
+    migrations.apply(dsn, reference_crm=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        crm = seed_crm(conn)
+        conn.execute("DROP ROLE IF EXISTS pgcti_desk_pw")
+        conn.execute("CREATE ROLE pgcti_desk_pw LOGIN PASSWORD 'desk-secret' IN ROLE cti_client")
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_desk_pw', %s)",
+            [crm["ws-101"]],
+        )
+        insert_frames(conn, pbx.inbound_answered(builder(1), KNOWN, LINE, "101"))
+        # Found by extension through the adapter, where the server lets the DBA in as the desk.
+        trusted = _watch_once("--dsn", dsn, "--extension", "101")
+        assert trusted.returncode == 0 and "open_card" in trusted.stdout, trusted.stderr
+        hba = embedded.pgdata() / "pg_hba.conf"
+        hba.write_text("local all postgres trust\nlocal all all scram-sha-256\n")
+        conn.execute("SELECT pg_reload_conf()")
+        insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "101"))
+
+    own = _watch_once("--dsn", make_conninfo(dsn, user="pgcti_desk_pw", password="desk-secret"))
+    assert own.returncode == 0 and "open_card" in own.stdout, own.stderr
+    assert "desk-secret" not in own.stdout + own.stderr
+
+    by_dba = _watch_once("--dsn", dsn, "--extension", "101")
+    assert by_dba.returncode == 2
+    assert "wants 'pgcti_desk_pw''s own password" in by_dba.stderr
+    assert "Traceback" not in by_dba.stderr

@@ -33,11 +33,12 @@ SELECT cti.ack_commands_v1(%s);
 SELECT cti.ack_notifications_v1(%s);
 
 -- name: login_bound_to
--- `pgcti watch` run by a DBA: the client login bound to a workstation (id or name) / employee.
+-- `pgcti watch` run by a DBA: the client login bound to a workstation (by id, or by the
+-- extension of its phone, through the CRM adapter) or to an employee.
 SELECT cl.login FROM cti.client_login cl
- WHERE (%(ws)s::text IS NULL OR cl.workstation_id::text = %(ws)s
-        OR cl.workstation_id = (SELECT id FROM pgcti_refcrm.workstation WHERE name = %(ws)s))
-   AND (%(emp)s::text IS NULL OR cl.employee_id::text = %(emp)s)
+ WHERE (%(ws)s::bigint IS NULL OR cl.workstation_id = %(ws)s::bigint)
+   AND (%(ext)s::text IS NULL OR cl.workstation_id = cti.crm_workstation_for_extension(%(ext)s::text))
+   AND (%(emp)s::bigint IS NULL OR cl.employee_id = %(emp)s::bigint)
  ORDER BY cl.login LIMIT 1;
 
 -- name: crm_numbers
