@@ -134,7 +134,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ingester.redaction import setup_logging
-    from ingester.simulator.run import simulate
+    from ingester.simulator.run import NoCrmNumbers, simulate
 
     setup_logging(args.log_level)
     key = os.environ.get("PGCTI_PBX_KEY")
@@ -147,24 +147,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
         return 2
     dsn = database.resolve_dsn(args.dsn) if args.numbers_from_crm else None
-    return asyncio.run(
-        simulate(
-            key,
-            args.host,
-            args.port,
-            args.seed,
-            args.rate,
-            args.calls,
-            args.duration,
-            args.scale,
-            dsn,
-            args.replay and Path(args.replay),
-            args.record and Path(args.record),
-            args.drop_every,
-            protocol=args.protocol,
-            domain=args.domain,
+    extensions = [e.strip() for e in (args.extensions or "").split(",") if e.strip()] or None
+    try:
+        return asyncio.run(
+            simulate(
+                key,
+                args.host,
+                args.port,
+                args.seed,
+                args.rate,
+                args.calls,
+                args.duration,
+                args.scale,
+                dsn,
+                args.replay and Path(args.replay),
+                args.record and Path(args.record),
+                args.drop_every,
+                protocol=args.protocol,
+                domain=args.domain,
+                extensions=extensions,
+            )
         )
-    )
+    except NoCrmNumbers as exc:
+        print(f"pgcti simulate: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -333,7 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--numbers-from-crm",
         action="store_true",
-        help="call from numbers in pgcti_refcrm.client_phone (via --dsn / the embedded default)",
+        help="call from the CRM's numbers: the reference CRM's, else the phone directory's "
+        "(via --dsn / the embedded default)",
+    )
+    p.add_argument(
+        "--extensions",
+        help="extensions that answer, comma-separated (default: the reference CRM's "
+        "employees', else 101-110)",
     )
     p.add_argument("--replay", help="send the frames of a JSONL trace instead of generating calls")
     p.add_argument("--record", help="write what was sent to a JSONL trace (replayable)")

@@ -3,12 +3,18 @@ exactly, and `pgcti ingest --log-json` writes one JSON object per line."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+
+import pytest
+import websockets
 
 from ingester.simulator.traffic import Traffic
 from tests.live import KEY, IngestProcess
@@ -89,3 +95,72 @@ def test_simulate_refuses_to_start_without_a_key():
         timeout=30,
     )
     assert result.returncode == 2 and "set PGCTI_PBX_KEY or give --key-file" in result.stderr
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_the_simulator_stops_on_a_signal_while_it_waits_for_a_client(how):
+    sim = _simulate("--port", str(_port()))
+    time.sleep(1.0)  # started, nobody subscribes
+    sim.send_signal(how)
+    assert sim.wait(10) == 0
+    assert "stopped before any client subscribed" in sim.stdout.read()
+
+
+def test_numbers_from_crm_come_from_the_phone_directory_or_it_says_there_are_none(conn, dsn):
+    # The reference CRM is installed in the test template: without it, the directory counts.
+    conn.execute("DROP SCHEMA pgcti_refcrm CASCADE")
+    empty = subprocess.run(
+        [sys.executable, "-m", "ingester.cli", "simulate", "--dsn", dsn, "--numbers-from-crm"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGCTI_PBX_KEY": KEY},
+        timeout=30,
+    )
+    assert empty.returncode == 2 and "found no numbers" in empty.stderr
+
+    conn.execute("CREATE SCHEMA shop; CREATE TABLE shop.p (id int PRIMARY KEY, phone text)")
+    conn.execute("INSERT INTO shop.p VALUES (1, '8 (916) 555-44-33 доб. 9')")
+    conn.execute(
+        "GRANT USAGE ON SCHEMA shop TO cti_owner; GRANT SELECT, TRIGGER ON shop.p TO cti_owner"
+    )
+    conn.execute("SELECT cti.attach_phone_column('shop.p', 'phone')")
+    port = _port()
+    sim = _simulate(
+        "--dsn",
+        dsn,
+        "--numbers-from-crm",
+        "--extensions",
+        "201,202",
+        "--port",
+        str(port),
+        "--calls",
+        "3",
+        "--rate",
+        "50",
+        "--scale",
+        "0.01",
+        "--seed",
+        "5",
+        "--log-level",
+        "INFO",
+    )
+    try:
+        received = []
+
+        async def listen() -> None:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/?key={KEY}") as ws:
+                await ws.send(
+                    json.dumps({"command": "subscribe", "data": {"eventGroups": ["calls"]}})
+                )
+                async for message in ws:
+                    received.append(message)
+
+        time.sleep(0.7)
+        # The simulator closes the connection when its calls are sent.
+        with contextlib.suppress(TimeoutError, websockets.ConnectionClosed):
+            asyncio.run(asyncio.wait_for(listen(), 8))
+    finally:
+        out = sim.communicate(timeout=30)[0]
+    assert "calling from 1 CRM number(s) (phone directory); extensions 201, 202" in out, out
+    text = "\n".join(received)
+    assert "79165554433" in text and ('"201"' in text or '"202"' in text), text[:500]

@@ -28,14 +28,42 @@ def make_server(
     return Onlinepbx3Server(key, host, port)
 
 
-def crm_numbers_and_extensions(dsn: str | None) -> tuple[list[str], list[str]]:
-    """Known numbers as the CRM stores them (messy), and the employees' extensions."""
+class NoCrmNumbers(Exception):
+    """--numbers-from-crm found no number to call from; the message says where it looked."""
+
+
+def crm_numbers_and_extensions(
+    dsn: str | None, extensions: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Known numbers as the CRM stores them, and the extensions that answer.
+
+    Numbers: the reference CRM's as typed (messy spellings), else every number of the
+    phone directory (any CRM attached with cti.attach_phone_column). Extensions: given,
+    else the reference CRM's employees', else 101-110."""
     if not dsn:
-        return [], DEFAULT_EXTENSIONS
+        return [], extensions or DEFAULT_EXTENSIONS
     with psycopg.connect(dsn) as conn:
-        numbers = [r[0] for r in conn.execute(query("crm_numbers"))]
-        exts = [r[0] for r in conn.execute(query("crm_extensions"))]
-    return numbers, exts or DEFAULT_EXTENSIONS
+        reference = conn.execute(query("reference_crm_installed")).fetchone()[0]
+        if reference:
+            numbers = [r[0] for r in conn.execute(query("crm_numbers"))]
+            exts = [r[0] for r in conn.execute(query("crm_extensions"))]
+        else:
+            numbers = [r[0] for r in conn.execute(query("directory_numbers"))]
+            exts = []
+    if not numbers:
+        raise NoCrmNumbers(
+            "--numbers-from-crm found no numbers: neither the reference CRM nor the phone "
+            "directory (cti.attach_phone_column, docs/dba-guide.md) holds any; drop the flag "
+            "to call from random numbers"
+        )
+    chosen = extensions or exts or DEFAULT_EXTENSIONS
+    log.info(
+        "calling from %d CRM number(s) (%s); extensions %s",
+        len(numbers),
+        "reference CRM" if reference else "phone directory",
+        ", ".join(chosen),
+    )
+    return numbers, chosen
 
 
 def replay_schedule(path: Path, start: float):
@@ -67,7 +95,9 @@ async def simulate(
     wait_for_subscriber: bool = True,
     protocol: str = "onlinepbx3",
     domain: str = "demo.onpbx.ru",
+    extensions: list[str] | None = None,
 ) -> int:
+    numbers, chosen_extensions = crm_numbers_and_extensions(dsn, extensions)
     server = make_server(protocol, key, host, port, domain)
     await server.start()
     print(f"simulator: {protocol} on {server.url} (seed {seed})", flush=True)
@@ -79,7 +109,15 @@ async def simulate(
         loop.call_later(duration, stop.set)
     if wait_for_subscriber:
         log.info("waiting for a client to subscribe")
-        await server.subscribed.wait()
+        waiting = asyncio.create_task(server.subscribed.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        stopping.cancel()
+        if stop.is_set():  # SIGTERM, Ctrl-C or --duration before anyone came
+            await server.stop()
+            print("simulator: stopped before any client subscribed; sent 0 frames", flush=True)
+            return 0
 
     async def dropper() -> None:
         while not stop.is_set():
@@ -91,10 +129,9 @@ async def simulate(
     if replay:
         schedule = replay_schedule(replay, start)
     else:
-        numbers, extensions = crm_numbers_and_extensions(dsn)
-        schedule = Traffic(seed, numbers, extensions, scale=scale, protocol=protocol).schedule(
-            start, rate, calls
-        )
+        schedule = Traffic(
+            seed, numbers, chosen_extensions, scale=scale, protocol=protocol
+        ).schedule(start, rate, calls)
     sent_log: list[tuple[float, dict]] = []
     sent = await play(server, schedule, sent_log, stop)
     if record:

@@ -41,6 +41,13 @@ SELECT cl.login FROM cti.client_login cl
    AND (%(emp)s::bigint IS NULL OR cl.employee_id = %(emp)s::bigint)
  ORDER BY cl.login LIMIT 1;
 
+-- name: reference_crm_installed
+SELECT to_regclass('pgcti_refcrm.client_phone') IS NOT NULL;
+
+-- name: directory_numbers
+-- The simulator calls from the numbers of whatever CRM is attached to the phone directory.
+SELECT DISTINCT e164 FROM cti.phone_directory ORDER BY e164 LIMIT 20000;
+
 -- name: crm_numbers
 -- The simulator calls from numbers as the reference CRM stores them (messy spellings).
 SELECT raw FROM pgcti_refcrm.client_phone ORDER BY id LIMIT 20000;
