@@ -331,7 +331,17 @@ def rollback(dsn: str, count: int | None = None) -> RolledBack:
             )
         applied = backend.to_rollback(migrations)
         chosen = applied if count is None else applied[:count]
-        backend.rollback_migrations(chosen)
+        if all(_in_a_transaction(m) for m in chosen):
+            # One transaction, as apply: a failure leaves everything as it was.
+            with psycopg.connect(dsn) as conn:
+                for migration in chosen:
+                    undo = Path(migration.path).with_suffix(".rollback.sql")
+                    if undo.exists():  # as for yoyo, no rollback file: nothing to undo
+                        conn.execute(undo.read_text())
+                        conn.execute(query("as_myself"))
+                    conn.execute(query("yoyo_unmark"), _yoyo_record(migration))
+        else:
+            backend.rollback_migrations(chosen)
         done.migrations = [m.id for m in chosen]
     with psycopg.connect(dsn, autocommit=True) as conn:
         installed = conn.execute(query("cti_installed")).fetchone()[0]

@@ -211,6 +211,9 @@ def test_an_existing_crm_installs_pops_checks_and_rolls_back_clean(crm_dba, sim,
     assert refused.returncode == 1 and "pass --include DIR" in refused.stderr
     rolled = run_cli("migrate", "--dsn", dba, "--rollback", "all", "--include", str(mycrm)).stdout
     assert "0001_pgcti_adapters" in rolled and "0001_baseline" in rolled
+    # The desks' logins keep their group role, ready for a re-install; it says so.
+    kept = next(line for line in rolled.splitlines() if "kept role cti_client" in line)
+    assert desk_a in kept and petrova in kept and "keep it for a re-install" in kept, rolled
     with psycopg.connect(dba, autocommit=True) as conn:
         conn.execute("DELETE FROM crm.customer_phones WHERE customer_no NOT IN (5001, 5002)")
         conn.execute("DELETE FROM crm.customers WHERE customer_no NOT IN (5001, 5002)")

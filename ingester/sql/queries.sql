@@ -117,6 +117,15 @@ WITH logged AS (
 INSERT INTO pgcti_migrations._yoyo_migration (migration_hash, migration_id, applied_at_utc)
 VALUES (%(hash)s, %(id)s, now() AT TIME ZONE 'UTC');
 
+-- name: yoyo_unmark
+-- Record a versioned migration as rolled back, as yoyo does (its rollback ran in our transaction).
+WITH logged AS (
+    INSERT INTO pgcti_migrations._yoyo_log
+           (id, migration_hash, migration_id, operation, username, hostname, created_at_utc)
+    VALUES (%(log_id)s, %(hash)s, %(id)s, 'rollback', %(username)s, %(hostname)s, now() AT TIME ZONE 'UTC')
+)
+DELETE FROM pgcti_migrations._yoyo_migration WHERE migration_hash = %(hash)s;
+
 -- name: database_exists
 SELECT 1 FROM pg_database WHERE datname = %s;
 
