@@ -47,6 +47,7 @@ test-pg15: $(BIN)/.installed $(INTEROP)
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --json bench-results.json
 	$(BIN)/python -m tests.bench.latency --json bench-latency.json
+	$(BIN)/python -m tests.bench.directory --json bench-directory.json
 
 # The long fault cases, each ending with counts (docs/performance.md).
 chaos: $(BIN)/.installed

@@ -1872,7 +1872,7 @@ CREATE INDEX call_started ON cti.call USING btree (started_at);
 
 CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (status) WHERE (status <> 'processed'::text);
 
-CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164);
+CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCLUDE (crm_key);
 
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
 

@@ -31,5 +31,6 @@ CREATE TABLE cti.phone_directory (
     ext text,                 -- the extension suffix typed after the number ('доб. 12')
     PRIMARY KEY (source_id, row_id, e164)
 );
-CREATE INDEX phone_directory_e164 ON cti.phone_directory (e164);
+-- Covering: a lookup reads the CRM key from the index alone (an index-only scan).
+CREATE INDEX phone_directory_e164 ON cti.phone_directory (e164) INCLUDE (crm_key);
 COMMENT ON TABLE cti.phone_directory IS 'Every E.164 number in the attached CRM columns, with the CRM key of its row; kept by triggers';
