@@ -316,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="housekeeping tick interval: ends calls whose end was lost (default 60; 0 disables)",
     )
+    p.add_argument(
+        "--sync",
+        choices=["always", "batch", "none"],
+        help="what the receive journal fsyncs: every frame, each batch taken (group commit, "
+        "default) or nothing (a power cut may lose what is not in the database yet)",
+    )
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=cmd_ingest)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ingester import database
 from ingester.database import NO_DSN
+from ingester.journal import SYNC_POLICIES
 from ingester.redaction import Secret
 
 PBX_KINDS = ("onlinepbx3", "onlinepbx2")
@@ -33,6 +34,7 @@ class IngestConfig:
     max_batch: int = 500
     db_timeout: float = 10.0
     tick_seconds: float = 60.0
+    sync: str = "batch"  # the receive journal's fsync policy (ingester/journal.py)
     log_json: bool = False
 
 
@@ -48,6 +50,7 @@ FILE_KEYS = (
     "metrics_port",
     "db_timeout",
     "tick_seconds",
+    "sync",
 )
 
 
@@ -161,6 +164,9 @@ def load(flags: dict[str, object]) -> IngestConfig:
     if dsn:
         database.check_dsn(str(dsn))
     spool_dir = pick("spool_dir", "PGCTI_SPOOL_DIR")
+    sync = str(pick("sync", "PGCTI_SYNC", "batch"))
+    if sync not in SYNC_POLICIES:
+        raise ConfigError(f"sync must be one of {', '.join(SYNC_POLICIES)}, not {sync!r}")
     return IngestConfig(
         pbx=pbx,
         url=str(url),
@@ -175,4 +181,5 @@ def load(flags: dict[str, object]) -> IngestConfig:
         log_json=bool(flags.get("log_json")),
         db_timeout=db_timeout,
         tick_seconds=tick_seconds,
+        sync=sync,
     )

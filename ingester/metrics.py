@@ -52,6 +52,8 @@ class Metrics:
         self.db_problem: str | None = None
         # Why the receive journal cannot be written (a full disk), while it cannot.
         self.journal_problem: str | None = None
+        # Why the spool cannot be written (a full disk while the database is away).
+        self.spool_problem: str | None = None
 
     def health(self) -> tuple[bool, dict[str, object]]:
         state = {
@@ -60,12 +62,14 @@ class Metrics:
             "spool_depth": int(self.spool_depth._value.get()),
             "db_problem": self.db_problem,
             "journal_problem": self.journal_problem,
+            "spool_problem": self.spool_problem,
         }
         healthy = (
             state["pbx_connected"]
             and state["db_connected"]
             and self.db_problem is None
             and self.journal_problem is None
+            and self.spool_problem is None
         )
         return bool(healthy), state
 

@@ -24,7 +24,7 @@ async def run(config: IngestConfig) -> int:
     metrics = Metrics()
     try:
         spool = Spool(config.spool_dir)
-        journal = Journal(config.spool_dir / "journal")
+        journal = Journal(config.spool_dir / "journal", sync=config.sync)
     except OSError as exc:
         raise ConfigError(
             f"cannot use the spool directory {config.spool_dir}: {exc.strerror}; give --spool-dir "

@@ -108,11 +108,22 @@ def report(path: Path, found: Recovered) -> None:
         )
 
 
+def sync_directory(directory: Path) -> None:
+    """fsync a directory, so that the names created or renamed in it survive a power cut."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Spool:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = directory / "frames.jsonl"
-        self.path.touch(mode=0o600, exist_ok=True)
+        if not self.path.exists():
+            self.path.touch(mode=0o600)
+            sync_directory(directory)
         found = read_records(self.path)
         if found.torn_bytes or found.corrupt:
             report(self.path, found)
@@ -128,11 +139,7 @@ class Spool:
             os.fsync(out.fileno())
         fresh.chmod(0o600)
         os.replace(fresh, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        sync_directory(self.path.parent)
 
     def _still_there(self) -> bool:
         """Whether the file exists; one deleted under us (an over-eager clean-up) is said so,
@@ -148,12 +155,14 @@ class Spool:
         return False
 
     def append(self, frames: list[Frame]) -> None:
-        self._still_there()
+        created = not self._still_there()
         lines = "".join(frame_line(f) for f in frames)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(lines)
             out.flush()
             os.fsync(out.fileno())
+        if created:
+            sync_directory(self.path.parent)
         self.depth += len(frames)
 
     def read(self) -> list[Frame]:

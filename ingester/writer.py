@@ -13,6 +13,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Iterator
 
 import psycopg
@@ -79,6 +80,9 @@ class Writer:
         self._refusal_logged = 0.0  # when the last ERROR about a refusing database was logged
         self._unavailable_logged = 0.0  # when the last WARNING about an unreachable one was
         self._carry: Frame | None = None  # taken from the queue, left for the next batch
+        # Frames the spool's full disk refused while the database was away, oldest first.
+        self._held: deque[Frame] = deque()
+        self._spool_problem_logged = 0.0
         self._queued_bytes = 0
         self._room = asyncio.Event()
         self._room.set()
@@ -110,7 +114,7 @@ class Writer:
         """Write until stop() is called and everything queued before it is written (or spooled)."""
         await self._recover()
         while True:
-            timeout = max(0.0, self._next_try - time.monotonic()) if self.spool.depth else None
+            timeout = max(0.0, self._next_try - time.monotonic()) if self._backlog() else None
             if self._carry is not None:
                 first, self._carry = self._carry, None
             else:
@@ -123,6 +127,8 @@ class Writer:
                     break
                 self._taken(first)
             self._inflight = self._take_batch(first)
+            if self.journal is not None:
+                self.journal.sync()  # group commit: what is taken survives a power cut
             await self._write(self._inflight)
             self._settle(len(self._inflight))
             self._inflight = []
@@ -145,6 +151,13 @@ class Writer:
                 left.append(frame)
         if left:
             self._to_spool(left)  # if the in-flight batch did commit, its replay is a no-op
+        if self._held:
+            log.error(
+                "%d frame(s) could be kept neither in the database (away) nor in the spool "
+                "(%s): they are lost with this stop",
+                len(self._held),
+                self.metrics.spool_problem,
+            )
         self._settle(len(left))
         return len(left)
 
@@ -170,7 +183,7 @@ class Writer:
         return batch
 
     async def _write(self, batch: list[Frame]) -> None:
-        if self.spool.depth and not await self._recover():
+        if self._backlog() and not await self._recover():
             self._to_spool(batch)
             return
         try:
@@ -261,8 +274,10 @@ class Writer:
         )  # autocommit: one transaction
 
     async def _recover(self) -> bool:
-        """Drain the spool in order; True when it is empty and the database takes writes."""
-        if not self.spool.depth:
+        """Drain the spool, then what the full disk left in memory, in order; True when both
+        are empty and the database takes writes."""
+        self._unhold()
+        if not self._backlog():
             return True
         if time.monotonic() < self._next_try:
             return False  # not yet: meanwhile new frames go straight to the spool, in order
@@ -270,6 +285,15 @@ class Writer:
             frames = self.spool.read()
             for chunk in chunks(frames, self.max_batch):
                 await self._insert_checked(chunk)
+            if self._held:  # the disk is still full, the database is back: straight in
+                held = list(self._held)
+                for chunk in chunks(held, self.max_batch):
+                    await self._insert_checked(chunk)
+                self._release(held)
+                self.metrics.spool_problem = None
+                log.info(
+                    "%d frame(s) kept in memory while the disk was full are written", len(held)
+                )
         except DatabaseRefuses as exc:
             self._refusing(exc.__cause__)
             return False
@@ -296,10 +320,62 @@ class Writer:
         self._next_try = 0.0
         return True
 
+    def _backlog(self) -> int:
+        """Frames waiting for the database: in the spool, or in memory while its disk is full."""
+        return self.spool.depth + len(self._held)
+
     def _to_spool(self, batch: list[Frame]) -> None:
-        self.spool.append(batch)
-        self.metrics.spooled.inc(len(batch))
+        """Keep frames on disk; when the disk refuses (full), in memory, after those already
+        there, counted against the queue's bound so the PBX is read no faster than they can
+        be kept (TCP pushes back)."""
+        if not self._held:
+            try:
+                self.spool.append(batch)
+            except OSError as exc:
+                self._spool_refuses(exc)
+            else:
+                self.metrics.spooled.inc(len(batch))
+                self.metrics.spool_depth.set(self.spool.depth)
+                return
+        self._held.extend(batch)
+        self._queued_bytes += sum(len(f.body) for f in batch)
+        if self._queued_bytes >= MAX_QUEUED_BYTES:
+            self._room.clear()
+
+    def _spool_refuses(self, exc: OSError) -> None:
+        self.metrics.spool_problem = f"{exc.strerror or exc} ({self.spool.path})"
+        if time.monotonic() - self._spool_problem_logged >= REFUSAL_LOG_EVERY:
+            self._spool_problem_logged = time.monotonic()
+            log.error(
+                "the spool cannot be written: %s; %d frame(s) wait in memory (reading from the "
+                "PBX slows down past %d MiB); free space, or bring the database back",
+                self.metrics.spool_problem,
+                len(self._held),
+                MAX_QUEUED_BYTES // 2**20,
+            )
+
+    def _unhold(self) -> None:
+        """Space again: the frames waiting in memory go to the spool, after what is there."""
+        if not self._held:
+            return
+        held = list(self._held)
+        try:
+            self.spool.append(held)
+        except OSError as exc:
+            self._spool_refuses(exc)
+            return
+        self._release(held)
+        self.metrics.spooled.inc(len(held))
         self.metrics.spool_depth.set(self.spool.depth)
+        self.metrics.spool_problem = None
+        log.info("the spool is written again: %d frame(s) moved there from memory", len(held))
+
+    def _release(self, held: list[Frame]) -> None:
+        for _ in held:
+            self._held.popleft()
+        self._queued_bytes -= sum(len(f.body) for f in held)
+        if self._queued_bytes < MAX_QUEUED_BYTES:
+            self._room.set()
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:

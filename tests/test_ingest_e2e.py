@@ -156,6 +156,7 @@ def test_metrics_and_health_endpoints(conn, dsn, sim, tmp_path):
             "spool_depth": 0,
             "db_problem": None,
             "journal_problem": None,
+            "spool_problem": None,
         }
         metrics = fetch("/metrics")
         assert f"\npgcti_frames_stored_total {len(frames) + 1}.0\n" in metrics, metrics

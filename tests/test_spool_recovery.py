@@ -3,10 +3,16 @@ ingester, and costs no whole record (issue 10, durability 6)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
+import pytest
 
 from ingester import embedded, migrations
 from ingester.simulator import onlinepbx3_calls as pbx
@@ -23,6 +29,28 @@ def _records(frames: list[dict]) -> str:
 def _stored(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT count(*) FROM cti.raw_event").fetchone()[0]
+
+
+@contextlib.contextmanager
+def small_disk(directory: Path, left_kb: int) -> Iterator[Path]:
+    """A 256 kB tmpfs mounted at ``directory`` with ``left_kb`` free (a disk that fills
+    up); yields the filler file, whose removal frees the space. Skips without root."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = os.geteuid() == 0 and (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(directory)]
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("needs root to mount a small tmpfs as a disk that fills up")
+    try:
+        filler = directory / "filler"
+        with filler.open("wb") as out:
+            out.write(b"\0" * ((256 - left_kb) * 1024))
+        yield filler
+    finally:
+        subprocess.run(["umount", "-l", str(directory)])
 
 
 def test_a_torn_spool_tail_is_cut_and_later_frames_are_not_glued_to_it(own_server, tmp_path):
@@ -113,25 +141,8 @@ def test_a_deleted_spool_directory_is_recreated_and_nothing_is_lost(conn, dsn, t
 def test_a_full_disk_under_the_journal_costs_no_frame_and_is_reported(conn, dsn, tmp_path):
     """The journal's file system fills up while the database is up: frames keep going to
     the database, /healthz says why it is degraded, and journaling resumes with space."""
-    import os
-    import subprocess
-
-    import pytest
-
     journal = tmp_path / "spool" / "journal"
-    journal.mkdir(parents=True)
-    mounted = os.geteuid() == 0 and (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(journal)]
-        ).returncode
-        == 0
-    )
-    if not mounted:
-        pytest.skip("needs root to mount a small tmpfs as a disk that fills up")
-    try:
-        filler = journal / "filler"
-        with filler.open("wb") as out:  # leave a few kB: the first frames fit, then it is full
-            out.write(b"\0" * (256 * 1024 - 8 * 1024))
+    with small_disk(journal, left_kb=8) as filler:  # the first frames fit, then it is full
         seed_crm(conn)
         port = free_port()
 
@@ -157,5 +168,54 @@ def test_a_full_disk_under_the_journal_costs_no_frame_and_is_reported(conn, dsn,
         assert code == 0, ingest.log
         assert "the receive journal cannot be written" in ingest.log
         assert "the journal is written again" in ingest.log
-    finally:
-        subprocess.run(["umount", "-l", str(journal)])
+
+
+def test_a_full_disk_under_the_spool_while_the_database_is_away_loses_nothing(own_server, tmp_path):
+    """The database is down and the spool's disk fills up: frames wait in memory (bounded:
+    past 32 MiB the PBX is read no faster), /healthz says why, nothing is lost; when the
+    database is back they are written in order, and when space is back the spool is used again."""
+    dsn = own_server
+    migrations.apply(dsn, reference_crm=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed_crm(conn)
+    with small_disk(tmp_path / "spool", left_kb=12) as filler:
+        port = free_port()
+        sim = SimulatorThread()
+        ingest = IngestProcess(dsn, sim.url, tmp_path, KEY, "--metrics-port", str(port))
+        try:
+            wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+            first = pbx.inbound_answered(builder(0), KNOWN, LINE, "101")
+            sim.send(first)
+            wait_for(lambda: _stored(dsn) == len(first) + 1, what="first call stored")
+            embedded.stop("immediate")
+            away = [
+                f
+                for n in range(1, 40)
+                for f in pbx.inbound_answered(builder(n), KNOWN, LINE, "102")
+            ]
+            assert sim.send(away) == len(away)
+            status, state = wait_for(
+                lambda: (h := health(port))[1].get("spool_problem") and h,
+                what="the full spool reported",
+            )
+            assert status == 503 and "No space left on device" in state["spool_problem"], state
+            assert ingest.proc.poll() is None, "still running"
+            embedded.start()
+            wait_for(
+                lambda: _stored(dsn) == len(first) + len(away) + 1, timeout=60, what="all stored"
+            )
+            filler.unlink()
+            more = pbx.inbound_answered(builder(99), KNOWN, LINE, "101")
+            sim.send(more)  # the journal (on the same disk) is written again with the next frame
+            wait_for(lambda: _stored(dsn) == len(first) + len(away) + len(more) + 1, what="more")
+            assert wait_for(lambda: health(port)[0] == 200, timeout=30, what="healthy again")
+        finally:
+            code = ingest.stop()
+            sim.close()
+    assert code == 0, ingest.log
+    assert "the spool cannot be written" in ingest.log
+    with psycopg.connect(dsn) as conn:
+        dups = conn.execute(
+            "SELECT count(*) - count(DISTINCT (source, dedup_key)) FROM cti.raw_event"
+        ).fetchone()[0]
+    assert dups == 0

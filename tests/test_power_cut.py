@@ -1,0 +1,99 @@
+"""A power cut, simulated: the receive journal's files as the disk would hold them.
+
+What reaches the disk is what was fsync'd: a file's contents as of its last fsync, and
+a directory's names as of the directory's last fsync (a file whose name was never made
+durable is gone, whatever it held). The test records exactly that while the real Journal
+runs, then "cuts the power" by rebuilding the directory from it, and starts a Journal on
+the result as the next run of the ingester would."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingester import spool as spool_module
+from ingester.journal import Journal
+from ingester.spool import Frame
+
+REAL_FSYNC = os.fsync
+
+
+class Disk:
+    """What survives a power cut: contents and names as of their last fsync."""
+
+    def __init__(self) -> None:
+        self.contents: dict[str, bytes] = {}
+        self.names: dict[str, set[str]] = {}
+
+    def fsync(self, fd: int) -> None:
+        REAL_FSYNC(fd)
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.isdir(path):
+            self.names[path] = set(os.listdir(path))
+        else:
+            self.contents[path] = Path(path).read_bytes()
+
+    def cut_power(self, directory: Path, into: Path) -> Path:
+        into.mkdir()
+        for name in self.names.get(str(directory), set()):
+            (into / name).write_bytes(self.contents.get(str(directory / name), b""))
+        return into
+
+
+def frames(n: int) -> list[Frame]:
+    return [Frame("onlinepbx3", datetime.now(UTC), f'{{"n": {i}}}') for i in range(n)]
+
+
+@pytest.fixture
+def disk(monkeypatch):
+    recorder = Disk()
+    monkeypatch.setattr(os, "fsync", recorder.fsync)  # the journal's and the spool's
+    return recorder
+
+
+def survivors(policy: str, disk: Disk, tmp_path: Path, taken: int, received: int) -> int:
+    """Record `received` frames, the writer taking the first `taken` as a batch; cut power."""
+    live = tmp_path / "live"
+    journal = Journal(live, sync=policy)
+    sent = frames(received)
+    for frame in sent[:taken]:
+        journal.record(frame)
+    journal.sync()  # the writer takes them
+    for frame in sent[taken:]:
+        journal.record(frame)
+    after = disk.cut_power(live, tmp_path / "after")
+    kept = Journal(after).left_over()
+    assert kept == sent[: len(kept)], "what survives is a prefix, in order, intact"
+    return len(kept)
+
+
+def test_always_keeps_every_frame_received(disk, tmp_path):
+    assert survivors("always", disk, tmp_path, taken=5, received=12) == 12
+
+
+def test_batch_keeps_every_frame_taken_for_the_database(disk, tmp_path):
+    assert survivors("batch", disk, tmp_path, taken=5, received=12) == 5
+
+
+def test_batch_keeps_the_frames_of_a_file_it_rotated_away_from(disk, tmp_path):
+    live = tmp_path / "live"
+    journal = Journal(live, rotate_every=4, sync="batch")
+    sent = frames(10)
+    for frame in sent:
+        journal.record(frame)  # rotations at 4 and 8 make the earlier files durable
+    kept = Journal(disk.cut_power(live, tmp_path / "after")).left_over()
+    assert kept == sent[:8]
+
+
+def test_none_promises_nothing_after_a_power_cut(disk, tmp_path):
+    assert survivors("none", disk, tmp_path, taken=5, received=12) == 0
+
+
+def test_a_new_spool_file_survives_by_name(disk, tmp_path):
+    spool = spool_module.Spool(tmp_path / "spool")
+    spool.append(frames(3))
+    after = disk.cut_power(tmp_path / "spool", tmp_path / "after")
+    assert spool_module.Spool(after).depth == 3
