@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PGCTI_HOME ?= $(CURDIR)/.pgcti
 DURATION ?= 60
 
-.PHONY: demo test test-pg15 lint schema bench chaos clean
+.PHONY: demo test test-pg15 lint schema bench bench-quick chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing pgcti (first run only)"
@@ -48,6 +48,10 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --json bench-results.json
 	$(BIN)/python -m tests.bench.latency --json bench-latency.json
 	$(BIN)/python -m tests.bench.directory --json bench-directory.json
+
+# A few minutes: the pipeline against the raw log alone; the last line is the ratio.
+bench-quick: $(BIN)/.installed
+	$(BIN)/python -m tests.bench.run --quick --json bench-quick.json
 
 # The long fault cases, each ending with counts (docs/performance.md).
 chaos: $(BIN)/.installed

@@ -5,9 +5,10 @@
 -- name: insert_raw_events
 -- The ingester's only statement: one batch of frames, in order, as one INSERT (one statement
 -- instead of one per frame: measured about 1.4x faster). A replayed frame hits the dedup index
--- and is skipped. Needs only INSERT on the three columns.
+-- and is skipped. Needs only INSERT on the three columns. The arrays go in binary format: as
+-- text, psycopg spent 58-87 us per frame quoting them, ten times what the server spends.
 INSERT INTO cti.raw_event (source, received_at, body)
-SELECT * FROM unnest(%(sources)s::text[], %(received)s::timestamptz[], %(bodies)s::text[])
+SELECT * FROM unnest(%(sources)b::text[], %(received)b::timestamptz[], %(bodies)b::text[])
 ON CONFLICT DO NOTHING;
 
 -- name: rebuild

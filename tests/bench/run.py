@@ -16,6 +16,7 @@ import random
 import statistics
 import subprocess
 import time
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
@@ -48,6 +49,30 @@ END $$;
 CREATE TRIGGER floor AFTER INSERT ON bench.raw_floor FOR EACH ROW EXECUTE FUNCTION bench.tg_floor();
 """
 FLOOR_INSERT = BASELINE_INSERT.replace("bench.raw_copy", "bench.raw_floor")
+
+# Baseline (a), the raw log alone: the same frames and batches into a copy of cti.raw_event
+# with its indexes (the dedup key) and its parse trigger, and no processing.
+RAW_LOG_SETUP = """
+CREATE TABLE bench.raw_log (LIKE cti.raw_event INCLUDING ALL);
+CREATE TRIGGER _100_parse BEFORE INSERT ON bench.raw_log
+    FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__parse();
+"""
+RAW_LOG_INSERT = query("insert_raw_events").replace(
+    "INSERT INTO cti.raw_event", "INSERT INTO bench.raw_log"
+)
+
+# Baseline (b), the writes-only floor: every row the pipeline wrote, written again set-based
+# into copies of its tables (same indexes, no triggers, no logic), in as many transactions
+# as the pipeline had batches.
+WRITTEN_TABLES = [
+    "raw_event",
+    "event_outcome",
+    "call",
+    "call_leg",
+    "call_bridge",
+    "call_transfer",
+    "outbox",
+]
 
 
 def log(message: str) -> None:
@@ -118,7 +143,7 @@ def frames_for(count: int, clients: int, seed: int, live_order: bool = True) -> 
         for _, frame in traffic.call(now):
             rows.append({"source": "onlinepbx3", "received_at": None, "body": json.dumps(frame)})
     for row in rows:
-        row["received_at"] = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
+        row["received_at"] = datetime.now(UTC)
     return rows[:count]
 
 
@@ -133,6 +158,48 @@ def insert_batches(dsn: str, statement: str, rows: list[dict], batch: int) -> fl
         return len(rows) / (time.perf_counter() - started)
 
 
+def writes_only(dsn: str, transactions: int) -> float:
+    """Events per second of the writes-only floor (baseline b), over the rows in the database."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        sizes = {}
+        for table in WRITTEN_TABLES:
+            # Numbered sources (not timed), and empty copies with the same indexes.
+            conn.execute(
+                f"CREATE TABLE bench.src_{table} AS SELECT row_number() OVER () AS n, * FROM cti.{table}"
+            )
+            conn.execute(f"CREATE INDEX ON bench.src_{table} (n)")
+            conn.execute(
+                f"CREATE TABLE bench.w_{table} (LIKE cti.{table} INCLUDING DEFAULTS INCLUDING INDEXES)"
+            )
+            sizes[table] = conn.execute(f"SELECT count(*) FROM bench.src_{table}").fetchone()[0]
+        conn.execute("ANALYZE")
+        columns = {
+            table: ", ".join(
+                name
+                for (name,) in conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+                    " AND NOT attisdropped ORDER BY attnum",
+                    [f"cti.{table}"],
+                )
+            )
+            for table in WRITTEN_TABLES
+        }
+        started = time.perf_counter()
+        for i in range(transactions):
+            with conn.transaction():
+                for table in WRITTEN_TABLES:
+                    low, high = (
+                        sizes[table] * i // transactions,
+                        sizes[table] * (i + 1) // transactions,
+                    )
+                    conn.execute(
+                        f"INSERT INTO bench.w_{table} ({columns[table]}) SELECT {columns[table]}"
+                        f" FROM bench.src_{table} WHERE n > %s AND n <= %s",
+                        [low, high],
+                    )
+        return sizes["raw_event"] / (time.perf_counter() - started)
+
+
 def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) -> dict:
     rows = frames_for(warm_up + frames, clients, seed=3)
     warm, rows = rows[:warm_up], rows[warm_up:]
@@ -144,6 +211,7 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
         )
         conn.execute("ALTER TABLE bench.raw_copy ALTER COLUMN dedup_key DROP NOT NULL")
         conn.execute(FLOOR_SETUP)
+        conn.execute(RAW_LOG_SETUP)
     log(
         f"throughput: {frames} frames, batches of {batch}; bare INSERT into a trigger-less copy first"
     )
@@ -151,6 +219,8 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
     log(f"  bare INSERT: {bare:,.0f} events/s")
     floor = insert_batches(dsn, FLOOR_INSERT, rows, batch)
     log(f"  one-statement-per-frame trigger: {floor:,.0f} events/s")
+    raw_log = insert_batches(dsn, RAW_LOG_INSERT, rows, batch)
+    log(f"  raw log alone (parse trigger, dedup index, no processing): {raw_log:,.0f} events/s")
     # Steady state, as a long-running ingester sees it: plans cached while the call tables
     # were empty pick sequential scans, until autovacuum's ANALYZE (within about a minute
     # on a live system) makes the server plan again.
@@ -165,6 +235,8 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
         f"  full pipeline, {len(grouped):,} frames with each call's frames back to back:"
         f" {pipeline_grouped:,.0f} events/s"
     )
+    floor_writes = writes_only(dsn, transactions=max(1, len(rows) // batch))
+    log(f"  writes-only floor (the same rows, set-based, no logic): {floor_writes:,.0f} events/s")
     with psycopg.connect(dsn) as conn:
         outcome = dict(
             conn.execute("SELECT status, count(*) FROM cti.event_outcome GROUP BY 1").fetchall()
@@ -180,6 +252,10 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
         "pipeline_calls_back_to_back_events_per_s": round(pipeline_grouped),
         "one_statement_per_frame_events_per_s": round(floor),
         "one_statement_per_frame_vs_bare": round(floor / bare, 4),
+        "raw_log_events_per_s": round(raw_log),
+        "pipeline_vs_raw_log": round(pipeline / raw_log, 4),
+        "writes_only_events_per_s": round(floor_writes),
+        "pipeline_vs_writes_only": round(pipeline / floor_writes, 4),
         "outcomes": outcome,
         "commands": commands,
     }
@@ -249,63 +325,90 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--warm-up", type=int, default=10_000, help="frames before timing starts")
     parser.add_argument("--lookups", type=int, default=2000)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="make bench-quick: 20,000 frames, 100,000 clients, no lookup scaling (a few minutes)",
+    )
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
+    if args.quick:
+        args.frames, args.clients, args.warm_up = 20_000, 100_000, 2_000
 
     server = args.dsn or embedded.start()
     results: dict = {"machine": machine(server)}
     log(f"machine: {results['machine']}")
 
     dsn = scratch_database(server, "pgcti_bench")
-    small_dsn = scratch_database(server, "pgcti_bench_small")
+    small_dsn = None if args.quick else scratch_database(server, "pgcti_bench_small")
     try:
-        log(f"lookup scaling: a CRM of {args.small_clients:,} clients and one of {args.clients:,}")
-        with psycopg.connect(small_dsn, autocommit=True) as conn:
-            seed_crm(conn, args.small_clients)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            log(f"  seeding {args.clients:,} clients (takes a while at millions)")
-            seed_crm(conn, args.clients)
-        small, large = time_lookups(small_dsn, args.small_clients, dsn, args.clients, args.lookups)
-        log(f"  {args.small_clients:,} numbers: {small:.0f} us per lookup (median)")
-        log(f"  {args.clients:,} numbers: {large:.0f} us per lookup (median)")
-        results["lookup"] = {
-            "small_numbers": args.small_clients,
-            "large_numbers": args.clients,
-            "small_us": round(small, 1),
-            "large_us": round(large, 1),
-            "large_vs_small": round(large / small, 3),
-        }
+        if small_dsn is not None:
+            results["lookup"] = lookup_scaling(dsn, small_dsn, args)
+        else:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                seed_crm(conn, args.clients)
         results["throughput"] = throughput(dsn, args.frames, args.clients, args.batch, args.warm_up)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS pgcti_bench WITH (FORCE)")
             conn.execute("DROP DATABASE IF EXISTS pgcti_bench_small WITH (FORCE)")
-
-    t, lk = results["throughput"], results["lookup"]
-    print()
-    print(f"{'measure':<44}{'value':>16}")
-    print(f"{'bare INSERT, events/s':<44}{t['bare_insert_events_per_s']:>16,}")
-    print(f"{'full pipeline (live order), events/s':<44}{t['pipeline_events_per_s']:>16,}")
-    print(f"{'pipeline / bare INSERT':<44}{t['pipeline_vs_bare']:>16.3f}")
-    print(
-        f"{'pipeline, calls back to back, events/s':<44}{t['pipeline_calls_back_to_back_events_per_s']:>16,}"
-    )
-    print(
-        f"{'one statement per frame (trigger), events/s':<44}{t['one_statement_per_frame_events_per_s']:>16,}"
-    )
-    print(
-        f"{'one statement per frame / bare INSERT':<44}{t['one_statement_per_frame_vs_bare']:>16.3f}"
-    )
-    print(
-        f"{'lookup, ' + format(lk['small_numbers'], ',') + ' numbers (us)':<44}{lk['small_us']:>16.1f}"
-    )
-    print(
-        f"{'lookup, ' + format(lk['large_numbers'], ',') + ' numbers (us)':<44}{lk['large_us']:>16.1f}"
-    )
-    print(f"{'lookup large / small':<44}{lk['large_vs_small']:>16.3f}")
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2)
+    report(results)
     print(f"\nwritten to {args.json}")
+    # The one line a quick run is for (make bench-quick prints it last).
+    print(f"pipeline/raw-log ratio: {results['throughput']['pipeline_vs_raw_log']:.3f}")
+
+
+def lookup_scaling(dsn: str, small_dsn: str, args: argparse.Namespace) -> dict:
+    log(f"lookup scaling: a CRM of {args.small_clients:,} clients and one of {args.clients:,}")
+    with psycopg.connect(small_dsn, autocommit=True) as conn:
+        seed_crm(conn, args.small_clients)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        log(f"  seeding {args.clients:,} clients (takes a while at millions)")
+        seed_crm(conn, args.clients)
+    small, large = time_lookups(small_dsn, args.small_clients, dsn, args.clients, args.lookups)
+    log(f"  {args.small_clients:,} numbers: {small:.0f} us per lookup (median)")
+    log(f"  {args.clients:,} numbers: {large:.0f} us per lookup (median)")
+    return {
+        "small_numbers": args.small_clients,
+        "large_numbers": args.clients,
+        "small_us": round(small, 1),
+        "large_us": round(large, 1),
+        "large_vs_small": round(large / small, 3),
+    }
+
+
+def report(results: dict) -> None:
+    t = results["throughput"]
+    rows = [
+        ("bare INSERT (no trigger, no index), events/s", f"{t['bare_insert_events_per_s']:,}"),
+        ("raw log alone (parse, dedup key), events/s", f"{t['raw_log_events_per_s']:,}"),
+        ("writes-only floor (same rows, no logic), events/s", f"{t['writes_only_events_per_s']:,}"),
+        ("full pipeline (live order), events/s", f"{t['pipeline_events_per_s']:,}"),
+        ("pipeline / raw log (target >= 0.5)", f"{t['pipeline_vs_raw_log']:.3f}"),
+        ("pipeline / writes-only floor (target >= 0.8)", f"{t['pipeline_vs_writes_only']:.3f}"),
+        ("pipeline / bare INSERT", f"{t['pipeline_vs_bare']:.3f}"),
+        (
+            "pipeline, calls back to back, events/s",
+            f"{t['pipeline_calls_back_to_back_events_per_s']:,}",
+        ),
+        (
+            "one statement per frame (trigger), events/s",
+            f"{t['one_statement_per_frame_events_per_s']:,}",
+        ),
+    ]
+    lk = results.get("lookup")
+    if lk:
+        rows += [
+            (f"lookup, {lk['small_numbers']:,} numbers (us)", f"{lk['small_us']:.1f}"),
+            (f"lookup, {lk['large_numbers']:,} numbers (us)", f"{lk['large_us']:.1f}"),
+            ("lookup large / small", f"{lk['large_vs_small']:.3f}"),
+        ]
+    print()
+    print(f"{'measure':<52}{'value':>14}")
+    for name, value in rows:
+        print(f"{name:<52}{value:>14}")
 
 
 if __name__ == "__main__":
