@@ -37,14 +37,21 @@ FRAMES_PER_CALL = 8.5  # the scenario mix's average
 
 
 async def listen_all(
-    dsn: str, workstations: list[int], bells: list[tuple[float, str, int]], ready: asyncio.Event
+    dsn: str,
+    workstations: list[int],
+    bells: list[tuple[float, str, int]],
+    ready: asyncio.Event,
+    fanout: bool = False,
 ):
-    conns = []
+    """One LISTEN connection per workstation, as desks do; or, with ``fanout``, a single
+    connection listening on every workstation's channel, as a gateway would."""
+    conns: list[psycopg.AsyncConnection] = []
     for ws in workstations:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        if not fanout or not conns:
+            conns.append(await psycopg.AsyncConnection.connect(dsn, autocommit=True))
+        conn = conns[-1]
         name = await (await conn.execute("SELECT cti.channel_name('ws', %s)", [ws])).fetchone()
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name[0])))
-        conns.append(conn)
     ready.set()
 
     async def one(conn):
@@ -61,6 +68,7 @@ async def run_rate(
     seconds: float,
     workstations: list[int],
     seed: int,
+    fanout: bool = False,
 ) -> dict:
     calls_per_second = rate_events / FRAMES_PER_CALL
     traffic = Traffic(
@@ -72,8 +80,9 @@ async def run_rate(
     sent_at: dict[str, list[float]] = collections.defaultdict(list)
     bells: list[tuple[float, str, int]] = []
     ready = asyncio.Event()
-    listener = asyncio.create_task(listen_all(dsn, workstations, bells, ready))
+    listener = asyncio.create_task(listen_all(dsn, workstations, bells, ready, fanout))
     await ready.wait()
+    server_cpu, commits = _server_cpu(), _commits(dsn)
     start = time.time() + 0.5
     sent = 0
     for due, frame in traffic.schedule(start, calls_per_second, int(calls_per_second * seconds)):
@@ -85,6 +94,7 @@ async def run_rate(
         sent += 1
     elapsed = time.time() - start
     await asyncio.sleep(3)  # let the pipeline drain
+    server_cpu, commits = _server_cpu() - server_cpu, _commits(dsn) - commits
     listener.cancel()
     with psycopg.connect(dsn) as conn:
         ids = dict(conn.execute("SELECT id, pbx_call_id FROM cti.call").fetchall())
@@ -94,8 +104,23 @@ async def run_rate(
         i = bisect.bisect_right(times, arrived) - 1
         if i >= 0:
             latencies.append((arrived - times[i]) * 1000)
+    with psycopg.connect(dsn) as conn:  # each ingester commit that queued commands rang doorbells
+        notifying = conn.execute(
+            "SELECT count(DISTINCT xmin::text) FROM cti.outbox WHERE created_at >= to_timestamp(%s)",
+            [start],
+        ).fetchone()[0]
     return {
+        "listening_connections": 1 if fanout else len(workstations),
+        "notifying_commits": notifying,
+        # A listening backend reads the NOTIFY queue in a transaction of its own each time it
+        # is woken: the commits beyond the ingester's count those wake-ups.
+        "listener_wakeups_per_notifying_commit": round(
+            (commits - notifying) / max(notifying, 1), 1
+        ),
         "target_events_per_s": rate_events,
+        # All of the server's processes: the backends that write and the ones woken to listen.
+        "server_cpu_s_per_10k_frames": round(server_cpu / max(sent, 1) * 10_000, 2),
+        "server_cpu_ms_per_notifying_commit": round(server_cpu * 1000 / max(notifying, 1), 2),
         "sent": sent,
         "sent_events_per_s": round(sent / elapsed),
         "doorbells": len(latencies),
@@ -104,6 +129,25 @@ async def run_rate(
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2) if latencies else None,
     }
+
+
+def _commits(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
+
+
+def _server_cpu() -> float:
+    """CPU seconds used so far by the server's processes (the postmaster's children)."""
+    total = 0.0
+    for proc in psutil.Process(embedded.status().pid).children():
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass  # a backend that ended meanwhile
+    return total
 
 
 async def main_async(args) -> list[dict]:
@@ -139,7 +183,8 @@ async def main_async(args) -> list[dict]:
         with psycopg.connect(server_dsn, autocommit=True) as conn:
             conn.execute("ANALYZE")
         results = []
-        for n, rate in enumerate(args.rates):
+        runs = [(rate, fanout) for fanout in args.fanout for rate in args.rates]
+        for n, (rate, fanout) in enumerate(runs):
             sim = Onlinepbx3Server("bench-key-123")
             await sim.start()
             ingest = await asyncio.create_subprocess_exec(
@@ -158,8 +203,11 @@ async def main_async(args) -> list[dict]:
                 env={**os.environ, "PGCTI_PBX_KEY": "bench-key-123"},
             )
             await asyncio.wait_for(sim.subscribed.wait(), 20)
-            log(f"latency at {rate:,.0f} events/s with {len(workstations)} listening workstations")
-            result = await run_rate(server_dsn, sim, rate, args.seconds, workstations, seed=100 + n)
+            how = "one fan-out connection" if fanout else "a connection each"
+            log(f"latency at {rate:,.0f} events/s, {len(workstations)} workstations, {how}")
+            result = await run_rate(
+                server_dsn, sim, rate, args.seconds, workstations, seed=100 + n, fanout=fanout
+            )
             proc = psutil.Process(ingest.pid)  # the ingester's own cost at this rate
             cpu = proc.cpu_times()
             result["ingester_rss_mb"] = round(proc.memory_info().rss / 2**20, 1)
@@ -184,18 +232,28 @@ def main() -> None:
     parser.add_argument("--listeners", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warm-up", type=int, default=10_000, help="frames before measuring")
+    parser.add_argument(
+        "--listen",
+        default="each,fanout",
+        help="each: a LISTEN connection per workstation; fanout: one connection on every "
+        "channel (a gateway); both by default",
+    )
     parser.add_argument("--json", default="bench-latency.json")
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",")]
+    args.fanout = [mode == "fanout" for mode in args.listen.split(",")]
     results = asyncio.run(main_async(args))
     print(
-        f"\n{'events/s asked':>15}{'reached':>10}{'doorbells':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>10}"
-        f"{'RSS MB':>8}{'CPU s/10k':>11}"
+        f"\n{'listeners':>10}{'events/s asked':>15}{'reached':>10}{'doorbells':>10}{'p50 ms':>9}"
+        f"{'p95 ms':>9}{'p99 ms':>9}{'max ms':>10}{'server ms/commit':>17}{'wake-ups':>9}{'RSS MB':>8}{'CPU s/10k':>11}"
     )
     for r in results:
         print(
-            f"{r['target_events_per_s']:>15,.0f}{r['sent_events_per_s']:>10,}{r['doorbells']:>10}"
+            f"{r['listening_connections']:>10}{r['target_events_per_s']:>15,.0f}"
+            f"{r['sent_events_per_s']:>10,}{r['doorbells']:>10}"
             f"{r['p50_ms']:>9}{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']!s:>10}"
+            f"{r['server_cpu_ms_per_notifying_commit']:>17}"
+            f"{r['listener_wakeups_per_notifying_commit']:>9}"
             f"{r['ingester_rss_mb']:>8}{r['ingester_cpu_s_per_10k_frames']:>11}"
         )
     with open(args.json, "w") as out:
