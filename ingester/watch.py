@@ -118,7 +118,9 @@ class Watcher:
                     log.info("listening for %s", ", ".join(streams))
                     delay = 0.2
                     while not self.stopped and not until():
-                        self._catch_up(conn, streams)  # also the liveness probe of this connection
+                        self._catch_up(
+                            conn, streams, until
+                        )  # also this connection's liveness probe
                         for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
                             pass
             except psycopg.OperationalError as exc:
@@ -132,13 +134,20 @@ class Watcher:
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0) * random.uniform(0.8, 1.2)
 
-    def _catch_up(self, conn: psycopg.Connection, streams: list[str]) -> None:
+    def _catch_up(
+        self, conn: psycopg.Connection, streams: list[str], until: Callable[[], bool]
+    ) -> None:
+        """Show and acknowledge what is new, in order; stop as soon as ``until`` says so (an
+        item not shown is not acknowledged, so the next run shows it)."""
         for stream in streams:
             while True:
                 rows = conn.execute(PULL[stream]).fetchall()
                 for seq, type_, call_id, payload, _created in rows:
                     self.on_item(Item(stream, seq, type_, call_id, payload))
                     self.handled += 1
+                    if until():
+                        conn.execute(ACK[stream], [seq])
+                        return
                 if not rows:
                     break
                 conn.execute(ACK[stream], [rows[-1][0]])
