@@ -317,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="housekeeping tick interval: ends calls whose end was lost (default 60; 0 disables)",
     )
     p.add_argument(
+        "--replay-window",
+        type=float,
+        help="seconds of committed frames written again on every new database connection, "
+        "so a failover to a standby that lacked them loses none (default 10; 0 disables)",
+    )
+    p.add_argument(
         "--sync",
         choices=["always", "batch", "none"],
         help="what the receive journal fsyncs: every frame, each batch taken (group commit, "

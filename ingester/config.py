@@ -35,6 +35,7 @@ class IngestConfig:
     db_timeout: float = 10.0
     tick_seconds: float = 60.0
     sync: str = "batch"  # the receive journal's fsync policy (ingester/journal.py)
+    replay_window: float = 10.0  # seconds of committed frames resent on a new connection
     log_json: bool = False
 
 
@@ -51,6 +52,7 @@ FILE_KEYS = (
     "db_timeout",
     "tick_seconds",
     "sync",
+    "replay_window",
 )
 
 
@@ -163,6 +165,9 @@ def load(flags: dict[str, object]) -> IngestConfig:
         raise ConfigError(NO_DSN)
     if dsn:
         database.check_dsn(str(dsn))
+    replay_window = _number(
+        "replay_window", pick("replay_window", "PGCTI_REPLAY_WINDOW", 10.0), float
+    )
     spool_dir = pick("spool_dir", "PGCTI_SPOOL_DIR")
     sync = str(pick("sync", "PGCTI_SYNC", "batch"))
     if sync not in SYNC_POLICIES:
@@ -182,4 +187,5 @@ def load(flags: dict[str, object]) -> IngestConfig:
         db_timeout=db_timeout,
         tick_seconds=tick_seconds,
         sync=sync,
+        replay_window=float(replay_window),
     )

@@ -35,6 +35,11 @@ class Metrics:
             registry=r,
         )
         self.reconnects = Counter("pgcti_reconnects", "Reconnections", ["target"], registry=r)
+        self.replayed = Counter(
+            "pgcti_frames_replayed",
+            "Frames written again after a reconnection (the replay window)",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "pgcti_batch_seconds",
             "Time to commit one batch",

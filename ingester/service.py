@@ -53,7 +53,9 @@ async def run(config: IngestConfig) -> int:
         log.info(
             "%d frame(s) waiting in the spool from an earlier run; writing them first", spool.depth
         )
-    writer = Writer(dsn, spool, metrics, config.max_batch, config.db_timeout, journal)
+    writer = Writer(
+        dsn, spool, metrics, config.max_batch, config.db_timeout, journal, config.replay_window
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,67 @@
+"""A failover to a server that lacks the last commits (asynchronous replication): the
+ingester's replay window writes them again there, and duplicates stay harmless.
+
+Two embedded servers stand for the old primary (A) and the promoted standby (B); the
+ingester's DSN names both, as libpq multi-host DSNs do (`host=A,B target_session_attrs=
+read-write`). B has none of A's frames: what the test checks is that the frames of the
+replay window reach B after A dies, and that on a server that has them they change nothing."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from ingester import embedded, migrations
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
+from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
+
+
+def _count(dsn: str, sql: str = "SELECT count(*) FROM cti.raw_event") -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def _server(home, monkeypatch) -> str:
+    monkeypatch.setenv("PGCTI_HOME", str(home))
+    dsn = embedded.start()
+    migrations.apply(dsn, reference_crm=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed_crm(conn)
+    return dsn
+
+
+def test_frames_committed_before_a_failover_reach_the_new_primary(tmp_path, monkeypatch):
+    a = _server(tmp_path / "a", monkeypatch)
+    b = _server(tmp_path / "b", monkeypatch)
+    hosts = f"{conninfo_to_dict(a)['host']},{conninfo_to_dict(b)['host']}"
+    both = make_conninfo(a, host=hosts, target_session_attrs="read-write")
+    sim = SimulatorThread()
+    ingest = IngestProcess(both, sim.url, tmp_path / "ingest", KEY, "--replay-window", "60")
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, what="subscription")
+        before = pbx.inbound_answered(builder(1), KNOWN, LINE, "101")
+        sim.send(before)
+        wait_for(lambda: _count(a) == len(before) + 1, what="the first call on A")
+        assert _count(b) == 0
+
+        monkeypatch.setenv("PGCTI_HOME", str(tmp_path / "a"))
+        embedded.stop("immediate")  # A dies; B is the only primary left
+        after = pbx.inbound_answered(builder(2), KNOWN, LINE, "102")
+        sim.send(after)
+        wait_for(
+            lambda: _count(b) == len(before) + 1 + len(after), timeout=30, what="both calls on B"
+        )
+        # The first call was derived again on B, from its frames: its card opened there too.
+        cards = "SELECT count(*) FROM cti.outbox WHERE type = 'open_card'"
+        assert _count(b, cards) == 2
+        duplicates = "SELECT count(*) - count(DISTINCT (source, dedup_key)) FROM cti.raw_event"
+        assert _count(b, duplicates) == 0
+    finally:
+        code = ingest.stop()
+        sim.close()
+        monkeypatch.setenv("PGCTI_HOME", str(tmp_path / "b"))
+        embedded.stop("immediate")
+    assert code == 0, ingest.log
+    # The 7 frames of the first call and the PBX's `subscribed` reply.
+    assert "wrote again the 8 frame(s) of the last 60s" in ingest.log, ingest.log
