@@ -704,6 +704,16 @@ $$;
 
 COMMENT ON FUNCTION cti.enqueue_all(p_commands cti.command[]) IS 'Append commands to their targets'' streams in order and ring the doorbells (type, seq, call id only)';
 
+CREATE FUNCTION cti.epoch_v1() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT s.system_identifier::text || '.' || ('x' || left(pg_walfile_name(pg_current_wal_lsn()), 8))::bit(32)::int
+      FROM pg_control_system() s
+$$;
+
+COMMENT ON FUNCTION cti.epoch_v1() IS 'Client API v1: the database''s history (system id.timeline); a change means sequence numbers may have restarted';
+
 CREATE FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1940,6 +1950,9 @@ REVOKE ALL ON FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column 
 REVOKE ALL ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.enqueue_all(p_commands cti.command[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.epoch_v1() FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.epoch_v1() TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 

@@ -136,3 +136,12 @@ def test_listen_doorbells_carry_type_and_ids_only(conn, make_login):
             f'{{"type" : "call_ended", "seq" : 2, "call_id" : {call_id}}}',
         ),
     ]
+
+
+def test_the_epoch_names_the_system_and_its_timeline_and_is_stable(rolled_back):
+    system, timeline = rolled_back.execute(
+        "SELECT system_identifier::text, timeline_id FROM pg_control_system(), pg_control_checkpoint()"
+    ).fetchone()
+    first = rolled_back.execute("SELECT cti.epoch_v1()").fetchone()[0]
+    assert first == f"{system}.{timeline}"
+    assert rolled_back.execute("SELECT cti.epoch_v1()").fetchone()[0] == first

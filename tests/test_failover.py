@@ -22,6 +22,19 @@ def _count(dsn: str, sql: str = "SELECT count(*) FROM cti.raw_event") -> int:
         return conn.execute(sql).fetchone()[0]
 
 
+def _epoch(dsn: str) -> str:
+    """cti.epoch_v1() as a desk login sees it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS pgcti_failover_desk")
+        conn.execute("CREATE ROLE pgcti_failover_desk LOGIN IN ROLE cti_client")
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_failover_desk', 1)"
+            " ON CONFLICT DO NOTHING"
+        )
+    with psycopg.connect(make_conninfo(dsn, user="pgcti_failover_desk")) as desk:
+        return desk.execute("SELECT cti.epoch_v1()").fetchone()[0]
+
+
 def _server(home, monkeypatch) -> str:
     monkeypatch.setenv("PGCTI_HOME", str(home))
     dsn = embedded.start()
@@ -44,6 +57,8 @@ def test_frames_committed_before_a_failover_reach_the_new_primary(tmp_path, monk
         sim.send(before)
         wait_for(lambda: _count(a) == len(before) + 1, what="the first call on A")
         assert _count(b) == 0
+        epoch_a = _epoch(a)
+        assert epoch_a == _epoch(a), "stable while nothing changes"
 
         monkeypatch.setenv("PGCTI_HOME", str(tmp_path / "a"))
         embedded.stop("immediate")  # A dies; B is the only primary left
@@ -55,6 +70,8 @@ def test_frames_committed_before_a_failover_reach_the_new_primary(tmp_path, monk
         # The first call was derived again on B, from its frames: its card opened there too.
         cards = "SELECT count(*) FROM cti.outbox WHERE type = 'open_card'"
         assert _count(b, cards) == 2
+        # A client that reconnects learns that the history changed.
+        assert _epoch(b) != epoch_a
         duplicates = "SELECT count(*) - count(DISTINCT (source, dedup_key)) FROM cti.raw_event"
         assert _count(b, duplicates) == 0
     finally:

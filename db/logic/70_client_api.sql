@@ -77,6 +77,21 @@ AS $$
     RETURNING a.acked_seq
 $$;
 
+-- Which history this database is on: its system identifier and its WAL timeline. Promoting
+-- a standby, or restoring a backup to a point in time, starts a new timeline: items a client
+-- saw may be gone there, and their sequence numbers given to new items. A client compares
+-- the epoch on every connect; when it changed, it forgets any cursor of its own and pulls
+-- from its acknowledged position (docs/crm-clients.md). Read on a primary (what clients use).
+CREATE OR REPLACE FUNCTION cti.epoch_v1() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.system_identifier::text || '.' || ('x' || left(pg_walfile_name(pg_current_wal_lsn()), 8))::bit(32)::int
+      FROM pg_control_system() s
+$$;
+
+COMMENT ON FUNCTION cti.epoch_v1() IS 'Client API v1: the database''s history (system id.timeline); a change means sequence numbers may have restarted';
+
 -- Card commands for my workstation after p_after (default: after what I acknowledged).
 CREATE OR REPLACE FUNCTION cti.pull_commands_v1(p_after bigint DEFAULT NULL, p_limit int DEFAULT 100)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
