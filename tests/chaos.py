@@ -10,6 +10,8 @@
 5. A CRM client acks and holds its transaction open for --hold seconds: how far ingestion lags.
 6. A listener stuck in a transaction fills a small NOTIFY queue: doorbells skipped, frames stored.
 7. A flood of 110 frames of 10 MB, then an ordinary call: the ingester's memory, and the call.
+8-9. A primary with a streaming standby (synchronous, then asynchronous), the primary stopped
+   hard under traffic and the standby promoted: tests/chaos_failover.py.
 Each case runs real processes on a server of its own and prints what was sent, stored, duplicated, delivered.
 """
 
@@ -30,6 +32,7 @@ from psycopg.conninfo import make_conninfo
 from ingester import embedded, migrations
 from ingester.demo.board import percentile
 from ingester.simulator.traffic import Traffic
+from tests.chaos_failover import case_failover
 from tests.crm_fixture import seed_crm
 from tests.live import IngestProcess, SimulatorThread, wait_for
 
@@ -380,8 +383,8 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=30)
     parser.add_argument(
         "--only",
-        default="outage,drops,kill,offline,stall,notify,flood",
-        help="cases to run (default: all seven)",
+        default="outage,drops,kill,offline,stall,notify,flood,failover,failover_async",
+        help="cases to run (default: all nine)",
     )
     args = parser.parse_args()
     cases = {
@@ -392,6 +395,10 @@ def main() -> None:
         "stall": lambda: case_stalled_client(server, tmp, args.rate, args.hold),
         "notify": lambda: case_full_notify_queue(server, tmp, args.rate),
         "flood": lambda: case_flood(server, tmp),
+        "failover": lambda: case_failover(tmp / "failover", args.rate, synchronous=True),
+        "failover_async": lambda: case_failover(
+            tmp / "failover_async", args.rate, synchronous=False
+        ),
     }
     unknown = set(args.only.split(",")) - set(cases)
     if unknown:
