@@ -8,6 +8,9 @@ replay window reach B after A dies, and that on a server that has them they chan
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -72,6 +75,26 @@ def test_frames_committed_before_a_failover_reach_the_new_primary(tmp_path, monk
         assert _count(b, cards) == 2
         # A client that reconnects learns that the history changed.
         assert _epoch(b) != epoch_a
+        # `pgcti watch` on the same multi-host DSN finds the new primary (A is down) and
+        # shows desk 101 the card of the call from before the failover.
+        shown = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ingester.cli",
+                "watch",
+                "--dsn",
+                make_conninfo(both, user="pgcti_failover_desk"),
+                "--count",
+                "1",
+                "--duration",
+                "20",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0 and "open_card" in shown.stdout, shown.stderr
         duplicates = "SELECT count(*) - count(DISTINCT (source, dedup_key)) FROM cti.raw_event"
         assert _count(b, duplicates) == 0
     finally:
