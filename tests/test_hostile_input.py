@@ -178,10 +178,13 @@ def test_a_frame_over_the_transport_limit_is_logged_and_the_feed_goes_on(pipelin
     dsn, sim, ingest = pipeline
     before = _raw_count(dsn)
     call = pbx.inbound_answered(builder(43), KNOWN, LINE, "101")
+    subscriptions = sim.server.subscriptions
     sim.send(["y" * (17 * 2**20)])  # over the ingester's 16 MiB WebSocket limit
     wait_for(
-        lambda: sim.server.listeners() == 1 and "over the 16 MiB limit" in ingest.log,
-        what="reconnect",
+        lambda: sim.server.subscriptions > subscriptions
+        and sim.server.listeners() == 1
+        and "over the 16 MiB limit" in ingest.log,
+        what="the ingester to reconnect and subscribe again",
     )
     sim.send(call)
     wait_for(lambda: _raw_count(dsn) >= before + len(call), what="the next call stored")

@@ -90,6 +90,8 @@ async def run(
             async with connect(
                 ws_url,
                 max_size=MAX_FRAME_BYTES,
+                max_queue=1,  # as for 3.0: memory stays bounded under big frames
+                compression=None,
                 ping_interval=None,
                 open_timeout=10,
                 close_timeout=1,
