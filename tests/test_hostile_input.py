@@ -181,9 +181,11 @@ def test_a_frame_over_the_transport_limit_is_logged_and_the_feed_goes_on(pipelin
     subscriptions = sim.server.subscriptions
     sim.send(["y" * (17 * 2**20)])  # over the ingester's 16 MiB WebSocket limit
     wait_for(
-        lambda: sim.server.subscriptions > subscriptions
-        and sim.server.listeners() == 1
-        and "over the 16 MiB limit" in ingest.log,
+        lambda: (
+            sim.server.subscriptions > subscriptions
+            and sim.server.listeners() == 1
+            and "over the 16 MiB limit" in ingest.log
+        ),
         what="the ingester to reconnect and subscribe again",
     )
     sim.send(call)
