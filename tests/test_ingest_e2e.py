@@ -187,3 +187,18 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
         int, re.search(r"frames: (\d+) sent by the simulator, (\d+) stored", out).groups()
     )
     assert sent == stored - 1 or sent == stored  # the `subscribed` reply is stored too
+    # The demo's people read as Russian names do: a woman's surname agrees (Kuznetsova).
+    from ingester.demo.seed import WOMEN
+
+    with psycopg.connect(dsn) as conn:
+        names = [
+            n for (n,) in conn.execute("SELECT name FROM pgcti_refcrm.client WHERE NOT is_lead")
+        ]
+        names += [
+            f"{first} {surname}"
+            for first, surname in conn.execute("SELECT name, surname FROM pgcti_refcrm.employee")
+        ]
+    assert len(names) > 100
+    for name in names:
+        first, surname = name.split()[:2]
+        assert (first in WOMEN) == surname.endswith("a"), name

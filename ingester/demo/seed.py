@@ -10,34 +10,35 @@ import psycopg
 from ingester.queries import composed, query
 from ingester.simulator.traffic import messy, random_russian_number
 
+# Surnames in their masculine form; a woman's adds -a (Ivanov, Ivanova), as Russian ones do.
 SURNAMES = [
-    "Ivanova",
+    "Ivanov",
     "Petrov",
-    "Smirnova",
+    "Smirnov",
     "Kuznetsov",
-    "Popova",
+    "Popov",
     "Vasiliev",
-    "Sokolova",
+    "Sokolov",
     "Mikhailov",
-    "Novikova",
+    "Novikov",
     "Fedorov",
-    "Morozova",
+    "Morozov",
     "Volkov",
 ]
-FIRST = [
-    "Anna",
-    "Boris",
-    "Vera",
-    "Gleb",
-    "Daria",
-    "Egor",
-    "Zoya",
-    "Igor",
-    "Kira",
-    "Lev",
-    "Maria",
-    "Oleg",
-]
+WOMEN = ["Anna", "Vera", "Daria", "Zoya", "Kira", "Maria"]
+MEN = ["Boris", "Gleb", "Egor", "Igor", "Lev", "Oleg"]
+
+
+def person(
+    rng: random.Random, surname: str | None = None, woman: bool | None = None
+) -> tuple[str, str]:
+    """A first name and a surname that agree: (Maria, Kuznetsova), (Oleg, Sokolov)."""
+    woman = rng.random() < 0.5 if woman is None else woman
+    first = rng.choice(WOMEN if woman else MEN)
+    surname = surname or rng.choice(SURNAMES)
+    return first, surname + "a" if woman else surname
+
+
 COMPANY_WORDS = [
     "Romashka",
     "Vektor",
@@ -63,10 +64,11 @@ def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
         return False
     rng = random.Random(seed)
     employees = []
-    for i, surname in enumerate(SURNAMES):
+    for i, base in enumerate(SURNAMES):
         ext = str(101 + i)
+        first, surname = person(rng, base, woman=i % 2 == 0)
         employees.append(
-            conn.execute(query("seed_employee"), [surname, FIRST[i], ext, i < 3]).fetchone()[0]
+            conn.execute(query("seed_employee"), [surname, first, ext, i < 3]).fetchone()[0]
         )
         if i < 10:  # 111 and 112 have no desk: the board shows their calls as unrouted
             conn.execute(query("seed_workstation"), [f"desk-{ext}", ext])
@@ -82,7 +84,7 @@ def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
             client = cur.execute(
                 query("seed_client"),
                 [
-                    f"{rng.choice(FIRST)} {rng.choice(SURNAMES)} #{n + 1}",
+                    "{} {} #{}".format(*person(rng), n + 1),
                     rng.choice(companies),
                     rng.choice(employees),
                 ],
