@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.live import KEY, SimulatorThread, wait_for
+from tests.live import KEY, SimulatorThread, free_port, wait_for
 from tests.test_embedded_cli import _interpreter_for
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
@@ -96,11 +96,8 @@ def test_execstart_runs_as_written_for_an_unprivileged_user_from_root(make_login
                 shutil.chown(path, "nobody")
         command = shlex.split(unit["ExecStart"])
         assert command[0] == "/opt/pgcti/bin/pgcti"
-        command[1:1] = []
         argv = [python, "-m", "ingester.cli", *command[1:]]
-        argv[argv.index("--metrics-port") + 1] = (
-            "0" if False else argv[argv.index("--metrics-port") + 1]
-        )
+        argv[argv.index("--metrics-port") + 1] = str(free_port())  # 9108 may be taken here
         log = tmp_path / "unit.log"
         proc = subprocess.Popen(
             [
