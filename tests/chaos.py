@@ -12,6 +12,7 @@
 7. A flood of 110 frames of 10 MB, then an ordinary call: the ingester's memory, and the call.
 8-9. A primary with a streaming standby (synchronous, then asynchronous), the primary stopped
    hard under traffic and the standby promoted: tests/chaos_failover.py.
+10. Optional (`--only patroni`): the same under Patroni with etcd: tests/chaos_patroni.py.
 Each case runs real processes on a server of its own and prints what was sent, stored, duplicated, delivered.
 """
 
@@ -33,6 +34,7 @@ from ingester import embedded, migrations
 from ingester.demo.board import percentile
 from ingester.simulator.traffic import Traffic
 from tests.chaos_failover import case_failover
+from tests.chaos_patroni import case_patroni
 from tests.crm_fixture import seed_crm
 from tests.live import IngestProcess, SimulatorThread, wait_for
 
@@ -399,6 +401,8 @@ def main() -> None:
         "failover_async": lambda: case_failover(
             tmp / "failover_async", args.rate, synchronous=False
         ),
+        # Optional (not in the default list): needs Debian's patroni and etcd-server.
+        "patroni": lambda: case_patroni(tmp / "patroni", args.rate),
     }
     unknown = set(args.only.split(",")) - set(cases)
     if unknown:
