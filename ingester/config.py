@@ -12,6 +12,7 @@ from ingester import database
 from ingester.database import NO_DSN
 from ingester.journal import SYNC_POLICIES
 from ingester.redaction import Secret
+from ingester.replay_window import REPLAY_WINDOW
 
 PBX_KINDS = ("onlinepbx3", "onlinepbx2")
 DEFAULT_SUBSCRIPTIONS = ("calls",)
@@ -35,7 +36,7 @@ class IngestConfig:
     db_timeout: float = 10.0
     tick_seconds: float = 60.0
     sync: str = "batch"  # the receive journal's fsync policy (ingester/journal.py)
-    replay_window: float = 10.0  # seconds of committed frames resent on a new connection
+    replay_window: float = REPLAY_WINDOW  # seconds of committed frames resent on a new connection
     log_json: bool = False
 
 
@@ -166,7 +167,7 @@ def load(flags: dict[str, object]) -> IngestConfig:
     if dsn:
         database.check_dsn(str(dsn))
     replay_window = _number(
-        "replay_window", pick("replay_window", "PGCTI_REPLAY_WINDOW", 10.0), float
+        "replay_window", pick("replay_window", "PGCTI_REPLAY_WINDOW", REPLAY_WINDOW), float
     )
     spool_dir = pick("spool_dir", "PGCTI_SPOOL_DIR")
     sync = str(pick("sync", "PGCTI_SYNC", "batch"))

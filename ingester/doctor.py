@@ -75,12 +75,13 @@ def _migrations(dsn: str) -> Finding:
 
 def _logic(conn: psycopg.Connection) -> Finding:
     files = logic.read_files()
-    recorded = {n: (c, f) for n, c, f in conn.execute(query("logic_recorded")).fetchall()}
-    present = {sig.split("(", 1)[0] for (kind, sig) in logic.catalog(conn) if kind == "FUNCTION"}
-    stale = [f.name for f in logic.pending(files, recorded, present)]
-    stale = [name for name in stale if name != "90_grants.sql"] or stale
-    if stale:
-        return Finding(FAIL, "logic", f"not current: {', '.join(stale)}: run `pgcti migrate`")
+    stale = logic.stale(conn, files)
+    # The after-any-change files (the grants) come along with any other: name the cause.
+    names = [f.name for f in stale if "after-any-change" not in f.directives] or [
+        f.name for f in stale
+    ]
+    if names:
+        return Finding(FAIL, "logic", f"not current: {', '.join(names)}: run `pgcti migrate`")
     return Finding(OK, "logic", f"{len(files)} logic files current")
 
 
@@ -146,7 +147,7 @@ def _spool_checks(spool_dir: Path) -> Iterator[Finding]:
 
 def _pbx_check(settings) -> Finding:
     from ingester.metrics import Metrics
-    from ingester.transports import onlinepbx2, onlinepbx3
+    from ingester.transports import receive
 
     metrics = Metrics()
 
@@ -154,20 +155,7 @@ def _pbx_check(settings) -> Finding:
         return None
 
     async def probe() -> Finding:
-        if settings.pbx == "onlinepbx2":
-            receive = onlinepbx2.run(
-                settings.url,
-                settings.key,
-                settings.domain or "",
-                settings.subscriptions,
-                deliver,
-                metrics,
-            )
-        else:
-            receive = onlinepbx3.run(
-                settings.url, settings.key, settings.subscriptions, deliver, metrics
-            )
-        task = asyncio.create_task(receive)
+        task = asyncio.create_task(receive(settings, deliver, metrics))
         try:
             for _ in range(100):
                 if task.done():

@@ -153,6 +153,13 @@ def pending(
     return [f for f in files if f in changed or "after-any-change" in f.directives]
 
 
+def stale(conn: psycopg.Connection, files: list[LogicFile] | None = None) -> list[LogicFile]:
+    """The files `apply` would apply now (for `pgcti doctor`): changed, new, or missing a
+    function, plus the after-any-change files when there is any of those."""
+    files = files if files is not None else read_files()
+    return pending(files, _recorded(conn), set(_functions_by_name(catalog(conn))))
+
+
 def apply(
     conn: psycopg.Connection,
     files: list[LogicFile] | None = None,

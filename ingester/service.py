@@ -15,7 +15,7 @@ from ingester.config import ConfigError, IngestConfig
 from ingester.journal import Journal
 from ingester.metrics import Metrics, serve
 from ingester.spool import Frame, Spool
-from ingester.transports import onlinepbx2, onlinepbx3
+from ingester.transports import receive
 from ingester.writer import Writer
 
 log = logging.getLogger("pgcti.ingest")
@@ -75,20 +75,7 @@ async def run(config: IngestConfig) -> int:
         loop.add_signal_handler(sig, stopping.set)
 
     writer_task = asyncio.create_task(writer.run(), name="writer")
-    if config.pbx == "onlinepbx2":
-        receive = onlinepbx2.run(
-            config.url,
-            config.key,
-            config.domain or "",
-            config.subscriptions,
-            writer.deliver,
-            metrics,
-        )
-    else:
-        receive = onlinepbx3.run(
-            config.url, config.key, config.subscriptions, writer.deliver, metrics
-        )
-    pbx_task = asyncio.create_task(receive, name="pbx")
+    pbx_task = asyncio.create_task(receive(config, writer.deliver, metrics), name="pbx")
     tick_task = asyncio.create_task(_ticks(writer, config.tick_seconds), name="tick")
     stop_task = asyncio.create_task(stopping.wait(), name="stop")
     done, _ = await asyncio.wait(

@@ -21,6 +21,7 @@ import psycopg
 from ingester.journal import Journal
 from ingester.metrics import Metrics
 from ingester.queries import query
+from ingester.replay_window import REPLAY_WINDOW, ReplayWindow
 from ingester.spool import Frame, Spool
 
 log = logging.getLogger("pgcti.writer")
@@ -46,9 +47,6 @@ MAX_BATCH_BYTES = 8 * 2**20
 # Past this much waiting to be written, the transport stops reading from the PBX: memory
 # stays bounded under any flood, and TCP pushes back on the sender.
 MAX_QUEUED_BYTES = 32 * 2**20
-# The replay window (seconds, and at most this many bytes): see Writer.__init__.
-REPLAY_WINDOW = 10.0
-MAX_REPLAY_BYTES = 16 * 2**20
 
 
 class DatabaseRefuses(Exception):
@@ -67,12 +65,7 @@ class Writer:
         replay_window: float = REPLAY_WINDOW,
     ) -> None:
         self.dsn = dsn
-        # Frames committed in the last `replay_window` seconds, resent first on every new
-        # connection: after a failover to a standby that had not received them (asynchronous
-        # replication) they are written again; where they are already, the dedup key skips them.
-        self.replay_window = replay_window
-        self._recent: deque[tuple[float, Frame]] = deque()
-        self._recent_bytes = 0
+        self.recent = ReplayWindow(replay_window)  # written again on every new connection
         self._connected_before = False
         self.journal = journal
         # A partitioned network can leave a write hanging with no error; past this it counts as
@@ -277,26 +270,12 @@ class Writer:
             ) from None
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.stored.inc(len(batch))
-        self._remember(batch)
-
-    def _remember(self, batch: list[Frame]) -> None:
-        """Keep what was just committed for the replay window; forget what is older."""
-        if self.replay_window <= 0:
-            return
-        now = time.monotonic()
-        for frame in batch:
-            self._recent.append((now, frame))
-            self._recent_bytes += len(frame.body)
-        while self._recent and (
-            self._recent[0][0] < now - self.replay_window or self._recent_bytes > MAX_REPLAY_BYTES
-        ):
-            self._recent_bytes -= len(self._recent.popleft()[1].body)
+        self.recent.remember(batch)
 
     async def _replay(self, conn: psycopg.AsyncConnection) -> None:
         """On a new connection (a restart, or a failover to another server), write the replay
         window again, oldest first, before anything newer."""
-        cutoff = time.monotonic() - self.replay_window
-        frames = [frame for at, frame in self._recent if at >= cutoff]
+        frames = self.recent.frames()
         for chunk in chunks(frames, self.max_batch):
             await conn.execute(query("insert_raw_events"), batch_params(chunk))
         if frames:
@@ -305,7 +284,7 @@ class Writer:
                 "reconnected: wrote again the %d frame(s) of the last %gs (a server that has "
                 "them skips them; one that lost them in a failover gets them)",
                 len(frames),
-                self.replay_window,
+                self.recent.seconds,
             )
 
     async def _insert_now(self, batch: list[Frame]) -> None:

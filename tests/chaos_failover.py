@@ -210,6 +210,23 @@ class Client:
         }
 
 
+def settled_counts(new_primary: str, delivered: int, client: Client) -> tuple[int, int]:
+    """Once every delivered frame is on the new primary and the client has caught up: the
+    frames stored there, and the commands it numbered twice."""
+    from tests.chaos import q
+
+    frames = "SELECT count(*) FROM cti.raw_event WHERE source = 'onlinepbx3'"
+    wait_for(lambda: q(new_primary, frames) >= delivered + 1, timeout=120, what="all frames")
+    client.finish()
+    stored = q(new_primary, frames) - 1  # the PBX's `subscribed` reply
+    duplicated = q(
+        new_primary,
+        "SELECT count(*) - count(DISTINCT (target_kind, target_id, type, call_id, payload::text))"
+        " FROM cti.outbox",
+    )
+    return stored, duplicated
+
+
 def case_failover(tmp: Path, rate: float, synchronous: bool, seconds: float = 8) -> dict:
     from tests.chaos import Feed, q
 
@@ -225,17 +242,7 @@ def case_failover(tmp: Path, rate: float, synchronous: bool, seconds: float = 8)
         time.sleep(seconds)
         feed.finish()
         new_primary = make_conninfo(pair.dsn, host=str(pair.standby))
-        frames = "SELECT count(*) FROM cti.raw_event WHERE source = 'onlinepbx3'"
-        wait_for(
-            lambda: q(new_primary, frames) >= feed.delivered + 1, timeout=60, what="all frames"
-        )
-        client.finish()
-        stored = q(new_primary, frames) - 1  # the PBX's `subscribed` reply
-        duplicated = q(
-            new_primary,
-            "SELECT count(*) - count(DISTINCT (target_kind, target_id, type, call_id, payload::text))"
-            " FROM cti.outbox",
-        )
+        stored, duplicated = settled_counts(new_primary, feed.delivered, client)
         dup_frames = q(
             new_primary, "SELECT count(*) - count(DISTINCT (source, dedup_key)) FROM cti.raw_event"
         )

@@ -24,7 +24,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ingester import embedded, migrations
-from tests.chaos_failover import DESK, Client, _as_server_user
+from tests.chaos_failover import DESK, Client, _as_server_user, settled_counts
 from tests.crm_fixture import seed_crm
 from tests.live import KEY, IngestProcess, SimulatorThread, free_port, wait_for
 
@@ -93,7 +93,7 @@ def _streaming(api_port: int) -> bool:
 
 
 def case_patroni(tmp: Path, rate: float, seconds: float = 8) -> dict:
-    from tests.chaos import Feed, q
+    from tests.chaos import Feed
 
     why = available()
     if why:
@@ -185,15 +185,7 @@ def case_patroni(tmp: Path, rate: float, seconds: float = 8) -> dict:
             promoted = time.monotonic() - started
             time.sleep(seconds)
             feed.finish()
-            frames = "SELECT count(*) FROM cti.raw_event WHERE source = 'onlinepbx3'"
-            wait_for(lambda: q(new_leader, frames) >= feed.delivered + 1, timeout=120)
-            client.finish()
-            stored = q(new_leader, frames) - 1
-            duplicated = q(
-                new_leader,
-                "SELECT count(*) - count(DISTINCT (target_kind, target_id, type, call_id, payload::text))"
-                " FROM cti.outbox",
-            )
+            stored, duplicated = settled_counts(new_leader, feed.delivered, client)
         finally:
             ingest.stop()
             sim.close()

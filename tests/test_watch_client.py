@@ -8,6 +8,7 @@ import sys
 import time
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ingester import embedded, migrations
@@ -54,17 +55,26 @@ def _feed(dsn: str, frames) -> None:
         insert_frames(conn, frames)
 
 
-def test_watch_survives_a_restart_and_catches_up_after_being_offline(own_server, tmp_path):
-    dsn = own_server
+def _desk_101(dsn: str, login: str, password: str | None = None) -> None:
+    """Migrate and seed the server's database, and bind ``login`` to desk 101 (extension 101)."""
     migrations.apply(dsn, reference_crm=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         crm = seed_crm(conn)
-        conn.execute("DROP ROLE IF EXISTS pgcti_watch_test")
-        conn.execute("CREATE ROLE pgcti_watch_test LOGIN IN ROLE cti_client")
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
         conn.execute(
-            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_watch_test', %s)",
-            [crm["ws-101"]],
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE cti_client").format(
+                sql.Identifier(login), sql.Literal(password)
+            )
         )
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
+            [login, crm["ws-101"]],
+        )
+
+
+def test_watch_survives_a_restart_and_catches_up_after_being_offline(own_server, tmp_path):
+    dsn = own_server
+    _desk_101(dsn, "pgcti_watch_test")
     client_dsn = make_conninfo(dsn, user="pgcti_watch_test")
 
     watch = Watch(client_dsn, tmp_path, "first")
@@ -114,15 +124,8 @@ def _watch_once(*args: str) -> subprocess.CompletedProcess:
 def test_a_desk_watches_with_its_own_password_and_a_dba_finds_it_by_extension(own_server):
     """Password authentication for every login but the superuser, as on a real server."""
     dsn = own_server
-    migrations.apply(dsn, reference_crm=True)
+    _desk_101(dsn, "pgcti_desk_pw", "desk-secret")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        crm = seed_crm(conn)
-        conn.execute("DROP ROLE IF EXISTS pgcti_desk_pw")
-        conn.execute("CREATE ROLE pgcti_desk_pw LOGIN PASSWORD 'desk-secret' IN ROLE cti_client")
-        conn.execute(
-            "INSERT INTO cti.client_login (login, workstation_id) VALUES ('pgcti_desk_pw', %s)",
-            [crm["ws-101"]],
-        )
         insert_frames(conn, pbx.inbound_answered(builder(1), KNOWN, LINE, "101"))
         # Found by extension through the adapter, where the server lets the DBA in as the desk.
         trusted = _watch_once("--dsn", dsn, "--extension", "101")

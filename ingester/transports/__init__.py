@@ -1,1 +1,25 @@
-"""PBX transports: each keeps a subscription alive and hands every frame, untouched, to the writer."""
+"""PBX transports: each keeps a subscription alive and hands every frame, untouched, to the
+writer; `receive` picks the one the configuration names."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from ingester.config import IngestConfig
+from ingester.metrics import Metrics
+from ingester.spool import Frame
+
+
+def receive(
+    config: IngestConfig, deliver: Callable[[Frame], Awaitable[None]], metrics: Metrics
+) -> Coroutine[Any, Any, None]:
+    """The receiving loop for the configured PBX: frames go to ``deliver``, until cancelled
+    (or the PBX refuses us: PbxRefused)."""
+    from ingester.transports import onlinepbx2, onlinepbx3
+
+    if config.pbx == "onlinepbx2":
+        return onlinepbx2.run(
+            config.url, config.key, config.domain or "", config.subscriptions, deliver, metrics
+        )
+    return onlinepbx3.run(config.url, config.key, config.subscriptions, deliver, metrics)
