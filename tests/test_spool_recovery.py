@@ -124,7 +124,10 @@ def test_a_deleted_spool_directory_is_recreated_and_nothing_is_lost(conn, dsn, t
     ingest = IngestProcess(dsn, sim.url, tmp_path)
     try:
         wait_for(lambda: sim.server.listeners() == 1, what="subscription")
-        shutil.rmtree(tmp_path / "spool")
+        # Renamed first, then removed: the running ingester may create a file while a
+        # recursive delete walks the tree (as `rm -rf` would race too); the rename is atomic.
+        (tmp_path / "spool").rename(tmp_path / "deleted")
+        shutil.rmtree(tmp_path / "deleted")
         frames = [
             f for n in range(200) for f in pbx.inbound_answered(builder(n), KNOWN, LINE, "102")
         ]
