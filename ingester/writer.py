@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import psycopg
 
+from ingester.bounded import bounded_body
 from ingester.journal import Journal
 from ingester.metrics import Metrics
 from ingester.queries import query
@@ -438,13 +439,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def bounded(frame: Frame, reason: str) -> Frame:
-    """What is stored for a frame the database refused for its content: its size, hash, the
-    first KB (escaped to ASCII) and the reason; the raw log keeps a row for every frame."""
+    """What is stored for a frame the database refused for its content."""
     raw = frame.body.encode("utf-8", "surrogatepass")
-    head = frame.body[:1024].encode("unicode_escape").decode("ascii")
-    body = (
-        f"pgcti ingester: the database refused this frame ({reason}); {len(raw)} bytes, "
-        f"sha256 {hashlib.sha256(raw).hexdigest()}; it began: {head}"
+    body = bounded_body(
+        f"the database refused this frame ({reason})",
+        len(raw),
+        hashlib.sha256(raw).hexdigest(),
+        frame.body,
     )
     return Frame(frame.source, frame.received_at, body)
 

@@ -3,6 +3,7 @@ outcome (or rejected with a logged reason), the ingester never crashes, the call
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 
@@ -174,23 +175,56 @@ def test_huge_frames_and_the_calls_around_them(pipeline):
     assert ingest.proc.poll() is None
 
 
-def test_a_frame_over_the_transport_limit_is_logged_and_the_feed_goes_on(pipeline):
+def test_a_frame_over_the_transport_limit_is_stored_bounded_and_the_calls_around_it_go_on(
+    pipeline,
+):
+    """A 17 MiB frame (over the ingester's 16 MiB WebSocket limit) in the middle of a call,
+    and two more calls right after it: websockets alone would close the connection (1009)
+    and everything the PBX sent until the ingester subscribed again would be lost."""
     dsn, sim, ingest = pipeline
     before = _raw_count(dsn)
-    call = pbx.inbound_answered(builder(43), KNOWN, LINE, "101")
     subscriptions = sim.server.subscriptions
-    sim.send(["y" * (17 * 2**20)])  # over the ingester's 16 MiB WebSocket limit
-    wait_for(
-        lambda: (
-            sim.server.subscriptions > subscriptions
-            and sim.server.listeners() == 1
-            and "over the 16 MiB limit" in ingest.log
-        ),
-        what="the ingester to reconnect and subscribe again",
-    )
-    sim.send(call)
-    wait_for(lambda: _raw_count(dsn) >= before + len(call), what="the next call stored")
+    calls = [pbx.inbound_answered(builder(70 + n), KNOWN, LINE, "101") for n in range(3)]
+    big = "y" * (17 * 2**20)
+    frames = [*calls[0][:3], big, *calls[0][3:], *calls[1], *calls[2]]
+    assert sim.send(frames) == len(frames)
+    wait_for(lambda: _raw_count(dsn) == before + len(frames), what="every frame stored")
+    with psycopg.connect(dsn) as conn:
+        body, error = conn.execute(
+            "SELECT body, parse_error FROM cti.raw_event WHERE id > %s AND body LIKE %s",
+            [before, "pgcti ingester: this frame was over the 16 MiB transport limit%"],
+        ).fetchone()
+        outcomes = conn.execute(
+            "SELECT outcome FROM cti.call WHERE pbx_call_id = ANY(%s)",
+            [[call[-1]["data"]["uuid"] for call in calls]],
+        ).fetchall()
+    sha = hashlib.sha256(big.encode()).hexdigest()
+    assert f"{len(big)} bytes, sha256 {sha}; it began: yyyy" in body and len(body) < 1400
+    assert error.startswith("not valid JSON")
+    assert outcomes == [("answered",)] * 3
+    assert sim.server.subscriptions == subscriptions, "the connection was kept"
+    assert "was over the 16 MiB limit" in ingest.log and "reconnecting" not in ingest.log
     assert ingest.proc.poll() is None
+
+
+def test_a_fragmented_message_over_the_limit_is_read_past_whole(pipeline):
+    """The same for a message sent in fragments whose first is over the limit: the rest of
+    its fragments are read past too (the record gives the whole message's size and hash),
+    and the next call is stored on the same connection."""
+    dsn, sim, ingest = pipeline
+    before = _raw_count(dsn)
+    subscriptions = sim.server.subscriptions
+    call = pbx.inbound_answered(builder(80), KNOWN, LINE, "102")
+    fragments = ("z" * (17 * 2**20), "z" * 1000, "the end")
+    assert sim.send([fragments, *call]) == 1 + len(call)
+    wait_for(lambda: _raw_count(dsn) == before + 1 + len(call), what="every frame stored")
+    with psycopg.connect(dsn) as conn:
+        (body,) = conn.execute(
+            "SELECT body FROM cti.raw_event WHERE id = %s", [before + 1]
+        ).fetchone()
+    whole = "".join(fragments).encode()
+    assert f"{len(whole)} bytes, sha256 {hashlib.sha256(whole).hexdigest()}; it began: zz" in body
+    assert sim.server.subscriptions == subscriptions, "the connection was kept"
 
 
 def test_a_frame_that_is_not_utf8_is_stored_and_the_calls_after_it_complete(pipeline):

@@ -86,3 +86,27 @@ def test_2_0_needs_a_domain(dsn, tmp_path):
     result = IngestProcess(dsn, "http://127.0.0.1:9", tmp_path, KEY, "--pbx", "onlinepbx2")
     assert result.proc.wait(20) == 2
     assert "onlinepbx2 needs the PBX domain" in result.log
+
+
+def test_2_0_a_frame_over_the_limit_is_stored_bounded_on_the_same_session(
+    conn, dsn, sim2, tmp_path
+):
+    """A 17 MiB event packet over the 16 MiB limit: the session is kept (no new handshake),
+    the packet is stored as its size, hash and first KB, and the call after it completes."""
+    crm = seed_crm(conn)
+    ingest = _ingest(dsn, sim2, tmp_path)
+    try:
+        wait_for(lambda: sim2.server.listeners() == 1, what="2.0 subscription")
+        events = from_onlinepbx3(pbx.inbound_answered(builder(3), KNOWN, LINE, "101"))
+        assert sim2.send(['{"name": "big", "args": ["' + "y" * (17 * 2**20) + '"]}', *events])
+        wait_for(lambda: len(_ws_commands(dsn)) == 2, what="the call after the big frame")
+        with psycopg.connect(dsn) as db:
+            (body,) = db.execute(
+                "SELECT body FROM cti.raw_event WHERE source = 'onlinepbx2' AND body LIKE %s",
+                ["pgcti ingester: this frame was over the 16 MiB transport limit%"],
+            ).fetchone()
+    finally:
+        assert ingest.stop() == 0
+    assert "bytes, sha256 " in body and 'it began: 5:::{"name": "big"' in body
+    assert sim2.server.subscriptions == 1, "the same session"
+    assert _ws_commands(dsn)[0] == (crm["ws-101"], "open_card")

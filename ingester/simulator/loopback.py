@@ -56,14 +56,18 @@ class LoopbackPbx(ABC):
     def listeners(self, group: str = "calls") -> int:
         return sum(1 for groups in self.subscribers.values() if group in groups)
 
-    async def _broadcast(self, text: str | bytes, group: str) -> int:
+    async def _broadcast(self, text: str | bytes | tuple[str, ...], group: str) -> int:
         """Send to every client subscribed to `group`; returns how many got it. Bytes go out
-        as a text frame as they are, so a test can send what a broken PBX would (bad UTF-8)."""
+        as a text frame as they are, so a test can send what a broken PBX would (bad UTF-8);
+        a tuple goes out as one message in fragments."""
         delivered = 0
         for ws, groups in list(self.subscribers.items()):
             if group in groups:
                 try:
-                    await ws.send(text, text=True)
+                    if isinstance(text, tuple):
+                        await ws.send(list(text))
+                    else:
+                        await ws.send(text, text=True)
                     delivered += 1
                 except ConnectionClosed:
                     pass  # gone mid-send; a PBX does not re-send

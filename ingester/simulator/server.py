@@ -79,9 +79,14 @@ class Onlinepbx3Server(LoopbackPbx):
         finally:
             self.subscribers.pop(ws, None)
 
-    async def send(self, frame: dict | str | bytes, group: str = "calls") -> int:
-        """Send one event to every client subscribed to `group`; returns how many got it."""
-        text = frame if isinstance(frame, str | bytes) else json.dumps(frame, ensure_ascii=False)
+    async def send(self, frame: dict | str | bytes | tuple[str, ...], group: str = "calls") -> int:
+        """Send one event to every client subscribed to `group`; returns how many got it.
+        A tuple of strings goes out as one message in that many fragments."""
+        text = (
+            frame
+            if isinstance(frame, str | bytes | tuple)
+            else json.dumps(frame, ensure_ascii=False)
+        )
         return await self._broadcast(text, group)
 
 

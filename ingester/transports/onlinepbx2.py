@@ -25,6 +25,7 @@ from ingester.redaction import Secret
 from ingester.spool import Frame
 from ingester.transports import socketio09
 from ingester.transports.onlinepbx3 import MAX_FRAME_BYTES, PbxRefused, receive_text
+from ingester.transports.oversize import ReadingPastOversize, oversize_record
 
 SOURCE = "onlinepbx2"
 EVENT_GROUPS = ("calls", "blf", "messages", "callback", "api", "registration")
@@ -90,6 +91,7 @@ async def run(
             async with connect(
                 ws_url,
                 max_size=MAX_FRAME_BYTES,
+                create_connection=ReadingPastOversize,  # a bigger frame is read past, not fatal
                 max_queue=1,  # as for 3.0: memory stays bounded under big frames
                 compression=None,
                 ping_interval=None,
@@ -109,7 +111,7 @@ async def run(
                 metrics.pbx_connected.set(1)
                 delays = _delays()
                 try:
-                    await _receive(ws, heartbeat or 60.0, deliver)
+                    await _receive(ws, heartbeat or 60.0, deliver, metrics)
                 except asyncio.CancelledError:
                     await asyncio.shield(
                         ws.send("0::")
@@ -132,7 +134,10 @@ async def run(
 
 
 async def _receive(
-    ws, heartbeat_timeout: float, deliver: Callable[[Frame], Awaitable[None]]
+    ws: ReadingPastOversize,
+    heartbeat_timeout: float,
+    deliver: Callable[[Frame], Awaitable[None]],
+    metrics: Metrics,
 ) -> None:
     while True:
         try:
@@ -142,6 +147,10 @@ async def _receive(
             raise ConnectionError(
                 f"no heartbeat from the PBX for {heartbeat_timeout:.0f}s"
             ) from None
+        record = oversize_record(ws, message, MAX_FRAME_BYTES, metrics)
+        if record is not None:  # not a socket.io packet: stored as it is
+            await deliver(Frame(SOURCE, datetime.now(UTC), record))
+            continue
         text = receive_text(message)
         try:
             packet = socketio09.decode(text)

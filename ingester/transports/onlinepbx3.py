@@ -24,11 +24,12 @@ from websockets.exceptions import InvalidStatus
 from ingester.metrics import Metrics
 from ingester.redaction import Secret
 from ingester.spool import Frame
+from ingester.transports.oversize import ReadingPastOversize, oversize_record
 
 SOURCE = "onlinepbx3"
-MAX_FRAME_BYTES = (
-    16 * 2**20
-)  # far above any call event; the database records oversize frames itself
+# Far above any call event; a bigger frame is read past and stored in a bounded form
+# (transports/oversize.py), and the database records frames over its own limit itself.
+MAX_FRAME_BYTES = 16 * 2**20
 log = logging.getLogger("pgcti.onlinepbx3")
 
 
@@ -85,6 +86,7 @@ async def run(
             url_with_key(url, key),
             reconnect_delays=delays,
             max_size=MAX_FRAME_BYTES,
+            create_connection=ReadingPastOversize,
             # Memory under a flood of big frames (make chaos --only flood): compression's
             # buffers and four queued frames took RSS from about 170 MB to 420 MB. A PBX's
             # frames are small JSON, and the connection is on a LAN or behind TLS anyway.
@@ -111,12 +113,12 @@ async def run(
                     # Undecoded: websockets would close the connection (1007) on bad UTF-8,
                     # and lose every frame the PBX sends after it.
                     message = await ws.recv(decode=False)
-                    await deliver(Frame(SOURCE, datetime.now(UTC), receive_text(message)))
+                    record = oversize_record(ws, message, MAX_FRAME_BYTES, metrics)
+                    text = receive_text(message) if record is None else record
+                    await deliver(Frame(SOURCE, datetime.now(UTC), text))
             except websockets.ConnectionClosedOK:
                 pass  # a clean close: reconnect, as after any other
             except websockets.ConnectionClosed as closed:
-                if closed.sent is not None and closed.sent.code == 1009:
-                    metrics.rejected.inc()
                 log.warning("PBX connection dropped (%s); reconnecting", _why(closed))
             except asyncio.CancelledError:
                 await asyncio.shield(
@@ -138,10 +140,7 @@ def _why(closed: websockets.ConnectionClosed) -> str:
     if closed.rcvd is not None:
         return f"closed by the PBX: code {closed.rcvd.code} {closed.rcvd.reason}".strip()
     if closed.sent is not None and closed.sent.code == 1009:
-        return (
-            f"a frame was over the {MAX_FRAME_BYTES // 2**20} MiB limit and is lost "
-            "(the PBX does not re-send it)"
-        )
+        return f"a fragmented message grew past the {MAX_FRAME_BYTES // 2**20} MiB limit"
     if closed.sent is not None:
         return f"closed by us: code {closed.sent.code} {closed.sent.reason}".strip()
     return "connection lost without a close frame"
