@@ -207,23 +207,39 @@ def test_a_frame_over_the_transport_limit_is_stored_bounded_and_the_calls_around
     assert ingest.proc.poll() is None
 
 
-def test_a_fragmented_message_over_the_limit_is_read_past_whole(pipeline):
-    """The same for a message sent in fragments whose first is over the limit: the rest of
-    its fragments are read past too (the record gives the whole message's size and hash),
-    and the next call is stored on the same connection."""
+def test_fragmented_messages_are_assembled_or_read_past_whole(pipeline):
+    """Messages in fragments: one under the limit is assembled and processed; one whose
+    first fragment is over the limit, and one whose fragments are each under it but together
+    over it, are read past whole (the record gives the whole message's size and hash). The
+    call after them is stored on the same connection."""
     dsn, sim, ingest = pipeline
     before = _raw_count(dsn)
     subscriptions = sim.server.subscriptions
     call = pbx.inbound_answered(builder(80), KNOWN, LINE, "102")
-    fragments = ("z" * (17 * 2**20), "z" * 1000, "the end")
-    assert sim.send([fragments, *call]) == 1 + len(call)
-    wait_for(lambda: _raw_count(dsn) == before + 1 + len(call), what="every frame stored")
+    first = json.dumps(call[0])
+    small = (first[:10], first[10:20], first[20:])
+    big_first = ("z" * (17 * 2**20), "z" * 1000, "the end")
+    big_together = ("a" * (9 * 2**20), "b" * (9 * 2**20), "c")
+    assert sim.send([small, big_first, big_together, *call[1:]]) == 3 + len(call) - 1
+    wait_for(lambda: _raw_count(dsn) == before + 2 + len(call), what="every frame stored")
     with psycopg.connect(dsn) as conn:
-        (body,) = conn.execute(
-            "SELECT body FROM cti.raw_event WHERE id = %s", [before + 1]
+        frame, *bodies = [
+            row
+            for (row,) in conn.execute(
+                "SELECT coalesce(frame::text, body) FROM cti.raw_event WHERE id > %s"
+                " ORDER BY id LIMIT 3",
+                [before],
+            )
+        ]
+        (outcome,) = conn.execute(
+            "SELECT outcome FROM cti.call WHERE pbx_call_id = %s", [call[-1]["data"]["uuid"]]
         ).fetchone()
-    whole = "".join(fragments).encode()
-    assert f"{len(whole)} bytes, sha256 {hashlib.sha256(whole).hexdigest()}; it began: zz" in body
+    assert json.loads(frame) == call[0], "the small message assembled and parsed"
+    for message, body in zip((big_first, big_together), bodies, strict=True):
+        whole = "".join(message).encode()
+        sha = hashlib.sha256(whole).hexdigest()
+        assert f"{len(whole)} bytes, sha256 {sha}; it began: {message[0][:5]}" in body
+    assert outcome == "answered"
     assert sim.server.subscriptions == subscriptions, "the connection was kept"
 
 

@@ -47,58 +47,76 @@ class Skipped:
 class _ReadingPast:
     """A message being read past: its size and hash so far, and its first bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, held: list[Frame]) -> None:
         self.size, self.digest, self.head = 0, hashlib.sha256(), b""
+        for frame in held:  # fragments taken before the message grew past the limit
+            self._take(frame.data)
 
     def read(self, read_exact, length: int) -> Generator[None]:
         left = length
         while left:
             piece = yield from read_exact(min(left, PIECE))
-            self.digest.update(piece)
-            if len(self.head) < HEAD_BYTES:
-                self.head += piece[: HEAD_BYTES - len(self.head)]
+            self._take(piece)
             left -= len(piece)
-        self.size += length
+
+    def _take(self, piece: bytes) -> None:
+        self.digest.update(piece)
+        if len(self.head) < HEAD_BYTES:
+            self.head += piece[: HEAD_BYTES - len(self.head)]
+        self.size += len(piece)
 
     def done(self) -> Skipped:
         return Skipped(self.size, self.digest.hexdigest(), self.head)
 
 
 class _FrameLoopReadingPastOversize(Protocol):
-    """Protocol.parse with one change: a data frame that starts a message and is over the
-    message limit is read past (with the rest of its message, if fragmented)."""
+    """Protocol.parse, except that a message over the limit is read past. The fragments of a
+    fragmented message are held here until its last one (at most the limit, as websockets
+    would hold them), so that one growing past the limit can still be read past whole."""
 
     marker: bytes
     skipped: deque[Skipped]
 
     def parse(self) -> Generator[None]:
-        skipping: _ReadingPast | None = None  # a message over the limit, until its last fragment
+        limit = self.max_message_size
+        held: list[Frame] | None = None  # fragments of a message under way
+        past: _ReadingPast | None = None  # a message over the limit, until its last fragment
         try:
             while True:
                 if (yield from self.reader.at_eof()):
                     raise EOFError("unexpected end of stream")
                 raw, opcode, fin, length = yield from _read_header(self.reader.read_exact)
-                limit = self.max_message_size
-                starts_message = opcode in (Opcode.TEXT, Opcode.BINARY)
-                if starts_message and limit is not None and length > limit:
-                    skipping = _ReadingPast()
-                if skipping is not None and (starts_message or opcode is Opcode.CONT):
-                    yield from skipping.read(self.reader.read_exact, length)
-                    if fin:
-                        self.skipped.append(skipping.done())
-                        self.recv_frame(Frame(Opcode.BINARY, self.marker))
-                        skipping = None
+                data_frame = opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+                if limit is None or not data_frame:
+                    self.recv_frame((yield from self._frame(raw, None)))
                     continue
-                max_size = None
-                if limit is not None:
-                    max_size = limit - (self.current_size or 0)
-                frame = yield from Frame.parse(
-                    _replaying(raw, self.reader.read_exact),
-                    mask=False,  # a client reads unmasked frames; a masked one is refused
-                    max_size=max_size,
-                    extensions=self.extensions,
-                )
-                self.recv_frame(frame)
+                under_way = held is not None or past is not None
+                if (opcode is Opcode.CONT) != under_way:
+                    raise ProtocolError(
+                        "expected a continuation frame"
+                        if under_way
+                        else "unexpected continuation frame"
+                    )
+                so_far = sum(len(f.data) for f in held or ())
+                if past is None and so_far + length > limit:
+                    past, held = _ReadingPast(held or []), None
+                if past is not None:
+                    yield from past.read(self.reader.read_exact, length)
+                    if fin:
+                        self.skipped.append(past.done())
+                        self.recv_frame(Frame(Opcode.BINARY, self.marker))
+                        past = None
+                    continue
+                frame = yield from self._frame(raw, limit - so_far)
+                if held is None and fin:
+                    self.recv_frame(frame)  # the usual case: a whole message in one frame
+                    continue
+                held = held if held is not None else []
+                held.append(frame)
+                if fin:
+                    for fragment in held:
+                        self.recv_frame(fragment)
+                    held = None
         # As in Protocol.parse: fail the connection with the right code, never raise.
         except ProtocolError as exc:
             self.fail(CloseCode.PROTOCOL_ERROR, str(exc))
@@ -109,7 +127,7 @@ class _FrameLoopReadingPastOversize(Protocol):
         except UnicodeDecodeError as exc:
             self.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
             self.parser_exc = exc
-        except PayloadTooBig as exc:  # a fragmented message that grew past the limit
+        except PayloadTooBig as exc:  # not reached with a limit: kept as websockets has it
             exc.set_current_size(self.current_size)
             self.fail(CloseCode.MESSAGE_TOO_BIG, str(exc))
             self.parser_exc = exc
@@ -119,6 +137,17 @@ class _FrameLoopReadingPastOversize(Protocol):
             self.parser_exc = exc
         yield
         raise AssertionError("parse() shouldn't step after error")
+
+    def _frame(self, raw: bytes, max_size: int | None) -> Generator[None, None, Frame]:
+        """The rest of the frame whose header `raw` was read, parsed by websockets."""
+        return (
+            yield from Frame.parse(
+                _replaying(raw, self.reader.read_exact),
+                mask=False,  # a client reads unmasked frames; a masked one is refused
+                max_size=max_size,
+                extensions=self.extensions,
+            )
+        )
 
 
 class _ClientProtocol(ClientProtocol, _FrameLoopReadingPastOversize):
