@@ -376,8 +376,7 @@ DECLARE
     v_any_transfer boolean;
     v_any_command boolean;
 BEGIN
-    -- Locked in id order, so two transactions deriving overlapping sets cannot deadlock here.
-    PERFORM FROM cti.call WHERE id = ANY (p_calls) ORDER BY id FOR UPDATE;
+    PERFORM cti.lock_calls(p_calls);
 
     SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
                          d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),
@@ -901,6 +900,16 @@ CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT p_normalized IS NOT NULL AND left(p_normalized, 1) <> '+' $$;
 
+CREATE FUNCTION cti.lock_calls(p_calls bigint[]) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT FROM (SELECT DISTINCT i.id FROM unnest(p_calls) i(id) ORDER BY i.id) i
+     CROSS JOIN LATERAL (SELECT FROM cti.call c WHERE c.id = i.id FOR UPDATE) c
+$$;
+
+COMMENT ON FUNCTION cti.lock_calls(p_calls bigint[]) IS 'Lock these calls (in id order: no deadlock between two sets)';
+
 CREATE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1311,8 +1320,9 @@ BEGIN
        OR EXISTS (SELECT FROM unnest(v_facts) x WHERE (x.fact).kind LIKE 'leg%'
                    GROUP BY (x.fact).leg HAVING count(DISTINCT (x.fact).call_key) > 1)
        OR EXISTS (SELECT FROM unnest(v_facts) x
-                    JOIN cti.call_leg l ON l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg
-                    JOIN cti.call c ON c.id = l.call_id
+                    CROSS JOIN LATERAL (SELECT l.call_id FROM cti.call_leg l
+                                         WHERE l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg OFFSET 0) l
+                    CROSS JOIN LATERAL (SELECT c.pbx_call_id FROM cti.call c WHERE c.id = l.call_id OFFSET 0) c
                    WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
         RETURN false;
     END IF;
@@ -1356,17 +1366,20 @@ BEGIN
     INSERT INTO cti.call (source, pbx_call_id)
     SELECT 'onlinepbx3', (x.fact).call_key FROM unnest(p_facts) x
      WHERE (x.fact).call_key IS NOT NULL
-       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key)
+       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key OFFSET 0)
      ORDER BY x.raw_event_id
     ON CONFLICT (source, pbx_call_id) DO NOTHING;
-    PERFORM FROM cti.call c
-     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
-     ORDER BY c.id FOR UPDATE;
+    PERFORM cti.lock_calls(ARRAY(
+        SELECT c.id FROM unnest(p_facts) x
+         CROSS JOIN LATERAL (SELECT c.id FROM cti.call c
+                              WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key OFFSET 0) c));
     SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
            array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
            array_agg(x.raw_event_id ORDER BY x.raw_event_id)
       INTO v_facts, v_calls, v_ats, v_keys
-      FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
+      FROM unnest(p_facts) x
+     CROSS JOIN LATERAL (SELECT c.id FROM cti.call c
+                          WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key OFFSET 0) c;
 
     PERFORM cti.apply_facts('onlinepbx3', v_facts);
 
@@ -1963,6 +1976,8 @@ REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) 
 REVOKE ALL ON FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) FROM PUBLIC;
 

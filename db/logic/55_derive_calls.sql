@@ -115,8 +115,7 @@ DECLARE
     v_any_transfer boolean;
     v_any_command boolean;
 BEGIN
-    -- Locked in id order, so two transactions deriving overlapping sets cannot deadlock here.
-    PERFORM FROM cti.call WHERE id = ANY (p_calls) ORDER BY id FOR UPDATE;
+    PERFORM cti.lock_calls(p_calls);
 
     SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
                          d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),

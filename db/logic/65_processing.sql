@@ -117,17 +117,20 @@ BEGIN
     INSERT INTO cti.call (source, pbx_call_id)
     SELECT 'onlinepbx3', (x.fact).call_key FROM unnest(p_facts) x
      WHERE (x.fact).call_key IS NOT NULL
-       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key)
+       AND NOT EXISTS (SELECT FROM cti.call c WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key OFFSET 0)
      ORDER BY x.raw_event_id
     ON CONFLICT (source, pbx_call_id) DO NOTHING;
-    PERFORM FROM cti.call c
-     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id IN (SELECT (x.fact).call_key FROM unnest(p_facts) x)
-     ORDER BY c.id FOR UPDATE;
+    PERFORM cti.lock_calls(ARRAY(
+        SELECT c.id FROM unnest(p_facts) x
+         CROSS JOIN LATERAL (SELECT c.id FROM cti.call c
+                              WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key OFFSET 0) c));
     SELECT array_agg(ROW(x.raw_event_id, x.received_at, x.fact, c.id, x.round)::cti.frame_fact ORDER BY x.raw_event_id),
            array_agg(c.id ORDER BY x.raw_event_id), array_agg(x.received_at ORDER BY x.raw_event_id),
            array_agg(x.raw_event_id ORDER BY x.raw_event_id)
       INTO v_facts, v_calls, v_ats, v_keys
-      FROM unnest(p_facts) x JOIN cti.call c ON c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key;
+      FROM unnest(p_facts) x
+     CROSS JOIN LATERAL (SELECT c.id FROM cti.call c
+                          WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = (x.fact).call_key OFFSET 0) c;
 
     PERFORM cti.apply_facts('onlinepbx3', v_facts);
 
@@ -178,8 +181,9 @@ BEGIN
        OR EXISTS (SELECT FROM unnest(v_facts) x WHERE (x.fact).kind LIKE 'leg%'
                    GROUP BY (x.fact).leg HAVING count(DISTINCT (x.fact).call_key) > 1)
        OR EXISTS (SELECT FROM unnest(v_facts) x
-                    JOIN cti.call_leg l ON l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg
-                    JOIN cti.call c ON c.id = l.call_id
+                    CROSS JOIN LATERAL (SELECT l.call_id FROM cti.call_leg l
+                                         WHERE l.source = 'onlinepbx3' AND l.leg_uuid = (x.fact).leg OFFSET 0) l
+                    CROSS JOIN LATERAL (SELECT c.pbx_call_id FROM cti.call c WHERE c.id = l.call_id OFFSET 0) c
                    WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
         RETURN false;
     END IF;
