@@ -12,10 +12,15 @@
 -- The set functions pin plan_cache_mode: their parameters are arrays, and a custom plan
 -- (which sees the array's contents) always looks cheaper than the generic one, so
 -- PostgreSQL would re-plan their big statements on every call (measured: most of the time).
+-- A generic plan is made once per session, and on a fresh install the tables are empty
+-- then: a join of an array with cti.call on its key was planned as a scan of every call,
+-- and stayed so until autovacuum's first ANALYZE (a minute or more), slower with every
+-- call stored. So keyed lookups in these statements are written
+-- `CROSS JOIN LATERAL (SELECT ... WHERE key = outer.key OFFSET 0)`: one index lookup per
+-- key whatever the statistics say (docs/performance.md, "Plans made on empty tables").
 
 -- Lock calls in id order, so two transactions locking overlapping sets cannot deadlock.
--- One lookup per id (LATERAL ... OFFSET 0): a cached generic plan made while the table was
--- small would otherwise scan the whole table for `id = ANY (...)`, however big it grows.
+-- One lookup per id (see the header): `id = ANY (...)` was planned as a scan of the table.
 CREATE OR REPLACE FUNCTION cti.lock_calls(p_calls bigint[]) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp

@@ -129,7 +129,9 @@ BEGIN
                    OR ws.workstation IS DISTINCT FROM o.card_workstation_id)
       INTO v_steps, v_any_lookup, v_any_transfer, v_any_command
       FROM unnest(p_calls, p_ats) WITH ORDINALITY AS i(call_id, at, ord)
-      JOIN cti.call o ON o.id = i.call_id
+     -- Found by id, read by ctid (locked above, so it stays put): keyed, see 50_call_facts.sql.
+     CROSS JOIN LATERAL (SELECT ctid AS row_at FROM cti.call WHERE id = i.call_id OFFSET 0) r
+      JOIN cti.call o ON o.ctid = r.row_at
      CROSS JOIN LATERAL (
         WITH leg AS MATERIALIZED (
             SELECT * FROM cti.call_leg WHERE call_id = o.id
@@ -331,8 +333,12 @@ BEGIN
         outcome = (s.after_state).outcome, hangup_cause = (s.after_state).hangup_cause,
         ring_notified = (s.after_state).ring_notified, card_workstation_id = (s.after_state).card_workstation_id,
         routing_note = (s.after_state).routing_note
-      FROM unnest(v_steps) s
-     WHERE c.id = (s.after_state).id AND s.after_state IS DISTINCT FROM s.before_state;
+      -- Each row found by its id, then updated by its ctid (the row is locked, so the ctid
+      -- stays put): a join on id was planned as a scan of the table (50_call_facts.sql).
+      FROM (SELECT s.after_state, k.ctid AS row_at FROM unnest(v_steps) s
+             CROSS JOIN LATERAL (SELECT ctid FROM cti.call WHERE id = (s.after_state).id OFFSET 0) k
+             WHERE s.after_state IS DISTINCT FROM s.before_state) s
+     WHERE c.ctid = s.row_at;
     RETURN v_result;
 END
 $$;
