@@ -256,6 +256,81 @@ CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
         'extension', p_call.holder_extension))
 $$;
 
+CREATE FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    g cti.config;
+BEGIN
+    SELECT * INTO g FROM cti.config;
+    FOREACH rule IN ARRAY g.callback_owner_policy LOOP
+        owner_id := CASE rule WHEN 'manager' THEN (p_call.client_card ->> 'manager_id')::bigint
+                              WHEN 'line' THEN cti.crm_line_owner(p_call.dialled)
+                              WHEN 'default' THEN g.callback_default_owner END;
+        IF owner_id IS NOT NULL THEN
+            RETURN;
+        END IF;
+    END LOOP;
+    rule := NULL;
+END
+$$;
+
+CREATE FUNCTION cti.callback_party(p_client_id bigint, p_e164 text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT CASE WHEN p_client_id IS NOT NULL THEN 'client:' || p_client_id ELSE 'number:' || p_e164 END $$;
+
+CREATE TABLE cti.callback_task (
+    id bigint NOT NULL,
+    party text NOT NULL,
+    client_id bigint,
+    e164 text NOT NULL,
+    dialled text,
+    first_call_id bigint NOT NULL,
+    last_call_id bigint NOT NULL,
+    missed_calls integer DEFAULT 1 NOT NULL,
+    owner_id bigint,
+    owner_rule text,
+    created_at timestamp with time zone NOT NULL,
+    due_at timestamp with time zone NOT NULL,
+    closed_at timestamp with time zone,
+    closed_by_call_id bigint,
+    closed_by_extension text,
+    closed_how text,
+    CONSTRAINT callback_task_check CHECK (((closed_at IS NULL) = (closed_how IS NULL))),
+    CONSTRAINT callback_task_closed_how_check CHECK ((closed_how = ANY (ARRAY['outbound_answered'::text, 'inbound_answered'::text]))),
+    CONSTRAINT callback_task_missed_calls_check CHECK ((missed_calls > 0)),
+    CONSTRAINT callback_task_owner_rule_check CHECK ((owner_rule = ANY (ARRAY['manager'::text, 'line'::text, 'default'::text])))
+);
+
+COMMENT ON TABLE cti.callback_task IS 'Missed calls to call back: one open task per client (or unknown number), its owner, due time, and who closed it';
+
+CREATE FUNCTION cti.callback_payload(p_task cti.callback_task, p_call cti.call) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'task_id', p_task.id, 'number', p_task.e164, 'dialled', p_task.dialled,
+        'missed_calls', p_task.missed_calls, 'client_id', p_task.client_id,
+        'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
+        'is_new', p_call.client_match = 'new'))
+$$;
+
+CREATE FUNCTION cti.callback_tasks_v1() RETURNS TABLE(task_id bigint, number text, client_id bigint, client_name text, dialled text, missed_calls integer, created_at timestamp with time zone, due_at timestamp with time zone, last_call_id bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT t.id, t.e164, t.client_id, c.client_card ->> 'client_name', t.dialled,
+           t.missed_calls, t.created_at, t.due_at, t.last_call_id
+      FROM cti.callback_task t
+      JOIN cti.call c ON c.id = t.last_call_id
+     WHERE t.closed_at IS NULL AND t.owner_id = (cti.my_binding()).employee_id
+     ORDER BY t.due_at, t.id
+$$;
+
+COMMENT ON FUNCTION cti.callback_tasks_v1() IS 'Client API v1: my open callback tasks (missed calls to call back), the most overdue first';
+
 CREATE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -314,6 +389,26 @@ BEGIN
     RETURN v_call;
 END
 $$;
+
+CREATE FUNCTION cti.crm_deals() RETURNS TABLE(client_id bigint, manager_id bigint, opened_at timestamp with time zone, won_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::timestamptz WHERE false
+$$;
+
+COMMENT ON FUNCTION cti.crm_deals() IS 'Adapter: deals (client, manager, opened, won) for the sales funnel. Override for your CRM.';
+
+CREATE FUNCTION cti.crm_line_owner(p_dialled text) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint
+$$;
+
+COMMENT ON FUNCTION cti.crm_line_owner(p_dialled text) IS 'Adapter: the employee who calls back missed calls on line p_dialled, NULL when none. Override for your CRM.';
 
 CREATE FUNCTION cti.crm_lookup(p_e164 text) RETURNS TABLE(client_id bigint, client_name text, company text, manager_id bigint, manager_surname text)
     LANGUAGE sql STABLE
@@ -600,6 +695,13 @@ BEGIN
              CROSS JOIN LATERAL (SELECT ctid FROM cti.call WHERE id = (s.after_state).id OFFSET 0) k
              WHERE s.after_state IS DISTINCT FROM s.before_state) s
      WHERE c.ctid = s.row_at;
+
+    -- Callback tasks follow calls answered just now, and missed ones (57_callbacks.sql).
+    IF EXISTS (SELECT FROM unnest(v_steps) s
+                WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
+                   OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy')) THEN
+        v_result.commands := v_result.commands || cti.track_callbacks(v_steps, p_keys, p_live);
+    END IF;
     RETURN v_result;
 END
 $$;
@@ -1074,6 +1176,11 @@ CREATE TABLE cti.config (
     max_frame_bytes integer DEFAULT 1048576 NOT NULL,
     stale_call_after interval DEFAULT '02:00:00'::interval NOT NULL,
     doorbell_max_queue_usage real DEFAULT 0.5 NOT NULL,
+    callback_due_after interval DEFAULT '01:00:00'::interval NOT NULL,
+    callback_owner_policy text[] DEFAULT ARRAY['manager'::text, 'line'::text, 'default'::text] NOT NULL,
+    callback_default_owner bigint,
+    CONSTRAINT config_callback_due_after_check CHECK ((callback_due_after >= '00:00:00'::interval)),
+    CONSTRAINT config_callback_owner_policy_check CHECK ((callback_owner_policy <@ ARRAY['manager'::text, 'line'::text, 'default'::text])),
     CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
     CONSTRAINT config_doorbell_max_queue_usage_check CHECK (((doorbell_max_queue_usage > (0)::double precision) AND (doorbell_max_queue_usage < (1)::double precision))),
     CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
@@ -1429,6 +1536,8 @@ DECLARE
 BEGIN
     -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
     LOCK TABLE cti.raw_event IN SHARE MODE;
+    DELETE FROM cti.callback_task;  -- made again from the calls, in the same order
+    DELETE FROM cti.callback_party_key;
     DELETE FROM cti.call_leg;
     DELETE FROM cti.call_bridge;
     DELETE FROM cti.call_transfer;
@@ -1633,6 +1742,88 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.track_callbacks(p_steps cti.call_derivation[], p_keys bigint[], p_live boolean) RETURNS cti.keyed_command[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_step cti.call_derivation;
+    v_call cti.call;
+    v_task cti.callback_task;
+    v_owner record;
+    v_items cti.keyed_command[] := '{}';
+    v_key bigint;
+    v_parties text[];
+    v_reached boolean;
+    v_missed boolean;
+BEGIN
+    FOREACH v_step IN ARRAY p_steps LOOP
+        v_call := v_step.after_state;
+        CONTINUE WHEN v_call.external_number IS NULL OR cti.is_extension(v_call.external_number);
+        v_reached := v_call.answered_at IS NOT NULL AND (v_step.before_state).answered_at IS NULL
+                     AND v_call.direction IN ('inbound', 'outbound');
+        v_missed := v_call.direction = 'inbound' AND v_call.outcome IN ('missed', 'abandoned', 'busy');
+
+        -- The end of a call that opened a task can still move (the PBX's own time replacing
+        -- the arrival of its last leg's end): the task follows. Order does not matter here.
+        IF v_missed AND (v_step.before_state).outcome IS NOT NULL THEN
+            UPDATE cti.callback_task t SET created_at = v_call.ended_at, due_at = v_call.ended_at + g.callback_due_after
+              FROM cti.config g
+             WHERE t.first_call_id = v_call.id AND t.created_at IS DISTINCT FROM v_call.ended_at;
+        END IF;
+        v_missed := v_missed AND (v_step.before_state).outcome IS NULL;  -- ended just now
+        CONTINUE WHEN NOT (v_reached OR v_missed);
+
+        v_key := p_keys[v_step.ord];
+        v_parties := ARRAY[cti.callback_party(v_call.client_id, v_call.external_number),
+                           cti.callback_party(NULL, v_call.external_number)];
+        -- A batch in rounds derives each call's frames in order, but not every frame of the
+        -- batch in frame order; tasks depend on that order, so such a batch is processed
+        -- again frame by frame (where keys are 0, and frames in order anyway).
+        IF v_key > 0 THEN
+            IF EXISTS (SELECT FROM cti.callback_party_key k
+                        WHERE k.party = ANY (v_parties) AND k.last_frame_key > v_key) THEN
+                RAISE EXCEPTION 'callback tasks were reached out of frame order'
+                    USING ERRCODE = 'CTIR1', HINT = 'the batch is processed again frame by frame';
+            END IF;
+            INSERT INTO cti.callback_party_key AS k (party, last_frame_key)
+            SELECT DISTINCT p, v_key FROM unnest(v_parties) p
+            ON CONFLICT (party) DO UPDATE SET last_frame_key = greatest(k.last_frame_key, EXCLUDED.last_frame_key);
+        END IF;
+
+        -- Reached: answered just now, either way.
+        IF v_reached THEN
+            UPDATE cti.callback_task t
+               SET closed_at = v_call.answered_at, closed_by_call_id = v_call.id,
+                   closed_by_extension = v_call.answered_by, closed_how = v_call.direction || '_answered'
+             WHERE t.closed_at IS NULL AND t.party = ANY (v_parties);
+        END IF;
+
+        -- Missed: ended just now without an answer.
+        IF v_missed THEN
+            SELECT * INTO v_owner FROM cti.callback_owner(v_call);
+            INSERT INTO cti.callback_task AS t (party, client_id, e164, dialled, first_call_id, last_call_id,
+                                                owner_id, owner_rule, created_at, due_at)
+            SELECT v_parties[1], v_call.client_id,
+                   v_call.external_number, v_call.dialled, v_call.id, v_call.id, v_owner.owner_id, v_owner.rule,
+                   v_call.ended_at, v_call.ended_at + g.callback_due_after
+              FROM cti.config g
+            ON CONFLICT (party) WHERE closed_at IS NULL DO UPDATE
+               SET missed_calls = t.missed_calls + 1, last_call_id = EXCLUDED.last_call_id, e164 = EXCLUDED.e164
+            RETURNING * INTO v_task;
+            IF p_live AND v_task.owner_id IS NOT NULL THEN
+                v_items := v_items || ROW(v_key, 4, 1,
+                                          ROW('emp', v_task.owner_id, 'callback_task', v_call.id,
+                                              cti.callback_payload(v_task, v_call))::cti.command)::cti.keyed_command;
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN v_items;
+END
+$$;
+
+COMMENT ON FUNCTION cti.track_callbacks(p_steps cti.call_derivation[], p_keys bigint[], p_live boolean) IS 'Make, add to and close callback tasks for the calls just derived; returns the owners'' callback_task items';
+
 CREATE FUNCTION cti.whoami_v1() RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1721,6 +1912,22 @@ CREATE TABLE cti.call_leg (
     destination_is_extension boolean GENERATED ALWAYS AS (cti.is_extension(destination)) STORED
 );
 
+CREATE TABLE cti.callback_party_key (
+    party text NOT NULL,
+    last_frame_key bigint NOT NULL
+);
+
+COMMENT ON TABLE cti.callback_party_key IS 'The raw event that last missed or reached each party (keeps callback tasks in frame order)';
+
+ALTER TABLE cti.callback_task ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.callback_task_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE cti.channel_key (
     singleton boolean DEFAULT true NOT NULL,
     key bytea NOT NULL,
@@ -1745,6 +1952,69 @@ CREATE VIEW cti.client_contact_summary_v1 AS
 
 COMMENT ON VIEW cti.client_contact_summary_v1 IS 'Per client: calls, missed calls, average response time, missed and not called back';
 
+CREATE VIEW cti.daily_call_stats_v1 AS
+ WITH calls AS (
+         SELECT (c_1.started_at)::date AS day,
+            c_1.dialled AS line,
+            c_1.outcome,
+            c_1.client_match,
+            (c_1.answered_at - c_1.started_at) AS response_time
+           FROM cti.call c_1
+          WHERE ((c_1.direction = 'inbound'::text) AND (c_1.started_at IS NOT NULL))
+        ), per_calls AS (
+         SELECT calls.day,
+            calls.line,
+            (GROUPING(calls.line) = 1) AS all_lines,
+            count(*) AS inbound_calls,
+            count(*) FILTER (WHERE (calls.outcome = 'answered'::text)) AS answered,
+            count(*) FILTER (WHERE (calls.outcome = 'missed'::text)) AS missed,
+            count(*) FILTER (WHERE (calls.outcome = 'abandoned'::text)) AS abandoned,
+            count(*) FILTER (WHERE (calls.outcome = 'busy'::text)) AS busy,
+            round(((count(*) FILTER (WHERE (calls.outcome = 'answered'::text)))::numeric / (NULLIF(count(*) FILTER (WHERE (calls.outcome IS NOT NULL)), 0))::numeric), 3) AS answer_rate,
+            percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY calls.response_time) FILTER (WHERE (calls.outcome = 'answered'::text)) AS response_p50,
+            percentile_cont((0.9)::double precision) WITHIN GROUP (ORDER BY calls.response_time) FILTER (WHERE (calls.outcome = 'answered'::text)) AS response_p90,
+            count(*) FILTER (WHERE (calls.client_match = 'new'::text)) AS leads_registered
+           FROM calls
+          GROUP BY GROUPING SETS ((calls.day, calls.line), (calls.day))
+        ), tasks AS (
+         SELECT (t_1.created_at)::date AS day,
+            t_1.dialled AS line,
+            t_1.closed_how,
+            (c_1.answered_at - t_1.created_at) AS time_to_callback
+           FROM (cti.callback_task t_1
+             LEFT JOIN cti.call c_1 ON ((c_1.id = t_1.closed_by_call_id)))
+        ), per_tasks AS (
+         SELECT tasks.day,
+            tasks.line,
+            (GROUPING(tasks.line) = 1) AS all_lines,
+            count(*) FILTER (WHERE (tasks.closed_how = 'outbound_answered'::text)) AS callbacks_made,
+            percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY tasks.time_to_callback) FILTER (WHERE (tasks.closed_how = 'outbound_answered'::text)) AS time_to_callback_p50,
+            count(*) FILTER (WHERE (tasks.closed_how = 'inbound_answered'::text)) AS reached_when_they_called_again,
+            count(*) FILTER (WHERE (tasks.closed_how IS NULL)) AS missed_never_called_back
+           FROM tasks
+          GROUP BY GROUPING SETS ((tasks.day, tasks.line), (tasks.day))
+        )
+ SELECT COALESCE(c.day, t.day) AS day,
+    COALESCE(c.all_lines, t.all_lines) AS all_lines,
+    COALESCE(c.line, t.line) AS line,
+    COALESCE(c.inbound_calls, (0)::bigint) AS inbound_calls,
+    COALESCE(c.answered, (0)::bigint) AS answered,
+    COALESCE(c.missed, (0)::bigint) AS missed,
+    COALESCE(c.abandoned, (0)::bigint) AS abandoned,
+    COALESCE(c.busy, (0)::bigint) AS busy,
+    c.answer_rate,
+    c.response_p50,
+    c.response_p90,
+    COALESCE(t.callbacks_made, (0)::bigint) AS callbacks_made,
+    t.time_to_callback_p50,
+    COALESCE(t.reached_when_they_called_again, (0)::bigint) AS reached_when_they_called_again,
+    COALESCE(t.missed_never_called_back, (0)::bigint) AS missed_never_called_back,
+    COALESCE(c.leads_registered, (0)::bigint) AS leads_registered
+   FROM (per_calls c
+     FULL JOIN per_tasks t ON (((t.day = c.day) AND (t.all_lines = c.all_lines) AND (NOT (t.line IS DISTINCT FROM c.line)))));
+
+COMMENT ON VIEW cti.daily_call_stats_v1 IS 'Per day and line (and per day, all_lines): inbound, answered, missed, abandoned, busy, answer rate, response p50/p90, callbacks made, time to callback, never called back, leads';
+
 CREATE TABLE cti.doorbell_skip (
     skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     doorbells integer NOT NULL,
@@ -1752,6 +2022,39 @@ CREATE TABLE cti.doorbell_skip (
 );
 
 COMMENT ON TABLE cti.doorbell_skip IS 'Doorbells left out because the NOTIFY queue was fuller than cti.config.doorbell_max_queue_usage; the commands themselves are in cti.outbox';
+
+CREATE VIEW cti.employee_call_stats_v1 AS
+ WITH work AS (
+         SELECT (c.started_at)::date AS day,
+            c.answered_by AS extension,
+            c.direction,
+            (c.answered_at - c.started_at) AS response_time,
+            NULL::interval AS time_to_callback,
+            false AS callback
+           FROM cti.call c
+          WHERE ((c.answered_by IS NOT NULL) AND (c.started_at IS NOT NULL))
+        UNION ALL
+         SELECT (t.closed_at)::date AS closed_at,
+            t.closed_by_extension,
+            'callback'::text,
+            NULL::interval,
+            (t.closed_at - t.created_at),
+            true
+           FROM cti.callback_task t
+          WHERE ((t.closed_how = 'outbound_answered'::text) AND (t.closed_by_extension IS NOT NULL))
+        )
+ SELECT day,
+    extension,
+    count(*) FILTER (WHERE (direction = 'inbound'::text)) AS answered_inbound,
+    percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE (direction = 'inbound'::text)) AS response_p50,
+    percentile_cont((0.9)::double precision) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE (direction = 'inbound'::text)) AS response_p90,
+    count(*) FILTER (WHERE (direction = 'outbound'::text)) AS answered_outbound,
+    count(*) FILTER (WHERE callback) AS callbacks_made,
+    percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY time_to_callback) FILTER (WHERE callback) AS time_to_callback_p50
+   FROM work
+  GROUP BY day, extension;
+
+COMMENT ON VIEW cti.employee_call_stats_v1 IS 'Per day and extension: inbound calls answered, response p50/p90, outbound calls answered, callbacks made and their time to callback';
 
 CREATE TABLE cti.event_outcome (
     raw_event_id bigint NOT NULL,
@@ -1787,7 +2090,7 @@ CREATE TABLE cti.outbox (
     call_id bigint NOT NULL,
     payload jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    CONSTRAINT outbox_type_check CHECK ((type = ANY (ARRAY['ring'::text, 'open_card'::text, 'close_card'::text, 'call_ended'::text])))
+    CONSTRAINT outbox_type_check CHECK ((type = ANY (ARRAY['ring'::text, 'open_card'::text, 'close_card'::text, 'call_ended'::text, 'callback_task'::text])))
 );
 
 COMMENT ON TABLE cti.outbox IS 'Every command and notification for CRM clients, per target in sequence order; clients pull and ack';
@@ -1816,6 +2119,58 @@ CREATE TABLE cti.registered_number (
     call_id bigint NOT NULL,
     registered_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+CREATE VIEW cti.sales_funnel_v1 AS
+ WITH first_calls AS (
+         SELECT DISTINCT ON (p.party) p.party,
+            p.client_id,
+            p.started_at,
+            p.dialled,
+            (p.client_match = 'new'::text) AS registered
+           FROM ( SELECT cti.callback_party(c.client_id, c.external_number) AS party,
+                    c.client_id,
+                    c.started_at,
+                    c.dialled,
+                    c.client_match
+                   FROM cti.call c
+                  WHERE ((c.direction = 'inbound'::text) AND (c.started_at IS NOT NULL) AND (c.external_number IS NOT NULL) AND (NOT cti.is_extension(c.external_number)))) p
+          ORDER BY p.party, p.started_at
+        ), deals AS MATERIALIZED (
+         SELECT crm_deals.client_id,
+            crm_deals.manager_id,
+            crm_deals.opened_at,
+            crm_deals.won_at
+           FROM cti.crm_deals() crm_deals(client_id, manager_id, opened_at, won_at)
+        ), stages AS (
+         SELECT (date_trunc('month'::text, f.started_at))::date AS month,
+            f.dialled AS first_line,
+            min(x.manager_id) AS manager_id,
+            f.registered,
+            (count(x.client_id) > 0) AS with_deal,
+            COALESCE(bool_or((x.won_at IS NOT NULL)), false) AS won
+           FROM (first_calls f
+             LEFT JOIN deals x ON (((x.client_id = f.client_id) AND (x.opened_at >= f.started_at))))
+          GROUP BY f.party, f.started_at, f.dialled, f.registered
+        )
+ SELECT month,
+        CASE
+            WHEN (GROUPING(first_line) = 0) THEN 'line'::text
+            WHEN (GROUPING(manager_id) = 0) THEN 'manager'::text
+            ELSE 'all'::text
+        END AS by,
+    first_line,
+    manager_id,
+    count(*) AS callers,
+    count(*) FILTER (WHERE registered) AS leads,
+    count(*) FILTER (WHERE with_deal) AS with_deal,
+    count(*) FILTER (WHERE won) AS won,
+    round(((count(*) FILTER (WHERE registered))::numeric / (NULLIF(count(*), 0))::numeric), 3) AS lead_rate,
+    round(((count(*) FILTER (WHERE with_deal))::numeric / (NULLIF(count(*), 0))::numeric), 3) AS deal_rate,
+    round(((count(*) FILTER (WHERE won))::numeric / (NULLIF(count(*) FILTER (WHERE with_deal), 0))::numeric), 3) AS win_rate
+   FROM stages
+  GROUP BY GROUPING SETS ((month, first_line), (month, manager_id), (month));
+
+COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers, leads registered by the call, with a deal since, won; rates';
 
 CREATE TABLE cti.stream (
     target_kind text NOT NULL,
@@ -1848,6 +2203,12 @@ ALTER TABLE ONLY cti.call
 
 ALTER TABLE ONLY cti.call_transfer
     ADD CONSTRAINT call_transfer_pkey PRIMARY KEY (call_id, step);
+
+ALTER TABLE ONLY cti.callback_party_key
+    ADD CONSTRAINT callback_party_key_pkey PRIMARY KEY (party);
+
+ALTER TABLE ONLY cti.callback_task
+    ADD CONSTRAINT callback_task_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY cti.channel_key
     ADD CONSTRAINT channel_key_pkey PRIMARY KEY (singleton);
@@ -1899,6 +2260,16 @@ CREATE INDEX call_open ON cti.call USING btree (last_event_at) WHERE (ended_at I
 
 CREATE INDEX call_started ON cti.call USING btree (started_at);
 
+CREATE INDEX callback_task_created ON cti.callback_task USING btree (created_at);
+
+CREATE INDEX callback_task_first_call ON cti.callback_task USING btree (first_call_id);
+
+CREATE INDEX callback_task_last_call ON cti.callback_task USING btree (last_call_id);
+
+CREATE UNIQUE INDEX callback_task_open ON cti.callback_task USING btree (party) WHERE (closed_at IS NULL);
+
+CREATE INDEX callback_task_owner ON cti.callback_task USING btree (owner_id) WHERE (closed_at IS NULL);
+
 CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (status) WHERE (status <> 'processed'::text);
 
 CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCLUDE (crm_key);
@@ -1919,6 +2290,15 @@ ALTER TABLE ONLY cti.call_leg
 
 ALTER TABLE ONLY cti.call_transfer
     ADD CONSTRAINT call_transfer_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY cti.callback_task
+    ADD CONSTRAINT callback_task_closed_by_call_id_fkey FOREIGN KEY (closed_by_call_id) REFERENCES cti.call(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY cti.callback_task
+    ADD CONSTRAINT callback_task_first_call_id_fkey FOREIGN KEY (first_call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY cti.callback_task
+    ADD CONSTRAINT callback_task_last_call_id_fkey FOREIGN KEY (last_call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY cti.event_outcome
     ADD CONSTRAINT event_outcome_raw_event_id_fkey FOREIGN KEY (raw_event_id) REFERENCES cti.raw_event(id);
@@ -1948,9 +2328,22 @@ REVOKE ALL ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column 
 
 REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.callback_party(p_client_id bigint, p_e164 text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.callback_payload(p_task cti.callback_task, p_call cti.call) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.callback_tasks_v1() FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.callback_tasks_v1() TO cti_client;
+
 REVOKE ALL ON FUNCTION cti.channel_name(p_kind text, p_id bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_deals() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_line_owner(p_dialled text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_lookup(p_e164 text) FROM PUBLIC;
 
@@ -2049,6 +2442,8 @@ REVOKE ALL ON FUNCTION cti.tg_phone_source__sync() FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.tg_raw_event__parse() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_raw_event__process() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.track_callbacks(p_steps cti.call_derivation[], p_keys bigint[], p_live boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.whoami_v1() FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.whoami_v1() TO cti_client;

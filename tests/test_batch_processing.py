@@ -67,7 +67,7 @@ def observed(conn: psycopg.Connection) -> dict:
         ).fetchall(),
         "commands": conn.execute(
             "SELECT o.target_kind, o.target_id, o.seq, o.type, c.pbx_call_id,"
-            "       o.payload - 'call_id' - 'client_id'"
+            "       o.payload - 'call_id' - 'client_id' - 'task_id'"  # surrogate ids
             " FROM cti.outbox o JOIN cti.call c ON c.id = o.call_id ORDER BY 1, 2, 3"
         ).fetchall(),
         "history": conn.execute(

@@ -97,7 +97,9 @@ def test_unanswered_calls_ring_but_pop_nothing(conn, crm, cause, outcome):
     b = builder()
     insert_frames(conn, pbx.inbound_unanswered(b, KNOWN, LINE, ["101", "102"], cause))
     assert call_row(conn, b.call_uuid)["outcome"] == outcome
-    assert [c[2] for c in commands(conn)] == ["ring", "ring"]
+    # Rings while it rang; then a callback task for the client's manager (57_callbacks.sql).
+    assert [c[2] for c in commands(conn)] == ["ring", "ring", "callback_task"]
+    assert commands(conn)[-1][:2] == ("emp", crm["Petrova"])
 
 
 def test_ring_all_first_answer_wins(conn, crm):

@@ -1,11 +1,13 @@
--- The CRM adapters: the only four places where pgcti reads or writes the CRM.
+-- The CRM adapters: the only places where pgcti reads or writes the CRM.
 -- pgcti: keep-existing
 --
 -- Rules:
--- - pgcti asks the CRM four questions and asks them only here: who owns this number
+-- - pgcti asks the CRM six questions and asks them only here: who owns this number
 --   (crm_lookup), register this unknown number as a lead (crm_register_unknown), which
 --   workstation has this extension (crm_workstation_for_extension), who hears about calls
---   to this line (crm_ring_recipients).
+--   to this line (crm_ring_recipients), who calls back a client who called this line and
+--   has no manager (crm_line_owner), and which clients have deals (crm_deals, for the
+--   sales funnel).
 -- - pgcti knows no CRM until it is told: these bodies are placeholders that find nobody,
 --   so calls are recorded but no card opens and nobody is rung. A DBA replaces them in a
 --   migration of their own (docs/dba-guide.md); the reference CRM of the demo and the tests
@@ -61,3 +63,28 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION cti.crm_ring_recipients(text) IS 'Adapter: employee ids to notify of an incoming call on line p_dialled. Override for your CRM.';
+
+-- Who calls back a missed call on this line when the client has no manager (callback
+-- tasks, cti.config.callback_owner_policy 'line'): an employee id, NULL when nobody.
+CREATE FUNCTION cti.crm_line_owner(p_dialled text) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint
+$$;
+
+COMMENT ON FUNCTION cti.crm_line_owner(text) IS 'Adapter: the employee who calls back missed calls on line p_dialled, NULL when none. Override for your CRM.';
+
+-- The CRM's deals, for the sales funnel: one row per deal, with the client, the manager
+-- responsible, when it was opened and when it was won (NULL: not won, or not yet).
+CREATE FUNCTION cti.crm_deals()
+RETURNS TABLE (client_id bigint, manager_id bigint, opened_at timestamptz, won_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::timestamptz WHERE false
+$$;
+
+COMMENT ON FUNCTION cti.crm_deals() IS 'Adapter: deals (client, manager, opened, won) for the sales funnel. Override for your CRM.';

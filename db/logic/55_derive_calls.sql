@@ -339,6 +339,13 @@ BEGIN
              CROSS JOIN LATERAL (SELECT ctid FROM cti.call WHERE id = (s.after_state).id OFFSET 0) k
              WHERE s.after_state IS DISTINCT FROM s.before_state) s
      WHERE c.ctid = s.row_at;
+
+    -- Callback tasks follow calls answered just now, and missed ones (57_callbacks.sql).
+    IF EXISTS (SELECT FROM unnest(v_steps) s
+                WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
+                   OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy')) THEN
+        v_result.commands := v_result.commands || cti.track_callbacks(v_steps, p_keys, p_live);
+    END IF;
     RETURN v_result;
 END
 $$;

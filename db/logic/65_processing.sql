@@ -321,6 +321,8 @@ DECLARE
 BEGIN
     -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
     LOCK TABLE cti.raw_event IN SHARE MODE;
+    DELETE FROM cti.callback_task;  -- made again from the calls, in the same order
+    DELETE FROM cti.callback_party_key;
     DELETE FROM cti.call_leg;
     DELETE FROM cti.call_bridge;
     DELETE FROM cti.call_transfer;

@@ -123,3 +123,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT cti.ack('emp', (cti.my_binding()).employee_id, p_seq) $$;
 
 COMMENT ON FUNCTION cti.ack_notifications_v1(bigint) IS 'Client API v1: mark my notifications up to p_seq handled; returns the acknowledged seq';
+
+-- My open callback tasks (57_callbacks.sql), the most overdue first.
+CREATE OR REPLACE FUNCTION cti.callback_tasks_v1()
+RETURNS TABLE (task_id bigint, number text, client_id bigint, client_name text, dialled text,
+               missed_calls int, created_at timestamptz, due_at timestamptz, last_call_id bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.id, t.e164, t.client_id, c.client_card ->> 'client_name', t.dialled,
+           t.missed_calls, t.created_at, t.due_at, t.last_call_id
+      FROM cti.callback_task t
+      JOIN cti.call c ON c.id = t.last_call_id
+     WHERE t.closed_at IS NULL AND t.owner_id = (cti.my_binding()).employee_id
+     ORDER BY t.due_at, t.id
+$$;
+
+COMMENT ON FUNCTION cti.callback_tasks_v1() IS 'Client API v1: my open callback tasks (missed calls to call back), the most overdue first';

@@ -18,5 +18,5 @@
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.epoch_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
-    cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint),
+    cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint), cti.callback_tasks_v1(),
     cti.normalize_phone(text), cti.phone_numbers(text), cti.phone_from_digits(text, cti.config) TO cti_client;

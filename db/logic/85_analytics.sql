@@ -1,0 +1,129 @@
+-- Analytics: what a sales team and its supervisor look at every day, and the funnel.
+--
+-- Rules:
+-- - Days and months are those of the session's time zone: a report for Moscow runs
+--   `SET TIME ZONE 'Europe/Moscow'` first (pgcti report does, with --time-zone).
+-- - Inbound calls count on the day they started, on the line called (`dialled`); answered,
+--   missed, abandoned and busy are their outcomes; the answer rate is answered / inbound.
+-- - Response time runs from the start of a call to its first answer; p50 and p90 are over
+--   the answered inbound calls.
+-- - Callbacks come from callback tasks (57_callbacks.sql), on the day of the missed call
+--   that opened them: a task closed by an answered outbound call is a callback made, and
+--   its time to callback runs from the end of that missed call to the answer; a task
+--   closed by the client's next answered inbound call was reached, not called back; a task
+--   still open is a missed call never called back.
+-- - A lead registered from a call is a call whose number the CRM registered (match 'new').
+-- - Per-line rows carry `all_lines = false`; one row per day with `all_lines = true` and
+--   line NULL sums every line (percentiles are computed over the day, not summed).
+-- - The funnel follows each party (a client, or an unknown number) from its first inbound
+--   call ever: a lead if that call registered it, with a deal if the CRM (cti.crm_deals)
+--   has a deal for it opened since, won if one was won since. Rows per month of that first
+--   call, by the line it called and by the manager of its deal, and for the whole month.
+-- Versioned like the client API: a change of columns is a _v2 beside the _v1.
+
+CREATE OR REPLACE VIEW cti.daily_call_stats_v1 AS
+WITH calls AS (
+    SELECT c.started_at::date AS day, c.dialled AS line, c.outcome, c.client_match,
+           c.answered_at - c.started_at AS response_time
+      FROM cti.call c
+     WHERE c.direction = 'inbound' AND c.started_at IS NOT NULL
+), per_calls AS (
+    SELECT day, line, GROUPING(line) = 1 AS all_lines,
+           count(*) AS inbound_calls,
+           count(*) FILTER (WHERE outcome = 'answered') AS answered,
+           count(*) FILTER (WHERE outcome = 'missed') AS missed,
+           count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
+           count(*) FILTER (WHERE outcome = 'busy') AS busy,
+           round(count(*) FILTER (WHERE outcome = 'answered')::numeric
+                 / nullif(count(*) FILTER (WHERE outcome IS NOT NULL), 0), 3) AS answer_rate,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE outcome = 'answered') AS response_p50,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE outcome = 'answered') AS response_p90,
+           count(*) FILTER (WHERE client_match = 'new') AS leads_registered
+      FROM calls
+     GROUP BY GROUPING SETS ((day, line), (day))
+), tasks AS (
+    SELECT t.created_at::date AS day, t.dialled AS line, t.closed_how,
+           c.answered_at - t.created_at AS time_to_callback
+      FROM cti.callback_task t
+      LEFT JOIN cti.call c ON c.id = t.closed_by_call_id
+), per_tasks AS (
+    SELECT day, line, GROUPING(line) = 1 AS all_lines,
+           count(*) FILTER (WHERE closed_how = 'outbound_answered') AS callbacks_made,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY time_to_callback)
+               FILTER (WHERE closed_how = 'outbound_answered') AS time_to_callback_p50,
+           count(*) FILTER (WHERE closed_how = 'inbound_answered') AS reached_when_they_called_again,
+           count(*) FILTER (WHERE closed_how IS NULL) AS missed_never_called_back
+      FROM tasks
+     GROUP BY GROUPING SETS ((day, line), (day))
+)
+SELECT coalesce(c.day, t.day) AS day, coalesce(c.all_lines, t.all_lines) AS all_lines,
+       coalesce(c.line, t.line) AS line,
+       coalesce(c.inbound_calls, 0) AS inbound_calls, coalesce(c.answered, 0) AS answered,
+       coalesce(c.missed, 0) AS missed, coalesce(c.abandoned, 0) AS abandoned, coalesce(c.busy, 0) AS busy,
+       c.answer_rate, c.response_p50, c.response_p90,
+       coalesce(t.callbacks_made, 0) AS callbacks_made, t.time_to_callback_p50,
+       coalesce(t.reached_when_they_called_again, 0) AS reached_when_they_called_again,
+       coalesce(t.missed_never_called_back, 0) AS missed_never_called_back,
+       coalesce(c.leads_registered, 0) AS leads_registered
+  FROM per_calls c
+  FULL JOIN per_tasks t ON t.day = c.day AND t.all_lines = c.all_lines
+                       AND t.line IS NOT DISTINCT FROM c.line;
+
+COMMENT ON VIEW cti.daily_call_stats_v1 IS 'Per day and line (and per day, all_lines): inbound, answered, missed, abandoned, busy, answer rate, response p50/p90, callbacks made, time to callback, never called back, leads';
+
+CREATE OR REPLACE VIEW cti.employee_call_stats_v1 AS
+WITH work AS (
+    SELECT c.started_at::date AS day, c.answered_by AS extension, c.direction,
+           c.answered_at - c.started_at AS response_time, NULL::interval AS time_to_callback, false AS callback
+      FROM cti.call c
+     WHERE c.answered_by IS NOT NULL AND c.started_at IS NOT NULL
+    UNION ALL
+    SELECT t.closed_at::date, t.closed_by_extension, 'callback', NULL, t.closed_at - t.created_at, true
+      FROM cti.callback_task t
+     WHERE t.closed_how = 'outbound_answered' AND t.closed_by_extension IS NOT NULL
+)
+SELECT day, extension,
+       count(*) FILTER (WHERE direction = 'inbound') AS answered_inbound,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE direction = 'inbound') AS response_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE direction = 'inbound') AS response_p90,
+       count(*) FILTER (WHERE direction = 'outbound') AS answered_outbound,
+       count(*) FILTER (WHERE callback) AS callbacks_made,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY time_to_callback) FILTER (WHERE callback) AS time_to_callback_p50
+  FROM work
+ GROUP BY day, extension;
+
+COMMENT ON VIEW cti.employee_call_stats_v1 IS 'Per day and extension: inbound calls answered, response p50/p90, outbound calls answered, callbacks made and their time to callback';
+
+CREATE OR REPLACE VIEW cti.sales_funnel_v1 AS
+WITH first_calls AS (
+    SELECT DISTINCT ON (party) party, client_id, started_at, dialled, client_match = 'new' AS registered
+      FROM (SELECT cti.callback_party(c.client_id, c.external_number) AS party, c.client_id,
+                   c.started_at, c.dialled, c.client_match
+              FROM cti.call c
+             WHERE c.direction = 'inbound' AND c.started_at IS NOT NULL
+               AND c.external_number IS NOT NULL AND NOT cti.is_extension(c.external_number)) p
+     ORDER BY party, started_at
+), deals AS MATERIALIZED (
+    SELECT * FROM cti.crm_deals()  -- asked once, not once per party
+), stages AS (
+    SELECT date_trunc('month', f.started_at)::date AS month, f.dialled AS first_line,
+           min(x.manager_id) AS manager_id, f.registered, count(x.client_id) > 0 AS with_deal,
+           coalesce(bool_or(x.won_at IS NOT NULL), false) AS won
+      FROM first_calls f
+      LEFT JOIN deals x ON x.client_id = f.client_id AND x.opened_at >= f.started_at
+     GROUP BY f.party, f.started_at, f.dialled, f.registered
+)
+SELECT month,
+       CASE WHEN GROUPING(first_line) = 0 THEN 'line' WHEN GROUPING(manager_id) = 0 THEN 'manager' ELSE 'all' END AS by,
+       first_line, manager_id,
+       count(*) AS callers,
+       count(*) FILTER (WHERE registered) AS leads,
+       count(*) FILTER (WHERE with_deal) AS with_deal,
+       count(*) FILTER (WHERE won) AS won,
+       round(count(*) FILTER (WHERE registered)::numeric / nullif(count(*), 0), 3) AS lead_rate,
+       round(count(*) FILTER (WHERE with_deal)::numeric / nullif(count(*), 0), 3) AS deal_rate,
+       round(count(*) FILTER (WHERE won)::numeric / nullif(count(*) FILTER (WHERE with_deal), 0), 3) AS win_rate
+  FROM stages
+ GROUP BY GROUPING SETS ((month, first_line), (month, manager_id), (month));
+
+COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers, leads registered by the call, with a deal since, won; rates';
