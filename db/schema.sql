@@ -1791,8 +1791,11 @@ BEGIN
             ON CONFLICT (party) DO UPDATE SET last_frame_key = greatest(k.last_frame_key, EXCLUDED.last_frame_key);
         END IF;
 
-        -- Reached: answered just now, either way.
+        -- Reached: answered just now, either way. A task this very call opened alone goes:
+        -- its frames came out of order, and it looked missed before its answer arrived.
         IF v_reached THEN
+            DELETE FROM cti.callback_task t
+             WHERE t.first_call_id = v_call.id AND t.last_call_id = v_call.id AND t.closed_at IS NULL;
             UPDATE cti.callback_task t
                SET closed_at = v_call.answered_at, closed_by_call_id = v_call.id,
                    closed_by_extension = v_call.answered_by, closed_how = v_call.direction || '_answered'

@@ -96,8 +96,19 @@ def _logins(conn: psycopg.Connection) -> Iterator[Finding]:
         yield Finding(status, "logins", detail)
 
 
+# Adapters of optional features: their placeholders leave the feature without its CRM
+# side, which is worth a warning, not a failure.
+OPTIONAL_ADAPTERS = {
+    "crm_line_owner": "missed calls of clients without a manager go to the default owner",
+    "crm_deals": "the sales funnel shows no deals",
+}
+
+
 def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]:
-    placeholders = [name for (name,) in conn.execute(query("doctor_placeholder_adapters"))]
+    live = [name for (name,) in conn.execute(query("doctor_placeholder_adapters"))]
+    for name in (n for n in live if n in OPTIONAL_ADAPTERS):
+        yield Finding(WARN, "adapters", f"{name} is pgcti's placeholder: {OPTIONAL_ADAPTERS[name]}")
+    placeholders = [name for name in live if name not in OPTIONAL_ADAPTERS]
     if placeholders:
         yield Finding(
             FAIL,

@@ -29,5 +29,5 @@ def test_every_doorbell_is_type_seq_and_call_id(conn, dsn):
     for bell in bells:
         payload = json.loads(bell.payload)
         assert set(payload) == {"type", "seq", "call_id"}, bell.payload
-        assert payload["type"] in {"ring", "open_card", "close_card", "call_ended"}
+        assert payload["type"] in {"ring", "open_card", "close_card", "call_ended", "callback_task"}
         assert isinstance(payload["seq"], int) and isinstance(payload["call_id"], int)

@@ -16,7 +16,8 @@
 --   any of its numbers: the call's client is the task's) or to the number, or the party's
 --   next answered inbound call. It records that call, its extension and when it was answered.
 -- - Tasks are derived from calls, in the same pass as the calls: rebuild makes the same
---   tasks again and sends nothing.
+--   tasks again and sends nothing. A call that looked missed because its frames came out of
+--   order, and is then answered, takes back the task it opened alone.
 
 -- The party a task belongs to: the client when there is one, else the number.
 CREATE OR REPLACE FUNCTION cti.callback_party(p_client_id bigint, p_e164 text) RETURNS text
@@ -111,8 +112,11 @@ BEGIN
             ON CONFLICT (party) DO UPDATE SET last_frame_key = greatest(k.last_frame_key, EXCLUDED.last_frame_key);
         END IF;
 
-        -- Reached: answered just now, either way.
+        -- Reached: answered just now, either way. A task this very call opened alone goes:
+        -- its frames came out of order, and it looked missed before its answer arrived.
         IF v_reached THEN
+            DELETE FROM cti.callback_task t
+             WHERE t.first_call_id = v_call.id AND t.last_call_id = v_call.id AND t.closed_at IS NULL;
             UPDATE cti.callback_task t
                SET closed_at = v_call.answered_at, closed_by_call_id = v_call.id,
                    closed_by_extension = v_call.answered_by, closed_how = v_call.direction || '_answered'
