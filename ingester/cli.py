@@ -220,6 +220,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.run(dsn, settings, spool_dir, args.sample_number, print)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import date
+    from pathlib import Path
+
+    try:
+        from ingester import report
+    except ImportError:
+        print("pgcti report: needs Plotly: pip install 'pgcti[report]'", file=sys.stderr)
+        return 2
+
+    dsn = _service_dsn(args)
+    period = report.Period.default(date.today(), args.time_zone)
+    try:
+        period = report.Period(
+            date.fromisoformat(args.from_date) if args.from_date else period.first,
+            date.fromisoformat(args.to_date) if args.to_date else period.last,
+            args.time_zone,
+        )
+    except ValueError as exc:
+        print(f"pgcti report: {exc} (dates are YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    if period.first > period.last:
+        print("pgcti report: --from is after --to", file=sys.stderr)
+        return 2
+    totals = report.write(dsn, period, Path(args.out))
+    print(
+        f"report for {period.first} to {period.last} written to {Path(args.out).resolve()}: "
+        + ", ".join(f"{k} {v}" for k, v in totals.items())
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -405,6 +437,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")
     _add_service_dsn(p)
     p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser("report", help="write an HTML report of calls, callbacks and the funnel")
+    _add_service_dsn(p)
+    p.add_argument("--from", dest="from_date", help="first day, YYYY-MM-DD (default: 29 days ago)")
+    p.add_argument("--to", dest="to_date", help="last day, YYYY-MM-DD (default: today)")
+    p.add_argument(
+        "--time-zone", default="UTC", help="whose calendar days (default UTC), e.g. Europe/Moscow"
+    )
+    p.add_argument("--out", default="report.html", help="where to write it (default report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "doctor", help="check an installation: database, migrations, logins, adapters, spool, PBX"

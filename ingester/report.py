@@ -1,0 +1,149 @@
+"""`pgcti report`: one self-contained HTML page of charts from the analytics views.
+
+The figures come from the database (db/logic/85_analytics.sql); this module only asks
+for them and draws them. Plotly writes its JavaScript into the page, so the file opens
+anywhere, offline, with nothing else beside it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import psycopg
+
+from ingester.queries import query
+
+OUTCOME_COLOURS = {
+    "answered": "#2e7d32",
+    "missed": "#c62828",
+    "abandoned": "#ef6c00",
+    "busy": "#6a1b9a",
+}
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date
+    time_zone: str
+
+    @classmethod
+    def default(cls, today: date, time_zone: str) -> Period:
+        return cls(today - timedelta(days=29), today, time_zone)  # the last 30 days
+
+
+def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
+    """Draw the report into `out`; returns the totals it shows (the CLI prints them)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(query("report_time_zone"), {"time_zone": period.time_zone})
+        args = {"first": period.first, "last": period.last}
+        daily = conn.execute(query("report_daily"), args).fetchall()
+        hourly = conn.execute(query("report_hourly"), args).fetchall()
+        response = [s for (s,) in conn.execute(query("report_response_seconds"), args)]
+        funnel = conn.execute(query("report_funnel"), args).fetchone()
+    totals = {
+        "inbound_calls": sum(r[1] for r in daily),
+        "answered": sum(r[2] for r in daily),
+        "missed_never_called_back": sum(r[7] for r in daily),
+        "callers": int(funnel[0]),
+        "won": int(funnel[3]),
+    }
+    figures = [
+        _calls_per_day(daily),
+        _answer_rate(daily),
+        _calls_per_hour(hourly),
+        _response_times(response),
+        _not_called_back(daily),
+        _funnel(funnel),
+    ]
+    out.write_text(_page(period, totals, figures), encoding="utf-8")
+    return totals
+
+
+def _calls_per_day(daily) -> go.Figure:
+    days = [r[0] for r in daily]
+    fig = go.Figure(
+        [
+            go.Bar(name=name, x=days, y=[r[i] for r in daily], marker_color=OUTCOME_COLOURS[name])
+            for i, name in ((2, "answered"), (3, "missed"), (4, "abandoned"), (5, "busy"))
+        ]
+    )
+    return _titled(fig.update_layout(barmode="stack"), "Inbound calls per day, by outcome")
+
+
+def _answer_rate(daily) -> go.Figure:
+    points = [(r[0], float(r[6])) for r in daily if r[6] is not None]
+    fig = go.Figure(
+        go.Scatter(x=[d for d, _ in points], y=[v for _, v in points], mode="lines+markers")
+    )
+    return _titled(fig.update_yaxes(range=[0, 1], tickformat=".0%"), "Answer rate per day")
+
+
+def _calls_per_hour(hourly) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[f"{h:02d}:00" for h, _ in hourly], y=[n for _, n in hourly]))
+    return _titled(fig, "Inbound calls per hour of the day")
+
+
+def _response_times(seconds: list[float]) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=seconds, xbins={"size": 5}))
+    return _titled(
+        fig.update_xaxes(title="seconds to answer"), "Response time (answered inbound calls)"
+    )
+
+
+def _not_called_back(daily) -> go.Figure:
+    days = [r[0] for r in daily]
+    fig = go.Figure(
+        [
+            go.Bar(name="called back", x=days, y=[r[8] for r in daily], marker_color="#2e7d32"),
+            go.Bar(
+                name="never called back", x=days, y=[r[7] for r in daily], marker_color="#c62828"
+            ),
+        ]
+    )
+    return _titled(
+        fig.update_layout(barmode="group"), "Missed calls: called back or not (by day of the miss)"
+    )
+
+
+def _funnel(funnel) -> go.Figure:
+    fig = go.Figure(
+        go.Funnel(
+            y=["called", "lead registered", "deal opened", "deal won"],
+            x=[int(v) for v in funnel],
+            textinfo="value+percent initial",
+        )
+    )
+    return _titled(fig, "Sales funnel: parties whose first call fell in the period's months")
+
+
+def _titled(fig: go.Figure, title: str) -> go.Figure:
+    return fig.update_layout(title=title, height=380, margin={"t": 60, "b": 40, "l": 50, "r": 20})
+
+
+def _page(period: Period, totals: dict[str, int], figures: list[go.Figure]) -> str:
+    charts = "\n".join(
+        f'<section class="chart">{pio.to_html(fig, full_html=False, include_plotlyjs=(n == 0))}</section>'
+        for n, fig in enumerate(figures)
+    )
+    rate = totals["answered"] / totals["inbound_calls"] if totals["inbound_calls"] else 0
+    summary = (
+        f"{totals['inbound_calls']} inbound calls, {rate:.0%} answered, "
+        f"{totals['missed_never_called_back']} missed and never called back; "
+        f"{totals['callers']} new callers, {totals['won']} deals won"
+    )
+    title = f"pgcti report {period.first} to {period.last}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} .chart{{margin-bottom:1em}}</style>
+</head><body>
+<h1>{html.escape(title)}</h1>
+<p>Days in the time zone {html.escape(period.time_zone)}. {html.escape(summary)}.</p>
+{charts}
+</body></html>
+"""
