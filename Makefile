@@ -24,7 +24,17 @@ $(INTEROP): tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: $(BIN)/.installed $(INTEROP)
+# A real browser for the report's test: Debian's chromium, when we may install it (root,
+# apt). Without it that test skips and says why; nothing else needs it.
+BROWSER := $(BIN)/.browser-checked
+$(BROWSER): $(BIN)/.installed
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && echo "==> installing Debian's chromium for the report's browser test (first run only)" \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "==> no chromium: the report's browser test will skip"
+	@touch $@
+
+test: $(BIN)/.installed $(INTEROP) $(BROWSER)
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed

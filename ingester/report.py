@@ -55,7 +55,7 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
     }
     figures = [
         _calls_per_day(daily),
-        _answer_rate(daily),
+        _answer_rate(daily, period),
         _calls_per_hour(hourly),
         _response_times(response),
         _not_called_back(daily),
@@ -76,11 +76,12 @@ def _calls_per_day(daily) -> go.Figure:
     return _titled(fig.update_layout(barmode="stack"), "Inbound calls per day, by outcome")
 
 
-def _answer_rate(daily) -> go.Figure:
+def _answer_rate(daily, period: Period) -> go.Figure:
     points = [(r[0], float(r[6])) for r in daily if r[6] is not None]
     fig = go.Figure(
         go.Scatter(x=[d for d, _ in points], y=[v for _, v in points], mode="lines+markers")
     )
+    fig.update_xaxes(range=[period.first - timedelta(days=1), period.last + timedelta(days=1)])
     return _titled(fig.update_yaxes(range=[0, 1], tickformat=".0%"), "Answer rate per day")
 
 

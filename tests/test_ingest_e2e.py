@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -186,6 +187,11 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
     sent, stored = map(
         int, re.search(r"frames: (\d+) sent by the simulator, (\d+) stored", out).groups()
     )
+    # A month of history behind the live calls, drawn in a report the demo points to.
+    past = int(re.search(r"(\d+) past calls stored", out).group(1))
+    assert past > 1000, out
+    report = Path(re.search(r"report: file://(\S+)", out).group(1))
+    assert "Sales funnel" in report.read_text() and "Plotly.newPlot" in report.read_text()
     assert sent == stored - 1 or sent == stored  # the `subscribed` reply is stored too
     # The demo's people read as Russian names do: a woman's surname agrees (Kuznetsova).
     from ingester.demo.seed import WOMEN

@@ -57,7 +57,7 @@ def test_the_report_renders_its_charts_with_data_in_a_real_browser(report, tmp_p
         f"--user-data-dir={tmp_path / 'profile'}",
         "--virtual-time-budget=15000",
     ]
-    shot = tmp_path / "report.png"
+    shot = tmp_path / "report.png"  # kept in pytest's tmp dir for a look
     subprocess.run(
         [*common, f"--screenshot={shot}", "--window-size=1200,2800", out.as_uri()],
         check=True,

@@ -11,13 +11,14 @@ import secrets
 import signal
 import sys
 import time
+from datetime import date
 
 import psycopg
 from rich.console import Console
 from rich.live import Live
 
-from ingester import database, embedded, migrations
-from ingester.demo import seed
+from ingester import database, embedded, migrations, report
+from ingester.demo import history, seed
 from ingester.demo.board import Board, percentile
 from ingester.queries import composed, query
 from ingester.simulator.run import crm_numbers_and_extensions, make_server
@@ -65,6 +66,13 @@ async def run(
         f"[bold]3/5[/bold] demo CRM {'created' if seeded else 'reused'}: {clients} clients, "
         f"{len(workstations)} workstations, {len(recipients)} employees get ring notifications"
     )
+    if seeded:  # a month of calls, callbacks and deals behind it, for `pgcti report`
+        say("      playing a month of past calls through the database (about 15 s)...")
+        numbers, extensions = crm_numbers_and_extensions(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            past = history.seed_history(conn, numbers, extensions)
+            baseline = conn.execute(query("demo_high_water")).fetchone()  # live calls from here
+        say(f"      {past} past calls stored, with their callbacks and deals")
 
     key = secrets.token_urlsafe(24)
     server = make_server(pbx, key)
@@ -254,6 +262,12 @@ def _summary(
             if ingester_status == 0
             else f" (the ingester exited with {ingester_status}; see {log_path})"
         )
+    )
+    report_path = embedded.home() / "report.html"
+    report.write(dsn, report.Period.default(date.today(), "UTC"), report_path)
+    console.print(
+        f"  report: {report_path.as_uri()} (calls, answer rate, response times, callbacks, the "
+        "funnel over the last 30 days; `pgcti report --embedded` writes it again)"
     )
     console.print(
         "\nNext: `.venv/bin/pgcti watch --embedded --extension 101` is a real CRM client: it "

@@ -330,3 +330,15 @@ SELECT extract(epoch FROM c.answered_at - c.started_at)::float8
 SELECT coalesce(sum(f.callers), 0), coalesce(sum(f.leads), 0), coalesce(sum(f.with_deal), 0), coalesce(sum(f.won), 0)
   FROM cti.sales_funnel_v1 f
  WHERE f.by = 'all' AND f.month >= date_trunc('month', %(first)s::date) AND f.month <= %(last)s::date;
+
+-- name: history_first_calls
+-- The demo's callers with a client, each with their manager and first call.
+SELECT c.client_id, cl.manager_id, min(c.started_at)
+  FROM cti.call c JOIN pgcti_refcrm.client cl ON cl.id = c.client_id
+ WHERE c.direction = 'inbound' AND c.started_at IS NOT NULL
+ GROUP BY c.client_id, cl.manager_id
+ ORDER BY c.client_id;
+
+-- name: history_deal
+INSERT INTO pgcti_refcrm.deal (client_id, manager_id, stage, opened_at, closed_at)
+VALUES (%s, %s, CASE WHEN %s::timestamptz IS NULL THEN 'open' ELSE 'won' END, %s, %s);
