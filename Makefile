@@ -58,6 +58,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --json bench-results.json
 	$(BIN)/python -m tests.bench.latency --json bench-latency.json
 	$(BIN)/python -m tests.bench.directory --json bench-directory.json
+	$(BIN)/python -m tests.bench.analytics --json bench-analytics.json
 
 # A few minutes: the pipeline against the raw log alone; the last line is the ratio.
 bench-quick: $(BIN)/.installed

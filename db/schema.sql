@@ -2165,15 +2165,15 @@ CREATE VIEW cti.sales_funnel_v1 AS
     manager_id,
     count(*) AS callers,
     count(*) FILTER (WHERE registered) AS leads,
-    count(*) FILTER (WHERE with_deal) AS with_deal,
-    count(*) FILTER (WHERE won) AS won,
+    count(*) FILTER (WHERE (registered AND with_deal)) AS with_deal,
+    count(*) FILTER (WHERE (registered AND won)) AS won,
     round(((count(*) FILTER (WHERE registered))::numeric / (NULLIF(count(*), 0))::numeric), 3) AS lead_rate,
-    round(((count(*) FILTER (WHERE with_deal))::numeric / (NULLIF(count(*), 0))::numeric), 3) AS deal_rate,
-    round(((count(*) FILTER (WHERE won))::numeric / (NULLIF(count(*) FILTER (WHERE with_deal), 0))::numeric), 3) AS win_rate
+    round(((count(*) FILTER (WHERE (registered AND with_deal)))::numeric / (NULLIF(count(*) FILTER (WHERE registered), 0))::numeric), 3) AS deal_rate,
+    round(((count(*) FILTER (WHERE (registered AND won)))::numeric / (NULLIF(count(*) FILTER (WHERE (registered AND with_deal)), 0))::numeric), 3) AS win_rate
    FROM stages
   GROUP BY GROUPING SETS ((month, first_line), (month, manager_id), (month));
 
-COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers, leads registered by the call, with a deal since, won; rates';
+COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers; leads registered by the call; of those, with a deal since; of those, won; rates';
 
 CREATE TABLE cti.stream (
     target_kind text NOT NULL,

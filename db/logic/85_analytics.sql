@@ -16,9 +16,10 @@
 -- - Per-line rows carry `all_lines = false`; one row per day with `all_lines = true` and
 --   line NULL sums every line (percentiles are computed over the day, not summed).
 -- - The funnel follows each party (a client, or an unknown number) from its first inbound
---   call ever: a lead if that call registered it, with a deal if the CRM (cti.crm_deals)
---   has a deal for it opened since, won if one was won since. Rows per month of that first
---   call, by the line it called and by the manager of its deal, and for the whole month.
+--   call ever, through nested stages: a lead if that call registered it; of the leads,
+--   those with a deal in the CRM (cti.crm_deals) opened since; of those, the ones with a
+--   deal won. Rows per month of that first call, by the line it called and by the manager
+--   of its deal, and for the whole month.
 -- Versioned like the client API: a change of columns is a _v2 beside the _v1.
 
 CREATE OR REPLACE VIEW cti.daily_call_stats_v1 AS
@@ -118,12 +119,14 @@ SELECT month,
        first_line, manager_id,
        count(*) AS callers,
        count(*) FILTER (WHERE registered) AS leads,
-       count(*) FILTER (WHERE with_deal) AS with_deal,
-       count(*) FILTER (WHERE won) AS won,
+       count(*) FILTER (WHERE registered AND with_deal) AS with_deal,
+       count(*) FILTER (WHERE registered AND won) AS won,
        round(count(*) FILTER (WHERE registered)::numeric / nullif(count(*), 0), 3) AS lead_rate,
-       round(count(*) FILTER (WHERE with_deal)::numeric / nullif(count(*), 0), 3) AS deal_rate,
-       round(count(*) FILTER (WHERE won)::numeric / nullif(count(*) FILTER (WHERE with_deal), 0), 3) AS win_rate
+       round(count(*) FILTER (WHERE registered AND with_deal)::numeric
+             / nullif(count(*) FILTER (WHERE registered), 0), 3) AS deal_rate,
+       round(count(*) FILTER (WHERE registered AND won)::numeric
+             / nullif(count(*) FILTER (WHERE registered AND with_deal), 0), 3) AS win_rate
   FROM stages
  GROUP BY GROUPING SETS ((month, first_line), (month, manager_id), (month));
 
-COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers, leads registered by the call, with a deal since, won; rates';
+COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers; leads registered by the call; of those, with a deal since; of those, won; rates';

@@ -1,0 +1,105 @@
+"""`make bench`, part 4: the analytics views at 1M calls, against the same views at 10k.
+
+    python -m tests.bench.analytics [--small 10000] [--large 1000000]
+
+Calls, callback tasks and deals are generated in SQL (a year of them, lines, extensions,
+outcomes in realistic shares) in two scratch databases on one server, analyzed, then each
+view is read the way `pgcti report` reads it (a 30-day window, and the whole funnel), on
+the server, alternating between the sizes. It prints the median time of each, and the
+ratio large / small. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import psycopg
+
+from ingester import embedded
+from tests.bench.run import log, scratch_database
+
+# A year of calls: 8 lines, 30 extensions, clients 1..calls/4; the outcome shares of a
+# real sales line (7 in 10 answered).
+GENERATE = """
+INSERT INTO pgcti_refcrm.employee (surname, extension)
+SELECT 'Emp' || e, e::text FROM generate_series(101, 130) e;
+INSERT INTO pgcti_refcrm.client (name, manager_id)
+SELECT 'Client ' || g, (SELECT min(id) FROM pgcti_refcrm.employee) + g % 30
+  FROM generate_series(1, greatest(%(calls)s / 4, 1)) g;
+INSERT INTO cti.call (source, pbx_call_id, direction, dialled, client_id, client_match, external_number,
+                      started_at, answered_at, answered_by, ended_at, outcome)
+SELECT 'onlinepbx3', 'bench-' || g, d, CASE WHEN d = 'inbound' THEN '+7495000000' || (g % 8) END,
+       (SELECT min(id) FROM pgcti_refcrm.client) + (g * 7919) % greatest(%(calls)s / 4, 1),
+       CASE WHEN g % 9 = 0 THEN 'new' ELSE 'exact' END, '+7916' || lpad(((g * 7919) % 9999999)::text, 7, '0'),
+       s, CASE WHEN o = 'answered' THEN s + (5 + g % 40) * interval '1 second' END,
+       CASE WHEN o = 'answered' THEN (101 + g % 30)::text END, s + (30 + g % 300) * interval '1 second', o
+  FROM generate_series(1, %(calls)s) g
+ CROSS JOIN LATERAL (SELECT CASE WHEN g % 10 < 8 THEN 'inbound' ELSE 'outbound' END AS d,
+                            now() - interval '365 days' * (g::float8 / %(calls)s) AS s,
+                            CASE WHEN g % 10 < 7 THEN 'answered' WHEN g % 10 = 7 THEN 'missed'
+                                 WHEN g % 10 = 8 THEN 'abandoned' ELSE 'busy' END AS o) x;
+INSERT INTO cti.callback_task (party, client_id, e164, dialled, first_call_id, last_call_id, created_at,
+                               due_at, closed_at, closed_by_call_id, closed_by_extension, closed_how)
+SELECT 'call:' || c.id, c.client_id, c.external_number, c.dialled, c.id, c.id, c.ended_at, c.ended_at + interval '1 hour',
+       CASE WHEN c.id % 4 <> 0 THEN c.ended_at + interval '20 minutes' END, NULL,
+       CASE WHEN c.id % 4 <> 0 THEN (101 + c.id % 30)::text END,
+       CASE WHEN c.id % 4 <> 0 THEN 'outbound_answered' END
+  FROM cti.call c WHERE c.direction = 'inbound' AND c.outcome <> 'answered';
+INSERT INTO pgcti_refcrm.deal (client_id, manager_id, stage, opened_at, closed_at)
+SELECT c.id, c.manager_id, CASE WHEN c.id % 3 = 0 THEN 'won' ELSE 'open' END,
+       now() - interval '200 days', CASE WHEN c.id % 3 = 0 THEN now() - interval '100 days' END
+  FROM pgcti_refcrm.client c WHERE c.id % 5 = 0;
+ANALYZE;
+"""
+
+READS = {
+    "daily_call_stats_v1, 30 days": "SELECT count(*) FROM cti.daily_call_stats_v1 WHERE day > now()::date - 30",
+    "employee_call_stats_v1, 30 days": "SELECT count(*) FROM cti.employee_call_stats_v1 WHERE day > now()::date - 30",
+    "sales_funnel_v1, 12 months": "SELECT count(*) FROM cti.sales_funnel_v1",
+    "call_history_v1, 30 days": "SELECT count(*) FROM cti.call_history_v1 WHERE started_at > now() - interval '30 days'",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    server = embedded.start()
+    dsns = {}
+    for size in (args.small, args.large):
+        log(f"generating {size:,} calls with their callback tasks and deals")
+        dsns[size] = scratch_database(server, f"pgcti_bench_analytics_{size}")
+        with psycopg.connect(dsns[size], autocommit=True) as conn:
+            conn.execute(
+                "SET session_replication_role = replica"
+            )  # no triggers: the rows are made up
+            # Several statements: no parameters (simple protocol); the size is an int.
+            conn.execute(GENERATE.replace("%(calls)s", str(int(size))))
+    times: dict[tuple[str, int], list[float]] = {}
+    conns = {size: psycopg.connect(dsn, autocommit=True) for size, dsn in dsns.items()}
+    for _ in range(args.rounds):
+        for name, sql in READS.items():
+            for size, conn in conns.items():
+                started = time.perf_counter()
+                conn.execute(sql).fetchall()
+                times.setdefault((name, size), []).append(time.perf_counter() - started)
+    results = []
+    print(f"\n{'view (as pgcti report reads it)':40} {args.small:>10,} {args.large:>12,}   ratio")
+    for name in READS:
+        small = statistics.median(times[(name, args.small)]) * 1000
+        large = statistics.median(times[(name, args.large)]) * 1000
+        print(f"{name:40} {small:8.1f} ms {large:10.1f} ms {large / small:7.1f}")
+        results.append({"view": name, "small_ms": small, "large_ms": large})
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"small": args.small, "large": args.large, "results": results}, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
