@@ -940,6 +940,48 @@ $$;
 
 COMMENT ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';
 
+CREATE FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT cti.ack(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
+                   CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END, p_seq)
+      FROM cti.token_binding(p_token) b
+     WHERE p_stream IN ('commands', 'notifications')
+$$;
+
+COMMENT ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) IS 'Gateway: acknowledge one of the token''s streams';
+
+CREATE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT p.* FROM cti.token_binding(p_token) b
+     CROSS JOIN LATERAL cti.pull(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
+                                 CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END,
+                                 p_after, p_limit) p
+     WHERE p_stream IN ('commands', 'notifications')
+$$;
+
+COMMENT ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
+
+CREATE FUNCTION cti.gateway_whoami(p_token text) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
+           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
+      FROM cti.token_binding(p_token) b
+     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
+                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
+      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
+     WHERE t.id IS NOT NULL
+     ORDER BY t.stream
+$$;
+
+COMMENT ON FUNCTION cti.gateway_whoami(p_token text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
+
 CREATE FUNCTION cti.identify_client(p_call cti.call, p_register boolean) RETURNS TABLE(client_id bigint, client_match text, candidates bigint[], card jsonb)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1007,6 +1049,33 @@ CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT p_normalized IS NOT NULL AND left(p_normalized, 1) <> '+' $$;
+
+CREATE FUNCTION cti.issue_gateway_token_v1(p_login name DEFAULT SESSION_USER, p_valid interval DEFAULT '12:00:00'::interval) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+BEGIN
+    IF p_login <> session_user AND NOT pg_has_role(session_user, 'cti_owner', 'USAGE') THEN
+        RAISE EXCEPTION 'only a DBA issues tokens for another login'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT FROM cti.client_login WHERE login = p_login) THEN
+        RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', p_login
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_valid <= interval '0' OR p_valid > interval '90 days' THEN
+        RAISE EXCEPTION 'a token is valid for more than 0 and at most 90 days, not %', p_valid
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO cti.gateway_token (token_sha256, login, expires_at)
+    VALUES (sha256(convert_to(v_token, 'UTF8')), p_login, now() + p_valid);
+    RETURN v_token;
+END
+$$;
+
+COMMENT ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) IS 'A browser token for a desk login (shown once; the database keeps its hash)';
 
 CREATE FUNCTION cti.lock_calls(p_calls bigint[]) RETURNS void
     LANGUAGE sql
@@ -1609,6 +1678,17 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.revoke_gateway_tokens_v1(p_login name) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH r AS (UPDATE cti.gateway_token SET revoked_at = now()
+                WHERE login = p_login AND revoked_at IS NULL RETURNING 1)
+    SELECT count(*)::int FROM r
+$$;
+
+COMMENT ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) IS 'Revoke every live browser token of a desk login; returns how many';
+
 CREATE FUNCTION cti.rotate_channel_key() RETURNS timestamp with time zone
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1739,6 +1819,26 @@ BEGIN
         PERFORM cti.process_and_record(v_event, true);
     END LOOP;
     RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION cti.token_binding(p_token text) RETURNS cti.client_login
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_binding cti.client_login;
+BEGIN
+    SELECT b.* INTO v_binding
+      FROM cti.gateway_token t JOIN cti.client_login b ON b.login = t.login
+     WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+       AND t.revoked_at IS NULL AND t.expires_at > now();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'token refused: unknown, expired or revoked'
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'Ask for a new token: SELECT cti.issue_gateway_token_v1(...)';
+    END IF;
+    RETURN v_binding;
 END
 $$;
 
@@ -2069,6 +2169,27 @@ CREATE TABLE cti.event_outcome (
 
 COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
 
+CREATE TABLE cti.gateway_token (
+    id bigint NOT NULL,
+    token_sha256 bytea NOT NULL,
+    login name NOT NULL,
+    issued_by name DEFAULT SESSION_USER NOT NULL,
+    issued_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone
+);
+
+COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for, expiry, revocation';
+
+ALTER TABLE cti.gateway_token ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.gateway_token_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE cti.ingester_login (
     login name NOT NULL,
     registered_at timestamp with time zone DEFAULT now() NOT NULL
@@ -2225,6 +2346,12 @@ ALTER TABLE ONLY cti.config
 ALTER TABLE ONLY cti.event_outcome
     ADD CONSTRAINT event_outcome_pkey PRIMARY KEY (raw_event_id);
 
+ALTER TABLE ONLY cti.gateway_token
+    ADD CONSTRAINT gateway_token_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY cti.gateway_token
+    ADD CONSTRAINT gateway_token_token_sha256_key UNIQUE (token_sha256);
+
 ALTER TABLE ONLY cti.ingester_login
     ADD CONSTRAINT ingester_login_pkey PRIMARY KEY (login);
 
@@ -2275,6 +2402,8 @@ CREATE INDEX callback_task_owner ON cti.callback_task USING btree (owner_id) WHE
 
 CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (status) WHERE (status <> 'processed'::text);
 
+CREATE INDEX gateway_token_login ON cti.gateway_token USING btree (login);
+
 CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCLUDE (crm_key);
 
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
@@ -2314,6 +2443,7 @@ ALTER TABLE ONLY cti.phone_directory
 
 GRANT USAGE ON SCHEMA cti TO cti_ingester;
 GRANT USAGE ON SCHEMA cti TO cti_client;
+GRANT USAGE ON SCHEMA cti TO cti_gateway;
 
 REVOKE ALL ON FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) FROM PUBLIC;
 
@@ -2373,11 +2503,23 @@ REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received times
 
 REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_whoami(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_whoami(p_token text) TO cti_gateway;
+
 REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
 
@@ -2434,6 +2576,8 @@ REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event te
 
 REVOKE ALL ON FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
@@ -2445,6 +2589,8 @@ REVOKE ALL ON FUNCTION cti.tg_phone_source__sync() FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.tg_raw_event__parse() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_raw_event__process() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.token_binding(p_token text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.track_callbacks(p_steps cti.call_derivation[], p_keys bigint[], p_live boolean) FROM PUBLIC;
 

@@ -252,6 +252,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    try:
+        from ingester import gateway
+    except ImportError:
+        print(
+            "pgcti gateway: needs Starlette and uvicorn: pip install 'pgcti[gateway]'",
+            file=sys.stderr,
+        )
+        return 2
+    dsn = _service_dsn(args)
+    origins = set(args.allow_origin or [])
+    print(
+        f"pgcti gateway: desks open http://{args.host}:{args.port}/#token=<token>", file=sys.stderr
+    )
+    gateway.run(dsn, args.host, args.port, origins, args.card_url or "")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -437,6 +455,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")
     _add_service_dsn(p)
     p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser(
+        "gateway", help="serve browsers their desk's pops (WebSocket) and a web screen pop"
+    )
+    _add_service_dsn(p)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; TLS: a reverse proxy)",
+    )
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        help="a page origin allowed to connect (repeat); default: any",
+    )
+    p.add_argument("--card-url", help="open the CRM's own card: a URL with {client_id}")
+    p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("report", help="write an HTML report of calls, callbacks and the funnel")
     _add_service_dsn(p)

@@ -20,3 +20,9 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.epoch_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
     cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint), cti.callback_tasks_v1(),
     cti.normalize_phone(text), cti.phone_numbers(text), cti.phone_from_digits(text, cti.config) TO cti_client;
+
+-- Desk logins may issue a browser token for themselves (the function checks who asks).
+GRANT EXECUTE ON FUNCTION cti.issue_gateway_token_v1(name, interval) TO cti_client;
+-- The gateway's login: tokens in, its token's streams out; no table, no other function.
+GRANT EXECUTE ON FUNCTION cti.gateway_whoami(text), cti.gateway_pull(text, text, bigint, int),
+    cti.gateway_ack(text, text, bigint) TO cti_gateway;

@@ -342,3 +342,12 @@ SELECT c.client_id, cl.manager_id, min(c.started_at)
 -- name: history_deal
 INSERT INTO pgcti_refcrm.deal (client_id, manager_id, stage, opened_at, closed_at)
 VALUES (%s, %s, CASE WHEN %s::timestamptz IS NULL THEN 'open' ELSE 'won' END, %s, %s);
+
+-- name: gateway_whoami
+SELECT login, stream, target_id, channel, last_seq, acked_seq FROM cti.gateway_whoami(%s);
+
+-- name: gateway_pull
+SELECT seq, type, call_id, payload, created_at FROM cti.gateway_pull(%s, %s, %s, 100);
+
+-- name: gateway_ack
+SELECT cti.gateway_ack(%s, %s, %s);

@@ -1,0 +1,122 @@
+-- Browser clients through `pgcti gateway`: tokens, and pull and ack by token.
+--
+-- Rules:
+-- - A token acts for one desk login (bound in cti.client_login) and reaches exactly what
+--   that login reaches through the client API: its own streams, nothing else.
+-- - A DBA issues a token for any desk login; a desk login may issue one for itself. The
+--   token is shown once; the database keeps its SHA-256, an expiry, and who issued it.
+-- - An expired or revoked token opens nothing; a DBA revokes with revoke_gateway_token_v1.
+-- - The gateway's login (cti_gateway) can call only the gateway_* functions: check a token,
+--   pull and ack for the token's login. It reads no table, so its password alone opens no
+--   desk's stream.
+
+-- The binding of a live token; raises for an unknown, expired or revoked one.
+CREATE OR REPLACE FUNCTION cti.token_binding(p_token text) RETURNS cti.client_login
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_binding cti.client_login;
+BEGIN
+    SELECT b.* INTO v_binding
+      FROM cti.gateway_token t JOIN cti.client_login b ON b.login = t.login
+     WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+       AND t.revoked_at IS NULL AND t.expires_at > now();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'token refused: unknown, expired or revoked'
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'Ask for a new token: SELECT cti.issue_gateway_token_v1(...)';
+    END IF;
+    RETURN v_binding;
+END
+$$;
+
+-- A new token for a desk login (default: the caller's own), valid for p_valid.
+CREATE OR REPLACE FUNCTION cti.issue_gateway_token_v1(p_login name DEFAULT session_user,
+                                                     p_valid interval DEFAULT '12 hours')
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+BEGIN
+    IF p_login <> session_user AND NOT pg_has_role(session_user, 'cti_owner', 'USAGE') THEN
+        RAISE EXCEPTION 'only a DBA issues tokens for another login'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT FROM cti.client_login WHERE login = p_login) THEN
+        RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', p_login
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_valid <= interval '0' OR p_valid > interval '90 days' THEN
+        RAISE EXCEPTION 'a token is valid for more than 0 and at most 90 days, not %', p_valid
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO cti.gateway_token (token_sha256, login, expires_at)
+    VALUES (sha256(convert_to(v_token, 'UTF8')), p_login, now() + p_valid);
+    RETURN v_token;
+END
+$$;
+
+COMMENT ON FUNCTION cti.issue_gateway_token_v1(name, interval) IS 'A browser token for a desk login (shown once; the database keeps its hash)';
+
+-- Revoke every live token of a login (DBA).
+CREATE OR REPLACE FUNCTION cti.revoke_gateway_tokens_v1(p_login name) RETURNS int
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH r AS (UPDATE cti.gateway_token SET revoked_at = now()
+                WHERE login = p_login AND revoked_at IS NULL RETURNING 1)
+    SELECT count(*)::int FROM r
+$$;
+
+COMMENT ON FUNCTION cti.revoke_gateway_tokens_v1(name) IS 'Revoke every live browser token of a desk login; returns how many';
+
+-- The gateway's API (granted to cti_gateway only) ----------------------------------------
+
+-- Who the token is, and the channels to LISTEN on for it: whoami_v1 for its login.
+CREATE OR REPLACE FUNCTION cti.gateway_whoami(p_token text)
+RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
+           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
+      FROM cti.token_binding(p_token) b
+     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
+                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
+      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
+     WHERE t.id IS NOT NULL
+     ORDER BY t.stream
+$$;
+
+-- Items of one of the token's streams after p_after (default: after its ack).
+CREATE OR REPLACE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL,
+                                            p_limit int DEFAULT 100)
+RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.* FROM cti.token_binding(p_token) b
+     CROSS JOIN LATERAL cti.pull(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
+                                 CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END,
+                                 p_after, p_limit) p
+     WHERE p_stream IN ('commands', 'notifications')
+$$;
+
+CREATE OR REPLACE FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT cti.ack(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
+                   CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END, p_seq)
+      FROM cti.token_binding(p_token) b
+     WHERE p_stream IN ('commands', 'notifications')
+$$;
+
+COMMENT ON FUNCTION cti.gateway_whoami(text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
+COMMENT ON FUNCTION cti.gateway_pull(text, text, bigint, int) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
+COMMENT ON FUNCTION cti.gateway_ack(text, text, bigint) IS 'Gateway: acknowledge one of the token''s streams';

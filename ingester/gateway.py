@@ -1,0 +1,199 @@
+"""`pgcti gateway`: browsers get their desk's items over a WebSocket; the database sees
+one listening connection for all of them.
+
+A browser sends its token first. Every decision is the database's: the token is checked,
+and items are pulled and acknowledged, by the gateway_* functions (db/logic/75_gateway.sql),
+which are all the gateway's login may call. The gateway LISTENs on the token's channels
+on its single listening connection and, on a doorbell, pulls the items after what it last
+sent that browser. The protocol mirrors docs/crm-clients.md: catch up after the
+acknowledged (or given) seq, then items as they come, acks from the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ingester.queries import query
+
+log = logging.getLogger("pgcti.gateway")
+PAGE = Path(__file__).parent / "web" / "desk.html"
+STREAMS = ("commands", "notifications")
+
+
+@dataclass(eq=False)  # each browser is itself (hashable by identity)
+class Browser:
+    socket: WebSocket
+    token: str
+    sent: dict[str, int] = field(default_factory=dict)  # stream -> last seq sent
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Hub:
+    """The listening connection, and one connection for the gateway_* calls."""
+
+    def __init__(self, dsn: str, max_per_token: int) -> None:
+        self.dsn, self.max_per_token = dsn, max_per_token
+        self.by_channel: dict[str, set[Browser]] = defaultdict(set)
+        self.per_token: dict[str, int] = defaultdict(int)
+        self.to_listen: asyncio.Queue[str] = asyncio.Queue()
+        self.lock = asyncio.Lock()
+        self.conn: psycopg.AsyncConnection | None = None
+
+    async def call(self, name: str, *args) -> list[tuple]:
+        async with self.lock:
+            if self.conn is None or self.conn.closed:
+                self.conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            cur = await self.conn.execute(query(name), args)
+            return await cur.fetchall()
+
+    async def listen_forever(self) -> None:
+        """Doorbells in, browsers woken; reconnects (and LISTENs again) after a drop."""
+        listened: set[str] = set()
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                    for channel in listened | set(self.by_channel):
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    for browsers in self.by_channel.values():  # missed while we were away
+                        for browser in browsers:
+                            browser.wake.set()
+                    while True:
+                        while not self.to_listen.empty():
+                            channel = self.to_listen.get_nowait()
+                            if channel not in listened:
+                                await conn.execute(
+                                    sql.SQL("LISTEN {}").format(sql.Identifier(channel))
+                                )
+                                listened.add(channel)
+                            for browser in self.by_channel.get(channel, ()):
+                                browser.wake.set()  # what rang before the LISTEN took hold
+                        async for note in conn.notifies(timeout=0.2):
+                            for browser in self.by_channel.get(note.channel, ()):
+                                browser.wake.set()
+            except (psycopg.OperationalError, OSError) as exc:
+                log.warning("listening connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(1)
+
+    async def serve(self, socket: WebSocket, allowed_origins: set[str], card_url: str) -> None:
+        origin = socket.headers.get("origin")
+        if allowed_origins and origin not in allowed_origins:
+            await socket.close(code=4403, reason="origin not allowed")
+            return
+        await socket.accept()
+        hello = json.loads(await socket.receive_text())
+        token = str(hello.get("token", ""))
+        try:
+            streams = await self.call("gateway_whoami", token)
+        except psycopg.Error as exc:
+            await socket.send_json({"type": "error", "error": exc.diag.message_primary})
+            await socket.close(code=4401, reason="token refused")
+            return
+        if self.per_token[token] >= self.max_per_token:
+            await socket.send_json(
+                {"type": "error", "error": "too many connections for this token"}
+            )
+            await socket.close(code=4429, reason="too many connections")
+            return
+        browser = Browser(socket, token)
+        after = hello.get("after") or {}
+        for _login, stream, _target, channel, _last, acked in streams:
+            browser.sent[stream] = int(after.get(stream, acked))
+            self.by_channel[channel].add(browser)
+            self.to_listen.put_nowait(channel)
+        self.per_token[token] += 1
+        await socket.send_json(
+            {
+                "type": "hello",
+                "login": streams[0][0] if streams else None,
+                "streams": sorted(browser.sent),
+                "card_url": card_url,
+            }
+        )
+        log.info("browser connected for a desk login (%d stream(s))", len(browser.sent))
+        browser.wake.set()  # catch up first
+        try:
+            await asyncio.gather(self._push(browser), self._acks(browser))
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.per_token[token] -= 1
+            for browsers in self.by_channel.values():
+                browsers.discard(browser)
+
+    async def _push(self, browser: Browser) -> None:
+        while True:
+            await browser.wake.wait()
+            browser.wake.clear()
+            for stream in browser.sent:
+                while True:
+                    items = await self.call(
+                        "gateway_pull", browser.token, stream, browser.sent[stream]
+                    )
+                    for seq, type_, call_id, payload, created_at in items:
+                        await browser.socket.send_json(
+                            {
+                                "type": "item",
+                                "stream": stream,
+                                "seq": seq,
+                                "item": type_,
+                                "call_id": call_id,
+                                "payload": payload,
+                                "created_at": created_at.isoformat(),
+                            }
+                        )
+                        browser.sent[stream] = seq
+                    if len(items) < 100:
+                        break
+
+    async def _acks(self, browser: Browser) -> None:
+        while True:
+            message = json.loads(await browser.socket.receive_text())
+            if "ack" in message:
+                ack = message["ack"]
+                await self.call("gateway_ack", browser.token, str(ack["stream"]), int(ack["seq"]))
+
+
+def app(
+    dsn: str, allowed_origins: set[str], card_url: str = "", max_per_token: int = 3
+) -> Starlette:
+    hub = Hub(dsn, max_per_token)
+    page = PAGE.read_text(encoding="utf-8")
+
+    async def desk(request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    async def websocket(socket: WebSocket) -> None:
+        await hub.serve(socket, allowed_origins, card_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        listener = asyncio.create_task(hub.listen_forever())
+        yield
+        listener.cancel()
+
+    return Starlette(routes=[Route("/", desk), WebSocketRoute("/ws", websocket)], lifespan=lifespan)
+
+
+def run(dsn: str, host: str, port: int, allowed_origins: set[str], card_url: str) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app(dsn, allowed_origins, card_url),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+    )  # access logs would carry no PII, but no use either

@@ -1,0 +1,216 @@
+"""`pgcti gateway` and its web screen pop in a real headless Chromium (Debian's chromium
+and chromedriver, driven by Selenium): the card appears at the right desk and only there,
+a transfer moves it, a gateway restart loses nothing, and tokens keep desks apart."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+from tests.live import free_port, wait_for
+
+
+def _chromedriver() -> str:
+    path = shutil.which("chromedriver")
+    if not path or not shutil.which("chromium"):
+        pytest.skip(
+            "no chromium/chromedriver here (make test installs Debian's when it runs as root)"
+        )
+    return path
+
+
+@pytest.fixture
+def desks(conn, make_login):
+    """Desks 101 and 102 with their logins and a token each; the gateway's own login."""
+    crm = seed_crm(conn)
+    tokens = {}
+    for ext in ("101", "102"):
+        dsn = make_login("cti_client", f"gw{ext}")
+        login = psycopg.conninfo.conninfo_to_dict(dsn)["user"]
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
+            [login, crm[f"ws-{ext}"]],
+        )
+        with psycopg.connect(dsn, autocommit=True) as desk:  # a desk issues its own token
+            tokens[ext] = desk.execute("SELECT cti.issue_gateway_token_v1()").fetchone()[0]
+        tokens[f"login-{ext}"] = login
+    return crm, tokens, make_login("cti_gateway", "gw")
+
+
+class Gateway:
+    def __init__(self, dsn: str, port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ingester.cli",
+                "gateway",
+                "--dsn",
+                dsn,
+                "--port",
+                str(port),
+                "--card-url",
+                "https://crm.example/clients/{client_id}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for(self._up, what="the gateway to listen")
+
+    def _up(self) -> bool:
+        import socket
+
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def url(self, token: str) -> str:
+        return f"http://127.0.0.1:{self.port}/#token={token}"
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return out
+
+
+@pytest.fixture
+def browser_factory(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = _chromedriver()
+    made = []
+
+    def make():
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium")
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / f'profile{len(made)}'}",
+        ):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        made.append(driver)
+        return driver
+
+    yield make
+    for driver in made:
+        driver.quit()
+
+
+def _card(driver) -> str | None:
+    card = driver.find_element("id", "card")
+    return None if card.get_attribute("hidden") is not None else card.text
+
+
+def _status(driver) -> str:
+    return driver.find_element("id", "status").text
+
+
+def test_the_card_appears_at_the_right_desk_only_and_moves_on_transfer(
+    conn, dsn, desks, browser_factory
+):
+    crm, tokens, gateway_dsn = desks
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        a, b = browser_factory(), browser_factory()
+        a.get(gw.url(tokens["101"]))
+        b.get(gw.url(tokens["102"]))
+        wait_for(lambda: _status(a) == "live" and _status(b) == "live", what="both pages live")
+        call = builder(1)
+        frames = pbx.blind_transfer_chain(call, KNOWN, LINE, ["101", "102"])
+        answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
+        insert_frames(conn, frames[: answered + 2])
+        wait_for(lambda: _card(a) and "Ivan Ivanov" in _card(a), what="the card at desk 101")
+        assert "Romashka" in _card(a) and "Petrova" in _card(a)
+        assert _card(b) is None, "desk 102 shows nothing"
+        link = a.find_element("css selector", "#card-link a").get_attribute("href")
+        assert link == f"https://crm.example/clients/{crm['ivanov']}"
+        insert_frames(conn, frames[answered + 2 :])  # the transfer to 102, then the end
+        wait_for(lambda: _card(a) is None, what="the card closed at 101")
+        wait_for(
+            lambda: _card(b) is None and b.find_elements("css selector", "#card[data-call-id]"),
+            what="the card shown at 102, then closed when the call ended",
+        )
+    finally:
+        gw.stop()
+
+
+def _handled(driver) -> list[str]:
+    return driver.execute_script("return document.getElementById('log').textContent").split()
+
+
+def test_a_gateway_restart_loses_nothing(conn, dsn, desks, browser_factory):
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+    page = browser_factory()
+    page.get(gw.url(tokens["101"]))
+    wait_for(lambda: _status(page) == "live", what="live")
+    insert_frames(conn, pbx.inbound_answered(builder(9), KNOWN, LINE, "101"))
+    wait_for(lambda: len(_handled(page)) == 6, what="the first call's open_card and call_ended")
+    gw.stop()
+    wait_for(lambda: "reconnecting" in _status(page), what="the page to say it reconnects")
+    for n in range(3):  # three calls answered at desk 101 while the gateway is down
+        insert_frames(conn, pbx.inbound_answered(builder(10 + n), KNOWN, LINE, "101"))
+    gw = Gateway(gateway_dsn, port)
+    try:
+        wait_for(lambda: _status(page) == "live", timeout=30, what="live again")
+        wait_for(lambda: len(_handled(page)) == 24, what="the page caught up")
+        seqs = [int(s) for s in _handled(page)[1::3]]
+        assert seqs == list(range(1, 9)), "every command once, in order"
+        assert _handled(page)[2::3] == ["open_card", "call_ended"] * 4
+        acked = conn.execute(
+            "SELECT acked_seq FROM cti.stream_ack WHERE target_kind = 'ws' AND target_id = %s",
+            [crm["ws-101"]],
+        )
+        wait_for(
+            lambda: (
+                acked.connection.execute(
+                    "SELECT acked_seq FROM cti.stream_ack WHERE target_kind = 'ws' AND target_id = %s",
+                    [crm["ws-101"]],
+                ).fetchone()
+                == (8,)
+            ),
+            what="acked up to the last",
+        )
+    finally:
+        gw.stop()
+
+
+def test_tokens_keep_desks_apart_and_expired_or_revoked_ones_are_refused(
+    conn, dsn, desks, make_login
+):
+    crm, tokens, gateway_dsn = desks
+    with psycopg.connect(gateway_dsn, autocommit=True) as gw:
+        (row,) = gw.execute(
+            "SELECT target_id FROM cti.gateway_whoami(%s)", [tokens["101"]]
+        ).fetchall()
+        assert row == (crm["ws-101"],)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            gw.execute("SELECT * FROM cti.outbox")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            gw.execute("SELECT * FROM cti.pull_commands_v1()")
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+            gw.execute("SELECT * FROM cti.gateway_pull('not-a-token', 'commands')")
+    conn.execute("SELECT cti.revoke_gateway_tokens_v1(%s)", [tokens["login-101"]])
+    conn.execute(
+        "UPDATE cti.gateway_token SET expires_at = now() - interval '1 second' WHERE login = %s",
+        [tokens["login-102"]],
+    )
+    with psycopg.connect(gateway_dsn, autocommit=True) as gw:
+        for ext in ("101", "102"):
+            with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+                gw.execute("SELECT * FROM cti.gateway_whoami(%s)", [tokens[ext]])
+    other = make_login("cti_client", "gwother")
+    with psycopg.connect(other, autocommit=True) as desk, pytest.raises(psycopg.Error):
+        desk.execute("SELECT cti.issue_gateway_token_v1(%s)", [tokens["login-101"]])
