@@ -968,17 +968,7 @@ COMMENT ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint
 CREATE FUNCTION cti.gateway_whoami(p_token text) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
-           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
-      FROM cti.token_binding(p_token) b
-     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
-                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
-      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
-      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
-     WHERE t.id IS NOT NULL
-     ORDER BY t.stream
-$$;
+    AS $$ SELECT * FROM cti.streams_of(cti.token_binding(p_token)) $$;
 
 COMMENT ON FUNCTION cti.gateway_whoami(p_token text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
 
@@ -1707,6 +1697,20 @@ CREATE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
                                   ORDER BY (k).frame_key, (k).step, (k).sub))
 $$;
 
+CREATE FUNCTION cti.streams_of(p_binding cti.client_login) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT p_binding.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
+           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
+      FROM (VALUES ('commands', 'ws', p_binding.workstation_id),
+                   ('notifications', 'emp', p_binding.employee_id)) AS t(stream, kind, id)
+      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
+     WHERE t.id IS NOT NULL
+     ORDER BY t.stream
+$$;
+
 CREATE FUNCTION cti.tg_config__refresh_phone_directory() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1930,17 +1934,7 @@ COMMENT ON FUNCTION cti.track_callbacks(p_steps cti.call_derivation[], p_keys bi
 CREATE FUNCTION cti.whoami_v1() RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
-           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
-      FROM cti.my_binding() b
-     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
-                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
-      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
-      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
-     WHERE t.id IS NOT NULL
-     ORDER BY t.stream
-$$;
+    AS $$ SELECT * FROM cti.streams_of(cti.my_binding()) $$;
 
 COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
 
@@ -2581,6 +2575,8 @@ REVOKE ALL ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.streams_of(p_binding cti.client_login) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_config__refresh_phone_directory() FROM PUBLIC;
 

@@ -28,6 +28,22 @@ BEGIN
 END
 $$;
 
+-- A binding's streams, their channels and where they stand (whoami_v1, and the gateway's).
+CREATE OR REPLACE FUNCTION cti.streams_of(p_binding cti.client_login)
+RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p_binding.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
+           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
+      FROM (VALUES ('commands', 'ws', p_binding.workstation_id),
+                   ('notifications', 'emp', p_binding.employee_id)) AS t(stream, kind, id)
+      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
+      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
+     WHERE t.id IS NOT NULL
+     ORDER BY t.stream
+$$;
+
 -- Client API v1 --------------------------------------------------------------------
 
 -- Who am I, which channels to LISTEN on, and where my streams stand; commands first.
@@ -35,17 +51,7 @@ CREATE OR REPLACE FUNCTION cti.whoami_v1()
 RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
-           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
-      FROM cti.my_binding() b
-     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
-                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
-      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
-      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
-     WHERE t.id IS NOT NULL
-     ORDER BY t.stream
-$$;
+AS $$ SELECT * FROM cti.streams_of(cti.my_binding()) $$;
 
 COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
 

@@ -81,17 +81,7 @@ CREATE OR REPLACE FUNCTION cti.gateway_whoami(p_token text)
 RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT b.login, t.stream, t.id, cti.channel_name(t.kind, t.id),
-           coalesce(s.last_seq, 0), coalesce(a.acked_seq, 0)
-      FROM cti.token_binding(p_token) b
-     CROSS JOIN LATERAL (VALUES ('commands', 'ws', b.workstation_id),
-                                ('notifications', 'emp', b.employee_id)) AS t(stream, kind, id)
-      LEFT JOIN cti.stream s ON s.target_kind = t.kind AND s.target_id = t.id
-      LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
-     WHERE t.id IS NOT NULL
-     ORDER BY t.stream
-$$;
+AS $$ SELECT * FROM cti.streams_of(cti.token_binding(p_token)) $$;
 
 -- Items of one of the token's streams after p_after (default: after its ack).
 CREATE OR REPLACE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL,
