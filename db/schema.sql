@@ -952,6 +952,26 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) IS 'Gateway: acknowledge one of the token''s streams';
 
+CREATE FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer DEFAULT 5) RETURNS TABLE(call_id bigint, started_at timestamp with time zone, direction text, outcome text, answered_by text, duration interval)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT h.id, h.started_at, h.direction, h.outcome, h.answered_by,
+           h.ended_at - coalesce(h.answered_at, h.started_at)
+      FROM cti.token_binding(p_token) b
+      JOIN cti.call c ON c.id = p_call_id
+     CROSS JOIN LATERAL (SELECT * FROM cti.call h
+                          WHERE h.id <> c.id
+                            AND CASE WHEN c.client_id IS NOT NULL THEN h.client_id = c.client_id
+                                     ELSE h.external_number = c.external_number END
+                          ORDER BY h.started_at DESC NULLS LAST
+                          LIMIT least(greatest(p_limit, 1), 20)) h
+     WHERE EXISTS (SELECT FROM cti.outbox o WHERE o.target_kind = 'ws' AND o.target_id = b.workstation_id
+                                              AND o.call_id = p_call_id AND o.type = 'open_card')
+$$;
+
+COMMENT ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
+
 CREATE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2499,6 +2519,9 @@ REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received times
 
 REVOKE ALL ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer) TO cti_gateway;
 
 REVOKE ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;

@@ -284,7 +284,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         console = Console(soft_wrap=True)  # plain lines for logs and pipes
     try:
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-        return asyncio.run(run(args.duration, args.rate, seed, args.dsn, console, args.pbx))
+        return asyncio.run(
+            run(args.duration, args.rate, seed, args.dsn, console, args.pbx, web=args.web)
+        )
     except DemoError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         return 1
@@ -449,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["onlinepbx3", "onlinepbx2"],
         default="onlinepbx3",
         help="which PBX protocol the simulator and the ingester speak",
+    )
+    p.add_argument(
+        "--web", action="store_true", help="also start `pgcti gateway` and print each desk's page"
     )
     p.set_defaults(func=cmd_demo)
 

@@ -164,6 +164,25 @@ class Hub:
             if "ack" in message:
                 ack = message["ack"]
                 await self.call("gateway_ack", browser.token, str(ack["stream"]), int(ack["seq"]))
+            elif "contacts" in message:  # the card asks for the caller's last contacts
+                call_id = int(message["contacts"])
+                rows = await self.call("gateway_contacts", browser.token, call_id)
+                await browser.socket.send_json(
+                    {
+                        "type": "contacts",
+                        "call_id": call_id,
+                        "contacts": [
+                            {
+                                "started_at": r[1].isoformat() if r[1] else None,
+                                "direction": r[2],
+                                "outcome": r[3],
+                                "answered_by": r[4],
+                                "seconds": r[5],
+                            }
+                            for r in rows
+                        ],
+                    }
+                )
 
 
 def app(

@@ -126,11 +126,14 @@ def test_the_card_appears_at_the_right_desk_only_and_moves_on_transfer(
         a.get(gw.url(tokens["101"]))
         b.get(gw.url(tokens["102"]))
         wait_for(lambda: _status(a) == "live" and _status(b) == "live", what="both pages live")
+        insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "103"))  # earlier
         call = builder(1)
         frames = pbx.blind_transfer_chain(call, KNOWN, LINE, ["101", "102"])
         answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
         insert_frames(conn, frames[: answered + 2])
         wait_for(lambda: _card(a) and "Ivan Ivanov" in _card(a), what="the card at desk 101")
+        # Ivanov called before: his last contacts come from pgcti's own history.
+        wait_for(lambda: "inbound answered (103)" in _card(a), what="the last contacts")
         assert "Romashka" in _card(a) and "Petrova" in _card(a)
         assert _card(b) is None, "desk 102 shows nothing"
         link = a.find_element("css selector", "#card-link a").get_attribute("href")

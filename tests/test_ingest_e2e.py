@@ -178,6 +178,7 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
         "3",
         "--seed",
         "11",
+        "--web",
         timeout=90,
     )
     out = result.stdout
@@ -187,6 +188,9 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
     sent, stored = map(
         int, re.search(r"frames: (\d+) sent by the simulator, (\d+) stored", out).groups()
     )
+    # --web: the gateway served each desk a page while the demo ran.
+    pages = re.findall(r"desk-\d+: (http://127\.0\.0\.1:\d+/#token=[0-9a-f]{64})", out)
+    assert len(pages) == 10, out
     # A month of history behind the live calls, drawn in a report the demo points to.
     past = int(re.search(r"(\d+) past calls stored", out).group(1))
     assert past > 1000, out

@@ -110,3 +110,27 @@ $$;
 COMMENT ON FUNCTION cti.gateway_whoami(text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
 COMMENT ON FUNCTION cti.gateway_pull(text, text, bigint, int) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
 COMMENT ON FUNCTION cti.gateway_ack(text, text, bigint) IS 'Gateway: acknowledge one of the token''s streams';
+
+-- The last contacts with the caller of a call this token's desk was sent a card for (its
+-- client's calls, or its number's when there is no client), newest first.
+CREATE OR REPLACE FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit int DEFAULT 5)
+RETURNS TABLE (call_id bigint, started_at timestamptz, direction text, outcome text, answered_by text,
+               duration interval)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.id, h.started_at, h.direction, h.outcome, h.answered_by,
+           h.ended_at - coalesce(h.answered_at, h.started_at)
+      FROM cti.token_binding(p_token) b
+      JOIN cti.call c ON c.id = p_call_id
+     CROSS JOIN LATERAL (SELECT * FROM cti.call h
+                          WHERE h.id <> c.id
+                            AND CASE WHEN c.client_id IS NOT NULL THEN h.client_id = c.client_id
+                                     ELSE h.external_number = c.external_number END
+                          ORDER BY h.started_at DESC NULLS LAST
+                          LIMIT least(greatest(p_limit, 1), 20)) h
+     WHERE EXISTS (SELECT FROM cti.outbox o WHERE o.target_kind = 'ws' AND o.target_id = b.workstation_id
+                                              AND o.call_id = p_call_id AND o.type = 'open_card')
+$$;
+
+COMMENT ON FUNCTION cti.gateway_contacts(text, bigint, int) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from datetime import date
@@ -37,6 +38,7 @@ async def run(
     dsn_flag: str | None,
     console: Console,
     pbx: str = "onlinepbx3",
+    web: bool = False,
 ) -> int:
     say = console.print
     if not (dsn_flag or os.environ.get("PGCTI_DSN")):
@@ -106,6 +108,7 @@ async def run(
         f"[bold]4/5[/bold] simulator on {server.url}; `pgcti ingest` (pid {ingester.pid}) subscribed, "
         f"log in {log_path}"
     )
+    gateway = await _start_gateway(dsn, workstations, say) if web else None
     say(
         f"[bold]5/5[/bold] playing {rate:g} calls/s for {duration:g}s, seed {seed_value} (Ctrl-C stops early)\n"
     )
@@ -172,6 +175,9 @@ async def run(
             raise DemoError(f"the board stopped: {task.exception()!r}")
         task.cancel()
     await server.stop()
+    if gateway is not None:
+        gateway.terminate()
+        await gateway.wait()
     return _summary(dsn, baseline, server.sent, board, ingester_status, log_path, console)
 
 
@@ -220,6 +226,40 @@ async def _poll_calls(dsn: str, board: Board) -> None:
             cur = await conn.execute(query("demo_live_calls"))
             board.calls = await cur.fetchall()
             await asyncio.sleep(0.5)
+
+
+async def _start_gateway(dsn: str, workstations: dict[int, str], say) -> asyncio.subprocess.Process:
+    """`pgcti gateway` on a free port with the demo's gateway login, and a page per desk."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tokens = seed.desk_tokens(conn)
+    log_path = embedded.home() / "demo-gateway.log"
+    gateway = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ingester.cli",
+        "gateway",
+        "--dsn",
+        database.with_user(dsn, seed.GATEWAY_LOGIN),
+        "--port",
+        str(port),
+        stdout=log_path.open("ab"),
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    for _ in range(100):  # up within a few seconds
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        await asyncio.sleep(0.1)
+    say(
+        f"      `pgcti gateway` (pid {gateway.pid}, log in {log_path}); each desk's web screen pop:"
+    )
+    for ws_id, name in sorted(workstations.items()):
+        if ws_id in tokens:
+            say(f"      {name}: http://127.0.0.1:{port}/#token={tokens[ws_id]}")
+    return gateway
 
 
 def _summary(

@@ -54,6 +54,9 @@ COMPANY_WORDS = [
 INGESTER_LOGIN = "pgcti_demo_ingester"
 
 
+GATEWAY_LOGIN = "pgcti_demo_gateway"
+
+
 def workstation_login(workstation_id: int) -> str:
     return f"pgcti_demo_ws_{workstation_id}"
 
@@ -113,3 +116,12 @@ def ensure_logins(conn: psycopg.Connection) -> dict[int, str]:
 def _ensure_role(conn: psycopg.Connection, login: str, group: str) -> None:
     if not conn.execute(query("role_exists"), [login]).fetchone():
         conn.execute(composed("create_login_in_role", login, group))
+
+
+def desk_tokens(conn: psycopg.Connection) -> dict[int, str]:
+    """The demo's gateway login, and a browser token (a day long) for each desk's login."""
+    _ensure_role(conn, GATEWAY_LOGIN, "cti_gateway")
+    return {
+        ws_id: conn.execute(query("issue_desk_token"), [workstation_login(ws_id)]).fetchone()[0]
+        for (ws_id,) in conn.execute(query("seed_workstation_ids")).fetchall()
+    }

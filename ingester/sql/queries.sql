@@ -351,3 +351,10 @@ SELECT seq, type, call_id, payload, created_at FROM cti.gateway_pull(%s, %s, %s,
 
 -- name: gateway_ack
 SELECT cti.gateway_ack(%s, %s, %s);
+
+-- name: gateway_contacts
+SELECT call_id, started_at, direction, outcome, answered_by, extract(epoch FROM duration)::int
+  FROM cti.gateway_contacts(%s, %s);
+
+-- name: issue_desk_token
+SELECT cti.issue_gateway_token_v1(%s, interval '1 day');
