@@ -44,7 +44,7 @@ def desks(conn, make_login):
 
 
 class Gateway:
-    def __init__(self, dsn: str, port: int) -> None:
+    def __init__(self, dsn: str, port: int, *extra: str) -> None:
         self.port = port
         self.proc = subprocess.Popen(
             [
@@ -58,6 +58,7 @@ class Gateway:
                 str(port),
                 "--card-url",
                 "https://crm.example/clients/{client_id}",
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -217,3 +218,91 @@ def test_tokens_keep_desks_apart_and_expired_or_revoked_ones_are_refused(
     other = make_login("cti_client", "gwother")
     with psycopg.connect(other, autocommit=True) as desk, pytest.raises(psycopg.Error):
         desk.execute("SELECT cti.issue_gateway_token_v1(%s)", [tokens["login-101"]])
+
+
+def _hello(port: int, token: str, origin: str | None = None) -> tuple[dict | None, int | None]:
+    """Connect as a browser would; (first message, close code)."""
+    import asyncio
+    import json
+
+    import websockets
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", origin=origin) as ws:
+            await ws.send(json.dumps({"token": token}))
+            try:
+                first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            except websockets.ConnectionClosed as closed:
+                return None, closed.rcvd.code if closed.rcvd else None
+            try:
+                await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                return first, None  # still open
+            except websockets.ConnectionClosed as closed:
+                return first, closed.rcvd.code if closed.rcvd else None
+            return first, None
+
+    try:
+        return asyncio.run(go())
+    except websockets.InvalidStatus as refused:
+        return None, refused.response.status_code
+
+
+def test_origin_connection_limit_and_no_pii_in_the_gateways_log(conn, dsn, desks):
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port, "--allow-origin", "https://crm.example")
+    try:
+        # A page from another origin is refused at the handshake (HTTP 403).
+        assert _hello(port, tokens["101"], "https://evil.example") == (None, 403)
+        first, code = _hello(port, tokens["101"], "https://crm.example")
+        assert first["type"] == "hello" and code is None
+        assert _hello(port, "forged", "https://crm.example")[1] == 4401
+        insert_frames(conn, pbx.inbound_answered(builder(3), KNOWN, LINE, "101"))
+    finally:
+        out = gw.stop()
+    for private in (tokens["101"], "Ivan Ivanov", "4951234567", "Romashka"):
+        assert private not in out, f"{private!r} in the gateway's log"
+
+
+def test_a_token_has_a_limit_on_its_connections(conn, dsn, desks):
+    import asyncio
+    import json
+
+    import websockets
+
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+
+    async def go() -> list:
+        sockets, codes = [], []
+        for _ in range(4):  # the limit is 3
+            ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws")
+            await ws.send(json.dumps({"token": tokens["101"]}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            codes.append(reply["type"])
+            sockets.append(ws)
+        for ws in sockets:
+            await ws.close()
+        return codes
+
+    try:
+        assert asyncio.run(go()) == ["hello", "hello", "hello", "error"]
+    finally:
+        gw.stop()
+
+
+def test_a_revoked_token_is_refused_and_the_page_says_so(conn, dsn, desks, browser_factory):
+    crm, tokens, gateway_dsn = desks
+    conn.execute("SELECT cti.revoke_gateway_tokens_v1(%s)", [tokens["login-102"]])
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        page = browser_factory()
+        page.get(gw.url(tokens["102"]))
+        wait_for(lambda: _status(page).startswith("refused"), what="the page to say refused")
+        assert "expired or revoked" in _status(page)
+        insert_frames(conn, pbx.inbound_answered(builder(4), KNOWN, LINE, "102"))
+        assert _card(page) is None
+    finally:
+        gw.stop()
