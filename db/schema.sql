@@ -985,6 +985,41 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
 
+CREATE FUNCTION cti.gateway_wallboard(p_token text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM cti.gateway_token t
+                    WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+                      AND t.scope = 'wallboard' AND t.revoked_at IS NULL AND t.expires_at > now()) THEN
+        RAISE EXCEPTION 'token refused: unknown, expired or revoked, or not a wallboard token'
+            USING ERRCODE = 'invalid_authorization_specification';
+    END IF;
+    RETURN jsonb_build_object(
+        'at', now(),
+        'lines', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('line', l.line, 'ringing', l.ringing, 'talking', l.talking) ORDER BY l.line)
+              FROM (SELECT coalesce(c.dialled, 'outbound') AS line,
+                           count(*) FILTER (WHERE c.answered_at IS NULL AND c.direction = 'inbound') AS ringing,
+                           count(*) FILTER (WHERE c.answered_at IS NOT NULL) AS talking
+                      FROM cti.call c WHERE c.ended_at IS NULL AND c.direction IN ('inbound', 'outbound')
+                     GROUP BY 1) l), '[]'),
+        'desks', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('workstation_id', w.id, 'state', CASE WHEN c.id IS NULL THEN 'idle' ELSE 'talking' END,
+                                                'extension', c.holder_extension, 'since', c.answered_at) ORDER BY w.id)
+              FROM (SELECT DISTINCT b.workstation_id AS id FROM cti.client_login b WHERE b.workstation_id IS NOT NULL) w
+              LEFT JOIN LATERAL (SELECT * FROM cti.call c WHERE c.ended_at IS NULL AND c.card_workstation_id = w.id
+                                  ORDER BY c.answered_at LIMIT 1) c ON true), '[]'),
+        'tasks_past_due', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('task_id', t.id, 'number', t.e164, 'owner_id', t.owner_id,
+                                                'due_at', t.due_at, 'missed_calls', t.missed_calls) ORDER BY t.due_at)
+              FROM cti.callback_task t WHERE t.closed_at IS NULL AND t.due_at < now()), '[]'));
+END
+$$;
+
+COMMENT ON FUNCTION cti.gateway_wallboard(p_token text) IS 'Gateway: the floor now for a wallboard token (lines, desks, callback tasks past due)';
+
 CREATE FUNCTION cti.gateway_whoami(p_token text) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1086,6 +1121,21 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) IS 'A browser token for a desk login (shown once; the database keeps its hash)';
+
+CREATE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days'::interval) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+BEGIN
+    INSERT INTO cti.gateway_token (token_sha256, scope, expires_at)
+    VALUES (sha256(convert_to(v_token, 'UTF8')), 'wallboard', now() + p_valid);
+    RETURN v_token;
+END
+$$;
+
+COMMENT ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) IS 'A token for the supervisor wallboard (shown once; the database keeps its hash)';
 
 CREATE FUNCTION cti.lock_calls(p_calls bigint[]) RETURNS void
     LANGUAGE sql
@@ -1856,7 +1906,7 @@ BEGIN
     SELECT b.* INTO v_binding
       FROM cti.gateway_token t JOIN cti.client_login b ON b.login = t.login
      WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
-       AND t.revoked_at IS NULL AND t.expires_at > now();
+       AND t.scope = 'desk' AND t.revoked_at IS NULL AND t.expires_at > now();
     IF NOT FOUND THEN
         RAISE EXCEPTION 'token refused: unknown, expired or revoked'
             USING ERRCODE = 'invalid_authorization_specification',
@@ -2186,14 +2236,17 @@ COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: 
 CREATE TABLE cti.gateway_token (
     id bigint NOT NULL,
     token_sha256 bytea NOT NULL,
-    login name NOT NULL,
+    scope text DEFAULT 'desk'::text NOT NULL,
+    login name,
     issued_by name DEFAULT SESSION_USER NOT NULL,
     issued_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    CONSTRAINT gateway_token_check CHECK (((scope = 'desk'::text) = (login IS NOT NULL))),
+    CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text])))
 );
 
-COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for, expiry, revocation';
+COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for (or the supervisor wallboard), expiry, revocation';
 
 ALTER TABLE cti.gateway_token ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME cti.gateway_token_id_seq
@@ -2526,6 +2579,9 @@ GRANT ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_lim
 REVOKE ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
 
+REVOKE ALL ON FUNCTION cti.gateway_wallboard(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_wallboard(p_token text) TO cti_gateway;
+
 REVOKE ALL ON FUNCTION cti.gateway_whoami(p_token text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_whoami(p_token text) TO cti_gateway;
 
@@ -2537,6 +2593,8 @@ REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
 

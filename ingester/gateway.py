@@ -95,6 +95,9 @@ class Hub:
         await socket.accept()
         hello = json.loads(await socket.receive_text())
         token = str(hello.get("token", ""))
+        if hello.get("wallboard"):
+            await self._wallboard(socket, token)
+            return
         try:
             streams = await self.call("gateway_whoami", token)
         except psycopg.Error as exc:
@@ -132,6 +135,26 @@ class Hub:
             self.per_token[token] -= 1
             for browsers in self.by_channel.values():
                 browsers.discard(browser)
+
+    async def _wallboard(self, socket: WebSocket, token: str) -> None:
+        """The supervisor's board: the floor now, sent again whenever it changes (asked
+        for every second: one small query, whoever watches)."""
+        last = None
+        try:
+            while True:
+                try:
+                    ((board,),) = await self.call("gateway_wallboard", token)
+                except psycopg.Error as exc:
+                    await socket.send_json({"type": "error", "error": exc.diag.message_primary})
+                    await socket.close(code=4401, reason="token refused")
+                    return
+                board.pop("at", None)
+                if board != last:
+                    await socket.send_json({"type": "wallboard", **board})
+                    last = board
+                await asyncio.sleep(1)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
 
     async def _push(self, browser: Browser) -> None:
         while True:
@@ -191,8 +214,13 @@ def app(
     hub = Hub(dsn, max_per_token)
     page = PAGE.read_text(encoding="utf-8")
 
+    board = (PAGE.parent / "wallboard.html").read_text(encoding="utf-8")
+
     async def desk(request) -> HTMLResponse:
         return HTMLResponse(page)
+
+    async def wallboard(request) -> HTMLResponse:
+        return HTMLResponse(board)
 
     async def websocket(socket: WebSocket) -> None:
         await hub.serve(socket, allowed_origins, card_url)
@@ -203,7 +231,10 @@ def app(
         yield
         listener.cancel()
 
-    return Starlette(routes=[Route("/", desk), WebSocketRoute("/ws", websocket)], lifespan=lifespan)
+    return Starlette(
+        routes=[Route("/", desk), Route("/wallboard", wallboard), WebSocketRoute("/ws", websocket)],
+        lifespan=lifespan,
+    )
 
 
 def run(dsn: str, host: str, port: int, allowed_origins: set[str], card_url: str) -> None:
@@ -214,5 +245,6 @@ def run(dsn: str, host: str, port: int, allowed_origins: set[str], card_url: str
         host=host,
         port=port,
         log_level="info",
-        access_log=False,
-    )  # access logs would carry no PII, but no use either
+        access_log=False,  # tokens travel in messages, not URLs; still, no use for it
+        timeout_graceful_shutdown=2,  # browsers reconnect and catch up: no need to wait on them
+    )

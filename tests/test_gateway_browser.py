@@ -77,7 +77,12 @@ class Gateway:
 
     def stop(self) -> str:
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+            raise AssertionError(f"the gateway did not stop on SIGTERM:\n{out}") from None
         return out
 
 
@@ -306,3 +311,51 @@ def test_a_revoked_token_is_refused_and_the_page_says_so(conn, dsn, desks, brows
         assert _card(page) is None
     finally:
         gw.stop()
+
+
+def _rows(driver, table: str) -> list[list[str]]:
+    """The table's cells, read in one go (the board redraws them as the floor changes)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent))",
+        f"#{table} tbody tr",
+    )
+
+
+def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_factory):
+    """Calls ringing and talking per line, each desk's state, callback tasks past due; a
+    desk's token opens no wallboard and the wallboard's opens no desk."""
+    crm, tokens, gateway_dsn = desks
+    board_token = conn.execute("SELECT cti.issue_wallboard_token_v1()").fetchone()[0]
+    conn.execute("UPDATE cti.config SET callback_due_after = '0'")  # every task is overdue at once
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        page = browser_factory()
+        page.get(f"http://127.0.0.1:{gw.port}/wallboard#token={board_token}")
+        wait_for(lambda: _status(page) == "live", what="the board live")
+        ringing = pbx.blind_transfer_chain(builder(1), KNOWN, LINE, ["101", "102"])
+        answer = next(i for i, f in enumerate(ringing) if f["event"] == "channel_answer")
+        insert_frames(conn, ringing[:answer])
+        wait_for(lambda: _rows(page, "lines") == [["74950001122", "1", "0"]], what="one ringing")
+        insert_frames(conn, ringing[answer : answer + 2])
+        wait_for(lambda: _rows(page, "lines") == [["74950001122", "0", "1"]], what="one talking")
+        desks_now = {r[0]: r[1:3] for r in _rows(page, "desks")}
+        assert desks_now[str(crm["ws-101"])] == ["talking", "101"]
+        assert desks_now[str(crm["ws-102"])] == ["idle", ""]
+        insert_frames(conn, ringing[answer + 2 :])
+        insert_frames(conn, pbx.inbound_unanswered(builder(2), KNOWN, LINE, ["101"], "NO_ANSWER"))
+        wait_for(
+            lambda: [r[0] for r in _rows(page, "tasks")] == ["+74951234567"], what="a task past due"
+        )
+        assert _rows(page, "lines") == []
+        # Scopes: neither kind of token opens the other's view.
+        wrong = browser_factory()
+        wrong.get(f"http://127.0.0.1:{gw.port}/wallboard#token={tokens['101']}")
+        wait_for(lambda: _status(wrong).startswith("refused"), what="a desk token refused")
+    finally:
+        gw.stop()
+    with (
+        psycopg.connect(gateway_dsn, autocommit=True) as gw_conn,
+        pytest.raises(psycopg.errors.InvalidAuthorizationSpecification),
+    ):
+        gw_conn.execute("SELECT * FROM cti.gateway_whoami(%s)", [board_token])

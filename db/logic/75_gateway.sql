@@ -9,6 +9,9 @@
 -- - The gateway's login (cti_gateway) can call only the gateway_* functions: check a token,
 --   pull and ack for the token's login. It reads no table, so its password alone opens no
 --   desk's stream.
+-- - A wallboard token (a DBA issues it for a supervisor's screen) shows the whole floor
+--   now: calls ringing and talking per line, each desk's state, callback tasks past due.
+--   It opens no desk's stream, and a desk token opens no wallboard.
 
 -- The binding of a live token; raises for an unknown, expired or revoked one.
 CREATE OR REPLACE FUNCTION cti.token_binding(p_token text) RETURNS cti.client_login
@@ -21,7 +24,7 @@ BEGIN
     SELECT b.* INTO v_binding
       FROM cti.gateway_token t JOIN cti.client_login b ON b.login = t.login
      WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
-       AND t.revoked_at IS NULL AND t.expires_at > now();
+       AND t.scope = 'desk' AND t.revoked_at IS NULL AND t.expires_at > now();
     IF NOT FOUND THEN
         RAISE EXCEPTION 'token refused: unknown, expired or revoked'
             USING ERRCODE = 'invalid_authorization_specification',
@@ -134,3 +137,56 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION cti.gateway_contacts(text, bigint, int) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
+
+-- A token for the supervisor wallboard (DBA): the floor now, no desk's stream.
+CREATE OR REPLACE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days') RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+BEGIN
+    INSERT INTO cti.gateway_token (token_sha256, scope, expires_at)
+    VALUES (sha256(convert_to(v_token, 'UTF8')), 'wallboard', now() + p_valid);
+    RETURN v_token;
+END
+$$;
+
+COMMENT ON FUNCTION cti.issue_wallboard_token_v1(interval) IS 'A token for the supervisor wallboard (shown once; the database keeps its hash)';
+
+-- The floor now, for a wallboard token: calls ringing and talking per line, each desk's
+-- state, callback tasks past due (most overdue first).
+CREATE OR REPLACE FUNCTION cti.gateway_wallboard(p_token text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM cti.gateway_token t
+                    WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+                      AND t.scope = 'wallboard' AND t.revoked_at IS NULL AND t.expires_at > now()) THEN
+        RAISE EXCEPTION 'token refused: unknown, expired or revoked, or not a wallboard token'
+            USING ERRCODE = 'invalid_authorization_specification';
+    END IF;
+    RETURN jsonb_build_object(
+        'at', now(),
+        'lines', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('line', l.line, 'ringing', l.ringing, 'talking', l.talking) ORDER BY l.line)
+              FROM (SELECT coalesce(c.dialled, 'outbound') AS line,
+                           count(*) FILTER (WHERE c.answered_at IS NULL AND c.direction = 'inbound') AS ringing,
+                           count(*) FILTER (WHERE c.answered_at IS NOT NULL) AS talking
+                      FROM cti.call c WHERE c.ended_at IS NULL AND c.direction IN ('inbound', 'outbound')
+                     GROUP BY 1) l), '[]'),
+        'desks', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('workstation_id', w.id, 'state', CASE WHEN c.id IS NULL THEN 'idle' ELSE 'talking' END,
+                                                'extension', c.holder_extension, 'since', c.answered_at) ORDER BY w.id)
+              FROM (SELECT DISTINCT b.workstation_id AS id FROM cti.client_login b WHERE b.workstation_id IS NOT NULL) w
+              LEFT JOIN LATERAL (SELECT * FROM cti.call c WHERE c.ended_at IS NULL AND c.card_workstation_id = w.id
+                                  ORDER BY c.answered_at LIMIT 1) c ON true), '[]'),
+        'tasks_past_due', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('task_id', t.id, 'number', t.e164, 'owner_id', t.owner_id,
+                                                'due_at', t.due_at, 'missed_calls', t.missed_calls) ORDER BY t.due_at)
+              FROM cti.callback_task t WHERE t.closed_at IS NULL AND t.due_at < now()), '[]'));
+END
+$$;
+
+COMMENT ON FUNCTION cti.gateway_wallboard(text) IS 'Gateway: the floor now for a wallboard token (lines, desks, callback tasks past due)';

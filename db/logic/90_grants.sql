@@ -25,4 +25,5 @@ GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.epoch_v1(), cti.pull_commands_v1(
 GRANT EXECUTE ON FUNCTION cti.issue_gateway_token_v1(name, interval) TO cti_client;
 -- The gateway's login: tokens in, its token's streams out; no table, no other function.
 GRANT EXECUTE ON FUNCTION cti.gateway_whoami(text), cti.gateway_pull(text, text, bigint, int),
-    cti.gateway_ack(text, text, bigint), cti.gateway_contacts(text, bigint, int) TO cti_gateway;
+    cti.gateway_ack(text, text, bigint), cti.gateway_contacts(text, bigint, int),
+    cti.gateway_wallboard(text) TO cti_gateway;

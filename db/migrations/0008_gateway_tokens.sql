@@ -21,11 +21,13 @@ SET LOCAL ROLE cti_owner;
 CREATE TABLE cti.gateway_token (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     token_sha256 bytea NOT NULL UNIQUE,   -- the token itself is shown once, never stored
-    login name NOT NULL,                  -- the desk login (cti.client_login) it acts for
+    scope text NOT NULL DEFAULT 'desk' CHECK (scope IN ('desk', 'wallboard')),
+    login name,                           -- the desk login (cti.client_login) a desk token acts for
     issued_by name NOT NULL DEFAULT session_user,
     issued_at timestamptz NOT NULL DEFAULT now(),
     expires_at timestamptz NOT NULL,
-    revoked_at timestamptz
+    revoked_at timestamptz,
+    CHECK ((scope = 'desk') = (login IS NOT NULL))  -- a wallboard token is no desk's
 );
-COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for, expiry, revocation';
+COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for (or the supervisor wallboard), expiry, revocation';
 CREATE INDEX gateway_token_login ON cti.gateway_token (login);

@@ -358,3 +358,6 @@ SELECT call_id, started_at, direction, outcome, answered_by, extract(epoch FROM 
 
 -- name: issue_desk_token
 SELECT cti.issue_gateway_token_v1(%s, interval '1 day');
+
+-- name: gateway_wallboard
+SELECT cti.gateway_wallboard(%s);
