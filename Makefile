@@ -24,14 +24,16 @@ $(INTEROP): tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# A real browser for the report's test: Debian's chromium, when we may install it (root,
-# apt). Without it that test skips and says why; nothing else needs it.
+# A real browser for the browser tests (the report, the gateway's pages): Debian's chromium
+# and chromedriver, when we may install them (root, apt). Without them those tests skip
+# and say why; nothing else needs them.
 BROWSER := $(BIN)/.browser-checked
 $(BROWSER): $(BIN)/.installed
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && echo "==> installing Debian's chromium for the report's browser test (first run only)" \
-	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-	  || echo "==> no chromium: the report's browser test will skip"
+	@{ command -v chromium && command -v chromedriver; } >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && echo "==> installing Debian's chromium and chromedriver for the browser tests (first run only)" \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	  || echo "==> no chromium: the browser tests will skip"
 	@touch $@
 
 test: $(BIN)/.installed $(INTEROP) $(BROWSER)
@@ -50,7 +52,7 @@ clean:
 	rm -rf $(VENV) .pgcti
 
 # The same suite on Debian's PostgreSQL 15 (package postgresql-15), the oldest major we support.
-test-pg15: $(BIN)/.installed $(INTEROP)
+test-pg15: $(BIN)/.installed $(INTEROP) $(BROWSER)
 	tests/with_debian_postgres.sh 15 $(BIN)/pytest
 
 # Benchmarks: ratios measured in one run on one server (see docs/performance.md).
