@@ -93,8 +93,13 @@ class Hub:
             await socket.close(code=4403, reason="origin not allowed")
             return
         await socket.accept()
-        hello = json.loads(await socket.receive_text())
-        token = str(hello.get("token", ""))
+        try:
+            hello = json.loads(await socket.receive_text())
+            token = str(hello["token"])
+        except (ValueError, KeyError, TypeError):
+            await socket.send_json({"type": "error", "error": 'expected {"token": "..."} first'})
+            await socket.close(code=4400, reason="bad hello")
+            return
         if hello.get("wallboard"):
             await self._wallboard(socket, token)
             return
@@ -183,29 +188,42 @@ class Hub:
 
     async def _acks(self, browser: Browser) -> None:
         while True:
-            message = json.loads(await browser.socket.receive_text())
-            if "ack" in message:
-                ack = message["ack"]
-                await self.call("gateway_ack", browser.token, str(ack["stream"]), int(ack["seq"]))
-            elif "contacts" in message:  # the card asks for the caller's last contacts
-                call_id = int(message["contacts"])
-                rows = await self.call("gateway_contacts", browser.token, call_id)
+            text = await browser.socket.receive_text()
+            try:
+                await self._answer(browser, json.loads(text))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # A bad message is the browser's mistake: say so, and keep the connection.
                 await browser.socket.send_json(
                     {
-                        "type": "contacts",
-                        "call_id": call_id,
-                        "contacts": [
-                            {
-                                "started_at": r[1].isoformat() if r[1] else None,
-                                "direction": r[2],
-                                "outcome": r[3],
-                                "answered_by": r[4],
-                                "seconds": r[5],
-                            }
-                            for r in rows
-                        ],
+                        "type": "error",
+                        "error": f"bad message ({type(exc).__name__}): expected "
+                        '{"ack": {"stream": ..., "seq": ...}} or {"contacts": <call_id>}',
                     }
                 )
+
+    async def _answer(self, browser: Browser, message: dict) -> None:
+        if "ack" in message:
+            ack = message["ack"]
+            await self.call("gateway_ack", browser.token, str(ack["stream"]), int(ack["seq"]))
+        elif "contacts" in message:  # the card asks for the caller's last contacts
+            call_id = int(message["contacts"])
+            rows = await self.call("gateway_contacts", browser.token, call_id)
+            await browser.socket.send_json(
+                {
+                    "type": "contacts",
+                    "call_id": call_id,
+                    "contacts": [
+                        {
+                            "started_at": r[1].isoformat() if r[1] else None,
+                            "direction": r[2],
+                            "outcome": r[3],
+                            "answered_by": r[4],
+                            "seconds": r[5],
+                        }
+                        for r in rows
+                    ],
+                }
+            )
 
 
 def app(

@@ -359,3 +359,36 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
         pytest.raises(psycopg.errors.InvalidAuthorizationSpecification),
     ):
         gw_conn.execute("SELECT * FROM cti.gateway_whoami(%s)", [board_token])
+
+
+def test_bad_messages_get_a_clear_error_and_the_connection_goes_on(conn, dsn, desks):
+    import asyncio
+    import json
+
+    import websockets
+
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+
+    async def go() -> tuple:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send("not json")
+            refused = json.loads(await ws.recv())
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send(json.dumps({"token": tokens["101"]}))
+            await ws.recv()  # hello
+            replies = []
+            for bad in ("{", json.dumps({"ack": {"seq": "x"}}), json.dumps({"contacts": [1]})):
+                await ws.send(bad)
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5))["type"])
+            await ws.send(json.dumps({"ack": {"stream": "commands", "seq": 0}}))  # still served
+            return refused, replies
+
+    try:
+        refused, replies = asyncio.run(go())
+    finally:
+        out = gw.stop()
+    assert refused == {"type": "error", "error": 'expected {"token": "..."} first'}
+    assert replies == ["error", "error", "error"]
+    assert "Traceback" not in out, out

@@ -61,6 +61,53 @@ async def listen_all(
     await asyncio.gather(*(one(c) for c in conns))
 
 
+async def through_gateway(
+    dsn: str,
+    workstations: list[int],
+    bells: list[tuple[float, str, int]],
+    ready: asyncio.Event,
+    gateway_port: int,
+):
+    """One browser-like WebSocket client per workstation, through `pgcti gateway` (which
+    holds a single LISTEN connection): an item's arrival at the client is its doorbell."""
+    import websockets
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tokens = []
+        for ws in workstations:
+            conn.execute(
+                "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)"
+                " ON CONFLICT (login) DO NOTHING",
+                [f"bench_ws_{ws}", ws],
+            )
+            tokens.append(
+                conn.execute(
+                    "SELECT cti.issue_gateway_token_v1(%s)", [f"bench_ws_{ws}"]
+                ).fetchone()[0]
+            )
+    sockets = []
+    for token in tokens:
+        ws = await websockets.connect(f"ws://127.0.0.1:{gateway_port}/ws", max_queue=None)
+        await ws.send(json.dumps({"token": token}))
+        await ws.recv()  # hello
+        sockets.append(ws)
+    await asyncio.sleep(1)  # the gateway's LISTENs take hold
+    ready.set()
+
+    async def one(ws):
+        async for message in ws:
+            item = json.loads(message)
+            if item.get("type") == "item":
+                bells.append((time.time(), "gateway", item["call_id"]))
+                await ws.send(json.dumps({"ack": {"stream": item["stream"], "seq": item["seq"]}}))
+
+    try:
+        await asyncio.gather(*(one(ws) for ws in sockets))
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
 async def run_rate(
     dsn: str,
     server: Onlinepbx3Server,
@@ -68,7 +115,8 @@ async def run_rate(
     seconds: float,
     workstations: list[int],
     seed: int,
-    fanout: bool = False,
+    mode: str = "each",
+    gateway_port: int = 0,
 ) -> dict:
     calls_per_second = rate_events / FRAMES_PER_CALL
     traffic = Traffic(
@@ -80,7 +128,14 @@ async def run_rate(
     sent_at: dict[str, list[float]] = collections.defaultdict(list)
     bells: list[tuple[float, str, int]] = []
     ready = asyncio.Event()
-    listener = asyncio.create_task(listen_all(dsn, workstations, bells, ready, fanout))
+    if mode == "gateway":
+        listener = asyncio.create_task(
+            through_gateway(dsn, workstations, bells, ready, gateway_port)
+        )
+    else:
+        listener = asyncio.create_task(
+            listen_all(dsn, workstations, bells, ready, mode == "fanout")
+        )
     await ready.wait()
     server_cpu, commits = _server_cpu(), _commits(dsn)
     start = time.time() + 0.5
@@ -110,7 +165,8 @@ async def run_rate(
             [start],
         ).fetchone()[0]
     return {
-        "listening_connections": 1 if fanout else len(workstations),
+        "mode": mode,
+        "listening_connections": len(workstations) if mode == "each" else 1,
         "notifying_commits": notifying,
         # A listening backend reads the NOTIFY queue in a transaction of its own each time it
         # is woken: the commits beyond the ingester's count those wake-ups.
@@ -183,8 +239,8 @@ async def main_async(args) -> list[dict]:
         with psycopg.connect(server_dsn, autocommit=True) as conn:
             conn.execute("ANALYZE")
         results = []
-        runs = [(rate, fanout) for fanout in args.fanout for rate in args.rates]
-        for n, (rate, fanout) in enumerate(runs):
+        runs = [(rate, mode) for mode in args.modes for rate in args.rates]
+        for n, (rate, mode) in enumerate(runs):
             sim = Onlinepbx3Server("bench-key-123")
             await sim.start()
             ingest = await asyncio.create_subprocess_exec(
@@ -203,11 +259,52 @@ async def main_async(args) -> list[dict]:
                 env={**os.environ, "PGCTI_PBX_KEY": "bench-key-123"},
             )
             await asyncio.wait_for(sim.subscribed.wait(), 20)
-            how = "one fan-out connection" if fanout else "a connection each"
+            how = {
+                "each": "a connection each",
+                "fanout": "one fan-out connection",
+                "gateway": "WebSocket clients through pgcti gateway",
+            }[mode]
+            gateway = None
+            port = 0
+            if mode == "gateway":
+                import socket
+
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    port = probe.getsockname()[1]
+                gateway = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "ingester.cli",
+                    "gateway",
+                    "--dsn",
+                    server_dsn,
+                    "--port",
+                    str(port),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                await asyncio.sleep(3)
             log(f"latency at {rate:,.0f} events/s, {len(workstations)} workstations, {how}")
             result = await run_rate(
-                server_dsn, sim, rate, args.seconds, workstations, seed=100 + n, fanout=fanout
+                server_dsn,
+                sim,
+                rate,
+                args.seconds,
+                workstations,
+                seed=100 + n,
+                mode=mode,
+                gateway_port=port,
             )
+            if gateway is not None:
+                gw = psutil.Process(gateway.pid)
+                gw_cpu = gw.cpu_times()
+                result["gateway_rss_mb"] = round(gw.memory_info().rss / 2**20, 1)
+                result["gateway_cpu_s_per_10k_frames"] = round(
+                    (gw_cpu.user + gw_cpu.system) / max(result["sent"], 1) * 10_000, 2
+                )
+                gateway.terminate()
+                await gateway.wait()
             proc = psutil.Process(ingest.pid)  # the ingester's own cost at this rate
             cpu = proc.cpu_times()
             result["ingester_rss_mb"] = round(proc.memory_info().rss / 2**20, 1)
@@ -234,27 +331,32 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=10_000, help="frames before measuring")
     parser.add_argument(
         "--listen",
-        default="each,fanout",
+        default="each,fanout,gateway",
         help="each: a LISTEN connection per workstation; fanout: one connection on every "
-        "channel (a gateway); both by default",
+        "channel; gateway: WebSocket clients through `pgcti gateway`; all by default",
     )
     parser.add_argument("--json", default="bench-latency.json")
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",")]
-    args.fanout = [mode == "fanout" for mode in args.listen.split(",")]
+    args.modes = args.listen.split(",")
     results = asyncio.run(main_async(args))
     print(
-        f"\n{'listeners':>10}{'events/s asked':>15}{'reached':>10}{'doorbells':>10}{'p50 ms':>9}"
+        f"\n{'mode':>8}{'listeners':>10}{'events/s asked':>15}{'reached':>10}{'doorbells':>10}{'p50 ms':>9}"
         f"{'p95 ms':>9}{'p99 ms':>9}{'max ms':>10}{'server ms/commit':>17}{'wake-ups':>9}{'RSS MB':>8}{'CPU s/10k':>11}"
     )
     for r in results:
         print(
-            f"{r['listening_connections']:>10}{r['target_events_per_s']:>15,.0f}"
+            f"{r['mode']:>8}{r['listening_connections']:>10}{r['target_events_per_s']:>15,.0f}"
             f"{r['sent_events_per_s']:>10,}{r['doorbells']:>10}"
             f"{r['p50_ms']:>9}{r['p95_ms']:>9}{r['p99_ms']:>9}{r['max_ms']!s:>10}"
             f"{r['server_cpu_ms_per_notifying_commit']:>17}"
             f"{r['listener_wakeups_per_notifying_commit']:>9}"
             f"{r['ingester_rss_mb']:>8}{r['ingester_cpu_s_per_10k_frames']:>11}"
+            + (
+                f"   gateway: RSS {r['gateway_rss_mb']} MB, CPU {r['gateway_cpu_s_per_10k_frames']} s/10k frames"
+                if "gateway_rss_mb" in r
+                else ""
+            )
         )
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2)
