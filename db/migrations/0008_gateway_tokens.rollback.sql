@@ -11,8 +11,11 @@ BEGIN
                     WHERE m.roleid = 'cti_gateway'::regrole AND u.rolcanlogin) THEN
         BEGIN
             DROP ROLE cti_gateway;
-        EXCEPTION WHEN dependent_objects_still_exist THEN
-            RAISE NOTICE 'role cti_gateway is still used by another database on this server; kept';
+        EXCEPTION
+            WHEN dependent_objects_still_exist THEN
+                RAISE NOTICE 'role cti_gateway is still used by another database on this server; kept';
+            WHEN insufficient_privilege THEN  -- made by someone else, for another database
+                RAISE NOTICE 'role cti_gateway kept: dropping it needs ADMIN OPTION on it';
         END;
     END IF;
 END
