@@ -32,8 +32,8 @@ SELECT 'Client ' || g, (SELECT min(id) FROM pgcti_refcrm.employee) + g % 30
 INSERT INTO cti.call (source, pbx_call_id, direction, dialled, client_id, client_match, external_number,
                       started_at, answered_at, answered_by, ended_at, outcome)
 SELECT 'onlinepbx3', 'bench-' || g, d, CASE WHEN d = 'inbound' THEN '+7495000000' || (g % 8) END,
-       (SELECT min(id) FROM pgcti_refcrm.client) + (g * 7919) % greatest(%(calls)s / 4, 1),
-       CASE WHEN g % 9 = 0 THEN 'new' ELSE 'exact' END, '+7916' || lpad(((g * 7919) % 9999999)::text, 7, '0'),
+       (SELECT min(id) FROM pgcti_refcrm.client) + (g::bigint * 7919) % greatest(%(calls)s / 4, 1),
+       CASE WHEN g % 9 = 0 THEN 'new' ELSE 'exact' END, '+7916' || lpad(((g::bigint * 7919) % 9999999)::text, 7, '0'),
        s, CASE WHEN o = 'answered' THEN s + (5 + g % 40) * interval '1 second' END,
        CASE WHEN o = 'answered' THEN (101 + g % 30)::text END, s + (30 + g % 300) * interval '1 second', o
   FROM generate_series(1, %(calls)s) g
