@@ -42,22 +42,31 @@ class Browser:
 
 
 class Hub:
-    """The listening connection, and one connection for the gateway_* calls."""
+    """The listening connection, and a few connections for the gateway_* calls."""
+
+    CALL_CONNECTIONS = 4  # pulls of different desks run side by side; the server sees 5
 
     def __init__(self, dsn: str, max_per_token: int) -> None:
         self.dsn, self.max_per_token = dsn, max_per_token
         self.by_channel: dict[str, set[Browser]] = defaultdict(set)
         self.per_token: dict[str, int] = defaultdict(int)
         self.to_listen: asyncio.Queue[str] = asyncio.Queue()
-        self.lock = asyncio.Lock()
-        self.conn: psycopg.AsyncConnection | None = None
+        self.idle: asyncio.Queue[psycopg.AsyncConnection | None] = asyncio.Queue()
+        for _ in range(self.CALL_CONNECTIONS):
+            self.idle.put_nowait(None)  # connected on first use
 
     async def call(self, name: str, *args) -> list[tuple]:
-        async with self.lock:
-            if self.conn is None or self.conn.closed:
-                self.conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-            cur = await self.conn.execute(query(name), args)
+        conn = await self.idle.get()
+        try:
+            if conn is None or conn.closed:
+                conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            cur = await conn.execute(query(name), args)
             return await cur.fetchall()
+        except psycopg.OperationalError:
+            conn = None  # broken: a new one next time
+            raise
+        finally:
+            self.idle.put_nowait(conn)
 
     async def listen_forever(self) -> None:
         """Doorbells in, browsers woken; reconnects (and LISTENs again) after a drop."""
