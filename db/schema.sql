@@ -114,6 +114,19 @@ CREATE FUNCTION cti.ack_notifications_v1(p_seq bigint) RETURNS bigint
 
 COMMENT ON FUNCTION cti.ack_notifications_v1(p_seq bigint) IS 'Client API v1: mark my notifications up to p_seq handled; returns the acknowledged seq';
 
+CREATE FUNCTION cti.ami_block(p_body text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT jsonb_build_object(
+        'Event', (SELECT trim(substr(l, strpos(l, ':') + 1)) FROM regexp_split_to_table(p_body, E'\r?\n') l
+                   WHERE lower(split_part(l, ':', 1)) = 'event' LIMIT 1),
+        'fields', coalesce(jsonb_agg(jsonb_build_array(split_part(l.line, ':', 1),
+                                                       ltrim(substr(l.line, strpos(l.line, ':') + 1)))
+                                     ORDER BY l.n) FILTER (WHERE strpos(l.line, ':') > 0), '[]'))
+      FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n)
+$$;
+
 CREATE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1489,6 +1502,11 @@ BEGIN
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
         RETURN;
     END IF;
+    IF p_event.source = 'asterisk' THEN  -- stored and parsed; its facts are not built yet
+        status := 'ignored';
+        detail := 'Asterisk AMI: stored and parsed; calls are not derived from AMI yet';
+        RETURN;
+    END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
     END IF;
@@ -1831,6 +1849,11 @@ BEGIN
             NEW.parse_error := 'empty frame';
         ELSIF v_bytes > v_limit THEN
             NEW.parse_error := format('frame is %s bytes, over the %s-byte limit (cti.config.max_frame_bytes)', v_bytes, v_limit);
+        ELSIF NEW.source = 'asterisk' THEN
+            NEW.frame := cti.ami_block(NEW.body);
+            IF NEW.frame ->> 'Event' IS NULL THEN
+                NEW.parse_error := 'not an AMI event block (no Event: line)';
+            END IF;
         ELSE
             BEGIN
                 NEW.frame := NEW.body::jsonb;
@@ -1844,7 +1867,9 @@ BEGIN
         END IF;
     END IF;
     -- jsonb's text form is canonical (key order, spacing), so a replayed frame gets the same key.
-    NEW.dedup_key := encode(sha256(convert_to(coalesce(NEW.frame::text, NEW.body, ''), 'UTF8')), 'hex');
+    NEW.dedup_key := encode(sha256(convert_to(
+        CASE WHEN NEW.source = 'asterisk' THEN coalesce(NEW.body, '') || E'\n' || NEW.received_at::text
+             ELSE coalesce(NEW.frame::text, NEW.body, '') END, 'UTF8')), 'hex');
     RETURN NEW;
 END
 $$;
@@ -2519,6 +2544,8 @@ GRANT ALL ON FUNCTION cti.ack_commands_v1(p_seq bigint) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.ami_block(p_body text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) FROM PUBLIC;
 

@@ -340,15 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with an [ingest] table (default: $PGCTI_CONFIG)")
     p.add_argument(
         "--pbx",
-        choices=["onlinepbx3", "onlinepbx2"],
-        help="PBX protocol: onlinepbx3 (WebSocket API 3.0, default) or onlinepbx2 (socket.io 0.9); $PGCTI_PBX",
+        choices=["onlinepbx3", "onlinepbx2", "asterisk"],
+        help="PBX protocol: onlinepbx3 (WebSocket API 3.0, default), onlinepbx2 (socket.io 0.9) "
+        "or asterisk (AMI; calls are stored, not yet derived); $PGCTI_PBX",
     )
     p.add_argument(
         "--domain", help="PBX domain, e.g. example.onpbx.ru (onlinepbx2; $PGCTI_PBX_DOMAIN)"
     )
     p.add_argument(
         "--url",
-        help="PBX URL without the key: wss://example.onpbx.ru:3342/ (3.0) or https://example.onpbx.ru:8093 (2.0)",
+        help="PBX URL without the key: wss://example.onpbx.ru:3342/ (3.0), https://example.onpbx.ru:8093 "
+        "(2.0) or ami://USER@HOST:5038 (amis:// for TLS)",
     )
     p.add_argument("--key-file", help="file holding the API key, mode 0600 (or set $PGCTI_PBX_KEY)")
     p.add_argument("--subscriptions", help="event groups, comma-separated (default: calls)")

@@ -14,7 +14,7 @@ from ingester.journal import SYNC_POLICIES
 from ingester.redaction import Secret
 from ingester.replay_window import REPLAY_WINDOW
 
-PBX_KINDS = ("onlinepbx3", "onlinepbx2")
+PBX_KINDS = ("onlinepbx3", "onlinepbx2", "asterisk")
 DEFAULT_SUBSCRIPTIONS = ("calls",)
 
 
@@ -150,6 +150,13 @@ def load(flags: dict[str, object]) -> IngestConfig:
         raise ConfigError(
             "no PBX API key: set PGCTI_PBX_KEY or give --key-file (a file only you can read)"
         )
+    if pbx == "asterisk":
+        from ingester.transports.asterisk_ami import parse_url
+
+        try:
+            parse_url(str(url))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     domain = pick("domain", "PGCTI_PBX_DOMAIN")
     if pbx == "onlinepbx2" and not domain:
         raise ConfigError(

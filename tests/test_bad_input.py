@@ -71,5 +71,10 @@ def test_oversized_frame_is_stored_verbatim_with_the_limit_named(conn):
 
 
 def test_unknown_source_is_stored_and_failed(conn):
-    insert_frames(conn, ['{"event": "x"}'], source="asterisk")
-    assert outcomes(conn)[0][1:] == ("failed", 'no fact function for source "asterisk"')
+    insert_frames(conn, ['{"event": "x"}'], source="freeswitch")
+    assert outcomes(conn)[0][1:] == ("failed", 'no fact function for source "freeswitch"')
+
+
+def test_an_ami_block_without_an_event_line_is_stored_with_the_reason(conn):
+    insert_frames(conn, ["Response: Success\r\nPing: Pong"], source="asterisk")
+    assert outcomes(conn)[0][1:] == ("failed", "not an AMI event block (no Event: line)")

@@ -5,8 +5,27 @@
 --   cti.config.max_frame_bytes: then its body is kept as text with the reason in parse_error.
 -- - A parsed frame keeps only its jsonb; its dedup key is the SHA-256 of jsonb's canonical
 --   text, so a frame sent twice (a replay after a reconnect, two ingesters) is stored once.
+-- - An Asterisk AMI block (source 'asterisk') is `Key: Value` lines, not JSON: it keeps its
+--   body verbatim and gets a parsed form beside it, {"Event": ..., "fields": [[key, value],
+--   ...]} in order with every repeated key (ChanVariable). AMI events carry no id and the
+--   same block can honestly come twice, so its key also takes the time it was received:
+--   the ingester's own resend (same time) is stored once, two real events twice.
 -- Why: the raw log is the only input of everything derived (`pgcti rebuild` replays it), and
 -- a frame the ingester could not make sense of is evidence, not garbage.
+
+-- An AMI block's lines in order, every repeated key kept; Event apart for lookups.
+CREATE OR REPLACE FUNCTION cti.ami_block(p_body text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'Event', (SELECT trim(substr(l, strpos(l, ':') + 1)) FROM regexp_split_to_table(p_body, E'\r?\n') l
+                   WHERE lower(split_part(l, ':', 1)) = 'event' LIMIT 1),
+        'fields', coalesce(jsonb_agg(jsonb_build_array(split_part(l.line, ':', 1),
+                                                       ltrim(substr(l.line, strpos(l.line, ':') + 1)))
+                                     ORDER BY l.n) FILTER (WHERE strpos(l.line, ':') > 0), '[]'))
+      FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n)
+$$;
 
 -- Parse the body and key the frame. Runs before the unique check, so it must never raise:
 -- a frame that cannot be parsed is still stored, with the reason.
@@ -25,6 +44,11 @@ BEGIN
             NEW.parse_error := 'empty frame';
         ELSIF v_bytes > v_limit THEN
             NEW.parse_error := format('frame is %s bytes, over the %s-byte limit (cti.config.max_frame_bytes)', v_bytes, v_limit);
+        ELSIF NEW.source = 'asterisk' THEN
+            NEW.frame := cti.ami_block(NEW.body);
+            IF NEW.frame ->> 'Event' IS NULL THEN
+                NEW.parse_error := 'not an AMI event block (no Event: line)';
+            END IF;
         ELSE
             BEGIN
                 NEW.frame := NEW.body::jsonb;
@@ -38,7 +62,9 @@ BEGIN
         END IF;
     END IF;
     -- jsonb's text form is canonical (key order, spacing), so a replayed frame gets the same key.
-    NEW.dedup_key := encode(sha256(convert_to(coalesce(NEW.frame::text, NEW.body, ''), 'UTF8')), 'hex');
+    NEW.dedup_key := encode(sha256(convert_to(
+        CASE WHEN NEW.source = 'asterisk' THEN coalesce(NEW.body, '') || E'\n' || NEW.received_at::text
+             ELSE coalesce(NEW.frame::text, NEW.body, '') END, 'UTF8')), 'hex');
     RETURN NEW;
 END
 $$;

@@ -49,6 +49,11 @@ BEGIN
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
         RETURN;
     END IF;
+    IF p_event.source = 'asterisk' THEN  -- stored and parsed; its facts are not built yet
+        status := 'ignored';
+        detail := 'Asterisk AMI: stored and parsed; calls are not derived from AMI yet';
+        RETURN;
+    END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
     END IF;

@@ -16,8 +16,10 @@ def receive(
 ) -> Coroutine[Any, Any, None]:
     """The receiving loop for the configured PBX: frames go to ``deliver``, until cancelled
     (or the PBX refuses us: PbxRefused)."""
-    from ingester.transports import onlinepbx2, onlinepbx3
+    from ingester.transports import asterisk_ami, onlinepbx2, onlinepbx3
 
+    if config.pbx == "asterisk":
+        return asterisk_ami.run(config.url, config.key, deliver, metrics)
     if config.pbx == "onlinepbx2":
         return onlinepbx2.run(
             config.url, config.key, config.domain or "", config.subscriptions, deliver, metrics

@@ -1,0 +1,133 @@
+"""A simulated Asterisk Manager Interface on loopback: the banner, Login (a user and a
+secret), Ping, and event blocks sent to every logged-in client, for example replayed
+from a capture file (`Key: Value` lines, a blank line after each block)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+log = logging.getLogger("pgcti.simulator.ami")
+BANNER = "Asterisk Call Manager/5.0.2\r\n"
+
+
+def blocks_of(path: Path) -> list[str]:
+    """The event blocks of a capture file, each as sent on the wire (without its blank line)."""
+    text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    return ["\r\n".join(b.split("\n")) for b in text.split("\n\n") if b.strip()]
+
+
+class AmiServer:
+    name = "Asterisk AMI"
+
+    def __init__(self, user: str, secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.user, self.secret, self.host, self.port = user, secret, host, port
+        self.clients: set[asyncio.StreamWriter] = set()
+        self.logins = self.refused = self.pings = 0
+        self.logged_in = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ami://{self.user}@{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._session, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self.clients):
+                writer.close()
+            await self._server.wait_closed()
+
+    def listeners(self) -> int:
+        return len(self.clients)
+
+    async def send(self, block: str) -> int:
+        """One event block to every logged-in client; returns how many got it."""
+        sent = 0
+        for writer in list(self.clients):
+            try:
+                writer.write((block.rstrip("\r\n") + "\r\n\r\n").encode())
+                await writer.drain()
+                sent += 1
+            except (ConnectionError, RuntimeError):
+                self.clients.discard(writer)
+        return sent
+
+    async def drop_clients(self) -> int:
+        dropped = list(self.clients)
+        for writer in dropped:
+            writer.transport.abort()
+        self.clients.clear()
+        return len(dropped)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(BANNER.encode())
+        try:
+            while True:
+                action = await _read_action(reader)
+                if action is None:
+                    return
+                name, fields = action.get("action", "").lower(), action
+                answer = {"ActionID": fields.get("actionid", "")}
+                if name == "login":
+                    if fields.get("username") == self.user and fields.get("secret") == self.secret:
+                        answer |= {"Response": "Success", "Message": "Authentication accepted"}
+                        self.logins += 1
+                        writer.write(_block(answer))
+                        writer.write(
+                            _block(
+                                {
+                                    "Event": "FullyBooted",
+                                    "Privilege": "system,all",
+                                    "Status": "Fully Booted",
+                                }
+                            )
+                        )
+                        self.clients.add(writer)
+                        self.logged_in.set()
+                    else:
+                        self.refused += 1
+                        writer.write(
+                            _block(
+                                answer | {"Response": "Error", "Message": "Authentication failed"}
+                            )
+                        )
+                        await writer.drain()
+                        return
+                elif name == "ping":
+                    self.pings += 1
+                    writer.write(_block(answer | {"Response": "Success", "Ping": "Pong"}))
+                else:
+                    writer.write(
+                        _block(answer | {"Response": "Error", "Message": "Invalid/unknown command"})
+                    )
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.clients.discard(writer)
+            writer.close()
+
+
+async def _read_action(reader: asyncio.StreamReader) -> dict[str, str] | None:
+    fields: dict[str, str] = {}
+    while True:
+        raw = await reader.readline()
+        if not raw:
+            return None
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            if fields:
+                return fields
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip().lower()] = value.strip()
+
+
+def _block(fields: dict[str, str]) -> bytes:
+    return ("".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode()

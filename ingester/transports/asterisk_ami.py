@@ -1,0 +1,154 @@
+"""Asterisk Manager Interface: TCP (ami://USER@HOST:5038) or TLS (amis://), `Key: Value`
+lines, a blank line ending each block.
+
+After the banner we log in (`Action: Login`; the secret is the PBX key, never logged),
+take `Response: Error` as a refusal (a wrong secret does not get better by retrying),
+wait for `FullyBooted`, and send `Ping` every 20 s; a link that answers nothing for 60 s
+counts as dropped. Every event block is one raw frame, kept verbatim (repeated keys such
+as `ChanVariable` and all): the database parses it (db/logic/30_raw_log.sql). We reconnect
+with the same jittered backoff as the other sources, and say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
+
+from ingester.metrics import Metrics
+from ingester.redaction import Secret
+from ingester.spool import Frame
+from ingester.transports.onlinepbx3 import MAX_FRAME_BYTES, PbxRefused
+
+SOURCE = "asterisk"
+PING_EVERY = 20.0
+SILENT_FOR = 60.0
+log = logging.getLogger("pgcti.asterisk")
+
+
+class Dropped(Exception):
+    """The link went away or went silent: reconnect."""
+
+
+def parse_url(url: str) -> tuple[str, int, str, bool]:
+    """ami://USER@HOST:PORT or amis://USER@HOST:PORT -> host, port, user, tls."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ami", "amis") or not parts.hostname or not parts.username:
+        raise ValueError(f"expected ami://USER@HOST:5038 or amis://USER@HOST:5039, not {url!r}")
+    if parts.password:
+        raise ValueError("put the AMI secret in PGCTI_PBX_KEY or a key file, not in the URL")
+    default = 5039 if parts.scheme == "amis" else 5038
+    return parts.hostname, parts.port or default, unquote(parts.username), parts.scheme == "amis"
+
+
+async def read_block(reader: asyncio.StreamReader) -> str:
+    """One block, verbatim (CRLF line ends, without the blank line that ends it)."""
+    lines: list[str] = []
+    size = 0
+    while True:
+        raw = await reader.readline()
+        if not raw:
+            raise Dropped("the PBX closed the connection")
+        size += len(raw)
+        if size > MAX_FRAME_BYTES:
+            raise Dropped(f"a block over {MAX_FRAME_BYTES // 2**20} MiB")
+        line = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
+        if not line:
+            if lines:
+                return "\r\n".join(lines)
+            continue  # stray blank lines between blocks
+        lines.append(line)
+
+
+def field(block: str, key: str) -> str | None:
+    prefix = key.lower() + ":"
+    for line in block.split("\r\n"):
+        if line.lower().startswith(prefix):
+            return line[len(prefix) :].strip()
+    return None
+
+
+async def run(
+    url: str, key: Secret, deliver: Callable[[Frame], Awaitable[None]], metrics: Metrics
+) -> None:
+    host, port, user, tls = parse_url(url)
+    delay, first = 0.5, True
+    while True:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host, port, ssl=ssl.create_default_context() if tls else None
+                ),
+                10,
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("cannot reach the AMI at %s:%d (%s); retrying", host, port, exc)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 15.0)
+            continue
+        try:
+            await _session(reader, writer, user, key, deliver, metrics, first)
+        except Dropped as why:
+            log.warning("AMI connection dropped (%s); reconnecting", why)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            log.warning("AMI connection dropped (%s); reconnecting", exc)
+        finally:
+            metrics.pbx_connected.set(0)
+            writer.close()
+        first = False
+        delay = 0.5
+        await asyncio.sleep(random.uniform(0.05, 0.5))
+
+
+async def _session(reader, writer, user: str, key: Secret, deliver, metrics, first: bool) -> None:
+    banner = (await asyncio.wait_for(reader.readline(), 10)).decode("utf-8", "replace").strip()
+    if not banner.startswith("Asterisk Call Manager"):
+        raise Dropped(f"not an AMI banner: {banner[:60]!r}")
+    writer.write(
+        f"Action: Login\r\nActionID: pgcti-login\r\nUsername: {user}\r\n"
+        f"Secret: {key.reveal()}\r\nEvents: call,agent\r\n\r\n".encode()
+    )
+    await writer.drain()
+    booted = False
+    while True:  # the login's answer; events may come first
+        block = await asyncio.wait_for(read_block(reader), 10)
+        if field(block, "ActionID") == "pgcti-login":
+            if field(block, "Response") != "Success":
+                raise PbxRefused(
+                    f"the AMI refused the login of {user!r}: {field(block, 'Message') or 'no reason'}"
+                    " (check the user and secret in manager.conf)"
+                )
+            break
+        booted = booted or field(block, "Event") == "FullyBooted"
+    log.info("logged in to the AMI as %s (%s)", user, banner)
+    if not first:
+        metrics.reconnects.labels("pbx").inc()
+    metrics.pbx_connected.set(1)
+    pinger = asyncio.create_task(_ping(writer))
+    try:
+        while True:
+            try:
+                block = await asyncio.wait_for(read_block(reader), SILENT_FOR)
+            except TimeoutError:
+                raise Dropped(f"nothing from the AMI for {SILENT_FOR:.0f}s") from None
+            if field(block, "Event") is not None:
+                if not booted and field(block, "Event") == "FullyBooted":
+                    booted = True
+                    log.info("the PBX is fully booted")
+                await deliver(Frame(SOURCE, datetime.now(UTC), block))
+            # responses (Ping's Pong) only keep the link alive
+    finally:
+        pinger.cancel()
+
+
+async def _ping(writer: asyncio.StreamWriter) -> None:
+    n = 0
+    while True:
+        await asyncio.sleep(PING_EVERY)
+        n += 1
+        writer.write(f"Action: Ping\r\nActionID: pgcti-ping-{n}\r\n\r\n".encode())
+        await writer.drain()
