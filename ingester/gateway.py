@@ -115,8 +115,7 @@ class Hub:
         try:
             streams = await self.call("gateway_whoami", token)
         except psycopg.Error as exc:
-            await socket.send_json({"type": "error", "error": exc.diag.message_primary})
-            await socket.close(code=4401, reason="token refused")
+            await _refuse(socket, exc)
             return
         if self.per_token[token] >= self.max_per_token:
             await socket.send_json(
@@ -125,9 +124,10 @@ class Hub:
             await socket.close(code=4429, reason="too many connections")
             return
         browser = Browser(socket, token)
-        after = hello.get("after") or {}
+        after = hello.get("after") if isinstance(hello.get("after"), dict) else {}
         for _login, stream, _target, channel, _last, acked in streams:
-            browser.sent[stream] = int(after.get(stream, acked))
+            given = after.get(stream)
+            browser.sent[stream] = given if isinstance(given, int) and given >= 0 else acked
             self.by_channel[channel].add(browser)
             self.to_listen.put_nowait(channel)
         self.per_token[token] += 1
@@ -159,8 +159,7 @@ class Hub:
                 try:
                     ((board,),) = await self.call("gateway_wallboard", token)
                 except psycopg.Error as exc:
-                    await socket.send_json({"type": "error", "error": exc.diag.message_primary})
-                    await socket.close(code=4401, reason="token refused")
+                    await _refuse(socket, exc)
                     return
                 board.pop("at", None)
                 if board != last:
@@ -233,6 +232,17 @@ class Hub:
                     ],
                 }
             )
+
+
+async def _refuse(socket: WebSocket, exc: psycopg.Error) -> None:
+    """A refused token ends the page's tries (4401); a database that cannot answer now is
+    worth another try (1013, the page reconnects by itself)."""
+    if isinstance(exc, psycopg.errors.InvalidAuthorizationSpecification):
+        await socket.send_json({"type": "error", "error": exc.diag.message_primary})
+        await socket.close(code=4401, reason="token refused")
+    else:
+        log.error("the database did not answer a browser (%s); it will retry", type(exc).__name__)
+        await socket.close(code=1013, reason="database unavailable, try again")
 
 
 def app(

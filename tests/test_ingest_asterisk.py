@@ -5,6 +5,7 @@ simulated AMI over a real TCP socket, replaying real captures where they exist
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -14,7 +15,11 @@ import pytest
 from ingester.simulator.ami_server import AmiServer, blocks_of
 from tests.live import IngestProcess, wait_for
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "ami-captures"
+# Beside the project root (../shared/reference/ami-captures), or where PGCTI_AMI_CAPTURES says.
+CAPTURES = Path(
+    os.environ.get("PGCTI_AMI_CAPTURES")
+    or Path(__file__).resolve().parents[2] / "shared" / "reference" / "ami-captures"
+)
 SECRET = "s3cr3t+/=:&%-ami"
 CHAN_VARIABLES = (
     "Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/101-00000007\r\n"
@@ -72,7 +77,10 @@ def _ingest(dsn, ami, tmp_path, key=SECRET) -> IngestProcess:
 def test_every_block_of_a_real_capture_is_stored_verbatim_and_parsed(dsn, ami, tmp_path):
     capture = CAPTURES / "cacofonisk-2.ami"
     if not capture.exists():
-        pytest.skip(f"no real AMI captures at {CAPTURES} (reference data, not in this repository)")
+        pytest.skip(
+            f"no real AMI captures at {CAPTURES} (reference data beside the project, never "
+            "copied into it; set PGCTI_AMI_CAPTURES to their folder)"
+        )
     blocks = blocks_of(capture)
     ingest = _ingest(dsn, ami, tmp_path)
     try:
