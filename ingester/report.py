@@ -91,7 +91,7 @@ def _calls_per_hour(hourly) -> go.Figure:
 
 
 def _response_times(seconds: list[float]) -> go.Figure:
-    fig = go.Figure(go.Histogram(x=seconds, xbins={"size": 5}))
+    fig = go.Figure(go.Histogram(x=seconds, nbinsx=40))  # Plotly picks round bin edges
     return _titled(
         fig.update_xaxes(title="seconds to answer"), "Response time (answered inbound calls)"
     )
