@@ -1003,12 +1003,7 @@ CREATE FUNCTION cti.gateway_wallboard(p_token text) RETURNS jsonb
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM cti.gateway_token t
-                    WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
-                      AND t.scope = 'wallboard' AND t.revoked_at IS NULL AND t.expires_at > now()) THEN
-        RAISE EXCEPTION 'token refused: unknown, expired or revoked, or not a wallboard token'
-            USING ERRCODE = 'invalid_authorization_specification';
-    END IF;
+    PERFORM cti.live_token(p_token, 'wallboard');
     RETURN jsonb_build_object(
         'at', now(),
         'lines', coalesce((
@@ -1112,8 +1107,6 @@ CREATE FUNCTION cti.issue_gateway_token_v1(p_login name DEFAULT SESSION_USER, p_
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
 BEGIN
     IF p_login <> session_user AND NOT pg_has_role(session_user, 'cti_owner', 'USAGE') THEN
         RAISE EXCEPTION 'only a DBA issues tokens for another login'
@@ -1123,32 +1116,52 @@ BEGIN
         RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', p_login
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF p_valid <= interval '0' OR p_valid > interval '90 days' THEN
-        RAISE EXCEPTION 'a token is valid for more than 0 and at most 90 days, not %', p_valid
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    INSERT INTO cti.gateway_token (token_sha256, login, expires_at)
-    VALUES (sha256(convert_to(v_token, 'UTF8')), p_login, now() + p_valid);
-    RETURN v_token;
+    RETURN cti.new_token('desk', p_login, p_valid);
 END
 $$;
 
 COMMENT ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) IS 'A browser token for a desk login (shown once; the database keeps its hash)';
 
 CREATE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days'::interval) RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.new_token('wallboard', NULL, p_valid) $$;
+
+COMMENT ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) IS 'A token for the supervisor wallboard (shown once; the database keeps its hash)';
+
+CREATE TABLE cti.gateway_token (
+    id bigint NOT NULL,
+    token_sha256 bytea NOT NULL,
+    scope text DEFAULT 'desk'::text NOT NULL,
+    login name,
+    issued_by name DEFAULT SESSION_USER NOT NULL,
+    issued_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone,
+    CONSTRAINT gateway_token_check CHECK (((scope = 'desk'::text) = (login IS NOT NULL))),
+    CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text])))
+);
+
+COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for (or the supervisor wallboard), expiry, revocation';
+
+CREATE FUNCTION cti.live_token(p_token text, p_scope text) RETURNS cti.gateway_token
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+    v_token cti.gateway_token;
 BEGIN
-    INSERT INTO cti.gateway_token (token_sha256, scope, expires_at)
-    VALUES (sha256(convert_to(v_token, 'UTF8')), 'wallboard', now() + p_valid);
+    SELECT t.* INTO v_token FROM cti.gateway_token t
+     WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+       AND t.scope = p_scope AND t.revoked_at IS NULL AND t.expires_at > now();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'token refused: unknown, expired or revoked, or not a % token', p_scope
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'Ask for a new token: SELECT cti.issue_gateway_token_v1(...)';
+    END IF;
     RETURN v_token;
 END
 $$;
-
-COMMENT ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) IS 'A token for the supervisor wallboard (shown once; the database keeps its hash)';
 
 CREATE FUNCTION cti.lock_calls(p_calls bigint[]) RETURNS void
     LANGUAGE sql
@@ -1207,6 +1220,23 @@ BEGIN
                   ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN v_binding;
+END
+$$;
+
+CREATE FUNCTION cti.new_token(p_scope text, p_login name, p_valid interval) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+BEGIN
+    IF p_valid IS NULL OR p_valid <= interval '0' OR p_valid > interval '90 days' THEN
+        RAISE EXCEPTION 'a token is valid for more than 0 and at most 90 days, not %', p_valid
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO cti.gateway_token (token_sha256, scope, login, expires_at)
+    VALUES (sha256(convert_to(v_token, 'UTF8')), p_scope, p_login, now() + p_valid);
+    RETURN v_token;
 END
 $$;
 
@@ -1928,14 +1958,11 @@ CREATE FUNCTION cti.token_binding(p_token text) RETURNS cti.client_login
 DECLARE
     v_binding cti.client_login;
 BEGIN
-    SELECT b.* INTO v_binding
-      FROM cti.gateway_token t JOIN cti.client_login b ON b.login = t.login
-     WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
-       AND t.scope = 'desk' AND t.revoked_at IS NULL AND t.expires_at > now();
+    SELECT b.* INTO v_binding FROM cti.client_login b
+     WHERE b.login = (cti.live_token(p_token, 'desk')).login;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'token refused: unknown, expired or revoked'
-            USING ERRCODE = 'invalid_authorization_specification',
-                  HINT = 'Ask for a new token: SELECT cti.issue_gateway_token_v1(...)';
+        RAISE EXCEPTION 'token refused: its login is no longer bound to a desk'
+            USING ERRCODE = 'invalid_authorization_specification';
     END IF;
     RETURN v_binding;
 END
@@ -2257,21 +2284,6 @@ CREATE TABLE cti.event_outcome (
 );
 
 COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
-
-CREATE TABLE cti.gateway_token (
-    id bigint NOT NULL,
-    token_sha256 bytea NOT NULL,
-    scope text DEFAULT 'desk'::text NOT NULL,
-    login name,
-    issued_by name DEFAULT SESSION_USER NOT NULL,
-    issued_at timestamp with time zone DEFAULT now() NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    revoked_at timestamp with time zone,
-    CONSTRAINT gateway_token_check CHECK (((scope = 'desk'::text) = (login IS NOT NULL))),
-    CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text])))
-);
-
-COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for (or the supervisor wallboard), expiry, revocation';
 
 ALTER TABLE cti.gateway_token ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME cti.gateway_token_id_seq
@@ -2623,11 +2635,15 @@ GRANT ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval)
 
 REVOKE ALL ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.live_token(p_token text, p_scope text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.my_binding() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.new_token(p_scope text, p_login name, p_valid interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.normalize_phone(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;

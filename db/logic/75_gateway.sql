@@ -13,7 +13,45 @@
 --   now: calls ringing and talking per line, each desk's state, callback tasks past due.
 --   It opens no desk's stream, and a desk token opens no wallboard.
 
--- The binding of a live token; raises for an unknown, expired or revoked one.
+-- The live token of a scope (its hash matches, not expired, not revoked); raises otherwise.
+CREATE OR REPLACE FUNCTION cti.live_token(p_token text, p_scope text) RETURNS cti.gateway_token
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_token cti.gateway_token;
+BEGIN
+    SELECT t.* INTO v_token FROM cti.gateway_token t
+     WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+       AND t.scope = p_scope AND t.revoked_at IS NULL AND t.expires_at > now();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'token refused: unknown, expired or revoked, or not a % token', p_scope
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'Ask for a new token: SELECT cti.issue_gateway_token_v1(...)';
+    END IF;
+    RETURN v_token;
+END
+$$;
+
+-- A new token of a scope, shown once: the database keeps its SHA-256. At most 90 days.
+CREATE OR REPLACE FUNCTION cti.new_token(p_scope text, p_login name, p_valid interval) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+BEGIN
+    IF p_valid IS NULL OR p_valid <= interval '0' OR p_valid > interval '90 days' THEN
+        RAISE EXCEPTION 'a token is valid for more than 0 and at most 90 days, not %', p_valid
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO cti.gateway_token (token_sha256, scope, login, expires_at)
+    VALUES (sha256(convert_to(v_token, 'UTF8')), p_scope, p_login, now() + p_valid);
+    RETURN v_token;
+END
+$$;
+
+-- The binding a live desk token acts for; raises for any other token, or a login unbound since.
 CREATE OR REPLACE FUNCTION cti.token_binding(p_token text) RETURNS cti.client_login
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -21,14 +59,11 @@ AS $$
 DECLARE
     v_binding cti.client_login;
 BEGIN
-    SELECT b.* INTO v_binding
-      FROM cti.gateway_token t JOIN cti.client_login b ON b.login = t.login
-     WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
-       AND t.scope = 'desk' AND t.revoked_at IS NULL AND t.expires_at > now();
+    SELECT b.* INTO v_binding FROM cti.client_login b
+     WHERE b.login = (cti.live_token(p_token, 'desk')).login;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'token refused: unknown, expired or revoked'
-            USING ERRCODE = 'invalid_authorization_specification',
-                  HINT = 'Ask for a new token: SELECT cti.issue_gateway_token_v1(...)';
+        RAISE EXCEPTION 'token refused: its login is no longer bound to a desk'
+            USING ERRCODE = 'invalid_authorization_specification';
     END IF;
     RETURN v_binding;
 END
@@ -42,8 +77,6 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
 BEGIN
     IF p_login <> session_user AND NOT pg_has_role(session_user, 'cti_owner', 'USAGE') THEN
         RAISE EXCEPTION 'only a DBA issues tokens for another login'
@@ -53,13 +86,7 @@ BEGIN
         RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', p_login
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF p_valid <= interval '0' OR p_valid > interval '90 days' THEN
-        RAISE EXCEPTION 'a token is valid for more than 0 and at most 90 days, not %', p_valid
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    INSERT INTO cti.gateway_token (token_sha256, login, expires_at)
-    VALUES (sha256(convert_to(v_token, 'UTF8')), p_login, now() + p_valid);
-    RETURN v_token;
+    RETURN cti.new_token('desk', p_login, p_valid);
 END
 $$;
 
@@ -140,17 +167,9 @@ COMMENT ON FUNCTION cti.gateway_contacts(text, bigint, int) IS 'Gateway: the las
 
 -- A token for the supervisor wallboard (DBA): the floor now, no desk's stream.
 CREATE OR REPLACE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days') RETURNS text
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
-BEGIN
-    INSERT INTO cti.gateway_token (token_sha256, scope, expires_at)
-    VALUES (sha256(convert_to(v_token, 'UTF8')), 'wallboard', now() + p_valid);
-    RETURN v_token;
-END
-$$;
+AS $$ SELECT cti.new_token('wallboard', NULL, p_valid) $$;
 
 COMMENT ON FUNCTION cti.issue_wallboard_token_v1(interval) IS 'A token for the supervisor wallboard (shown once; the database keeps its hash)';
 
@@ -161,12 +180,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM cti.gateway_token t
-                    WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
-                      AND t.scope = 'wallboard' AND t.revoked_at IS NULL AND t.expires_at > now()) THEN
-        RAISE EXCEPTION 'token refused: unknown, expired or revoked, or not a wallboard token'
-            USING ERRCODE = 'invalid_authorization_specification';
-    END IF;
+    PERFORM cti.live_token(p_token, 'wallboard');
     RETURN jsonb_build_object(
         'at', now(),
         'lines', coalesce((

@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from datetime import date
@@ -18,7 +17,7 @@ import psycopg
 from rich.console import Console
 from rich.live import Live
 
-from ingester import database, embedded, migrations, report
+from ingester import database, embedded, gateway_process, migrations, report
 from ingester.demo import history, seed
 from ingester.demo.board import Board, percentile
 from ingester.queries import composed, query
@@ -229,30 +228,13 @@ async def _poll_calls(dsn: str, board: Board) -> None:
 
 
 async def _start_gateway(dsn: str, workstations: dict[int, str], say) -> asyncio.subprocess.Process:
-    """`pgcti gateway` on a free port with the demo's gateway login, and a page per desk."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """`pgcti gateway` with the demo's gateway login, and a page per desk."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         tokens = seed.desk_tokens(conn)
     log_path = embedded.home() / "demo-gateway.log"
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ingester.cli",
-        "gateway",
-        "--dsn",
-        database.with_user(dsn, seed.GATEWAY_LOGIN),
-        "--port",
-        str(port),
-        stdout=log_path.open("ab"),
-        stderr=asyncio.subprocess.STDOUT,
+    gateway, port = await gateway_process.start(
+        database.with_user(dsn, seed.GATEWAY_LOGIN), log_path.open("ab")
     )
-    for _ in range(100):  # up within a few seconds
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        await asyncio.sleep(0.1)
     say(
         f"      `pgcti gateway` (pid {gateway.pid}, log in {log_path}); each desk's web screen pop:"
     )

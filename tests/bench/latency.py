@@ -26,7 +26,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from ingester import embedded, migrations
+from ingester import embedded, gateway_process, migrations
 from ingester.demo.board import percentile
 from ingester.queries import query
 from ingester.simulator.server import Onlinepbx3Server
@@ -274,24 +274,7 @@ async def main_async(args) -> list[dict]:
             gateway = None
             port = 0
             if mode == "gateway":
-                import socket
-
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", 0))
-                    port = probe.getsockname()[1]
-                gateway = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "ingester.cli",
-                    "gateway",
-                    "--dsn",
-                    server_dsn,
-                    "--port",
-                    str(port),
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-                await asyncio.sleep(3)
+                gateway, port = await gateway_process.start(server_dsn, asyncio.subprocess.DEVNULL)
             log(f"latency at {rate:,.0f} events/s, {len(workstations)} workstations, {how}")
             result = await run_rate(
                 server_dsn,
