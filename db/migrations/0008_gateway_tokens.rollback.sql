@@ -2,7 +2,8 @@
 -- role stays while a login is a member of it, as the baseline's do.
 
 SET LOCAL ROLE cti_owner;
-DROP TABLE cti.gateway_token;
+-- CASCADE: cti.live_token (db/logic/75_gateway.sql) returns this table's row type.
+DROP TABLE cti.gateway_token CASCADE;
 RESET ROLE;
 REVOKE USAGE ON SCHEMA cti FROM cti_gateway;
 DO $$
