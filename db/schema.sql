@@ -75,7 +75,9 @@ CREATE TYPE cti.fact AS (
 	caller_raw text,
 	destination_raw text,
 	cause text,
-	note text
+	note text,
+	caller_is_extension boolean,
+	destination_is_extension boolean
 );
 
 CREATE TYPE cti.frame_fact AS (
@@ -127,6 +129,81 @@ CREATE FUNCTION cti.ami_block(p_body text) RETURNS jsonb
       FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n)
 $$;
 
+CREATE FUNCTION cti.ami_dialled_number(p_fields jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT coalesce(substring(p_fields ->> 'DialString' FROM '(?:^|/)(\+?[0-9]{2,})(?:@|$)'),
+                    substring(p_fields ->> 'DestExten' FROM '^\+?[0-9]{2,}$'),
+                    nullif(p_fields ->> 'DestCallerIDNum', '<unknown>'))
+$_$;
+
+CREATE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_cfg cti.config;
+BEGIN
+    IF p_channel IS NULL OR cti.ami_is_local(p_channel) THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_cfg FROM cti.config;
+    IF p_context = ANY (v_cfg.ami_trunk_contexts)
+       OR EXISTS (SELECT FROM unnest(v_cfg.ami_trunk_channels) p WHERE p_channel ~ p) THEN
+        RETURN NULL;
+    END IF;
+    RETURN nullif(cti.crm_extension_for_channel(p_channel), '');
+END
+$$;
+
+CREATE FUNCTION cti.ami_fields(p_frame jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(jsonb_object_agg(f.field ->> 0, f.field ->> 1 ORDER BY f.n DESC), '{}')
+      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_frame -> 'fields') = 'array' THEN p_frame -> 'fields' END)
+           WITH ORDINALITY AS f(field, n)
+     WHERE jsonb_typeof(f.field) = 'array'
+$$;
+
+CREATE FUNCTION cti.ami_is_local(p_channel text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT coalesce(p_channel ILIKE 'Local/%', false) $$;
+
+CREATE FUNCTION cti.ami_local_wire(p_channel text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$ SELECT regexp_replace(p_channel, ';[12](<[A-Z]+>)?$', '') $_$;
+
+CREATE FUNCTION cti.apply_asterisk_fact(p_source text, p_fact cti.fact, p_seq bigint) RETURNS bigint[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_call bigint;
+    v_calls bigint[];
+BEGIN
+    IF p_fact.kind IN ('bridge_enter', 'bridge_leave') THEN
+        RETURN cti.record_bridge_stay(p_source, p_fact, p_seq);
+    END IF;
+    SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
+    IF v_call IS NULL THEN
+        v_call := cti.apply_fact(p_source, p_fact);  -- the call of its Linkedid
+    ELSE
+        PERFORM cti.lock_calls(ARRAY[v_call]);
+        PERFORM cti.apply_facts(p_source, ARRAY[ROW(NULL, NULL, p_fact, v_call, NULL)::cti.frame_fact]);
+    END IF;
+    v_calls := ARRAY[v_call];
+    IF p_fact.kind = 'leg_created' THEN
+        v_calls := v_calls || cti.pair_bridge_legs(p_source, ARRAY(
+            SELECT m.bridge_id FROM cti.ami_bridge_member m WHERE m.source = p_source AND m.member = p_fact.leg));
+    END IF;
+    RETURN ARRAY(SELECT DISTINCT c.id FROM cti.call c WHERE c.id = ANY (v_calls) ORDER BY c.id);
+END
+$$;
+
 CREATE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -168,15 +245,26 @@ BEGIN
         RAISE EXCEPTION 'unknown fact kind "%"', v_unknown;
     END IF;
     IF 'leg_created' = ANY (v_kinds) THEN
+        -- An end the fact calls an extension (AMI knows it from the channel) is kept as it
+        -- is; otherwise the number is normalised and its shape decides.
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
-                                       destination_raw, created_at)
-        SELECT p_source, (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
-               cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
-          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_created'
+                                       destination_raw, created_at, caller_is_extension, destination_is_extension)
+        SELECT p_source, (x.fact).leg, x.call_id, n.caller, (x.fact).caller_raw,
+               n.destination, (x.fact).destination_raw, (x.fact).at,
+               coalesce((x.fact).caller_is_extension, cti.is_extension(n.caller)),
+               coalesce((x.fact).destination_is_extension, cti.is_extension(n.destination))
+          FROM unnest(p_facts) x
+         CROSS JOIN LATERAL (
+            SELECT CASE WHEN (x.fact).caller_is_extension THEN (x.fact).caller_raw
+                        ELSE cti.normalize_phone((x.fact).caller_raw) END AS caller,
+                   CASE WHEN (x.fact).destination_is_extension THEN (x.fact).destination_raw
+                        ELSE cti.normalize_phone((x.fact).destination_raw) END AS destination) n
+         WHERE (x.fact).kind = 'leg_created'
         ON CONFLICT (source, leg_uuid) DO UPDATE
            SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
                destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
-               created_at = EXCLUDED.created_at;
+               created_at = EXCLUDED.created_at, caller_is_extension = EXCLUDED.caller_is_extension,
+               destination_is_extension = EXCLUDED.destination_is_extension;
     END IF;
     IF 'leg_answered' = ANY (v_kinds) THEN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
@@ -188,8 +276,16 @@ BEGIN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
         SELECT p_source, (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
           FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_ended'
+        -- The earliest end counts; a cause that says more (busy, rejected, cancelled, not
+        -- answered) wins over one that does not, whichever came first: AMI tells a dialled
+        -- leg's end twice, as a Dial status and as a Hangup cause.
         ON CONFLICT (source, leg_uuid) DO UPDATE
-           SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+           SET ended_at = least(l.ended_at, EXCLUDED.ended_at),
+               hangup_cause = CASE WHEN l.hangup_cause IS NULL
+                                     OR (l.hangup_cause NOT IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER')
+                                         AND EXCLUDED.hangup_cause IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER'))
+                                   THEN coalesce(EXCLUDED.hangup_cause, l.hangup_cause)
+                                   ELSE l.hangup_cause END;
     END IF;
     IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
@@ -412,6 +508,16 @@ CREATE FUNCTION cti.crm_deals() RETURNS TABLE(client_id bigint, manager_id bigin
 $$;
 
 COMMENT ON FUNCTION cti.crm_deals() IS 'Adapter: deals (client, manager, opened, won) for the sales funnel. Override for your CRM.';
+
+CREATE FUNCTION cti.crm_extension_for_channel(p_channel text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT peer FROM substring(p_channel FROM '^[A-Za-z0-9]+/(.+)-[0-9a-fA-F]+(?:<[A-Z]+>)?$') AS peer
+     WHERE peer ~ '^[0-9]+$'
+$_$;
+
+COMMENT ON FUNCTION cti.crm_extension_for_channel(p_channel text) IS 'Adapter (Asterisk): device channel -> extension, NULL for a trunk. Default: the peer name when all digits. Override for your PBX.';
 
 CREATE FUNCTION cti.crm_line_owner(p_dialled text) RETURNS bigint
     LANGUAGE sql STABLE
@@ -834,6 +940,163 @@ $$;
 
 COMMENT ON FUNCTION cti.epoch_v1() IS 'Client API v1: the database''s history (system id.timeline); a change means sequence numbers may have restarted';
 
+CREATE FUNCTION cti.facts_from_asterisk(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event text := p_frame ->> 'Event';
+    v jsonb;
+    v_fact cti.fact;
+    v_channel text;
+    v_ext text;
+    v_from_ext text;
+    v_status text;
+BEGIN
+    IF v_event IS NULL THEN
+        RAISE EXCEPTION 'frame lacks field "Event"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_fact := cti.ignored_event(
+        v_event,
+        ARRAY['VarSet', 'Newexten', 'NewCallerid', 'NewConnectedLine', 'NewAccountCode', 'BridgeCreate',
+              'BridgeDestroy', 'BridgeMerge', 'BridgeInfoChannel', 'BridgeInfoComplete', 'CEL', 'Cdr',
+              'ExtensionStatus', 'DeviceStateChange', 'PresenceStateChange', 'FullyBooted', 'SuccessfulAuth',
+              'ChallengeSent', 'RTCPSent', 'RTCPReceived', 'UserEvent', 'SoftHangupRequest', 'HangupRequest',
+              'AGIExecStart', 'AGIExecEnd', 'AGIExec', 'LocalBridge', 'ChannelTalkingStart', 'ChannelTalkingStop',
+              'MusicOnHoldStart', 'MusicOnHoldStop', 'DTMFBegin', 'DTMFEnd', 'PeerStatus', 'ContactStatus',
+              'Registry', 'Reload', 'NewPeerAccount', 'MixMonitorStart', 'MixMonitorStop', 'QueueMemberStatus',
+              'QueueMemberAdded', 'QueueMemberRemoved', 'QueueMemberPause', 'VoicemailPasswordChange',
+              'MessageWaiting', 'DialState', 'SIPRinging', 'ChannelUpdate', 'Shutdown'],
+        ARRAY['Newchannel', 'Newstate', 'Hangup', 'Hold', 'Unhold', 'QueueCallerAbandon', 'DialBegin', 'DialEnd',
+              'AgentCalled', 'AgentConnect', 'AgentRingNoAnswer', 'BridgeEnter', 'BridgeLeave', 'BlindTransfer',
+              'AttendedTransfer', 'LocalOptimizationBegin', 'LocalOptimizationEnd', 'QueueCallerJoin',
+              'QueueCallerLeave', 'AgentComplete', 'AgentDump', 'Dial', 'Bridge', 'Link', 'Unlink', 'Join',
+              'Leave', 'Masquerade', 'Rename', 'Transfer']);
+    IF v_fact.kind = 'ignored' THEN
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    -- Events pgcti handles by noting why they add nothing to what the others say.
+    v_fact.kind := 'ignored';
+    v_fact.note := CASE
+        WHEN v_event IN ('Dial', 'Bridge', 'Link', 'Unlink', 'Join', 'Leave', 'Masquerade', 'Rename', 'Transfer') THEN
+            format('event "%s" is from Asterisk 11 or older (before AMI 2.0), which pgcti does not read', v_event)
+        WHEN v_event IN ('BlindTransfer', 'AttendedTransfer') THEN
+            format('%s: who holds the call follows from the bridges that complete it', v_event)
+        WHEN v_event IN ('LocalOptimizationBegin', 'LocalOptimizationEnd') THEN
+            format('%s: the BridgeEnter that follows says who talks', v_event)
+        WHEN v_event IN ('QueueCallerJoin', 'QueueCallerLeave', 'AgentComplete', 'AgentDump') THEN
+            format('%s: the caller''s leg and the Dial events say the same', v_event)
+    END;
+    IF v_fact.note IS NOT NULL THEN
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v := cti.ami_fields(p_frame);
+    v_fact.at := cti.pbx_time(v -> 'Timestamp', p_received);
+
+    IF v_event IN ('DialBegin', 'DialEnd', 'AgentCalled', 'AgentConnect', 'AgentRingNoAnswer') THEN
+        -- The leg is the channel being dialled.
+        v_channel := cti.required_field(v, 'DestChannel', v_event, 'block');
+        IF cti.ami_is_local(v_channel) THEN
+            v_fact.note := format('%s to a Local/ channel: the channel it dials in turn is followed', v_event);
+            RETURN NEXT v_fact;
+            RETURN;
+        END IF;
+        v_fact.call_key := cti.required_field(v, 'DestLinkedid', v_event, 'block');
+        v_fact.leg := cti.required_field(v, 'DestUniqueid', v_event, 'block');
+        IF v_event IN ('DialBegin', 'AgentCalled') THEN
+            v_fact.kind := 'leg_created';
+            -- Who calls: an extension's device, a customer through a trunk, or through a
+            -- Local/ wire (its caller id; its shape says extension or not).
+            v_from_ext := cti.ami_extension(v ->> 'Channel', NULL);
+            v_fact.caller_raw := coalesce(v_from_ext, nullif(v ->> 'CallerIDNum', '<unknown>'),
+                                          nullif(v ->> 'DestConnectedLineNum', '<unknown>'));
+            v_fact.caller_is_extension := CASE WHEN v_from_ext IS NOT NULL THEN true
+                                               WHEN v ->> 'Channel' IS NOT NULL AND NOT cti.ami_is_local(v ->> 'Channel') THEN false END;
+            v_ext := cti.ami_extension(v_channel, NULL);
+            v_fact.destination_raw := coalesce(v_ext, cti.ami_dialled_number(v));
+            v_fact.destination_is_extension := v_ext IS NOT NULL;
+        ELSE
+            v_status := CASE v_event WHEN 'AgentConnect' THEN 'ANSWER' WHEN 'AgentRingNoAnswer' THEN 'NOANSWER'
+                                     ELSE upper(v ->> 'DialStatus') END;
+            IF v_status = 'ANSWER' THEN
+                v_fact.kind := 'leg_answered';
+            ELSIF v_status IN ('BUSY', 'CANCEL', 'NOANSWER', 'CHANUNAVAIL', 'CONGESTION') THEN
+                v_fact.kind := 'leg_ended';
+                v_fact.cause := CASE v_status WHEN 'BUSY' THEN 'USER_BUSY' WHEN 'CANCEL' THEN 'ORIGINATOR_CANCEL'
+                                              WHEN 'NOANSWER' THEN 'NO_ANSWER' WHEN 'CHANUNAVAIL' THEN 'SUBSCRIBER_ABSENT'
+                                              ELSE 'NORMAL_CIRCUIT_CONGESTION' END;
+            ELSE
+                v_fact.note := format('%s with status "%s" carries no call fact', v_event, left(v_status, 40));
+            END IF;
+        END IF;
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+
+    v_channel := cti.required_field(v, 'Channel', v_event, 'block');
+    IF v_event IN ('BridgeEnter', 'BridgeLeave') THEN
+        -- A stay in a bridge: the bridge goes in other_leg, the channel's name in destination_raw.
+        v_fact.kind := CASE v_event WHEN 'BridgeEnter' THEN 'bridge_enter' ELSE 'bridge_leave' END;
+        v_fact.other_leg := cti.required_field(v, 'BridgeUniqueid', v_event, 'block');
+        v_fact.leg := CASE WHEN cti.ami_is_local(v_channel) THEN cti.ami_local_wire(v_channel)
+                           ELSE cti.required_field(v, 'Uniqueid', v_event, 'block') END;
+        v_fact.call_key := v ->> 'Linkedid';
+        v_fact.destination_raw := v_channel;
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF cti.ami_is_local(v_channel) THEN
+        v_fact.note := format('%s of a Local/ channel: pgcti follows the channels at its ends', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    IF v ->> 'Linkedid' IS NULL AND v ->> 'Uniqueid' IS NOT NULL THEN
+        v_fact.note := format('%s without a Linkedid is from Asterisk 11 or older (before AMI 2.0), which pgcti does not read', v_event);
+        RETURN NEXT v_fact;
+        RETURN;
+    END IF;
+    v_fact.call_key := cti.required_field(v, 'Linkedid', v_event, 'block');
+    v_fact.leg := cti.required_field(v, 'Uniqueid', v_event, 'block');
+    CASE v_event
+        WHEN 'Newchannel' THEN
+            IF v_fact.leg <> v_fact.call_key THEN
+                v_fact.note := 'Newchannel of a channel being dialled: its leg starts with the DialBegin that rings it';
+            ELSE
+                -- The channel that starts the call: a customer on a trunk calling our line
+                -- (never an extension, whatever its shape), or an extension dialling.
+                v_ext := cti.ami_extension(v_channel, v ->> 'Context');
+                v_fact.kind := 'leg_created';
+                v_fact.caller_raw := coalesce(v_ext, nullif(v ->> 'CallerIDNum', '<unknown>'));
+                v_fact.caller_is_extension := v_ext IS NOT NULL;
+                v_fact.destination_raw := nullif(v ->> 'Exten', '');
+                v_fact.destination_is_extension := CASE WHEN v_ext IS NULL THEN false END;
+            END IF;
+        WHEN 'Newstate' THEN
+            IF v ->> 'ChannelState' = '6' OR v ->> 'ChannelStateDesc' = 'Up' THEN
+                v_fact.kind := 'leg_answered';
+            ELSE
+                v_fact.note := format('Newstate "%s" carries no call fact', left(v ->> 'ChannelStateDesc', 40));
+            END IF;
+        WHEN 'Hangup' THEN
+            v_fact.kind := 'leg_ended';
+            v_fact.cause := cti.q850_cause(v ->> 'Cause');
+        WHEN 'QueueCallerAbandon' THEN
+            v_fact.kind := 'leg_ended';  -- the caller gave up while waiting
+            v_fact.cause := 'ORIGINATOR_CANCEL';
+        WHEN 'Hold' THEN
+            v_fact.kind := 'leg_hold';
+        WHEN 'Unhold' THEN
+            v_fact.kind := 'leg_unhold';
+    END CASE;
+    RETURN NEXT v_fact;
+END
+$$;
+
+COMMENT ON FUNCTION cti.facts_from_asterisk(p_frame jsonb, p_received timestamp with time zone) IS 'Asterisk AMI event block -> call facts (Linkedid = call, Uniqueid = leg); raises naming a missing field';
+
 CREATE FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1092,9 +1355,9 @@ CREATE FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT ROW('ignored', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    SELECT jsonb_populate_record(NULL::cti.fact, jsonb_build_object('kind', 'ignored', 'note',
                CASE WHEN p_event = ANY (p_no_fact) THEN format('event "%s" carries no call fact', p_event)
-                    ELSE format('unknown event type "%s"', left(p_event, 100)) END)::cti.fact
+                    ELSE format('unknown event type "%s"', left(p_event, 100)) END))
      WHERE p_event <> ALL (p_handled)
 $$;
 
@@ -1287,6 +1550,73 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.pair_bridge_legs(p_source text, p_bridges text[]) RETURNS bigint[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_pair record;
+    v_a bigint;
+    v_b bigint;
+    v_calls bigint[] := '{}';
+BEGIN
+    IF cardinality(p_bridges) = 0 THEN
+        RETURN v_calls;
+    END IF;
+    FOR v_pair IN
+        WITH stay AS (
+            -- A stay from its enter to its leave; an end not seen (yet) is open.
+            SELECT m.bridge_id, m.member, m.is_local,
+                   coalesce(m.entered_at, '-infinity') AS s_at, coalesce(m.entered_seq, 0) AS s_seq,
+                   coalesce(m.left_at, 'infinity') AS e_at, coalesce(m.left_seq, 9223372036854775807) AS e_seq,
+                   coalesce(m.entered_at, m.left_at) AS at
+              FROM cti.ami_bridge_member m
+             WHERE m.source = p_source
+               AND m.bridge_id IN (SELECT unnest(p_bridges)
+                                   UNION  -- the bridge at the other end of a Local/ wire
+                                   SELECT o.bridge_id FROM cti.ami_bridge_member w
+                                     JOIN cti.ami_bridge_member o ON o.source = w.source AND o.member = w.member
+                                    WHERE w.source = p_source AND w.is_local AND w.bridge_id = ANY (p_bridges))
+        ),
+        pair AS (
+            SELECT a.member AS leg_a, b.member AS leg_b, greatest(a.at, b.at) AS at, a.s_at, a.s_seq, a.e_at, a.e_seq,
+                   b.s_at AS b_s_at, b.s_seq AS b_s_seq, b.e_at AS b_e_at, b.e_seq AS b_e_seq
+              FROM stay a JOIN stay b ON b.bridge_id = a.bridge_id AND a.member < b.member
+             WHERE NOT a.is_local AND NOT b.is_local
+               AND (a.s_at, a.s_seq) < (b.e_at, b.e_seq) AND (b.s_at, b.s_seq) < (a.e_at, a.e_seq)
+            UNION ALL
+            SELECT least(a.member, b.member), greatest(a.member, b.member), greatest(a.at, b.at),
+                   a.s_at, a.s_seq, a.e_at, a.e_seq, b.s_at, b.s_seq, b.e_at, b.e_seq
+              FROM stay a
+              JOIN stay wa ON wa.bridge_id = a.bridge_id AND wa.is_local
+              JOIN stay wb ON wb.member = wa.member AND wb.bridge_id <> wa.bridge_id
+              JOIN stay b ON b.bridge_id = wb.bridge_id AND NOT b.is_local
+             WHERE NOT a.is_local AND a.member <> b.member
+               AND (a.s_at, a.s_seq) < (wa.e_at, wa.e_seq) AND (wa.s_at, wa.s_seq) < (a.e_at, a.e_seq)
+               AND (b.s_at, b.s_seq) < (wb.e_at, wb.e_seq) AND (wb.s_at, wb.s_seq) < (b.e_at, b.e_seq)
+        )
+        SELECT p.leg_a, p.leg_b, min(p.at) AS at FROM pair p
+         WHERE (p.s_at, p.s_seq) < (p.b_e_at, p.b_e_seq) AND (p.b_s_at, p.b_s_seq) < (p.e_at, p.e_seq)
+         GROUP BY p.leg_a, p.leg_b
+         ORDER BY min(p.at), p.leg_a, p.leg_b
+    LOOP
+        -- The legs' calls now: a merge earlier in this loop may have moved them.
+        SELECT call_id INTO v_a FROM cti.call_leg WHERE source = p_source AND leg_uuid = v_pair.leg_a;
+        SELECT call_id INTO v_b FROM cti.call_leg WHERE source = p_source AND leg_uuid = v_pair.leg_b;
+        CONTINUE WHEN v_a IS NULL OR v_b IS NULL;  -- paired when the leg is created
+        IF v_a <> v_b THEN
+            PERFORM cti.lock_calls(ARRAY[v_a, v_b]);
+            v_a := cti.merge_calls(least(v_a, v_b), greatest(v_a, v_b));
+        END IF;
+        INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
+        VALUES (v_a, v_pair.leg_a, v_pair.leg_b, v_pair.at)
+        ON CONFLICT DO NOTHING;
+        v_calls := v_calls || v_a;
+    END LOOP;
+    RETURN v_calls;
+END
+$$;
+
 CREATE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1351,6 +1681,8 @@ CREATE TABLE cti.config (
     callback_due_after interval DEFAULT '01:00:00'::interval NOT NULL,
     callback_owner_policy text[] DEFAULT ARRAY['manager'::text, 'line'::text, 'default'::text] NOT NULL,
     callback_default_owner bigint,
+    ami_trunk_channels text[] DEFAULT '{}'::text[] NOT NULL,
+    ami_trunk_contexts text[] DEFAULT ARRAY['from-trunk'::text, 'from-pstn'::text] NOT NULL,
     CONSTRAINT config_callback_due_after_check CHECK ((callback_due_after >= '00:00:00'::interval)),
     CONSTRAINT config_callback_owner_policy_check CHECK ((callback_owner_policy <@ ARRAY['manager'::text, 'line'::text, 'default'::text])),
     CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
@@ -1532,21 +1864,22 @@ BEGIN
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
         RETURN;
     END IF;
-    IF p_event.source = 'asterisk' THEN  -- stored and parsed; its facts are not built yet
-        status := 'ignored';
-        detail := 'Asterisk AMI: stored and parsed; calls are not derived from AMI yet';
-        RETURN;
-    END IF;
-    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
-        RAISE EXCEPTION 'no fact function for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
+    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
+        RAISE EXCEPTION 'no fact function for source "%"', p_event.source
+            USING HINT = 'known sources: onlinepbx3, onlinepbx2, asterisk';
     END IF;
     FOR v_fact IN
         SELECT * FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
         UNION ALL
         SELECT * FROM cti.facts_from_onlinepbx2(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx2'
+        UNION ALL
+        SELECT * FROM cti.facts_from_asterisk(p_event.frame, p_event.received_at) WHERE p_event.source = 'asterisk'
     LOOP
         IF v_fact.kind = 'ignored' THEN
             v_notes := v_notes || v_fact.note;
+        ELSIF p_event.source = 'asterisk' THEN  -- calls found through legs and bridges (52_asterisk_calls.sql)
+            v_calls := v_calls || ARRAY(SELECT c FROM unnest(cti.apply_asterisk_fact(p_event.source, v_fact, p_event.id)) c
+                                         WHERE c <> ALL (v_calls));
         ELSE
             v_call_id := cti.apply_fact(p_event.source, v_fact);
             IF NOT v_call_id = ANY (v_calls) THEN
@@ -1555,9 +1888,11 @@ BEGIN
         END IF;
     END LOOP;
     FOREACH v_call_id IN ARRAY v_calls LOOP
-        PERFORM cti.derive_call(v_call_id, p_event.received_at, p_live);
+        IF EXISTS (SELECT FROM cti.call WHERE id = v_call_id) THEN  -- not merged away since
+            PERFORM cti.derive_call(v_call_id, p_event.received_at, p_live);
+        END IF;
     END LOOP;
-    IF cardinality(v_calls) = 0 THEN
+    IF cardinality(v_calls) = 0 AND cardinality(v_notes) > 0 THEN
         status := 'ignored';
         detail := array_to_string(v_notes, '; ');
     ELSE
@@ -1704,6 +2039,23 @@ CREATE FUNCTION cti.pull_notifications_v1(p_after bigint DEFAULT NULL::bigint, p
 
 COMMENT ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) IS 'Client API v1: ring notifications for me with seq > p_after (default: my ack), oldest first';
 
+CREATE FUNCTION cti.q850_cause(p_code text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT CASE p_code
+        WHEN '0' THEN 'UNSPECIFIED' WHEN '1' THEN 'UNALLOCATED_NUMBER' WHEN '3' THEN 'NO_ROUTE_DESTINATION'
+        WHEN '16' THEN 'NORMAL_CLEARING' WHEN '17' THEN 'USER_BUSY' WHEN '18' THEN 'NO_USER_RESPONSE'
+        WHEN '19' THEN 'NO_ANSWER' WHEN '20' THEN 'SUBSCRIBER_ABSENT' WHEN '21' THEN 'CALL_REJECTED'
+        WHEN '26' THEN 'NON_SELECTED_USER_CLEARING' WHEN '27' THEN 'DESTINATION_OUT_OF_ORDER'
+        WHEN '28' THEN 'INVALID_NUMBER_FORMAT' WHEN '31' THEN 'NORMAL_UNSPECIFIED'
+        WHEN '34' THEN 'NORMAL_CIRCUIT_CONGESTION' WHEN '38' THEN 'NETWORK_OUT_OF_ORDER'
+        WHEN '41' THEN 'NORMAL_TEMPORARY_FAILURE' WHEN '42' THEN 'SWITCH_CONGESTION'
+        WHEN '127' THEN 'INTERWORKING'
+        ELSE CASE WHEN p_code ~ '^[0-9]{1,3}$' THEN 'Q850_' || p_code END
+    END
+$_$;
+
 CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1718,6 +2070,7 @@ BEGIN
     DELETE FROM cti.call_leg;
     DELETE FROM cti.call_bridge;
     DELETE FROM cti.call_transfer;
+    DELETE FROM cti.ami_bridge_member;
     UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
         client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
         started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
@@ -1735,6 +2088,28 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';
+
+CREATE FUNCTION cti.record_bridge_stay(p_source text, p_fact cti.fact, p_seq bigint) RETURNS bigint[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_fact.kind = 'bridge_enter' THEN
+        INSERT INTO cti.ami_bridge_member AS m (source, bridge_id, member, is_local, entered_at, entered_seq)
+        VALUES (p_source, p_fact.other_leg, p_fact.leg, cti.ami_is_local(p_fact.destination_raw), p_fact.at, p_seq)
+        ON CONFLICT (source, bridge_id, member) DO UPDATE
+           SET entered_at = EXCLUDED.entered_at, entered_seq = EXCLUDED.entered_seq
+         WHERE m.entered_seq IS NULL OR (EXCLUDED.entered_at, EXCLUDED.entered_seq) < (m.entered_at, m.entered_seq);
+    ELSE
+        INSERT INTO cti.ami_bridge_member AS m (source, bridge_id, member, is_local, left_at, left_seq)
+        VALUES (p_source, p_fact.other_leg, p_fact.leg, cti.ami_is_local(p_fact.destination_raw), p_fact.at, p_seq)
+        ON CONFLICT (source, bridge_id, member) DO UPDATE
+           SET left_at = EXCLUDED.left_at, left_seq = EXCLUDED.left_seq
+         WHERE m.left_seq IS NULL OR (EXCLUDED.left_at, EXCLUDED.left_seq) < (m.left_at, m.left_seq);
+    END IF;
+    RETURN cti.pair_bridge_legs(p_source, ARRAY[p_fact.other_leg]);
+END
+$$;
 
 CREATE FUNCTION cti.refresh_phone_directory(p_source_id integer DEFAULT NULL::integer) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1898,8 +2273,9 @@ BEGIN
     END IF;
     -- jsonb's text form is canonical (key order, spacing), so a replayed frame gets the same key.
     NEW.dedup_key := encode(sha256(convert_to(
-        CASE WHEN NEW.source = 'asterisk' THEN coalesce(NEW.body, '') || E'\n' || NEW.received_at::text
-             ELSE coalesce(NEW.frame::text, NEW.body, '') END, 'UTF8')), 'hex');
+        CASE WHEN NEW.source <> 'asterisk' THEN coalesce(NEW.frame::text, NEW.body, '')
+             WHEN NEW.body ~ '(^|\n)Timestamp: *[0-9]' THEN NEW.body  -- the PBX's own time tells repeats apart
+             ELSE coalesce(NEW.body, '') || E'\n' || NEW.received_at::text END, 'UTF8')), 'hex');
     RETURN NEW;
 END
 $$;
@@ -2060,6 +2436,19 @@ CREATE FUNCTION cti.whoami_v1() RETURNS TABLE(login name, stream text, target_id
 
 COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN channels, last and acknowledged sequence';
 
+CREATE TABLE cti.ami_bridge_member (
+    source text NOT NULL,
+    bridge_id text NOT NULL,
+    member text NOT NULL,
+    is_local boolean NOT NULL,
+    entered_at timestamp with time zone,
+    entered_seq bigint,
+    left_at timestamp with time zone,
+    left_seq bigint
+);
+
+COMMENT ON TABLE cti.ami_bridge_member IS 'Asterisk bridges: which channel was in which bridge, from when until when (derived; rebuild makes it again)';
+
 CREATE TABLE cti.call_bridge (
     call_id bigint NOT NULL,
     leg_a text NOT NULL,
@@ -2127,8 +2516,8 @@ CREATE TABLE cti.call_leg (
     ended_at timestamp with time zone,
     hangup_cause text,
     on_hold boolean DEFAULT false NOT NULL,
-    caller_is_extension boolean GENERATED ALWAYS AS (cti.is_extension(caller)) STORED,
-    destination_is_extension boolean GENERATED ALWAYS AS (cti.is_extension(destination)) STORED
+    caller_is_extension boolean DEFAULT false NOT NULL,
+    destination_is_extension boolean DEFAULT false NOT NULL
 );
 
 CREATE TABLE cti.callback_party_key (
@@ -2417,6 +2806,9 @@ CREATE TABLE cti.stream_ack (
 
 COMMENT ON TABLE cti.stream_ack IS 'How far each client stream is acknowledged; apart from cti.stream so that acking never blocks numbering';
 
+ALTER TABLE ONLY cti.ami_bridge_member
+    ADD CONSTRAINT ami_bridge_member_pkey PRIMARY KEY (source, bridge_id, member);
+
 ALTER TABLE ONLY cti.call_bridge
     ADD CONSTRAINT call_bridge_pkey PRIMARY KEY (call_id, leg_a, leg_b);
 
@@ -2485,6 +2877,8 @@ ALTER TABLE ONLY cti.stream_ack
 
 ALTER TABLE ONLY cti.stream
     ADD CONSTRAINT stream_pkey PRIMARY KEY (target_kind, target_id);
+
+CREATE INDEX ami_bridge_member_member ON cti.ami_bridge_member USING btree (source, member);
 
 CREATE INDEX call_client ON cti.call USING btree (client_id, started_at);
 
@@ -2559,6 +2953,18 @@ GRANT ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.ami_block(p_body text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.ami_dialled_number(p_fields jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_extension(p_channel text, p_context text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_fields(p_frame jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_is_local(p_channel text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_local_wire(p_channel text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.apply_asterisk_fact(p_source text, p_fact cti.fact, p_seq bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) FROM PUBLIC;
@@ -2582,6 +2988,8 @@ REVOKE ALL ON FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) 
 
 REVOKE ALL ON FUNCTION cti.crm_deals() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.crm_extension_for_channel(p_channel text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.crm_line_owner(p_dialled text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_lookup(p_e164 text) FROM PUBLIC;
@@ -2604,6 +3012,8 @@ REVOKE ALL ON FUNCTION cti.enqueue_all(p_commands cti.command[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.epoch_v1() FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.epoch_v1() TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.facts_from_asterisk(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx2(p_frame jsonb, p_received timestamp with time zone) FROM PUBLIC;
 
@@ -2650,6 +3060,8 @@ GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.pair_bridge_legs(p_source text, p_bridges text[]) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.phone_directory_rows(p_source cti.phone_source, p_row jsonb) FROM PUBLIC;
@@ -2686,7 +3098,11 @@ GRANT ALL ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) TO c
 REVOKE ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) TO cti_client;
 
+REVOKE ALL ON FUNCTION cti.q850_cause(p_code text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.record_bridge_stay(p_source text, p_fact cti.fact, p_seq bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.refresh_phone_directory(p_source_id integer) FROM PUBLIC;
 

@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pbx",
         choices=["onlinepbx3", "onlinepbx2", "asterisk"],
         help="PBX protocol: onlinepbx3 (WebSocket API 3.0, default), onlinepbx2 (socket.io 0.9) "
-        "or asterisk (AMI; calls are stored, not yet derived); $PGCTI_PBX",
+        "or asterisk (AMI, --url ami://USER@HOST:5038 or amis://); $PGCTI_PBX",
     )
     p.add_argument(
         "--domain", help="PBX domain, e.g. example.onpbx.ru (onlinepbx2; $PGCTI_PBX_DOMAIN)"
@@ -389,7 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="a PBX on loopback playing realistic calls")
     _add_dsn(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--protocol", choices=["onlinepbx3", "onlinepbx2"], default="onlinepbx3")
+    p.add_argument(
+        "--protocol",
+        "--pbx",
+        dest="protocol",
+        choices=["onlinepbx3", "onlinepbx2", "asterisk"],
+        default="onlinepbx3",
+        help="onlinepbx3 (default), onlinepbx2, or asterisk (AMI: user pgcti, the key as its secret)",
+    )
     p.add_argument("--domain", default="demo.onpbx.ru", help="the domain 2.0 clients must present")
     p.add_argument(
         "--port", type=int, default=3342, help="default 3342 (use 8094 for 2.0 by convention)"
@@ -450,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pbx",
-        choices=["onlinepbx3", "onlinepbx2"],
+        choices=["onlinepbx3", "onlinepbx2", "asterisk"],
         default="onlinepbx3",
         help="which PBX protocol the simulator and the ingester speak",
     )

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from ingester.queries import query
+from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.simulator.onlinepbx3_calls import CallBuilder
 from ingester.spool import Frame
 from ingester.writer import batch_params
@@ -112,3 +113,37 @@ def outcomes(conn: psycopg.Connection) -> list[tuple]:
 def channel(conn: psycopg.Connection, kind: str, target_id: int) -> str:
     """A stream's LISTEN channel as the database names it (clients get theirs from whoami_v1)."""
     return conn.execute("SELECT cti.channel_name(%s, %s)", [kind, target_id]).fetchone()[0]
+
+
+# The calls every PBX source is checked against: the same call told by another PBX gives
+# the same call facts and the same commands as its onlinePBX 3.0 twin.
+TWIN_SCENARIOS = {
+    "answered": lambda b: pbx.inbound_answered(b, KNOWN, LINE, "102"),
+    "unknown_caller": lambda b: pbx.inbound_answered(b, "+79035550000", LINE, "101"),
+    "missed": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["101", "102"], "NO_ANSWER"),
+    "abandoned": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["101"], "ORIGINATOR_CANCEL"),
+    "busy": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["103"], "USER_BUSY"),
+    "ring_all": lambda b: pbx.ring_all(b, KNOWN, LINE, ["101", "102", "103"], winner="102"),
+    "blind_chain": lambda b: pbx.blind_transfer_chain(b, KNOWN, LINE, ["101", "102", "103"]),
+    "attended": lambda b: pbx.attended_transfer(b, KNOWN, LINE, "101", "102"),
+    "hold": lambda b: pbx.inbound_with_hold(b, KNOWN, LINE, "101"),
+    "outbound": lambda b: pbx.outbound(b, "102", "84951234567"),
+    "outbound_unanswered": lambda b: pbx.outbound(b, "102", "84951234567", answered=False),
+    "internal": lambda b: pbx.internal(b, "101", "102"),
+}
+
+TWIN_CALL_FACTS = """SELECT direction, external_number, client_match, answered_by, holder_extension, outcome,
+                            hold_count, (SELECT array_agg(to_extension ORDER BY step) FROM cti.call_transfer t
+                                          WHERE t.call_id = c.id)
+                       FROM cti.call c WHERE source = %s ORDER BY id"""
+
+
+def twin_of_3_0(conn: psycopg.Connection, frames3: list[dict]) -> tuple[list[tuple], list[tuple]]:
+    """What the 3.0 twin gives (call facts, commands), undone afterwards (no lead it registered stays)."""
+    with conn.transaction(force_rollback=True):
+        insert_frames(conn, frames3, source="onlinepbx3")
+        return conn.execute(TWIN_CALL_FACTS, ["onlinepbx3"]).fetchall(), commands_by_type(conn)
+
+
+def commands_by_type(conn: psycopg.Connection) -> list[tuple]:
+    return [(kind, target, type_) for kind, target, type_, _ in commands(conn)]

@@ -1,5 +1,5 @@
-"""onlinePBX API 2.0 (no call ids, no transfer event) at the SQL boundary: the same calls as 3.0,
-correlated through legs, bridges and numbers, give the same calls and the same commands."""
+"""onlinePBX API 2.0 (no call ids, no transfer event) at the SQL boundary: calls correlated
+through legs, bridges and numbers (the same calls as 3.0: tests/test_same_calls_every_pbx.py)."""
 
 from __future__ import annotations
 
@@ -7,50 +7,21 @@ import pytest
 
 from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.simulator.onlinepbx2_calls import from_onlinepbx3
-from tests.crm_fixture import KNOWN, LINE, builder, commands, insert_frames, outcomes, seed_crm
-
-SCENARIOS = {
-    "answered": lambda b: pbx.inbound_answered(b, KNOWN, LINE, "102"),
-    "missed": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["101", "102"], "NO_ANSWER"),
-    "abandoned": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["101"], "ORIGINATOR_CANCEL"),
-    "busy": lambda b: pbx.inbound_unanswered(b, KNOWN, LINE, ["103"], "USER_BUSY"),
-    "ring_all": lambda b: pbx.ring_all(b, KNOWN, LINE, ["101", "102", "103"], winner="102"),
-    "blind_chain": lambda b: pbx.blind_transfer_chain(b, KNOWN, LINE, ["101", "102", "103"]),
-    "attended": lambda b: pbx.attended_transfer(b, KNOWN, LINE, "101", "102"),
-    "hold": lambda b: pbx.inbound_with_hold(b, KNOWN, LINE, "101"),
-    "outbound": lambda b: pbx.outbound(b, "102", "84951234567"),
-    "internal": lambda b: pbx.internal(b, "101", "102"),
-}
-
-CALL_FACTS = """SELECT direction, external_number, client_match, answered_by, holder_extension, outcome, hold_count,
-                       (SELECT array_agg(to_extension ORDER BY step) FROM cti.call_transfer t WHERE t.call_id = c.id)
-                  FROM cti.call c WHERE source = %s ORDER BY id"""
+from tests.crm_fixture import (
+    KNOWN,
+    LINE,
+    builder,
+    commands,
+    insert_frames,
+    outcomes,
+    seed_crm,
+)
 
 
 @pytest.fixture
 def conn(rolled_back):
     """These tests need no COMMIT: each runs in a transaction rolled back at its end."""
     return rolled_back
-
-
-def _commands_by_type(conn) -> list[tuple]:
-    return [(kind, target, type_) for kind, target, type_, _ in commands(conn)]
-
-
-@pytest.mark.parametrize("name", SCENARIOS)
-def test_a_2_0_call_is_understood_like_its_3_0_twin(conn, name):
-    seed_crm(conn)
-    frames3 = SCENARIOS[name](builder(7))
-    insert_frames(conn, frames3, source="onlinepbx3")
-    as_3 = conn.execute(CALL_FACTS, ["onlinepbx3"]).fetchall()
-    sent_3 = _commands_by_type(conn)
-    conn.execute("TRUNCATE cti.outbox, cti.stream, cti.registered_number")
-
-    insert_frames(conn, from_onlinepbx3(frames3), source="onlinepbx2")
-    as_2 = conn.execute(CALL_FACTS, ["onlinepbx2"]).fetchall()
-    assert as_2 == as_3
-    assert _commands_by_type(conn) == sent_3
-    assert {status for _, status, _ in outcomes(conn)} <= {"processed", "ignored"}
 
 
 def test_two_concurrent_2_0_calls_from_different_numbers_stay_apart(conn):

@@ -2,12 +2,12 @@
 -- pgcti: keep-existing
 --
 -- Rules:
--- - pgcti asks the CRM six questions and asks them only here: who owns this number
+-- - pgcti asks the CRM seven questions and asks them only here: who owns this number
 --   (crm_lookup), register this unknown number as a lead (crm_register_unknown), which
 --   workstation has this extension (crm_workstation_for_extension), who hears about calls
 --   to this line (crm_ring_recipients), who calls back a client who called this line and
---   has no manager (crm_line_owner), and which clients have deals (crm_deals, for the
---   sales funnel).
+--   has no manager (crm_line_owner), which clients have deals (crm_deals, for the
+--   sales funnel), and, on Asterisk, which extension a channel is (crm_extension_for_channel).
 -- - pgcti knows no CRM until it is told: these bodies are placeholders that find nobody,
 --   so calls are recorded but no card opens and nobody is rung. A DBA replaces them in a
 --   migration of their own (docs/dba-guide.md); the reference CRM of the demo and the tests
@@ -88,3 +88,17 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION cti.crm_deals() IS 'Adapter: deals (client, manager, opened, won) for the sales funnel. Override for your CRM.';
+
+-- Asterisk: the extension of a device channel, NULL for a channel that is no extension's
+-- (a trunk). pgcti's default is the peer name when it is all digits: PJSIP/101-00000007,
+-- SIP/101-0000001d and IAX2/101-1234 are extension 101. Override it for peers named
+-- otherwise (peer 150010002 that is extension 201, or peers named after people).
+CREATE FUNCTION cti.crm_extension_for_channel(p_channel text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT peer FROM substring(p_channel FROM '^[A-Za-z0-9]+/(.+)-[0-9a-fA-F]+(?:<[A-Z]+>)?$') AS peer
+     WHERE peer ~ '^[0-9]+$'
+$$;
+
+COMMENT ON FUNCTION cti.crm_extension_for_channel(text) IS 'Adapter (Asterisk): device channel -> extension, NULL for a trunk. Default: the peer name when all digits. Override for your PBX.';

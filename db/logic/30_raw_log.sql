@@ -9,7 +9,9 @@
 --   body verbatim and gets a parsed form beside it, {"Event": ..., "fields": [[key, value],
 --   ...]} in order with every repeated key (ChanVariable). AMI events carry no id and the
 --   same block can honestly come twice, so its key also takes the time it was received:
---   the ingester's own resend (same time) is stored once, two real events twice.
+--   the ingester's own resend (same time) is stored once, two real events twice. A block
+--   with the PBX's Timestamp (manager.conf timestampevents = yes) is keyed by itself: a
+--   replay of it at any time is stored once.
 -- Why: the raw log is the only input of everything derived (`pgcti rebuild` replays it), and
 -- a frame the ingester could not make sense of is evidence, not garbage.
 
@@ -63,8 +65,9 @@ BEGIN
     END IF;
     -- jsonb's text form is canonical (key order, spacing), so a replayed frame gets the same key.
     NEW.dedup_key := encode(sha256(convert_to(
-        CASE WHEN NEW.source = 'asterisk' THEN coalesce(NEW.body, '') || E'\n' || NEW.received_at::text
-             ELSE coalesce(NEW.frame::text, NEW.body, '') END, 'UTF8')), 'hex');
+        CASE WHEN NEW.source <> 'asterisk' THEN coalesce(NEW.frame::text, NEW.body, '')
+             WHEN NEW.body ~ '(^|\n)Timestamp: *[0-9]' THEN NEW.body  -- the PBX's own time tells repeats apart
+             ELSE coalesce(NEW.body, '') || E'\n' || NEW.received_at::text END, 'UTF8')), 'hex');
     RETURN NEW;
 END
 $$;

@@ -53,9 +53,9 @@ CREATE OR REPLACE FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_h
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT ROW('ignored', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    SELECT jsonb_populate_record(NULL::cti.fact, jsonb_build_object('kind', 'ignored', 'note',
                CASE WHEN p_event = ANY (p_no_fact) THEN format('event "%s" carries no call fact', p_event)
-                    ELSE format('unknown event type "%s"', left(p_event, 100)) END)::cti.fact
+                    ELSE format('unknown event type "%s"', left(p_event, 100)) END))
      WHERE p_event <> ALL (p_handled)
 $$;
 

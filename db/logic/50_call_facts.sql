@@ -49,15 +49,26 @@ BEGIN
         RAISE EXCEPTION 'unknown fact kind "%"', v_unknown;
     END IF;
     IF 'leg_created' = ANY (v_kinds) THEN
+        -- An end the fact calls an extension (AMI knows it from the channel) is kept as it
+        -- is; otherwise the number is normalised and its shape decides.
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller, caller_raw, destination,
-                                       destination_raw, created_at)
-        SELECT p_source, (x.fact).leg, x.call_id, cti.normalize_phone((x.fact).caller_raw), (x.fact).caller_raw,
-               cti.normalize_phone((x.fact).destination_raw), (x.fact).destination_raw, (x.fact).at
-          FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_created'
+                                       destination_raw, created_at, caller_is_extension, destination_is_extension)
+        SELECT p_source, (x.fact).leg, x.call_id, n.caller, (x.fact).caller_raw,
+               n.destination, (x.fact).destination_raw, (x.fact).at,
+               coalesce((x.fact).caller_is_extension, cti.is_extension(n.caller)),
+               coalesce((x.fact).destination_is_extension, cti.is_extension(n.destination))
+          FROM unnest(p_facts) x
+         CROSS JOIN LATERAL (
+            SELECT CASE WHEN (x.fact).caller_is_extension THEN (x.fact).caller_raw
+                        ELSE cti.normalize_phone((x.fact).caller_raw) END AS caller,
+                   CASE WHEN (x.fact).destination_is_extension THEN (x.fact).destination_raw
+                        ELSE cti.normalize_phone((x.fact).destination_raw) END AS destination) n
+         WHERE (x.fact).kind = 'leg_created'
         ON CONFLICT (source, leg_uuid) DO UPDATE
            SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
                destination = EXCLUDED.destination, destination_raw = EXCLUDED.destination_raw,
-               created_at = EXCLUDED.created_at;
+               created_at = EXCLUDED.created_at, caller_is_extension = EXCLUDED.caller_is_extension,
+               destination_is_extension = EXCLUDED.destination_is_extension;
     END IF;
     IF 'leg_answered' = ANY (v_kinds) THEN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, answered_at)
@@ -69,8 +80,16 @@ BEGIN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, ended_at, hangup_cause)
         SELECT p_source, (x.fact).leg, x.call_id, (x.fact).at, (x.fact).cause
           FROM unnest(p_facts) x WHERE (x.fact).kind = 'leg_ended'
+        -- The earliest end counts; a cause that says more (busy, rejected, cancelled, not
+        -- answered) wins over one that does not, whichever came first: AMI tells a dialled
+        -- leg's end twice, as a Dial status and as a Hangup cause.
         ON CONFLICT (source, leg_uuid) DO UPDATE
-           SET ended_at = coalesce(l.ended_at, EXCLUDED.ended_at), hangup_cause = coalesce(l.hangup_cause, EXCLUDED.hangup_cause);
+           SET ended_at = least(l.ended_at, EXCLUDED.ended_at),
+               hangup_cause = CASE WHEN l.hangup_cause IS NULL
+                                     OR (l.hangup_cause NOT IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER')
+                                         AND EXCLUDED.hangup_cause IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER'))
+                                   THEN coalesce(EXCLUDED.hangup_cause, l.hangup_cause)
+                                   ELSE l.hangup_cause END;
     END IF;
     IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)

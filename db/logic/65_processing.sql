@@ -49,21 +49,22 @@ BEGIN
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
         RETURN;
     END IF;
-    IF p_event.source = 'asterisk' THEN  -- stored and parsed; its facts are not built yet
-        status := 'ignored';
-        detail := 'Asterisk AMI: stored and parsed; calls are not derived from AMI yet';
-        RETURN;
-    END IF;
-    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2') THEN
-        RAISE EXCEPTION 'no fact function for source "%"', p_event.source USING HINT = 'known sources: onlinepbx3, onlinepbx2';
+    IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
+        RAISE EXCEPTION 'no fact function for source "%"', p_event.source
+            USING HINT = 'known sources: onlinepbx3, onlinepbx2, asterisk';
     END IF;
     FOR v_fact IN
         SELECT * FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx3'
         UNION ALL
         SELECT * FROM cti.facts_from_onlinepbx2(p_event.frame, p_event.received_at) WHERE p_event.source = 'onlinepbx2'
+        UNION ALL
+        SELECT * FROM cti.facts_from_asterisk(p_event.frame, p_event.received_at) WHERE p_event.source = 'asterisk'
     LOOP
         IF v_fact.kind = 'ignored' THEN
             v_notes := v_notes || v_fact.note;
+        ELSIF p_event.source = 'asterisk' THEN  -- calls found through legs and bridges (52_asterisk_calls.sql)
+            v_calls := v_calls || ARRAY(SELECT c FROM unnest(cti.apply_asterisk_fact(p_event.source, v_fact, p_event.id)) c
+                                         WHERE c <> ALL (v_calls));
         ELSE
             v_call_id := cti.apply_fact(p_event.source, v_fact);
             IF NOT v_call_id = ANY (v_calls) THEN
@@ -72,9 +73,11 @@ BEGIN
         END IF;
     END LOOP;
     FOREACH v_call_id IN ARRAY v_calls LOOP
-        PERFORM cti.derive_call(v_call_id, p_event.received_at, p_live);
+        IF EXISTS (SELECT FROM cti.call WHERE id = v_call_id) THEN  -- not merged away since
+            PERFORM cti.derive_call(v_call_id, p_event.received_at, p_live);
+        END IF;
     END LOOP;
-    IF cardinality(v_calls) = 0 THEN
+    IF cardinality(v_calls) = 0 AND cardinality(v_notes) > 0 THEN
         status := 'ignored';
         detail := array_to_string(v_notes, '; ');
     ELSE
@@ -331,6 +334,7 @@ BEGIN
     DELETE FROM cti.call_leg;
     DELETE FROM cti.call_bridge;
     DELETE FROM cti.call_transfer;
+    DELETE FROM cti.ami_bridge_member;
     UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
         client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
         started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,

@@ -124,12 +124,10 @@ async def run(
     plain = not console.is_terminal
 
     class SentLog(list):
-        def append(self, item: tuple[float, dict]) -> None:
+        def append(self, item: tuple[float, dict | str]) -> None:
             at, frame = item
-            data = frame.get("data") or (frame.get("args") or [{}])[0]  # 3.0 or 2.0
-            for key in ("call_uuid", "uuid", "aleg_uuid", "bleg_uuid"):
-                if data.get(key):
-                    sent_at[data[key]].append(at)
+            for key in _frame_keys(frame):
+                sent_at[key].append(at)
             super().append(item)
 
     sent_log = SentLog()
@@ -178,6 +176,15 @@ async def run(
         gateway.terminate()
         await gateway.wait()
     return _summary(dsn, baseline, server.sent, board, ingester_status, log_path, console)
+
+
+def _frame_keys(frame: dict | str) -> list[str]:
+    """The call and leg ids a frame names: 3.0 and 2.0 JSON, or an AMI block (Linkedid, Uniqueid)."""
+    if isinstance(frame, str):
+        fields = (line.partition(": ") for line in frame.split("\r\n"))
+        return [v for k, _, v in fields if k in ("Linkedid", "Uniqueid", "DestUniqueid") and v]
+    data = frame.get("data") or (frame.get("args") or [{}])[0]  # 3.0 or 2.0
+    return [data[key] for key in ("call_uuid", "uuid", "aleg_uuid", "bleg_uuid") if data.get(key)]
 
 
 async def _listen(

@@ -24,8 +24,9 @@ class AmiServer:
     def __init__(self, user: str, secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.user, self.secret, self.host, self.port = user, secret, host, port
         self.clients: set[asyncio.StreamWriter] = set()
-        self.logins = self.refused = self.pings = 0
+        self.logins = self.refused = self.pings = self.sent = 0
         self.logged_in = asyncio.Event()
+        self.subscribed = self.logged_in  # as the other simulators call a client that listens
         self._server: asyncio.Server | None = None
 
     @property
@@ -56,6 +57,7 @@ class AmiServer:
                 sent += 1
             except (ConnectionError, RuntimeError):
                 self.clients.discard(writer)
+        self.sent += 1
         return sent
 
     async def drop_clients(self) -> int:

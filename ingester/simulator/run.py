@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from ingester.queries import query
+from ingester.simulator.ami_server import AmiServer
 from ingester.simulator.onlinepbx2_server import Onlinepbx2Server
 from ingester.simulator.server import Onlinepbx3Server, play
 from ingester.simulator.traffic import Traffic
@@ -20,11 +21,16 @@ log = logging.getLogger("pgcti.simulator")
 DEFAULT_EXTENSIONS = [str(n) for n in range(101, 111)]
 
 
+AMI_USER = "pgcti"  # the manager.conf user the simulated Asterisk knows (its secret: the key)
+
+
 def make_server(
     protocol: str, key: str, host: str = "127.0.0.1", port: int = 0, domain: str = "demo.onpbx.ru"
-) -> Onlinepbx3Server | Onlinepbx2Server:
+) -> Onlinepbx3Server | Onlinepbx2Server | AmiServer:
     if protocol == "onlinepbx2":
         return Onlinepbx2Server(key, domain, host, port)
+    if protocol == "asterisk":
+        return AmiServer(AMI_USER, key, host, port)
     return Onlinepbx3Server(key, host, port)
 
 

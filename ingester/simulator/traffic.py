@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ingester.simulator import asterisk_calls
 from ingester.simulator import onlinepbx3_calls as calls
 from ingester.simulator.onlinepbx2_calls import from_onlinepbx3_timed
 
@@ -59,7 +60,9 @@ class Traffic:
     line: str = "74950001122"
     unknown_share: float = 0.3
     scale: float = 0.1
-    protocol: str = "onlinepbx3"  # or "onlinepbx2": the same calls as API 2.0 events
+    protocol: str = (
+        "onlinepbx3"  # or "onlinepbx2", "asterisk": the same calls as 2.0 events, AMI blocks
+    )
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -105,6 +108,8 @@ class Traffic:
                 calls.internal(b, others[0], others[1])
         if self.protocol == "onlinepbx2":
             return from_onlinepbx3_timed(b.times, b.frames)
+        if self.protocol == "asterisk":
+            return asterisk_calls.from_onlinepbx3_timed(b.times, b.frames)
         return list(zip(b.times, b.frames, strict=True))
 
     def schedule(
