@@ -164,3 +164,49 @@ def test_numbers_from_crm_come_from_the_phone_directory_or_it_says_there_are_non
     assert "calling from 1 CRM number(s) (phone directory); extensions 201, 202" in out, out
     text = "\n".join(received)
     assert "79165554433" in text and ('"201"' in text or '"202"' in text), text[:500]
+
+
+def test_simulate_speaks_ami_and_every_call_it_plays_is_derived(dsn, tmp_path):
+    """`pgcti simulate --pbx asterisk`: banner, Login (the key is the secret), Ping, and
+    every scenario as PJSIP channels; `pgcti ingest --pbx asterisk` derives each call."""
+    import psycopg
+
+    from tests.live import wait_for
+
+    port = _port()
+    sim = _simulate(
+        "--pbx", "asterisk", "--port", str(port), "--seed", "4", "--calls", "12",
+        "--rate", "20", "--scale", "0.01",
+    )  # fmt: skip
+    time.sleep(0.5)
+    ingest = IngestProcess(dsn, f"ami://pgcti@127.0.0.1:{port}", tmp_path, KEY, "--pbx", "asterisk")
+    try:
+        out = sim.communicate(timeout=60)[0]
+        assert sim.returncode == 0, out
+        sent = int(out.split("simulator: sent ")[1].split()[0])
+
+        def stored() -> int:
+            with psycopg.connect(dsn) as conn:
+                return conn.execute(
+                    "SELECT count(*) FROM cti.raw_event WHERE source = 'asterisk'"
+                ).fetchone()[0]
+
+        wait_for(lambda: stored() == sent + 1, timeout=30, what="every block (and FullyBooted)")
+    finally:
+        assert ingest.stop() == 0, ingest.log
+    assert "simulator: asterisk on ami://pgcti@127.0.0.1:" in out
+    assert KEY not in ingest.log and "logged in to the AMI as pgcti" in ingest.log
+    with psycopg.connect(dsn) as conn:
+        calls = conn.execute(
+            "SELECT direction, outcome, ended_at IS NOT NULL FROM cti.call ORDER BY id"
+        ).fetchall()
+        failed = conn.execute(
+            "SELECT count(*) FROM cti.event_outcome WHERE status = 'failed'"
+        ).fetchone()[0]
+        channels = conn.execute(
+            "SELECT count(*) FILTER (WHERE body ~ 'Channel: PJSIP/'), count(*) FROM cti.raw_event"
+            " WHERE source = 'asterisk' AND body ~ '^Event: Newchannel'"
+        ).fetchone()
+    assert len(calls) == 12, calls  # a consultation joins its customer's call
+    assert all(ended for _, _, ended in calls) and failed == 0
+    assert {d for d, _, _ in calls} >= {"inbound"} and channels[0] == channels[1] > 0

@@ -1,0 +1,262 @@
+"""Asterisk AMI calls at the SQL boundary (issue 13, parts 3 and 4): traces of our own for
+Asterisk 18-22 with PJSIP, written from the Asterisk documentation of each event, for what
+the twin scenarios do not cover: queues through Local/ channels that are not optimised
+away (as FreePBX queues dial their members), trunk rules, the channel adapter, bad blocks,
+concurrent calls and rebuild."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from ingester.simulator.asterisk_calls import block, from_onlinepbx3_timed
+from tests.crm_fixture import KNOWN, LINE, builder, commands, insert_frames, outcomes, seed_crm
+
+HISTORY = """SELECT pbx_call_id, direction, external_number, answered_by, extension_chain, outcome, hold_count
+               FROM cti.call_history_v1 ORDER BY call_id"""
+
+
+@pytest.fixture
+def conn(rolled_back):
+    """These tests need no COMMIT: each runs in a transaction rolled back at its end."""
+    return rolled_back
+
+
+def chan(name: str, uniqueid: str, cid: str, exten: str, context: str, state: int = 6) -> dict:
+    states = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
+    return {
+        "Channel": name,
+        "ChannelState": state,
+        "ChannelStateDesc": states[state],
+        "CallerIDNum": cid,
+        "CallerIDName": "<unknown>",
+        "ConnectedLineNum": "<unknown>",
+        "ConnectedLineName": "<unknown>",
+        "Language": "en",
+        "AccountCode": "",
+        "Context": context,
+        "Exten": exten,
+        "Priority": 1,
+        "Uniqueid": uniqueid,
+        "Linkedid": "1700000100.40",
+    }
+
+
+def dest(fields: dict) -> dict:
+    return {f"Dest{k}": v for k, v in fields.items()}
+
+
+def bridge(bridge_id: str, n: int) -> dict:
+    return {
+        "BridgeUniqueid": bridge_id,
+        "BridgeType": "basic",
+        "BridgeTechnology": "simple_bridge",
+        "BridgeNumChannels": n,
+    }
+
+
+def freepbx_queue_call(trunk: str = "PJSIP/mts-00000010", caller: str = "84951234567") -> list[str]:
+    """A customer calls line 74950001122 into FreePBX queue 400, whose member 101 is dialled
+    as Local/101@from-queue/n (the /n keeps the Local/ channel: no optimisation). 101
+    answers, holds the customer once, and the customer hangs up."""
+    t = chan(trunk, "1700000100.40", caller, "74950001122", "from-pstn", 0)
+    l1 = chan("Local/101@from-queue-00000005;1", "1700000100.41", caller, "400", "from-queue", 0)
+    l2 = chan("Local/101@from-queue-00000005;2", "1700000100.42", caller, "101", "from-queue", 0)
+    ph = chan("PJSIP/101-00000011", "1700000100.43", "<unknown>", "s", "from-internal", 0)
+    up = {
+        **ph,
+        "ChannelState": 6,
+        "ChannelStateDesc": "Up",
+        "CallerIDNum": "101",
+        "ConnectedLineNum": caller,
+    }
+    return [
+        block("Newchannel", t),
+        block("Newstate", {**t, "ChannelState": 4, "ChannelStateDesc": "Ring"}),
+        block("VarSet", {**t, "Variable": "__FROM_DID", "Value": "74950001122"}),
+        block("Newstate", {**t, "ChannelState": 6, "ChannelStateDesc": "Up"}),
+        block("QueueCallerJoin", {**t, "Queue": "400", "Position": 1, "Count": 1}),
+        block("Newchannel", l1),
+        block("Newchannel", l2),
+        block(
+            "AgentCalled",
+            {
+                **t,
+                **dest(l1),
+                "Queue": "400",
+                "MemberName": "101",
+                "Interface": "Local/101@from-queue/n",
+            },
+        ),
+        block("DialBegin", {**t, **dest(l1), "DialString": "101@from-queue/n"}),
+        block("Newchannel", ph),
+        block("DialBegin", {**l2, **dest(ph), "DialString": "101"}),
+        block(
+            "Newstate",
+            {
+                **ph,
+                "ChannelState": 5,
+                "ChannelStateDesc": "Ringing",
+                "CallerIDNum": "101",
+                "ConnectedLineNum": caller,
+            },
+        ),
+        block("Newstate", up),
+        block("DialEnd", {**l2, **dest(up), "DialStatus": "ANSWER"}),
+        block("DialEnd", {**t, **dest(l1), "DialStatus": "ANSWER"}),
+        block(
+            "AgentConnect",
+            {**t, **dest(l1), "Queue": "400", "MemberName": "101", "HoldTime": 4, "RingTime": 3},
+        ),
+        block("BridgeEnter", {**bridge("b-local-side", 1), **l2}),
+        block("BridgeEnter", {**bridge("b-local-side", 2), **up}),
+        block("BridgeEnter", {**bridge("b-queue-side", 1), **t}),
+        block("BridgeEnter", {**bridge("b-queue-side", 2), **l1}),
+        block("Hold", {**up, "MusicClass": "default"}),
+        block("Unhold", up),
+        block("BridgeLeave", {**bridge("b-queue-side", 1), **t}),
+        block("Hangup", {**t, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("BridgeLeave", {**bridge("b-queue-side", 0), **l1}),
+        block("Hangup", {**l1, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block(
+            "AgentComplete", {**t, **dest(l1), "Queue": "400", "TalkTime": 40, "Reason": "caller"}
+        ),
+        block("BridgeLeave", {**bridge("b-local-side", 1), **l2}),
+        block("Hangup", {**l2, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("BridgeLeave", {**bridge("b-local-side", 0), **up}),
+        block("Hangup", {**up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+    ]
+
+
+def test_a_queue_member_behind_a_local_channel_gets_the_call_and_the_card(conn):
+    crm = seed_crm(conn)
+    insert_frames(conn, freepbx_queue_call(), source="asterisk")
+    assert conn.execute(HISTORY).fetchall() == [
+        ("1700000100.40", "inbound", "+74951234567", "101", ["101"], "answered", 1)
+    ]
+    cid = conn.execute("SELECT id FROM cti.call").fetchone()[0]
+    assert commands(conn) == [
+        ("emp", crm["Petrova"], "ring", cid),
+        ("emp", crm["Sidorov"], "ring", cid),
+        ("ws", crm["ws-101"], "open_card", cid),
+        ("ws", crm["ws-101"], "call_ended", cid),
+    ]
+    notes = {detail for _, status, detail in outcomes(conn) if status == "ignored"}
+    assert "DialBegin to a Local/ channel: the channel it dials in turn is followed" in notes
+    assert "QueueCallerJoin: the caller's leg and the Dial events say the same" in notes
+    assert 'event "VarSet" carries no call fact' in notes
+    assert {status for _, status, _ in outcomes(conn)} == {"processed", "ignored"}
+
+
+def test_a_trunk_named_in_digits_is_a_trunk_by_the_rules_in_config(conn):
+    seed_crm(conn)
+    # A trunk whose endpoint is named after its number looks like an extension's device:
+    # its channel would be an extension calling, and the line dialled unknown...
+    trunk = "PJSIP/74950001122-0000001a"
+    facts = """SELECT c.direction, c.dialled, l.caller, l.caller_is_extension FROM cti.call c
+                 JOIN cti.call_leg l ON l.call_id = c.id AND l.leg_uuid = c.pbx_call_id"""
+    conn.execute("UPDATE cti.config SET ami_trunk_contexts = '{}'")
+    with conn.transaction(force_rollback=True):
+        insert_frames(conn, freepbx_queue_call(trunk), source="asterisk")
+        assert conn.execute(facts).fetchall() == [("inbound", None, "74950001122", True)]
+    # ...until a DBA names it a trunk: by its channel name,
+    conn.execute("UPDATE cti.config SET ami_trunk_channels = ARRAY['^PJSIP/74950001122-']")
+    with conn.transaction(force_rollback=True):
+        insert_frames(conn, freepbx_queue_call(trunk), source="asterisk")
+        assert conn.execute(facts).fetchall() == [("inbound", "74950001122", "+74951234567", False)]
+    # or by the context its calls come in at (FreePBX: from-pstn, a default).
+    conn.execute(
+        "UPDATE cti.config SET ami_trunk_channels = '{}', ami_trunk_contexts = ARRAY['from-pstn']"
+    )
+    insert_frames(conn, freepbx_queue_call(trunk), source="asterisk")
+    assert conn.execute(facts).fetchall() == [("inbound", "74950001122", "+74951234567", False)]
+
+
+def test_the_channel_adapter_maps_peers_named_otherwise(conn):
+    crm = seed_crm(conn)
+    b = builder(3)
+    blocks = [
+        blk
+        for _, blk in from_onlinepbx3_timed(b.times, pbx.inbound_answered(b, KNOWN, LINE, "102"))
+    ]
+    # This site names its PJSIP endpoints after people: 102 is "sidorov".
+    blocks = [blk.replace("PJSIP/102-", "PJSIP/sidorov-") for blk in blocks]
+    with conn.transaction(force_rollback=True):
+        insert_frames(conn, blocks, source="asterisk")
+        # by default a peer that is not digits is no extension: nobody answered, no card
+        assert conn.execute("SELECT answered_by, card_workstation_id FROM cti.call").fetchall() == [
+            (None, None)
+        ]
+    conn.execute(
+        """CREATE OR REPLACE FUNCTION cti.crm_extension_for_channel(p_channel text) RETURNS text
+           LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+               SELECT CASE WHEN p_channel LIKE 'PJSIP/sidorov-%' THEN '102'
+                           ELSE substring(p_channel FROM '^[A-Za-z0-9]+/([0-9]+)-[0-9a-fA-F]+$') END $$"""
+    )
+    insert_frames(conn, blocks, source="asterisk")
+    assert conn.execute("SELECT answered_by, outcome FROM cti.call").fetchall() == [
+        ("102", "answered")
+    ]
+    assert [c[1:3] for c in commands(conn, "ws")] == [
+        (crm["ws-102"], "open_card"),
+        (crm["ws-102"], "call_ended"),
+    ]
+
+
+def test_blocks_that_lack_what_a_fact_needs_fail_naming_the_field(conn):
+    insert_frames(
+        conn,
+        [
+            block(
+                "DialBegin",
+                {
+                    "Channel": "PJSIP/mts-00000001",
+                    "DestChannel": "PJSIP/101-00000002",
+                    "DestLinkedid": "1.1",
+                },
+            ),
+            block(
+                "Hangup", {"Channel": "PJSIP/101-00000002", "Uniqueid": "1.2", "Linkedid": "1.1"}
+            ),
+            block("BridgeEnter", {"Channel": "PJSIP/101-00000002", "Uniqueid": "1.2"}),
+            block("Newchannel", {"Channel": "SIP/101-00000002", "Uniqueid": "1414510600.0"}),
+            block("MysteryEvent", {"Channel": "PJSIP/101-00000002"}),
+            "Channel: PJSIP/101-00000002\r\nUniqueid: 1.2",
+        ],
+        source="asterisk",
+    )
+    assert [o[1:] for o in outcomes(conn)] == [
+        ("failed", 'DialBegin frame lacks field "block.DestUniqueid"'),
+        ("processed", None),
+        ("failed", 'BridgeEnter frame lacks field "block.BridgeUniqueid"'),
+        (
+            "ignored",
+            "Newchannel without a Linkedid is from Asterisk 11 or older (before AMI 2.0), "
+            "which pgcti does not read",
+        ),
+        ("ignored", 'unknown event type "MysteryEvent"'),
+        ("failed", "not an AMI event block (no Event: line)"),
+    ]
+
+
+def test_concurrent_ami_calls_stay_apart_and_rebuild_gives_them_again(conn):
+    crm = seed_crm(conn)
+    calls = []
+    for seed, (customer, ext) in enumerate(
+        [(KNOWN, "101"), ("+79030001122", "102"), ("+79035550000", "103")]
+    ):
+        b = builder(seed)
+        calls.append(from_onlinepbx3_timed(b.times, pbx.inbound_answered(b, customer, LINE, ext)))
+    interleaved = [blk for _, blk in sorted((at, blk) for call in calls for at, blk in call)]
+    insert_frames(conn, interleaved, source="asterisk")
+    live = conn.execute(HISTORY).fetchall()
+    assert sorted((r[2], r[3], r[5]) for r in live) == [
+        ("+74951234567", "101", "answered"),
+        ("+79030001122", "102", "answered"),
+        ("+79035550000", "103", "answered"),
+    ]
+    assert sorted((c[1], c[2]) for c in commands(conn, "ws")) == sorted(
+        [(crm[f"ws-{e}"], t) for e in ("101", "102", "103") for t in ("open_card", "call_ended")]
+    )
+    conn.execute("SELECT cti.rebuild()")
+    assert conn.execute(HISTORY).fetchall() == live
