@@ -1,7 +1,7 @@
 """`make chaos`: the long fault cases, each ending with counts (the quick ones run in `make test`).
 
     python -m tests.chaos [--rate 1000] [--outage 12] [--offline 60] [--hold 30]
-                          [--only outage,drops,kill,offline,stall,notify]
+                          [--only outage,drops,kill,offline,stall,notify] [--pbx asterisk]
 
 1. PostgreSQL stopped hard (immediate) for --outage seconds under steady traffic, then started.
 2. The PBX connection dropped every 3 s: frames the PBX sent while nobody listened, reconnect times.
@@ -14,6 +14,7 @@
    hard under traffic and the standby promoted: tests/chaos_failover.py.
 10. Optional (`--only patroni`): the same under Patroni with etcd: tests/chaos_patroni.py.
 Each case runs real processes on a server of its own and prints what was sent, stored, duplicated, delivered.
+`--pbx asterisk` runs the PBX-side cases (outage, drops, kill) over Asterisk AMI instead.
 """
 
 from __future__ import annotations
@@ -36,7 +37,18 @@ from ingester.simulator.traffic import Traffic
 from tests.chaos_failover import case_failover
 from tests.chaos_patroni import case_patroni
 from tests.crm_fixture import seed_crm
-from tests.live import IngestProcess, SimulatorThread, wait_for
+from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
+
+PBX = ["onlinepbx3"]  # the protocol the PBX-side cases speak (--pbx)
+PBX_CASES = ("outage", "drops", "kill")
+
+
+def pbx_and_ingester(dsn: str, spool: Path) -> tuple[SimulatorThread, IngestProcess]:
+    """The simulated PBX (--pbx) and `pgcti ingest` subscribed to it."""
+    sim = SimulatorThread(protocol=PBX[0])
+    ingest = IngestProcess(dsn, sim.url, spool, KEY, "--pbx", PBX[0])
+    wait_for(lambda: sim.server.listeners() == 1)
+    return sim, ingest
 
 
 def q(dsn: str, query: str) -> int:
@@ -62,7 +74,9 @@ class Feed:
 
     def __init__(self, sim: SimulatorThread, rate: float, seed: int) -> None:
         self.sim, self.rate = sim, rate
-        self.traffic = Traffic(seed, [], [str(e) for e in range(101, 111)], scale=0.05)
+        self.traffic = Traffic(
+            seed, [], [str(e) for e in range(101, 111)], scale=0.05, protocol=PBX[0]
+        )
         self.sent = self.delivered = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -97,9 +111,7 @@ def fresh_database(server: str, name: str) -> str:
 
 def case_outage(server: str, tmp: Path, rate: float, outage: float) -> dict:
     dsn = fresh_database(server, "chaos_outage")
-    sim = SimulatorThread()
-    ingest = IngestProcess(dsn, sim.url, tmp / "outage")
-    wait_for(lambda: sim.server.listeners() == 1)
+    sim, ingest = pbx_and_ingester(dsn, tmp / "outage")
     feed = Feed(sim, rate, 1)
     time.sleep(3)
     embedded.stop("immediate")
@@ -122,9 +134,7 @@ def case_outage(server: str, tmp: Path, rate: float, outage: float) -> dict:
 
 def case_pbx_drops(server: str, tmp: Path, rate: float) -> dict:
     dsn = fresh_database(server, "chaos_drops")
-    sim = SimulatorThread()
-    ingest = IngestProcess(dsn, sim.url, tmp / "drops")
-    wait_for(lambda: sim.server.listeners() == 1)
+    sim, ingest = pbx_and_ingester(dsn, tmp / "drops")
     feed = Feed(sim, rate, 2)
     gaps = []
     for _ in range(6):
@@ -153,9 +163,7 @@ def case_pbx_drops(server: str, tmp: Path, rate: float) -> dict:
 
 def case_sigkill(server: str, tmp: Path, rate: float) -> dict:
     dsn = fresh_database(server, "chaos_kill")
-    sim = SimulatorThread()
-    ingest = IngestProcess(dsn, sim.url, tmp / "kill")
-    wait_for(lambda: sim.server.listeners() == 1)
+    sim, ingest = pbx_and_ingester(dsn, tmp / "kill")
     feed = Feed(sim, rate, 3)
     time.sleep(4)
     delivered_before = feed.delivered
@@ -165,7 +173,7 @@ def case_sigkill(server: str, tmp: Path, rate: float) -> dict:
     # frames sit in socket buffers no process will read (the PBX has no acknowledgement).
     wait_for(lambda: sim.server.listeners() == 0, what="the PBX to notice the dead connection")
     delivered_into_the_dead_connection = feed.delivered - delivered_before
-    ingest = IngestProcess(dsn, sim.url, tmp / "kill")
+    ingest = IngestProcess(dsn, sim.url, tmp / "kill", KEY, "--pbx", PBX[0])
     wait_for(lambda: sim.server.listeners() == 1)
     time.sleep(4)
     feed.finish()
@@ -388,7 +396,16 @@ def main() -> None:
         default="outage,drops,kill,offline,stall,notify,flood,failover,failover_async",
         help="cases to run (default: all nine)",
     )
+    parser.add_argument(
+        "--pbx",
+        choices=["onlinepbx3", "onlinepbx2", "asterisk"],
+        default="onlinepbx3",
+        help=f"the PBX protocol of the PBX-side cases ({', '.join(PBX_CASES)})",
+    )
     args = parser.parse_args()
+    PBX[0] = args.pbx
+    if args.pbx != "onlinepbx3" and "--only" not in sys.argv:
+        args.only = ",".join(PBX_CASES)
     cases = {
         "outage": lambda: case_outage(server, tmp, args.rate, args.outage),
         "drops": lambda: case_pbx_drops(server, tmp, args.rate),
@@ -407,6 +424,8 @@ def main() -> None:
     unknown = set(args.only.split(",")) - set(cases)
     if unknown:
         parser.error(f"unknown case(s) {', '.join(sorted(unknown))}; known: {', '.join(cases)}")
+    if args.pbx != "onlinepbx3" and set(args.only.split(",")) - set(PBX_CASES):
+        parser.error(f"--pbx {args.pbx} runs only the PBX-side cases: {', '.join(PBX_CASES)}")
     tmp = Path(tempfile.mkdtemp(prefix="pgcti-chaos-"))
     os.environ["PGCTI_HOME"] = str(tmp / "home")
     server = embedded.start()

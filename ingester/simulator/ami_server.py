@@ -30,6 +30,10 @@ class AmiServer:
         self._server: asyncio.Server | None = None
 
     @property
+    def subscriptions(self) -> int:  # as the other simulators count clients that came
+        return self.logins
+
+    @property
     def url(self) -> str:
         return f"ami://{self.user}@{self.host}:{self.port}"
 
