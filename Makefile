@@ -66,6 +66,7 @@ bench: $(BIN)/.installed
 bench-quick: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --quick --json bench-quick.json
 
-# The long fault cases, each ending with counts (docs/performance.md).
+# The long fault cases, each ending with counts (docs/reliability.md); options in CHAOS,
+# e.g. make chaos CHAOS='--only stall --hold 30' or CHAOS='--pbx asterisk'.
 chaos: $(BIN)/.installed
-	$(BIN)/python -m tests.chaos
+	$(BIN)/python -m tests.chaos $(CHAOS)

@@ -63,7 +63,9 @@ CREATE TYPE cti.keyed_command AS (
 CREATE TYPE cti.derivation_result AS (
 	commands cti.keyed_command[],
 	lookup_keys bigint[],
-	registered boolean
+	registered boolean,
+	callback_steps cti.call_derivation[],
+	callback_keys bigint[]
 );
 
 CREATE TYPE cti.fact AS (
@@ -585,7 +587,7 @@ DECLARE
     v_steps cti.call_derivation[];
     v_step cti.call_derivation;
     v_call cti.call;
-    v_result cti.derivation_result := ROW('{}', '{}', false);
+    v_result cti.derivation_result := ROW('{}', '{}', false, '{}', '{}');
     v_any_lookup boolean;    -- what the set needs beyond the update: statements for nothing are skipped
     v_any_transfer boolean;
     v_any_command boolean;
@@ -816,10 +818,17 @@ BEGIN
      WHERE c.ctid = s.row_at;
 
     -- Callback tasks follow calls answered just now, and missed ones (57_callbacks.sql).
-    IF EXISTS (SELECT FROM unnest(v_steps) s
-                WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
-                   OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy')) THEN
+    -- Frame by frame (keys 0) they are tracked now; a round of a batch hands them back, and
+    -- they are tracked after its last round, in frame order (cti.process_in_rounds).
+    SELECT coalesce(array_agg(s ORDER BY s.ord), '{}'), coalesce(array_agg(p_keys[s.ord] ORDER BY s.ord), '{}')
+      INTO v_result.callback_steps, v_result.callback_keys
+      FROM unnest(v_steps) s
+     WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
+        OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy');
+    IF cardinality(v_result.callback_steps) > 0 AND p_keys[1] = 0 THEN
         v_result.commands := v_result.commands || cti.track_callbacks(v_steps, p_keys, p_live);
+        v_result.callback_steps := '{}';
+        v_result.callback_keys := '{}';
     END IF;
     RETURN v_result;
 END
@@ -1927,6 +1936,9 @@ DECLARE
     v_commands cti.keyed_command[] := '{}';
     v_lookup_keys bigint[] := '{}';
     v_registered boolean := false;
+    v_callback_steps cti.call_derivation[] := '{}';
+    v_callback_keys bigint[] := '{}';
+    v_step cti.call_derivation;
 BEGIN
     IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
         RETURN false;
@@ -1957,7 +1969,23 @@ BEGIN
         v_commands := v_commands || v_round.commands;
         v_lookup_keys := v_lookup_keys || v_round.lookup_keys;
         v_registered := v_registered OR v_round.registered;
+        v_callback_steps := v_callback_steps || v_round.callback_steps;
+        v_callback_keys := v_callback_keys || v_round.callback_keys;
     END LOOP;
+    -- Callback tasks depend on the order of one party's calls: tracked now, in frame order,
+    -- as frame by frame would (each derivation numbered by its place in that order).
+    IF cardinality(v_callback_steps) > 0 THEN
+        SELECT array_agg(v_callback_steps[i] ORDER BY v_callback_keys[i], i),
+               array_agg(v_callback_keys[i] ORDER BY v_callback_keys[i], i)
+          INTO v_callback_steps, v_callback_keys
+          FROM generate_subscripts(v_callback_keys, 1) AS i;
+        FOR i IN 1 .. cardinality(v_callback_steps) LOOP
+            v_step := v_callback_steps[i];
+            v_step.ord := i;
+            v_callback_steps[i] := v_step;
+        END LOOP;
+        v_commands := v_commands || cti.track_callbacks(v_callback_steps, v_callback_keys, true);
+    END IF;
     IF v_registered AND v_lookup_keys IS DISTINCT FROM ARRAY(SELECT k FROM unnest(v_lookup_keys) k ORDER BY k) THEN
         RAISE EXCEPTION 'client lookups ran out of frame order and one registered a number'
             USING ERRCODE = 'CTIR1', HINT = 'the batch is processed again frame by frame';
@@ -2379,9 +2407,9 @@ BEGIN
         v_key := p_keys[v_step.ord];
         v_parties := ARRAY[cti.callback_party(v_call.client_id, v_call.external_number),
                            cti.callback_party(NULL, v_call.external_number)];
-        -- A batch in rounds derives each call's frames in order, but not every frame of the
-        -- batch in frame order; tasks depend on that order, so such a batch is processed
-        -- again frame by frame (where keys are 0, and frames in order anyway).
+        -- Tasks depend on the order of one party's calls. A batch in rounds hands its
+        -- derivations here after its last round, sorted by frame (65_processing.sql); frame
+        -- by frame, keys are 0 and frames in order anyway. This guards that order.
         IF v_key > 0 THEN
             IF EXISTS (SELECT FROM cti.callback_party_key k
                         WHERE k.party = ANY (v_parties) AND k.last_frame_key > v_key) THEN

@@ -169,3 +169,29 @@ def test_a_lock_conflict_fails_the_insert_so_the_ingester_retries_it(conn, dsn):
     insert_as_batches(conn, [answer], size=10)  # the retry
     statuses = conn.execute("SELECT status FROM cti.event_outcome ORDER BY raw_event_id").fetchall()
     assert statuses == [("processed",), ("processed",)]
+
+
+def test_one_clients_two_calls_in_a_batch_stay_in_rounds(conn):
+    """A missed call and the client's next, answered call in one batch: rounds derive call
+    B's answer (round 3) before call A's end (round 5), yet A's task is made before B closes
+    it, as frame by frame would, and the batch is not sent frame by frame for it."""
+    seed_crm(conn)
+    now = time.time() - 60
+    a = pbx.inbound_unanswered(
+        pbx.CallBuilder(random.Random(1), clock=now), KNOWN, LINE, ["101"], "NO_ANSWER"
+    )
+    b = pbx.inbound_answered(pbx.CallBuilder(random.Random(2), clock=now + 30), KNOWN, LINE, "102")
+    frames = a[:2] + b[:2] + a[2:] + b[2:]
+    assert [f["event"] for f in a] == ["channel_create"] * 2 + ["channel_destroy"] * 2 + [
+        "call_end"
+    ]
+    conn.execute("ALTER TABLE cti.raw_event DISABLE TRIGGER _500_process")
+    insert_batch(conn, frames)
+    conn.execute("ALTER TABLE cti.raw_event ENABLE TRIGGER _500_process")
+    in_rounds = conn.execute(
+        "SELECT cti.process_in_rounds(array_agg(e ORDER BY e.id)) FROM cti.raw_event e"
+    ).fetchone()[0]
+    assert in_rounds is True
+    assert conn.execute(
+        "SELECT missed_calls, closed_how, closed_by_extension FROM cti.callback_task"
+    ).fetchall() == [(1, "inbound_answered", "102")]

@@ -110,7 +110,7 @@ DECLARE
     v_steps cti.call_derivation[];
     v_step cti.call_derivation;
     v_call cti.call;
-    v_result cti.derivation_result := ROW('{}', '{}', false);
+    v_result cti.derivation_result := ROW('{}', '{}', false, '{}', '{}');
     v_any_lookup boolean;    -- what the set needs beyond the update: statements for nothing are skipped
     v_any_transfer boolean;
     v_any_command boolean;
@@ -341,10 +341,17 @@ BEGIN
      WHERE c.ctid = s.row_at;
 
     -- Callback tasks follow calls answered just now, and missed ones (57_callbacks.sql).
-    IF EXISTS (SELECT FROM unnest(v_steps) s
-                WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
-                   OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy')) THEN
+    -- Frame by frame (keys 0) they are tracked now; a round of a batch hands them back, and
+    -- they are tracked after its last round, in frame order (cti.process_in_rounds).
+    SELECT coalesce(array_agg(s ORDER BY s.ord), '{}'), coalesce(array_agg(p_keys[s.ord] ORDER BY s.ord), '{}')
+      INTO v_result.callback_steps, v_result.callback_keys
+      FROM unnest(v_steps) s
+     WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
+        OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy');
+    IF cardinality(v_result.callback_steps) > 0 AND p_keys[1] = 0 THEN
         v_result.commands := v_result.commands || cti.track_callbacks(v_steps, p_keys, p_live);
+        v_result.callback_steps := '{}';
+        v_result.callback_keys := '{}';
     END IF;
     RETURN v_result;
 END

@@ -98,9 +98,9 @@ BEGIN
         v_key := p_keys[v_step.ord];
         v_parties := ARRAY[cti.callback_party(v_call.client_id, v_call.external_number),
                            cti.callback_party(NULL, v_call.external_number)];
-        -- A batch in rounds derives each call's frames in order, but not every frame of the
-        -- batch in frame order; tasks depend on that order, so such a batch is processed
-        -- again frame by frame (where keys are 0, and frames in order anyway).
+        -- Tasks depend on the order of one party's calls. A batch in rounds hands its
+        -- derivations here after its last round, sorted by frame (65_processing.sql); frame
+        -- by frame, keys are 0 and frames in order anyway. This guards that order.
         IF v_key > 0 THEN
             IF EXISTS (SELECT FROM cti.callback_party_key k
                         WHERE k.party = ANY (v_parties) AND k.last_frame_key > v_key) THEN

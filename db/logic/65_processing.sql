@@ -171,6 +171,9 @@ DECLARE
     v_commands cti.keyed_command[] := '{}';
     v_lookup_keys bigint[] := '{}';
     v_registered boolean := false;
+    v_callback_steps cti.call_derivation[] := '{}';
+    v_callback_keys bigint[] := '{}';
+    v_step cti.call_derivation;
 BEGIN
     IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
         RETURN false;
@@ -201,7 +204,23 @@ BEGIN
         v_commands := v_commands || v_round.commands;
         v_lookup_keys := v_lookup_keys || v_round.lookup_keys;
         v_registered := v_registered OR v_round.registered;
+        v_callback_steps := v_callback_steps || v_round.callback_steps;
+        v_callback_keys := v_callback_keys || v_round.callback_keys;
     END LOOP;
+    -- Callback tasks depend on the order of one party's calls: tracked now, in frame order,
+    -- as frame by frame would (each derivation numbered by its place in that order).
+    IF cardinality(v_callback_steps) > 0 THEN
+        SELECT array_agg(v_callback_steps[i] ORDER BY v_callback_keys[i], i),
+               array_agg(v_callback_keys[i] ORDER BY v_callback_keys[i], i)
+          INTO v_callback_steps, v_callback_keys
+          FROM generate_subscripts(v_callback_keys, 1) AS i;
+        FOR i IN 1 .. cardinality(v_callback_steps) LOOP
+            v_step := v_callback_steps[i];
+            v_step.ord := i;
+            v_callback_steps[i] := v_step;
+        END LOOP;
+        v_commands := v_commands || cti.track_callbacks(v_callback_steps, v_callback_keys, true);
+    END IF;
     IF v_registered AND v_lookup_keys IS DISTINCT FROM ARRAY(SELECT k FROM unnest(v_lookup_keys) k ORDER BY k) THEN
         RAISE EXCEPTION 'client lookups ran out of frame order and one registered a number'
             USING ERRCODE = 'CTIR1', HINT = 'the batch is processed again frame by frame';

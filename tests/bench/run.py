@@ -124,24 +124,32 @@ def seed_crm(conn: psycopg.Connection, clients: int, first: int = 0) -> None:
     conn.execute("ANALYZE")
 
 
-def frames_for(count: int, clients: int, seed: int, live_order: bool = True) -> list[dict]:
+def frames_for(
+    count: int, clients: int, seed: int, live_order: bool = True, protocol: str = "onlinepbx3"
+) -> list[dict]:
     """`count` frames of the scenario mix. In live order (the default) calls of real length
     overlap as a PBX sends them, about 1,000 frames/s; otherwise each call's frames come
-    back to back, one call after another (the worst case for batching by call)."""
+    back to back, one call after another (the worst case for batching by call). protocol
+    "asterisk": the same calls as AMI blocks."""
     rng = random.Random(seed)
     known = [f"+79{n:09d}" for n in rng.sample(range(1, clients + 1), min(5000, clients))]
     extensions = [str(e) for e in range(101, 131)]
-    traffic = Traffic(seed, known, extensions, unknown_share=0.2, scale=1.0)
+    traffic = Traffic(seed, known, extensions, unknown_share=0.2, scale=1.0, protocol=protocol)
     now = time.time()
     rows: list[dict] = []
+
+    def row(frame: dict | str) -> dict:
+        body = frame if isinstance(frame, str) else json.dumps(frame)
+        return {"source": protocol, "received_at": None, "body": body}
+
     if live_order:
         for _, frame in traffic.schedule(now, calls_per_second=118, total_calls=None):
-            rows.append({"source": "onlinepbx3", "received_at": None, "body": json.dumps(frame)})
+            rows.append(row(frame))
             if len(rows) >= count:
                 break
     while len(rows) < count:
         for _, frame in traffic.call(now):
-            rows.append({"source": "onlinepbx3", "received_at": None, "body": json.dumps(frame)})
+            rows.append(row(frame))
     for row in rows:
         row["received_at"] = datetime.now(UTC)
     return rows[:count]
@@ -235,6 +243,15 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
         f"  full pipeline, {len(grouped):,} frames with each call's frames back to back:"
         f" {pipeline_grouped:,.0f} events/s"
     )
+    # Asterisk: the same kind of calls as AMI blocks, which go frame by frame (legs and
+    # bridges are found through what is stored), against the raw log of the same blocks.
+    ami = frames_for(frames // 4, clients, seed=5, protocol="asterisk")
+    ami_raw_log = insert_batches(dsn, RAW_LOG_INSERT, ami, batch)
+    ami_pipeline = insert_batches(dsn, query("insert_raw_events"), ami, batch)
+    log(
+        f"  Asterisk AMI, {len(ami):,} blocks: raw log alone {ami_raw_log:,.0f} events/s,"
+        f" full pipeline {ami_pipeline:,.0f} events/s"
+    )
     floor_writes = writes_only(dsn, transactions=max(1, len(rows) // batch))
     log(f"  writes-only floor (the same rows, set-based, no logic): {floor_writes:,.0f} events/s")
     with psycopg.connect(dsn) as conn:
@@ -256,6 +273,10 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
         "pipeline_vs_raw_log": round(pipeline / raw_log, 4),
         "writes_only_events_per_s": round(floor_writes),
         "pipeline_vs_writes_only": round(pipeline / floor_writes, 4),
+        "asterisk_blocks": len(ami),
+        "asterisk_raw_log_events_per_s": round(ami_raw_log),
+        "asterisk_pipeline_events_per_s": round(ami_pipeline),
+        "asterisk_pipeline_vs_raw_log": round(ami_pipeline / ami_raw_log, 4),
         "outcomes": outcome,
         "commands": commands,
     }
@@ -397,6 +418,8 @@ def report(results: dict) -> None:
             "one statement per frame (trigger), events/s",
             f"{t['one_statement_per_frame_events_per_s']:,}",
         ),
+        ("Asterisk AMI full pipeline, events/s", f"{t['asterisk_pipeline_events_per_s']:,}"),
+        ("Asterisk AMI pipeline / its raw log", f"{t['asterisk_pipeline_vs_raw_log']:.3f}"),
     ]
     lk = results.get("lookup")
     if lk:
