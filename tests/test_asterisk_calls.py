@@ -22,7 +22,15 @@ def conn(rolled_back):
     return rolled_back
 
 
-def chan(name: str, uniqueid: str, cid: str, exten: str, context: str, state: int = 6) -> dict:
+def chan(
+    name: str,
+    uniqueid: str,
+    cid: str,
+    exten: str,
+    context: str,
+    state: int = 6,
+    linkedid: str = "1700000100.40",
+) -> dict:
     states = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
     return {
         "Channel": name,
@@ -38,7 +46,7 @@ def chan(name: str, uniqueid: str, cid: str, exten: str, context: str, state: in
         "Exten": exten,
         "Priority": 1,
         "Uniqueid": uniqueid,
-        "Linkedid": "1700000100.40",
+        "Linkedid": linkedid,
     }
 
 
@@ -146,6 +154,123 @@ def test_a_queue_member_behind_a_local_channel_gets_the_call_and_the_card(conn):
     assert "QueueCallerJoin: the caller's leg and the Dial events say the same" in notes
     assert 'event "VarSet" carries no call fact' in notes
     assert {status for _, status, _ in outcomes(conn)} == {"processed", "ignored"}
+
+
+def ring_group_with_local_optimisation() -> list[str]:
+    """Ring group 600 dials 101 and 102 through Local/...@from-internal channels; 102
+    answers, and Asterisk optimises its Local/ channel away (LocalOptimizationBegin/End):
+    102's phone moves into the trunk's bridge, the Local/ halves leave and hang up."""
+    lid = "1700000200.60"
+    t = chan("PJSIP/mts-00000020", lid, "84951234567", "74950001122", "from-pstn", 4, lid)
+    legs = {}
+    for ext, n, hexid in (("101", 61, "a"), ("102", 63, "b")):
+        legs[ext] = (
+            chan(
+                f"Local/{ext}@from-internal-0000000{hexid};1",
+                f"1700000200.{n}",
+                "84951234567",
+                ext,
+                "from-internal",
+                0,
+                lid,
+            ),
+            chan(
+                f"Local/{ext}@from-internal-0000000{hexid};2",
+                f"1700000200.{n + 1}",
+                "84951234567",
+                ext,
+                "from-internal",
+                0,
+                lid,
+            ),
+            chan(
+                f"PJSIP/{ext}-0000002{hexid}",
+                f"1700000200.{n + 10}",
+                "<unknown>",
+                "s",
+                "from-internal",
+                0,
+                lid,
+            ),
+        )
+    out = [
+        block("Newchannel", {**t, "ChannelState": 0, "ChannelStateDesc": "Down"}),
+        block("Newstate", t),
+    ]
+    for one, two, phone in legs.values():
+        out += [
+            block("Newchannel", one),
+            block("Newchannel", two),
+            block("DialBegin", {**t, **dest(one), "DialString": one["Exten"] + "@from-internal"}),
+            block("Newchannel", phone),
+            block("DialBegin", {**two, **dest(phone), "DialString": one["Exten"]}),
+        ]
+    one, two, phone = legs["102"]
+    up = {**phone, "ChannelState": 6, "ChannelStateDesc": "Up", "CallerIDNum": "102"}
+    t_up = {**t, "ChannelState": 6, "ChannelStateDesc": "Up"}
+    lone, ltwo, lphone = legs["101"]
+    out += [
+        block("Newstate", up),
+        block("DialEnd", {**two, **dest(up), "DialStatus": "ANSWER"}),
+        block("DialEnd", {**t, **dest(one), "DialStatus": "ANSWER"}),
+        block("Newstate", t_up),
+        block("DialEnd", {**t, **dest(lone), "DialStatus": "CANCEL"}),
+        block("DialEnd", {**ltwo, **dest(lphone), "DialStatus": "CANCEL"}),
+        block("Hangup", {**lphone, "Cause": 26, "Cause-txt": "Answered elsewhere"}),
+        block("Hangup", {**lone, "Cause": 26, "Cause-txt": "Answered elsewhere"}),
+        block("Hangup", {**ltwo, "Cause": 26, "Cause-txt": "Answered elsewhere"}),
+        block("BridgeEnter", {**bridge("b-phone", 1), **up}),
+        block("BridgeEnter", {**bridge("b-phone", 2), **two}),
+        block("BridgeEnter", {**bridge("b-trunk", 1), **t_up}),
+        block("BridgeEnter", {**bridge("b-trunk", 2), **one}),
+        block(
+            "LocalOptimizationBegin",
+            {
+                **{f"LocalOne{k}": v for k, v in one.items()},
+                **{f"LocalTwo{k}": v for k, v in two.items()},
+                **{f"Source{k}": v for k, v in up.items()},
+                "DestUniqueId": lid,
+                "Id": 1,
+            },
+        ),
+        block("BridgeLeave", {**bridge("b-trunk", 1), **one}),
+        block("BridgeLeave", {**bridge("b-phone", 1), **up}),
+        block("BridgeEnter", {**bridge("b-trunk", 2), **up}),
+        block("BridgeLeave", {**bridge("b-phone", 0), **two}),
+        block(
+            "LocalOptimizationEnd",
+            {
+                **{f"LocalOne{k}": v for k, v in one.items()},
+                **{f"LocalTwo{k}": v for k, v in two.items()},
+                "Success": "Yes",
+                "Id": 1,
+            },
+        ),
+        block("Hangup", {**one, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("Hangup", {**two, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("BridgeLeave", {**bridge("b-trunk", 1), **t_up}),
+        block("Hangup", {**t_up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("BridgeLeave", {**bridge("b-trunk", 0), **up}),
+        block("Hangup", {**up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+    ]
+    return out
+
+
+def test_a_ring_group_through_local_channels_optimised_away_first_answer_wins(conn):
+    crm = seed_crm(conn)
+    insert_frames(conn, ring_group_with_local_optimisation(), source="asterisk")
+    assert conn.execute(HISTORY).fetchall() == [
+        ("1700000200.60", "inbound", "+74951234567", "102", ["102"], "answered", 0)
+    ]
+    cid = conn.execute("SELECT id FROM cti.call").fetchone()[0]
+    assert [c for c in commands(conn) if c[0] == "ws"] == [
+        ("ws", crm["ws-102"], "open_card", cid),
+        ("ws", crm["ws-102"], "call_ended", cid),
+    ]
+    bridges = conn.execute("SELECT leg_a, leg_b FROM cti.call_bridge").fetchall()
+    assert bridges == [("1700000200.60", "1700000200.73")], "one pair: the customer and 102's phone"
+    notes = {detail for _, status, detail in outcomes(conn) if status == "ignored"}
+    assert "LocalOptimizationBegin: the BridgeEnter that follows says who talks" in notes
 
 
 def test_a_trunk_named_in_digits_is_a_trunk_by_the_rules_in_config(conn):

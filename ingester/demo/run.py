@@ -269,6 +269,11 @@ def _summary(
     console.print(
         f"  frames: {sent} sent by the simulator, {stored} stored in cti.raw_event "
         f"({ignored} ignored: no call fact in them, {failed} failed)"
+        + (
+            f"; the {stored - sent} more: the PBX's reply when the ingester connected"
+            if stored > sent
+            else ""
+        )
     )
     console.print(
         f"  calls: {sum(n for _, n in outcomes)} ("
