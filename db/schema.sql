@@ -186,9 +186,21 @@ CREATE FUNCTION cti.apply_asterisk_fact(p_source text, p_fact cti.fact, p_seq bi
 DECLARE
     v_call bigint;
     v_calls bigint[];
+    v_customer text;
 BEGIN
     IF p_fact.kind IN ('bridge_enter', 'bridge_leave') THEN
         RETURN cti.record_bridge_stay(p_source, p_fact, p_seq);
+    END IF;
+    IF p_fact.kind = 'leg_created' AND p_fact.other_leg IS NOT NULL THEN
+        SELECT l.caller_raw INTO v_customer
+          FROM cti.call_leg l
+         WHERE l.source = p_source AND l.leg_uuid = p_fact.other_leg
+           AND l.created_at IS NOT NULL AND NOT l.caller_is_extension AND NOT l.destination_is_extension;
+        IF FOUND THEN  -- the calling channel is a customer's trunk leg
+            p_fact.caller_raw := v_customer;
+            p_fact.caller_is_extension := false;
+        END IF;
+        p_fact.other_leg := NULL;
     END IF;
     SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
     IF v_call IS NULL THEN
@@ -1027,6 +1039,7 @@ BEGIN
             v_ext := cti.ami_extension(v_channel, NULL);
             v_fact.destination_raw := coalesce(v_ext, cti.ami_dialled_number(v));
             v_fact.destination_is_extension := v_ext IS NOT NULL;
+            v_fact.other_leg := v ->> 'Uniqueid';  -- the calling channel (52_asterisk_calls.sql)
         ELSE
             v_status := CASE v_event WHEN 'AgentConnect' THEN 'ANSWER' WHEN 'AgentRingNoAnswer' THEN 'NOANSWER'
                                      ELSE upper(v ->> 'DialStatus') END;

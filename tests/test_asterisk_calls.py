@@ -293,8 +293,22 @@ def test_a_trunk_named_in_digits_is_a_trunk_by_the_rules_in_config(conn):
     conn.execute(
         "UPDATE cti.config SET ami_trunk_channels = '{}', ami_trunk_contexts = ARRAY['from-pstn']"
     )
-    insert_frames(conn, freepbx_queue_call(trunk), source="asterisk")
-    assert conn.execute(facts).fetchall() == [("inbound", "74950001122", "+74951234567", False)]
+    with conn.transaction(force_rollback=True):
+        insert_frames(conn, freepbx_queue_call(trunk), source="asterisk")
+        assert conn.execute(facts).fetchall() == [("inbound", "74950001122", "+74951234567", False)]
+    # A context names the trunk at its Newchannel only; the phone it dials directly is still
+    # rung by the customer (known by the trunk's leg), and first answer wins.
+    b = builder(5)
+    blocks = [
+        blk
+        for _, blk in from_onlinepbx3_timed(b.times, pbx.inbound_answered(b, KNOWN, LINE, "102"))
+    ]
+    insert_frames(
+        conn, [blk.replace("PJSIP/mts-", "PJSIP/74950001122-") for blk in blocks], source="asterisk"
+    )
+    assert conn.execute(
+        "SELECT direction, external_number, answered_by, outcome FROM cti.call"
+    ).fetchall() == [("inbound", "+74951234567", "102", "answered")]
 
 
 def test_the_channel_adapter_maps_peers_named_otherwise(conn):

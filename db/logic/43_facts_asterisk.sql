@@ -10,7 +10,8 @@
 -- - The channel that starts a call (Uniqueid = Linkedid) is a leg from its Newchannel:
 --   from a trunk, the customer calling our line; from a device, an extension dialling.
 --   Every other leg starts with the DialBegin (or AgentCalled) that rings it, which says
---   who calls: an extension, a customer through a trunk, or a Local/ wire's caller id.
+--   who calls: an extension, a customer through a trunk, or a Local/ wire's caller id; a
+--   trunk known only by its context is known by its leg (52_asterisk_calls.sql).
 -- - A leg is answered at Newstate Up or DialEnd ANSWER (AgentConnect); it ends at Hangup,
 --   or earlier at a DialEnd that says why (BUSY, CANCEL, NOANSWER; AgentRingNoAnswer), and
 --   the caller's leg at QueueCallerAbandon. Hangup causes are Q.850 codes, named as
@@ -177,6 +178,7 @@ BEGIN
             v_ext := cti.ami_extension(v_channel, NULL);
             v_fact.destination_raw := coalesce(v_ext, cti.ami_dialled_number(v));
             v_fact.destination_is_extension := v_ext IS NOT NULL;
+            v_fact.other_leg := v ->> 'Uniqueid';  -- the calling channel (52_asterisk_calls.sql)
         ELSE
             v_status := CASE v_event WHEN 'AgentConnect' THEN 'ANSWER' WHEN 'AgentRingNoAnswer' THEN 'NOANSWER'
                                      ELSE upper(v ->> 'DialStatus') END;

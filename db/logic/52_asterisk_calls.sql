@@ -12,6 +12,9 @@
 --   the earlier (an attended transfer joins the colleague's consultation to the customer's
 --   call), as onlinePBX 2.0 bridges do.
 -- - A leg created after its bridge stays were seen is paired then.
+-- - A leg rung by a customer's trunk leg is rung by that customer, even when the trunk's
+--   channel name alone did not say it was a trunk (a rule by context only matches the
+--   channel's Newchannel).
 -- Why: the call logic (55_derive_calls.sql) reads who talked from cti.call_bridge pairs,
 -- the same for every PBX.
 
@@ -23,9 +26,21 @@ AS $$
 DECLARE
     v_call bigint;
     v_calls bigint[];
+    v_customer text;
 BEGIN
     IF p_fact.kind IN ('bridge_enter', 'bridge_leave') THEN
         RETURN cti.record_bridge_stay(p_source, p_fact, p_seq);
+    END IF;
+    IF p_fact.kind = 'leg_created' AND p_fact.other_leg IS NOT NULL THEN
+        SELECT l.caller_raw INTO v_customer
+          FROM cti.call_leg l
+         WHERE l.source = p_source AND l.leg_uuid = p_fact.other_leg
+           AND l.created_at IS NOT NULL AND NOT l.caller_is_extension AND NOT l.destination_is_extension;
+        IF FOUND THEN  -- the calling channel is a customer's trunk leg
+            p_fact.caller_raw := v_customer;
+            p_fact.caller_is_extension := false;
+        END IF;
+        p_fact.other_leg := NULL;
     END IF;
     SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
     IF v_call IS NULL THEN
