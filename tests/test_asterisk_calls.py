@@ -399,3 +399,23 @@ def test_concurrent_ami_calls_stay_apart_and_rebuild_gives_them_again(conn):
     )
     conn.execute("SELECT cti.rebuild()")
     assert conn.execute(HISTORY).fetchall() == live
+
+
+def test_click_to_call_by_originating_the_phone_is_an_outbound_call(conn):
+    """A CRM's click-to-call as AMI Originate does it with Channel: PJSIP/102: the phone's
+    channel starts the call at extension "s" (it has dialled nothing yet), then dials out."""
+    crm = seed_crm(conn)
+    b = builder(8)
+    blocks = [
+        blk for _, blk in from_onlinepbx3_timed(b.times, pbx.outbound(b, "102", "84951234567"))
+    ]
+    assert "Exten: 84951234567" in blocks[0]
+    blocks[0] = blocks[0].replace("Exten: 84951234567", "Exten: s")
+    insert_frames(conn, blocks, source="asterisk")
+    assert conn.execute(
+        "SELECT direction, external_number, answered_by, outcome FROM cti.call"
+    ).fetchall() == [("outbound", "+74951234567", "102", "answered")]
+    assert [c[1:3] for c in commands(conn, "ws")] == [
+        (crm["ws-102"], "open_card"),
+        (crm["ws-102"], "call_ended"),
+    ]
