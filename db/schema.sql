@@ -179,6 +179,42 @@ CREATE FUNCTION cti.ami_local_wire(p_channel text) RETURNS text
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$ SELECT regexp_replace(p_channel, ';[12](<[A-Z]+>)?$', '') $_$;
 
+CREATE FUNCTION cti.ami_who_rings(p_source text, p_fact cti.fact) RETURNS cti.fact
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_caller text;
+    v_call bigint;
+BEGIN
+    IF p_fact.other_leg IS NOT NULL THEN  -- the calling channel
+        SELECT l.caller_raw INTO v_caller FROM cti.call_leg l
+         WHERE l.source = p_source AND l.leg_uuid = p_fact.other_leg
+           AND l.created_at IS NOT NULL AND NOT l.caller_is_extension AND NOT l.destination_is_extension;
+        IF FOUND THEN
+            p_fact.caller_raw := v_caller;
+            p_fact.caller_is_extension := false;
+        END IF;
+        p_fact.other_leg := NULL;
+    END IF;
+    IF p_fact.caller_is_extension IS NULL THEN  -- through a Local/ wire
+        SELECT c.id INTO v_call FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_fact.call_key;
+        IF NOT EXISTS (SELECT FROM cti.call_leg l
+                        WHERE l.call_id = v_call AND l.created_at IS NOT NULL
+                          AND NOT l.caller_is_extension AND NOT l.destination_is_extension) THEN
+            p_fact.caller_is_extension := true;
+            IF NOT p_fact.destination_is_extension THEN
+                SELECT l.destination INTO v_caller FROM cti.call_leg l
+                 WHERE l.call_id = v_call AND l.destination_is_extension AND l.answered_at IS NOT NULL
+                 ORDER BY l.answered_at DESC, l.leg_uuid LIMIT 1;
+                p_fact.caller_raw := coalesce(v_caller, p_fact.caller_raw);
+            END IF;
+        END IF;
+    END IF;
+    RETURN p_fact;
+END
+$$;
+
 CREATE FUNCTION cti.apply_asterisk_fact(p_source text, p_fact cti.fact, p_seq bigint) RETURNS bigint[]
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -186,21 +222,12 @@ CREATE FUNCTION cti.apply_asterisk_fact(p_source text, p_fact cti.fact, p_seq bi
 DECLARE
     v_call bigint;
     v_calls bigint[];
-    v_customer text;
 BEGIN
     IF p_fact.kind IN ('bridge_enter', 'bridge_leave') THEN
         RETURN cti.record_bridge_stay(p_source, p_fact, p_seq);
     END IF;
-    IF p_fact.kind = 'leg_created' AND p_fact.other_leg IS NOT NULL THEN
-        SELECT l.caller_raw INTO v_customer
-          FROM cti.call_leg l
-         WHERE l.source = p_source AND l.leg_uuid = p_fact.other_leg
-           AND l.created_at IS NOT NULL AND NOT l.caller_is_extension AND NOT l.destination_is_extension;
-        IF FOUND THEN  -- the calling channel is a customer's trunk leg
-            p_fact.caller_raw := v_customer;
-            p_fact.caller_is_extension := false;
-        END IF;
-        p_fact.other_leg := NULL;
+    IF p_fact.kind = 'leg_created' THEN
+        p_fact := cti.ami_who_rings(p_source, p_fact);
     END IF;
     SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
     IF v_call IS NULL THEN
@@ -3003,6 +3030,8 @@ REVOKE ALL ON FUNCTION cti.ami_fields(p_frame jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.ami_is_local(p_channel text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ami_local_wire(p_channel text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_who_rings(p_source text, p_fact cti.fact) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.apply_asterisk_fact(p_source text, p_fact cti.fact, p_seq bigint) FROM PUBLIC;
 

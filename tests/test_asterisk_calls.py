@@ -276,14 +276,14 @@ def test_a_ring_group_through_local_channels_optimised_away_first_answer_wins(co
 def test_a_trunk_named_in_digits_is_a_trunk_by_the_rules_in_config(conn):
     seed_crm(conn)
     # A trunk whose endpoint is named after its number looks like an extension's device:
-    # its channel would be an extension calling, and the line dialled unknown...
+    # its channel is taken for an extension calling, and the line dialled is unknown...
     trunk = "PJSIP/74950001122-0000001a"
     facts = """SELECT c.direction, c.dialled, l.caller, l.caller_is_extension FROM cti.call c
                  JOIN cti.call_leg l ON l.call_id = c.id AND l.leg_uuid = c.pbx_call_id"""
     conn.execute("UPDATE cti.config SET ami_trunk_contexts = '{}'")
     with conn.transaction(force_rollback=True):
         insert_frames(conn, freepbx_queue_call(trunk), source="asterisk")
-        assert conn.execute(facts).fetchall() == [("inbound", None, "74950001122", True)]
+        assert [row[1:] for row in conn.execute(facts)] == [(None, "74950001122", True)]
     # ...until a DBA names it a trunk: by its channel name,
     conn.execute("UPDATE cti.config SET ami_trunk_channels = ARRAY['^PJSIP/74950001122-']")
     with conn.transaction(force_rollback=True):
@@ -419,3 +419,78 @@ def test_click_to_call_by_originating_the_phone_is_an_outbound_call(conn):
         (crm["ws-102"], "open_card"),
         (crm["ws-102"], "call_ended"),
     ]
+
+
+def click_to_call_through_local(customer: str = "89161234567") -> list[str]:
+    """Click-to-call as FreePBX and many CRMs do it: AMI Originate with Channel
+    Local/101@from-internal, Exten the customer's number and CallerID the customer's (so
+    the phone shows whom it calls). Local/;2 rings phone 101; once 101 answers, Local/;1
+    goes on in the dialplan and dials the customer through the trunk."""
+    lid = "1700000300.90"
+    l1 = chan("Local/101@from-internal-00000040;1", lid, customer, "101", "from-internal", 0, lid)
+    l2 = chan(
+        "Local/101@from-internal-00000040;2",
+        "1700000300.91",
+        customer,
+        "101",
+        "from-internal",
+        0,
+        lid,
+    )
+    ph = chan("PJSIP/101-00000041", "1700000300.92", "<unknown>", "s", "from-internal", 0, lid)
+    tr = chan("PJSIP/mts-00000042", "1700000300.93", "<unknown>", "s", "from-internal", 0, lid)
+    ph_up = {
+        **ph,
+        "ChannelState": 6,
+        "ChannelStateDesc": "Up",
+        "CallerIDNum": "101",
+        "ConnectedLineNum": customer,
+    }
+    l1_out = {**l1, "ChannelState": 6, "ChannelStateDesc": "Up", "Exten": customer}
+    tr_up = {**tr, "ChannelState": 6, "ChannelStateDesc": "Up", "CallerIDNum": customer}
+    return [
+        block("Newchannel", l1),
+        block("Newchannel", l2),
+        block("Newchannel", ph),
+        block("DialBegin", {**l2, **dest(ph), "DialString": "101"}),
+        block("Newstate", {**ph, "ChannelState": 5, "ChannelStateDesc": "Ringing"}),
+        block("Newstate", ph_up),
+        block("DialEnd", {**l2, **dest(ph_up), "DialStatus": "ANSWER"}),
+        block("BridgeEnter", {**bridge("b-agent", 1), **l2}),
+        block("BridgeEnter", {**bridge("b-agent", 2), **ph_up}),
+        block("Newstate", {**l1, "ChannelState": 6, "ChannelStateDesc": "Up"}),
+        block("Newexten", {**l1_out, "Application": "Dial", "AppData": f"PJSIP/{customer}@mts"}),
+        block("Newchannel", tr),
+        block("DialBegin", {**l1_out, **dest(tr), "DialString": f"{customer}@mts"}),
+        block(
+            "Newstate",
+            {**tr, "ChannelState": 5, "ChannelStateDesc": "Ringing", "CallerIDNum": customer},
+        ),
+        block("Newstate", tr_up),
+        block("DialEnd", {**l1_out, **dest(tr_up), "DialStatus": "ANSWER"}),
+        block("BridgeEnter", {**bridge("b-customer", 1), **l1_out}),
+        block("BridgeEnter", {**bridge("b-customer", 2), **tr_up}),
+        block("BridgeLeave", {**bridge("b-customer", 1), **tr_up}),
+        block("Hangup", {**tr_up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("BridgeLeave", {**bridge("b-customer", 0), **l1_out}),
+        block("Hangup", {**l1_out, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("BridgeLeave", {**bridge("b-agent", 1), **l2}),
+        block("Hangup", {**l2, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block("BridgeLeave", {**bridge("b-agent", 0), **ph_up}),
+        block("Hangup", {**ph_up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+    ]
+
+
+def test_click_to_call_through_a_local_channel_rings_nobody_and_pops_the_callers_card(conn):
+    crm = seed_crm(conn)
+    insert_frames(conn, click_to_call_through_local("84951234567"), source="asterisk")
+    assert conn.execute(HISTORY).fetchall() == [
+        ("1700000300.90", "outbound", "+74951234567", "101", ["101"], "answered", 0)
+    ]
+    cid = conn.execute("SELECT id FROM cti.call").fetchone()[0]
+    assert commands(conn) == [
+        ("ws", crm["ws-101"], "open_card", cid),
+        ("ws", crm["ws-101"], "call_ended", cid),
+    ]
+    card = conn.execute("SELECT payload FROM cti.outbox WHERE type = 'open_card'").fetchone()[0]
+    assert card["client_name"] == "Ivan Ivanov" and card["direction"] == "outbound"

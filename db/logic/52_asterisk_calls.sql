@@ -14,7 +14,8 @@
 -- - A leg created after its bridge stays were seen is paired then.
 -- - A leg rung by a customer's trunk leg is rung by that customer, even when the trunk's
 --   channel name alone did not say it was a trunk (a rule by context only matches the
---   channel's Newchannel).
+--   channel's Newchannel). A leg rung through a Local/ wire in a call without a customer's
+--   leg is rung by our own side (click-to-call through AMI Originate, a colleague).
 -- Why: the call logic (55_derive_calls.sql) reads who talked from cti.call_bridge pairs,
 -- the same for every PBX.
 
@@ -26,21 +27,12 @@ AS $$
 DECLARE
     v_call bigint;
     v_calls bigint[];
-    v_customer text;
 BEGIN
     IF p_fact.kind IN ('bridge_enter', 'bridge_leave') THEN
         RETURN cti.record_bridge_stay(p_source, p_fact, p_seq);
     END IF;
-    IF p_fact.kind = 'leg_created' AND p_fact.other_leg IS NOT NULL THEN
-        SELECT l.caller_raw INTO v_customer
-          FROM cti.call_leg l
-         WHERE l.source = p_source AND l.leg_uuid = p_fact.other_leg
-           AND l.created_at IS NOT NULL AND NOT l.caller_is_extension AND NOT l.destination_is_extension;
-        IF FOUND THEN  -- the calling channel is a customer's trunk leg
-            p_fact.caller_raw := v_customer;
-            p_fact.caller_is_extension := false;
-        END IF;
-        p_fact.other_leg := NULL;
+    IF p_fact.kind = 'leg_created' THEN
+        p_fact := cti.ami_who_rings(p_source, p_fact);
     END IF;
     SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
     IF v_call IS NULL THEN
@@ -55,6 +47,47 @@ BEGIN
             SELECT m.bridge_id FROM cti.ami_bridge_member m WHERE m.source = p_source AND m.member = p_fact.leg));
     END IF;
     RETURN ARRAY(SELECT DISTINCT c.id FROM cti.call c WHERE c.id = ANY (v_calls) ORDER BY c.id);
+END
+$$;
+
+-- Who rings a leg (a DialBegin's), where the block alone cannot say (see the header):
+-- rung by a customer's trunk leg, it is rung by that customer; rung through a Local/ wire
+-- in a call that has no customer's leg, by our own side: a phone rung so rings for no
+-- customer (an Originate: click-to-call, a colleague), and a trunk dialled so is dialled
+-- by the extension that answered in the call.
+CREATE OR REPLACE FUNCTION cti.ami_who_rings(p_source text, p_fact cti.fact) RETURNS cti.fact
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller text;
+    v_call bigint;
+BEGIN
+    IF p_fact.other_leg IS NOT NULL THEN  -- the calling channel
+        SELECT l.caller_raw INTO v_caller FROM cti.call_leg l
+         WHERE l.source = p_source AND l.leg_uuid = p_fact.other_leg
+           AND l.created_at IS NOT NULL AND NOT l.caller_is_extension AND NOT l.destination_is_extension;
+        IF FOUND THEN
+            p_fact.caller_raw := v_caller;
+            p_fact.caller_is_extension := false;
+        END IF;
+        p_fact.other_leg := NULL;
+    END IF;
+    IF p_fact.caller_is_extension IS NULL THEN  -- through a Local/ wire
+        SELECT c.id INTO v_call FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_fact.call_key;
+        IF NOT EXISTS (SELECT FROM cti.call_leg l
+                        WHERE l.call_id = v_call AND l.created_at IS NOT NULL
+                          AND NOT l.caller_is_extension AND NOT l.destination_is_extension) THEN
+            p_fact.caller_is_extension := true;
+            IF NOT p_fact.destination_is_extension THEN
+                SELECT l.destination INTO v_caller FROM cti.call_leg l
+                 WHERE l.call_id = v_call AND l.destination_is_extension AND l.answered_at IS NOT NULL
+                 ORDER BY l.answered_at DESC, l.leg_uuid LIMIT 1;
+                p_fact.caller_raw := coalesce(v_caller, p_fact.caller_raw);
+            END IF;
+        END IF;
+    END IF;
+    RETURN p_fact;
 END
 $$;
 
