@@ -257,3 +257,15 @@ def test_every_call_of_every_real_capture_is_derived(dsn, ami, tmp_path):
         'event "Dial" is from Asterisk 11 or older (before AMI 2.0), which pgcti does not read'
         in notes
     )
+    # `pgcti rebuild` derives the same history again from the raw log (merges included).
+    from tests.conftest import run_cli
+
+    run_cli("rebuild", "--dsn", dsn)
+    with psycopg.connect(dsn) as conn:
+        again = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT pbx_call_id, direction, answered_by, extension_chain, outcome FROM cti.call_history_v1"
+            )
+        }
+    assert again == expected
