@@ -494,3 +494,51 @@ def test_click_to_call_through_a_local_channel_rings_nobody_and_pops_the_callers
     ]
     card = conn.execute("SELECT payload FROM cti.outbox WHERE type = 'open_card'").fetchone()[0]
     assert card["client_name"] == "Ivan Ivanov" and card["direction"] == "outbound"
+
+
+def test_queue_agent_events_alone_tell_who_rang_and_who_answered(conn):
+    """A queue with PJSIP members (no Local/ channels), read from the Agent* events only (a
+    manager user whose eventfilter keeps them and drops Dial*): 101 rings and does not
+    answer (AgentRingNoAnswer), 102 answers (AgentConnect)."""
+    seed_crm(conn)
+    lid = "1700000400.20"
+    t = chan("PJSIP/mts-00000050", lid, "84951234567", "74950001122", "from-pstn", 6, lid)
+    m1 = chan("PJSIP/101-00000051", "1700000400.21", "<unknown>", "s", "from-queue", 5, lid)
+    m2 = chan("PJSIP/102-00000052", "1700000400.22", "<unknown>", "s", "from-queue", 5, lid)
+    m2_up = {**m2, "ChannelState": 6, "ChannelStateDesc": "Up"}
+    queue = {"Queue": "400", "Interface": "PJSIP/101"}
+    frames = [
+        block("Newchannel", {**t, "ChannelState": 0, "ChannelStateDesc": "Down"}),
+        block("QueueCallerJoin", {**t, "Queue": "400", "Position": 1, "Count": 1}),
+        block("AgentCalled", {**t, **dest(m1), **queue, "MemberName": "101"}),
+        block("AgentCalled", {**t, **dest(m2), **queue, "MemberName": "102"}),
+        block(
+            "AgentRingNoAnswer", {**t, **dest(m1), **queue, "MemberName": "101", "RingTime": 15000}
+        ),
+        block("Hangup", {**m1, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block(
+            "AgentConnect",
+            {**t, **dest(m2_up), **queue, "MemberName": "102", "HoldTime": 18, "RingTime": 3},
+        ),
+        block("BridgeEnter", {**bridge("b-queue", 1), **t}),
+        block("BridgeEnter", {**bridge("b-queue", 2), **m2_up}),
+        block("BridgeLeave", {**bridge("b-queue", 1), **t}),
+        block("Hangup", {**t, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+        block(
+            "AgentComplete",
+            {**t, **dest(m2_up), **queue, "MemberName": "102", "TalkTime": 40, "Reason": "caller"},
+        ),
+        block("BridgeLeave", {**bridge("b-queue", 0), **m2_up}),
+        block("Hangup", {**m2_up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
+    ]
+    insert_frames(conn, frames, source="asterisk")
+    assert conn.execute(HISTORY).fetchall() == [
+        ("1700000400.20", "inbound", "+74951234567", "102", ["102"], "answered", 0)
+    ]
+    assert conn.execute(
+        "SELECT destination, hangup_cause FROM cti.call_leg ORDER BY leg_uuid"
+    ).fetchall() == [
+        ("+74950001122", "NORMAL_CLEARING"),
+        ("101", "NO_ANSWER"),
+        ("102", "NORMAL_CLEARING"),
+    ]
