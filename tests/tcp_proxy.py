@@ -1,7 +1,8 @@
 """A small TCP proxy in front of the database's Unix socket, for network-fault tests.
 
 Modes: "pass" (forward), "delay" (forward each chunk after `delay` seconds),
-"blackhole" (accept and swallow, answer nothing), and reset() (cut every
+"blackhole" (accept and swallow, answer nothing), "refuse" (close each new
+connection at once, as a database that is down), and reset() (cut every
 connection at once, as a crashed router would).
 """
 
@@ -26,6 +27,9 @@ class TcpProxy:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "refuse":
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(str(self.target))
         except OSError:

@@ -392,3 +392,35 @@ def test_bad_messages_get_a_clear_error_and_the_connection_goes_on(conn, dsn, de
     assert refused == {"type": "error", "error": 'expected {"token": "..."} first'}
     assert replies == ["error", "error", "error"]
     assert "Traceback" not in out, out
+
+
+def test_a_database_that_cannot_answer_closes_with_1013_and_the_next_try_works(conn, dsn, desks):
+    """Through a proxy that stops letting connections through: a browser that comes then is
+    told to try again (1013, which the page does by itself), not that its token is bad
+    (4401); once the database answers again, the same token gets its hello."""
+    from pathlib import Path
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from tests.tcp_proxy import TcpProxy
+
+    crm, tokens, gateway_dsn = desks
+    params = conninfo_to_dict(dsn)
+    proxy = TcpProxy(Path(params["host"]) / f".s.PGSQL.{params.get('port', 5432)}")
+    port = free_port()
+    gw = Gateway(make_conninfo(gateway_dsn, host="127.0.0.1", port=str(proxy.port)), port)
+    try:
+        assert _hello(port, tokens["101"])[0]["type"] == "hello"
+        proxy.mode = "refuse"
+        proxy.reset()  # the gateway's open connections go too
+        assert _hello(port, tokens["101"]) == (None, 1013)
+        proxy.mode = "pass"
+        wait_for(
+            lambda: (_hello(port, tokens["101"])[0] or {}).get("type") == "hello",
+            what="a hello again",
+        )
+    finally:
+        out = gw.stop()
+        proxy.close()
+    assert "the database did not answer a browser (OperationalError); it will retry" in out
+    assert tokens["101"] not in out
