@@ -306,6 +306,7 @@ def _summary(
     console.print(
         "\nNext: `.venv/bin/pgcti watch --embedded --extension 101` is a real CRM client: it "
         "catches up on what desk-101 (extension 101) was sent (docs/crm-clients.md explains "
-        "the protocol); `.venv/bin/pgcti demo --web` serves each desk a web screen pop too."
+        "the protocol); `.venv/bin/pgcti demo --web` serves each desk a web screen pop too, and "
+        "`--pbx asterisk` plays the same calls over Asterisk AMI (docs/asterisk.md)."
     )
     return 0 if errors == 0 and board.counts["open_card"] > 0 else 1
