@@ -350,6 +350,18 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.are_regular_expressions(p_patterns text[]) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM '' ~ p FROM unnest(p_patterns) p;
+    RETURN true;
+EXCEPTION WHEN invalid_regular_expression THEN
+    RETURN false;
+END
+$$;
+
 CREATE FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name DEFAULT NULL::name, p_row_column name DEFAULT NULL::name) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1732,6 +1744,7 @@ CREATE TABLE cti.config (
     callback_default_owner bigint,
     ami_trunk_channels text[] DEFAULT '{}'::text[] NOT NULL,
     ami_trunk_contexts text[] DEFAULT ARRAY['from-trunk'::text, 'from-pstn'::text] NOT NULL,
+    CONSTRAINT ami_trunk_channels_are_regular_expressions CHECK (cti.are_regular_expressions(ami_trunk_channels)),
     CONSTRAINT config_callback_due_after_check CHECK ((callback_due_after >= '00:00:00'::interval)),
     CONSTRAINT config_callback_owner_policy_check CHECK ((callback_owner_policy <@ ARRAY['manager'::text, 'line'::text, 'default'::text])),
     CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
@@ -3038,6 +3051,8 @@ REVOKE ALL ON FUNCTION cti.apply_asterisk_fact(p_source text, p_fact cti.fact, p
 REVOKE ALL ON FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.are_regular_expressions(p_patterns text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) FROM PUBLIC;
 

@@ -6,6 +6,7 @@ concurrent calls and rebuild."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from ingester.simulator import onlinepbx3_calls as pbx
@@ -542,3 +543,16 @@ def test_queue_agent_events_alone_tell_who_rang_and_who_answered(conn):
         ("101", "NO_ANSWER"),
         ("102", "NORMAL_CLEARING"),
     ]
+
+
+def test_a_trunk_pattern_that_does_not_compile_is_refused_when_set(conn):
+    with (
+        pytest.raises(
+            psycopg.errors.CheckViolation, match="ami_trunk_channels_are_regular_expressions"
+        ),
+        conn.transaction(),
+    ):
+        conn.execute("UPDATE cti.config SET ami_trunk_channels = ARRAY['^PJSIP/mts-', '^SIP/(']")
+    conn.execute(
+        "UPDATE cti.config SET ami_trunk_channels = ARRAY['^PJSIP/mts-', '^SIP/(provider|backup)-']"
+    )

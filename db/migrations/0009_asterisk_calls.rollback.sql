@@ -5,6 +5,7 @@ SET LOCAL ROLE cti_owner;
 
 DROP TABLE cti.ami_bridge_member;
 ALTER TABLE cti.config DROP COLUMN ami_trunk_channels, DROP COLUMN ami_trunk_contexts;
+DROP FUNCTION cti.are_regular_expressions(text[]);
 ALTER TABLE cti.call_leg
     DROP COLUMN caller_is_extension,
     DROP COLUMN destination_is_extension;

@@ -22,11 +22,27 @@ ALTER TABLE cti.call_leg
     ALTER COLUMN destination_is_extension SET DEFAULT false,
     ALTER COLUMN destination_is_extension SET NOT NULL;
 
+-- True when every element is a regular expression PostgreSQL can compile. Here, not in
+-- db/logic, because a check constraint on cti.config uses it.
+CREATE FUNCTION cti.are_regular_expressions(p_patterns text[]) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM '' ~ p FROM unnest(p_patterns) p;
+    RETURN true;
+EXCEPTION WHEN invalid_regular_expression THEN
+    RETURN false;
+END
+$$;
+
 ALTER TABLE cti.config
     -- AMI channels that are trunks (to or from the outside): regular expressions on the
     -- channel name, e.g. '^PJSIP/mts-'. A channel whose peer name is not all digits is a
-    -- trunk anyway, unless cti.crm_extension_for_channel() maps it to an extension.
-    ADD COLUMN ami_trunk_channels text[] NOT NULL DEFAULT '{}',
+    -- trunk anyway, unless cti.crm_extension_for_channel() maps it to an extension. A
+    -- pattern that does not compile is refused here, not met by every AMI frame later.
+    ADD COLUMN ami_trunk_channels text[] NOT NULL DEFAULT '{}'
+        CONSTRAINT ami_trunk_channels_are_regular_expressions CHECK (cti.are_regular_expressions(ami_trunk_channels)),
     -- Dialplan contexts where calls from outside start (FreePBX: from-trunk, from-pstn):
     -- a channel created in one of them is a trunk.
     ADD COLUMN ami_trunk_contexts text[] NOT NULL DEFAULT ARRAY['from-trunk', 'from-pstn'];
