@@ -269,3 +269,43 @@ def test_every_call_of_every_real_capture_is_derived(dsn, ami, tmp_path):
             )
         }
     assert again == expected
+
+
+def test_pings_keep_the_link_and_a_silent_link_is_dropped_and_reconnected(monkeypatch, caplog):
+    """The transport against the simulated AMI over a real socket, its clock shortened: a
+    Ping every 0.2 s; a PBX that stops answering for 1 s counts as dropped, and the
+    ingester says why and logs in again."""
+    from ingester.metrics import Metrics
+    from ingester.redaction import Secret
+    from ingester.transports import asterisk_ami
+
+    monkeypatch.setattr(asterisk_ami, "PING_EVERY", 0.2)
+    monkeypatch.setattr(asterisk_ami, "SILENT_FOR", 1.0)
+    caplog.set_level("INFO", logger="pgcti.asterisk")
+
+    async def go() -> tuple[int, int, int]:
+        server = AmiServer("pgcti", SECRET)
+        await server.start()
+        frames = []
+
+        async def deliver(frame) -> None:
+            frames.append(frame)
+
+        link = asyncio.create_task(asterisk_ami.run(server.url, Secret(SECRET), deliver, Metrics()))
+        try:
+            await asyncio.sleep(1.5)  # talking: pinged and answered, never dropped
+            talking = (server.pings, server.logins)
+            server.mute = True
+            for _ in range(60):  # muted: dropped after 1 s of silence, then a new login
+                await asyncio.sleep(0.1)
+                if server.logins == 2:
+                    break
+            return talking[0], talking[1], server.logins
+        finally:
+            link.cancel()
+            await server.stop()
+
+    pings, logins_while_talking, logins = asyncio.run(go())
+    assert pings >= 4 and logins_while_talking == 1
+    assert logins == 2
+    assert "AMI connection dropped (nothing from the AMI for 1s); reconnecting" in caplog.text

@@ -25,6 +25,7 @@ class AmiServer:
         self.user, self.secret, self.host, self.port = user, secret, host, port
         self.clients: set[asyncio.StreamWriter] = set()
         self.logins = self.refused = self.pings = self.sent = 0
+        self.mute = False  # True: answer no Ping (a PBX whose link hangs without closing)
         self.logged_in = asyncio.Event()
         self.subscribed = self.logged_in  # as the other simulators call a client that listens
         self._server: asyncio.Server | None = None
@@ -107,6 +108,8 @@ class AmiServer:
                         return
                 elif name == "ping":
                     self.pings += 1
+                    if self.mute:
+                        continue
                     writer.write(_block(answer | {"Response": "Success", "Ping": "Pong"}))
                 else:
                     writer.write(
