@@ -556,3 +556,21 @@ def test_a_trunk_pattern_that_does_not_compile_is_refused_when_set(conn):
     conn.execute(
         "UPDATE cti.config SET ami_trunk_channels = ARRAY['^PJSIP/mts-', '^SIP/(provider|backup)-']"
     )
+
+
+@pytest.mark.parametrize(
+    "channel, extension",
+    [
+        ("PJSIP/101-00000007", "101"),
+        ("SIP/101-0000001d", "101"),
+        ("IAX2/101-1234", "101"),
+        ("PJSIP/150010002-0000001d<ZOMBIE>", "150010002"),
+        ("PJSIP/mts-0000001a", None),  # a named trunk
+        ("SIP/9170-12-0000003c", None),  # a peer that is not all digits
+        ("Local/101@from-queue-00000005;2", None),  # a wire, not a leg
+        ("PJSIP/101", None),  # not a channel name (no sequence number)
+        ("DAHDI/i1/74951234567-1", None),  # an ISDN line
+    ],
+)
+def test_the_default_extension_of_a_channel(conn, channel, extension):
+    assert conn.execute("SELECT cti.ami_extension(%s, NULL)", [channel]).fetchone()[0] == extension
