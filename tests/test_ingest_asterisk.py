@@ -309,3 +309,63 @@ def test_pings_keep_the_link_and_a_silent_link_is_dropped_and_reconnected(monkey
     assert pings >= 4 and logins_while_talking == 1
     assert logins == 2
     assert "AMI connection dropped (nothing from the AMI for 1s); reconnecting" in caplog.text
+
+
+def test_hostile_blocks_are_stored_and_the_calls_after_them_go_on(dsn, ami, tmp_path):
+    """Blocks a broken or hostile PBX could send: NUL, bytes that are not UTF-8, a field of
+    100 kB, injection-shaped strings, no Event line. Each is stored (NUL and bad bytes as
+    backslash escapes) with an outcome that says what it was; the ordinary call after them
+    is derived as usual."""
+    from ingester.simulator import onlinepbx3_calls as pbx
+    from ingester.simulator.asterisk_calls import from_onlinepbx3_timed
+    from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed_crm(conn)
+    hostile: list[str | bytes] = [
+        "Event: Newchannel\r\nChannel: PJSIP/101-0000000a\r\nCallerIDNum: 8\x00495\r\n"
+        "Exten: 102\r\nUniqueid: 1.1\r\nLinkedid: 1.1",
+        b"Event: Hangup\r\nChannel: PJSIP/101-0000000a\r\nCause-txt: \xff\xfe caf\xc3\r\n"
+        b"Cause: 16\r\nUniqueid: 1.1\r\nLinkedid: 1.1",
+        "Event: VarSet\r\nVariable: BIG\r\nValue: " + "x" * 100_000,
+        "Event: VarSet\r\nVariable: HUGE\r\nValue: " + "y" * (17 * 2**20),  # over 16 MiB, one line
+        "Event: Hangup\r\nChannel: '; DROP TABLE cti.raw_event; --\r\nUniqueid: {{7*7}}\r\n"
+        "Linkedid: %s%s%n\r\nCause: \u202e16",
+        "Response: Success\r\nMessage: not an event, just a stray response",
+        "Channel: PJSIP/101-0000000b\r\nUniqueid: 1.2",
+    ]
+    b = builder(6)
+    call = [
+        blk
+        for _, blk in from_onlinepbx3_timed(b.times, pbx.inbound_answered(b, KNOWN, LINE, "101"))
+    ]
+    ingest = _ingest(dsn, ami, tmp_path)
+    try:
+        wait_for(lambda: ami.server.listeners() == 1, what="the AMI login")
+        assert ami.send(hostile + call) == len(hostile) + len(call)
+        # FullyBooted, every hostile block that has an Event line (the huge one as a
+        # bounded record), and the call
+        wait_for(
+            lambda: len(_stored(dsn)) == 1 + 5 + len(call), timeout=30, what="every event block"
+        )
+    finally:
+        assert ingest.stop() == 0, ingest.log
+    rows = _stored(dsn)[1:]
+    assert "CallerIDNum: 8\\x00495" in rows[0][0] and rows[0][2] == "processed"
+    assert "Cause-txt: \\xff\\xfe caf\\xc3" in rows[1][0] and rows[1][2] == "processed"
+    assert len(rows[2][0]) > 100_000 and rows[2][2] == "ignored"
+    body, _frame, status, _detail = rows[3]
+    assert (
+        body.startswith("pgcti ingester: an AMI block over 16 MiB, read past")
+        and status == "failed"
+    )
+    assert "it began: Event: VarSet\\r\\nVariable: HUGE" in body, body[:300]
+    assert rows[4][2] == "processed"  # a leg named {{7*7}} in a call %s%s%n: data, nothing more
+    with psycopg.connect(dsn) as conn:
+        calls = conn.execute(
+            "SELECT external_number, answered_by, outcome FROM cti.call_history_v1"
+            " WHERE external_number IS NOT NULL"
+        ).fetchall()
+        tables = conn.execute("SELECT count(*) FROM cti.raw_event").fetchone()[0]
+    assert calls == [("+74951234567", "101", "answered")] and tables == 1 + 5 + len(call)
+    assert "Traceback" not in ingest.log

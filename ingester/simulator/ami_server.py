@@ -52,12 +52,14 @@ class AmiServer:
     def listeners(self) -> int:
         return len(self.clients)
 
-    async def send(self, block: str) -> int:
-        """One event block to every logged-in client; returns how many got it."""
+    async def send(self, block: str | bytes) -> int:
+        """One event block to every logged-in client; returns how many got it. Bytes go out
+        as they are, so a test can send what a broken PBX would (bad UTF-8)."""
         sent = 0
+        data = block if isinstance(block, bytes) else block.encode()
         for writer in list(self.clients):
             try:
-                writer.write((block.rstrip("\r\n") + "\r\n\r\n").encode())
+                writer.write(data.rstrip(b"\r\n") + b"\r\n\r\n")
                 await writer.drain()
                 sent += 1
             except (ConnectionError, RuntimeError):

@@ -12,6 +12,7 @@ with the same jittered backoff as the other sources, and say why.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import ssl
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
+from ingester.bounded import PREFIX as BOUNDED
+from ingester.bounded import bounded_body
 from ingester.metrics import Metrics
 from ingester.redaction import Secret
 from ingester.spool import Frame
@@ -27,6 +30,7 @@ from ingester.transports.onlinepbx3 import MAX_FRAME_BYTES, PbxRefused
 SOURCE = "asterisk"
 PING_EVERY = 20.0
 SILENT_FOR = 60.0
+LINE_LIMIT = MAX_FRAME_BYTES + 2  # a line as long as a whole frame is read whole
 log = logging.getLogger("pgcti.asterisk")
 
 
@@ -46,22 +50,40 @@ def parse_url(url: str) -> tuple[str, int, str, bool]:
 
 
 async def read_block(reader: asyncio.StreamReader) -> str:
-    """One block, verbatim (CRLF line ends, without the blank line that ends it)."""
+    """One block, verbatim (CRLF line ends, without the blank line that ends it). A block
+    over MAX_FRAME_BYTES is read past, and what comes back is a bounded record of it (its
+    size, SHA-256, beginning and why), which the raw log stores like any frame."""
     lines: list[str] = []
     size = 0
+    digest = hashlib.sha256()
+    longer = ""  # a line no reader buffer holds: only its length is known (at least)
     while True:
-        raw = await reader.readline()
+        try:
+            raw = await reader.readline()
+        except ValueError:  # a line longer than LINE_LIMIT: asyncio has dropped it; read on
+            size += LINE_LIMIT
+            longer = " (a line longer than that: the size is a lower bound)"
+            continue
         if not raw:
             raise Dropped("the PBX closed the connection")
-        size += len(raw)
-        if size > MAX_FRAME_BYTES:
-            raise Dropped(f"a block over {MAX_FRAME_BYTES // 2**20} MiB")
-        line = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
-        if not line:
-            if lines:
-                return "\r\n".join(lines)
+        # Bytes that are not UTF-8, and NUL (which PostgreSQL text cannot hold), are kept
+        # as backslash escapes: the block is stored, parsed and processed all the same.
+        line = raw.decode("utf-8", "backslashreplace").rstrip("\r\n").replace("\x00", "\\x00")
+        if not line and not lines and not size:
             continue  # stray blank lines between blocks
-        lines.append(line)
+        size += len(raw)
+        digest.update(raw)
+        if line and size <= MAX_FRAME_BYTES:
+            lines.append(line)
+        if not line:
+            if size <= MAX_FRAME_BYTES:
+                return "\r\n".join(lines)
+            return bounded_body(
+                f"an AMI block over {MAX_FRAME_BYTES // 2**20} MiB, read past{longer}",
+                size,
+                digest.hexdigest(),
+                "\r\n".join(lines),
+            )
 
 
 def field(block: str, key: str) -> str | None:
@@ -80,8 +102,8 @@ async def run(
     while True:
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    host, port, ssl=ssl.create_default_context() if tls else None
+                asyncio.open_connection(  # a line may be as long as a whole frame
+                    host, port, ssl=ssl.create_default_context() if tls else None, limit=LINE_LIMIT
                 ),
                 10,
             )
@@ -135,7 +157,7 @@ async def _session(reader, writer, user: str, key: Secret, deliver, metrics, fir
                 block = await asyncio.wait_for(read_block(reader), SILENT_FOR)
             except TimeoutError:
                 raise Dropped(f"nothing from the AMI for {SILENT_FOR:.0f}s") from None
-            if field(block, "Event") is not None:
+            if field(block, "Event") is not None or block.startswith(BOUNDED):  # not a response
                 if not booted and field(block, "Event") == "FullyBooted":
                     booted = True
                     log.info("the PBX is fully booted")
