@@ -23,7 +23,7 @@ from ingester.demo.board import Board, percentile
 from ingester.queries import composed, query
 from ingester.simulator.run import crm_numbers_and_extensions, make_server
 from ingester.simulator.server import play
-from ingester.simulator.traffic import Traffic
+from ingester.simulator.traffic import Traffic, call_keys
 
 
 class DemoError(Exception):
@@ -126,7 +126,7 @@ async def run(
     class SentLog(list):
         def append(self, item: tuple[float, dict | str]) -> None:
             at, frame = item
-            for key in _frame_keys(frame):
+            for key in call_keys(frame):
                 sent_at[key].append(at)
             super().append(item)
 
@@ -176,15 +176,6 @@ async def run(
         gateway.terminate()
         await gateway.wait()
     return _summary(dsn, baseline, server.sent, board, ingester_status, log_path, console)
-
-
-def _frame_keys(frame: dict | str) -> list[str]:
-    """The call and leg ids a frame names: 3.0 and 2.0 JSON, or an AMI block (Linkedid, Uniqueid)."""
-    if isinstance(frame, str):
-        fields = (line.partition(": ") for line in frame.split("\r\n"))
-        return [v for k, _, v in fields if k in ("Linkedid", "Uniqueid", "DestUniqueid") and v]
-    data = frame.get("data") or (frame.get("args") or [{}])[0]  # 3.0 or 2.0
-    return [data[key] for key in ("call_uuid", "uuid", "aleg_uuid", "bleg_uuid") if data.get(key)]
 
 
 async def _listen(

@@ -136,3 +136,14 @@ class Traffic:
                 return
             due, _, frame = heapq.heappop(pending)
             yield due, frame
+
+
+def call_keys(frame: dict | str) -> list[str]:
+    """The call and leg ids a frame names, to match it with what the database made of it:
+    3.0 and 2.0 JSON (call_uuid, leg uuids), or an AMI block (Linkedid, Uniqueid)."""
+    if isinstance(frame, str):
+        fields = [line.partition(": ") for line in frame.split("\r\n")]
+        calls = [v for k, _, v in fields if k.endswith("Linkedid") and v]  # the call first
+        return calls + [v for k, _, v in fields if k.endswith("Uniqueid") and v]
+    data = frame.get("data") or (frame.get("args") or [{}])[0]  # 3.0 or 2.0
+    return [data[key] for key in ("call_uuid", "uuid", "aleg_uuid", "bleg_uuid") if data.get(key)]

@@ -1,9 +1,10 @@
 """Frame -> doorbell latency with many workstation clients listening at once.
 
     python -m tests.bench.latency [--rates 100,1000,5000] [--listeners 200] [--seconds 10]
+                                  [--pbx onlinepbx3|asterisk]
 
 A server of its own (max_connections raised for the listeners), the onlinePBX 3.0
-simulator, the real `pgcti ingest` process, and one LISTEN connection per
+simulator (or the Asterisk AMI one), the real `pgcti ingest` process, and one LISTEN connection per
 workstation. Latency: from the simulator sending a frame to the right workstation's
 connection receiving the doorbell that frame caused (the latest frame of that call
 sent before the doorbell). Reports p50/p95/p99/max and the rate actually reached.
@@ -29,11 +30,12 @@ from psycopg import sql
 from ingester import embedded, gateway_process, migrations
 from ingester.demo.board import percentile
 from ingester.queries import query
+from ingester.simulator.run import make_server
 from ingester.simulator.server import Onlinepbx3Server
-from ingester.simulator.traffic import Traffic
+from ingester.simulator.traffic import Traffic, call_keys
 from tests.bench.run import frames_for, insert_batches, log, seed_crm
 
-FRAMES_PER_CALL = 8.5  # the scenario mix's average
+FRAMES_PER_CALL = {"onlinepbx3": 8.5, "asterisk": 17.5}  # the scenario mix's average
 
 
 async def listen_all(
@@ -124,13 +126,15 @@ async def run_rate(
     seed: int,
     mode: str = "each",
     gateway_port: int = 0,
+    pbx: str = "onlinepbx3",
 ) -> dict:
-    calls_per_second = rate_events / FRAMES_PER_CALL
+    calls_per_second = rate_events / FRAMES_PER_CALL[pbx]
     traffic = Traffic(
         seed,
         [f"+79{n:09d}" for n in range(1, 2000)],
         [str(101 + i) for i in range(len(workstations))],
         scale=0.02,
+        protocol=pbx,
     )
     sent_at: dict[str, list[float]] = collections.defaultdict(list)
     bells: list[tuple[float, str, int]] = []
@@ -152,7 +156,9 @@ async def run_rate(
         if delay > 0:
             await asyncio.sleep(delay)
         await server.send(frame)
-        sent_at[frame["data"].get("call_uuid") or frame["data"].get("uuid")].append(time.time())
+        keys = call_keys(frame)  # 3.0: the call_uuid first; AMI: the Linkedid
+        if keys:
+            sent_at[keys[0]].append(time.time())
         sent += 1
     elapsed = time.time() - start
     await asyncio.sleep(3)  # let the pipeline drain
@@ -248,7 +254,7 @@ async def main_async(args) -> list[dict]:
         results = []
         runs = [(rate, mode) for mode in args.modes for rate in args.rates]
         for n, (rate, mode) in enumerate(runs):
-            sim = Onlinepbx3Server("bench-key-123")
+            sim = make_server(args.pbx, "bench-key-123")
             await sim.start()
             ingest = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -263,6 +269,8 @@ async def main_async(args) -> list[dict]:
                 os.path.join(home, "spool"),
                 "--log-level",
                 "WARNING",
+                "--pbx",
+                args.pbx,
                 env={**os.environ, "PGCTI_PBX_KEY": "bench-key-123"},
             )
             await asyncio.wait_for(sim.subscribed.wait(), 20)
@@ -285,6 +293,7 @@ async def main_async(args) -> list[dict]:
                 seed=100 + n,
                 mode=mode,
                 gateway_port=port,
+                pbx=args.pbx,
             )
             if gateway is not None:
                 gw = psutil.Process(gateway.pid)
@@ -324,6 +333,9 @@ def main() -> None:
         default="each,fanout,gateway",
         help="each: a LISTEN connection per workstation; fanout: one connection on every "
         "channel; gateway: WebSocket clients through `pgcti gateway`; all by default",
+    )
+    parser.add_argument(
+        "--pbx", choices=["onlinepbx3", "asterisk"], default="onlinepbx3", help="the PBX protocol"
     )
     parser.add_argument("--json", default="bench-latency.json")
     args = parser.parse_args()
