@@ -39,14 +39,13 @@ from tests.chaos_patroni import case_patroni
 from tests.crm_fixture import seed_crm
 from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
 
-PBX = ["onlinepbx3"]  # the protocol the PBX-side cases speak (--pbx)
 PBX_CASES = ("outage", "drops", "kill")
 
 
-def pbx_and_ingester(dsn: str, spool: Path) -> tuple[SimulatorThread, IngestProcess]:
+def pbx_and_ingester(dsn: str, spool: Path, pbx: str) -> tuple[SimulatorThread, IngestProcess]:
     """The simulated PBX (--pbx) and `pgcti ingest` subscribed to it."""
-    sim = SimulatorThread(protocol=PBX[0])
-    ingest = IngestProcess(dsn, sim.url, spool, KEY, "--pbx", PBX[0])
+    sim = SimulatorThread(protocol=pbx)
+    ingest = IngestProcess(dsn, sim.url, spool, KEY, "--pbx", pbx)
     wait_for(lambda: sim.server.listeners() == 1)
     return sim, ingest
 
@@ -75,7 +74,7 @@ class Feed:
     def __init__(self, sim: SimulatorThread, rate: float, seed: int) -> None:
         self.sim, self.rate = sim, rate
         self.traffic = Traffic(
-            seed, [], [str(e) for e in range(101, 111)], scale=0.05, protocol=PBX[0]
+            seed, [], [str(e) for e in range(101, 111)], scale=0.05, protocol=sim.protocol
         )
         self.sent = self.delivered = 0
         self.stop = threading.Event()
@@ -109,9 +108,9 @@ def fresh_database(server: str, name: str) -> str:
     return dsn
 
 
-def case_outage(server: str, tmp: Path, rate: float, outage: float) -> dict:
+def case_outage(server: str, tmp: Path, rate: float, outage: float, pbx: str) -> dict:
     dsn = fresh_database(server, "chaos_outage")
-    sim, ingest = pbx_and_ingester(dsn, tmp / "outage")
+    sim, ingest = pbx_and_ingester(dsn, tmp / "outage", pbx)
     feed = Feed(sim, rate, 1)
     time.sleep(3)
     embedded.stop("immediate")
@@ -132,9 +131,9 @@ def case_outage(server: str, tmp: Path, rate: float, outage: float) -> dict:
     }
 
 
-def case_pbx_drops(server: str, tmp: Path, rate: float) -> dict:
+def case_pbx_drops(server: str, tmp: Path, rate: float, pbx: str) -> dict:
     dsn = fresh_database(server, "chaos_drops")
-    sim, ingest = pbx_and_ingester(dsn, tmp / "drops")
+    sim, ingest = pbx_and_ingester(dsn, tmp / "drops", pbx)
     feed = Feed(sim, rate, 2)
     gaps = []
     for _ in range(6):
@@ -161,9 +160,9 @@ def case_pbx_drops(server: str, tmp: Path, rate: float) -> dict:
     }
 
 
-def case_sigkill(server: str, tmp: Path, rate: float) -> dict:
+def case_sigkill(server: str, tmp: Path, rate: float, pbx: str) -> dict:
     dsn = fresh_database(server, "chaos_kill")
-    sim, ingest = pbx_and_ingester(dsn, tmp / "kill")
+    sim, ingest = pbx_and_ingester(dsn, tmp / "kill", pbx)
     feed = Feed(sim, rate, 3)
     time.sleep(4)
     delivered_before = feed.delivered
@@ -173,7 +172,7 @@ def case_sigkill(server: str, tmp: Path, rate: float) -> dict:
     # frames sit in socket buffers no process will read (the PBX has no acknowledgement).
     wait_for(lambda: sim.server.listeners() == 0, what="the PBX to notice the dead connection")
     delivered_into_the_dead_connection = feed.delivered - delivered_before
-    ingest = IngestProcess(dsn, sim.url, tmp / "kill", KEY, "--pbx", PBX[0])
+    ingest = IngestProcess(dsn, sim.url, tmp / "kill", KEY, "--pbx", pbx)
     wait_for(lambda: sim.server.listeners() == 1)
     time.sleep(4)
     feed.finish()
@@ -403,13 +402,12 @@ def main() -> None:
         help=f"the PBX protocol of the PBX-side cases ({', '.join(PBX_CASES)})",
     )
     args = parser.parse_args()
-    PBX[0] = args.pbx
     if args.pbx != "onlinepbx3" and "--only" not in sys.argv:
         args.only = ",".join(PBX_CASES)
     cases = {
-        "outage": lambda: case_outage(server, tmp, args.rate, args.outage),
-        "drops": lambda: case_pbx_drops(server, tmp, args.rate),
-        "kill": lambda: case_sigkill(server, tmp, args.rate),
+        "outage": lambda: case_outage(server, tmp, args.rate, args.outage, args.pbx),
+        "drops": lambda: case_pbx_drops(server, tmp, args.rate, args.pbx),
+        "kill": lambda: case_sigkill(server, tmp, args.rate, args.pbx),
         "offline": lambda: case_offline_client(server, tmp, args.rate, args.offline),
         "stall": lambda: case_stalled_client(server, tmp, args.rate, args.hold),
         "notify": lambda: case_full_notify_queue(server, tmp, args.rate),

@@ -174,3 +174,24 @@ def own_server(tmp_path, monkeypatch):
     dsn = embedded.start()
     yield dsn
     embedded.stop("immediate")
+
+
+@pytest.fixture
+def desks(conn, make_login):
+    """For the gateway tests: desks 101 and 102 with their logins and a token each; the
+    gateway's own login."""
+    from tests.crm_fixture import seed_crm
+
+    crm = seed_crm(conn)
+    tokens = {}
+    for ext in ("101", "102"):
+        dsn = make_login("cti_client", f"gw{ext}")
+        login = psycopg.conninfo.conninfo_to_dict(dsn)["user"]
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
+            [login, crm[f"ws-{ext}"]],
+        )
+        with psycopg.connect(dsn, autocommit=True) as desk:  # a desk issues its own token
+            tokens[ext] = desk.execute("SELECT cti.issue_gateway_token_v1()").fetchone()[0]
+        tokens[f"login-{ext}"] = login
+    return crm, tokens, make_login("cti_gateway", "gw")

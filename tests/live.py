@@ -28,6 +28,7 @@ class SimulatorThread:
         self, key: str = KEY, protocol: str = "onlinepbx3", heartbeat: float = 10.0
     ) -> None:
         self.loop = asyncio.new_event_loop()
+        self.protocol = protocol
         self.server = make_server(protocol, key)
         if protocol == "onlinepbx2":
             self.server.heartbeat = heartbeat

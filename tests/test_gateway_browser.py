@@ -5,14 +5,13 @@ a transfer moves it, a gateway restart loses nothing, and tokens keep desks apar
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import psycopg
 import pytest
 
 from ingester.simulator import onlinepbx3_calls as pbx
-from tests.crm_fixture import KNOWN, LINE, builder, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, builder, insert_frames
+from tests.gateway_fixture import Gateway
 from tests.live import free_port, wait_for
 
 
@@ -23,67 +22,6 @@ def _chromedriver() -> str:
             "no chromium/chromedriver here (make test installs Debian's when it runs as root)"
         )
     return path
-
-
-@pytest.fixture
-def desks(conn, make_login):
-    """Desks 101 and 102 with their logins and a token each; the gateway's own login."""
-    crm = seed_crm(conn)
-    tokens = {}
-    for ext in ("101", "102"):
-        dsn = make_login("cti_client", f"gw{ext}")
-        login = psycopg.conninfo.conninfo_to_dict(dsn)["user"]
-        conn.execute(
-            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
-            [login, crm[f"ws-{ext}"]],
-        )
-        with psycopg.connect(dsn, autocommit=True) as desk:  # a desk issues its own token
-            tokens[ext] = desk.execute("SELECT cti.issue_gateway_token_v1()").fetchone()[0]
-        tokens[f"login-{ext}"] = login
-    return crm, tokens, make_login("cti_gateway", "gw")
-
-
-class Gateway:
-    def __init__(self, dsn: str, port: int, *extra: str) -> None:
-        self.port = port
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ingester.cli",
-                "gateway",
-                "--dsn",
-                dsn,
-                "--port",
-                str(port),
-                "--card-url",
-                "https://crm.example/clients/{client_id}",
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        wait_for(self._up, what="the gateway to listen")
-
-    def _up(self) -> bool:
-        import socket
-
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def url(self, token: str) -> str:
-        return f"http://127.0.0.1:{self.port}/#token={token}"
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        try:
-            out, _ = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-            raise AssertionError(f"the gateway did not stop on SIGTERM:\n{out}") from None
-        return out
 
 
 @pytest.fixture
@@ -225,79 +163,6 @@ def test_tokens_keep_desks_apart_and_expired_or_revoked_ones_are_refused(
         desk.execute("SELECT cti.issue_gateway_token_v1(%s)", [tokens["login-101"]])
 
 
-def _hello(port: int, token: str, origin: str | None = None) -> tuple[dict | None, int | None]:
-    """Connect as a browser would; (first message, close code)."""
-    import asyncio
-    import json
-
-    import websockets
-
-    async def go():
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", origin=origin) as ws:
-            await ws.send(json.dumps({"token": token}))
-            try:
-                first = json.loads(await asyncio.wait_for(ws.recv(), 5))
-            except websockets.ConnectionClosed as closed:
-                return None, closed.rcvd.code if closed.rcvd else None
-            try:
-                await asyncio.wait_for(ws.recv(), 0.5)
-            except TimeoutError:
-                return first, None  # still open
-            except websockets.ConnectionClosed as closed:
-                return first, closed.rcvd.code if closed.rcvd else None
-            return first, None
-
-    try:
-        return asyncio.run(go())
-    except websockets.InvalidStatus as refused:
-        return None, refused.response.status_code
-
-
-def test_origin_connection_limit_and_no_pii_in_the_gateways_log(conn, dsn, desks):
-    crm, tokens, gateway_dsn = desks
-    port = free_port()
-    gw = Gateway(gateway_dsn, port, "--allow-origin", "https://crm.example")
-    try:
-        # A page from another origin is refused at the handshake (HTTP 403).
-        assert _hello(port, tokens["101"], "https://evil.example") == (None, 403)
-        first, code = _hello(port, tokens["101"], "https://crm.example")
-        assert first["type"] == "hello" and code is None
-        assert _hello(port, "forged", "https://crm.example")[1] == 4401
-        insert_frames(conn, pbx.inbound_answered(builder(3), KNOWN, LINE, "101"))
-    finally:
-        out = gw.stop()
-    for private in (tokens["101"], "Ivan Ivanov", "4951234567", "Romashka"):
-        assert private not in out, f"{private!r} in the gateway's log"
-
-
-def test_a_token_has_a_limit_on_its_connections(conn, dsn, desks):
-    import asyncio
-    import json
-
-    import websockets
-
-    crm, tokens, gateway_dsn = desks
-    port = free_port()
-    gw = Gateway(gateway_dsn, port)
-
-    async def go() -> list:
-        sockets, codes = [], []
-        for _ in range(4):  # the limit is 3
-            ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws")
-            await ws.send(json.dumps({"token": tokens["101"]}))
-            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
-            codes.append(reply["type"])
-            sockets.append(ws)
-        for ws in sockets:
-            await ws.close()
-        return codes
-
-    try:
-        assert asyncio.run(go()) == ["hello", "hello", "hello", "error"]
-    finally:
-        gw.stop()
-
-
 def test_a_revoked_token_is_refused_and_the_page_says_so(conn, dsn, desks, browser_factory):
     crm, tokens, gateway_dsn = desks
     conn.execute("SELECT cti.revoke_gateway_tokens_v1(%s)", [tokens["login-102"]])
@@ -359,68 +224,3 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
         pytest.raises(psycopg.errors.InvalidAuthorizationSpecification),
     ):
         gw_conn.execute("SELECT * FROM cti.gateway_whoami(%s)", [board_token])
-
-
-def test_bad_messages_get_a_clear_error_and_the_connection_goes_on(conn, dsn, desks):
-    import asyncio
-    import json
-
-    import websockets
-
-    crm, tokens, gateway_dsn = desks
-    port = free_port()
-    gw = Gateway(gateway_dsn, port)
-
-    async def go() -> tuple:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
-            await ws.send("not json")
-            refused = json.loads(await ws.recv())
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
-            await ws.send(json.dumps({"token": tokens["101"]}))
-            await ws.recv()  # hello
-            replies = []
-            for bad in ("{", json.dumps({"ack": {"seq": "x"}}), json.dumps({"contacts": [1]})):
-                await ws.send(bad)
-                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5))["type"])
-            await ws.send(json.dumps({"ack": {"stream": "commands", "seq": 0}}))  # still served
-            return refused, replies
-
-    try:
-        refused, replies = asyncio.run(go())
-    finally:
-        out = gw.stop()
-    assert refused == {"type": "error", "error": 'expected {"token": "..."} first'}
-    assert replies == ["error", "error", "error"]
-    assert "Traceback" not in out, out
-
-
-def test_a_database_that_cannot_answer_closes_with_1013_and_the_next_try_works(conn, dsn, desks):
-    """Through a proxy that stops letting connections through: a browser that comes then is
-    told to try again (1013, which the page does by itself), not that its token is bad
-    (4401); once the database answers again, the same token gets its hello."""
-    from pathlib import Path
-
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    from tests.tcp_proxy import TcpProxy
-
-    crm, tokens, gateway_dsn = desks
-    params = conninfo_to_dict(dsn)
-    proxy = TcpProxy(Path(params["host"]) / f".s.PGSQL.{params.get('port', 5432)}")
-    port = free_port()
-    gw = Gateway(make_conninfo(gateway_dsn, host="127.0.0.1", port=str(proxy.port)), port)
-    try:
-        assert _hello(port, tokens["101"])[0]["type"] == "hello"
-        proxy.mode = "refuse"
-        proxy.reset()  # the gateway's open connections go too
-        assert _hello(port, tokens["101"]) == (None, 1013)
-        proxy.mode = "pass"
-        wait_for(
-            lambda: (_hello(port, tokens["101"])[0] or {}).get("type") == "hello",
-            what="a hello again",
-        )
-    finally:
-        out = gw.stop()
-        proxy.close()
-    assert "the database did not answer a browser (OperationalError); it will retry" in out
-    assert tokens["101"] not in out

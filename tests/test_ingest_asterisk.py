@@ -87,13 +87,19 @@ def _replay(dsn, ami, tmp_path, blocks: list[str]) -> IngestProcess:
     return ingest
 
 
-def test_every_block_of_a_real_capture_is_stored_verbatim_and_parsed(dsn, ami, tmp_path):
-    capture = CAPTURES / "cacofonisk-2.ami"
-    if not capture.exists():
+def real_captures() -> list[Path]:
+    """The real captures' files; the test skips, saying where it looked, when there are none."""
+    files = sorted(CAPTURES.glob("*.ami")) if CAPTURES.is_dir() else []
+    if not files:
         pytest.skip(
             f"no real AMI captures at {CAPTURES} (reference data beside the project, never "
             "copied into it; set PGCTI_AMI_CAPTURES to their folder)"
         )
+    return files
+
+
+def test_every_block_of_a_real_capture_is_stored_verbatim_and_parsed(dsn, ami, tmp_path):
+    (capture,) = [f for f in real_captures() if f.name == "cacofonisk-2.ami"]
     blocks = blocks_of(capture)
     ingest = _replay(dsn, ami, tmp_path, blocks)
     rows = _stored(dsn)[1:]
@@ -232,9 +238,7 @@ def test_every_call_of_every_real_capture_is_derived(dsn, ami, tmp_path):
     """Done-when of issue 13: `pgcti ingest --pbx asterisk` against a replay of each real
     capture gives call_history_v1 rows keyed by Linkedid, naming the device peers that
     answered and received transfers."""
-    files = sorted(CAPTURES.glob("*.ami")) if CAPTURES.is_dir() else []
-    if not files:
-        pytest.skip(f"no real AMI captures at {CAPTURES} (set PGCTI_AMI_CAPTURES to their folder)")
+    files = real_captures()
     assert {f.name for f in files} == set(CAPTURED_CALLS), "a capture without expectations here"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(PEER_9170)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import Any
 
-from ingester.simulator.onlinepbx2_calls import _is_extension
+from ingester.simulator.onlinepbx2_calls import is_extension
 
 TRUNK = "mts"  # the trunk's PJSIP endpoint
 CAUSES = {  # onlinePBX hangup cause -> (Q.850 code, Cause-txt)
@@ -116,7 +116,7 @@ class _Translation:
         dialled = data["direction"] == "outbound"  # FreeSWITCH's B-leg: a channel being rung
         peer = (
             (destination if dialled else caller)
-            if _is_extension(destination if dialled else caller)
+            if is_extension(destination if dialled else caller)
             else TRUNK
         )
         leg = {

@@ -12,7 +12,7 @@ from typing import Any
 Event = dict[str, Any]
 
 
-def _is_extension(number: str) -> bool:
+def is_extension(number: str) -> bool:
     digits = "".join(ch for ch in number if ch.isdigit())
     return 0 < len(digits) <= 5
 
@@ -50,7 +50,7 @@ def from_onlinepbx3_timed(times: list[float], frames: list[dict]) -> list[tuple[
                 gate="",
                 diversion="",
             )
-            if _is_extension(data["destination_number"]):
+            if is_extension(data["destination_number"]):
                 emit(
                     "blf",
                     uid=data["destination_number"],
@@ -69,7 +69,7 @@ def from_onlinepbx3_timed(times: list[float], frames: list[dict]) -> list[tuple[
                 destination_number=leg.get("destination_number", ""),
                 timestamp=data["answered_stamp"],
             )
-            if _is_extension(leg.get("destination_number", "")):
+            if is_extension(leg.get("destination_number", "")):
                 emit(
                     "blf",
                     uid=leg["destination_number"],
@@ -97,7 +97,7 @@ def from_onlinepbx3_timed(times: list[float], frames: list[dict]) -> list[tuple[
                 state="CS_DESTROY",
                 hangup_cause=data["hangup_cause"],
             )
-            if _is_extension(leg.get("destination_number", "")):
+            if is_extension(leg.get("destination_number", "")):
                 emit(
                     "blf",
                     uid=leg["destination_number"],
