@@ -1422,6 +1422,25 @@ CREATE FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text
      WHERE p_event <> ALL (p_handled)
 $$;
 
+CREATE FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_stored bigint;
+BEGIN
+    INSERT INTO cti.raw_event (source, received_at, body, frame, dedup_key, parse_error)
+    SELECT p.source, p.received_at, p.body, p.frame, p.dedup_key, p.parse_error
+      FROM cti.parse_frames(p_sources, p_received, p_bodies) p
+     ORDER BY p.n
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_stored = ROW_COUNT;
+    RETURN v_stored;
+END
+$$;
+
+COMMENT ON FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) IS 'Store a batch of PBX frames (source, received time, body) in order; duplicates are skipped; returns how many were new';
+
 CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1452,6 +1471,32 @@ CREATE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days':
     AS $$ SELECT cti.new_token('wallboard', NULL, p_valid) $$;
 
 COMMENT ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) IS 'A token for the supervisor wallboard (shown once; the database keeps its hash)';
+
+CREATE FUNCTION cti.json_error(p_body text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF current_setting('server_version_num')::int < 160000 THEN
+        RETURN cti.json_error_by_cast(p_body);
+    ELSIF pg_input_is_valid(p_body, 'jsonb') THEN
+        RETURN NULL;
+    END IF;
+    RETURN (pg_input_error_info(p_body, 'jsonb')).message;
+END
+$$;
+
+CREATE FUNCTION cti.json_error_by_cast(p_body text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM p_body::jsonb;
+    RETURN NULL;
+EXCEPTION WHEN others THEN
+    RETURN SQLERRM;
+END
+$$;
 
 CREATE TABLE cti.gateway_token (
     id bigint NOT NULL,
@@ -1678,6 +1723,42 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.parse_frames(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) RETURNS TABLE(n bigint, source text, received_at timestamp with time zone, body text, frame jsonb, dedup_key bytea, parse_error text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH checked AS (
+        SELECT i.n, i.source, coalesce(i.received_at, clock_timestamp()) AS received_at, i.body,
+               CASE WHEN i.body IS NULL THEN 'empty frame'
+                    WHEN octet_length(i.body) > g.max_frame_bytes
+                    THEN format('frame is %s bytes, over the %s-byte limit (cti.config.max_frame_bytes)',
+                                octet_length(i.body), g.max_frame_bytes)
+                    WHEN i.source <> 'asterisk' THEN 'not valid JSON: ' || cti.json_error(i.body)
+               END AS error
+          FROM unnest(p_sources, p_received, p_bodies) WITH ORDINALITY AS i(source, received_at, body, n)
+         CROSS JOIN cti.config g
+    ), parsed AS MATERIALIZED (  -- so that each frame is parsed once, however often it is used below
+        SELECT c.*, CASE WHEN c.error IS NOT NULL THEN NULL
+                         WHEN c.source = 'asterisk' THEN cti.ami_block(c.body)
+                         ELSE c.body::jsonb END AS frame
+          FROM checked c
+    )
+    SELECT p.n, p.source, p.received_at,
+           CASE WHEN p.frame IS NULL OR p.source = 'asterisk' THEN p.body END,  -- kept only when not parsed, or AMI
+           p.frame,
+           -- jsonb's text form is canonical (key order, spacing), so a replayed frame gets the same key.
+           sha256(convert_to(
+               CASE WHEN p.source <> 'asterisk' THEN coalesce(p.frame::text, p.body, '')
+                    WHEN p.body ~ '(^|\n)Timestamp: *[0-9]' THEN p.body  -- the PBX's own time tells repeats apart
+                    ELSE coalesce(p.body, '') || E'\n' || p.received_at::text END, 'UTF8')),
+           coalesce(p.error,
+                    CASE WHEN p.source = 'asterisk' AND p.frame ->> 'Event' IS NULL
+                         THEN 'not an AMI event block (no Event: line)'
+                         WHEN jsonb_typeof(p.frame) <> 'object'
+                         THEN 'frame is JSON but not an object: ' || jsonb_typeof(p.frame) END)
+      FROM parsed p
+$$;
+
 CREATE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1878,7 +1959,7 @@ CREATE TABLE cti.raw_event (
     received_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     body text,
     frame jsonb,
-    dedup_key text NOT NULL,
+    dedup_key bytea NOT NULL,
     parse_error text,
     CONSTRAINT raw_event_source_check CHECK ((source ~ '^[a-z0-9_]{1,32}$'::text))
 );
@@ -2324,39 +2405,11 @@ CREATE FUNCTION cti.tg_raw_event__parse() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_limit int;
-    v_bytes int;
 BEGIN
-    IF NEW.frame IS NULL THEN
-        SELECT max_frame_bytes INTO v_limit FROM cti.config;
-        v_bytes := octet_length(NEW.body);
-        IF NEW.body IS NULL THEN
-            NEW.parse_error := 'empty frame';
-        ELSIF v_bytes > v_limit THEN
-            NEW.parse_error := format('frame is %s bytes, over the %s-byte limit (cti.config.max_frame_bytes)', v_bytes, v_limit);
-        ELSIF NEW.source = 'asterisk' THEN
-            NEW.frame := cti.ami_block(NEW.body);
-            IF NEW.frame ->> 'Event' IS NULL THEN
-                NEW.parse_error := 'not an AMI event block (no Event: line)';
-            END IF;
-        ELSE
-            BEGIN
-                NEW.frame := NEW.body::jsonb;
-                NEW.body := NULL;
-            EXCEPTION WHEN others THEN
-                NEW.parse_error := 'not valid JSON: ' || SQLERRM;
-            END;
-        END IF;
-        IF NEW.frame IS NOT NULL AND jsonb_typeof(NEW.frame) <> 'object' THEN
-            NEW.parse_error := 'frame is JSON but not an object: ' || jsonb_typeof(NEW.frame);
-        END IF;
-    END IF;
-    -- jsonb's text form is canonical (key order, spacing), so a replayed frame gets the same key.
-    NEW.dedup_key := encode(sha256(convert_to(
-        CASE WHEN NEW.source <> 'asterisk' THEN coalesce(NEW.frame::text, NEW.body, '')
-             WHEN NEW.body ~ '(^|\n)Timestamp: *[0-9]' THEN NEW.body  -- the PBX's own time tells repeats apart
-             ELSE coalesce(NEW.body, '') || E'\n' || NEW.received_at::text END, 'UTF8')), 'hex');
+    SELECT p.received_at, p.body, p.frame, p.dedup_key, p.parse_error
+      INTO NEW.received_at, NEW.body, NEW.frame, NEW.dedup_key, NEW.parse_error
+      FROM cti.parse_frames(ARRAY[NEW.source], ARRAY[NEW.received_at],
+                            ARRAY[coalesce(NEW.body, NEW.frame::text)]) p;
     RETURN NEW;
 END
 $$;
@@ -2987,7 +3040,7 @@ CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCL
 
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
 
-CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW EXECUTE FUNCTION cti.tg_raw_event__parse();
+CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW WHEN ((new.dedup_key IS NULL)) EXECUTE FUNCTION cti.tg_raw_event__parse();
 
 CREATE TRIGGER _100_refresh_phone_directory AFTER UPDATE OF default_country_code, trunk_prefix, international_prefixes, national_digits, extension_max_digits ON cti.config FOR EACH ROW WHEN ((((((old.default_country_code IS DISTINCT FROM new.default_country_code) OR (old.trunk_prefix IS DISTINCT FROM new.trunk_prefix)) OR (old.international_prefixes IS DISTINCT FROM new.international_prefixes)) OR (old.national_digits IS DISTINCT FROM new.national_digits)) OR (old.extension_max_digits IS DISTINCT FROM new.extension_max_digits))) EXECUTE FUNCTION cti.tg_config__refresh_phone_directory();
 
@@ -3123,12 +3176,19 @@ REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) 
 
 REVOKE ALL ON FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) TO cti_ingester;
+
 REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.json_error(p_body text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.json_error_by_cast(p_body text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.live_token(p_token text, p_scope text) FROM PUBLIC;
 
@@ -3146,6 +3206,8 @@ GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
 REVOKE ALL ON FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pair_bridge_legs(p_source text, p_bridges text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.parse_frames(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) FROM PUBLIC;
 

@@ -7,7 +7,16 @@ import json
 import pytest
 
 from ingester.simulator import onlinepbx3_calls as pbx
-from tests.crm_fixture import KNOWN, LINE, builder, commands, insert_frames, outcomes, seed_crm
+from tests.crm_fixture import (
+    KNOWN,
+    LINE,
+    builder,
+    commands,
+    insert_batch,
+    insert_frames,
+    outcomes,
+    seed_crm,
+)
 
 
 @pytest.fixture
@@ -16,7 +25,14 @@ def conn(rolled_back):
     return rolled_back
 
 
-def test_bad_frames_are_stored_with_reasons_and_processing_goes_on(conn):
+# Two ways into the raw log: the ingester's cti.ingest_frames_v1() (parsed in its INSERT's
+# query, a batch at a time) and anyone else's plain INSERT (parsed by the row trigger).
+@pytest.fixture(params=["ingester's batch", "plain INSERT"])
+def insert(request):
+    return insert_batch if request.param == "ingester's batch" else insert_frames
+
+
+def test_bad_frames_are_stored_with_reasons_and_processing_goes_on(conn, insert):
     seed_crm(conn)
     good = pbx.inbound_answered(builder(), KNOWN, LINE, "101")
     bad = [
@@ -38,7 +54,7 @@ def test_bad_frames_are_stored_with_reasons_and_processing_goes_on(conn):
             }
         ),
     ]
-    insert_frames(conn, good[:3] + bad + good[3:])
+    insert(conn, good[:3] + bad + good[3:])
     by_body = {}
     for raw_id, status, detail in outcomes(conn):
         body = conn.execute(
@@ -58,10 +74,10 @@ def test_bad_frames_are_stored_with_reasons_and_processing_goes_on(conn):
     assert [c[2] for c in commands(conn, "ws")] == ["open_card", "call_ended"]
 
 
-def test_oversized_frame_is_stored_verbatim_with_the_limit_named(conn):
+def test_oversized_frame_is_stored_verbatim_with_the_limit_named(conn, insert):
     conn.execute("UPDATE cti.config SET max_frame_bytes = 1000")
     huge = json.dumps({"event": "channel_create", "data": {"pad": "x" * 5000}})
-    insert_frames(conn, [huge])
+    insert(conn, [huge])
     body, frame = conn.execute("SELECT body, frame FROM cti.raw_event").fetchone()
     assert body == huge and frame is None
     assert outcomes(conn)[0][1:] == (
@@ -70,11 +86,58 @@ def test_oversized_frame_is_stored_verbatim_with_the_limit_named(conn):
     )
 
 
-def test_unknown_source_is_stored_and_failed(conn):
-    insert_frames(conn, ['{"event": "x"}'], source="freeswitch")
+def test_unknown_source_is_stored_and_failed(conn, insert):
+    insert(conn, ['{"event": "x"}'], source="freeswitch")
     assert outcomes(conn)[0][1:] == ("failed", 'no fact function for source "freeswitch"')
 
 
-def test_an_ami_block_without_an_event_line_is_stored_with_the_reason(conn):
-    insert_frames(conn, ["Response: Success\r\nPing: Pong"], source="asterisk")
+def test_an_ami_block_without_an_event_line_is_stored_with_the_reason(conn, insert):
+    insert(conn, ["Response: Success\r\nPing: Pong"], source="asterisk")
     assert outcomes(conn)[0][1:] == ("failed", "not an AMI event block (no Event: line)")
+
+
+def test_both_ways_in_store_the_same_row_and_know_each_others_replays(conn):
+    """The ingester's batch and a plain INSERT parse and key a frame alike: a frame stored
+    one way is a duplicate when it comes again the other way."""
+    frames = {
+        "onlinepbx3": [
+            json.dumps({"event": "channel_create", "data": {"uuid": "u", "call_uuid": "c"}}),
+            '{"data": {"call_uuid": "c"},   "event": "call_end"}',  # spacing and key order
+            '{"event": "x", "data": {"s": "\\u0000"}}',  # an escape jsonb cannot hold
+            '{"event": ',
+            "[]",
+            "",
+        ],
+        "asterisk": [
+            "Event: Newchannel\r\nChannel: PJSIP/101-00000001\r\nLinkedid: 1.1",
+            "Event: Hangup\r\nTimestamp: 1700000000.000001\r\nLinkedid: 1.1",
+            "Response: Success",
+        ],
+    }
+    stored = {}
+    for way, insert_way in [("batch", insert_batch), ("plain", insert_frames)]:
+        with conn.transaction(force_rollback=True):
+            for source, bodies in frames.items():
+                insert_way(conn, bodies, source=source)
+            stored[way] = conn.execute(
+                "SELECT source, body, frame, parse_error FROM cti.raw_event ORDER BY id"
+            ).fetchall()
+            keys = conn.execute("SELECT dedup_key FROM cti.raw_event ORDER BY id").fetchall()
+            assert all(len(key) == 32 for (key,) in keys), "a SHA-256, as bytes"
+            # The other way's replay of the frames with a key of their own is a no-op.
+            other = insert_frames if way == "batch" else insert_batch
+            for source, bodies in frames.items():
+                other(conn, [b for b in bodies if "Timestamp" in b or source != "asterisk"], source)
+            assert conn.execute("SELECT count(*) FROM cti.raw_event").fetchone()[0] == len(keys)
+    assert stored["batch"] == stored["plain"]
+    errors = [row[3] for row in stored["batch"]]
+    assert errors[:2] == [None, None]
+    assert errors[2].startswith("not valid JSON: unsupported Unicode escape sequence")
+    assert errors[3].startswith("not valid JSON: invalid input syntax for type json")
+    assert errors[4:] == [
+        "frame is JSON but not an object: array",
+        "not valid JSON: invalid input syntax for type json",
+        None,
+        None,
+        "not an AMI event block (no Event: line)",
+    ]

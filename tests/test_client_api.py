@@ -7,7 +7,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ingester.simulator import onlinepbx3_calls as pbx
-from tests.crm_fixture import KNOWN, LINE, builder, channel, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, builder, channel, insert_batch, insert_frames, seed_crm
 
 
 def _bind(conn, login_dsn: str, workstation: int | None, employee: int | None = None) -> None:
@@ -88,8 +88,9 @@ def test_the_ingester_role_can_only_insert_raw_events(conn, make_login):
     ingester = make_login("cti_ingester", "ing")
     with psycopg.connect(ingester, autocommit=True) as ing:
         frames = pbx.inbound_answered(builder(), KNOWN, LINE, "101")
-        insert_frames(ing, frames)  # processing runs as the owner, not as the ingester
-        insert_frames(ing, frames)  # replays are no-ops, without SELECT rights
+        insert_batch(ing, frames)  # its statement; processing runs as the owner
+        insert_frames(ing, frames)  # replays are no-ops, without SELECT rights, either way in
+        insert_batch(ing, frames)
         for forbidden in [
             "SELECT * FROM cti.raw_event",
             "UPDATE cti.raw_event SET source = 'x'",
@@ -97,6 +98,8 @@ def test_the_ingester_role_can_only_insert_raw_events(conn, make_login):
             "SELECT * FROM cti.call",
             "SELECT * FROM pgcti_refcrm.client",
             "INSERT INTO cti.raw_event (source, body, frame) VALUES ('onlinepbx3', '{}', '{}')",
+            "INSERT INTO cti.raw_event (source, dedup_key) VALUES ('onlinepbx3', '\\x00')",
+            "SELECT * FROM cti.parse_frames('{onlinepbx3}', '{now}', '{x}')",
             "INSERT INTO cti.outbox VALUES ('ws', 1, 1, 'open_card', 1, '{}')",
             "SELECT cti.rebuild()",
             "SELECT * FROM cti.pull_commands_v1()",

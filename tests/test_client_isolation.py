@@ -174,9 +174,15 @@ def test_an_ingester_login_writes_only_in_the_database_it_was_made_for(dsn, fres
     elsewhere = make_conninfo(fresh_db, user=params["user"], password=params["password"])
     frame = '{"event": "subscribed"}'
     refused = pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not write raw events")
-    with psycopg.connect(elsewhere, autocommit=True) as other, refused:
-        other.execute("INSERT INTO cti.raw_event (source, body) VALUES ('onlinepbx3', %s)", [frame])
+    with psycopg.connect(elsewhere, autocommit=True) as other:
+        with refused:
+            other.execute(
+                "INSERT INTO cti.raw_event (source, body) VALUES ('onlinepbx3', %s)", [frame]
+            )
+        with refused:  # the ingester's own statement, too
+            insert_batch(other, [frame])
     with psycopg.connect(staging_ingester, autocommit=True) as own:
         own.execute("INSERT INTO cti.raw_event (source, body) VALUES ('onlinepbx3', %s)", [frame])
+        insert_batch(own, [frame.replace("}", ', "n": 2}')])
     with psycopg.connect(fresh_db) as admin:
         assert admin.execute("SELECT count(*) FROM cti.raw_event").fetchone() == (0,)

@@ -8,8 +8,9 @@
 --   phone_numbers() so
 --   that a client can match numbers as pgcti does. Each API function finds the caller's own
 --   workstation by login, so a client reaches only its own stream.
--- - The ingester (cti_ingester) gets no function at all: it inserts raw events (baseline),
---   and the processing trigger runs as the owner.
+-- - The ingester (cti_ingester) gets one function, cti.ingest_frames_v1(), which stores raw
+--   events and nothing else; its INSERT on three columns of cti.raw_event (baseline) stays
+--   for ingesters of earlier releases. The processing trigger runs as the owner.
 -- Re-run whenever any logic file is applied, so a function that a versioned migration
 -- dropped and recreated gets its grant back. GRANT is idempotent: running it twice changes nothing.
 
@@ -20,6 +21,8 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.epoch_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
     cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint), cti.callback_tasks_v1(),
     cti.normalize_phone(text), cti.phone_numbers(text), cti.phone_from_digits(text, cti.config) TO cti_client;
+
+GRANT EXECUTE ON FUNCTION cti.ingest_frames_v1(text[], timestamptz[], text[]) TO cti_ingester;
 
 -- Desk logins may issue a browser token for themselves (the function checks who asks).
 GRANT EXECUTE ON FUNCTION cti.issue_gateway_token_v1(name, interval) TO cti_client;

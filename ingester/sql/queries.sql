@@ -3,13 +3,12 @@
 -- Business rules are not here: they are in db/logic. These bind parameters and move rows.
 
 -- name: insert_raw_events
--- The ingester's only statement: one batch of frames, in order, as one INSERT (one statement
--- instead of one per frame: measured about 1.4x faster). A replayed frame hits the dedup index
--- and is skipped. Needs only INSERT on the three columns. The arrays go in binary format: as
--- text, psycopg spent 58-87 us per frame quoting them, ten times what the server spends.
-INSERT INTO cti.raw_event (source, received_at, body)
-SELECT * FROM unnest(%(sources)b::text[], %(received)b::timestamptz[], %(bodies)b::text[])
-ON CONFLICT DO NOTHING;
+-- The ingester's only statement: one batch of frames, in order, as one call (one statement
+-- instead of one per frame: measured about 1.4x faster). The function parses and keys the
+-- frames in its INSERT's query; a replayed frame hits the dedup index and is skipped. The
+-- arrays go in binary format: as text, psycopg spent 58-87 us per frame quoting them, ten
+-- times what the server spends.
+SELECT cti.ingest_frames_v1(%(sources)b::text[], %(received)b::timestamptz[], %(bodies)b::text[]);
 
 -- name: rebuild
 SELECT * FROM cti.rebuild();
