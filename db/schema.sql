@@ -816,8 +816,8 @@ BEGIN
 
     -- The transfers are the steps of the chain: 101 -> 102 -> 103.
     IF v_any_transfer THEN
-        DELETE FROM cti.call_transfer t USING unnest(v_steps) s
-         WHERE s.transfers_differ AND t.call_id = (s.after_state).id;
+        DELETE FROM cti.call_transfer t
+         WHERE t.call_id = ANY (ARRAY(SELECT (s.after_state).id FROM unnest(v_steps) s WHERE s.transfers_differ));
         INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
         SELECT (s.after_state).id, u.i - 1, s.chain[u.i - 1], s.chain[u.i], s.chain_at[u.i]
           FROM unnest(v_steps) s CROSS JOIN LATERAL generate_subscripts(s.chain, 1) AS u(i)
@@ -2221,6 +2221,7 @@ $_$;
 CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_event cti.raw_event;
@@ -2417,6 +2418,7 @@ $$;
 CREATE FUNCTION cti.tg_raw_event__process() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_events cti.raw_event[];

@@ -288,8 +288,8 @@ BEGIN
 
     -- The transfers are the steps of the chain: 101 -> 102 -> 103.
     IF v_any_transfer THEN
-        DELETE FROM cti.call_transfer t USING unnest(v_steps) s
-         WHERE s.transfers_differ AND t.call_id = (s.after_state).id;
+        DELETE FROM cti.call_transfer t
+         WHERE t.call_id = ANY (ARRAY(SELECT (s.after_state).id FROM unnest(v_steps) s WHERE s.transfers_differ));
         INSERT INTO cti.call_transfer (call_id, step, from_extension, to_extension, transferred_at)
         SELECT (s.after_state).id, u.i - 1, s.chain[u.i - 1], s.chain[u.i], s.chain_at[u.i]
           FROM unnest(v_steps) s CROSS JOIN LATERAL generate_subscripts(s.chain, 1) AS u(i)

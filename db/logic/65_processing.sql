@@ -18,6 +18,12 @@
 -- Why batches: per frame, the cost was the dozen statements around the work, each a trip
 -- through the executor, and past 64 subtransactions in one transaction every visibility
 -- check consults pg_subtrans. plan_cache_mode: see 50_call_facts.sql.
+-- Why enable_seqscan is off while processing: every statement of it looks rows up by key,
+-- and a session plans each statement once. A table that is small at that moment (callback
+-- tasks, transfers, registered numbers: they start empty and grow with the history) got a
+-- plan that reads all of it, kept until autovacuum's next ANALYZE, so each lookup grew
+-- slower as the table grew: 4,900 -> 2,200 frames/s over 40,000 frames, steady at 5,500
+-- with this (docs/performance.md). The adapters a DBA writes run under it too.
 
 -- One call, frame by frame (2.0, the tick, rebuild, the per-frame fallback).
 CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
@@ -258,6 +264,7 @@ $$;
 CREATE OR REPLACE FUNCTION cti.tg_raw_event__process() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER  -- runs as the owner: the ingester may insert raw events and nothing else
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off  -- see the header
 AS $$
 DECLARE
     v_events cti.raw_event[];
@@ -342,6 +349,7 @@ COMMENT ON FUNCTION cti.end_stale_calls(timestamptz, boolean) IS 'End calls sile
 CREATE OR REPLACE FUNCTION cti.rebuild() RETURNS TABLE (events bigint, processed bigint, ignored bigint, failed bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off  -- as live processing (see the header)
 AS $$
 DECLARE
     v_event cti.raw_event;

@@ -1,0 +1,103 @@
+"""Processing keeps looking rows up by key as its tables grow.
+
+A session plans each statement of the processing functions once. On a fresh install the
+tables that grow with the history (callback tasks and their parties, transfers, registered
+numbers) are empty then, and a plan that reads a small table whole stays cached while it
+grows: every lookup slower than the one before (docs/performance.md). Here the plans are
+made on tables analyzed while empty, the tables are grown without a new ANALYZE, and the
+plans the same session then runs are read back through auto_explain."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.crm_fixture import KNOWN, LINE, builder, insert_batch, insert_frames, seed_crm
+
+GROWING = ["callback_task", "callback_party_key", "call_transfer", "registered_number"]
+UNKNOWN = "+7 916 000-11-22"
+
+
+def calls(seed: int) -> list[list[dict]]:
+    """A missed call and then an answered one from a client (a task made, then closed), a
+    transfer chain, and an unknown caller (registered)."""
+    return [
+        pbx.inbound_unanswered(builder(seed), KNOWN, LINE, ["101"], "NO_ANSWER"),
+        pbx.inbound_answered(builder(seed + 1), KNOWN, LINE, "101"),
+        pbx.blind_transfer_chain(builder(seed + 2), KNOWN, LINE, ["101", "102", "103"]),
+        pbx.inbound_answered(
+            builder(seed + 3), UNKNOWN.replace("1-22", f"{seed % 10}-22"), LINE, "102"
+        ),
+    ]
+
+
+def grow(conn: psycopg.Connection, rows: int) -> None:
+    """What months of traffic leave behind, written directly, with no ANALYZE after it."""
+    conn.execute(
+        "INSERT INTO cti.call (source, pbx_call_id) SELECT 'onlinepbx3', 'grown-' || g"
+        " FROM generate_series(1, %s) g",
+        [rows],
+    )
+    grown = "SELECT id, row_number() OVER (ORDER BY id) AS n FROM cti.call WHERE pbx_call_id LIKE 'grown-%%'"
+    conn.execute(
+        f"INSERT INTO cti.call_transfer SELECT id, 1, '101', '102', now() FROM ({grown}) c"
+    )
+    conn.execute(
+        "INSERT INTO cti.callback_task (party, e164, first_call_id, last_call_id, created_at, due_at,"
+        " closed_at, closed_how)"
+        f" SELECT 'number:+7999' || n, '+7999' || n, id, id, now(), now(), now(), 'inbound_answered'"
+        f" FROM ({grown}) c"
+    )
+    conn.execute(
+        "INSERT INTO cti.callback_party_key SELECT 'number:+7999' || g, g FROM generate_series(1, %s) g",
+        [rows],
+    )
+    conn.execute(
+        f"INSERT INTO cti.registered_number (e164, client_id, call_id) SELECT '+7999' || n, 0, id FROM ({grown}) c"
+    )
+
+
+def test_lookups_stay_keyed_when_tables_grow_after_the_plans_were_made(conn):
+    try:
+        conn.execute("LOAD 'auto_explain'")
+    except psycopg.Error as exc:
+        pytest.skip(f"auto_explain cannot be loaded on this server ({exc}); it reads the plans")
+    seed_crm(conn)
+    for table in GROWING:  # only the plans under test change this test's outcome
+        conn.execute(f"ALTER TABLE cti.{table} SET (autovacuum_enabled = false)")
+    conn.execute("ANALYZE")  # while they are empty: the worst case
+    for frames in calls(seed=10):  # the session plans its statements now
+        insert_batch(conn, frames)
+    grow(conn, 20_000)
+
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    for setting in [
+        "auto_explain.log_min_duration = 0",
+        "auto_explain.log_nested_statements = on",
+        "auto_explain.log_level = notice",
+    ]:
+        conn.execute(f"SET {setting}")
+    for frames in calls(seed=20):  # the same kinds of calls, in rounds and frame by frame
+        insert_batch(conn, frames[: len(frames) // 2])
+        insert_frames(conn, frames[len(frames) // 2 :])
+    conn.execute("SET auto_explain.log_min_duration = -1")
+
+    text = "\n".join(plans)
+    assert "callback_party_key" in text and "call_transfer" in text, "the statements ran"
+    assert "registered_number" in text
+    scans = sorted(set(re.findall(rf"Seq Scan on ({'|'.join(GROWING)})\b", text)))
+    assert scans == [], f"read whole as they grew: {scans}"
+    # And what they did is right: the client's task was made and closed again, the
+    # transfer chain recorded, the unknown caller registered.
+    assert conn.execute(
+        "SELECT count(*) FILTER (WHERE closed_at IS NULL), count(*) FROM cti.callback_task"
+        " WHERE party NOT LIKE 'number:+7999%%'"
+    ).fetchone() == (0, 2)
+    assert conn.execute(
+        "SELECT count(*) FROM cti.call_transfer t JOIN cti.call c ON c.id = t.call_id"
+        " WHERE c.pbx_call_id NOT LIKE 'grown-%%'"
+    ).fetchone() == (4,)
