@@ -18,7 +18,7 @@ from ingester.simulator.traffic import Traffic
 from ingester.spool import Frame
 from ingester.writer import batch_params
 from tests.conftest import _janitor, dsn_for
-from tests.crm_fixture import KNOWN, LINE, SHARED, insert_batch, insert_frames, seed_crm
+from tests.crm_fixture import KNOWN, LINE, SHARED, builder, insert_batch, insert_frames, seed_crm
 
 BAD_FRAME = json.dumps({"event": "channel_create", "data": {"uuid": "no-call-uuid"}})
 
@@ -37,18 +37,15 @@ def twin_dsn(server_dsn: str, template_db: str, dsn: str):
     yield from another_database(server_dsn, template_db, dsn, "_twin")
 
 
-@pytest.fixture
-def third_dsn(server_dsn: str, template_db: str, dsn: str):
-    yield from another_database(server_dsn, template_db, dsn, "_third")
-
-
-def traffic_frames(calls: int) -> list[str]:
-    """Overlapping calls of every scenario, in the order the PBX sends them, plus a bad frame."""
+def traffic_frames(calls: int, bad_frame: bool = True) -> list[str]:
+    """Overlapping calls of every scenario, in the order the PBX sends them, and a bad frame
+    in the middle (its batch goes frame by frame)."""
     traffic = Traffic(
         seed=11, known_numbers=[KNOWN, SHARED], extensions=["101", "102", "103", "104"], scale=0.01
     )
     frames = [json.dumps(f) for _, f in traffic.schedule(time.time() - 600, 50, calls)]
-    frames.insert(len(frames) // 2, BAD_FRAME)
+    if bad_frame:
+        frames.insert(len(frames) // 2, BAD_FRAME)
     return frames
 
 
@@ -91,31 +88,50 @@ def insert_frame_by_frame_batches(conn: psycopg.Connection, frames: list[str], s
         now = now.replace(microsecond=(now.microsecond + 1) % 1_000_000)  # a new tick each time
 
 
-def test_a_batch_gives_what_its_frames_give_one_at_a_time(conn, twin_dsn, third_dsn):
-    frames = traffic_frames(calls=40)
+@pytest.fixture(scope="module")
+def traffic() -> list[str]:
+    return traffic_frames(calls=80, bad_frame=False)  # 669 frames: more than a batch of 500
+
+
+@pytest.mark.parametrize(
+    "size, bad_frame", [(1, False), (7, False), (500, False), ("the whole run", False), (60, True)]
+)
+def test_a_batch_gives_what_its_frames_give_one_at_a_time(conn, twin_dsn, traffic, size, bad_frame):
+    """Rounds, at any chunk size, against the frame-by-frame path as the oracle. With a bad
+    frame, its batch falls back to frame by frame and the frame fails alone."""
+    frames = traffic_frames(calls=80) if bad_frame else traffic
     seed_crm(conn)
-    insert_frames(conn, frames)  # one statement per frame
-    results = {"one at a time": observed(conn)}
+    insert_frame_by_frame_batches(conn, frames, size=60)
+    expected = observed(conn)
     with psycopg.connect(twin_dsn, autocommit=True) as twin:
         seed_crm(twin)
-        insert_as_batches(
-            twin, frames, size=60
-        )  # in rounds; the batch with the bad frame falls back
-        results["in rounds"] = observed(twin)
-    with psycopg.connect(third_dsn, autocommit=True) as third:
-        seed_crm(third)
-        insert_frame_by_frame_batches(third, frames, size=60)
-        results["frame by frame"] = observed(third)
-
-    expected = results["one at a time"]
-    assert len(expected["commands"]) > 100, "the mix should send plenty of commands"
-    for way in ("in rounds", "frame by frame"):
-        got = results[way]
-        assert got["outcomes"] == expected["outcomes"], way
-        assert got["commands"] == expected["commands"], way
-        assert got["history"] == expected["history"], way
+        twin.execute("SET track_functions = 'all'")
+        insert_as_batches(twin, frames, size=len(frames) if size == "the whole run" else size)
+        got = observed(twin)
+        twin.execute("SELECT pg_stat_force_next_flush()")  # at this transaction's end
+        left_rounds = twin.execute(  # the frame-by-frame paths of 65_processing.sql
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
+            " WHERE funcname IN ('process_frame_by_frame', 'process_and_record')"
+        ).fetchone()[0]
+    assert len(expected["commands"]) > 200, "the mix should send plenty of commands"
+    assert got["outcomes"] == expected["outcomes"]
+    assert got["commands"] == expected["commands"]
+    assert got["history"] == expected["history"]
     failed = [o for o in expected["outcomes"] if o[1] == "failed"]
-    assert len(failed) == 1 and "call_uuid" in failed[0][2]
+    assert len(failed) == (1 if bad_frame else 0)
+    # Only the bad frame's batch leaves rounds: each of its frames in a subtransaction.
+    assert left_rounds == (60 if bad_frame else 0)
+
+
+def test_a_plain_insert_per_frame_gives_what_the_ingesters_batches_give(conn, twin_dsn, traffic):
+    """A frame inserted alone by a plain INSERT (the row trigger parses it) is processed as a
+    batch of one: the same as the ingester's batches of 60."""
+    seed_crm(conn)
+    insert_frames(conn, traffic[:200])
+    with psycopg.connect(twin_dsn, autocommit=True) as twin:
+        seed_crm(twin)
+        insert_as_batches(twin, traffic[:200], size=60)
+        assert observed(twin) == observed(conn)
 
 
 def test_unknown_numbers_are_registered_in_frame_order(conn):
@@ -195,3 +211,65 @@ def test_one_clients_two_calls_in_a_batch_stay_in_rounds(conn):
     assert conn.execute(
         "SELECT missed_calls, closed_how, closed_by_extension FROM cti.callback_task"
     ).fetchall() == [(1, "inbound_answered", "102")]
+
+
+def test_two_ingesters_one_holding_a_lower_id_open_lose_and_repeat_nothing(conn, dsn, twin_dsn):
+    """Ingester A stores its batch (lower ids) and holds its transaction open; ingester B
+    stores a later batch and commits first. Each batch is processed in the transaction that
+    stores it, so nothing waits on an id cursor: after A commits, every frame has one
+    outcome and every command was sent once, as the same frames give one at a time."""
+    seed_crm(conn)
+    a_frames = pbx.outbound(builder(1), "101", "+7 916 111-22-33")
+    b_frames = pbx.outbound(builder(2), "102", "+7 916 444-55-66")
+    with psycopg.connect(dsn) as a, psycopg.connect(dsn, autocommit=True) as b:
+        insert_batch(a, a_frames)  # open: its ids are lower, its rows not yet visible
+        insert_batch(b, b_frames)  # commits at once (no stream or call in common)
+        seen_before_a = conn.execute("SELECT count(*) FROM cti.event_outcome").fetchone()[0]
+        a.commit()
+    assert seen_before_a == len(b_frames)
+    per_frame = conn.execute(
+        "SELECT coalesce(r.frame -> 'data' ->> 'call_uuid', r.frame -> 'data' ->> 'uuid'), count(o.*)"
+        " FROM cti.raw_event r LEFT JOIN cti.event_outcome o ON o.raw_event_id = r.id"
+        " GROUP BY r.id ORDER BY r.id"
+    ).fetchall()
+    a_call = a_frames[0]["data"]["call_uuid"]
+    assert [c == a_call for c, _ in per_frame] == [True] * len(a_frames) + [False] * len(b_frames)
+    assert [n for _, n in per_frame] == [1] * (len(a_frames) + len(b_frames))
+    with psycopg.connect(twin_dsn, autocommit=True) as twin:
+        seed_crm(twin)
+        insert_frames(twin, a_frames + b_frames)
+        assert observed(twin)["commands"] == observed(conn)["commands"]
+    assert [c[3] for c in observed(conn)["commands"]] == ["open_card", "call_ended"] * 2
+
+
+def test_registration_order_falls_back_in_a_large_chunk(conn, twin_dsn):
+    """Strangers calling in overlapping calls, all in one chunk of over 500 frames, and at
+    its end one call whose answer overtook its channel_create (as in the test above): rounds
+    meet that number after a later one, so the whole chunk goes again frame by frame
+    ('CTIR1'), and the leads are registered in the order the frames give them."""
+    traffic = Traffic(seed=5, known_numbers=[], extensions=["101", "102", "103"], scale=0.01)
+    frames = [json.dumps(f) for _, f in traffic.schedule(time.time() - 600, 50, 70)]
+    a = pbx.CallBuilder(random.Random(1), clock=time.time() - 60)
+    a.answer(a.leg("+7 (916) 000-00-01", LINE))
+    b = pbx.CallBuilder(random.Random(2), clock=time.time() - 60)
+    b.leg("+7 (916) 000-00-02", LINE)
+    frames += [json.dumps(f) for f in (a.frames[1], a.frames[0], b.frames[0])]
+    assert len(frames) > 500
+    seed_crm(conn)
+    insert_frame_by_frame_batches(conn, frames, size=60)
+    with psycopg.connect(twin_dsn, autocommit=True) as twin:
+        seed_crm(twin)
+        twin.execute("SET track_functions = 'all'")
+        insert_as_batches(twin, frames, size=len(frames))
+        twin.execute("SELECT pg_stat_force_next_flush()")
+        calls = dict(
+            twin.execute(
+                "SELECT funcname, calls FROM pg_stat_user_functions"
+                " WHERE funcname IN ('process_in_rounds', 'process_frame_by_frame')"
+            ).fetchall()
+        )
+        assert observed(twin) == observed(conn)
+        leads = "SELECT e164 FROM cti.registered_number ORDER BY client_id"
+        assert twin.execute(leads).fetchall() == conn.execute(leads).fetchall()
+    # The chunk went frame by frame once (rounds raised; a function that raises is not counted).
+    assert calls.get("process_frame_by_frame") == 1
