@@ -660,78 +660,80 @@ BEGIN
      -- Found by id, read by ctid (locked above, so it stays put): keyed, see 50_call_facts.sql.
      CROSS JOIN LATERAL (SELECT ctid AS row_at FROM cti.call WHERE id = i.call_id OFFSET 0) r
       JOIN cti.call o ON o.ctid = r.row_at
+     -- What the call's legs say, in one pass over them: each "first leg that ..." is the head
+     -- of that leg's list in the order named. (One subquery per question cost an executor
+     -- node each: about 200 for one call, most of a lone frame's derivation.)
      CROSS JOIN LATERAL (
-        WITH leg AS MATERIALIZED (
-            SELECT * FROM cti.call_leg WHERE call_id = o.id
-        ),
-        -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
-        inbound AS (
-            SELECT caller, caller_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
-             ORDER BY created_at, leg_uuid LIMIT 1
-        ),
-        -- Outbound: an extension's leg dialling a number that is not ours.
-        outbound AS (
-            SELECT destination, destination_raw FROM leg
-             WHERE created_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
-             ORDER BY created_at, leg_uuid LIMIT 1
-        ),
-        -- Who answered. Inbound: the first extension leg to answer that is not a consultation
-        -- between colleagues (ring-all and hunt groups: first answer wins).
-        inbound_answer AS (
-            SELECT answered_at, destination FROM leg
-             WHERE answered_at IS NOT NULL AND destination_is_extension AND NOT caller_is_extension
-             ORDER BY answered_at, leg_uuid LIMIT 1
-        ),
-        -- Outbound: the extension that dialled, once the far end answered.
-        outbound_answer AS (
-            SELECT answered_at, caller FROM leg
-             WHERE answered_at IS NOT NULL AND destination IS NOT NULL AND NOT destination_is_extension
-               AND caller_is_extension
-             ORDER BY answered_at, leg_uuid LIMIT 1
-        ),
-        -- Internal: recorded for history; internal calls pop no card.
-        internal_answer AS (
-            SELECT answered_at, destination FROM leg WHERE answered_at IS NOT NULL
-             ORDER BY answered_at, leg_uuid LIMIT 1
-        ),
-        -- Every extension leg bridged to the customer's side (a leg not dialling one of our
-        -- extensions), ordered by when it answered (the PBX's clock; a bridge event has no
-        -- time of its own and its arrival order is not to be trusted).
-        bridged AS (
+        SELECT (a.inbound[1]).caller AS in_number, (a.inbound[1]).caller_raw AS in_number_raw,
+               a.inbound IS NOT NULL AS is_inbound, a.in_dialled[1] AS in_dialled,
+               (a.outbound[1]).destination AS out_number, (a.outbound[1]).destination_raw AS out_number_raw,
+               a.outbound IS NOT NULL AS is_outbound, coalesce(a.any_created, false) AS is_internal,
+               a.started_at,
+               a.in_answered_at, a.in_answered_by[1] AS in_answered_by,
+               a.out_answered_at, a.out_answered_by[1] AS out_answered_by,
+               a.int_answered_at, a.int_answered_by[1] AS int_answered_by,
+               br.extensions AS bridged, br.times AS bridged_at,
+               coalesce(a.all_ended, true) AS all_legs_ended, a.last_leg_ended,
+               coalesce(a.busy, false) AS busy, coalesce(a.cancelled, false) AS cancelled,
+               a.leg_cause[1] AS leg_cause, tr.transfers
+          FROM (
+            SELECT
+                -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
+                array_agg(l ORDER BY l.created_at, l.leg_uuid)
+                    FILTER (WHERE l.created_at IS NOT NULL AND NOT l.caller_is_extension) AS inbound,
+                array_agg(l.destination_raw ORDER BY l.created_at, l.leg_uuid)
+                    FILTER (WHERE l.created_at IS NOT NULL AND NOT l.caller_is_extension
+                              AND NOT l.destination_is_extension) AS in_dialled,
+                -- Outbound: an extension's leg dialling a number that is not ours.
+                array_agg(l ORDER BY l.created_at, l.leg_uuid)
+                    FILTER (WHERE l.created_at IS NOT NULL AND l.destination IS NOT NULL
+                              AND NOT l.destination_is_extension) AS outbound,
+                bool_or(l.created_at IS NOT NULL) AS any_created,
+                min(l.created_at) AS started_at,
+                -- Who answered. Inbound: the first extension leg to answer that is not a
+                -- consultation between colleagues (ring-all and hunt groups: first answer wins).
+                min(l.answered_at) FILTER (WHERE l.answered_at IS NOT NULL AND l.destination_is_extension
+                                             AND NOT l.caller_is_extension) AS in_answered_at,
+                array_agg(l.destination ORDER BY l.answered_at, l.leg_uuid)
+                    FILTER (WHERE l.answered_at IS NOT NULL AND l.destination_is_extension
+                              AND NOT l.caller_is_extension) AS in_answered_by,
+                -- Outbound: the extension that dialled, once the far end answered.
+                min(l.answered_at) FILTER (WHERE l.answered_at IS NOT NULL AND l.destination IS NOT NULL
+                                             AND NOT l.destination_is_extension AND l.caller_is_extension)
+                    AS out_answered_at,
+                array_agg(l.caller ORDER BY l.answered_at, l.leg_uuid)
+                    FILTER (WHERE l.answered_at IS NOT NULL AND l.destination IS NOT NULL
+                              AND NOT l.destination_is_extension AND l.caller_is_extension) AS out_answered_by,
+                -- Internal: recorded for history; internal calls pop no card.
+                min(l.answered_at) AS int_answered_at,
+                array_agg(l.destination ORDER BY l.answered_at, l.leg_uuid)
+                    FILTER (WHERE l.answered_at IS NOT NULL) AS int_answered_by,
+                bool_and(l.ended_at IS NOT NULL) AS all_ended,
+                max(l.ended_at) AS last_leg_ended,
+                bool_or(l.hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
+                -- the customer hung up while it rang: the PBX cancels the ringing legs
+                bool_or(l.hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
+                array_agg(l.hangup_cause ORDER BY l.ended_at DESC NULLS LAST, l.leg_uuid)
+                    FILTER (WHERE l.hangup_cause IS NOT NULL) AS leg_cause
+              FROM cti.call_leg l WHERE l.call_id = o.id
+          ) a
+          -- Every extension leg bridged to the customer's side (a leg not dialling one of our
+          -- extensions), ordered by when it answered (the PBX's clock; a bridge event has no
+          -- time of its own and its arrival order is not to be trusted).
+          CROSS JOIN LATERAL (
             SELECT coalesce(array_agg(x.destination ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS extensions,
                    coalesce(array_agg(coalesce(x.answered_at, b.bridged_at)
                                       ORDER BY coalesce(x.answered_at, b.bridged_at), x.leg_uuid), '{}') AS times
               FROM cti.call_bridge b
-              JOIN leg x ON x.leg_uuid IN (b.leg_a, b.leg_b)
-              JOIN leg y ON y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
+              JOIN cti.call_leg x ON x.call_id = o.id AND x.leg_uuid IN (b.leg_a, b.leg_b)
+              JOIN cti.call_leg y ON y.call_id = o.id AND y.leg_uuid IN (b.leg_a, b.leg_b) AND y.leg_uuid <> x.leg_uuid
              WHERE b.call_id = o.id AND x.destination_is_extension
                AND y.destination IS NOT NULL AND NOT y.destination_is_extension
-        )
-        SELECT (SELECT caller FROM inbound) AS in_number, (SELECT caller_raw FROM inbound) AS in_number_raw,
-               EXISTS (SELECT FROM inbound) AS is_inbound,
-               (SELECT destination_raw FROM leg WHERE created_at IS NOT NULL AND NOT caller_is_extension
-                                                  AND NOT destination_is_extension
-                 ORDER BY created_at, leg_uuid LIMIT 1) AS in_dialled,
-               (SELECT destination FROM outbound) AS out_number, (SELECT destination_raw FROM outbound) AS out_number_raw,
-               EXISTS (SELECT FROM outbound) AS is_outbound,
-               EXISTS (SELECT FROM leg WHERE created_at IS NOT NULL) AS is_internal,
-               (SELECT min(created_at) FROM leg) AS started_at,
-               (SELECT answered_at FROM inbound_answer) AS in_answered_at,
-               (SELECT destination FROM inbound_answer) AS in_answered_by,
-               (SELECT answered_at FROM outbound_answer) AS out_answered_at,
-               (SELECT caller FROM outbound_answer) AS out_answered_by,
-               (SELECT answered_at FROM internal_answer) AS int_answered_at,
-               (SELECT destination FROM internal_answer) AS int_answered_by,
-               (SELECT extensions FROM bridged) AS bridged, (SELECT times FROM bridged) AS bridged_at,
-               NOT EXISTS (SELECT FROM leg WHERE ended_at IS NULL) AS all_legs_ended,
-               (SELECT max(ended_at) FROM leg) AS last_leg_ended,
-               EXISTS (SELECT FROM leg WHERE hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
-               -- the customer hung up while it rang: the PBX cancels the ringing legs
-               EXISTS (SELECT FROM leg WHERE hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
-               (SELECT hangup_cause FROM leg WHERE hangup_cause IS NOT NULL
-                 ORDER BY ended_at DESC NULLS LAST, leg_uuid LIMIT 1) AS leg_cause,
-               (SELECT coalesce(array_agg(to_extension ORDER BY step), '{}') FROM cti.call_transfer
-                 WHERE call_id = o.id) AS transfers
+          ) br
+          CROSS JOIN LATERAL (
+            SELECT coalesce(array_agg(t.to_extension ORDER BY t.step), '{}') AS transfers
+              FROM cti.call_transfer t WHERE t.call_id = o.id
+          ) tr
      ) d
      -- Direction and the customer's number: a customer's leg means inbound; an extension
      -- calling a number that is not ours, outbound; legs between extensions only, internal.
