@@ -2224,6 +2224,7 @@ CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ign
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_event cti.raw_event;
@@ -2421,6 +2422,7 @@ CREATE FUNCTION cti.tg_raw_event__process() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
+    SET jit TO 'off'
     AS $$
 DECLARE
     v_events cti.raw_event[];

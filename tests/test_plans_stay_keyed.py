@@ -101,3 +101,18 @@ def test_lookups_stay_keyed_when_tables_grow_after_the_plans_were_made(conn):
         "SELECT count(*) FROM cti.call_transfer t JOIN cti.call c ON c.id = t.call_id"
         " WHERE c.pbx_call_id NOT LIKE 'grown-%%'"
     ).fetchone() == (4,)
+
+
+def test_processing_turns_jit_off_with_sequential_scans(conn):
+    """Up to PostgreSQL 17 a disabled scan that cannot be avoided (cti.config's one row) is
+    priced at 10^10, over jit_above_cost: with LLVM, every statement reading it was compiled,
+    and an ingester's batch took seconds on PostgreSQL 15 (`make test-pg15` caught it). The
+    embedded server has no JIT, so here the settings themselves are checked."""
+    settings = dict(
+        conn.execute(
+            "SELECT p.proname, p.proconfig FROM pg_proc p"
+            " WHERE p.pronamespace = 'cti'::regnamespace AND p.proname IN ('tg_raw_event__process', 'rebuild')"
+        ).fetchall()
+    )
+    for name in ("tg_raw_event__process", "rebuild"):
+        assert {"enable_seqscan=off", "jit=off"} <= set(settings[name]), name

@@ -23,7 +23,10 @@
 -- tasks, transfers, registered numbers: they start empty and grow with the history) got a
 -- plan that reads all of it, kept until autovacuum's next ANALYZE, so each lookup grew
 -- slower as the table grew: 4,900 -> 2,200 frames/s over 40,000 frames, steady at 5,500
--- with this (docs/performance.md). The adapters a DBA writes run under it too.
+-- with this (docs/performance.md). The adapters a DBA writes run under it too. jit is off
+-- with it: up to PostgreSQL 17 a disabled scan that cannot be avoided (cti.config's one
+-- row) is priced at 10^10, and every statement reading it looked worth compiling (an
+-- INSERT of a batch took seconds on PostgreSQL 15 with LLVM); these statements are small.
 
 -- One call, frame by frame (2.0, the tick, rebuild, the per-frame fallback).
 CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
@@ -265,6 +268,7 @@ CREATE OR REPLACE FUNCTION cti.tg_raw_event__process() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER  -- runs as the owner: the ingester may insert raw events and nothing else
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off  -- see the header
+SET jit = off
 AS $$
 DECLARE
     v_events cti.raw_event[];
@@ -350,6 +354,7 @@ CREATE OR REPLACE FUNCTION cti.rebuild() RETURNS TABLE (events bigint, processed
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off  -- as live processing (see the header)
+SET jit = off
 AS $$
 DECLARE
     v_event cti.raw_event;
