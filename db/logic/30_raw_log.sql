@@ -29,9 +29,10 @@ AS $$
       FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n)
 $$;
 
--- Why parse in the INSERT, not in a row trigger: a PL/pgSQL row trigger with an exception
--- block cost 53-58 us per frame on the server, the whole raw log about 50; set-based, in the
--- INSERT's own query, about half (docs/performance.md).
+-- Why parse in the INSERT, not in a row trigger: the trigger was a PL/pgSQL call per frame
+-- with a subtransaction for the cast; set-based, in the INSERT's own query, parsing and
+-- keying cost about 13 us per frame, and the raw log takes 1.13x (JSON) and 1.21x (AMI)
+-- the frames per second it did (docs/performance.md).
 
 -- NULL when the text is valid JSON, else why not. PostgreSQL 16 and later tell without an
 -- error (pg_input_is_valid); 15 needs the cast and a subtransaction, kept apart below so
