@@ -295,11 +295,12 @@ BEGIN
                coalesce((x.fact).caller_is_extension, cti.is_extension(n.caller)),
                coalesce((x.fact).destination_is_extension, cti.is_extension(n.destination))
           FROM unnest(p_facts) x
-         CROSS JOIN LATERAL (
+         CROSS JOIN LATERAL (  -- OFFSET 0: each number normalised once, not once per use below
             SELECT CASE WHEN (x.fact).caller_is_extension THEN (x.fact).caller_raw
                         ELSE cti.normalize_phone((x.fact).caller_raw) END AS caller,
                    CASE WHEN (x.fact).destination_is_extension THEN (x.fact).destination_raw
-                        ELSE cti.normalize_phone((x.fact).destination_raw) END AS destination) n
+                        ELSE cti.normalize_phone((x.fact).destination_raw) END AS destination
+            OFFSET 0) n
          WHERE (x.fact).kind = 'leg_created'
         ON CONFLICT (source, leg_uuid) DO UPDATE
            SET caller = EXCLUDED.caller, caller_raw = EXCLUDED.caller_raw,
@@ -776,8 +777,9 @@ BEGIN
      CROSS JOIN LATERAL (
         SELECT coalesce(dir.direction IN ('inbound', 'outbound'), false) AND en.ended_at IS NULL AND en.holder IS NOT NULL AS wants_card
      ) wc
-     CROSS JOIN LATERAL (
+     CROSS JOIN LATERAL (  -- OFFSET 0: the adapter is asked once, not once per use below
         SELECT CASE WHEN wc.wants_card THEN cti.crm_workstation_for_extension(en.holder) END AS workstation
+        OFFSET 0
      ) ws
      CROSS JOIN LATERAL (
         SELECT jsonb_populate_record(o, jsonb_build_object(

@@ -248,8 +248,9 @@ BEGIN
      CROSS JOIN LATERAL (
         SELECT coalesce(dir.direction IN ('inbound', 'outbound'), false) AND en.ended_at IS NULL AND en.holder IS NOT NULL AS wants_card
      ) wc
-     CROSS JOIN LATERAL (
+     CROSS JOIN LATERAL (  -- OFFSET 0: the adapter is asked once, not once per use below
         SELECT CASE WHEN wc.wants_card THEN cti.crm_workstation_for_extension(en.holder) END AS workstation
+        OFFSET 0
      ) ws
      CROSS JOIN LATERAL (
         SELECT jsonb_populate_record(o, jsonb_build_object(
