@@ -1,5 +1,5 @@
-"""`pgcti gateway` as a child process on a free loopback port, for the demo and the
-latency benchmark: started, and waited for until it listens."""
+"""`pgcti gateway` as a child process on a free loopback port, for the demo, the latency
+benchmark and the gateway tests: started, and waited for until it listens."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def start(dsn: str, output) -> tuple[asyncio.subprocess.Process, int]:
-    """The gateway's process and port; `output` takes what it prints (a file, or DEVNULL)."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
+def command(dsn: str, port: int, *extra: str) -> list[str]:
+    """The argv of `pgcti gateway` on 127.0.0.1:`port`, as this Python runs it."""
+    return [
         sys.executable,
         "-m",
         "ingester.cli",
@@ -26,13 +25,24 @@ async def start(dsn: str, output) -> tuple[asyncio.subprocess.Process, int]:
         dsn,
         "--port",
         str(port),
-        stdout=output,
-        stderr=asyncio.subprocess.STDOUT,
+        *extra,
+    ]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def start(dsn: str, output) -> tuple[asyncio.subprocess.Process, int]:
+    """The gateway's process and port; `output` takes what it prints (a file, or DEVNULL)."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *command(dsn, port), stdout=output, stderr=asyncio.subprocess.STDOUT
     )
     for _ in range(150):  # up within a few seconds
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, port
+        if listening(port):
+            return process, port
         await asyncio.sleep(0.1)
     process.kill()
     raise RuntimeError(f"pgcti gateway did not listen on port {port} within 15 s")

@@ -24,9 +24,10 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ingester import embedded, migrations
+from ingester.gateway_process import free_port
 from tests.chaos_failover import DESK, Client, _as_server_user, settled_counts
 from tests.crm_fixture import seed_crm
-from tests.live import KEY, IngestProcess, SimulatorThread, free_port, wait_for
+from tests.live import KEY, IngestProcess, SimulatorThread, wait_for
 
 NODE_CONFIG = """\
 scope: pgcti-chaos

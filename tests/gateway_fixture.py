@@ -4,39 +4,22 @@ browser's first exchange with it over a WebSocket."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
+from ingester import gateway_process
 from tests.live import wait_for
 
 
 class Gateway:
     def __init__(self, dsn: str, port: int, *extra: str) -> None:
         self.port = port
+        card_url = ("--card-url", "https://crm.example/clients/{client_id}")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ingester.cli",
-                "gateway",
-                "--dsn",
-                dsn,
-                "--port",
-                str(port),
-                "--card-url",
-                "https://crm.example/clients/{client_id}",
-                *extra,
-            ],
+            gateway_process.command(dsn, port, *card_url, *extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        wait_for(self._up, what="the gateway to listen")
-
-    def _up(self) -> bool:
-        import socket
-
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_for(lambda: gateway_process.listening(port), what="the gateway to listen")
 
     def url(self, token: str) -> str:
         return f"http://127.0.0.1:{self.port}/#token={token}"

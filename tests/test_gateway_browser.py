@@ -9,10 +9,11 @@ import shutil
 import psycopg
 import pytest
 
+from ingester.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.crm_fixture import KNOWN, LINE, builder, insert_frames
 from tests.gateway_fixture import Gateway
-from tests.live import free_port, wait_for
+from tests.live import wait_for
 
 
 def _chromedriver() -> str:

@@ -3,10 +3,11 @@ connections per token, no PII in its log, bad messages, and a database that cann
 
 from __future__ import annotations
 
+from ingester.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.crm_fixture import KNOWN, LINE, builder, insert_frames
 from tests.gateway_fixture import Gateway, hello
-from tests.live import free_port, wait_for
+from tests.live import wait_for
 
 
 def test_origin_connection_limit_and_no_pii_in_the_gateways_log(conn, dsn, desks):

@@ -12,9 +12,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ingester import migrations
+from ingester.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
-from tests.live import KEY, IngestProcess, SimulatorThread, free_port, health, wait_for
+from tests.live import KEY, IngestProcess, SimulatorThread, health, wait_for
 
 
 def _stored(dsn: str) -> int:

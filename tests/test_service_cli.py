@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ingester.gateway_process import free_port
 from tests.conftest import run_cli
-from tests.live import KEY, SimulatorThread, free_port
+from tests.live import KEY, SimulatorThread
 
 
 def fails(*args: str, env: dict[str, str] | None = None):

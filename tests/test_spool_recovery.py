@@ -15,10 +15,11 @@ import psycopg
 import pytest
 
 from ingester import embedded, migrations
+from ingester.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.spool import Frame, frame_line
 from tests.crm_fixture import KNOWN, LINE, builder, seed_crm
-from tests.live import KEY, IngestProcess, SimulatorThread, free_port, health, wait_for
+from tests.live import KEY, IngestProcess, SimulatorThread, health, wait_for
 
 
 def _records(frames: list[dict]) -> str:

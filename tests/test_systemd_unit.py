@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.live import KEY, SimulatorThread, free_port, wait_for
+from ingester.gateway_process import free_port
+from tests.live import KEY, SimulatorThread, wait_for
 from tests.test_embedded_cli import _interpreter_for
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
