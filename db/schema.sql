@@ -198,7 +198,7 @@ BEGIN
         p_fact.other_leg := NULL;
     END IF;
     IF p_fact.caller_is_extension IS NULL THEN  -- through a Local/ wire
-        SELECT c.id INTO v_call FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_fact.call_key;
+        v_call := cti.call_of_key(p_source, p_fact.call_key);
         IF NOT EXISTS (SELECT FROM cti.call_leg l
                         WHERE l.call_id = v_call AND l.created_at IS NOT NULL
                           AND NOT l.caller_is_extension AND NOT l.destination_is_extension) THEN
@@ -255,7 +255,7 @@ BEGIN
     IF p_fact.call_key IS NULL THEN
         v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
     ELSE
-        SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        SELECT id INTO v_call_id FROM cti.call WHERE id = cti.call_of_key(p_source, p_fact.call_key) FOR UPDATE;
         IF v_call_id IS NULL THEN
             INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
             ON CONFLICT (source, pbx_call_id) DO NOTHING
@@ -403,6 +403,14 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) IS 'Keep the numbers of a CRM phone column in cti.phone_directory (triggers + backfill)';
+
+CREATE FUNCTION cti.call_of_key(p_source text, p_key text) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce((SELECT c.id FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_key),
+                    (SELECT a.call_id FROM cti.call_alias a WHERE a.source = p_source AND a.pbx_call_id = p_key))
+$$;
 
 CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
@@ -1551,14 +1559,22 @@ CREATE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
+    UPDATE cti.call_alias SET call_id = p_keep WHERE call_id = p_gone;
+    INSERT INTO cti.call_alias (source, pbx_call_id, call_id)
+    SELECT source, pbx_call_id, p_keep FROM cti.call WHERE id = p_gone
+    ON CONFLICT (source, pbx_call_id) DO UPDATE SET call_id = EXCLUDED.call_id;
     UPDATE cti.call_leg SET call_id = p_keep WHERE call_id = p_gone;
     INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
     SELECT p_keep, leg_a, leg_b, bridged_at FROM cti.call_bridge WHERE call_id = p_gone
     ON CONFLICT DO NOTHING;
     UPDATE cti.registered_number SET call_id = p_keep WHERE call_id = p_gone;
-    -- What the gone call already told people stays told: no second ring, no second card.
+    -- What the gone call already told people stays told: no second ring, no second card,
+    -- and a call it told had ended stays ended (its end is the customer's end).
     UPDATE cti.call k SET hold_count = k.hold_count + g.hold_count,
                           ring_notified = k.ring_notified OR g.ring_notified,
+                          ended_at = coalesce(k.ended_at, g.ended_at),
+                          outcome = coalesce(k.outcome, g.outcome),
+                          hangup_cause = coalesce(k.hangup_cause, g.hangup_cause),
                           card_workstation_id = coalesce(k.card_workstation_id, g.card_workstation_id),
                           client_id = coalesce(k.client_id, g.client_id),
                           client_match = coalesce(k.client_match, g.client_match),
@@ -2239,6 +2255,7 @@ BEGIN
     DELETE FROM cti.call_bridge;
     DELETE FROM cti.call_transfer;
     DELETE FROM cti.ami_bridge_member;
+    DELETE FROM cti.call_alias;  -- merges happen again, in the same order
     UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
         client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
         started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
@@ -2590,6 +2607,14 @@ CREATE TABLE cti.ami_bridge_member (
 );
 
 COMMENT ON TABLE cti.ami_bridge_member IS 'Asterisk bridges: which channel was in which bridge, from when until when (derived; rebuild makes it again)';
+
+CREATE TABLE cti.call_alias (
+    source text NOT NULL,
+    pbx_call_id text NOT NULL,
+    call_id bigint NOT NULL
+);
+
+COMMENT ON TABLE cti.call_alias IS 'The PBX id of each call merged into another, and the call it went into';
 
 CREATE TABLE cti.call_bridge (
     call_id bigint NOT NULL,
@@ -2951,6 +2976,9 @@ COMMENT ON TABLE cti.stream_ack IS 'How far each client stream is acknowledged; 
 ALTER TABLE ONLY cti.ami_bridge_member
     ADD CONSTRAINT ami_bridge_member_pkey PRIMARY KEY (source, bridge_id, member);
 
+ALTER TABLE ONLY cti.call_alias
+    ADD CONSTRAINT call_alias_pkey PRIMARY KEY (source, pbx_call_id);
+
 ALTER TABLE ONLY cti.call_bridge
     ADD CONSTRAINT call_bridge_pkey PRIMARY KEY (call_id, leg_a, leg_b);
 
@@ -3022,6 +3050,8 @@ ALTER TABLE ONLY cti.stream
 
 CREATE INDEX ami_bridge_member_member ON cti.ami_bridge_member USING btree (source, member);
 
+CREATE INDEX call_alias_call ON cti.call_alias USING btree (call_id);
+
 CREATE INDEX call_client ON cti.call USING btree (client_id, started_at);
 
 CREATE INDEX call_leg_call ON cti.call_leg USING btree (call_id);
@@ -3053,6 +3083,9 @@ CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW WHEN ((new
 CREATE TRIGGER _100_refresh_phone_directory AFTER UPDATE OF default_country_code, trunk_prefix, international_prefixes, national_digits, extension_max_digits ON cti.config FOR EACH ROW WHEN ((((((old.default_country_code IS DISTINCT FROM new.default_country_code) OR (old.trunk_prefix IS DISTINCT FROM new.trunk_prefix)) OR (old.international_prefixes IS DISTINCT FROM new.international_prefixes)) OR (old.national_digits IS DISTINCT FROM new.national_digits)) OR (old.extension_max_digits IS DISTINCT FROM new.extension_max_digits))) EXECUTE FUNCTION cti.tg_config__refresh_phone_directory();
 
 CREATE TRIGGER _500_process AFTER INSERT ON cti.raw_event REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_raw_event__process();
+
+ALTER TABLE ONLY cti.call_alias
+    ADD CONSTRAINT call_alias_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY cti.call_bridge
     ADD CONSTRAINT call_bridge_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
@@ -3116,6 +3149,8 @@ REVOKE ALL ON FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) 
 REVOKE ALL ON FUNCTION cti.are_regular_expressions(p_patterns text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.call_of_key(p_source text, p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 

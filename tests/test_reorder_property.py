@@ -201,3 +201,21 @@ def test_the_checker_catches_a_double_open():
         check_commands([("ws", 1, "open_card"), ("ws", 2, "close_card")])
     with pytest.raises(AssertionError):
         check_commands([("emp", 1, "ring"), ("emp", 1, "ring")])
+
+
+def test_a_call_merged_away_keeps_its_id(crm_conn):
+    """Found by the AMI property above: an attended transfer whose consultation call's
+    blocks come first. The customer's call was merged into the consultation by a bridge,
+    and the customer's next leg (its DialBegin to 101), looked up by its Linkedid, found no
+    call and started one that rang everyone again. The merged call's id now leads on."""
+    frames = _ami_blocks("attended", ["101", "102"], 0)
+    random.Random(38).shuffle(frames)
+    with crm_conn.transaction(force_rollback=True):
+        insert_frames(crm_conn, frames, source="asterisk")
+        rows = crm_conn.execute(
+            "SELECT target_kind, target_id, type FROM cti.outbox ORDER BY created_at, seq"
+        ).fetchall()
+        assert [r for r in rows if r[2] == "ring"] == [("emp", 1, "ring"), ("emp", 2, "ring")]
+        check_commands(rows)
+        assert crm_conn.execute("SELECT count(*) FROM cti.call").fetchone()[0] == 1
+        assert crm_conn.execute("SELECT count(*) FROM cti.call_alias").fetchone()[0] == 1

@@ -128,7 +128,7 @@ BEGIN
     IF p_fact.call_key IS NULL THEN
         v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
     ELSE
-        SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
+        SELECT id INTO v_call_id FROM cti.call WHERE id = cti.call_of_key(p_source, p_fact.call_key) FOR UPDATE;
         IF v_call_id IS NULL THEN
             INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
             ON CONFLICT (source, pbx_call_id) DO NOTHING
@@ -144,21 +144,40 @@ BEGIN
 END
 $$;
 
+-- The call a PBX call id names: its own, or the call it was merged into.
+CREATE OR REPLACE FUNCTION cti.call_of_key(p_source text, p_key text) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT c.id FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_key),
+                    (SELECT a.call_id FROM cti.call_alias a WHERE a.source = p_source AND a.pbx_call_id = p_key))
+$$;
+
 -- Fold call p_gone into p_keep: they turned out to be one call (a bridge joined them,
--- or a leg seen early turned out to ring for a customer's call).
+-- or a leg seen early turned out to ring for a customer's call). p_gone's PBX id (and the
+-- ids merged into it before) name p_keep from now on: a leg of it seen later joins p_keep
+-- instead of starting a call that would ring everyone again.
 CREATE OR REPLACE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    UPDATE cti.call_alias SET call_id = p_keep WHERE call_id = p_gone;
+    INSERT INTO cti.call_alias (source, pbx_call_id, call_id)
+    SELECT source, pbx_call_id, p_keep FROM cti.call WHERE id = p_gone
+    ON CONFLICT (source, pbx_call_id) DO UPDATE SET call_id = EXCLUDED.call_id;
     UPDATE cti.call_leg SET call_id = p_keep WHERE call_id = p_gone;
     INSERT INTO cti.call_bridge (call_id, leg_a, leg_b, bridged_at)
     SELECT p_keep, leg_a, leg_b, bridged_at FROM cti.call_bridge WHERE call_id = p_gone
     ON CONFLICT DO NOTHING;
     UPDATE cti.registered_number SET call_id = p_keep WHERE call_id = p_gone;
-    -- What the gone call already told people stays told: no second ring, no second card.
+    -- What the gone call already told people stays told: no second ring, no second card,
+    -- and a call it told had ended stays ended (its end is the customer's end).
     UPDATE cti.call k SET hold_count = k.hold_count + g.hold_count,
                           ring_notified = k.ring_notified OR g.ring_notified,
+                          ended_at = coalesce(k.ended_at, g.ended_at),
+                          outcome = coalesce(k.outcome, g.outcome),
+                          hangup_cause = coalesce(k.hangup_cause, g.hangup_cause),
                           card_workstation_id = coalesce(k.card_workstation_id, g.card_workstation_id),
                           client_id = coalesce(k.client_id, g.client_id),
                           client_match = coalesce(k.client_match, g.client_match),

@@ -74,7 +74,7 @@ BEGIN
         p_fact.other_leg := NULL;
     END IF;
     IF p_fact.caller_is_extension IS NULL THEN  -- through a Local/ wire
-        SELECT c.id INTO v_call FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_fact.call_key;
+        v_call := cti.call_of_key(p_source, p_fact.call_key);
         IF NOT EXISTS (SELECT FROM cti.call_leg l
                         WHERE l.call_id = v_call AND l.created_at IS NOT NULL
                           AND NOT l.caller_is_extension AND NOT l.destination_is_extension) THEN
