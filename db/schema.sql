@@ -634,7 +634,10 @@ COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adap
 CREATE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands) $$;
+    AS $$
+    SELECT cti.lock_calls(ARRAY[p_call_id]);
+    SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands);
+$$;
 
 COMMENT ON FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
 
@@ -652,8 +655,6 @@ DECLARE
     v_any_transfer boolean;
     v_any_command boolean;
 BEGIN
-    PERFORM cti.lock_calls(p_calls);
-
     SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
                          d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),
                          NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),
@@ -2098,9 +2099,12 @@ BEGIN
         RETURN false;
     END IF;
     SELECT coalesce(array_agg(ROW(x.id, x.received_at, x.f, NULL,
-                                  CASE WHEN (x.f).call_key IS NOT NULL THEN x.nth END)::cti.frame_fact ORDER BY x.id), '{}')
+                                  CASE WHEN (x.f).call_key IS NOT NULL AND (x.f).kind <> 'ignored' THEN x.nth END
+                                  )::cti.frame_fact ORDER BY x.id), '{}')
       INTO v_facts
-      FROM (SELECT e.id, e.received_at, f, row_number() OVER (PARTITION BY f.call_key ORDER BY e.id) AS nth
+      -- An ignored fact (channel_unbridge names its call) is in no round: it changes nothing.
+      FROM (SELECT e.id, e.received_at, f,
+                   row_number() OVER (PARTITION BY f.call_key, f.kind = 'ignored' ORDER BY e.id) AS nth
               FROM unnest(p_events) e CROSS JOIN LATERAL cti.facts_from_onlinepbx3(e.frame, e.received_at) f
              WHERE e.parse_error IS NULL) x;
     IF cardinality(v_facts) <> (SELECT count(*) FROM unnest(p_events) e WHERE e.parse_error IS NULL)
@@ -2156,6 +2160,75 @@ BEGIN
     RETURN true;
 END
 $$;
+
+CREATE FUNCTION cti.process_lone_frame(p_event cti.raw_event) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    v_facts cti.fact[];
+    v_fact cti.fact;
+    v_call_id bigint;
+    v_derived cti.derivation_result;
+    v_commands cti.keyed_command[];
+BEGIN
+    IF p_event.parse_error IS NOT NULL THEN
+        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'failed', p_event.parse_error);
+        RETURN true;
+    END IF;
+    IF p_event.source <> 'onlinepbx3' THEN
+        RETURN false;  -- other sources go frame by frame (cti.process_in_rounds says why)
+    END IF;
+    v_facts := ARRAY(SELECT f FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) f);
+    IF cardinality(v_facts) <> 1 THEN
+        RETURN false;
+    END IF;
+    v_fact := v_facts[1];
+    IF v_fact.kind = 'ignored' THEN
+        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'ignored', v_fact.note);
+        RETURN true;
+    END IF;
+    IF v_fact.call_key IS NULL
+       OR v_fact.kind NOT IN ('leg_created', 'leg_answered', 'leg_ended', 'leg_hold', 'leg_unhold', 'bridged', 'call_ended')
+       -- A leg stays in one call.
+       OR v_fact.kind LIKE 'leg%' AND EXISTS (
+            SELECT FROM cti.call_leg l JOIN cti.call c ON c.id = l.call_id
+             WHERE l.source = 'onlinepbx3' AND l.leg_uuid = v_fact.leg AND c.pbx_call_id <> v_fact.call_key) THEN
+        RETURN false;
+    END IF;
+
+    -- The call, found or made, and locked (as cti.process_round does for a round).
+    SELECT c.id INTO v_call_id FROM cti.call c
+     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = v_fact.call_key FOR UPDATE;
+    IF v_call_id IS NULL THEN
+        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES ('onlinepbx3', v_fact.call_key)
+        ON CONFLICT (source, pbx_call_id) DO NOTHING
+        RETURNING c.id INTO v_call_id;
+    END IF;
+    IF v_call_id IS NULL THEN  -- another transaction made it since our look
+        SELECT c.id INTO v_call_id FROM cti.call c
+         WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = v_fact.call_key FOR UPDATE;
+    END IF;
+
+    PERFORM cti.apply_facts('onlinepbx3',
+                            ARRAY[ROW(p_event.id, p_event.received_at, v_fact, v_call_id, 1)::cti.frame_fact]);
+    -- Keyed by the frame, as in a round: callback tasks come back to be tracked here.
+    v_derived := cti.derive_calls(ARRAY[v_call_id], ARRAY[p_event.received_at], ARRAY[p_event.id], true);
+    v_commands := v_derived.commands;
+    IF cardinality(v_derived.callback_steps) > 0 THEN
+        v_commands := v_commands || cti.track_callbacks(v_derived.callback_steps, v_derived.callback_keys, true);
+    END IF;
+    IF cardinality(v_commands) > 0 THEN  -- most frames send nothing
+        PERFORM cti.send_commands(v_commands);
+    END IF;
+
+    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'processed', NULL);
+    RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION cti.process_lone_frame(p_event cti.raw_event) IS 'Process an INSERT''s only frame as a round of one would, in fewer statements; false (nothing changed) when it needs the frame-by-frame path';
 
 CREATE FUNCTION cti.process_round(p_facts cti.frame_fact[]) RETURNS cti.derivation_result
     LANGUAGE plpgsql
@@ -2461,7 +2534,8 @@ BEGIN
     FOR v_attempt IN 1 .. 2 LOOP
         BEGIN
             IF v_try_rounds THEN
-                v_try_rounds := cti.process_in_rounds(v_events);
+                v_try_rounds := CASE WHEN cardinality(v_events) = 1 THEN cti.process_lone_frame(v_events[1])  -- 66_lone_frame.sql
+                                     ELSE cti.process_in_rounds(v_events) END;
             END IF;
             IF NOT v_try_rounds THEN
                 PERFORM cti.process_frame_by_frame(v_events);
@@ -3277,6 +3351,8 @@ REVOKE ALL ON FUNCTION cti.process_event(p_event cti.raw_event, p_live boolean, 
 REVOKE ALL ON FUNCTION cti.process_frame_by_frame(p_events cti.raw_event[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.process_lone_frame(p_event cti.raw_event) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.process_round(p_facts cti.frame_fact[]) FROM PUBLIC;
 

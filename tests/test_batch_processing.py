@@ -98,36 +98,71 @@ def insert_frame_by_frame_batches(conn: psycopg.Connection, frames: list[str], s
         now = now.replace(microsecond=(now.microsecond + 1) % 1_000_000)  # a new tick each time
 
 
+def batches_in(dsn: str, frames: list[str], size: int) -> tuple[dict, Counter]:
+    """The frames in batches of `size` into the (seeded) database at dsn: what a user sees
+    there, and which functions ran how often."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        seed_crm(conn)
+        conn.execute("SET track_functions = 'all'")
+        insert_as_batches(conn, frames, size=size)
+        return observed(conn), function_calls(conn)
+
+
 @pytest.fixture(scope="module")
 def traffic() -> list[str]:
     return traffic_frames(calls=80, bad_frame=False)  # 669 frames: more than a batch of 500
 
 
 @pytest.mark.parametrize(
-    "size, bad_frame", [(1, False), (7, False), (500, False), ("the whole run", False), (60, True)]
+    "size, bad_frame",
+    [(1, False), (7, False), (500, False), ("the whole run", False), (60, True), (1, True)],
 )
 def test_a_batch_gives_what_its_frames_give_one_at_a_time(conn, twin_dsn, traffic, size, bad_frame):
-    """Rounds, at any chunk size, against the frame-by-frame path as the oracle. With a bad
-    frame, its batch falls back to frame by frame and the frame fails alone."""
+    """Rounds, at any chunk size, and a lone frame's own path (size 1), against the
+    frame-by-frame path as the oracle. With a bad frame, its batch falls back to frame by
+    frame and the frame fails alone."""
     frames = traffic_frames(calls=80) if bad_frame else traffic
     seed_crm(conn)
     insert_frame_by_frame_batches(conn, frames, size=60)
     expected = observed(conn)
-    with psycopg.connect(twin_dsn, autocommit=True) as twin:
-        seed_crm(twin)
-        twin.execute("SET track_functions = 'all'")
-        insert_as_batches(twin, frames, size=len(frames) if size == "the whole run" else size)
-        got = observed(twin)
-        calls = function_calls(twin)
-        left_rounds = calls["process_frame_by_frame"] + calls["process_and_record"]
+    size = len(frames) if size == "the whole run" else size
+    got, calls = batches_in(twin_dsn, frames, size)
+    left_rounds = calls["process_frame_by_frame"] + calls["process_and_record"]
     assert len(expected["commands"]) > 200, "the mix should send plenty of commands"
+    # A lone frame takes its own path (66_lone_frame.sql), a larger batch rounds; the bad
+    # frame's batch raised there (a function that raised is not counted).
+    batches = -(-len(frames) // size)
+    assert len(frames) % size != 1, "no lone frame at the end of a larger chunk size"
+    path = "process_lone_frame" if size == 1 else "process_in_rounds"
+    other = "process_in_rounds" if size == 1 else "process_lone_frame"
+    assert (calls[path], calls[other]) == (batches - bad_frame, 0)
     assert got["outcomes"] == expected["outcomes"]
     assert got["commands"] == expected["commands"]
     assert got["history"] == expected["history"]
     failed = [o for o in expected["outcomes"] if o[1] == "failed"]
     assert len(failed) == (1 if bad_frame else 0)
     # Only the bad frame's batch leaves rounds: each of its frames in a subtransaction.
-    assert left_rounds == (60 if bad_frame else 0)
+    assert left_rounds == (size if bad_frame else 0)
+
+
+@pytest.mark.parametrize("size", [1, 60])
+def test_an_unbridge_changes_nothing_and_keeps_its_batch_in_rounds(conn, twin_dsn, traffic, size):
+    """channel_unbridge names its call but carries no fact (ignored): a batch holding one
+    stays in rounds (or the lone frame's path), and gives what frame by frame gives."""
+    frames = []
+    for body in traffic[:300]:
+        frames.append(body)
+        if json.loads(body)["event"] == "channel_bridge":
+            frames.append(json.dumps({**json.loads(body), "event": "channel_unbridge"}))
+    unbridges = len(frames) - 300
+    assert unbridges > 10, "the traffic should bridge calls"
+    seed_crm(conn)
+    insert_frame_by_frame_batches(conn, frames, size=60)
+    expected = observed(conn)
+    got, calls = batches_in(twin_dsn, frames, size)
+    assert got == expected
+    assert [o[1] for o in got["outcomes"]].count("ignored") == unbridges
+    assert calls["process_frame_by_frame"] + calls["process_and_record"] == 0
 
 
 def test_a_plain_insert_per_frame_gives_what_the_ingesters_batches_give(conn, twin_dsn, traffic):

@@ -99,6 +99,7 @@ $$;
 -- open_card, close_card, call_ended) as commands for the caller to send; p_ats[i] is when
 -- the frame that touched p_calls[i] arrived, p_keys[i] that frame's place (commands are
 -- keyed by it). Clients are looked up in array order. p_live = false returns no commands.
+-- The caller has locked the calls (cti.lock_calls()), so no two transactions derive one call.
 -- The rules are in this file's header and in docs/architecture.md.
 CREATE OR REPLACE FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamptz[], p_keys bigint[], p_live boolean)
 RETURNS cti.derivation_result
@@ -115,8 +116,6 @@ DECLARE
     v_any_transfer boolean;
     v_any_command boolean;
 BEGIN
-    PERFORM cti.lock_calls(p_calls);
-
     SELECT array_agg(ROW(i.ord, o, n.after_state, ch.chain, ch.chain_at,
                          d.transfers IS DISTINCT FROM coalesce(ch.chain[2:], '{}'),
                          NOT o.ring_notified AND coalesce(dir.direction = 'inbound' AND en.ended_at IS NULL, false),

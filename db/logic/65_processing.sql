@@ -32,7 +32,10 @@
 CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands) $$;
+AS $$
+    SELECT cti.lock_calls(ARRAY[p_call_id]);
+    SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands);
+$$;
 
 COMMENT ON FUNCTION cti.derive_call(bigint, timestamptz, boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
 
@@ -188,9 +191,12 @@ BEGIN
         RETURN false;
     END IF;
     SELECT coalesce(array_agg(ROW(x.id, x.received_at, x.f, NULL,
-                                  CASE WHEN (x.f).call_key IS NOT NULL THEN x.nth END)::cti.frame_fact ORDER BY x.id), '{}')
+                                  CASE WHEN (x.f).call_key IS NOT NULL AND (x.f).kind <> 'ignored' THEN x.nth END
+                                  )::cti.frame_fact ORDER BY x.id), '{}')
       INTO v_facts
-      FROM (SELECT e.id, e.received_at, f, row_number() OVER (PARTITION BY f.call_key ORDER BY e.id) AS nth
+      -- An ignored fact (channel_unbridge names its call) is in no round: it changes nothing.
+      FROM (SELECT e.id, e.received_at, f,
+                   row_number() OVER (PARTITION BY f.call_key, f.kind = 'ignored' ORDER BY e.id) AS nth
               FROM unnest(p_events) e CROSS JOIN LATERAL cti.facts_from_onlinepbx3(e.frame, e.received_at) f
              WHERE e.parse_error IS NULL) x;
     IF cardinality(v_facts) <> (SELECT count(*) FROM unnest(p_events) e WHERE e.parse_error IS NULL)
@@ -263,7 +269,7 @@ BEGIN
 END
 $$;
 
--- The processing trigger: rounds for onlinePBX 3.0 batches, frame by frame otherwise, and a subtransaction per frame only when a frame fails.
+-- The processing trigger: rounds for onlinePBX 3.0 batches (a lone frame its own way), frame by frame otherwise, and a subtransaction per frame only when a frame fails.
 CREATE OR REPLACE FUNCTION cti.tg_raw_event__process() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER  -- runs as the owner: the ingester may insert raw events and nothing else
 SET search_path = pg_catalog, pg_temp
@@ -288,7 +294,8 @@ BEGIN
     FOR v_attempt IN 1 .. 2 LOOP
         BEGIN
             IF v_try_rounds THEN
-                v_try_rounds := cti.process_in_rounds(v_events);
+                v_try_rounds := CASE WHEN cardinality(v_events) = 1 THEN cti.process_lone_frame(v_events[1])  -- 66_lone_frame.sql
+                                     ELSE cti.process_in_rounds(v_events) END;
             END IF;
             IF NOT v_try_rounds THEN
                 PERFORM cti.process_frame_by_frame(v_events);
