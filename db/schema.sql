@@ -645,6 +645,7 @@ CREATE FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamp with time zon
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_memoize TO 'off'
     AS $$
 DECLARE
     v_steps cti.call_derivation[];
