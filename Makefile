@@ -58,6 +58,7 @@ test-pg15: $(BIN)/.installed $(INTEROP) $(BROWSER)
 # Benchmarks: ratios measured in one run on one server (see docs/performance.md).
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --json bench-results.json
+	$(BIN)/python -m tests.bench.lone_frame --json bench-lone.json
 	$(BIN)/python -m tests.bench.latency --json bench-latency.json
 	$(BIN)/python -m tests.bench.directory --json bench-directory.json
 	$(BIN)/python -m tests.bench.analytics --json bench-analytics.json
