@@ -100,7 +100,9 @@ def main() -> None:
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2)
     print(f"\nA lone frame ({lone['frames']} frames, server execution time, ms):")
-    print(f"  whole INSERT      p50 {lone['pipeline_ms_p50']:.3f}  mean {lone['pipeline_ms_mean']:.3f}")
+    print(
+        f"  whole INSERT      p50 {lone['pipeline_ms_p50']:.3f}  mean {lone['pipeline_ms_mean']:.3f}"
+    )
     print(f"  raw log alone     p50 {lone['raw_log_ms_p50']:.3f}")
     print(
         f"  processing        p50 {lone['processing_ms_p50']:.3f}  mean {lone['processing_ms_mean']:.3f}"
