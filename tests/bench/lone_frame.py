@@ -1,6 +1,7 @@
 """`make bench`: a lone frame's server time (issue 12, part 4), against the raw log alone.
 
-    python -m tests.bench.lone_frame [--frames 600] [--clients 100000] [--json bench-lone.json]
+    python -m tests.bench.lone_frame [--frames 600] [--clients 100000] [--pbx onlinepbx3|asterisk]
+                                     [--json bench-lone.json]
 
 A quiet site sends a frame at a time, and what it feels is the latency of one INSERT. Each
 frame here is the ingester's own statement with one frame in it, under `EXPLAIN (ANALYZE,
@@ -44,8 +45,8 @@ def execution_ms(conn: psycopg.Connection, statement: str, frame: dict) -> float
     return plan[0]["Execution Time"]
 
 
-def lone_frames(dsn: str, frames: int, clients: int) -> dict:
-    rows = frames_for(WARM_UP + frames, clients, seed=3)
+def lone_frames(dsn: str, frames: int, clients: int, protocol: str) -> dict:
+    rows = frames_for(WARM_UP + frames, clients, seed=3, protocol=protocol)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA bench")
         conn.execute(RAW_LOG_SETUP)
@@ -67,6 +68,7 @@ def lone_frames(dsn: str, frames: int, clients: int) -> dict:
     assert unprocessed == 0, f"{unprocessed} frames have no outcome: the bench measured nothing"
     processing = [p - r for p, r in zip(pipeline, raw_log, strict=True)]
     return {
+        "pbx": protocol,
         "frames": frames,
         "pipeline_ms_p50": statistics.median(pipeline),
         "pipeline_ms_mean": statistics.mean(pipeline),
@@ -84,6 +86,7 @@ def main() -> None:
     parser.add_argument("--dsn", default=os.environ.get("PGCTI_TEST_DSN"))
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--clients", type=int, default=100_000)
+    parser.add_argument("--pbx", choices=["onlinepbx3", "asterisk"], default="onlinepbx3")
     parser.add_argument("--json", default="bench-lone.json")
     args = parser.parse_args()
 
@@ -93,13 +96,13 @@ def main() -> None:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             seed_crm(conn, args.clients)
-        results["lone_frame"] = lone = lone_frames(dsn, args.frames, args.clients)
+        results["lone_frame"] = lone = lone_frames(dsn, args.frames, args.clients, args.pbx)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS pgcti_bench_lone WITH (FORCE)")
     with open(args.json, "w") as out:
         json.dump(results, out, indent=2)
-    print(f"\nA lone frame ({lone['frames']} frames, server execution time, ms):")
+    print(f"\nA lone {lone['pbx']} frame ({lone['frames']} frames, server execution time, ms):")
     print(
         f"  whole INSERT      p50 {lone['pipeline_ms_p50']:.3f}  mean {lone['pipeline_ms_mean']:.3f}"
     )
