@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -163,6 +164,64 @@ def test_an_unbridge_changes_nothing_and_keeps_its_batch_in_rounds(conn, twin_ds
     assert got == expected
     assert [o[1] for o in got["outcomes"]].count("ignored") == unbridges
     assert calls["process_frame_by_frame"] + calls["process_and_record"] == 0
+
+
+def test_a_lone_frame_whose_leg_is_under_another_call_goes_frame_by_frame(conn, twin_dsn):
+    """A leg stays in one call: a lone frame naming a known leg under another call is not
+    the lone path's (it changes nothing and says so), and goes frame by frame."""
+    call = builder(3)
+    call.answer(call.leg(KNOWN, LINE))
+    create, answer = call.frames
+    moved = {**answer, "data": {**answer["data"], "call_uuid": "another-call"}}
+    frames = [json.dumps(create), json.dumps(moved)]
+    seed_crm(conn)
+    insert_frame_by_frame_batches(conn, frames, size=60)
+    got, calls = batches_in(twin_dsn, frames, size=1)
+    expected = observed(conn)
+    assert got["outcomes"] == expected["outcomes"]
+    assert got["commands"] == expected["commands"]
+    # The leg stays in its call; the other call, legless, ends when its frame arrives.
+    assert [h[:-1] for h in got["history"]] == [h[:-1] for h in expected["history"]]
+    assert (calls["process_lone_frame"], calls["process_frame_by_frame"]) == (2, 1)
+
+
+def test_two_lone_frames_of_one_new_call_at_once_make_one_call(conn, dsn):
+    """Two ingesters each store a lone frame of the same new call at the same moment: the
+    second waits for the first's new call row, then takes it (not a second call, not a
+    failed frame)."""
+    seed_crm(conn)
+    leg = {"event": "channel_create", "data": {"call_uuid": "call-x", "caller_number": KNOWN}}
+    first = json.dumps(
+        {**leg, "data": {**leg["data"], "uuid": "leg-1", "destination_number": LINE}}
+    )
+    second = json.dumps(
+        {**leg, "data": {**leg["data"], "uuid": "leg-2", "destination_number": "101"}}
+    )
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as other:
+        insert_batch(holder, [first])  # its transaction stays open: the call row is not committed
+        other.execute("SET track_functions = 'all'")
+        waiting = threading.Thread(target=insert_batch, args=(other, [second]))
+        waiting.start()
+        pid = other.info.backend_pid
+        for _ in range(100):  # until the second waits on the first's row
+            state = conn.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid]
+            ).fetchone()
+            if state and state[0] == "Lock":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second frame never waited for the first's call")
+        holder.commit()
+        waiting.join(timeout=10)
+        calls = function_calls(other)
+    # Taken by the lone path, not by the slow path after an error.
+    assert (calls["process_lone_frame"], calls["process_and_record"]) == (1, 0)
+    assert conn.execute(
+        "SELECT c.pbx_call_id, count(l.*) FROM cti.call c JOIN cti.call_leg l ON l.call_id = c.id"
+        " GROUP BY c.pbx_call_id"
+    ).fetchall() == [("call-x", 2)]
+    assert conn.execute("SELECT status FROM cti.event_outcome").fetchall() == [("processed",)] * 2
 
 
 def test_a_plain_insert_per_frame_gives_what_the_ingesters_batches_give(conn, twin_dsn, traffic):
