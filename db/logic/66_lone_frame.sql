@@ -10,8 +10,8 @@
 -- - A frame whose fact function raises fails this function; the trigger records the error
 --   beside the frame (the slow path), as for any batch.
 -- Why a path of its own: a round numbers a batch's facts into rounds and checks the batch
--- as a whole (a window over the facts, four checks, a join for the outcomes). For one frame
--- that is about a quarter of its statements' time, and the latency a quiet site feels is
+-- as a whole (a window over the facts, five checks, a join for the outcomes). For one frame
+-- that was about a fifth of its processing time, and the latency a quiet site feels is
 -- made of such statements (docs/performance.md, "A lone frame").
 
 CREATE OR REPLACE FUNCTION cti.process_lone_frame(p_event cti.raw_event) RETURNS boolean
