@@ -63,6 +63,9 @@ class CallBuilder:
     def bridge(self, a: str, b: str) -> None:
         self._emit("channel_bridge", uuids=[a, b], direction="inbound")
 
+    def unbridge(self, a: str, b: str) -> None:
+        self._emit("channel_unbridge", uuids=[a, b], direction="inbound")
+
     def hold(self, leg: str) -> None:
         self._emit("channel_hold", uuid=leg)
 
@@ -156,6 +159,7 @@ def blind_transfer_chain(b: CallBuilder, customer: str, line: str, exts: list[st
     for ext in exts[1:]:
         b.tick(20)
         nxt = b.leg(customer, ext, "outbound")
+        b.unbridge(a, current)  # the PBX parts them as the transfer starts
         b.destroy(current, "BLIND_TRANSFER")
         b.tick(3)
         b.answer(nxt)
