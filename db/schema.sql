@@ -2199,21 +2199,8 @@ BEGIN
         RETURN false;
     END IF;
 
-    -- The call, found or made, and locked (as cti.process_round does for a round).
-    SELECT c.id INTO v_call_id FROM cti.call c
-     WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = v_fact.call_key FOR UPDATE;
-    IF v_call_id IS NULL THEN
-        INSERT INTO cti.call AS c (source, pbx_call_id) VALUES ('onlinepbx3', v_fact.call_key)
-        ON CONFLICT (source, pbx_call_id) DO NOTHING
-        RETURNING c.id INTO v_call_id;
-    END IF;
-    IF v_call_id IS NULL THEN  -- another transaction made it since our look
-        SELECT c.id INTO v_call_id FROM cti.call c
-         WHERE c.source = 'onlinepbx3' AND c.pbx_call_id = v_fact.call_key FOR UPDATE;
-    END IF;
-
-    PERFORM cti.apply_facts('onlinepbx3',
-                            ARRAY[ROW(p_event.id, p_event.received_at, v_fact, v_call_id, 1)::cti.frame_fact]);
+    -- The call found or made, and locked, and the fact applied (as frame by frame does).
+    v_call_id := cti.apply_fact('onlinepbx3', v_fact);
     -- Keyed by the frame, as in a round: callback tasks come back to be tracked here.
     v_derived := cti.derive_calls(ARRAY[v_call_id], ARRAY[p_event.received_at], ARRAY[p_event.id], true);
     v_commands := v_derived.commands;
