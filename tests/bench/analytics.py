@@ -19,7 +19,7 @@ import time
 import psycopg
 
 from ingester import embedded
-from tests.bench.run import log, scratch_database
+from tests.bench.workload import log, scratch_database
 
 # A year of calls: 8 lines, 30 extensions, clients 1..calls/4; the outcome shares of a
 # real sales line (7 in 10 answered).

@@ -20,7 +20,7 @@ import time
 import psycopg
 
 from ingester import embedded
-from tests.bench.run import log, scratch_database
+from tests.bench.workload import log, scratch_database
 
 SHOP = """
 CREATE SCHEMA shop;

@@ -33,7 +33,7 @@ from ingester.queries import query
 from ingester.simulator.run import make_server
 from ingester.simulator.server import Onlinepbx3Server
 from ingester.simulator.traffic import Traffic, call_keys
-from tests.bench.run import frames_for, insert_batches, log, seed_crm
+from tests.bench.workload import frames_for, insert_batches, log, seed_crm
 
 FRAMES_PER_CALL = {"onlinepbx3": 8.7, "asterisk": 17.5}  # the scenario mix's average
 

@@ -27,7 +27,7 @@ from ingester import embedded
 from ingester.queries import query
 from ingester.spool import Frame
 from ingester.writer import batch_params
-from tests.bench.run import (
+from tests.bench.workload import (
     RAW_LOG_INSERT,
     RAW_LOG_SETUP,
     frames_for,
