@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -15,11 +16,30 @@ import pytest
 from ingester.simulator.ami_server import AmiServer, blocks_of
 from tests.live import IngestProcess, wait_for
 
-# Beside the project root (../shared/reference/ami-captures), or where PGCTI_AMI_CAPTURES says.
-CAPTURES = Path(
-    os.environ.get("PGCTI_AMI_CAPTURES")
-    or Path(__file__).resolve().parents[2] / "shared" / "reference" / "ami-captures"
-)
+
+def _captures_folder() -> Path:
+    """Where PGCTI_AMI_CAPTURES says, else beside the project root
+    (../shared/reference/ami-captures), else beside the local repository this one was
+    cloned from: a clean clone in a scratch folder (CI) still reads them in place."""
+    if os.environ.get("PGCTI_AMI_CAPTURES"):
+        return Path(os.environ["PGCTI_AMI_CAPTURES"])
+    root = Path(__file__).resolve().parents[1]
+    beside = [root.parent]
+    origin = subprocess.run(
+        ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin.startswith("file://"):
+        origin = origin[len("file://") :]
+    if origin and Path(origin).is_absolute():  # a local path, not a network remote
+        beside.append(Path(origin).resolve().parent)
+    candidates = [b / "shared" / "reference" / "ami-captures" for b in beside]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+CAPTURES = _captures_folder()
 SECRET = "s3cr3t+/=:&%-ami"
 CHAN_VARIABLES = (
     "Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/101-00000007\r\n"
