@@ -45,6 +45,8 @@ def describe(item: Item) -> str:
         extra.append(f"manager {p['manager_surname']}")
     if p.get("is_new"):
         extra.append("NEW number")
+    if item.type == "callback_task":  # the owner's task: call this client back
+        extra.append(f"{p.get('missed_calls', 1)} missed, call back")
     detail = f" ({', '.join(extra)})" if extra else ""
     return f"{item.type:<10} call {item.call_id:<6} {p.get('number') or 'anonymous'}  {who}{detail}"
 

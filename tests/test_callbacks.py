@@ -154,3 +154,24 @@ def test_rebuild_makes_the_same_tasks(conn, crm):
     conn.execute("SELECT * FROM cti.rebuild()")
     assert tasks(conn) == before and len(before) == 3
     assert conn.execute("SELECT count(*) FROM cti.outbox").fetchone()[0] == sent, "sends nothing"
+
+
+def test_the_demo_board_and_watch_name_a_task_for_its_owner(conn, crm):
+    """The demo's board and `pgcti watch` print a task as a callback for an employee, from
+    the item the database sent (the board once named it after a desk, with "call None")."""
+    from ingester.demo.board import Board
+    from ingester.watch import Item, describe
+
+    missed(conn, 1)
+    missed(conn, 2)
+    kind, target, seq, call_id, payload = conn.execute(
+        "SELECT target_kind, target_id, seq, call_id, payload FROM cti.outbox"
+        " WHERE type = 'callback_task' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    # a workstation with the owner's id, so that a line naming a desk would show it
+    board = Board({target: "desk-101"})
+    line = board.apply(kind, target, "callback_task", payload)
+    assert line.startswith(f"callback  -> employee {crm['Petrova']}: call back +74951234567 Ivan")
+    assert "(2 missed, task " in line and "desk" not in line and "None" not in line, line
+    watched = describe(Item(f"emp:{target}", seq, "callback_task", call_id, payload))
+    assert "Ivan Ivanov" in watched and "2 missed" in watched, watched

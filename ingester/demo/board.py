@@ -46,6 +46,11 @@ class Board:
             line += "".join(f", {e}" for e in extra if e)
             self.rings.appendleft(line[10:])
             return line
+        if type_ == "callback_task":  # to the employee who owns it: call this client back
+            return (
+                f"callback  -> employee {target}: call back {number} {who}"
+                f" ({payload.get('missed_calls', 1)} missed, task {payload.get('task_id')})"
+            )
         desk = self.workstations.get(target, f"ws {target}")
         if type_ == "open_card":
             self.cards[target] = f"{number}  {who}"
