@@ -31,9 +31,10 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from ingester import embedded, migrations
+from ingester import embedded
 from ingester.demo.board import percentile
 from ingester.simulator.traffic import Traffic
+from tests.bench.workload import scratch_database
 from tests.chaos_failover import case_failover
 from tests.chaos_patroni import case_patroni
 from tests.crm_fixture import seed_crm
@@ -98,11 +99,8 @@ class Feed:
 
 
 def fresh_database(server: str, name: str) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = make_conninfo(server, dbname=name)
-    migrations.apply(dsn, reference_crm=True)
+    """A scratch database (as the benchmarks make one) with the tests' small CRM."""
+    dsn = scratch_database(server, name)
     with psycopg.connect(dsn, autocommit=True) as conn:
         seed_crm(conn)
     return dsn
