@@ -10,8 +10,9 @@ frame in it is stored or spooled.
 How much survives a power cut is the sync policy's choice (`--sync`, docs/reliability.md):
 - `always`: every frame is fsync'd as it is written: none is lost, at one fsync per frame;
 - `batch` (the default): group commit, one fsync for every frame received since the last,
-  when the writer takes them for the database: a cut loses at most the frames received
-  since the last batch was taken (milliseconds);
+  when the writer takes them for the database (the fsync runs while they are written, so
+  the database does not wait for the disk): a cut loses at most the frames received since
+  the last batch was taken (milliseconds);
 - `none`: flushed to the operating system only: a process crash loses nothing, a power
   cut can lose every frame not yet in the database.
 With `always` and `batch` a new file's directory entry is fsync'd too.
@@ -40,6 +41,19 @@ class _Part:
     path: Path
     recorded: int = 0
     settled: int = 0
+
+
+def fsync_and_close(fd: int | None) -> OSError | None:
+    """The fsync of Journal.begin_sync(); safe on another thread. Returns its error, if any."""
+    if fd is None:
+        return None
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
+    return None
 
 
 class Journal:
@@ -103,16 +117,22 @@ class Journal:
         return True
 
     def sync(self) -> None:
-        """Group commit (policy `batch`): make every frame written so far survive a power cut.
-        The writer calls it when it takes frames for the database."""
+        """Group commit (policy `batch`): make every frame written so far survive a power cut."""
+        self.finish_sync(fsync_and_close(self.begin_sync()))
+
+    def begin_sync(self) -> int | None:
+        """Group commit in two halves, so that the writer's INSERT need not wait for the disk:
+        the frames written so far, as a descriptor of their file to fsync (on any thread, with
+        fsync_and_close()), then finish_sync() with what it returned. None: nothing to sync."""
         if self.sync_policy != "batch" or not self._unsynced or self._out is None:
-            return
-        try:
-            os.fsync(self._out.fileno())
-        except OSError as exc:
-            self._broken(exc)
-            return
-        self._unsynced = False
+            return None
+        self._unsynced = False  # frames written from now on wait for the next sync
+        # A duplicate: the file may rotate or be dropped while the fsync runs.
+        return os.dup(self._out.fileno())
+
+    def finish_sync(self, error: OSError | None) -> None:
+        if error is not None:
+            self._broken(error)
 
     def _broken(self, exc: OSError) -> None:
         """A write failed: drop the file (it may end in a torn record, which a later start

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import psycopg
 
 from ingester.bounded import bounded_body
-from ingester.journal import Journal
+from ingester.journal import Journal, fsync_and_close
 from ingester.metrics import Metrics
 from ingester.queries import query
 from ingester.replay_window import REPLAY_WINDOW, ReplayWindow
@@ -132,9 +132,18 @@ class Writer:
                     break
                 self._taken(first)
             self._inflight = self._take_batch(first)
-            if self.journal is not None:
-                self.journal.sync()  # group commit: what is taken survives a power cut
+            # Group commit: what is taken survives a power cut. The fsync runs on a thread
+            # while the batch is written: a frame is safe once either is done, and it is
+            # settled (its journal record dropped) only when both are.
+            fd = self.journal.begin_sync() if self.journal is not None else None
+            syncing = (
+                asyncio.create_task(asyncio.to_thread(fsync_and_close, fd))
+                if fd is not None
+                else None
+            )
             await self._write(self._inflight)
+            if syncing is not None and self.journal is not None:
+                self.journal.finish_sync(await syncing)
             self._settle(len(self._inflight))
             self._inflight = []
         if self._conn is not None:

@@ -8,15 +8,20 @@ the result as the next run of the ingester would."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ingester import spool as spool_module
 from ingester.journal import Journal
+from ingester.metrics import Metrics
 from ingester.spool import Frame
+from ingester.writer import Writer
 
 REAL_FSYNC = os.fsync
 
@@ -97,3 +102,44 @@ def test_a_new_spool_file_survives_by_name(disk, tmp_path):
     spool.append(frames(3))
     after = disk.cut_power(tmp_path / "spool", tmp_path / "after")
     assert spool_module.Spool(after).depth == 3
+
+
+def test_the_database_write_does_not_wait_for_the_journals_fsync(dsn, tmp_path, monkeypatch):
+    """Group commit overlaps the disk: the writer's INSERT runs while the batch's journal
+    fsync does (on a slow disk here, 0.5 s), and the frame's journal record is dropped only
+    once both are done, so a power cut at any moment finds it in one place or the other."""
+    events: dict[str, float] = {}
+
+    def slow_fsync(fd: int) -> None:
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            return REAL_FSYNC(fd)  # a new journal file's name: not the group commit
+        events.setdefault("fsync began", time.time())
+        time.sleep(0.5)
+        REAL_FSYNC(fd)
+        events.setdefault("fsync ended", time.time())
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    journal = Journal(tmp_path / "journal", sync="batch")
+    settle = journal.settle
+    monkeypatch.setattr(
+        journal, "settle", lambda n: (events.setdefault("settled", time.time()), settle(n))
+    )
+    writer = Writer(dsn, spool_module.Spool(tmp_path / "spool"), Metrics(), journal=journal)
+    frame = Frame("onlinepbx3", datetime.now(UTC), '{"event": "call_start", "data": {}}')
+
+    async def write_one() -> None:
+        task = asyncio.create_task(writer.run())
+        writer.submit(frame)
+        writer.stop()
+        await task
+
+    asyncio.run(write_one())
+    with psycopg.connect(dsn) as conn:
+        (stored_at,) = conn.execute(
+            "SELECT o.processed_at FROM cti.raw_event r"
+            " JOIN cti.event_outcome o ON o.raw_event_id = r.id WHERE r.frame = %s::jsonb",
+            [frame.body],
+        ).fetchone()
+    assert events["fsync began"] < stored_at.timestamp() < events["fsync ended"], events
+    assert events["settled"] >= events["fsync ended"], events
+    assert Journal(tmp_path / "journal").left_over() == [], "settled: nothing left to replay"
