@@ -59,6 +59,7 @@ test-pg15: $(BIN)/.installed $(INTEROP) $(BROWSER)
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run --json bench-results.json
 	$(BIN)/python -m tests.bench.lone_frame --json bench-lone.json
+	$(BIN)/python -m tests.bench.decoupled --json bench-decoupled.json
 	$(BIN)/python -m tests.bench.latency --json bench-latency.json
 	$(BIN)/python -m tests.bench.directory --json bench-directory.json
 	$(BIN)/python -m tests.bench.analytics --json bench-analytics.json
