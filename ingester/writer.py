@@ -144,6 +144,7 @@ class Writer:
             await self._write(self._inflight)
             if syncing is not None and self.journal is not None:
                 self.journal.finish_sync(await syncing)
+                self.metrics.journal_problem = self.journal.problem  # a failed fsync: say so now
             self._settle(len(self._inflight))
             self._inflight = []
         if self._conn is not None:

@@ -104,6 +104,18 @@ def test_a_new_spool_file_survives_by_name(disk, tmp_path):
     assert spool_module.Spool(after).depth == 3
 
 
+def write_one(writer: Writer, frame: Frame) -> None:
+    """The writer's loop as the ingester runs it, for one frame, to the end."""
+
+    async def run() -> None:
+        task = asyncio.create_task(writer.run())
+        writer.submit(frame)
+        writer.stop()
+        await task
+
+    asyncio.run(run())
+
+
 def test_the_database_write_does_not_wait_for_the_journals_fsync(dsn, tmp_path, monkeypatch):
     """Group commit overlaps the disk: the writer's INSERT runs while the batch's journal
     fsync does (on a slow disk here, 0.5 s), and the frame's journal record is dropped only
@@ -127,13 +139,7 @@ def test_the_database_write_does_not_wait_for_the_journals_fsync(dsn, tmp_path, 
     writer = Writer(dsn, spool_module.Spool(tmp_path / "spool"), Metrics(), journal=journal)
     frame = Frame("onlinepbx3", datetime.now(UTC), '{"event": "call_start", "data": {}}')
 
-    async def write_one() -> None:
-        task = asyncio.create_task(writer.run())
-        writer.submit(frame)
-        writer.stop()
-        await task
-
-    asyncio.run(write_one())
+    write_one(writer, frame)
     with psycopg.connect(dsn) as conn:
         (stored_at,) = conn.execute(
             "SELECT o.processed_at FROM cti.raw_event r"
@@ -143,3 +149,28 @@ def test_the_database_write_does_not_wait_for_the_journals_fsync(dsn, tmp_path, 
     assert events["fsync began"] < stored_at.timestamp() < events["fsync ended"], events
     assert events["settled"] >= events["fsync ended"], events
     assert Journal(tmp_path / "journal").left_over() == [], "settled: nothing left to replay"
+
+
+def test_a_failing_journal_fsync_is_reported_and_the_frame_still_stored(dsn, tmp_path, monkeypatch):
+    """The fsync runs on a thread: its error comes back to the writer, which reports the
+    journal's problem (degraded health) at once and still writes the frame."""
+
+    def failing_fsync(fd: int) -> None:
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            return REAL_FSYNC(fd)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    metrics = Metrics()
+    writer = Writer(
+        dsn, spool_module.Spool(tmp_path / "spool"), metrics, journal=Journal(tmp_path / "j")
+    )
+    frame = Frame("onlinepbx3", datetime.now(UTC), '{"event": "call_start", "data": {"n": 2}}')
+
+    write_one(writer, frame)
+    healthy, state = metrics.health()
+    assert not healthy and "Input/output error" in state["journal_problem"], state
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM cti.raw_event WHERE frame = %s::jsonb", [frame.body]
+        ).fetchone() == (1,)
