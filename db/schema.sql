@@ -2002,9 +2002,13 @@ BEGIN
         v_status := 'failed';
         v_detail := SQLERRM;
     END;
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
-    ON CONFLICT (raw_event_id) DO UPDATE
-       SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
+    IF v_status = 'processed' AND v_detail IS NULL THEN
+        DELETE FROM cti.event_note WHERE raw_event_id = p_event.id;
+    ELSE
+        INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
+        ON CONFLICT (raw_event_id) DO UPDATE
+           SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
+    END IF;
     RETURN v_status;
 END
 $$;
@@ -2076,7 +2080,9 @@ DECLARE
 BEGIN
     FOREACH v_event IN ARRAY p_events LOOP
         v_result := cti.process_event(v_event, true);
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
+        IF v_result.status <> 'processed' OR v_result.detail IS NOT NULL THEN  -- a clean frame has no note
+            INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
+        END IF;
     END LOOP;
 END
 $$;
@@ -2151,12 +2157,12 @@ BEGIN
     END IF;
     PERFORM cti.send_commands(v_commands);
 
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail)
+    INSERT INTO cti.event_note (raw_event_id, status, detail)
     SELECT e.id,
-           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN (x.fact).kind = 'ignored' THEN 'ignored'
-                ELSE 'processed' END,
-           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN (x.fact).kind = 'ignored' THEN (x.fact).note END
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' ELSE 'ignored' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error ELSE (x.fact).note END
       FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
+     WHERE e.parse_error IS NOT NULL OR (x.fact).kind = 'ignored'  -- a clean frame has no note
      ORDER BY e.id;
     RETURN true;
 END
@@ -2175,7 +2181,7 @@ DECLARE
     v_commands cti.keyed_command[];
 BEGIN
     IF p_event.parse_error IS NOT NULL THEN
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'failed', p_event.parse_error);
+        INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (p_event.id, 'failed', p_event.parse_error);
         RETURN true;
     END IF;
     IF p_event.source <> 'onlinepbx3' THEN
@@ -2187,7 +2193,7 @@ BEGIN
     END IF;
     v_fact := v_facts[1];
     IF v_fact.kind = 'ignored' THEN
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'ignored', v_fact.note);
+        INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (p_event.id, 'ignored', v_fact.note);
         RETURN true;
     END IF;
     IF v_fact.call_key IS NULL
@@ -2210,9 +2216,7 @@ BEGIN
     IF cardinality(v_commands) > 0 THEN  -- most frames send nothing
         PERFORM cti.send_commands(v_commands);
     END IF;
-
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'processed', NULL);
-    RETURN true;
+    RETURN true;  -- a clean frame has no note (65_processing.sql)
 END
 $$;
 
@@ -2893,15 +2897,25 @@ CREATE VIEW cti.employee_call_stats_v1 AS
 
 COMMENT ON VIEW cti.employee_call_stats_v1 IS 'Per day and extension: inbound calls answered, response p50/p90, outbound calls answered, callbacks made and their time to callback';
 
-CREATE TABLE cti.event_outcome (
-    raw_event_id bigint NOT NULL,
-    status text NOT NULL,
+CREATE TABLE cti.event_note (
+    raw_event_id bigint CONSTRAINT event_outcome_raw_event_id_not_null NOT NULL,
+    status text CONSTRAINT event_outcome_status_not_null NOT NULL,
     detail text,
-    processed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    CONSTRAINT event_outcome_status_check CHECK ((status = ANY (ARRAY['processed'::text, 'ignored'::text, 'failed'::text])))
+    processed_at timestamp with time zone DEFAULT clock_timestamp() CONSTRAINT event_outcome_processed_at_not_null NOT NULL,
+    CONSTRAINT event_note_status_check CHECK ((status = ANY (ARRAY['processed'::text, 'ignored'::text, 'failed'::text])))
 );
 
-COMMENT ON TABLE cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
+COMMENT ON TABLE cti.event_note IS 'What processing had to say about a raw event: ignored (with why), failed (with the error), or processed with a detail; a clean frame has none (read cti.event_outcome)';
+
+CREATE VIEW cti.event_outcome AS
+ SELECT r.id AS raw_event_id,
+    COALESCE(n.status, 'processed'::text) AS status,
+    n.detail,
+    n.processed_at
+   FROM (cti.raw_event r
+     LEFT JOIN cti.event_note n ON ((n.raw_event_id = r.id)));
+
+COMMENT ON VIEW cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
 
 ALTER TABLE cti.gateway_token ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME cti.gateway_token_id_seq
@@ -3071,8 +3085,8 @@ ALTER TABLE ONLY cti.client_login
 ALTER TABLE ONLY cti.config
     ADD CONSTRAINT config_pkey PRIMARY KEY (singleton);
 
-ALTER TABLE ONLY cti.event_outcome
-    ADD CONSTRAINT event_outcome_pkey PRIMARY KEY (raw_event_id);
+ALTER TABLE ONLY cti.event_note
+    ADD CONSTRAINT event_note_pkey PRIMARY KEY (raw_event_id);
 
 ALTER TABLE ONLY cti.gateway_token
     ADD CONSTRAINT gateway_token_pkey PRIMARY KEY (id);
@@ -3132,8 +3146,6 @@ CREATE UNIQUE INDEX callback_task_open ON cti.callback_task USING btree (party) 
 
 CREATE INDEX callback_task_owner ON cti.callback_task USING btree (owner_id) WHERE (closed_at IS NULL);
 
-CREATE INDEX event_outcome_not_processed ON cti.event_outcome USING btree (status) WHERE (status <> 'processed'::text);
-
 CREATE INDEX gateway_token_login ON cti.gateway_token USING btree (login);
 
 CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCLUDE (crm_key);
@@ -3167,8 +3179,8 @@ ALTER TABLE ONLY cti.callback_task
 ALTER TABLE ONLY cti.callback_task
     ADD CONSTRAINT callback_task_last_call_id_fkey FOREIGN KEY (last_call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
 
-ALTER TABLE ONLY cti.event_outcome
-    ADD CONSTRAINT event_outcome_raw_event_id_fkey FOREIGN KEY (raw_event_id) REFERENCES cti.raw_event(id);
+ALTER TABLE ONLY cti.event_note
+    ADD CONSTRAINT event_note_raw_event_id_fkey FOREIGN KEY (raw_event_id) REFERENCES cti.raw_event(id);
 
 ALTER TABLE ONLY cti.outbox
     ADD CONSTRAINT outbox_target_kind_target_id_fkey FOREIGN KEY (target_kind, target_id) REFERENCES cti.stream(target_kind, target_id);

@@ -141,3 +141,31 @@ def test_both_ways_in_store_the_same_row_and_know_each_others_replays(conn):
         None,
         "not an AMI event block (no Event: line)",
     ]
+
+
+def test_only_frames_with_something_to_say_get_a_note(conn, insert):
+    """A clean frame gets no row in cti.event_note; cti.event_outcome still has one row per
+    frame and says `processed` for it. Rebuild drops a note that no longer holds."""
+    seed_crm(conn)
+    good = pbx.inbound_answered(builder(), KNOWN, LINE, "101")
+    ignored = json.dumps({"event": "conference_join", "data": {}})
+    insert(conn, [*good[:2], "not json", ignored, *good[2:]])
+    notes = conn.execute(
+        "SELECT status, detail FROM cti.event_note ORDER BY raw_event_id"
+    ).fetchall()
+    assert [n[0] for n in notes] == ["failed", "ignored"], notes
+    rows = conn.execute("SELECT status, processed_at FROM cti.event_outcome").fetchall()
+    assert len(rows) == len(good) + 2
+    assert sorted(s for s, _ in rows) == ["failed", "ignored"] + ["processed"] * len(good)
+    assert all(at is None for s, at in rows if s == "processed"), "processed as it was stored"
+    # A note left by an earlier run (say, a failure since fixed) goes with the next rebuild.
+    clean = conn.execute("SELECT min(raw_event_id) FROM cti.event_outcome").fetchone()[0]
+    conn.execute(
+        "INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (%s, 'failed', 'old')",
+        [clean],
+    )
+    conn.execute("SELECT * FROM cti.rebuild()")
+    assert (
+        conn.execute("SELECT status, detail FROM cti.event_note ORDER BY raw_event_id").fetchall()
+        == notes
+    )

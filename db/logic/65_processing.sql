@@ -3,6 +3,10 @@
 -- Rules:
 -- - A trigger never loses the row that fired it: a frame whose processing fails is stored
 --   with the error as its outcome (cti.event_outcome), and the INSERT commits.
+-- - Every stored frame is processed in the transaction that stores it, so only what has
+--   something to say gets a note (cti.event_note: ignored, failed, or processed with a
+--   detail); cti.event_outcome, one row per frame, says `processed` for the rest. A row
+--   for each clean frame cost a lone frame 6-16% of its time (docs/performance.md).
 -- - Each INSERT's frames are processed as one batch by a statement trigger: onlinePBX 3.0
 --   batches in rounds (a set of distinct calls per round), other sources frame by frame,
 --   and a subtransaction per frame only when a frame fails. Each path gives what processing
@@ -98,8 +102,17 @@ BEGIN
 END
 $$;
 
+-- What processing made of each raw event, one row per event: its note, or `processed`
+-- (with processed_at NULL: processed as it was stored) where it has none.
+CREATE OR REPLACE VIEW cti.event_outcome AS
+SELECT r.id AS raw_event_id, coalesce(n.status, 'processed') AS status, n.detail, n.processed_at
+  FROM cti.raw_event r LEFT JOIN cti.event_note n ON n.raw_event_id = r.id;
+
+COMMENT ON VIEW cti.event_outcome IS 'Processing result beside each raw event: processed, ignored (with why) or failed (with the error)';
+
 -- A trigger never loses the row that fired it: any error is caught (its subtransaction
--- rolled back) and stored as the event's outcome; the INSERT itself commits.
+-- rolled back) and stored as the event's note; the INSERT itself commits. Rebuild comes
+-- here too, so a note left by an earlier run goes when the event is now clean.
 CREATE OR REPLACE FUNCTION cti.process_and_record(p_event cti.raw_event, p_live boolean) RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -114,9 +127,13 @@ BEGIN
         v_status := 'failed';
         v_detail := SQLERRM;
     END;
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
-    ON CONFLICT (raw_event_id) DO UPDATE
-       SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
+    IF v_status = 'processed' AND v_detail IS NULL THEN
+        DELETE FROM cti.event_note WHERE raw_event_id = p_event.id;
+    ELSE
+        INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (p_event.id, v_status, v_detail)
+        ON CONFLICT (raw_event_id) DO UPDATE
+           SET status = EXCLUDED.status, detail = EXCLUDED.detail, processed_at = EXCLUDED.processed_at;
+    END IF;
     RETURN v_status;
 END
 $$;
@@ -242,12 +259,12 @@ BEGIN
     END IF;
     PERFORM cti.send_commands(v_commands);
 
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail)
+    INSERT INTO cti.event_note (raw_event_id, status, detail)
     SELECT e.id,
-           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN (x.fact).kind = 'ignored' THEN 'ignored'
-                ELSE 'processed' END,
-           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN (x.fact).kind = 'ignored' THEN (x.fact).note END
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' ELSE 'ignored' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error ELSE (x.fact).note END
       FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
+     WHERE e.parse_error IS NOT NULL OR (x.fact).kind = 'ignored'  -- a clean frame has no note
      ORDER BY e.id;
     RETURN true;
 END
@@ -264,7 +281,9 @@ DECLARE
 BEGIN
     FOREACH v_event IN ARRAY p_events LOOP
         v_result := cti.process_event(v_event, true);
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
+        IF v_result.status <> 'processed' OR v_result.detail IS NOT NULL THEN  -- a clean frame has no note
+            INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (v_event.id, v_result.status, v_result.detail);
+        END IF;
     END LOOP;
 END
 $$;

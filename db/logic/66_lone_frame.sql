@@ -27,7 +27,7 @@ DECLARE
     v_commands cti.keyed_command[];
 BEGIN
     IF p_event.parse_error IS NOT NULL THEN
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'failed', p_event.parse_error);
+        INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (p_event.id, 'failed', p_event.parse_error);
         RETURN true;
     END IF;
     IF p_event.source <> 'onlinepbx3' THEN
@@ -39,7 +39,7 @@ BEGIN
     END IF;
     v_fact := v_facts[1];
     IF v_fact.kind = 'ignored' THEN
-        INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'ignored', v_fact.note);
+        INSERT INTO cti.event_note (raw_event_id, status, detail) VALUES (p_event.id, 'ignored', v_fact.note);
         RETURN true;
     END IF;
     IF v_fact.call_key IS NULL
@@ -62,9 +62,7 @@ BEGIN
     IF cardinality(v_commands) > 0 THEN  -- most frames send nothing
         PERFORM cti.send_commands(v_commands);
     END IF;
-
-    INSERT INTO cti.event_outcome (raw_event_id, status, detail) VALUES (p_event.id, 'processed', NULL);
-    RETURN true;
+    RETURN true;  -- a clean frame has no note (65_processing.sql)
 END
 $$;
 

@@ -56,7 +56,7 @@ FLOOR_INSERT = BARE_INSERT.replace("bench.raw_copy", "bench.raw_floor")
 # as the pipeline had batches.
 WRITTEN_TABLES = [
     "raw_event",
-    "event_outcome",
+    "event_note",
     "call",
     "call_leg",
     "call_bridge",
