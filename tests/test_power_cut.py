@@ -137,6 +137,8 @@ def test_the_database_write_does_not_wait_for_the_journals_fsync(dsn, tmp_path, 
         journal, "settle", lambda n: (events.setdefault("settled", time.time()), settle(n))
     )
     writer = Writer(dsn, spool_module.Spool(tmp_path / "spool"), Metrics(), journal=journal)
+    # A frame that fails (no call id): its note records when it was processed, which a
+    # clean frame's outcome does not (processed as it was stored).
     frame = Frame("onlinepbx3", datetime.now(UTC), '{"event": "call_start", "data": {}}')
 
     write_one(writer, frame)
