@@ -208,6 +208,23 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
             f"{first} {surname}"
             for first, surname in conn.execute("SELECT name, surname FROM pgcti_refcrm.employee")
         ]
+        # Every missed call of the month and of the run has someone to call back: the
+        # client's manager, or for a new number the line's owner the demo seeded.
+        owners = dict(
+            conn.execute(
+                "SELECT coalesce(owner_rule, 'nobody'), count(*) FROM cti.callback_task GROUP BY 1"
+            ).fetchall()
+        )
+        # The run's callback items, as the database sent them (the month's are older).
+        run_items = conn.execute(
+            "SELECT count(*) FROM cti.outbox o JOIN cti.call c ON c.id = o.call_id"
+            " WHERE o.type = 'callback_task' AND c.started_at > now() - interval '10 minutes'"
+        ).fetchone()[0]
+    assert owners.keys() == {"manager", "line"}, owners
+    # The board listened to their owners too, and printed each one.
+    shown = int(re.search(r"(\d+) callback tasks", out).group(1))
+    assert shown == run_items > 0, out
+    assert len(re.findall(r"^callback  -> employee \d+ \(\w+\): call back ", out, re.M)) == shown
     assert len(names) > 100
     for name in names:
         first, surname = name.split()[:2]

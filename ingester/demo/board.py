@@ -22,6 +22,7 @@ def percentile(values: list[float], p: float) -> float:
 @dataclass
 class Board:
     workstations: dict[int, str]
+    employees: dict[int, str] = field(default_factory=dict)  # id -> surname
     cards: dict[int, str] = field(default_factory=dict)
     calls: list[tuple] = field(default_factory=list)
     rings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6))
@@ -47,8 +48,9 @@ class Board:
             self.rings.appendleft(line[10:])
             return line
         if type_ == "callback_task":  # to the employee who owns it: call this client back
+            owner = self.employees.get(target)
             return (
-                f"callback  -> employee {target}: call back {number} {who}"
+                f"callback  -> employee {target}{f' ({owner})' if owner else ''}: call back {number} {who}"
                 f" ({payload.get('missed_calls', 1)} missed, task {payload.get('task_id')})"
             )
         desk = self.workstations.get(target, f"ws {target}")

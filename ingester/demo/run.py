@@ -58,14 +58,17 @@ async def run(
         seeded = seed.seed(conn)
         seed.ensure_logins(conn)
         targets = conn.execute(query("demo_targets")).fetchall()
-        workstations = {id_: name for kind, id_, name, _ in targets if kind == "ws"}
-        recipients = [id_ for kind, id_, _, _ in targets if kind == "emp"]
-        channels = {channel: (kind, id_) for kind, id_, _, channel in targets}
+        workstations = {id_: name for kind, id_, name, _, _ in targets if kind == "ws"}
+        employees = {id_: name for kind, id_, name, _, _ in targets if kind == "emp"}
+        recipients = [id_ for kind, id_, _, _, rings in targets if rings]
+        channels = {channel: (kind, id_) for kind, id_, _, channel, _ in targets}
         baseline = conn.execute(query("demo_high_water")).fetchone()
         clients = conn.execute(query("demo_client_count")).fetchone()[0]
     say(
         f"[bold]3/5[/bold] demo CRM {'created' if seeded else 'reused'}: {clients} clients, "
-        f"{len(workstations)} workstations, {len(recipients)} employees get ring notifications"
+        f"{len(workstations)} workstations, {len(recipients)} employees get ring notifications; "
+        "a missed call becomes a callback task for the client's manager (a new number's, for "
+        f"{seed.LINE_OWNER_SURNAME}, who owns the line)"
     )
     if seeded:  # a month of calls, callbacks and deals behind it, for `pgcti report`
         say("      playing a month of past calls through the database (about 15 s)...")
@@ -115,7 +118,7 @@ async def run(
 
     numbers, extensions = crm_numbers_and_extensions(dsn)
     traffic = Traffic(seed_value, numbers, extensions, protocol=pbx)
-    board = Board(workstations)
+    board = Board(workstations, employees)
     sent_at: dict[str, list[float]] = collections.defaultdict(list)  # pbx call id -> send times
     sent_log: list[tuple[float, dict]] = []
     stopping = asyncio.Event()
@@ -274,7 +277,8 @@ def _summary(
     )
     console.print(
         f"  delivered: {board.counts['open_card']} pops (open_card), {board.counts['close_card']} "
-        f"close_card, {board.counts['call_ended']} call_ended, {board.counts['ring']} ring notifications"
+        f"close_card, {board.counts['call_ended']} call_ended, {board.counts['ring']} ring notifications, "
+        f"{board.counts['callback_task']} callback tasks"
     )
     if lat:
         console.print(

@@ -8,7 +8,7 @@ import random
 import psycopg
 
 from ingester.queries import composed, query
-from ingester.simulator.traffic import messy, random_russian_number
+from ingester.simulator.traffic import Traffic, messy, random_russian_number
 
 # Surnames in their masculine form; a woman's adds -a (Ivanov, Ivanova), as Russian ones do.
 SURNAMES = [
@@ -25,6 +25,8 @@ SURNAMES = [
     "Morozov",
     "Volkov",
 ]
+# The first employee (a woman: even places are) owns the line: she calls back new numbers.
+LINE_OWNER_SURNAME = SURNAMES[0] + "a"
 WOMEN = ["Anna", "Vera", "Daria", "Zoya", "Kira", "Maria"]
 MEN = ["Boris", "Gleb", "Egor", "Igor", "Lev", "Oleg"]
 
@@ -75,6 +77,7 @@ def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
         )
         if i < 10:  # 111 and 112 have no desk: the board shows their calls as unrouted
             conn.execute(query("seed_workstation"), [f"desk-{ext}", ext])
+    conn.execute(query("seed_line"), [Traffic.line, "Sales", employees[0]])
     companies = [
         conn.execute(
             query("seed_company"),

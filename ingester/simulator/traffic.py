@@ -54,7 +54,7 @@ def random_russian_number(rng: random.Random) -> str:
 
 @dataclass
 class Traffic:
-    seed: int
+    seed: int | str  # random.Random's: the same seed, the same calls
     known_numbers: list[str]  # as the CRM stores them (messy already)
     extensions: list[str]  # the extensions that take calls
     line: str = "74950001122"

@@ -137,10 +137,13 @@ DROP DATABASE IF EXISTS {} WITH (FORCE);
 
 -- name: demo_targets
 -- The demo observes every doorbell as a DBA may: each stream's LISTEN channel, named by
--- the database (cti.channel_name), for the workstations and the employees who get rings.
-SELECT 'ws' AS kind, id, name, cti.channel_name('ws', id) FROM pgcti_refcrm.workstation
+-- the database (cti.channel_name), for the workstations and every employee (rings go to
+-- the recipients, callback tasks to whoever owns them); last, whether one gets rings.
+SELECT 'ws' AS kind, id, name, cti.channel_name('ws', id), false FROM pgcti_refcrm.workstation
 UNION ALL
-SELECT 'emp', r, NULL, cti.channel_name('emp', r) FROM cti.crm_ring_recipients(NULL) r;
+SELECT 'emp', e.id, e.surname, cti.channel_name('emp', e.id),
+       e.id IN (SELECT r FROM cti.crm_ring_recipients(NULL) r)
+  FROM pgcti_refcrm.employee e;
 
 -- name: demo_high_water
 -- Where the raw log and the calls stood before this run, so the summary counts this run only.
@@ -198,6 +201,10 @@ INSERT INTO pgcti_refcrm.client (name, company_id, manager_id) VALUES (%s, %s, %
 
 -- name: seed_client_phone
 INSERT INTO pgcti_refcrm.client_phone (client_id, raw) VALUES (%s, %s);
+
+-- name: seed_line
+-- The number customers call, and who calls back a missed caller no manager has (a lead).
+INSERT INTO pgcti_refcrm.line (dialled, name, owner_id) VALUES (%s, %s, %s);
 
 -- name: seed_workstation_ids
 SELECT id FROM pgcti_refcrm.workstation ORDER BY id;
