@@ -220,6 +220,14 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
             "SELECT count(*) FROM cti.outbox o JOIN cti.call c ON c.id = o.call_id"
             " WHERE o.type = 'callback_task' AND c.started_at > now() - interval '10 minutes'"
         ).fetchone()[0]
+        # A client started now catches up on the run's items only, not on a month of pops.
+        waiting = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE c.started_at < now() - interval '10 minutes')"
+            "  FROM cti.outbox o JOIN cti.call c ON c.id = o.call_id"
+            "  LEFT JOIN cti.stream_ack a USING (target_kind, target_id)"
+            " WHERE o.seq > coalesce(a.acked_seq, 0)"
+        ).fetchone()
+    assert waiting[0] > 0 and waiting[1] == 0, waiting
     assert owners.keys() == {"manager", "line"}, owners
     # The board listened to their owners too, and printed each one.
     shown = int(re.search(r"(\d+) callback tasks", out).group(1))

@@ -75,6 +75,7 @@ async def run(
         numbers, extensions = crm_numbers_and_extensions(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             past = history.seed_history(conn, numbers, extensions)
+            conn.execute(query("demo_history_handled"))
             conn.execute(query("demo_after_history"))
             baseline = conn.execute(query("demo_high_water")).fetchone()  # live calls from here
         say(f"      {past} past calls stored, with their callbacks and deals")

@@ -155,6 +155,15 @@ SELECT (SELECT coalesce(max(id), 0) FROM cti.raw_event), (SELECT coalesce(max(id
 -- waited up to half a second while it ran and every session planned again).
 VACUUM (ANALYZE);
 
+-- name: demo_history_handled
+-- The month's cards and rings were handled back then: each stream is acknowledged up to its
+-- last item, as its client would have, so that a client started now does not catch up on
+-- a month of past pops.
+INSERT INTO cti.stream_ack AS a (target_kind, target_id, acked_seq, acked_at)
+SELECT target_kind, target_id, last_seq, now() FROM cti.stream
+    ON CONFLICT (target_kind, target_id) DO UPDATE SET acked_seq = greatest(a.acked_seq, EXCLUDED.acked_seq),
+                                                       acked_at = EXCLUDED.acked_at;
+
 -- name: demo_client_count
 SELECT count(*) FROM pgcti_refcrm.client;
 
