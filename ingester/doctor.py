@@ -47,6 +47,7 @@ def _database_checks(dsn: str, sample: str | None) -> Iterator[Finding]:
         yield _logic(conn)
         yield from _logins(conn)
         yield from _adapters(conn, sample)
+        yield _callbacks(conn)
         usage = conn.execute("SELECT pg_notification_queue_usage()").fetchone()[0]
         status = OK if usage < 0.5 else WARN
         yield Finding(
@@ -134,6 +135,20 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
         yield Finding(WARN, "adapters", "crm_ring_recipients gives nobody: no ring notifications")
     else:
         yield Finding(OK, "adapters", f"{recipients} employee(s) hear rings")
+
+
+def _callbacks(conn: psycopg.Connection) -> Finding:
+    open_, overdue, ownerless, policy = conn.execute(query("doctor_callbacks")).fetchone()
+    detail = f"{open_} open callback task(s), {overdue} past due"
+    if ownerless:
+        return Finding(
+            WARN,
+            "callbacks",
+            f"{detail}; {ownerless} with no owner, so nobody is told to call back "
+            f"(policy {{{policy}}} found nobody): set cti.config.callback_default_owner "
+            "(docs/dba-guide.md, 'Callback tasks'), then `pgcti rebuild` gives them one",
+        )
+    return Finding(OK, "callbacks", detail)
 
 
 def _spool_checks(spool_dir: Path) -> Iterator[Finding]:

@@ -322,6 +322,12 @@ SELECT client_id, client_name FROM cti.crm_lookup(%s);
 -- name: doctor_recipients
 SELECT count(*) FROM cti.crm_ring_recipients(NULL);
 
+-- name: doctor_callbacks
+-- Open callback tasks: how many, how many past due, how many the policy gave nobody.
+SELECT count(*), count(*) FILTER (WHERE t.due_at < now()), count(*) FILTER (WHERE t.owner_id IS NULL),
+       (SELECT array_to_string(c.callback_owner_policy, ',') FROM cti.config c)
+  FROM cti.callback_task t WHERE t.closed_at IS NULL;
+
 -- name: report_time_zone
 SELECT set_config('TimeZone', %(time_zone)s, false);
 
