@@ -1847,6 +1847,7 @@ CREATE TABLE cti.config (
     callback_default_owner bigint,
     ami_trunk_channels text[] DEFAULT '{}'::text[] NOT NULL,
     ami_trunk_contexts text[] DEFAULT ARRAY['from-trunk'::text, 'from-pstn'::text] NOT NULL,
+    outbox_keep interval DEFAULT '30 days'::interval,
     CONSTRAINT ami_trunk_channels_are_regular_expressions CHECK (cti.are_regular_expressions(ami_trunk_channels)),
     CONSTRAINT config_callback_due_after_check CHECK ((callback_due_after >= '00:00:00'::interval)),
     CONSTRAINT config_callback_owner_policy_check CHECK ((callback_owner_policy <@ ARRAY['manager'::text, 'line'::text, 'default'::text])),
@@ -1855,12 +1856,15 @@ CREATE TABLE cti.config (
     CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
     CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
     CONSTRAINT config_national_digits_check CHECK (((national_digits >= 4) AND (national_digits <= 14))),
+    CONSTRAINT config_outbox_keep_check CHECK ((outbox_keep > '00:00:00'::interval)),
     CONSTRAINT config_singleton_check CHECK (singleton),
     CONSTRAINT config_stale_call_after_check CHECK ((stale_call_after > '00:00:00'::interval)),
     CONSTRAINT config_trunk_prefix_check CHECK ((trunk_prefix ~ '^[0-9]*$'::text))
 );
 
 COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the raw frame size limit; edit with UPDATE';
+
+COMMENT ON COLUMN cti.config.outbox_keep IS 'Acknowledged outbox items older than this are removed by the ingester''s tick (NULL: kept for ever); unacknowledged ones always stay';
 
 CREATE FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -2031,6 +2035,9 @@ BEGIN
     IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
         status := 'processed';
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
+        IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox alone
+            PERFORM cti.prune_outbox(p_event.received_at);
+        END IF;
         RETURN;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
@@ -2258,6 +2265,36 @@ BEGIN
     RETURN cti.derive_calls(v_calls, v_ats, v_keys, true);
 END
 $$;
+
+CREATE FUNCTION cti.prune_outbox(p_now timestamp with time zone, p_per_stream integer DEFAULT 100) RETURNS bigint
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+    WITH cutoff AS (
+        SELECT p_now - c.outbox_keep AS at FROM cti.config c WHERE c.outbox_keep IS NOT NULL
+    ),
+    due AS (  -- the acknowledged streams whose first item is old enough
+        SELECT a.target_kind, a.target_id, a.acked_seq, k.at
+          FROM cti.stream_ack a CROSS JOIN cutoff k
+         WHERE (SELECT o.created_at FROM cti.outbox o
+                 WHERE o.target_kind = a.target_kind AND o.target_id = a.target_id
+                 ORDER BY o.seq LIMIT 1) < k.at
+    ),
+    gone AS (  -- each row found through the key, deleted by its ctid (no scan of the table)
+        DELETE FROM cti.outbox o
+         USING due d
+         CROSS JOIN LATERAL (SELECT f.ctid AS row_at FROM cti.outbox f
+                              WHERE f.target_kind = d.target_kind AND f.target_id = d.target_id
+                                AND f.seq <= d.acked_seq
+                              ORDER BY f.seq LIMIT p_per_stream) x
+         WHERE o.ctid = x.row_at AND o.created_at < d.at
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+$$;
+
+COMMENT ON FUNCTION cti.prune_outbox(p_now timestamp with time zone, p_per_stream integer) IS 'Remove acknowledged outbox items older than cti.config.outbox_keep (at most p_per_stream per stream); unacknowledged items stay';
 
 CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
     LANGUAGE sql STABLE
@@ -3355,6 +3392,8 @@ REVOKE ALL ON FUNCTION cti.process_in_rounds(p_events cti.raw_event[]) FROM PUBL
 REVOKE ALL ON FUNCTION cti.process_lone_frame(p_event cti.raw_event) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.process_round(p_facts cti.frame_fact[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.prune_outbox(p_now timestamp with time zone, p_per_stream integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) FROM PUBLIC;
 

@@ -48,6 +48,7 @@ def _database_checks(dsn: str, sample: str | None) -> Iterator[Finding]:
         yield from _logins(conn)
         yield from _adapters(conn, sample)
         yield _callbacks(conn)
+        yield _outbox(conn)
         usage = conn.execute("SELECT pg_notification_queue_usage()").fetchone()[0]
         status = OK if usage < 0.5 else WARN
         yield Finding(
@@ -149,6 +150,24 @@ def _callbacks(conn: psycopg.Connection) -> Finding:
             "(docs/dba-guide.md, 'Callback tasks'), then `pgcti rebuild` gives them one",
         )
     return Finding(OK, "callbacks", detail)
+
+
+def _outbox(conn: psycopg.Connection) -> Finding:
+    items, keep, stalled = conn.execute(query("doctor_outbox")).fetchone()
+    detail = f"about {items} item(s); acknowledged ones are kept " + (
+        f"{keep}" if keep else "for ever (cti.config.outbox_keep is NULL)"
+    )
+    if not stalled:
+        return Finding(OK, "outbox", detail)
+    shown = ", ".join(stalled[:5]) + (f" and {len(stalled) - 5} more" if len(stalled) > 5 else "")
+    first_kind, first_id = stalled[0].split()
+    return Finding(
+        WARN,
+        "outbox",
+        f"{detail}; {len(stalled)} stream(s) with items unacknowledged for longer ({shown}): "
+        "they stay until their client acknowledges them; for a desk or employee gone for good, "
+        f"a DBA acknowledges for it: SELECT cti.ack('{first_kind}', {first_id}, 9223372036854775807)",
+    )
 
 
 def _spool_checks(spool_dir: Path) -> Iterator[Finding]:

@@ -16,6 +16,10 @@
 --   doorbells are left out, counted in
 --   cti.doorbell_skip and reported as a WARNING (SQLSTATE CTID1) that the ingester logs.
 -- - There is one place that numbers commands and rings doorbells: cti.enqueue_all().
+-- - An item stays while its client has not acknowledged it, however old. Acknowledged items
+--   older than cti.config.outbox_keep are removed by the ingester's tick (cti.prune_outbox()),
+--   a bounded number per stream each time, so the tick stays short; the calls themselves,
+--   the contact history, are not touched.
 -- plan_cache_mode is pinned for the reason given in 50_call_facts.sql.
 
 -- A stream's LISTEN channel: readable kind and id, then 24 hex digits (96 bits) of
@@ -115,3 +119,40 @@ AS $$
     SELECT cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
                                   ORDER BY (k).frame_key, (k).step, (k).sub))
 $$;
+
+-- Remove acknowledged items older than cti.config.outbox_keep, oldest first, at most
+-- p_per_stream per stream (100 a minute is 144,000 a day, far more than a desk gets; an
+-- outbox that grew for years before this shrinks over some ticks, each kept short); returns
+-- how many. A stream's items are numbered in the order they
+-- were made, so a stream whose first item is recent has nothing to remove and costs one
+-- index probe. Called on the ingester's tick (65_processing.sql), live only: a rebuild
+-- removes nothing.
+CREATE OR REPLACE FUNCTION cti.prune_outbox(p_now timestamptz, p_per_stream int DEFAULT 100) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off  -- a few rows out of many: by key and ctid, never by reading the table
+AS $$
+    WITH cutoff AS (
+        SELECT p_now - c.outbox_keep AS at FROM cti.config c WHERE c.outbox_keep IS NOT NULL
+    ),
+    due AS (  -- the acknowledged streams whose first item is old enough
+        SELECT a.target_kind, a.target_id, a.acked_seq, k.at
+          FROM cti.stream_ack a CROSS JOIN cutoff k
+         WHERE (SELECT o.created_at FROM cti.outbox o
+                 WHERE o.target_kind = a.target_kind AND o.target_id = a.target_id
+                 ORDER BY o.seq LIMIT 1) < k.at
+    ),
+    gone AS (  -- each row found through the key, deleted by its ctid (no scan of the table)
+        DELETE FROM cti.outbox o
+         USING due d
+         CROSS JOIN LATERAL (SELECT f.ctid AS row_at FROM cti.outbox f
+                              WHERE f.target_kind = d.target_kind AND f.target_id = d.target_id
+                                AND f.seq <= d.acked_seq
+                              ORDER BY f.seq LIMIT p_per_stream) x
+         WHERE o.ctid = x.row_at AND o.created_at < d.at
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+$$;
+
+COMMENT ON FUNCTION cti.prune_outbox(timestamptz, int) IS 'Remove acknowledged outbox items older than cti.config.outbox_keep (at most p_per_stream per stream); unacknowledged items stay';

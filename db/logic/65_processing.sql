@@ -63,6 +63,9 @@ BEGIN
     IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
         status := 'processed';
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
+        IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox alone
+            PERFORM cti.prune_outbox(p_event.received_at);
+        END IF;
         RETURN;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN

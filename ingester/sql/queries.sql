@@ -328,6 +328,22 @@ SELECT count(*), count(*) FILTER (WHERE t.due_at < now()), count(*) FILTER (WHER
        (SELECT array_to_string(c.callback_owner_policy, ',') FROM cti.config c)
   FROM cti.callback_task t WHERE t.closed_at IS NULL;
 
+-- name: doctor_outbox
+-- The outbox's size (the planner's estimate: no count over a big table), how long
+-- acknowledged items are kept, and the streams whose oldest unacknowledged item is older
+-- than that: no client has acknowledged them for that long, and they are kept until one does.
+SELECT (SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = 'cti.outbox'::regclass),
+       (SELECT g.outbox_keep::text FROM cti.config g),
+       ARRAY(SELECT s.target_kind || ' ' || s.target_id
+               FROM cti.stream s
+               LEFT JOIN cti.stream_ack a ON a.target_kind = s.target_kind AND a.target_id = s.target_id
+              WHERE (SELECT o.created_at FROM cti.outbox o
+                      WHERE o.target_kind = s.target_kind AND o.target_id = s.target_id
+                        AND o.seq > coalesce(a.acked_seq, 0)
+                      ORDER BY o.seq LIMIT 1)
+                    < now() - coalesce((SELECT g.outbox_keep FROM cti.config g), interval '30 days')
+              ORDER BY s.target_kind DESC, s.target_id);
+
 -- name: report_time_zone
 SELECT set_config('TimeZone', %(time_zone)s, false);
 
