@@ -173,5 +173,18 @@ def test_the_demo_board_and_watch_name_a_task_for_its_owner(conn, crm):
     line = board.apply(kind, target, "callback_task", payload)
     assert line.startswith(f"callback  -> employee {crm['Petrova']}: call back +74951234567 Ivan")
     assert "(2 missed, task " in line and "desk" not in line and "None" not in line, line
+    # The live board (a terminal's) shows it in its own panel, for its owner.
+    from rich.console import Console
+
+    screen = Console(width=160, record=True)
+    live = Board({}, {target: "Petrova"})
+    live.apply(kind, target, "callback_task", payload)
+    screen.print(live.render())
+    shown = screen.export_text()
+    assert (
+        "Callback tasks" in shown
+        and f"employee {crm['Petrova']} (Petrova): call back +7495" in shown
+    )
+    assert "callbacks 1" in shown, shown
     watched = describe(Item(f"emp:{target}", seq, "callback_task", call_id, payload))
     assert "Ivan Ivanov" in watched and "2 missed" in watched, watched

@@ -26,6 +26,7 @@ class Board:
     cards: dict[int, str] = field(default_factory=dict)
     calls: list[tuple] = field(default_factory=list)
     rings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6))
+    callbacks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4))
     counts: collections.Counter = field(default_factory=collections.Counter)
     latencies_ms: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -49,10 +50,12 @@ class Board:
             return line
         if type_ == "callback_task":  # to the employee who owns it: call this client back
             owner = self.employees.get(target)
-            return (
+            line = (
                 f"callback  -> employee {target}{f' ({owner})' if owner else ''}: call back {number} {who}"
                 f" ({payload.get('missed_calls', 1)} missed, task {payload.get('task_id')})"
             )
+            self.callbacks.appendleft(line[13:])
+            return line
         desk = self.workstations.get(target, f"ws {target}")
         if type_ == "open_card":
             self.cards[target] = f"{number}  {who}"
@@ -84,9 +87,14 @@ class Board:
         stats = (
             f"elapsed {time.monotonic() - self.started:5.0f}s   rings {self.counts['ring']}   "
             f"pops {self.counts['open_card']}   moved {self.counts['close_card']}   "
-            f"ended {self.counts['call_ended']}   frame->doorbell p50 {percentile(lat, 50):.1f} ms "
-            f"p99 {percentile(lat, 99):.1f} ms"
+            f"ended {self.counts['call_ended']}   callbacks {self.counts['callback_task']}   "
+            f"frame->doorbell p50 {percentile(lat, 50):.1f} ms p99 {percentile(lat, 99):.1f} ms"
         )
+        callbacks = "\n".join(self.callbacks) or "[dim]none yet[/dim]"
         return Group(
-            Panel(stats, title="pgcti demo"), calls, desks, Panel(rings, title="Ring notifications")
+            Panel(stats, title="pgcti demo"),
+            calls,
+            desks,
+            Panel(rings, title="Ring notifications"),
+            Panel(callbacks, title="Callback tasks (missed calls, for their owner to call back)"),
         )

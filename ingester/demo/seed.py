@@ -66,6 +66,7 @@ def workstation_login(workstation_id: int) -> str:
 def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
     """Fill an empty reference CRM; returns False when it already has employees."""
     if conn.execute(query("seed_has_employees")).fetchone()[0]:
+        conn.execute(query("seed_line"), [Traffic.line, "Sales"])  # a demo CRM from before lines
         return False
     rng = random.Random(seed)
     employees = []
@@ -77,7 +78,7 @@ def seed(conn: psycopg.Connection, clients: int = 300, seed: int = 7) -> bool:
         )
         if i < 10:  # 111 and 112 have no desk: the board shows their calls as unrouted
             conn.execute(query("seed_workstation"), [f"desk-{ext}", ext])
-    conn.execute(query("seed_line"), [Traffic.line, "Sales", employees[0]])
+    conn.execute(query("seed_line"), [Traffic.line, "Sales"])
     companies = [
         conn.execute(
             query("seed_company"),

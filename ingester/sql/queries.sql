@@ -212,8 +212,11 @@ INSERT INTO pgcti_refcrm.client (name, company_id, manager_id) VALUES (%s, %s, %
 INSERT INTO pgcti_refcrm.client_phone (client_id, raw) VALUES (%s, %s);
 
 -- name: seed_line
--- The number customers call, and who calls back a missed caller no manager has (a lead).
-INSERT INTO pgcti_refcrm.line (dialled, name, owner_id) VALUES (%s, %s, %s);
+-- The number customers call, and who calls back a missed caller no manager has (a lead):
+-- the first employee.
+INSERT INTO pgcti_refcrm.line (dialled, name, owner_id)
+SELECT %s, %s, min(id) FROM pgcti_refcrm.employee
+    ON CONFLICT (dialled) DO NOTHING;
 
 -- name: seed_workstation_ids
 SELECT id FROM pgcti_refcrm.workstation ORDER BY id;
