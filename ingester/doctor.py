@@ -7,6 +7,7 @@ saw and what to do. Exit code: 0 when nothing failed, 1 otherwise.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,27 @@ OPTIONAL_ADAPTERS = {
 }
 
 
+# A lookup runs once per call, inside the INSERT of the frame that makes the number known;
+# a lone frame's whole processing is about 0.5-1 ms here (docs/performance.md).
+SLOW_LOOKUP_MS = 20.0
+
+
+def _lookup_ms(conn: psycopg.Connection, number: str) -> float:
+    """The lookup's time in the server: the best of five round trips, less an empty one's."""
+
+    def best(sql: str, params: list) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            conn.execute(sql, params).fetchall()
+            times.append(time.perf_counter() - start)
+        return min(times) * 1000
+
+    return max(
+        0.0, best(query("doctor_lookup_count"), [number]) - best(query("doctor_round_trip"), [])
+    )
+
+
 def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]:
     live = [name for (name,) in conn.execute(query("doctor_placeholder_adapters"))]
     for name in (n for n in live if n in OPTIONAL_ADAPTERS):
@@ -123,6 +145,7 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
     try:
         with conn.transaction(force_rollback=True):  # an adapter may write; nothing stays
             found = conn.execute(query("doctor_lookup"), [number]).fetchall()
+            lookup_ms = _lookup_ms(conn, number)
             recipients = conn.execute(query("doctor_recipients")).fetchone()[0]
     except psycopg.Error as exc:
         yield Finding(FAIL, "adapters", f"crm_lookup({number!r}) fails: {exc.diag.message_primary}")
@@ -132,6 +155,16 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
         yield Finding(WARN, "adapters", f"crm_lookup({number!r}) gives rows without a client_id")
     else:
         yield Finding(OK, "adapters", f"crm_lookup({number!r}): {len(found)} client(s): {names}")
+    if lookup_ms > SLOW_LOOKUP_MS:
+        yield Finding(
+            WARN,
+            "adapters",
+            f"crm_lookup takes {lookup_ms:.1f} ms: every new call waits for it while its frame is "
+            "stored; look numbers up through pgcti's phone directory, or index the CRM's own "
+            "E.164 column (docs/dba-guide.md, 'Pointing pgcti at an existing CRM')",
+        )
+    else:
+        yield Finding(OK, "adapters", f"crm_lookup answers in {lookup_ms:.2f} ms")
     if recipients == 0:
         yield Finding(WARN, "adapters", "crm_ring_recipients gives nobody: no ring notifications")
     else:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 import psycopg
@@ -190,6 +191,22 @@ def test_doctor_names_callback_tasks_that_nobody_owns_and_the_setting_that_fixes
     fixed = run_cli("doctor", "--dsn", dsn, check=False)  # (no logins here: that line fails)
     assert "ok    callbacks    1 open callback task(s), 0 past due" in fixed.stdout, fixed.stdout
     assert conn.execute("SELECT owner_id FROM cti.callback_task").fetchone() == (ids["Petrova"],)
+
+
+def test_doctor_times_the_lookup_and_warns_when_every_call_would_wait_for_it(dsn, conn):
+    quick = run_cli("doctor", "--dsn", dsn, check=False).stdout
+    assert re.search(r"^ok    adapters     crm_lookup answers in \d+\.\d\d ms$", quick, re.M), quick
+    # A DBA's adapter that scans an unindexed table: 30 ms a lookup.
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION cti.crm_lookup(p_e164 text) RETURNS TABLE (client_id bigint,"
+        " client_name text, company text, manager_id bigint, manager_surname text)"
+        " LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp"
+        " AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN; END $$"
+    )
+    slow = run_cli("doctor", "--dsn", dsn, check=False).stdout
+    (line,) = [x for x in slow.splitlines() if "crm_lookup takes" in x]
+    assert line.startswith("warn  adapters") and "phone directory" in line, line
+    assert 30 <= float(re.search(r"takes (\d+\.\d) ms", line).group(1)) < 1000, line
 
 
 def test_an_unreachable_database_is_logged_while_frames_wait_in_the_spool(dsn, tmp_path):

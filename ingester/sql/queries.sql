@@ -322,6 +322,12 @@ SELECT coalesce(
 -- name: doctor_lookup
 SELECT client_id, client_name FROM cti.crm_lookup(%s);
 
+-- name: doctor_lookup_count
+SELECT count(*) FROM cti.crm_lookup(%s);
+
+-- name: doctor_round_trip
+SELECT 1;
+
 -- name: doctor_recipients
 SELECT count(*) FROM cti.crm_ring_recipients(NULL);
 
