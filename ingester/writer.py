@@ -41,6 +41,12 @@ _ADVICE = {
     "it in cti.ingester_login (docs/dba-guide.md)",
     "25006": "the database is read-only (a standby?): point the DSN at the primary",
 }
+# A conflict with another session (a deadlock, a lock the DBA's lock_timeout gave up on, a
+# serialization failure) passes: the batch is written again at once, a few times, on the
+# same connection, before it counts as the database being away (spool, reconnect). Two
+# ingesters on one feed, or a DBA's transaction on a call, do this.
+_CONFLICTS = ("40001", "40P01", "55P03")
+CONFLICT_RETRIES = 5
 REFUSAL_LOG_EVERY = 30.0  # seconds between ERROR lines while the database keeps refusing
 # A batch is capped by bytes too: 110 frames of 10 MB in one INSERT passed PostgreSQL's 1 GB
 # message limit, the server dropped the connection, and the same batch was retried forever.
@@ -202,7 +208,7 @@ class Writer:
             self._to_spool(batch)
             return
         try:
-            await self._insert_checked(batch)
+            await self._insert_through_conflicts(batch)
         except psycopg.OperationalError as exc:
             log.warning(
                 "database unavailable (%s); spooling to %s", _first_line(exc), self.spool.path
@@ -214,6 +220,23 @@ class Writer:
             self._refusing(exc.__cause__)
         else:
             self._accepting()
+
+    async def _insert_through_conflicts(self, batch: list[Frame]) -> None:
+        """Insert; a conflict with another session is retried at once, a few times."""
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                await self._insert_checked(batch)
+            except psycopg.OperationalError as exc:  # psycopg's class for these SQLSTATEs
+                if exc.sqlstate not in _CONFLICTS or attempt == CONFLICT_RETRIES:
+                    raise
+                log.warning(
+                    "a write conflicted with another session (%s [%s]); writing it again",
+                    _first_line(exc),
+                    exc.sqlstate,
+                )
+                await asyncio.sleep(random.uniform(0.02, 0.08))
+            else:
+                return
 
     async def _insert_checked(self, batch: list[Frame]) -> None:
         """Insert; a frame refused for its content is isolated by halving the batch and is
@@ -315,11 +338,11 @@ class Writer:
         try:
             frames = self.spool.read()
             for chunk in chunks(frames, self.max_batch):
-                await self._insert_checked(chunk)
+                await self._insert_through_conflicts(chunk)
             if self._held:  # the disk is still full, the database is back: straight in
                 held = list(self._held)
                 for chunk in chunks(held, self.max_batch):
-                    await self._insert_checked(chunk)
+                    await self._insert_through_conflicts(chunk)
                 self._release(held)
                 self.metrics.spool_problem = None
                 log.info(

@@ -115,3 +115,52 @@ def test_a_frame_the_database_refuses_is_stored_in_a_bounded_form(conn, dsn, tmp
     assert f"{len(poison.body.encode())} bytes" in body and "sha256 " in body
     assert "a\\x00b" in body, "the beginning, escaped"
     assert conn.execute("SELECT outcome FROM cti.call").fetchall() == [("answered",)]
+
+
+def test_a_conflict_with_another_session_is_written_again_not_spooled(conn, dsn, tmp_path, caplog):
+    """A DBA's transaction holds a call while the ingester's login gives up waiting on locks
+    after 100 ms (lock_timeout): the batch is written again at once, not spooled, and the
+    ingester neither reports the database unhealthy nor logs an ERROR."""
+    import asyncio
+    import logging
+    import threading
+    from datetime import UTC, datetime
+
+    from psycopg.conninfo import make_conninfo
+
+    from ingester.metrics import Metrics
+    from ingester.spool import Frame, Spool
+    from ingester.writer import Writer
+
+    seed_crm(conn)
+    frames = [
+        Frame("onlinepbx3", datetime.now(UTC), json.dumps(f))
+        for f in pbx.inbound_answered(builder(9), KNOWN, LINE, "101")
+    ]
+    impatient = make_conninfo(dsn, options="-c lock_timeout=100")
+    spool, metrics = Spool(tmp_path / "spool"), Metrics()
+    holder = psycopg.connect(dsn)
+    released = threading.Event()
+
+    async def write_all() -> None:
+        writer = Writer(impatient, spool, metrics)
+        task = asyncio.create_task(writer.run())
+        writer.submit(frames[0])  # the call exists
+        while _stored(dsn) < 1:
+            await asyncio.sleep(0.01)
+        holder.execute("SELECT * FROM cti.call FOR UPDATE")  # ... and a DBA holds it
+        threading.Timer(0.25, lambda: (holder.rollback(), released.set())).start()
+        for frame in frames[1:]:
+            writer.submit(frame)
+        writer.stop()
+        await task
+
+    with caplog.at_level(logging.WARNING, logger="pgcti.writer"):
+        asyncio.run(write_all())
+    written_while_held = released.wait(2)  # the writes waited for the DBA's transaction
+    holder.close()
+    assert metrics.spooled._value.get() == 0 and metrics.db_problem is None
+    assert _stored(dsn) == len(frames) and spool.depth == 0 and written_while_held
+    assert "conflicted with another session" in caplog.text and "[55P03]" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert conn.execute("SELECT outcome FROM cti.call").fetchall() == [("answered",)]
