@@ -89,6 +89,24 @@ def test_a_wrong_key_is_refused_with_a_clear_error(sim, dsn, tmp_path):
     assert sim.server.refused >= 1
 
 
+def test_a_busy_pbx_is_tried_again_not_given_up(conn, dsn, sim, tmp_path):
+    """A cloud PBX that answers 429 Too Many Requests is busy, not refusing the key: the
+    ingester says so, waits and connects, where a 401 makes it exit."""
+    seed_crm(conn)
+    sim.server.busy_for = 2
+    ingest = IngestProcess(dsn, sim.url, tmp_path)
+    try:
+        wait_for(lambda: sim.server.listeners() == 1, timeout=20, what="subscribed after 429s")
+        call = pbx.inbound_answered(builder(3), KNOWN, LINE, "101")
+        assert sim.send(call) == len(call)
+        wait_for(lambda: _count(dsn) == len(call) + 1, what="the call stored")
+    finally:
+        assert ingest.stop() == 0
+    assert sim.server.refused == 2 and sim.server.busy_for == 0
+    assert ingest.log.count("the PBX answered HTTP 429; trying again after a pause") == 2
+    assert "refused the connection" not in ingest.log
+
+
 def test_a_dropped_connection_reconnects_and_resubscribes(conn, dsn, sim, tmp_path):
     seed_crm(conn)
     ingest = IngestProcess(dsn, sim.url, tmp_path)

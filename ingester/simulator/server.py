@@ -25,11 +25,18 @@ log = logging.getLogger("pgcti.simulator")
 class Onlinepbx3Server(LoopbackPbx):
     name = "onlinePBX 3.0"
 
+    # Connections to turn away as a busy cloud service does (a test sets it): HTTP 429.
+    busy_for = 0
+
     def _process_request(self, connection: ServerConnection, request):
         given = parse_qs(urlsplit(request.path).query).get("key", [""])[0]
         if given != self.key:
             self.refused += 1
             return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid API key\n")
+        if self.busy_for > 0:
+            self.busy_for -= 1
+            self.refused += 1
+            return connection.respond(HTTPStatus.TOO_MANY_REQUESTS, "rate limited\n")
         return None
 
     async def _session(self, ws: ServerConnection) -> None:

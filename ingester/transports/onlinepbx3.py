@@ -37,6 +37,17 @@ class PbxRefused(Exception):
     """The PBX refused us (wrong key, wrong domain): retrying will not help."""
 
 
+def retry_or_raise(exc: Exception) -> Exception | None:
+    """websockets' own rule (network errors and HTTP 500/502/503/504 are retried), plus the
+    answers of a busy cloud service: 429 Too Many Requests and 408 Request Timeout."""
+    if isinstance(exc, InvalidStatus) and exc.response.status_code in (408, 429):
+        log.warning(
+            "the PBX answered HTTP %d; trying again after a pause", exc.response.status_code
+        )
+        return None
+    return websockets.asyncio.client.process_exception(exc)
+
+
 def url_with_key(url: str, key: Secret) -> str:
     parts = urlsplit(url)
     query = "&".join(q for q in (parts.query, urlencode({"key": key.reveal()})) if q)
@@ -85,6 +96,7 @@ async def run(
         async for ws in connect(
             url_with_key(url, key),
             reconnect_delays=delays,
+            process_exception=retry_or_raise,
             max_size=MAX_FRAME_BYTES,
             create_connection=ReadingPastOversize,
             # Memory under a flood of big frames (make chaos --only flood): compression's
