@@ -1,14 +1,14 @@
-"""The `pgcti` command: one sub-command per job, each in its own module."""
+"""The `pgcti` command: one sub-command per job, each in its own module. This file declares
+the arguments and maps errors to exit codes; commands.py runs each sub-command."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import psycopg
 
-from ingester import database, migrate_report, migrations
+from ingester import commands, database
 
 
 def _add_dsn(parser: argparse.ArgumentParser) -> None:
@@ -29,276 +29,15 @@ def _add_service_dsn(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _service_dsn(args: argparse.Namespace) -> str:
-    dsn = database.service_dsn(args.dsn, args.embedded)
-    print(f"pgcti {args.command}: database {database.redact(dsn)}", file=sys.stderr)
-    return dsn
-
-
-def cmd_db(args: argparse.Namespace) -> int:
-    from ingester import embedded
-
-    if args.action == "start":
-        dsn = embedded.start()
-        print(f"embedded PostgreSQL running, data in {embedded.pgdata()}")
-        print(dsn)
-    elif args.action == "stop":
-        stopped = embedded.stop()
-        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
-    elif args.action == "status":
-        st = embedded.status()
-        if st.running:
-            print(f"running (pid {st.pid}), data in {st.pgdata}\n{st.dsn}")
-        else:
-            print(f"stopped, data in {st.pgdata}")
-            return 3  # like `pg_ctl status`: 3 means not running
-    elif args.action == "url":
-        print(embedded.start())
-    return 0
-
-
-def cmd_migrate(args: argparse.Namespace) -> int:
-    if args.include:
-        os.environ["PGCTI_EXTRA_MIGRATIONS"] = os.pathsep.join(
-            [*migrations.extra_dirs(), *args.include]
-        )
-    dsn = _service_dsn(args)
-    where = database.redact(dsn)
-    try:
-        return _migrate(args, dsn, where)
-    except migrations.MigrateError as exc:
-        print(f"pgcti migrate: nothing was changed: {exc}", file=sys.stderr)
-        return 1
-
-
-def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
-    if args.list:
-        for mid, applied in migrations.listing(dsn):
-            print(f"{'applied' if applied else 'pending'}  {mid}")
-        return 0
-    if args.rollback is not None:
-        count = None if args.rollback == "all" else int(args.rollback)
-        done = migrations.rollback(dsn, count)
-        print(f"rolled back {len(done.migrations)} migration(s) on {where}")
-        for mid in done.migrations:
-            print(f"  {mid}")
-        for note in done.notes:
-            print(f"  note: {note}")
-        return 0
-    step = migrations.plan if args.plan else migrations.apply
-    outcome = step(dsn, reference_crm=args.with_reference_crm)
-    print(migrate_report.render(outcome, where, planned=args.plan))
-    return 0
-
-
-def cmd_schema(args: argparse.Namespace) -> int:
-    from ingester import embedded, schema_snapshot
-
-    # Without --dsn: the embedded server, which is what db/schema.sql is made on.
-    sys.stdout.write(schema_snapshot.snapshot(args.dsn or embedded.start()))
-    return 0
-
-
-def cmd_rebuild(args: argparse.Namespace) -> int:
-    import psycopg
-
-    from ingester.queries import query
-
-    dsn = _service_dsn(args)
-    with psycopg.connect(dsn) as conn:
-        events, processed, ignored, failed = conn.execute(query("rebuild")).fetchone()
-    print(
-        f"rebuilt from {events} raw events: {processed} processed, {ignored} ignored, {failed} failed;"
-        " no commands were sent"
-    )
-    return 0
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ingester import config, service
-    from ingester.redaction import setup_logging
-
-    setup_logging(args.log_level, args.log_json)
-    try:
-        settings = config.load(vars(args))
-        return asyncio.run(service.run(settings))
-    except config.ConfigError as exc:
-        print(f"pgcti ingest: {exc}", file=sys.stderr)
-        return 2
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    import asyncio
-    from pathlib import Path
-
-    from ingester.redaction import setup_logging
-    from ingester.simulator.run import NoCrmNumbers, simulate
-
-    setup_logging(args.log_level)
-    key = os.environ.get("PGCTI_PBX_KEY")
-    if args.key_file:
-        key = Path(args.key_file).read_text().strip()
-    if not key:
-        print(
-            "pgcti simulate: set PGCTI_PBX_KEY or give --key-file: the key clients must present",
-            file=sys.stderr,
-        )
-        return 2
-    dsn = database.resolve_dsn(args.dsn) if args.numbers_from_crm else None
-    extensions = [e.strip() for e in (args.extensions or "").split(",") if e.strip()] or None
-    try:
-        return asyncio.run(
-            simulate(
-                key,
-                args.host,
-                args.port,
-                args.seed,
-                args.rate,
-                args.calls,
-                args.duration,
-                args.scale,
-                dsn,
-                args.replay and Path(args.replay),
-                args.record and Path(args.record),
-                args.drop_every,
-                protocol=args.protocol,
-                domain=args.domain,
-                extensions=extensions,
-            )
-        )
-    except NoCrmNumbers as exc:
-        print(f"pgcti simulate: {exc}", file=sys.stderr)
-        return 2
-
-
-def cmd_watch(args: argparse.Namespace) -> int:
-    import signal
-    import time
-
-    from ingester.redaction import setup_logging
-    from ingester.watch import Watcher, WatchError, describe, resolve_login
-
-    setup_logging(args.log_level)
-    try:
-        dsn = resolve_login(_service_dsn(args), args.workstation, args.extension, args.employee)
-    except WatchError as exc:
-        print(f"pgcti watch: {exc}", file=sys.stderr)
-        return 2
-    deadline = time.monotonic() + args.duration if args.duration else None
-
-    def show(item) -> None:
-        print(f"{time.strftime('%H:%M:%S')} #{item.seq:<5} {describe(item)}", flush=True)
-
-    watcher = Watcher(dsn, show)
-    signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
-    watcher.run(
-        until=lambda: (
-            (args.count is not None and watcher.handled >= args.count)
-            or (deadline is not None and time.monotonic() > deadline)
-        )
-    )
-    return 0
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ingester import config, doctor
-
-    dsn = _service_dsn(args)
-    settings = None
-    spool_dir = Path(args.spool_dir) if args.spool_dir else None
-    if args.config:
-        try:
-            settings = config.load({"config": args.config, "dsn": dsn})
-        except config.ConfigError as exc:
-            print(f"pgcti doctor: {exc}", file=sys.stderr)
-            return 2
-        spool_dir = spool_dir or settings.spool_dir
-    return doctor.run(dsn, settings, spool_dir, args.sample_number, print)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from datetime import date
-    from pathlib import Path
-
-    try:
-        from ingester import report
-    except ImportError:
-        print("pgcti report: needs Plotly: pip install 'pgcti[report]'", file=sys.stderr)
-        return 2
-
-    dsn = _service_dsn(args)
-    period = report.Period.default(date.today(), args.time_zone)
-    try:
-        period = report.Period(
-            date.fromisoformat(args.from_date) if args.from_date else period.first,
-            date.fromisoformat(args.to_date) if args.to_date else period.last,
-            args.time_zone,
-        )
-    except ValueError as exc:
-        print(f"pgcti report: {exc} (dates are YYYY-MM-DD)", file=sys.stderr)
-        return 2
-    if period.first > period.last:
-        print("pgcti report: --from is after --to", file=sys.stderr)
-        return 2
-    totals = report.write(dsn, period, Path(args.out))
-    print(
-        f"report for {period.first} to {period.last} written to {Path(args.out).resolve()}: "
-        + ", ".join(f"{k} {v}" for k, v in totals.items())
-    )
-    return 0
-
-
-def cmd_gateway(args: argparse.Namespace) -> int:
-    try:
-        from ingester import gateway
-    except ImportError:
-        print(
-            "pgcti gateway: needs Starlette and uvicorn: pip install 'pgcti[gateway]'",
-            file=sys.stderr,
-        )
-        return 2
-    dsn = _service_dsn(args)
-    origins = set(args.allow_origin or [])
-    print(
-        f"pgcti gateway: desks open http://{args.host}:{args.port}/#token=<token>", file=sys.stderr
-    )
-    gateway.run(dsn, args.host, args.port, origins, args.card_url or "")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from rich.console import Console
-
-    from ingester.demo.run import DemoError, run
-    from ingester.redaction import setup_logging
-
-    setup_logging("WARNING")
-    console = Console()
-    if not console.is_terminal:
-        console = Console(soft_wrap=True)  # plain lines for logs and pipes
-    try:
-        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-        return asyncio.run(
-            run(args.duration, args.rate, seed, args.dsn, console, args.pbx, web=args.web)
-        )
-    except DemoError as exc:
-        console.print(f"[red]demo failed:[/red] {exc}")
-        return 1
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgcti", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="pgcti", description="The `pgcti` command: one sub-command per job."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("db", help="manage the embedded default PostgreSQL server")
     p.add_argument("action", choices=["start", "stop", "status", "url"])
-    p.set_defaults(func=cmd_db)
+    p.set_defaults(func=commands.cmd_db)
 
     p = sub.add_parser(
         "migrate", help="apply the versioned migrations, then the changed logic files (idempotent)"
@@ -333,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         const="1",
         help="roll back the newest N migrations (default 1), or all",
     )
-    p.set_defaults(func=cmd_migrate)
+    p.set_defaults(func=commands.cmd_migrate)
 
     p = sub.add_parser("ingest", help="the ingester service: PBX events into cti.raw_event")
     _add_service_dsn(p)
@@ -384,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     p.add_argument("--log-level", default="INFO")
-    p.set_defaults(func=cmd_ingest)
+    p.set_defaults(func=commands.cmd_ingest)
 
     p = sub.add_parser("simulate", help="a PBX on loopback playing realistic calls")
     _add_dsn(p)
@@ -424,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", help="write what was sent to a JSONL trace (replayable)")
     p.add_argument("--drop-every", type=float, help="cut all client connections every N seconds")
     p.add_argument("--log-level", default="INFO")
-    p.set_defaults(func=cmd_simulate)
+    p.set_defaults(func=commands.cmd_simulate)
 
     p = sub.add_parser(
         "watch", help="the reference CRM client: show and acknowledge commands as they arrive"
@@ -442,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, help="exit after handling this many items")
     p.add_argument("--duration", type=float, help="exit after this many seconds")
     p.add_argument("--log-level", default="WARNING")
-    p.set_defaults(func=cmd_watch)
+    p.set_defaults(func=commands.cmd_watch)
 
     p = sub.add_parser(
         "demo", help="the whole pipeline on the embedded database, with a live board"
@@ -464,11 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--web", action="store_true", help="also start `pgcti gateway` and print each desk's page"
     )
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=commands.cmd_demo)
 
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")
     _add_service_dsn(p)
-    p.set_defaults(func=cmd_rebuild)
+    p.set_defaults(func=commands.cmd_rebuild)
 
     p = sub.add_parser(
         "gateway", help="serve browsers their desk's pops (WebSocket) and a web screen pop"
@@ -486,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a page origin allowed to connect (repeat); default: any",
     )
     p.add_argument("--card-url", help="open the CRM's own card: a URL with {client_id}")
-    p.set_defaults(func=cmd_gateway)
+    p.set_defaults(func=commands.cmd_gateway)
 
     p = sub.add_parser("report", help="write an HTML report of calls, callbacks and the funnel")
     _add_service_dsn(p)
@@ -496,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-zone", default="UTC", help="whose calendar days (default UTC), e.g. Europe/Moscow"
     )
     p.add_argument("--out", default="report.html", help="where to write it (default report.html)")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser(
         "doctor", help="check an installation: database, migrations, logins, adapters, spool, PBX"
@@ -507,13 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--spool-dir", help="also check this spool directory")
     p.add_argument("--sample-number", help="E.164 number to try the lookup with")
-    p.set_defaults(func=cmd_doctor)
+    p.set_defaults(func=commands.cmd_doctor)
 
     p = sub.add_parser(
         "schema", help="print the schema of a freshly migrated scratch database (make schema)"
     )
     _add_dsn(p)
-    p.set_defaults(func=cmd_schema)
+    p.set_defaults(func=commands.cmd_schema)
     return parser
 
 

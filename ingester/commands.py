@@ -1,0 +1,274 @@
+"""What each `pgcti` sub-command does: its arguments in, the module that does the job
+called, an exit code out (0 done, 1 failed, 2 a configuration error). The arguments
+themselves are declared in cli.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ingester import database, migrate_report, migrations
+
+
+def _service_dsn(args: argparse.Namespace) -> str:
+    dsn = database.service_dsn(args.dsn, args.embedded)
+    print(f"pgcti {args.command}: database {database.redact(dsn)}", file=sys.stderr)
+    return dsn
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from ingester import embedded
+
+    if args.action == "start":
+        dsn = embedded.start()
+        print(f"embedded PostgreSQL running, data in {embedded.pgdata()}")
+        print(dsn)
+    elif args.action == "stop":
+        stopped = embedded.stop()
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    elif args.action == "status":
+        st = embedded.status()
+        if st.running:
+            print(f"running (pid {st.pid}), data in {st.pgdata}\n{st.dsn}")
+        else:
+            print(f"stopped, data in {st.pgdata}")
+            return 3  # like `pg_ctl status`: 3 means not running
+    elif args.action == "url":
+        print(embedded.start())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.include:
+        os.environ["PGCTI_EXTRA_MIGRATIONS"] = os.pathsep.join(
+            [*migrations.extra_dirs(), *args.include]
+        )
+    dsn = _service_dsn(args)
+    where = database.redact(dsn)
+    try:
+        return _migrate(args, dsn, where)
+    except migrations.MigrateError as exc:
+        print(f"pgcti migrate: nothing was changed: {exc}", file=sys.stderr)
+        return 1
+
+
+def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
+    if args.list:
+        for mid, applied in migrations.listing(dsn):
+            print(f"{'applied' if applied else 'pending'}  {mid}")
+        return 0
+    if args.rollback is not None:
+        count = None if args.rollback == "all" else int(args.rollback)
+        done = migrations.rollback(dsn, count)
+        print(f"rolled back {len(done.migrations)} migration(s) on {where}")
+        for mid in done.migrations:
+            print(f"  {mid}")
+        for note in done.notes:
+            print(f"  note: {note}")
+        return 0
+    step = migrations.plan if args.plan else migrations.apply
+    outcome = step(dsn, reference_crm=args.with_reference_crm)
+    print(migrate_report.render(outcome, where, planned=args.plan))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ingester import embedded, schema_snapshot
+
+    # Without --dsn: the embedded server, which is what db/schema.sql is made on.
+    sys.stdout.write(schema_snapshot.snapshot(args.dsn or embedded.start()))
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from ingester.queries import query
+
+    dsn = _service_dsn(args)
+    with psycopg.connect(dsn) as conn:
+        events, processed, ignored, failed = conn.execute(query("rebuild")).fetchone()
+    print(
+        f"rebuilt from {events} raw events: {processed} processed, {ignored} ignored, {failed} failed;"
+        " no commands were sent"
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ingester import config, service
+    from ingester.redaction import setup_logging
+
+    setup_logging(args.log_level, args.log_json)
+    try:
+        settings = config.load(vars(args))
+        return asyncio.run(service.run(settings))
+    except config.ConfigError as exc:
+        print(f"pgcti ingest: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from ingester.redaction import setup_logging
+    from ingester.simulator.run import NoCrmNumbers, simulate
+
+    setup_logging(args.log_level)
+    key = os.environ.get("PGCTI_PBX_KEY")
+    if args.key_file:
+        key = Path(args.key_file).read_text().strip()
+    if not key:
+        print(
+            "pgcti simulate: set PGCTI_PBX_KEY or give --key-file: the key clients must present",
+            file=sys.stderr,
+        )
+        return 2
+    dsn = database.resolve_dsn(args.dsn) if args.numbers_from_crm else None
+    extensions = [e.strip() for e in (args.extensions or "").split(",") if e.strip()] or None
+    try:
+        return asyncio.run(
+            simulate(
+                key,
+                args.host,
+                args.port,
+                args.seed,
+                args.rate,
+                args.calls,
+                args.duration,
+                args.scale,
+                dsn,
+                args.replay and Path(args.replay),
+                args.record and Path(args.record),
+                args.drop_every,
+                protocol=args.protocol,
+                domain=args.domain,
+                extensions=extensions,
+            )
+        )
+    except NoCrmNumbers as exc:
+        print(f"pgcti simulate: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from ingester.redaction import setup_logging
+    from ingester.watch import Watcher, WatchError, describe, resolve_login
+
+    setup_logging(args.log_level)
+    try:
+        dsn = resolve_login(_service_dsn(args), args.workstation, args.extension, args.employee)
+    except WatchError as exc:
+        print(f"pgcti watch: {exc}", file=sys.stderr)
+        return 2
+    deadline = time.monotonic() + args.duration if args.duration else None
+
+    def show(item) -> None:
+        print(f"{time.strftime('%H:%M:%S')} #{item.seq:<5} {describe(item)}", flush=True)
+
+    watcher = Watcher(dsn, show)
+    signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    watcher.run(
+        until=lambda: (
+            (args.count is not None and watcher.handled >= args.count)
+            or (deadline is not None and time.monotonic() > deadline)
+        )
+    )
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ingester import config, doctor
+
+    dsn = _service_dsn(args)
+    settings = None
+    spool_dir = Path(args.spool_dir) if args.spool_dir else None
+    if args.config:
+        try:
+            settings = config.load({"config": args.config, "dsn": dsn})
+        except config.ConfigError as exc:
+            print(f"pgcti doctor: {exc}", file=sys.stderr)
+            return 2
+        spool_dir = spool_dir or settings.spool_dir
+    return doctor.run(dsn, settings, spool_dir, args.sample_number, print)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import date
+    from pathlib import Path
+
+    try:
+        from ingester import report
+    except ImportError:
+        print("pgcti report: needs Plotly: pip install 'pgcti[report]'", file=sys.stderr)
+        return 2
+
+    dsn = _service_dsn(args)
+    period = report.Period.default(date.today(), args.time_zone)
+    try:
+        period = report.Period(
+            date.fromisoformat(args.from_date) if args.from_date else period.first,
+            date.fromisoformat(args.to_date) if args.to_date else period.last,
+            args.time_zone,
+        )
+    except ValueError as exc:
+        print(f"pgcti report: {exc} (dates are YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    if period.first > period.last:
+        print("pgcti report: --from is after --to", file=sys.stderr)
+        return 2
+    totals = report.write(dsn, period, Path(args.out))
+    print(
+        f"report for {period.first} to {period.last} written to {Path(args.out).resolve()}: "
+        + ", ".join(f"{k} {v}" for k, v in totals.items())
+    )
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    try:
+        from ingester import gateway
+    except ImportError:
+        print(
+            "pgcti gateway: needs Starlette and uvicorn: pip install 'pgcti[gateway]'",
+            file=sys.stderr,
+        )
+        return 2
+    dsn = _service_dsn(args)
+    origins = set(args.allow_origin or [])
+    print(
+        f"pgcti gateway: desks open http://{args.host}:{args.port}/#token=<token>", file=sys.stderr
+    )
+    gateway.run(dsn, args.host, args.port, origins, args.card_url or "")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from ingester.demo.run import DemoError, run
+    from ingester.redaction import setup_logging
+
+    setup_logging("WARNING")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(soft_wrap=True)  # plain lines for logs and pipes
+    try:
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+        return asyncio.run(
+            run(args.duration, args.rate, seed, args.dsn, console, args.pbx, web=args.web)
+        )
+    except DemoError as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        return 1
