@@ -24,29 +24,16 @@ from ingester.metrics import Metrics
 from ingester.queries import query
 from ingester.replay_window import REPLAY_WINDOW, ReplayWindow
 from ingester.spool import Frame, Spool
+from ingester.write_errors import (
+    CONFLICT_RETRIES,
+    about_the_frame,
+    advice,
+    first_line,
+    is_conflict,
+)
 
 log = logging.getLogger("pgcti.writer")
 
-# SQLSTATE classes of errors about a frame's content (data exceptions, program limits). Any
-# other refusal is about the database (not migrated, a right missing, read-only, out of
-# disk): the frames are kept in the spool until it is fixed, never dropped.
-_ABOUT_THE_FRAME = ("22", "54")
-# What to do about the refusals a DBA meets first.
-_NOT_MIGRATED = "the database is not migrated: run `pgcti migrate` on it"
-_ADVICE = {
-    "42P01": _NOT_MIGRATED,  # undefined table
-    "3F000": _NOT_MIGRATED,  # undefined schema
-    "42883": _NOT_MIGRATED,  # undefined function
-    "42501": "the ingester's login lacks a right: make it a member of cti_ingester and register "
-    "it in cti.ingester_login (docs/dba-guide.md)",
-    "25006": "the database is read-only (a standby?): point the DSN at the primary",
-}
-# A conflict with another session (a deadlock, a lock the DBA's lock_timeout gave up on, a
-# serialization failure) passes: the batch is written again at once, a few times, on the
-# same connection, before it counts as the database being away (spool, reconnect). Two
-# ingesters on one feed, or a DBA's transaction on a call, do this.
-_CONFLICTS = ("40001", "40P01", "55P03")
-CONFLICT_RETRIES = 5
 REFUSAL_LOG_EVERY = 30.0  # seconds between ERROR lines while the database keeps refusing
 # A batch is capped by bytes too: 110 frames of 10 MB in one INSERT passed PostgreSQL's 1 GB
 # message limit, the server dropped the connection, and the same batch was retried forever.
@@ -211,7 +198,7 @@ class Writer:
             await self._insert_through_conflicts(batch)
         except psycopg.OperationalError as exc:
             log.warning(
-                "database unavailable (%s); spooling to %s", _first_line(exc), self.spool.path
+                "database unavailable (%s); spooling to %s", first_line(exc), self.spool.path
             )
             await self._drop_connection()
             self._to_spool(batch)
@@ -227,11 +214,11 @@ class Writer:
             try:
                 await self._insert_checked(batch)
             except psycopg.OperationalError as exc:  # psycopg's class for these SQLSTATEs
-                if exc.sqlstate not in _CONFLICTS or attempt == CONFLICT_RETRIES:
+                if not is_conflict(exc) or attempt == CONFLICT_RETRIES:
                     raise
                 log.warning(
                     "a write conflicted with another session (%s [%s]); writing it again",
-                    _first_line(exc),
+                    first_line(exc),
                     exc.sqlstate,
                 )
                 await asyncio.sleep(random.uniform(0.02, 0.08))
@@ -244,7 +231,7 @@ class Writer:
         try:
             await self._insert(batch)
         except psycopg.Error as exc:
-            if not _about_the_frame(exc):
+            if not about_the_frame(exc):
                 if isinstance(exc, psycopg.OperationalError):
                     raise  # the database is away: the caller spools and retries
                 raise DatabaseRefuses() from exc
@@ -252,7 +239,7 @@ class Writer:
                 log.warning(
                     "batch of %d refused (%s); finding the frame at fault",
                     len(batch),
-                    _first_line(exc),
+                    first_line(exc),
                 )
                 half = len(batch) // 2  # what committed before a later failure replays as a no-op
                 await self._insert_checked(batch[:half])
@@ -261,10 +248,10 @@ class Writer:
             self.metrics.rejected.inc()
             log.error(
                 "frame refused by the database (%s); stored in a bounded form instead",
-                _first_line(exc),
+                first_line(exc),
             )
             try:
-                await self._insert([bounded(batch[0], _first_line(exc))])
+                await self._insert([bounded(batch[0], first_line(exc))])
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as again:
@@ -273,8 +260,7 @@ class Writer:
     def _refusing(self, exc: BaseException | None) -> None:
         """The database refuses writes: say why (at most every 30 s), report unhealthy, back off."""
         sqlstate = getattr(exc, "sqlstate", None) or ""
-        advice = _ADVICE.get(sqlstate, "fix the database, then the frames are written in order")
-        problem = f"{_first_line(exc) if exc else 'refused'} [{sqlstate}]: {advice}"
+        problem = f"{first_line(exc) if exc else 'refused'} [{sqlstate}]: {advice(sqlstate)}"
         self.metrics.db_problem = problem
         if time.monotonic() - self._refusal_logged >= REFUSAL_LOG_EVERY:
             self._refusal_logged = time.monotonic()
@@ -361,7 +347,7 @@ class Writer:
                 self._unavailable_logged = time.monotonic()
                 log.warning(
                     "database unavailable (%s); %d frame(s) wait in the spool %s",
-                    _first_line(exc),
+                    first_line(exc),
                     self.spool.depth,
                     self.spool.path,
                 )
@@ -459,16 +445,6 @@ class Writer:
             except Exception:  # the connection is already broken; nothing more to release
                 log.debug("closing a broken connection failed", exc_info=True)
         self._conn = None
-
-
-def _about_the_frame(exc: psycopg.Error) -> bool:
-    """Data errors (the server's, or psycopg's own, such as a NUL character that no text
-    value can hold) and program limits are about a frame; anything else is about the database."""
-    return isinstance(exc, psycopg.DataError) or (exc.sqlstate or "")[:2] in _ABOUT_THE_FRAME
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def bounded(frame: Frame, reason: str) -> Frame:
