@@ -102,7 +102,8 @@ def _logins(conn: psycopg.Connection) -> Iterator[Finding]:
 # Adapters of optional features: their placeholders leave the feature without its CRM
 # side, which is worth a warning, not a failure.
 OPTIONAL_ADAPTERS = {
-    "crm_line_owner": "missed calls of clients without a manager go to the default owner",
+    "crm_line_owner": "missed calls of clients without a manager go to "
+    "cti.config.callback_default_owner, if one is set",
     "crm_deals": "the sales funnel shows no deals",
 }
 
