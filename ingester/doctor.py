@@ -48,6 +48,7 @@ def _database_checks(dsn: str, sample: str | None) -> Iterator[Finding]:
         yield _logic(conn)
         yield from _logins(conn)
         yield from _adapters(conn, sample)
+        yield _ingester(conn)
         yield _callbacks(conn)
         yield _outbox(conn)
         usage = conn.execute("SELECT pg_notification_queue_usage()").fetchone()[0]
@@ -170,6 +171,34 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
         yield Finding(WARN, "adapters", "crm_ring_recipients gives nobody: no ring notifications")
     else:
         yield Finding(OK, "adapters", f"{recipients} employee(s) hear rings")
+
+
+# An ingester ticks every 60 s by default; three missed ticks mean it is not writing here.
+TICK_OVERDUE_SECONDS = 180.0
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+def _ingester(conn: psycopg.Connection) -> Finding:
+    tick, frame = conn.execute(query("doctor_last_frames")).fetchone()
+    pbx = f"; the last PBX frame came {_ago(float(frame))}" if frame is not None else ""
+    if tick is None:
+        return Finding(
+            WARN,
+            "ingester",
+            "no ingester has ticked here yet (`pgcti ingest` ticks every 60 s unless "
+            f"--tick-seconds is 0){pbx}: start it (docs/operations.md, 'systemd')",
+        )
+    if float(tick) > TICK_OVERDUE_SECONDS:
+        return Finding(
+            WARN,
+            "ingester",
+            f"the last tick of an ingester came {_ago(float(tick))}{pbx}: is `pgcti ingest` "
+            "running, and can it reach this database? (journalctl -u pgcti-ingest; its /healthz)",
+        )
+    return Finding(OK, "ingester", f"an ingester ticked {_ago(float(tick))}{pbx}")
 
 
 def _callbacks(conn: psycopg.Connection) -> Finding:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -207,6 +208,22 @@ def test_doctor_times_the_lookup_and_warns_when_every_call_would_wait_for_it(dsn
     (line,) = [x for x in slow.splitlines() if "crm_lookup takes" in x]
     assert line.startswith("warn  adapters") and "phone directory" in line, line
     assert 30 <= float(re.search(r"takes (\d+\.\d) ms", line).group(1)) < 1000, line
+
+
+def test_doctor_says_when_no_ingester_has_written_here_lately(dsn, conn):
+    def line() -> str:
+        out = run_cli("doctor", "--dsn", dsn, check=False).stdout
+        (found,) = [x for x in out.splitlines() if x[6:18].strip() == "ingester"]
+        return found
+
+    assert line().startswith("warn  ingester     no ingester has ticked here yet")
+    tick = "INSERT INTO cti.raw_event (source, received_at, body) VALUES ('pgcti', %s, %s)"
+    conn.execute(tick, [datetime.now(UTC), '{"event": "tick", "n": 1}'])
+    assert line().startswith("ok    ingester     an ingester ticked 0 s ago")
+    conn.execute(tick, [datetime.now(UTC) - timedelta(minutes=10), '{"event": "tick", "n": 2}'])
+    stale = line()
+    assert stale.startswith("warn  ingester     the last tick of an ingester came 10 min ago")
+    assert "is `pgcti ingest` running" in stale
 
 
 def test_an_unreachable_database_is_logged_while_frames_wait_in_the_spool(dsn, tmp_path):

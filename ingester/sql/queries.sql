@@ -337,6 +337,14 @@ SELECT count(*), count(*) FILTER (WHERE t.due_at < now()), count(*) FILTER (WHER
        (SELECT array_to_string(c.callback_owner_policy, ',') FROM cti.config c)
   FROM cti.callback_task t WHERE t.closed_at IS NULL;
 
+-- name: doctor_last_frames
+-- How long ago an ingester's tick (every 60 s while it runs) and a PBX's frame were stored:
+-- the newest of each, read backwards through the raw log's key (no scan of the log).
+SELECT extract(epoch FROM now() - (SELECT r.received_at FROM cti.raw_event r
+                                    WHERE r.source = 'pgcti' ORDER BY r.id DESC LIMIT 1)),
+       extract(epoch FROM now() - (SELECT r.received_at FROM cti.raw_event r
+                                    WHERE r.source <> 'pgcti' ORDER BY r.id DESC LIMIT 1));
+
 -- name: doctor_outbox
 -- The outbox's size (the planner's estimate: no count over a big table), how long
 -- acknowledged items are kept, and the streams whose oldest unacknowledged item is older
