@@ -188,7 +188,7 @@ def _ingester(conn: psycopg.Connection) -> Finding:
         return Finding(
             WARN,
             "ingester",
-            "no ingester has ticked here yet (`pgcti ingest` ticks every 60 s unless "
+            "no ingester has ticked here lately (`pgcti ingest` ticks every 60 s unless "
             f"--tick-seconds is 0){pbx}: start it (docs/operations.md, 'systemd')",
         )
     if float(tick) > TICK_OVERDUE_SECONDS:

@@ -216,7 +216,7 @@ def test_doctor_says_when_no_ingester_has_written_here_lately(dsn, conn):
         (found,) = [x for x in out.splitlines() if x[6:18].strip() == "ingester"]
         return found
 
-    assert line().startswith("warn  ingester     no ingester has ticked here yet")
+    assert line().startswith("warn  ingester     no ingester has ticked here lately")
     tick = "INSERT INTO cti.raw_event (source, received_at, body) VALUES ('pgcti', %s, %s)"
     conn.execute(tick, [datetime.now(UTC), '{"event": "tick", "n": 1}'])
     assert line().startswith("ok    ingester     an ingester ticked 0 s ago")
