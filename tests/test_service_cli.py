@@ -216,14 +216,26 @@ def test_doctor_says_when_no_ingester_has_written_here_lately(dsn, conn):
         (found,) = [x for x in out.splitlines() if x[6:18].strip() == "ingester"]
         return found
 
-    assert line().startswith("warn  ingester     no ingester has ticked here lately")
-    tick = "INSERT INTO cti.raw_event (source, received_at, body) VALUES ('pgcti', %s, %s)"
-    conn.execute(tick, [datetime.now(UTC), '{"event": "tick", "n": 1}'])
-    assert line().startswith("ok    ingester     an ingester ticked 0 s ago")
-    conn.execute(tick, [datetime.now(UTC) - timedelta(minutes=10), '{"event": "tick", "n": 2}'])
+    assert line().startswith("warn  ingester     no frame in the raw log yet: no ingester has")
+    frame = "INSERT INTO cti.raw_event (source, received_at, body) VALUES (%s, %s, %s)"
+    old = datetime.now(UTC) - timedelta(minutes=10)
+    conn.execute(frame, ["onlinepbx3", old, '{"event": "x", "n": 1}'])
+    conn.execute(frame, ["pgcti", old, '{"event": "tick", "n": 1}'])
     stale = line()
-    assert stale.startswith("warn  ingester     the last tick of an ingester came 10 min ago")
+    assert stale.startswith(
+        "warn  ingester     the last tick of an ingester came 10 min ago; the last PBX frame"
+        " came 10 min ago: no ingester has written here for 3 minutes"
+    ), stale
     assert "is `pgcti ingest` running" in stale
+    # A frame just now (before the first tick of an ingester just started): it writes.
+    conn.execute(frame, ["onlinepbx3", datetime.now(UTC), '{"event": "x", "n": 2}'])
+    assert line().startswith("ok    ingester     the last tick of an ingester came 10 min ago")
+    conn.execute(frame, ["pgcti", datetime.now(UTC), '{"event": "tick", "n": 2}'])
+    assert re.fullmatch(
+        r"ok    ingester     the last tick of an ingester came \d s ago; "
+        r"the last PBX frame came \d s ago",
+        line(),
+    )
 
 
 def test_an_unreachable_database_is_logged_while_frames_wait_in_the_spool(dsn, tmp_path):
