@@ -195,7 +195,7 @@ class Writer:
             self._to_spool(batch)
             return
         try:
-            await self._insert_through_conflicts(batch)
+            await self._insert_checked(batch)
         except psycopg.OperationalError as exc:
             log.warning(
                 "database unavailable (%s); spooling to %s", first_line(exc), self.spool.path
@@ -207,23 +207,6 @@ class Writer:
             self._refusing(exc.__cause__)
         else:
             self._accepting()
-
-    async def _insert_through_conflicts(self, batch: list[Frame]) -> None:
-        """Insert; a conflict with another session is retried at once, a few times."""
-        for attempt in range(CONFLICT_RETRIES + 1):
-            try:
-                await self._insert_checked(batch)
-            except psycopg.OperationalError as exc:  # psycopg's class for these SQLSTATEs
-                if not is_conflict(exc) or attempt == CONFLICT_RETRIES:
-                    raise
-                log.warning(
-                    "a write conflicted with another session (%s [%s]); writing it again",
-                    first_line(exc),
-                    exc.sqlstate,
-                )
-                await asyncio.sleep(random.uniform(0.02, 0.08))
-            else:
-                return
 
     async def _insert_checked(self, batch: list[Frame]) -> None:
         """Insert; a frame refused for its content is isolated by halving the batch and is
@@ -281,13 +264,25 @@ class Writer:
         self._unavailable_logged = 0.0
 
     async def _insert(self, batch: list[Frame]) -> None:
+        """One INSERT; a conflict with another session is written again at once, a few times."""
         started = time.perf_counter()
-        try:
-            await asyncio.wait_for(self._insert_now(batch), self.db_timeout)
-        except TimeoutError:
-            raise psycopg.OperationalError(
-                f"the database did not answer within {self.db_timeout:g}s"
-            ) from None
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                await asyncio.wait_for(self._insert_now(batch), self.db_timeout)
+                break
+            except TimeoutError:
+                raise psycopg.OperationalError(
+                    f"the database did not answer within {self.db_timeout:g}s"
+                ) from None
+            except psycopg.OperationalError as exc:  # psycopg's class for these SQLSTATEs
+                if not is_conflict(exc) or attempt == CONFLICT_RETRIES:
+                    raise
+                log.warning(
+                    "a write conflicted with another session (%s [%s]); writing it again",
+                    first_line(exc),
+                    exc.sqlstate,
+                )
+                await asyncio.sleep(random.uniform(0.02, 0.08))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.stored.inc(len(batch))
         self.recent.remember(batch)
@@ -324,11 +319,11 @@ class Writer:
         try:
             frames = self.spool.read()
             for chunk in chunks(frames, self.max_batch):
-                await self._insert_through_conflicts(chunk)
+                await self._insert_checked(chunk)
             if self._held:  # the disk is still full, the database is back: straight in
                 held = list(self._held)
                 for chunk in chunks(held, self.max_batch):
-                    await self._insert_through_conflicts(chunk)
+                    await self._insert_checked(chunk)
                 self._release(held)
                 self.metrics.spool_problem = None
                 log.info(
