@@ -7,7 +7,6 @@ saw and what to do. Exit code: 0 when nothing failed, 1 otherwise.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,19 +114,9 @@ SLOW_LOOKUP_MS = 20.0
 
 
 def _lookup_ms(conn: psycopg.Connection, number: str) -> float:
-    """The lookup's time in the server: the best of five round trips, less an empty one's."""
-
-    def best(sql: str, params: list) -> float:
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            conn.execute(sql, params).fetchall()
-            times.append(time.perf_counter() - start)
-        return min(times) * 1000
-
-    return max(
-        0.0, best(query("doctor_lookup_count"), [number]) - best(query("doctor_round_trip"), [])
-    )
+    """The lookup's time in the server, the best of five (the first may read from disk)."""
+    plans = [conn.execute(query("doctor_lookup_plan"), [number]).fetchone()[0] for _ in range(5)]
+    return min(plan[0]["Execution Time"] for plan in plans)
 
 
 def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]:

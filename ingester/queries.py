@@ -1,4 +1,6 @@
-"""Named SQL kept in ingester/sql/queries.sql, so the Python stays free of SQL and of rules."""
+"""Named SQL kept in ingester/sql/queries/, one file per part of the edge (the pipeline,
+clients, migrate, the demo, doctor, report, the gateway), so the Python stays free of SQL
+and of rules."""
 
 from __future__ import annotations
 
@@ -13,16 +15,24 @@ _NAME = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
 
 @cache
 def _all() -> dict[str, str]:
-    text = files("ingester").joinpath("sql", "queries.sql").read_text()
-    parts = _NAME.split(text)[1:]  # name, body, name, body, ...
-    return {name: body.strip() for name, body in zip(parts[::2], parts[1::2], strict=True)}
+    found: dict[str, str] = {}
+    folder = files("ingester").joinpath("sql", "queries")
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".sql"):
+            continue
+        parts = _NAME.split(path.read_text())[1:]  # name, body, name, body, ...
+        for name, body in zip(parts[::2], parts[1::2], strict=True):
+            if name in found:
+                raise ValueError(f"query {name!r} is named twice in ingester/sql/queries/")
+            found[name] = body.strip()
+    return found
 
 
 def query(name: str) -> str:
     try:
         return _all()[name]
     except KeyError:
-        raise KeyError(f"no query named {name!r} in ingester/sql/queries.sql") from None
+        raise KeyError(f"no query named {name!r} in ingester/sql/queries/") from None
 
 
 def composed(name: str, *identifiers: str) -> sql.Composed:

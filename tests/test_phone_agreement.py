@@ -11,8 +11,6 @@ from collections import defaultdict
 import phonenumbers as pn
 import pytest
 
-from ingester.queries import query
-
 REGIONS = ["RU", "KZ", "BY", "UZ", "AM", "DE", "GB", "FR", "PL", "TR", "US", "IN", "CN", "AE", "IL"]
 TYPES = [pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE]
 EXTENSIONS = [
@@ -27,6 +25,12 @@ EXTENSIONS = [
 ]
 SEPARATORS = [", ", "; ", " или ", "\n", " / "]
 FULL_WIDTH = str.maketrans("0123456789+", "０１２３４５６７８９＋")
+# Every number pgcti finds in each text, by the text's position.
+NUMBERS_OF_EACH = """
+SELECT u.i, n.number, n.ext
+  FROM unnest(%s::text[]) WITH ORDINALITY u(raw, i)
+  LEFT JOIN LATERAL cti.phone_numbers(u.raw) WITH ORDINALITY n ON true
+ ORDER BY u.i, n.ordinality"""
 DEFAULT_REGION = "RU"  # what cti.config says by default: country code 7, trunk prefix 8
 
 
@@ -104,7 +108,7 @@ def libphonenumber_finds(text: str, several: bool) -> list[tuple[str, str | None
 
 
 def ours(conn, texts: list[str]) -> list[list[tuple[str, str | None]]]:
-    rows = conn.execute(query("phone_numbers_of_each"), [texts]).fetchall()
+    rows = conn.execute(NUMBERS_OF_EACH, [texts]).fetchall()
     by_text: dict[int, list] = defaultdict(list)
     for ordinal, number, ext in rows:
         if number is not None:

@@ -1,0 +1,19 @@
+-- `pgcti gateway`: its database API, by token.
+-- Named statements of the Python edge (ingester/queries.py loads every file here); `{}`
+-- marks an identifier psycopg.sql fills in. No business rule: those are in db/logic.
+
+-- name: gateway_whoami
+SELECT login, stream, target_id, channel, last_seq, acked_seq FROM cti.gateway_whoami(%s);
+
+-- name: gateway_pull
+SELECT seq, type, call_id, payload, created_at FROM cti.gateway_pull(%s, %s, %s, 100);
+
+-- name: gateway_ack
+SELECT cti.gateway_ack(%s, %s, %s);
+
+-- name: gateway_contacts
+SELECT call_id, started_at, direction, outcome, answered_by, extract(epoch FROM duration)::int
+  FROM cti.gateway_contacts(%s, %s);
+
+-- name: gateway_wallboard
+SELECT cti.gateway_wallboard(%s);

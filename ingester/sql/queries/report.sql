@@ -1,0 +1,33 @@
+-- `pgcti report`: the analytics views, per day, hour and stage.
+-- Named statements of the Python edge (ingester/queries.py loads every file here); `{}`
+-- marks an identifier psycopg.sql fills in. No business rule: those are in db/logic.
+
+-- name: report_time_zone
+SELECT set_config('TimeZone', %(time_zone)s, false);
+
+-- name: report_daily
+-- Every day of the period, with zeros for days without calls.
+SELECT d::date AS day, coalesce(s.inbound_calls, 0), coalesce(s.answered, 0), coalesce(s.missed, 0),
+       coalesce(s.abandoned, 0), coalesce(s.busy, 0), s.answer_rate,
+       coalesce(s.missed_never_called_back, 0), coalesce(s.callbacks_made, 0)
+  FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d
+  LEFT JOIN cti.daily_call_stats_v1 s ON s.day = d::date AND s.all_lines
+ ORDER BY 1;
+
+-- name: report_hourly
+SELECT h, count(c.id)
+  FROM generate_series(0, 23) h
+  LEFT JOIN cti.call c ON c.direction = 'inbound' AND extract(hour FROM c.started_at) = h
+                      AND c.started_at >= %(first)s::date AND c.started_at < %(last)s::date + 1
+ GROUP BY h ORDER BY h;
+
+-- name: report_response_seconds
+SELECT extract(epoch FROM c.answered_at - c.started_at)::float8
+  FROM cti.call c
+ WHERE c.direction = 'inbound' AND c.outcome = 'answered'
+   AND c.started_at >= %(first)s::date AND c.started_at < %(last)s::date + 1;
+
+-- name: report_funnel
+SELECT coalesce(sum(f.callers), 0), coalesce(sum(f.leads), 0), coalesce(sum(f.with_deal), 0), coalesce(sum(f.won), 0)
+  FROM cti.sales_funnel_v1 f
+ WHERE f.by = 'all' AND f.month >= date_trunc('month', %(first)s::date) AND f.month <= %(last)s::date;
