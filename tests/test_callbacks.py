@@ -102,7 +102,7 @@ def test_unknown_callers_get_tasks_as_leads(conn, crm):
     lead = conn.execute(
         "SELECT id, name FROM pgcti_refcrm.client WHERE is_lead"
     ).fetchone()
-    assert lead[1] == f"Lead #{lead[0]}" and task["party"] == f"client:{lead[0]}"
+    assert lead[1] == "Lead" and task["party"] == f"client:{lead[0]}"
     assert task["owner_id"] is None, "a lead has no manager, the line no owner, no default"
     assert not [c for c in commands(conn) if c[2] == "callback_task"], "nobody to tell"
 

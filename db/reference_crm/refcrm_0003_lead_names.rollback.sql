@@ -18,4 +18,4 @@ $$;
 
 UPDATE pgcti_refcrm.client c SET name = 'New caller ' || p.raw
   FROM (SELECT DISTINCT ON (client_id) client_id, raw FROM pgcti_refcrm.client_phone ORDER BY client_id, id) p
- WHERE c.is_lead AND c.name = 'Lead #' || c.id AND p.client_id = c.id;
+ WHERE c.is_lead AND c.name = 'Lead' AND p.client_id = c.id;
