@@ -1439,6 +1439,7 @@ $$;
 CREATE FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     v_stored bigint;
@@ -2345,6 +2346,7 @@ CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ign
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     v_event cti.raw_event;
@@ -2544,6 +2546,7 @@ CREATE FUNCTION cti.tg_raw_event__process() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET enable_seqscan TO 'off'
     SET jit TO 'off'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     v_events cti.raw_event[];

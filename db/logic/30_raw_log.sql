@@ -110,6 +110,7 @@ CREATE OR REPLACE FUNCTION cti.ingest_frames_v1(p_sources text[], p_received tim
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- arrays as parameters: planned once, not per batch (65_processing.sql)
 AS $$
 DECLARE
     v_stored bigint;
