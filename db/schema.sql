@@ -119,26 +119,23 @@ CREATE FUNCTION cti.ack_notifications_v1(p_seq bigint) RETURNS bigint
 COMMENT ON FUNCTION cti.ack_notifications_v1(p_seq bigint) IS 'Client API v1: mark my notifications up to p_seq handled; returns the acknowledged seq';
 
 CREATE FUNCTION cti.ami_block(p_body text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT jsonb_build_object(
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'Event', (SELECT trim(substr(l, strpos(l, ':') + 1)) FROM regexp_split_to_table(p_body, E'\r?\n') l
                    WHERE lower(split_part(l, ':', 1)) = 'event' LIMIT 1),
         'fields', coalesce(jsonb_agg(jsonb_build_array(split_part(l.line, ':', 1),
                                                        ltrim(substr(l.line, strpos(l.line, ':') + 1)))
                                      ORDER BY l.n) FILTER (WHERE strpos(l.line, ':') > 0), '[]'))
-      FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n)
+      FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n));
+END
 $$;
 
 CREATE FUNCTION cti.ami_dialled_number(p_fields jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-    SELECT coalesce(substring(p_fields ->> 'DialString' FROM '(?:^|/)(\+?[0-9]{2,})(?:@|$)'),
-                    substring(p_fields ->> 'DestExten' FROM '^\+?[0-9]{2,}$'),
-                    nullif(p_fields ->> 'DestCallerIDNum', '<unknown>'))
-$_$;
+    RETURN COALESCE("substring"((p_fields ->> 'DialString'::text), '(?:^|/)(\+?[0-9]{2,})(?:@|$)'::text), "substring"((p_fields ->> 'DestExten'::text), '^\+?[0-9]{2,}$'::text), NULLIF((p_fields ->> 'DestCallerIDNum'::text), '<unknown>'::text));
 
 CREATE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
     LANGUAGE plpgsql STABLE
@@ -160,24 +157,24 @@ END
 $$;
 
 CREATE FUNCTION cti.ami_fields(p_frame jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT coalesce(jsonb_object_agg(f.field ->> 0, f.field ->> 1 ORDER BY f.n DESC), '{}')
-      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_frame -> 'fields') = 'array' THEN p_frame -> 'fields' END)
-           WITH ORDINALITY AS f(field, n)
-     WHERE jsonb_typeof(f.field) = 'array'
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(f.field ->> 0, f.field ->> 1 ORDER BY f.n DESC), '{}')
+              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_frame -> 'fields') = 'array' THEN p_frame -> 'fields' END)
+                   WITH ORDINALITY AS f(field, n)
+             WHERE jsonb_typeof(f.field) = 'array');
+END
 $$;
 
 CREATE FUNCTION cti.ami_is_local(p_channel text) RETURNS boolean
     LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT coalesce(p_channel ILIKE 'Local/%', false) $$;
+    RETURN COALESCE((p_channel ~~* 'Local/%'::text), false);
 
 CREATE FUNCTION cti.ami_local_wire(p_channel text) RETURNS text
     LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$ SELECT regexp_replace(p_channel, ';[12](<[A-Z]+>)?$', '') $_$;
+    RETURN regexp_replace(p_channel, ';[12](<[A-Z]+>)?$'::text, ''::text);
 
 CREATE FUNCTION cti.ami_who_rings(p_source text, p_fact cti.fact) RETURNS cti.fact
     LANGUAGE plpgsql STABLE
@@ -405,27 +402,18 @@ $$;
 COMMENT ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) IS 'Keep the numbers of a CRM phone column in cti.phone_directory (triggers + backfill)';
 
 CREATE FUNCTION cti.call_of_key(p_source text, p_key text) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT coalesce((SELECT c.id FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_key),
-                    (SELECT a.call_id FROM cti.call_alias a WHERE a.source = p_source AND a.pbx_call_id = p_key))
+BEGIN
+    RETURN coalesce((SELECT c.id FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_key),
+                    (SELECT a.call_id FROM cti.call_alias a WHERE a.source = p_source AND a.pbx_call_id = p_key));
+END
 $$;
 
 CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT jsonb_strip_nulls(jsonb_build_object(
-        'call_id', p_call.id, 'direction', p_call.direction,
-        'number', coalesce(p_call.external_number, p_call.external_number_raw), 'dialled', p_call.dialled,
-        'client_id', p_call.client_id, 'match', p_call.client_match, 'is_new', p_call.client_match = 'new',
-        'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
-        'manager_id', (p_call.client_card ->> 'manager_id')::bigint,
-        'manager_surname', p_call.client_card ->> 'manager_surname',
-        'candidates', p_call.client_card -> 'candidates',
-        'extension', p_call.holder_extension))
-$$;
+    RETURN jsonb_strip_nulls(jsonb_build_object('call_id', (p_call).id, 'direction', (p_call).direction, 'number', COALESCE((p_call).external_number, (p_call).external_number_raw), 'dialled', (p_call).dialled, 'client_id', (p_call).client_id, 'match', (p_call).client_match, 'is_new', ((p_call).client_match = 'new'::text), 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'manager_id', (((p_call).client_card ->> 'manager_id'::text))::bigint, 'manager_surname', ((p_call).client_card ->> 'manager_surname'::text), 'candidates', ((p_call).client_card -> 'candidates'::text), 'extension', (p_call).holder_extension));
 
 CREATE FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -448,9 +436,8 @@ END
 $$;
 
 CREATE FUNCTION cti.callback_party(p_client_id bigint, p_e164 text) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT CASE WHEN p_client_id IS NOT NULL THEN 'client:' || p_client_id ELSE 'number:' || p_e164 END $$;
+    LANGUAGE sql STABLE
+    RETURN CASE WHEN (p_client_id IS NOT NULL) THEN ('client:'::text || p_client_id) ELSE ('number:'::text || p_e164) END;
 
 CREATE TABLE cti.callback_task (
     id bigint NOT NULL,
@@ -479,14 +466,7 @@ COMMENT ON TABLE cti.callback_task IS 'Missed calls to call back: one open task 
 
 CREATE FUNCTION cti.callback_payload(p_task cti.callback_task, p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT jsonb_strip_nulls(jsonb_build_object(
-        'task_id', p_task.id, 'number', p_task.e164, 'dialled', p_task.dialled,
-        'missed_calls', p_task.missed_calls, 'client_id', p_task.client_id,
-        'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
-        'is_new', p_call.client_match = 'new'))
-$$;
+    RETURN jsonb_strip_nulls(jsonb_build_object('task_id', (p_task).id, 'number', (p_task).e164, 'dialled', (p_task).dialled, 'missed_calls', (p_task).missed_calls, 'client_id', (p_task).client_id, 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'is_new', ((p_call).client_match = 'new'::text)));
 
 CREATE FUNCTION cti.callback_tasks_v1() RETURNS TABLE(task_id bigint, number text, client_id bigint, client_name text, dialled text, missed_calls integer, created_at timestamp with time zone, due_at timestamp with time zone, last_call_id bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -503,12 +483,14 @@ $$;
 COMMENT ON FUNCTION cti.callback_tasks_v1() IS 'Client API v1: my open callback tasks (missed calls to call back), the most overdue first';
 
 CREATE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT 'cti_' || p_kind || '_v1_' || p_id || '_'
-           || left(encode(sha256(k.key || convert_to(p_kind || ':' || p_id, 'UTF8')), 'hex'), 24)
-      FROM cti.channel_key k
+BEGIN
+    RETURN (SELECT 'cti_' || p_kind || '_v1_' || p_id || '_'
+                   || left(encode(sha256(k.key || convert_to(p_kind || ':' || p_id, 'UTF8')), 'hex'), 24)
+              FROM cti.channel_key k);
+END
 $$;
 
 COMMENT ON FUNCTION cti.channel_name(p_kind text, p_id bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>_<secret part>, cti_emp_v1_<employee id>_<secret part>; clients get theirs from whoami_v1()';
@@ -632,11 +614,13 @@ $$;
 COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adapter: extension -> workstation id, NULL when none. Override for your CRM.';
 
 CREATE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT cti.lock_calls(ARRAY[p_call_id]);
-    SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands);
+BEGIN
+    PERFORM cti.lock_calls(ARRAY[p_call_id]);
+    PERFORM cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands);
+END
 $$;
 
 COMMENT ON FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
@@ -1427,14 +1411,8 @@ END
 $$;
 
 CREATE FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) RETURNS cti.fact
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT jsonb_populate_record(NULL::cti.fact, jsonb_build_object('kind', 'ignored', 'note',
-               CASE WHEN p_event = ANY (p_no_fact) THEN format('event "%s" carries no call fact', p_event)
-                    ELSE format('unknown event type "%s"', left(p_event, 100)) END))
-     WHERE p_event <> ALL (p_handled)
-$$;
+    LANGUAGE sql STABLE
+    RETURN CASE WHEN (p_event <> ALL (p_handled)) THEN jsonb_populate_record(NULL::cti.fact, jsonb_build_object('kind', 'ignored', 'note', CASE WHEN (p_event = ANY (p_no_fact)) THEN format('event "%s" carries no call fact'::text, p_event) ELSE format('unknown event type "%s"'::text, "left"(p_event, 100)) END)) ELSE NULL::cti.fact END;
 
 CREATE FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1548,11 +1526,14 @@ END
 $$;
 
 CREATE FUNCTION cti.lock_calls(p_calls bigint[]) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-    SELECT FROM (SELECT DISTINCT i.id FROM unnest(p_calls) i(id) ORDER BY i.id) i
-     CROSS JOIN LATERAL (SELECT FROM cti.call c WHERE c.id = i.id FOR UPDATE) c
+BEGIN
+    PERFORM FROM (SELECT DISTINCT i.id FROM unnest(p_calls) i(id) ORDER BY i.id) i
+      CROSS JOIN LATERAL (SELECT FROM cti.call c WHERE c.id = i.id FOR UPDATE) c;
+END
 $$;
 
 COMMENT ON FUNCTION cti.lock_calls(p_calls bigint[]) IS 'Lock these calls (in id order: no deadlock between two sets)';
@@ -1747,9 +1728,13 @@ END
 $$;
 
 CREATE FUNCTION cti.parse_frames(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) RETURNS TABLE(n bigint, source text, received_at timestamp with time zone, body text, frame jsonb, dedup_key bytea, parse_error text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH checked AS (
         SELECT i.n, i.source, coalesce(i.received_at, clock_timestamp()) AS received_at, i.body,
                CASE WHEN i.body IS NULL THEN 'empty frame'
@@ -1779,7 +1764,8 @@ CREATE FUNCTION cti.parse_frames(p_sources text[], p_received timestamp with tim
                          THEN 'not an AMI event block (no Event: line)'
                          WHEN jsonb_typeof(p.frame) <> 'object'
                          THEN 'frame is JSON but not an object: ' || jsonb_typeof(p.frame) END)
-      FROM parsed p
+      FROM parsed p;
+END
 $$;
 
 CREATE FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) RETURNS timestamp with time zone
@@ -2326,20 +2312,7 @@ COMMENT ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) I
 
 CREATE FUNCTION cti.q850_cause(p_code text) RETURNS text
     LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-    SELECT CASE p_code
-        WHEN '0' THEN 'UNSPECIFIED' WHEN '1' THEN 'UNALLOCATED_NUMBER' WHEN '3' THEN 'NO_ROUTE_DESTINATION'
-        WHEN '16' THEN 'NORMAL_CLEARING' WHEN '17' THEN 'USER_BUSY' WHEN '18' THEN 'NO_USER_RESPONSE'
-        WHEN '19' THEN 'NO_ANSWER' WHEN '20' THEN 'SUBSCRIBER_ABSENT' WHEN '21' THEN 'CALL_REJECTED'
-        WHEN '26' THEN 'NON_SELECTED_USER_CLEARING' WHEN '27' THEN 'DESTINATION_OUT_OF_ORDER'
-        WHEN '28' THEN 'INVALID_NUMBER_FORMAT' WHEN '31' THEN 'NORMAL_UNSPECIFIED'
-        WHEN '34' THEN 'NORMAL_CIRCUIT_CONGESTION' WHEN '38' THEN 'NETWORK_OUT_OF_ORDER'
-        WHEN '41' THEN 'NORMAL_TEMPORARY_FAILURE' WHEN '42' THEN 'SWITCH_CONGESTION'
-        WHEN '127' THEN 'INTERWORKING'
-        ELSE CASE WHEN p_code ~ '^[0-9]{1,3}$' THEN 'Q850_' || p_code END
-    END
-$_$;
+    RETURN CASE p_code WHEN '0'::text THEN 'UNSPECIFIED'::text WHEN '1'::text THEN 'UNALLOCATED_NUMBER'::text WHEN '3'::text THEN 'NO_ROUTE_DESTINATION'::text WHEN '16'::text THEN 'NORMAL_CLEARING'::text WHEN '17'::text THEN 'USER_BUSY'::text WHEN '18'::text THEN 'NO_USER_RESPONSE'::text WHEN '19'::text THEN 'NO_ANSWER'::text WHEN '20'::text THEN 'SUBSCRIBER_ABSENT'::text WHEN '21'::text THEN 'CALL_REJECTED'::text WHEN '26'::text THEN 'NON_SELECTED_USER_CLEARING'::text WHEN '27'::text THEN 'DESTINATION_OUT_OF_ORDER'::text WHEN '28'::text THEN 'INVALID_NUMBER_FORMAT'::text WHEN '31'::text THEN 'NORMAL_UNSPECIFIED'::text WHEN '34'::text THEN 'NORMAL_CIRCUIT_CONGESTION'::text WHEN '38'::text THEN 'NETWORK_OUT_OF_ORDER'::text WHEN '41'::text THEN 'NORMAL_TEMPORARY_FAILURE'::text WHEN '42'::text THEN 'SWITCH_CONGESTION'::text WHEN '127'::text THEN 'INTERWORKING'::text ELSE CASE WHEN (p_code ~ '^[0-9]{1,3}$'::text) THEN ('Q850_'::text || p_code) ELSE NULL::text END END;
 
 CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
     LANGUAGE plpgsql
@@ -2472,11 +2445,14 @@ CREATE FUNCTION cti.rotate_channel_key() RETURNS timestamp with time zone
 $$;
 
 CREATE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-    SELECT cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
-                                  ORDER BY (k).frame_key, (k).step, (k).sub))
+BEGIN
+    PERFORM cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
+                                   ORDER BY (k).frame_key, (k).step, (k).sub));
+END
 $$;
 
 CREATE FUNCTION cti.streams_of(p_binding cti.client_login) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)

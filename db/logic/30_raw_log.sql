@@ -17,16 +17,18 @@
 
 -- An AMI block's lines in order, every repeated key kept; Event apart for lookups.
 CREATE OR REPLACE FUNCTION cti.ami_block(p_body text) RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT jsonb_build_object(
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'Event', (SELECT trim(substr(l, strpos(l, ':') + 1)) FROM regexp_split_to_table(p_body, E'\r?\n') l
                    WHERE lower(split_part(l, ':', 1)) = 'event' LIMIT 1),
         'fields', coalesce(jsonb_agg(jsonb_build_array(split_part(l.line, ':', 1),
                                                        ltrim(substr(l.line, strpos(l.line, ':') + 1)))
                                      ORDER BY l.n) FILTER (WHERE strpos(l.line, ':') > 0), '[]'))
-      FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n)
+      FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n));
+END
 $$;
 
 -- Why parse in the INSERT, not in a row trigger: the trigger was a PL/pgSQL call per frame
@@ -67,9 +69,13 @@ $$;
 -- stored: the ingester's cti.ingest_frames_v1() and the row trigger below both come here.
 CREATE OR REPLACE FUNCTION cti.parse_frames(p_sources text[], p_received timestamptz[], p_bodies text[])
 RETURNS TABLE (n bigint, source text, received_at timestamptz, body text, frame jsonb, dedup_key bytea, parse_error text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- arrays as parameters (65_processing.sql)
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH checked AS (
         SELECT i.n, i.source, coalesce(i.received_at, clock_timestamp()) AS received_at, i.body,
                CASE WHEN i.body IS NULL THEN 'empty frame'
@@ -99,7 +105,8 @@ AS $$
                          THEN 'not an AMI event block (no Event: line)'
                          WHEN jsonb_typeof(p.frame) <> 'object'
                          THEN 'frame is JSON but not an object: ' || jsonb_typeof(p.frame) END)
-      FROM parsed p
+      FROM parsed p;
+END
 $$;
 
 -- The ingester's one statement: store a batch of frames, parsed and keyed, in order; a

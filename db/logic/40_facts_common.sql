@@ -50,14 +50,12 @@ $$;
 -- (known, carries no call fact) or any other not in p_handled (unknown). NULL for an
 -- event in p_handled.
 CREATE OR REPLACE FUNCTION cti.ignored_event(p_event text, p_no_fact text[], p_handled text[]) RETURNS cti.fact
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT jsonb_populate_record(NULL::cti.fact, jsonb_build_object('kind', 'ignored', 'note',
-               CASE WHEN p_event = ANY (p_no_fact) THEN format('event "%s" carries no call fact', p_event)
-                    ELSE format('unknown event type "%s"', left(p_event, 100)) END))
-     WHERE p_event <> ALL (p_handled)
-$$;
+LANGUAGE sql STABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN CASE WHEN p_event <> ALL (p_handled) THEN
+            jsonb_populate_record(NULL::cti.fact, jsonb_build_object('kind', 'ignored', 'note',
+                CASE WHEN p_event = ANY (p_no_fact) THEN format('event "%s" carries no call fact', p_event)
+                     ELSE format('unknown event type "%s"', left(p_event, 100)) END))
+       END;
 
 -- The frame's object of event data at p_path; a frame without one fails, naming the path.
 CREATE OR REPLACE FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) RETURNS jsonb

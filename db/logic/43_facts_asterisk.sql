@@ -28,21 +28,21 @@
 -- An AMI block's fields as one object; a repeated key (ChanVariable) keeps its first value
 -- here (the raw log keeps every one).
 CREATE OR REPLACE FUNCTION cti.ami_fields(p_frame jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(jsonb_object_agg(f.field ->> 0, f.field ->> 1 ORDER BY f.n DESC), '{}')
-      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_frame -> 'fields') = 'array' THEN p_frame -> 'fields' END)
-           WITH ORDINALITY AS f(field, n)
-     WHERE jsonb_typeof(f.field) = 'array'
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(f.field ->> 0, f.field ->> 1 ORDER BY f.n DESC), '{}')
+              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_frame -> 'fields') = 'array' THEN p_frame -> 'fields' END)
+                   WITH ORDINALITY AS f(field, n)
+             WHERE jsonb_typeof(f.field) = 'array');
+END
 $$;
 
 -- A Q.850 cause code as AMI sends it (Hangup's Cause) -> the name onlinePBX uses.
 CREATE OR REPLACE FUNCTION cti.q850_cause(p_code text) RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE p_code
+LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN CASE p_code
         WHEN '0' THEN 'UNSPECIFIED' WHEN '1' THEN 'UNALLOCATED_NUMBER' WHEN '3' THEN 'NO_ROUTE_DESTINATION'
         WHEN '16' THEN 'NORMAL_CLEARING' WHEN '17' THEN 'USER_BUSY' WHEN '18' THEN 'NO_USER_RESPONSE'
         WHEN '19' THEN 'NO_ANSWER' WHEN '20' THEN 'SUBSCRIBER_ABSENT' WHEN '21' THEN 'CALL_REJECTED'
@@ -52,20 +52,17 @@ AS $$
         WHEN '41' THEN 'NORMAL_TEMPORARY_FAILURE' WHEN '42' THEN 'SWITCH_CONGESTION'
         WHEN '127' THEN 'INTERWORKING'
         ELSE CASE WHEN p_code ~ '^[0-9]{1,3}$' THEN 'Q850_' || p_code END
-    END
-$$;
+    END;
 
 -- A Local/ channel: a wire inside Asterisk between two legs, not a leg.
 CREATE OR REPLACE FUNCTION cti.ami_is_local(p_channel text) RETURNS boolean
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT coalesce(p_channel ILIKE 'Local/%', false) $$;
+LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN coalesce(p_channel ILIKE 'Local/%', false);
 
 -- Both halves of a Local/ channel (';1' and ';2') are one wire: its name without the half.
 CREATE OR REPLACE FUNCTION cti.ami_local_wire(p_channel text) RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT regexp_replace(p_channel, ';[12](<[A-Z]+>)?$', '') $$;
+LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN regexp_replace(p_channel, ';[12](<[A-Z]+>)?$', '');
 
 -- The extension of a channel, or NULL for a trunk or a Local/ wire. A channel is a trunk
 -- when a rule in cti.config says so, or when the adapter finds no extension for it.
@@ -91,13 +88,10 @@ $$;
 -- The number a trunk leg dials, from DialBegin: '89161234567@mts' or 'mts/89161234567'
 -- (the dial string), else the extension dialled, else the channel's caller id.
 CREATE OR REPLACE FUNCTION cti.ami_dialled_number(p_fields jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce(substring(p_fields ->> 'DialString' FROM '(?:^|/)(\+?[0-9]{2,})(?:@|$)'),
+LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN coalesce(substring(p_fields ->> 'DialString' FROM '(?:^|/)(\+?[0-9]{2,})(?:@|$)'),
                     substring(p_fields ->> 'DestExten' FROM '^\+?[0-9]{2,}$'),
-                    nullif(p_fields ->> 'DestCallerIDNum', '<unknown>'))
-$$;
+                    nullif(p_fields ->> 'DestCallerIDNum', '<unknown>'));
 
 -- One AMI event block (as stored: {"Event": ..., "fields": [[key, value], ...]}) -> call facts.
 CREATE OR REPLACE FUNCTION cti.facts_from_asterisk(p_frame jsonb, p_received timestamptz) RETURNS SETOF cti.fact

@@ -18,15 +18,24 @@
 -- call stored. So keyed lookups in these statements are written
 -- `CROSS JOIN LATERAL (SELECT ... WHERE key = outer.key OFFSET 0)`: one index lookup per
 -- key whatever the statistics say (docs/performance.md, "Plans made on empty tables").
+-- A function whose body runs a query is PL/pgSQL, not LANGUAGE sql: before PostgreSQL 18 a
+-- sql function that is not inlined (one with SET clauses never is) is planned again on
+-- every call, while PL/pgSQL keeps its plans. A small expression is a SQL-standard body
+-- (RETURN ...): its names are resolved when it is created, so it needs no SET search_path,
+-- and PostgreSQL inlines it into the caller (docs/performance.md, "Functions planned on
+-- every call").
 
 -- Lock calls in id order, so two transactions locking overlapping sets cannot deadlock.
 -- One lookup per id (see the header): `id = ANY (...)` was planned as a scan of the table.
 CREATE OR REPLACE FUNCTION cti.lock_calls(p_calls bigint[]) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql  -- not sql: see the header
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- arrays as parameters: see the header
 AS $$
-    SELECT FROM (SELECT DISTINCT i.id FROM unnest(p_calls) i(id) ORDER BY i.id) i
-     CROSS JOIN LATERAL (SELECT FROM cti.call c WHERE c.id = i.id FOR UPDATE) c
+BEGIN
+    PERFORM FROM (SELECT DISTINCT i.id FROM unnest(p_calls) i(id) ORDER BY i.id) i
+      CROSS JOIN LATERAL (SELECT FROM cti.call c WHERE c.id = i.id FOR UPDATE) c;
+END
 $$;
 
 COMMENT ON FUNCTION cti.lock_calls(bigint[]) IS 'Lock these calls (in id order: no deadlock between two sets)';
@@ -146,11 +155,13 @@ $$;
 
 -- The call a PBX call id names: its own, or the call it was merged into.
 CREATE OR REPLACE FUNCTION cti.call_of_key(p_source text, p_key text) RETURNS bigint
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE  -- not sql: see the header
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce((SELECT c.id FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_key),
-                    (SELECT a.call_id FROM cti.call_alias a WHERE a.source = p_source AND a.pbx_call_id = p_key))
+BEGIN
+    RETURN coalesce((SELECT c.id FROM cti.call c WHERE c.source = p_source AND c.pbx_call_id = p_key),
+                    (SELECT a.call_id FROM cti.call_alias a WHERE a.source = p_source AND a.pbx_call_id = p_key));
+END
 $$;
 
 -- Fold call p_gone into p_keep: they turned out to be one call (a bridge joined them,

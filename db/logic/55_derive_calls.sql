@@ -81,10 +81,8 @@ $$;
 
 -- The card / notification body a client shows: ids, the number and the client as looked up.
 CREATE OR REPLACE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT jsonb_strip_nulls(jsonb_build_object(
+LANGUAGE sql STABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN jsonb_strip_nulls(jsonb_build_object(
         'call_id', p_call.id, 'direction', p_call.direction,
         'number', coalesce(p_call.external_number, p_call.external_number_raw), 'dialled', p_call.dialled,
         'client_id', p_call.client_id, 'match', p_call.client_match, 'is_new', p_call.client_match = 'new',
@@ -92,8 +90,7 @@ AS $$
         'manager_id', (p_call.client_card ->> 'manager_id')::bigint,
         'manager_surname', p_call.client_card ->> 'manager_surname',
         'candidates', p_call.client_card -> 'candidates',
-        'extension', p_call.holder_extension))
-$$;
+        'extension', p_call.holder_extension));
 
 -- Derive a set of distinct calls from their stored facts and say what changed (ring,
 -- open_card, close_card, call_ended) as commands for the caller to send; p_ats[i] is when

@@ -21,9 +21,8 @@
 
 -- The party a task belongs to: the client when there is one, else the number.
 CREATE OR REPLACE FUNCTION cti.callback_party(p_client_id bigint, p_e164 text) RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT CASE WHEN p_client_id IS NOT NULL THEN 'client:' || p_client_id ELSE 'number:' || p_e164 END $$;
+LANGUAGE sql STABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN CASE WHEN p_client_id IS NOT NULL THEN 'client:' || p_client_id ELSE 'number:' || p_e164 END;
 
 -- Who owns a new task for this missed call, and by which rule of the policy.
 CREATE OR REPLACE FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text)
@@ -50,15 +49,12 @@ $$;
 -- left to cti.callback_tasks_v1(): a call's end time can still move when a late frame
 -- brings the PBX's own (the task follows it).
 CREATE OR REPLACE FUNCTION cti.callback_payload(p_task cti.callback_task, p_call cti.call) RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT jsonb_strip_nulls(jsonb_build_object(
+LANGUAGE sql STABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
+RETURN jsonb_strip_nulls(jsonb_build_object(
         'task_id', p_task.id, 'number', p_task.e164, 'dialled', p_task.dialled,
         'missed_calls', p_task.missed_calls, 'client_id', p_task.client_id,
         'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
-        'is_new', p_call.client_match = 'new'))
-$$;
+        'is_new', p_call.client_match = 'new'));
 
 -- Make, add to and close tasks for the calls of one derivation pass (55_derive_calls.sql),
 -- in the pass's order. Returns the owners' `callback_task` items (none when p_live is false).

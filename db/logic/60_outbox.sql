@@ -26,12 +26,14 @@
 -- SHA-256 over the secret cti.channel_key and the stream, so no one can guess another
 -- stream's channel. 63 bytes at most, PostgreSQL's limit for a channel name.
 CREATE OR REPLACE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 'cti_' || p_kind || '_v1_' || p_id || '_'
-           || left(encode(sha256(k.key || convert_to(p_kind || ':' || p_id, 'UTF8')), 'hex'), 24)
-      FROM cti.channel_key k
+BEGIN
+    RETURN (SELECT 'cti_' || p_kind || '_v1_' || p_id || '_'
+                   || left(encode(sha256(k.key || convert_to(p_kind || ':' || p_id, 'UTF8')), 'hex'), 24)
+              FROM cti.channel_key k);
+END
 $$;
 
 COMMENT ON FUNCTION cti.channel_name(text, bigint) IS 'LISTEN channel of a stream: cti_ws_v1_<workstation id>_<secret part>, cti_emp_v1_<employee id>_<secret part>; clients get theirs from whoami_v1()';
@@ -113,11 +115,14 @@ COMMENT ON FUNCTION cti.enqueue_all(cti.command[]) IS 'Append commands to their 
 
 -- Send commands in their order among the batch's frames.
 CREATE OR REPLACE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see the header
 AS $$
-    SELECT cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
-                                  ORDER BY (k).frame_key, (k).step, (k).sub))
+BEGIN
+    PERFORM cti.enqueue_all(ARRAY(SELECT (k).command FROM unnest(p_commands) k
+                                   ORDER BY (k).frame_key, (k).step, (k).sub));
+END
 $$;
 
 -- Remove acknowledged items older than cti.config.outbox_keep, oldest first, at most

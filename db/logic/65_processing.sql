@@ -42,11 +42,13 @@
 
 -- One call, frame by frame (2.0, the tick, rebuild, the per-frame fallback).
 CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT cti.lock_calls(ARRAY[p_call_id]);
-    SELECT cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands);
+BEGIN
+    PERFORM cti.lock_calls(ARRAY[p_call_id]);
+    PERFORM cti.send_commands((cti.derive_calls(ARRAY[p_call_id], ARRAY[p_at], ARRAY[0::bigint], p_live)).commands);
+END
 $$;
 
 COMMENT ON FUNCTION cti.derive_call(bigint, timestamptz, boolean) IS 'Derive a call from its facts and send what changed (ring, open_card, close_card, call_ended); p_live=false sends nothing';
