@@ -210,6 +210,25 @@ def test_doctor_times_the_lookup_and_warns_when_every_call_would_wait_for_it(dsn
     assert 30 <= float(re.search(r"takes (\d+\.\d) ms", line).group(1)) < 1000, line
 
 
+def test_doctor_names_adapters_that_postgresql_before_18_plans_on_every_call(dsn, conn):
+    planned = "planned again on every call"
+    assert planned not in run_cli("doctor", "--dsn", dsn, check=False).stdout, (
+        "the reference CRM's adapters are SQL-standard bodies"
+    )
+    # An adapter written the way the dba-guide showed before 2026-11-27.
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint"
+        " LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp"
+        " AS $$ SELECT id FROM pgcti_refcrm.employee WHERE receives_call_notifications $$"
+    )
+    lines = [x for x in run_cli("doctor", "--dsn", dsn, check=False).stdout.splitlines() if planned in x]
+    if conn.info.server_version >= 180000:  # 18 keeps the plans of sql functions
+        assert lines == []
+    else:
+        assert len(lines) == 1 and lines[0].startswith("warn  adapters     crm_ring_recipients:")
+        assert "BEGIN ATOMIC" in lines[0]
+
+
 def test_doctor_says_when_no_ingester_has_written_here_lately(dsn, conn):
     def line() -> str:
         out = run_cli("doctor", "--dsn", dsn, check=False).stdout

@@ -49,6 +49,17 @@ SELECT client_id, client_name FROM cti.crm_lookup(%s);
 -- The lookup run under EXPLAIN ANALYZE: its "Execution Time" is the server's own.
 EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) SELECT count(*) FROM cti.crm_lookup(%s);
 
+-- name: doctor_adapters_planned_per_call
+-- Row-returning adapters PostgreSQL before 18 plans on every call: LANGUAGE sql with SET
+-- clauses is never inlined, and keeps no plan (docs/dba-guide.md).
+SELECT p.proname FROM pg_proc p
+ WHERE p.pronamespace = 'cti'::regnamespace
+   AND p.proname IN ('crm_lookup', 'crm_ring_recipients', 'crm_deals')
+   AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')
+   AND p.proconfig IS NOT NULL AND p.prosqlbody IS NULL
+   AND current_setting('server_version_num')::int < 180000
+ ORDER BY 1;
+
 -- name: doctor_recipients
 SELECT count(*) FROM cti.crm_ring_recipients(NULL);
 
