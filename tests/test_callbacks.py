@@ -99,9 +99,7 @@ def test_the_clients_next_answered_inbound_call_closes_it(conn, crm):
 def test_unknown_callers_get_tasks_as_leads(conn, crm):
     missed(conn, 1, number=UNKNOWN)
     (task,) = tasks(conn)
-    lead = conn.execute(
-        "SELECT id, name FROM pgcti_refcrm.client WHERE is_lead"
-    ).fetchone()
+    lead = conn.execute("SELECT id, name FROM pgcti_refcrm.client WHERE is_lead").fetchone()
     assert lead[1] == "Lead" and task["party"] == f"client:{lead[0]}"
     assert task["owner_id"] is None, "a lead has no manager, the line no owner, no default"
     assert not [c for c in commands(conn) if c[2] == "callback_task"], "nobody to tell"

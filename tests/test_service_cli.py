@@ -221,7 +221,9 @@ def test_doctor_names_adapters_that_postgresql_before_18_plans_on_every_call(dsn
         " LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp"
         " AS $$ SELECT id FROM pgcti_refcrm.employee WHERE receives_call_notifications $$"
     )
-    lines = [x for x in run_cli("doctor", "--dsn", dsn, check=False).stdout.splitlines() if planned in x]
+    lines = [
+        x for x in run_cli("doctor", "--dsn", dsn, check=False).stdout.splitlines() if planned in x
+    ]
     if conn.info.server_version >= 180000:  # 18 keeps the plans of sql functions
         assert lines == []
     else:
