@@ -91,9 +91,12 @@ CREATE TYPE cti.frame_fact AS (
 );
 
 CREATE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    v_acked bigint;
+BEGIN
     -- Capped at what was numbered, read without a lock: acking never waits for the writer,
     -- and the writer never waits for an ack (cti.stream_ack is apart from cti.stream).
     INSERT INTO cti.stream_ack AS a (target_kind, target_id, acked_seq, acked_at)
@@ -101,7 +104,9 @@ CREATE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
       FROM cti.stream s WHERE s.target_kind = p_kind AND s.target_id = p_id
     ON CONFLICT (target_kind, target_id) DO UPDATE
        SET acked_seq = greatest(a.acked_seq, EXCLUDED.acked_seq), acked_at = EXCLUDED.acked_at
-    RETURNING a.acked_seq
+    RETURNING a.acked_seq INTO v_acked;
+    RETURN v_acked;
+END
 $$;
 
 CREATE FUNCTION cti.ack_commands_v1(p_seq bigint) RETURNS bigint
@@ -1276,13 +1281,15 @@ $$;
 COMMENT ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';
 
 CREATE FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) RETURNS bigint
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT cti.ack(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
-                   CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END, p_seq)
-      FROM cti.token_binding(p_token) b
-     WHERE p_stream IN ('commands', 'notifications')
+BEGIN
+    RETURN (SELECT cti.ack(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
+                           CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END, p_seq)
+              FROM cti.token_binding(p_token) b
+             WHERE p_stream IN ('commands', 'notifications'));
+END
 $$;
 
 COMMENT ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) IS 'Gateway: acknowledge one of the token''s streams';
@@ -1308,14 +1315,18 @@ $$;
 COMMENT ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
 
 CREATE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT p.* FROM cti.token_binding(p_token) b
      CROSS JOIN LATERAL cti.pull(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
                                  CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END,
                                  p_after, p_limit) p
-     WHERE p_stream IN ('commands', 'notifications')
+     WHERE p_stream IN ('commands', 'notifications');
+END
 $$;
 
 COMMENT ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
@@ -2284,16 +2295,20 @@ $$;
 COMMENT ON FUNCTION cti.prune_outbox(p_now timestamp with time zone, p_per_stream integer) IS 'Remove acknowledged outbox items older than cti.config.outbox_keep (at most p_per_stream per stream); unacknowledged items stay';
 
 CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
       FROM cti.outbox o
      WHERE o.target_kind = p_kind AND o.target_id = p_id
        AND o.seq > coalesce(p_after, (SELECT a.acked_seq FROM cti.stream_ack a
                                        WHERE a.target_kind = p_kind AND a.target_id = p_id), 0)
      ORDER BY o.seq
-     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
+     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000);
+END
 $$;
 
 CREATE FUNCTION cti.pull_commands_v1(p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)

@@ -57,22 +57,29 @@ COMMENT ON FUNCTION cti.whoami_v1() IS 'Client API v1: my login, streams, LISTEN
 
 CREATE OR REPLACE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit int)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE  -- not sql: planned once per session on every version (50_call_facts.sql)
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT o.seq, o.type, o.call_id, o.payload, o.created_at
       FROM cti.outbox o
      WHERE o.target_kind = p_kind AND o.target_id = p_id
        AND o.seq > coalesce(p_after, (SELECT a.acked_seq FROM cti.stream_ack a
                                        WHERE a.target_kind = p_kind AND a.target_id = p_id), 0)
      ORDER BY o.seq
-     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000)
+     LIMIT least(greatest(coalesce(p_limit, 100), 1), 1000);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql  -- not sql: planned once per session on every version (50_call_facts.sql)
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_acked bigint;
+BEGIN
     -- Capped at what was numbered, read without a lock: acking never waits for the writer,
     -- and the writer never waits for an ack (cti.stream_ack is apart from cti.stream).
     INSERT INTO cti.stream_ack AS a (target_kind, target_id, acked_seq, acked_at)
@@ -80,7 +87,9 @@ AS $$
       FROM cti.stream s WHERE s.target_kind = p_kind AND s.target_id = p_id
     ON CONFLICT (target_kind, target_id) DO UPDATE
        SET acked_seq = greatest(a.acked_seq, EXCLUDED.acked_seq), acked_at = EXCLUDED.acked_at
-    RETURNING a.acked_seq
+    RETURNING a.acked_seq INTO v_acked;
+    RETURN v_acked;
+END
 $$;
 
 -- Which history this database is on: its system identifier and its WAL timeline. Promoting

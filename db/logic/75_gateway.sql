@@ -117,24 +117,30 @@ AS $$ SELECT * FROM cti.streams_of(cti.token_binding(p_token)) $$;
 CREATE OR REPLACE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL,
                                             p_limit int DEFAULT 100)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER  -- not sql: planned once per session (50_call_facts.sql)
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT p.* FROM cti.token_binding(p_token) b
      CROSS JOIN LATERAL cti.pull(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
                                  CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END,
                                  p_after, p_limit) p
-     WHERE p_stream IN ('commands', 'notifications')
+     WHERE p_stream IN ('commands', 'notifications');
+END
 $$;
 
 CREATE OR REPLACE FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) RETURNS bigint
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER  -- not sql: planned once per session (50_call_facts.sql)
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT cti.ack(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
-                   CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END, p_seq)
-      FROM cti.token_binding(p_token) b
-     WHERE p_stream IN ('commands', 'notifications')
+BEGIN
+    RETURN (SELECT cti.ack(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
+                           CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END, p_seq)
+              FROM cti.token_binding(p_token) b
+             WHERE p_stream IN ('commands', 'notifications'));
+END
 $$;
 
 COMMENT ON FUNCTION cti.gateway_whoami(text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
