@@ -211,7 +211,7 @@ def test_doctor_times_the_lookup_and_warns_when_every_call_would_wait_for_it(dsn
 
 
 def test_doctor_names_adapters_that_postgresql_before_18_plans_on_every_call(dsn, conn):
-    planned = "planned again on every call"
+    planned = "plans again on every call"
     assert planned not in run_cli("doctor", "--dsn", dsn, check=False).stdout, (
         "the reference CRM's adapters are SQL-standard bodies"
     )
