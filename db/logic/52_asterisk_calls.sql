@@ -131,19 +131,27 @@ BEGIN
         RETURN v_calls;
     END IF;
     FOR v_pair IN
-        WITH stay AS (
+        -- Every lookup by key (OFFSET 0 keeps each one a lookup): a plan made while the table
+        -- was small read all of it for each bridge, 9 ms a call after 2,000 blocks (see
+        -- "Plans made on empty tables" in docs/performance.md).
+        WITH bridge AS (
+            SELECT b.bridge_id FROM unnest(p_bridges) AS b(bridge_id)
+            UNION  -- the bridge at the other end of a Local/ wire
+            SELECT o.bridge_id FROM unnest(p_bridges) AS b(bridge_id)
+             CROSS JOIN LATERAL (SELECT w.member FROM cti.ami_bridge_member w
+                                  WHERE w.source = p_source AND w.bridge_id = b.bridge_id AND w.is_local OFFSET 0) w
+             CROSS JOIN LATERAL (SELECT o.bridge_id FROM cti.ami_bridge_member o
+                                  WHERE o.source = p_source AND o.member = w.member OFFSET 0) o
+        ),
+        stay AS (
             -- A stay from its enter to its leave; an end not seen (yet) is open.
             SELECT m.bridge_id, m.member, m.is_local,
                    coalesce(m.entered_at, '-infinity') AS s_at, coalesce(m.entered_seq, 0) AS s_seq,
                    coalesce(m.left_at, 'infinity') AS e_at, coalesce(m.left_seq, 9223372036854775807) AS e_seq,
                    coalesce(m.entered_at, m.left_at) AS at
-              FROM cti.ami_bridge_member m
-             WHERE m.source = p_source
-               AND m.bridge_id IN (SELECT unnest(p_bridges)
-                                   UNION  -- the bridge at the other end of a Local/ wire
-                                   SELECT o.bridge_id FROM cti.ami_bridge_member w
-                                     JOIN cti.ami_bridge_member o ON o.source = w.source AND o.member = w.member
-                                    WHERE w.source = p_source AND w.is_local AND w.bridge_id = ANY (p_bridges))
+              FROM bridge b
+             CROSS JOIN LATERAL (SELECT * FROM cti.ami_bridge_member m
+                                  WHERE m.source = p_source AND m.bridge_id = b.bridge_id OFFSET 0) m
         ),
         pair AS (
             SELECT a.member AS leg_a, b.member AS leg_b, greatest(a.at, b.at) AS at, a.s_at, a.s_seq, a.e_at, a.e_seq,
