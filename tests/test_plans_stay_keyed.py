@@ -9,7 +9,9 @@ plans the same session then runs are read back through auto_explain."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -61,6 +63,20 @@ def grow(conn: psycopg.Connection, rows: int) -> None:
     )
 
 
+@contextlib.contextmanager
+def explained(conn: psycopg.Connection, analyze: bool = False) -> Iterator[list[str]]:
+    """The plans of every statement run inside, nested ones too, as auto_explain gives them
+    (with ANALYZE: the rows each node read, timing off)."""
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    settings = ["log_min_duration = 0", "log_nested_statements = on", "log_level = notice"]
+    settings += ["log_analyze = on", "log_timing = off"] if analyze else []
+    for setting in settings:
+        conn.execute(f"SET auto_explain.{setting}")
+    yield plans
+    conn.execute("SET auto_explain.log_min_duration = -1")
+
+
 def test_lookups_stay_keyed_when_tables_grow_after_the_plans_were_made(conn):
     try:
         conn.execute("LOAD 'auto_explain'")
@@ -74,19 +90,10 @@ def test_lookups_stay_keyed_when_tables_grow_after_the_plans_were_made(conn):
         insert_batch(conn, frames)
     grow(conn, 20_000)
 
-    plans: list[str] = []
-    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
-    for setting in [
-        "auto_explain.log_min_duration = 0",
-        "auto_explain.log_nested_statements = on",
-        "auto_explain.log_level = notice",
-    ]:
-        conn.execute(f"SET {setting}")
-    for frames in calls(seed=20):  # the same kinds of calls, in rounds and frame by frame
-        insert_batch(conn, frames[: len(frames) // 2])
-        insert_frames(conn, frames[len(frames) // 2 :])
-    conn.execute("SET auto_explain.log_min_duration = -1")
-
+    with explained(conn) as plans:
+        for frames in calls(seed=20):  # the same kinds of calls, in rounds and frame by frame
+            insert_batch(conn, frames[: len(frames) // 2])
+            insert_frames(conn, frames[len(frames) // 2 :])
     text = "\n".join(plans)
     assert "callback_party_key" in text and "call_transfer" in text, "the statements ran"
     assert "registered_number" in text
@@ -156,19 +163,8 @@ def test_asterisk_bridges_stay_keyed_when_they_grow_after_the_plans_were_made(co
         " 'grown-' || g, g % 10 = 0, now(), g, now(), g FROM generate_series(1, 20000) g"
     )
 
-    plans: list[str] = []
-    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
-    for setting in [
-        "auto_explain.log_min_duration = 0",
-        "auto_explain.log_nested_statements = on",
-        "auto_explain.log_analyze = on",
-        "auto_explain.log_timing = off",
-        "auto_explain.log_level = notice",
-    ]:
-        conn.execute(f"SET {setting}")
-    insert_frames(conn, ami_calls(seed=20), source="asterisk")
-    conn.execute("SET auto_explain.log_min_duration = -1")
-
+    with explained(conn, analyze=True) as plans:
+        insert_frames(conn, ami_calls(seed=20), source="asterisk")
     text = "\n".join(plans)
     read = rows_read(text, "ami_bridge_member")
     assert read, "the bridge lookups ran"
