@@ -1447,8 +1447,7 @@ COMMENT ON FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp 
 
 CREATE FUNCTION cti.is_extension(p_normalized text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT p_normalized IS NOT NULL AND left(p_normalized, 1) <> '+' $$;
+    RETURN ((p_normalized IS NOT NULL) AND ("left"(p_normalized, 1) <> '+'::text));
 
 CREATE FUNCTION cti.issue_gateway_token_v1(p_login name DEFAULT SESSION_USER, p_valid interval DEFAULT '12:00:00'::interval) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER

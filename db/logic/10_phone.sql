@@ -17,7 +17,8 @@
 -- same function a CRM client may call (granted in 90_grants.sql).
 -- normalize_phone() feeds stored data (call legs, the reference CRM's e164 column): it is
 -- changed only by a versioned migration that replaces it and recomputes those values.
--- cti.is_extension() lives in the baseline migration: its result is stored with each call leg.
+-- cti.is_extension() lives in the versioned migrations (0001, 0016): its result is stored
+-- with each call leg.
 
 -- pgcti: stored-data
 -- The digits of one number (a leading '+' kept) -> E.164, or an internal extension's digits,
