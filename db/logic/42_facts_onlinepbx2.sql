@@ -79,9 +79,13 @@ DECLARE
     v_destination text := cti.normalize_phone(p_fact.destination_raw);
 BEGIN
     SELECT call_id INTO v_call FROM cti.call_leg WHERE source = p_source AND leg_uuid = p_fact.leg;
-    IF v_call IS NULL THEN
-        SELECT b.call_id INTO v_call FROM cti.call_bridge b JOIN cti.call c ON c.id = b.call_id
-         WHERE c.source = p_source AND p_fact.leg IN (b.leg_a, b.leg_b) LIMIT 1;
+    IF v_call IS NULL THEN  -- each side of a bridge through its own index (0017)
+        SELECT b.call_id INTO v_call
+          FROM (SELECT x.call_id FROM cti.call_bridge x WHERE x.leg_a = p_fact.leg
+                UNION ALL
+                SELECT x.call_id FROM cti.call_bridge x WHERE x.leg_b = p_fact.leg) b
+         CROSS JOIN LATERAL (SELECT FROM cti.call c WHERE c.id = b.call_id AND c.source = p_source OFFSET 0) c
+         LIMIT 1;
     END IF;
 
     IF p_fact.kind = 'bridged' THEN
@@ -96,6 +100,7 @@ BEGIN
     IF p_fact.kind = 'leg_created' AND (v_call IS NULL OR NOT EXISTS (
             SELECT FROM cti.call_leg WHERE call_id = v_call AND leg_uuid <> p_fact.leg))
        AND (cti.is_extension(v_destination) OR (cti.is_extension(v_caller) AND v_destination IS NOT NULL)) THEN
+        -- The open legs of the last minutes (an index of their own, 0017), not every leg.
         SELECT l.call_id INTO v_other FROM cti.call_leg l JOIN cti.call c ON c.id = l.call_id
          WHERE l.source = p_source AND l.leg_uuid <> p_fact.leg AND l.ended_at IS NULL AND c.ended_at IS NULL
            AND l.caller IS NOT DISTINCT FROM v_caller
