@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.simulator import onlinepbx2_calls
+from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.simulator.asterisk_calls import from_onlinepbx3
 from tests.crm_fixture import KNOWN, LINE, builder, insert_batch, insert_frames, seed_crm
 
@@ -65,6 +65,13 @@ def grow(conn: psycopg.Connection, rows: int) -> None:
     )
 
 
+def load_auto_explain(conn: psycopg.Connection) -> None:
+    try:
+        conn.execute("LOAD 'auto_explain'")
+    except psycopg.Error as exc:
+        pytest.skip(f"auto_explain cannot be loaded on this server ({exc}); it reads the plans")
+
+
 @contextlib.contextmanager
 def explained(conn: psycopg.Connection, analyze: bool = False) -> Iterator[list[str]]:
     """The plans of every statement run inside, nested ones too, as auto_explain gives them
@@ -80,10 +87,7 @@ def explained(conn: psycopg.Connection, analyze: bool = False) -> Iterator[list[
 
 
 def test_lookups_stay_keyed_when_tables_grow_after_the_plans_were_made(conn):
-    try:
-        conn.execute("LOAD 'auto_explain'")
-    except psycopg.Error as exc:
-        pytest.skip(f"auto_explain cannot be loaded on this server ({exc}); it reads the plans")
+    load_auto_explain(conn)
     seed_crm(conn)
     for table in GROWING:  # only the plans under test change this test's outcome
         conn.execute(f"ALTER TABLE cti.{table} SET (autovacuum_enabled = false)")
@@ -152,10 +156,7 @@ def test_asterisk_bridges_stay_keyed_when_they_grow_after_the_plans_were_made(co
     """Who talked to whom on Asterisk comes from the stays in bridges, a table that grows with
     every call. Its lookups were planned as a walk of the whole table for each bridge: after
     2,000 blocks a call took 9 ms in it, 7.5 times the rest of its processing."""
-    try:
-        conn.execute("LOAD 'auto_explain'")
-    except psycopg.Error as exc:
-        pytest.skip(f"auto_explain cannot be loaded on this server ({exc}); it reads the plans")
+    load_auto_explain(conn)
     seed_crm(conn)
     conn.execute("ALTER TABLE cti.ami_bridge_member SET (autovacuum_enabled = false)")
     conn.execute("ANALYZE")  # while it is empty: the worst case
@@ -179,10 +180,7 @@ def test_onlinepbx2_correlation_stays_keyed_when_history_grows(conn):
     """API 2.0 names no call: a new leg is matched through the bridges it was in and the open
     legs of the same caller. Both lookups read every bridge and every leg ever stored (the
     pipeline went from 1,520 to 690 frames/s over 30,000 frames)."""
-    try:
-        conn.execute("LOAD 'auto_explain'")
-    except psycopg.Error as exc:
-        pytest.skip(f"auto_explain cannot be loaded on this server ({exc}); it reads the plans")
+    load_auto_explain(conn)
     seed_crm(conn)
     for table in ("call_leg", "call_bridge", "call"):
         conn.execute(f"ALTER TABLE cti.{table} SET (autovacuum_enabled = false)")
