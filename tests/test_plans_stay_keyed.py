@@ -2,8 +2,9 @@
 
 A session plans each statement of the processing functions once. On a fresh install the
 tables that grow with the history (callback tasks and their parties, transfers, registered
-numbers) are empty then, and a plan that reads a small table whole stays cached while it
-grows: every lookup slower than the one before (docs/performance.md). Here the plans are
+numbers, Asterisk's bridge stays, API 2.0's legs and bridges) are empty then, and a plan
+that reads a small table whole stays cached while it grows: every lookup slower than the
+one before (docs/performance.md). Here the plans are
 made on tables analyzed while empty, the tables are grown without a new ANALYZE, and the
 plans the same session then runs are read back through auto_explain."""
 
