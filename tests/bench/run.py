@@ -157,6 +157,15 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
     )
     floor_writes = writes_only(dsn, transactions=max(1, len(rows) // batch))
     log(f"  writes-only floor (the same rows, set-based, no logic): {floor_writes:,.0f} events/s")
+    # onlinePBX API 2.0 (after the floor, which writes again the rows stored so far): no call
+    # ids, so each leg is matched to its call through the open legs and bridges stored.
+    v2 = frames_for(frames // 4, clients, seed=6, protocol="onlinepbx2")
+    v2_raw_log = insert_batches(dsn, RAW_LOG_INSERT, v2, batch)
+    v2_pipeline = insert_batches(dsn, query("insert_raw_events"), v2, batch)
+    log(
+        f"  onlinePBX API 2.0, {len(v2):,} frames: raw log alone {v2_raw_log:,.0f} events/s,"
+        f" full pipeline {v2_pipeline:,.0f} events/s"
+    )
     with psycopg.connect(dsn) as conn:
         outcome = dict(
             conn.execute("SELECT status, count(*) FROM cti.event_outcome GROUP BY 1").fetchall()
@@ -181,6 +190,10 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
         "asterisk_raw_log_events_per_s": round(ami_raw_log),
         "asterisk_pipeline_events_per_s": round(ami_pipeline),
         "asterisk_pipeline_vs_raw_log": round(ami_pipeline / ami_raw_log, 4),
+        "onlinepbx2_frames": len(v2),
+        "onlinepbx2_raw_log_events_per_s": round(v2_raw_log),
+        "onlinepbx2_pipeline_events_per_s": round(v2_pipeline),
+        "onlinepbx2_pipeline_vs_raw_log": round(v2_pipeline / v2_raw_log, 4),
         "outcomes": outcome,
         "commands": commands,
     }
@@ -301,6 +314,8 @@ def report(results: dict) -> None:
         ),
         ("Asterisk AMI full pipeline, events/s", f"{t['asterisk_pipeline_events_per_s']:,}"),
         ("Asterisk AMI pipeline / its raw log", f"{t['asterisk_pipeline_vs_raw_log']:.3f}"),
+        ("onlinePBX 2.0 full pipeline, events/s", f"{t['onlinepbx2_pipeline_events_per_s']:,}"),
+        ("onlinePBX 2.0 pipeline / its raw log", f"{t['onlinepbx2_pipeline_vs_raw_log']:.3f}"),
     ]
     lk = results.get("lookup")
     if lk:
