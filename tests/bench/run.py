@@ -65,6 +65,19 @@ WRITTEN_TABLES = [
 ]
 
 
+def other_source(dsn: str, protocol: str, count: int, clients: int, batch: int) -> tuple:
+    """The same kind of calls from another PBX source: its frames, its raw log alone and its
+    full pipeline in events/s (both go frame by frame: calls found through what is stored)."""
+    rows = frames_for(count, clients, seed={"asterisk": 5}.get(protocol, 6), protocol=protocol)
+    raw_log = insert_batches(dsn, RAW_LOG_INSERT, rows, batch)
+    pipeline = insert_batches(dsn, query("insert_raw_events"), rows, batch)
+    log(
+        f"  {protocol}, {len(rows):,} frames: raw log alone {raw_log:,.0f} events/s,"
+        f" full pipeline {pipeline:,.0f} events/s"
+    )
+    return rows, raw_log, pipeline
+
+
 def writes_only(dsn: str, transactions: int) -> float:
     """Events per second of the writes-only floor (baseline b), over the rows in the database."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -148,24 +161,12 @@ def throughput(dsn: str, frames: int, clients: int, batch: int, warm_up: int) ->
     )
     # Asterisk: the same kind of calls as AMI blocks, which go frame by frame (legs and
     # bridges are found through what is stored), against the raw log of the same blocks.
-    ami = frames_for(frames // 4, clients, seed=5, protocol="asterisk")
-    ami_raw_log = insert_batches(dsn, RAW_LOG_INSERT, ami, batch)
-    ami_pipeline = insert_batches(dsn, query("insert_raw_events"), ami, batch)
-    log(
-        f"  Asterisk AMI, {len(ami):,} blocks: raw log alone {ami_raw_log:,.0f} events/s,"
-        f" full pipeline {ami_pipeline:,.0f} events/s"
-    )
+    ami, ami_raw_log, ami_pipeline = other_source(dsn, "asterisk", frames // 4, clients, batch)
     floor_writes = writes_only(dsn, transactions=max(1, len(rows) // batch))
     log(f"  writes-only floor (the same rows, set-based, no logic): {floor_writes:,.0f} events/s")
     # onlinePBX API 2.0 (after the floor, which writes again the rows stored so far): no call
     # ids, so each leg is matched to its call through the open legs and bridges stored.
-    v2 = frames_for(frames // 4, clients, seed=6, protocol="onlinepbx2")
-    v2_raw_log = insert_batches(dsn, RAW_LOG_INSERT, v2, batch)
-    v2_pipeline = insert_batches(dsn, query("insert_raw_events"), v2, batch)
-    log(
-        f"  onlinePBX API 2.0, {len(v2):,} frames: raw log alone {v2_raw_log:,.0f} events/s,"
-        f" full pipeline {v2_pipeline:,.0f} events/s"
-    )
+    v2, v2_raw_log, v2_pipeline = other_source(dsn, "onlinepbx2", frames // 4, clients, batch)
     with psycopg.connect(dsn) as conn:
         outcome = dict(
             conn.execute("SELECT status, count(*) FROM cti.event_outcome GROUP BY 1").fetchall()
