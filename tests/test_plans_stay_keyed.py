@@ -132,24 +132,19 @@ def ami_calls(seed: int) -> list[str]:
 
 
 def rows_read(plans: str, table: str) -> list[int]:
-    """Per plan node on ``table``: the rows it returned per loop, and the rows its filter
-    removed, as auto_explain (ANALYZE) reports them."""
+    """Per plan node on ``table``: the rows it returned and the rows its filter removed, each
+    per loop as EXPLAIN ANALYZE reports them (through auto_explain)."""
     counts: list[int] = []
     lines = plans.splitlines()
     for i, line in enumerate(lines):
         if f" on {table} " not in line:
             continue
-        returned = re.search(r"actual rows=([\d.]+) loops=(\d+)", line)
-        if returned:
-            counts.append(round(float(returned.group(1))))
+        counts += [round(float(n)) for n in re.findall(r"actual rows=([\d.]+)", line)]
         for detail in lines[i + 1 :]:
             if "->" in detail:
                 break
-            removed = re.search(r"Rows Removed by (?:Filter|Join Filter): (\d+)", detail)
-            if removed:
-                counts.append(
-                    int(removed.group(1)) // max(1, int(returned.group(2)) if returned else 1)
-                )
+            removed = re.findall(r"Rows Removed by (?:Filter|Join Filter): ([\d.]+)", detail)
+            counts += [round(float(n)) for n in removed]
     return counts
 
 

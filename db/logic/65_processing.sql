@@ -36,9 +36,9 @@
 -- call) otherwise got a custom plan, planned again on every execution, because a plan that
 -- sees the values always looks cheaper. Locking one call took 35-45 us instead of 8-12, and
 -- frame by frame planned most of its statements anew: with the pin, Asterisk AMI batches
--- went 1.29x as fast, onlinePBX 3.0 batches 1.12x, lone frames took 0.93 of the time
--- (docs/performance.md). Every statement of processing is a keyed lookup, so the generic
--- plan is the right one (with enable_seqscan off, below).
+-- went 1.09-1.15x as fast, onlinePBX 3.0 batches about 1.1x, lone frames (whose path was
+-- pinned already) unchanged (docs/performance.md). Every statement of processing is a keyed
+-- lookup, so the generic plan is the right one (with enable_seqscan off, below).
 
 -- One call, frame by frame (2.0, the tick, rebuild, the per-frame fallback).
 CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
@@ -395,7 +395,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off  -- as live processing (see the header)
 SET jit = off
-SET plan_cache_mode = force_generic_plan
+SET plan_cache_mode = force_generic_plan  -- as live processing
 AS $$
 DECLARE
     v_event cti.raw_event;
