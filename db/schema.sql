@@ -129,12 +129,13 @@ CREATE FUNCTION cti.ami_block(p_body text) RETURNS jsonb
     AS $$
 BEGIN
     RETURN (SELECT jsonb_build_object(
-        'Event', (SELECT trim(substr(l, strpos(l, ':') + 1)) FROM regexp_split_to_table(p_body, E'\r?\n') l
-                   WHERE lower(split_part(l, ':', 1)) = 'event' LIMIT 1),
-        'fields', coalesce(jsonb_agg(jsonb_build_array(split_part(l.line, ':', 1),
-                                                       ltrim(substr(l.line, strpos(l.line, ':') + 1)))
-                                     ORDER BY l.n) FILTER (WHERE strpos(l.line, ':') > 0), '[]'))
-      FROM regexp_split_to_table(p_body, E'\r?\n') WITH ORDINALITY AS l(line, n));
+        'Event', (array_agg(trim(substr(l.line, strpos(l.line, ':') + 1)) ORDER BY l.n)
+                      FILTER (WHERE lower(split_part(l.line, ':', 1)) = 'event'))[1],
+        'fields', coalesce(to_jsonb(array_agg(ARRAY[split_part(l.line, ':', 1),
+                                                    ltrim(substr(l.line, strpos(l.line, ':') + 1))] ORDER BY l.n)
+                                        FILTER (WHERE strpos(l.line, ':') > 0)), '[]'))
+      -- lines end with CRLF or LF
+      FROM unnest(string_to_array(replace(p_body, E'\r\n', E'\n'), E'\n')) WITH ORDINALITY AS l(line, n));
 END
 $$;
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -129,6 +130,28 @@ def test_every_block_of_a_real_capture_is_stored_verbatim_and_parsed(dsn, ami, t
         assert len(frame["fields"]) == len(body.split("\r\n"))
         assert status in ("processed", "ignored"), detail
     assert SECRET not in ingest.log and "logged in to the AMI as pgcti" in ingest.log
+
+
+def _lines_say(body: str) -> dict:
+    """What an AMI block's lines say, read independently of the SQL: Event from the first
+    line whose key is Event (any case), and every `Key: Value` line in order."""
+    lines = re.split(r"\r?\n", body)
+    event = next(
+        (ln.split(":", 1)[-1].strip(" ") for ln in lines if ln.split(":", 1)[0].lower() == "event"),
+        None,
+    )
+    fields = [[k, v.lstrip(" ")] for k, v in (ln.split(":", 1) for ln in lines if ":" in ln)]
+    return {"Event": event, "fields": fields}
+
+
+def test_every_block_of_every_real_capture_parses_as_its_lines_say(conn):
+    blocks = [b for f in real_captures() for b in blocks_of(f)]
+    odd = ["", "no colon", "Event\nfoo: bar", "a\r\r\nEvent: x\r", ":\n:x\nEVENT:  Y \nk: v\rw"]
+    blocks += [b.replace("\r\n", "\n") for b in blocks[:50]] + [CHAN_VARIABLES] + odd
+    parsed = conn.execute("SELECT cti.ami_block(b) FROM unnest(%s::text[]) b", [blocks]).fetchall()
+    assert len(blocks) > 500
+    for body, (frame,) in zip(blocks, parsed, strict=True):
+        assert frame == _lines_say(body), body
 
 
 def test_repeated_keys_are_all_kept(dsn, ami, tmp_path):
