@@ -7,7 +7,9 @@ A server of its own (max_connections raised for the listeners), the onlinePBX 3.
 simulator (or the Asterisk AMI one), the real `pgcti ingest` process, and one LISTEN connection per
 workstation. Latency: from the simulator sending a frame to the right workstation's
 connection receiving the doorbell that frame caused (the latest frame of that call
-sent before the doorbell). Reports p50/p95/p99/max and the rate actually reached.
+sent before the doorbell). Reports p50/p95/p99/max and the rate actually reached, and
+what the disk's fsync did meanwhile (tests/bench/disk_probe.py): its stalls over 50 ms,
+and p99 over the doorbells whose frame -> doorbell span met none of them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ingester.queries import query
 from ingester.simulator.run import make_server
 from ingester.simulator.server import Onlinepbx3Server
 from ingester.simulator.traffic import Traffic, call_keys
+from tests.bench.disk_probe import DiskProbe
 from tests.bench.workload import frames_for, insert_batches, log, seed_crm
 
 FRAMES_PER_CALL = {"onlinepbx3": 8.7, "asterisk": 17.5}  # the scenario mix's average
@@ -127,6 +130,7 @@ async def run_rate(
     mode: str = "each",
     gateway_port: int = 0,
     pbx: str = "onlinepbx3",
+    probe_dir: str | None = None,
 ) -> dict:
     calls_per_second = rate_events / FRAMES_PER_CALL[pbx]
     traffic = Traffic(
@@ -151,27 +155,33 @@ async def run_rate(
     server_cpu, commits = _server_cpu(), _commits(dsn)
     start = time.time() + 0.5
     sent = 0
-    for due, frame in traffic.schedule(start, calls_per_second, int(calls_per_second * seconds)):
-        delay = due - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await server.send(frame)
-        keys = call_keys(frame)  # 3.0: the call_uuid first; AMI: the Linkedid
-        if keys:
-            sent_at[keys[0]].append(time.time())
-        sent += 1
-    elapsed = time.time() - start
-    await asyncio.sleep(3)  # let the pipeline drain
+    with DiskProbe(probe_dir or tempfile.gettempdir()) as disk:
+        for due, frame in traffic.schedule(
+            start, calls_per_second, int(calls_per_second * seconds)
+        ):
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await server.send(frame)
+            keys = call_keys(frame)  # 3.0: the call_uuid first; AMI: the Linkedid
+            if keys:
+                sent_at[keys[0]].append(time.time())
+            sent += 1
+        elapsed = time.time() - start
+        await asyncio.sleep(3)  # let the pipeline drain
     server_cpu, commits = _server_cpu() - server_cpu, _commits(dsn) - commits
     listener.cancel()
     with psycopg.connect(dsn) as conn:
         ids = dict(conn.execute("SELECT id, pbx_call_id FROM cti.call").fetchall())
     latencies = []
+    clear_of_the_disk = []  # doorbells whose frame -> doorbell span met no stall of the disk
     for arrived, _channel, call_id in bells:
         times = sent_at.get(ids.get(call_id, ""), [])
         i = bisect.bisect_right(times, arrived) - 1
         if i >= 0:
             latencies.append((arrived - times[i]) * 1000)
+            if not disk.overlaps_a_stall(times[i], arrived):
+                clear_of_the_disk.append(latencies[-1])
     with psycopg.connect(dsn) as conn:  # each ingester commit that queued commands rang doorbells
         notifying = conn.execute(
             "SELECT count(DISTINCT xmin::text) FROM cti.outbox WHERE created_at >= to_timestamp(%s)",
@@ -197,6 +207,10 @@ async def run_rate(
         "p95_ms": round(percentile(latencies, 95), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2) if latencies else None,
+        # What the disk did meanwhile (tests/bench/disk_probe.py): every commit waits on it.
+        **disk.summary(),
+        "doorbells_during_disk_stalls": len(latencies) - len(clear_of_the_disk),
+        "p99_ms_clear_of_disk_stalls": round(percentile(clear_of_the_disk, 99), 2),
     }
 
 
@@ -294,6 +308,7 @@ async def main_async(args) -> list[dict]:
                 mode=mode,
                 gateway_port=port,
                 pbx=args.pbx,
+                probe_dir=home,
             )
             if gateway is not None:
                 gw = psutil.Process(gateway.pid)
@@ -345,6 +360,7 @@ def main() -> None:
     print(
         f"\n{'mode':>8}{'listeners':>10}{'events/s asked':>15}{'reached':>10}{'doorbells':>10}{'p50 ms':>9}"
         f"{'p95 ms':>9}{'p99 ms':>9}{'max ms':>10}{'server ms/commit':>17}{'wake-ups':>9}{'RSS MB':>8}{'CPU s/10k':>11}"
+        f"{'disk fsync max ms':>18}{'disk stalls':>12}{'p99 clear of them':>18}"
     )
     for r in results:
         print(
@@ -354,6 +370,7 @@ def main() -> None:
             f"{r['server_cpu_ms_per_notifying_commit']:>17}"
             f"{r['listener_wakeups_per_notifying_commit']:>9}"
             f"{r['ingester_rss_mb']:>8}{r['ingester_cpu_s_per_10k_frames']:>11}"
+            f"{r['disk_fsync_max_ms']!s:>18}{r['disk_stalls']:>12}{r['p99_ms_clear_of_disk_stalls']:>18}"
             + (
                 f"   gateway: RSS {r['gateway_rss_mb']} MB, CPU {r['gateway_cpu_s_per_10k_frames']} s/10k frames"
                 if "gateway_rss_mb" in r
