@@ -1,4 +1,4 @@
--- Processing: what happens to the raw events an INSERT stores, and rebuild.
+-- Processing: what happens to the raw events an INSERT stores (rebuild: 67_rebuild.sql).
 --
 -- Rules:
 -- - A trigger never loses the row that fired it: a frame whose processing fails is stored
@@ -15,7 +15,6 @@
 --   not the frame's fault: the INSERT fails and the ingester retries from its spool.
 -- - Calls whose end was lost are ended by the ingester's tick, itself a raw event, so a
 --   rebuild ends the same calls at the same point.
--- - Rebuild re-derives everything from the raw log in arrival order and sends nothing.
 -- - Only a login registered in this database's cti.ingester_login (or a DBA) may write raw
 --   events: roles are cluster-wide, so membership in cti_ingester alone would let a login
 --   made for another database on the same server write here.
@@ -387,42 +386,3 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.end_stale_calls(timestamptz, boolean) IS 'End calls silent for cti.config.stale_call_after (their end was lost); cards get call_ended';
-
--- Re-derive every call from the raw log, in arrival order, sending nothing. Call ids are
--- kept (the outbox refers to them); calls no raw event produces any more are removed.
-CREATE OR REPLACE FUNCTION cti.rebuild() RETURNS TABLE (events bigint, processed bigint, ignored bigint, failed bigint)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-SET enable_seqscan = off  -- as live processing (see the header)
-SET jit = off
-SET plan_cache_mode = force_generic_plan  -- as live processing
-AS $$
-DECLARE
-    v_event cti.raw_event;
-BEGIN
-    -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
-    LOCK TABLE cti.raw_event IN SHARE MODE;
-    DELETE FROM cti.callback_task;  -- made again from the calls, in the same order
-    DELETE FROM cti.callback_party_key;
-    DELETE FROM cti.call_leg;
-    DELETE FROM cti.call_bridge;
-    DELETE FROM cti.call_transfer;
-    DELETE FROM cti.ami_bridge_member;
-    DELETE FROM cti.call_alias;  -- merges happen again, in the same order
-    UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
-        client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
-        started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
-        outcome = NULL, hangup_cause = NULL, hold_count = 0, pbx_ended = false, ring_notified = false,
-        card_workstation_id = NULL, routing_note = NULL;
-    FOR v_event IN SELECT * FROM cti.raw_event ORDER BY id LOOP
-        PERFORM cti.process_and_record(v_event, false);
-    END LOOP;
-    DELETE FROM cti.call c WHERE NOT EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id)
-                             AND NOT c.pbx_ended;
-    RETURN QUERY SELECT count(*), count(*) FILTER (WHERE o.status = 'processed'),
-                        count(*) FILTER (WHERE o.status = 'ignored'), count(*) FILTER (WHERE o.status = 'failed')
-                   FROM cti.event_outcome o;
-END
-$$;
-
-COMMENT ON FUNCTION cti.rebuild() IS 'Re-derive calls and outcomes from cti.raw_event (after a phone rule change, say) without sending any command';
