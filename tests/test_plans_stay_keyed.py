@@ -175,7 +175,8 @@ def test_asterisk_bridges_stay_keyed_when_they_grow_after_the_plans_were_made(co
 def test_onlinepbx2_correlation_stays_keyed_when_history_grows(conn):
     """API 2.0 names no call: a new leg is matched through the bridges it was in and the open
     legs of the same caller. Both lookups read every bridge and every leg ever stored (the
-    pipeline went from 1,520 to 690 frames/s over 30,000 frames)."""
+    pipeline went from 1,520 to 690 frames/s over 30,000 frames), and then every leg under
+    way of any caller."""
     load_auto_explain(conn)
     seed_crm(conn)
     for table in ("call_leg", "call_bridge", "call"):
@@ -209,6 +210,18 @@ def test_onlinepbx2_correlation_stays_keyed_when_history_grows(conn):
         "INSERT INTO cti.call_bridge SELECT id, 'grown-leg-' || id || 'a', 'grown-leg-' || id || 'b', now()"
         " FROM cti.call WHERE pbx_call_id LIKE 'grown-%'"
     )
+    # And calls of other callers under way, newer than these frames: an open leg each. A
+    # lookup by time alone read every one of them for each new leg.
+    conn.execute(
+        "INSERT INTO cti.call (source, pbx_call_id) SELECT 'onlinepbx2', 'open-' || g"
+        " FROM generate_series(1, 2000) g"
+    )
+    conn.execute(
+        "INSERT INTO cti.call_leg (source, leg_uuid, call_id, caller, destination, created_at)"
+        " SELECT 'onlinepbx2', 'open-leg-' || c.id, c.id, '+7499' || lpad(c.id::text, 7, '0'), '101',"
+        " now() - interval '9 minutes 30 seconds'"
+        " FROM cti.call c WHERE c.pbx_call_id LIKE 'open-%'"
+    )
 
     with explained(conn, analyze=True) as plans:
         insert_frames(conn, calls(seed=20), source="onlinepbx2")
@@ -217,7 +230,10 @@ def test_onlinepbx2_correlation_stays_keyed_when_history_grows(conn):
         read = rows_read(text, table)
         assert read, f"the lookups in {table} ran"
         assert max(read) < 100, f"rows read per lookup in {table}: {sorted(read)[-5:]}"
-    answered = "SELECT count(*) FROM cti.call WHERE pbx_call_id NOT LIKE 'grown-%' AND answered_by IS NOT NULL"
+    answered = (
+        "SELECT count(*) FROM cti.call WHERE pbx_call_id NOT LIKE 'grown-%'"
+        " AND pbx_call_id NOT LIKE 'open-%' AND answered_by IS NOT NULL"
+    )
     assert conn.execute(answered).fetchone()[0] == 6, "and each call was put together right"
 
 

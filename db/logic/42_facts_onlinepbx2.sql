@@ -100,10 +100,11 @@ BEGIN
     IF p_fact.kind = 'leg_created' AND (v_call IS NULL OR NOT EXISTS (
             SELECT FROM cti.call_leg WHERE call_id = v_call AND leg_uuid <> p_fact.leg))
        AND (cti.is_extension(v_destination) OR (cti.is_extension(v_caller) AND v_destination IS NOT NULL)) THEN
-        -- The open legs of the last minutes (an index of their own, 0017), not every leg.
+        -- The caller's open legs of the last minutes (an index of their own, 0018), not every
+        -- leg; coalesce: an anonymous caller matches another anonymous one.
         SELECT l.call_id INTO v_other FROM cti.call_leg l JOIN cti.call c ON c.id = l.call_id
          WHERE l.source = p_source AND l.leg_uuid <> p_fact.leg AND l.ended_at IS NULL AND c.ended_at IS NULL
-           AND l.caller IS NOT DISTINCT FROM v_caller
+           AND coalesce(l.caller, '') = coalesce(v_caller, '')
            AND (cti.is_extension(v_destination) OR l.destination = v_destination)
            AND l.created_at BETWEEN p_fact.at - interval '10 minutes' AND p_fact.at + interval '1 minute'
          ORDER BY l.created_at DESC, l.call_id DESC LIMIT 1;
