@@ -8,6 +8,8 @@
 -- slowed as legs stayed open. Keyed by the caller as well, a lookup reads that caller's
 -- legs: 1.29x the frames per second (docs/performance.md). coalesce(): an anonymous caller
 -- (NULL) matches another anonymous one, as before; a caller is never '' (normalize_phone).
+-- The index is built inside the migration's transaction (not CONCURRENTLY): writes to
+-- cti.call_leg wait while it reads the table once; the ingester spools meanwhile.
 
 SET LOCAL ROLE cti_owner;
 
