@@ -199,27 +199,58 @@ async def _listen(
     ):
         for channel in channels:
             await conn.execute(composed("listen", channel))
-        async for note in conn.notifies():
-            arrived = time.time()
-            bell = json.loads(note.payload)
-            kind, target = channels[note.channel]
-            keys = (
-                await (await reader.execute(query("demo_call_keys"), [bell["call_id"]])).fetchone()
-            ) or ("", [])
-            sends = [
-                t
-                for key in [keys[0], *(keys[1] or [])]
-                for t in sent_at.get(key or "", [])
-                if t <= arrived
-            ]
-            if sends:  # the frame of this call sent last before the bell caused it
-                board.latencies_ms.append((arrived - max(sends)) * 1000)
-            payload = await (
-                await reader.execute(query("demo_item"), [kind, target, bell["seq"]])
-            ).fetchone()
-            line = board.apply(kind, target, bell["type"], payload[0] if payload else {})
-            if plain:
-                console.print(line, highlight=False)
+        # Each doorbell is timed as it arrives, by a task of its own: the queries that show
+        # it come after, and a burst (a ring to everyone, then the card) would otherwise be
+        # timed after the queries for the doorbells before it.
+        arrivals: asyncio.Queue = asyncio.Queue()
+
+        async def stamp() -> None:
+            try:
+                async for note in conn.notifies():
+                    arrivals.put_nowait((time.time(), note))
+            except Exception as exc:  # a lost connection ends the observer, as before
+                arrivals.put_nowait((0.0, exc))
+
+        stamper = asyncio.create_task(stamp())
+        try:
+            await _show(reader, channels, board, sent_at, plain, console, arrivals)
+        finally:
+            stamper.cancel()
+
+
+async def _show(
+    reader: psycopg.AsyncConnection,
+    channels: dict[str, tuple[str, int]],
+    board: Board,
+    sent_at: dict[str, list[float]],
+    plain: bool,
+    console: Console,
+    arrivals: asyncio.Queue,
+) -> None:
+    """Each doorbell in turn: its latency, its item read back, the board updated."""
+    while True:
+        arrived, note = await arrivals.get()
+        if isinstance(note, Exception):
+            raise note
+        bell = json.loads(note.payload)
+        kind, target = channels[note.channel]
+        keys = (
+            await (await reader.execute(query("demo_call_keys"), [bell["call_id"]])).fetchone()
+        ) or ("", [])
+        sends = [
+            t
+            for key in [keys[0], *(keys[1] or [])]
+            for t in sent_at.get(key or "", [])
+            if t <= arrived
+        ]
+        if sends:  # the frame of this call sent last before the bell caused it
+            board.latencies_ms.append((arrived - max(sends)) * 1000)
+        payload = await (
+            await reader.execute(query("demo_item"), [kind, target, bell["seq"]])
+        ).fetchone()
+        line = board.apply(kind, target, bell["type"], payload[0] if payload else {})
+        if plain:
+            console.print(line, highlight=False)
 
 
 async def _poll_calls(dsn: str, board: Board) -> None:
