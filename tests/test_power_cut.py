@@ -153,6 +153,53 @@ def test_the_database_write_does_not_wait_for_the_journals_fsync(dsn, tmp_path, 
     assert Journal(tmp_path / "journal").left_over() == [], "settled: nothing left to replay"
 
 
+def test_a_slow_journal_disk_does_not_pace_the_database_writes(dsn, tmp_path, monkeypatch):
+    """The next batch waits for the database, not for the last batch's journal fsync: frames
+    that come while a slow fsync (0.5 s) runs are stored before it returns, and every record
+    is still dropped only after its fsync. (The writer waited for each fsync before taking
+    the next batch: the ingester's own disk, another machine's in production, paced it.)"""
+    fsync_ended: list[float] = []
+
+    def slow_fsync(fd: int) -> None:
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            return REAL_FSYNC(fd)
+        time.sleep(0.5)
+        REAL_FSYNC(fd)
+        fsync_ended.append(time.time())
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    journal = Journal(tmp_path / "journal", sync="batch")
+    settled: list[float] = []
+    settle = journal.settle
+    monkeypatch.setattr(journal, "settle", lambda n: (settled.append(time.time()), settle(n)))
+    writer = Writer(dsn, spool_module.Spool(tmp_path / "spool"), Metrics(), journal=journal)
+    # Frames that fail (no call id): each one's note records when it was processed.
+    bodies = [f'{{"event": "call_start", "data": {{"slow_disk": {n}}}}}' for n in range(4)]
+
+    async def run() -> None:
+        task = asyncio.create_task(writer.run())
+        for body in bodies:
+            writer.submit(Frame("onlinepbx3", datetime.now(UTC), body))
+            await asyncio.sleep(0.05)
+        writer.stop()
+        await task
+
+    asyncio.run(run())
+    with psycopg.connect(dsn) as conn:
+        stored = [
+            row[0].timestamp()
+            for row in conn.execute(
+                "SELECT o.processed_at FROM unnest(%s::text[]) b JOIN cti.raw_event r ON r.frame = b::jsonb"
+                " JOIN cti.event_outcome o ON o.raw_event_id = r.id ORDER BY r.id",
+                [bodies],
+            )
+        ]
+    assert len(stored) == 4
+    assert max(stored) < min(fsync_ended), "every frame stored while the first fsync ran"
+    assert min(settled) >= min(fsync_ended), "no record dropped before its fsync"
+    assert Journal(tmp_path / "journal").left_over() == [], "settled: nothing left to replay"
+
+
 def test_a_failing_journal_fsync_is_reported_and_the_frame_still_stored(dsn, tmp_path, monkeypatch):
     """The fsync runs on a thread: its error comes back to the writer, which reports the
     journal's problem (degraded health) at once and still writes the frame."""
