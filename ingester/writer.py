@@ -19,7 +19,8 @@ from collections.abc import Iterator
 import psycopg
 
 from ingester.bounded import bounded_body
-from ingester.journal import Journal, fsync_and_close
+from ingester.group_commit import GroupCommit
+from ingester.journal import Journal
 from ingester.metrics import Metrics
 from ingester.queries import query
 from ingester.replay_window import REPLAY_WINDOW, ReplayWindow
@@ -78,9 +79,7 @@ class Writer:
         self._refusal_logged = 0.0  # when the last ERROR about a refusing database was logged
         self._unavailable_logged = 0.0  # when the last WARNING about an unreachable one was
         self._carry: Frame | None = None  # taken from the queue, left for the next batch
-        # Batches written (stored or spooled) whose journal fsync may still run, oldest first:
-        # (the fsync, how many frames). Their journal records go once it is done.
-        self._unsettled: deque[tuple[asyncio.Task | None, int]] = deque()
+        self.group_commit = GroupCommit(journal, self._journal_state)
         # Frames the spool's full disk refused while the database was away, oldest first.
         self._held: deque[Frame] = deque()
         self._spool_problem_logged = 0.0
@@ -128,38 +127,20 @@ class Writer:
                     break
                 self._taken(first)
             self._inflight = self._take_batch(first)
-            # Group commit: what is taken survives a power cut. The fsync runs on a thread
-            # while the batch is written: a frame is safe once either is done, and it is
-            # settled (its journal record dropped) only when both are. The next batch waits
-            # for the database, not for this fsync: the ingester's own disk (another machine's,
-            # in production) does not pace the writes.
-            fd = self.journal.begin_sync() if self.journal is not None else None
-            syncing = None
-            if fd is not None:
-                syncing = asyncio.create_task(asyncio.to_thread(fsync_and_close, fd))
-                syncing.add_done_callback(self._synced)
+            # What is taken survives a power cut: its journal fsync runs while it is written
+            # (group_commit.py), and the next batch does not wait for that fsync.
+            taken = self.group_commit.take(len(self._inflight))
             await self._write(self._inflight)
-            self._unsettled.append((syncing, len(self._inflight)))
+            self.group_commit.written(taken)
             self._inflight = []
-            self._settle_synced()
-        pending = [syncing for syncing, _count in self._unsettled if syncing is not None]
-        if pending:  # each one settles its batch as it returns (_synced)
-            await asyncio.wait(pending)
-        self._settle_synced()
+        await self.group_commit.drain()
         if self._conn is not None:
             await self._conn.close()
 
-    def _synced(self, syncing: asyncio.Task) -> None:
-        """A journal fsync returned: a failure is reported at once; batches settle in order."""
-        if self.journal is not None and not syncing.cancelled():
-            self.journal.finish_sync(syncing.result())
+    def _journal_state(self) -> None:
+        """A journal fsync returned: a failure shows in health at once."""
+        if self.journal is not None:
             self.metrics.journal_problem = self.journal.problem
-        self._settle_synced()
-
-    def _settle_synced(self) -> None:
-        """Settle, oldest first, the written batches whose journal fsync is done."""
-        while self._unsettled and (self._unsettled[0][0] is None or self._unsettled[0][0].done()):
-            self._settle(self._unsettled.popleft()[1])
 
     def stop(self) -> None:
         """Finish what is queued, then return from run()."""
@@ -177,8 +158,7 @@ class Writer:
                 left.append(frame)
         if left:
             self._to_spool(left)  # if the in-flight batch did commit, its replay is a no-op
-        while self._unsettled:  # written before these: in the database or the spool already
-            self._settle(self._unsettled.popleft()[1])
+        self.group_commit.settle_all()  # taken before these: in the database or the spool
         if self._held:
             log.error(
                 "%d frame(s) could be kept neither in the database (away) nor in the spool "

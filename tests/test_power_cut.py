@@ -155,16 +155,21 @@ def test_the_database_write_does_not_wait_for_the_journals_fsync(dsn, tmp_path, 
 
 def test_a_slow_journal_disk_does_not_pace_the_database_writes(dsn, tmp_path, monkeypatch):
     """The next batch waits for the database, not for the last batch's journal fsync: frames
-    that come while a slow fsync (0.5 s) runs are stored before it returns, and every record
-    is still dropped only after its fsync. (The writer waited for each fsync before taking
-    the next batch: the ingester's own disk, another machine's in production, paced it.)"""
+    that come while a slow fsync (0.5 s) runs are stored before it returns, share the next
+    fsync (one at a time), and every record is still dropped only after its fsync. (The
+    writer waited for each fsync before taking the next batch: the ingester's own disk,
+    another machine's in production, paced it.)"""
     fsync_ended: list[float] = []
+    running = [0, 0]  # now, at most
 
     def slow_fsync(fd: int) -> None:
         if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
             return REAL_FSYNC(fd)
+        running[0] += 1
+        running[1] = max(running)
         time.sleep(0.5)
         REAL_FSYNC(fd)
+        running[0] -= 1
         fsync_ended.append(time.time())
 
     monkeypatch.setattr(os, "fsync", slow_fsync)
@@ -196,6 +201,8 @@ def test_a_slow_journal_disk_does_not_pace_the_database_writes(dsn, tmp_path, mo
         ]
     assert len(stored) == 4
     assert max(stored) < min(fsync_ended), "every frame stored while the first fsync ran"
+    # One fsync at a time: the three batches taken while the first ran share the next one.
+    assert running[1] == 1 and len(fsync_ended) == 2, (running, fsync_ended)
     assert min(settled) >= min(fsync_ended), "no record dropped before its fsync"
     assert Journal(tmp_path / "journal").left_over() == [], "settled: nothing left to replay"
 
