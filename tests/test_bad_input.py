@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 
 from ingester.simulator import onlinepbx3_calls as pbx
@@ -169,3 +170,23 @@ def test_only_frames_with_something_to_say_get_a_note(conn, insert):
         conn.execute("SELECT status, detail FROM cti.event_note ORDER BY raw_event_id").fetchall()
         == notes
     )
+
+
+def test_a_fact_of_an_unknown_kind_is_refused_alone_and_among_others(conn):
+    """A fact function that emits a kind cti.apply_facts does not know fails the frame
+    (recorded beside it, as any failure), whether the fact comes alone (a lone frame, frame
+    by frame: checked without a query) or in a round's set."""
+    fact = "ROW(NULL, NULL, jsonb_populate_record(NULL::cti.fact, %s::jsonb), NULL, NULL)::cti.frame_fact"
+    teleported, answered = '{"kind": "leg_teleported"}', '{"kind": "leg_answered", "leg": "x"}'
+    for facts, args in (
+        ([fact], [teleported]),
+        ([fact, fact], [answered, teleported]),
+        ([fact, fact], [teleported, teleported]),
+    ):
+        with (
+            pytest.raises(
+                psycopg.errors.RaiseException, match='unknown fact kind "leg_teleported"'
+            ),
+            conn.transaction(),
+        ):  # a savepoint: the next case runs in a clean state
+            conn.execute(f"SELECT cti.apply_facts('onlinepbx3', ARRAY[{', '.join(facts)}])", args)
