@@ -78,7 +78,9 @@ class GroupCommit:
 
     def _returned(self, fsync: asyncio.Task) -> None:
         self._running = None
-        if self.journal is not None and not fsync.cancelled():
+        if fsync.cancelled():
+            return  # the event loop is closing (a stop that did not finish): begin no other
+        if self.journal is not None:
             error = fsync.exception() or fsync.result()
             if error is not None and not isinstance(error, OSError):
                 error = OSError(str(error))
