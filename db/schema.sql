@@ -258,10 +258,12 @@ BEGIN
     IF p_fact.call_key IS NULL THEN
         v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
     ELSE
-        -- By its own key first (one query), then through what it was merged into.
+        -- As cti.call_of_key() finds it, a half at a time, so that the common case is one
+        -- query: by its own key, then through the alias of the call it was merged into.
         SELECT id INTO v_call_id FROM cti.call WHERE source = p_source AND pbx_call_id = p_fact.call_key FOR UPDATE;
-        IF v_call_id IS NULL THEN  -- merged into another call, or new
-            SELECT id INTO v_call_id FROM cti.call WHERE id = cti.call_of_key(p_source, p_fact.call_key) FOR UPDATE;
+        IF v_call_id IS NULL THEN
+            SELECT c.id INTO v_call_id FROM cti.call_alias a JOIN cti.call c ON c.id = a.call_id
+             WHERE a.source = p_source AND a.pbx_call_id = p_fact.call_key FOR UPDATE OF c;
         END IF;
         IF v_call_id IS NULL THEN
             INSERT INTO cti.call AS c (source, pbx_call_id) VALUES (p_source, p_fact.call_key)
@@ -2366,7 +2368,6 @@ CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ign
 DECLARE
     v_event cti.raw_event;
 BEGIN
-    -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
     LOCK TABLE cti.raw_event IN SHARE MODE;
     DELETE FROM cti.callback_task;  -- made again from the calls, in the same order
     DELETE FROM cti.callback_party_key;

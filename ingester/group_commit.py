@@ -101,7 +101,7 @@ class GroupCommit:
     def _settles(batch: Batch) -> bool:
         if not batch.written or batch.fsync is NEXT:
             return False
-        return batch.fsync is None or batch.fsync.done()  # type: ignore[union-attr]
+        return not isinstance(batch.fsync, asyncio.Task) or batch.fsync.done()
 
     def _drop(self, batch: Batch) -> None:
         if self.journal is not None:

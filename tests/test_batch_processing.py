@@ -378,3 +378,25 @@ def test_registration_order_falls_back_in_a_large_chunk(conn, twin_dsn):
         assert twin.execute(leads).fetchall() == conn.execute(leads).fetchall()
     # The chunk went frame by frame once (rounds raised, and went uncounted).
     assert calls["process_frame_by_frame"] == 1
+
+
+def test_a_fact_naming_a_merged_calls_key_goes_to_the_call_it_was_merged_into(conn):
+    """cti.apply_fact finds a call by its own key, else through the alias its merge left
+    (as cti.call_of_key does): a late frame of a merged call must not start a new call."""
+    kept, gone = (
+        conn.execute(
+            "INSERT INTO cti.call (source, pbx_call_id) VALUES ('onlinepbx3', %s) RETURNING id", [k]
+        ).fetchone()[0]
+        for k in ("kept-call", "gone-call")
+    )
+    conn.execute("SELECT cti.merge_calls(%s, %s)", [kept, gone])
+    fact = "jsonb_populate_record(NULL::cti.fact, %s::jsonb)"
+    for key, leg in (("gone-call", "late-leg"), ("kept-call", "own-leg")):
+        body = json.dumps(
+            {"kind": "leg_answered", "call_key": key, "leg": leg, "at": "2026-11-27T10:00:00Z"}
+        )
+        call = conn.execute(f"SELECT cti.apply_fact('onlinepbx3', {fact})", [body]).fetchone()[0]
+        assert call == kept, key
+    assert conn.execute(
+        "SELECT count(*) FROM cti.call WHERE pbx_call_id IN ('kept-call', 'gone-call')"
+    ).fetchone() == (1,), "no call made again for the merged key"

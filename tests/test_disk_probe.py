@@ -27,7 +27,7 @@ def test_a_span_meets_a_stall_only_when_they_overlap(tmp_path):
         (100.5, STALL_MS + 150),
         (101.0, STALL_MS),
     ]  # one stall: 100.5-100.7
-    assert disk.stalls() == [(100.5, 100.7)]
+    assert disk.stalls == [(100.5, 100.7)]
     assert disk.overlaps_a_stall(100.4, 100.6)
     assert disk.overlaps_a_stall(100.55, 100.6)
     assert not disk.overlaps_a_stall(100.0, 100.45)

@@ -5,42 +5,15 @@ in place, never copied here): every block stored, every call in them derived."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import subprocess
 import threading
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from ingester.simulator.ami_server import AmiServer, blocks_of
+from tests.ami_captures import real_captures
 from tests.live import IngestProcess, wait_for
 
-
-def _captures_folder() -> Path:
-    """Where PGCTI_AMI_CAPTURES says, else beside the project root
-    (../shared/reference/ami-captures), else beside the local repository this one was
-    cloned from: a clean clone in a scratch folder (CI) still reads them in place."""
-    if os.environ.get("PGCTI_AMI_CAPTURES"):
-        return Path(os.environ["PGCTI_AMI_CAPTURES"])
-    root = Path(__file__).resolve().parents[1]
-    beside = [root.parent]
-    origin = subprocess.run(
-        ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    if origin.startswith("file://"):
-        origin = origin[len("file://") :]
-    if origin and Path(origin).is_absolute():  # a local path, not a network remote
-        beside.append(Path(origin).resolve().parent)
-    candidates = [b / "shared" / "reference" / "ami-captures" for b in beside]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
-
-
-CAPTURES = _captures_folder()
 SECRET = "s3cr3t+/=:&%-ami"
 CHAN_VARIABLES = (
     "Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/101-00000007\r\n"
@@ -108,17 +81,6 @@ def _replay(dsn, ami, tmp_path, blocks: list[str]) -> IngestProcess:
     return ingest
 
 
-def real_captures() -> list[Path]:
-    """The real captures' files; the test skips, saying where it looked, when there are none."""
-    files = sorted(CAPTURES.glob("*.ami")) if CAPTURES.is_dir() else []
-    if not files:
-        pytest.skip(
-            f"no real AMI captures at {CAPTURES} (reference data beside the project, never "
-            "copied into it; set PGCTI_AMI_CAPTURES to their folder)"
-        )
-    return files
-
-
 def test_every_block_of_a_real_capture_is_stored_verbatim_and_parsed(dsn, ami, tmp_path):
     (capture,) = [f for f in real_captures() if f.name == "cacofonisk-2.ami"]
     blocks = blocks_of(capture)
@@ -130,28 +92,6 @@ def test_every_block_of_a_real_capture_is_stored_verbatim_and_parsed(dsn, ami, t
         assert len(frame["fields"]) == len(body.split("\r\n"))
         assert status in ("processed", "ignored"), detail
     assert SECRET not in ingest.log and "logged in to the AMI as pgcti" in ingest.log
-
-
-def _lines_say(body: str) -> dict:
-    """What an AMI block's lines say, read independently of the SQL: Event from the first
-    line whose key is Event (any case), and every `Key: Value` line in order."""
-    lines = re.split(r"\r?\n", body)
-    event = next(
-        (ln.split(":", 1)[-1].strip(" ") for ln in lines if ln.split(":", 1)[0].lower() == "event"),
-        None,
-    )
-    fields = [[k, v.lstrip(" ")] for k, v in (ln.split(":", 1) for ln in lines if ":" in ln)]
-    return {"Event": event, "fields": fields}
-
-
-def test_every_block_of_every_real_capture_parses_as_its_lines_say(conn):
-    blocks = [b for f in real_captures() for b in blocks_of(f)]
-    odd = ["", "no colon", "Event\nfoo: bar", "a\r\r\nEvent: x\r", ":\n:x\nEVENT:  Y \nk: v\rw"]
-    blocks += [b.replace("\r\n", "\n") for b in blocks[:50]] + [CHAN_VARIABLES] + odd
-    parsed = conn.execute("SELECT cti.ami_block(b) FROM unnest(%s::text[]) b", [blocks]).fetchall()
-    assert len(blocks) > 500
-    for body, (frame,) in zip(blocks, parsed, strict=True):
-        assert frame == _lines_say(body), body
 
 
 def test_repeated_keys_are_all_kept(dsn, ami, tmp_path):

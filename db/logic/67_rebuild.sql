@@ -11,8 +11,6 @@
 -- - New frames wait for it: their INSERT blocks until the rebuild commits, then they are
 --   processed live.
 
--- Re-derive every call from the raw log, in arrival order, sending nothing. Call ids are
--- kept (the outbox refers to them); calls no raw event produces any more are removed.
 CREATE OR REPLACE FUNCTION cti.rebuild() RETURNS TABLE (events bigint, processed bigint, ignored bigint, failed bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -23,7 +21,6 @@ AS $$
 DECLARE
     v_event cti.raw_event;
 BEGIN
-    -- New frames wait (their INSERT blocks) until the rebuild commits, then are processed live.
     LOCK TABLE cti.raw_event IN SHARE MODE;
     DELETE FROM cti.callback_task;  -- made again from the calls, in the same order
     DELETE FROM cti.callback_party_key;

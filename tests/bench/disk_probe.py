@@ -10,6 +10,7 @@ send a doorbell for a frame before the frame is durable.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -51,12 +52,14 @@ class DiskProbe:
         finally:
             os.close(fd)
 
+    @functools.cached_property
     def stalls(self) -> list[tuple[float, float]]:
-        """(start, end) wall-clock times of each fsync slower than STALL_MS."""
+        """(start, end) wall-clock times of each fsync slower than STALL_MS; read once the
+        probe has stopped (kept from the first read)."""
         return [(s, s + ms / 1000) for s, ms in self.samples if ms > STALL_MS]
 
     def overlaps_a_stall(self, start: float, end: float) -> bool:
-        return any(s < end and start < e for s, e in self.stalls())
+        return any(s < end and start < e for s, e in self.stalls)
 
     def summary(self) -> dict:
         ms = [d for _s, d in self.samples]
@@ -65,5 +68,5 @@ class DiskProbe:
             "disk_fsync_p50_ms": round(percentile(ms, 50), 2),
             "disk_fsync_p99_ms": round(percentile(ms, 99), 2),
             "disk_fsync_max_ms": round(max(ms), 1) if ms else None,
-            "disk_stalls": len(self.stalls()),
+            "disk_stalls": len(self.stalls),
         }

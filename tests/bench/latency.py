@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import collections
 import dataclasses
 import json
 import os
@@ -123,6 +122,27 @@ async def through_gateway(
             await ws.close()
 
 
+async def play(
+    server: Onlinepbx3Server,
+    traffic: Traffic,
+    start: float,
+    calls_per_second: float,
+    seconds: float,
+    sent_at: dict[str, list[float]],
+) -> int:
+    """Send the calls of ``seconds`` at their times, noting when each call's frames went;
+    returns how many frames were sent."""
+    sent = 0
+    for due, frame in traffic.schedule(start, calls_per_second, int(calls_per_second * seconds)):
+        await asyncio.sleep(max(0.0, due - time.time()))
+        await server.send(frame)
+        keys = call_keys(frame)  # 3.0: the call_uuid first; AMI: the Linkedid
+        if keys:
+            sent_at.setdefault(keys[0], []).append(time.time())
+        sent += 1
+    return sent
+
+
 async def run_rate(
     dsn: str,
     server: Onlinepbx3Server,
@@ -144,7 +164,7 @@ async def run_rate(
         scale=0.02,
         protocol=pbx,
     )
-    sent_at: dict[str, list[float]] = collections.defaultdict(list)
+    sent_at: dict[str, list[float]] = {}
     bells: list[tuple[float, str, int]] = []
     ready = asyncio.Event()
     if mode == "gateway":
@@ -160,28 +180,13 @@ async def run_rate(
     # batch): a start-up, not the steady state. Calls of their own, not measured.
     if warm_up_s > 0:
         warm_up = dataclasses.replace(traffic, seed=seed + 10_000)
-        for due, frame in warm_up.schedule(
-            time.time(), calls_per_second, int(calls_per_second * warm_up_s)
-        ):
-            await asyncio.sleep(max(0.0, due - time.time()))
-            await server.send(frame)
+        await play(server, warm_up, time.time(), calls_per_second, warm_up_s, {})
         await asyncio.sleep(1)
         bells.clear()
     server_cpu, commits = _server_cpu(), _commits(dsn)
     start = time.time() + 0.5
-    sent = 0
     with DiskProbe(probe_dir or tempfile.gettempdir()) as disk:
-        for due, frame in traffic.schedule(
-            start, calls_per_second, int(calls_per_second * seconds)
-        ):
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await server.send(frame)
-            keys = call_keys(frame)  # 3.0: the call_uuid first; AMI: the Linkedid
-            if keys:
-                sent_at[keys[0]].append(time.time())
-            sent += 1
+        sent = await play(server, traffic, start, calls_per_second, seconds, sent_at)
         elapsed = time.time() - start
         await asyncio.sleep(3)  # let the pipeline drain
     server_cpu, commits = _server_cpu() - server_cpu, _commits(dsn) - commits
