@@ -1,7 +1,7 @@
 """`make bench`: a lone frame's server time (issue 12, part 4), against the raw log alone.
 
     python -m tests.bench.lone_frame [--frames 600] [--clients 100000] [--pbx onlinepbx3|asterisk]
-                                     [--statements] [--json bench-lone.json]
+                                     [--json bench-lone.json]
 
 A quiet site sends a frame at a time, and what it feels is the latency of one INSERT. Each
 frame here is the ingester's own statement with one frame in it, under `EXPLAIN (ANALYZE,
@@ -11,13 +11,6 @@ same frames, one at a time, into a copy of the raw log alone (parsed and keyed, 
 processing) are the baseline, interleaved frame by frame so that noise falls on both; the
 difference is what processing costs a lone frame. Then 200 more frames, each after 50 ms
 of quiet, as a site that sends a frame now and then has them. Nothing is asserted.
-
-`--statements` then feeds 400 more lone frames with pg_stat_statements tracking every
-statement, nested ones included, and prints where a lone frame's time goes statement by
-statement. A statement's time includes the statements of the functions it calls, so the
-top lines hold the ones below them. The server must load pg_stat_statements (it says how
-when it does not), and tracking slows each statement: these times are larger than the
-ones above.
 """
 
 from __future__ import annotations
@@ -46,11 +39,6 @@ from tests.bench.workload import (
 
 WARM_UP = 3000  # frames in batches first: calls in flight, plans made, tables not empty
 QUIET_FRAMES, QUIET_S = 200, 0.05  # then frames as a quiet site sends them: 50 ms apart
-STATEMENT_FRAMES, STATEMENTS_SHOWN = 400, 25
-NO_PG_STAT_STATEMENTS = """--statements needs pg_stat_statements loaded by the server. As a superuser:
-    ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';
-then restart the server (the embedded one: .venv/bin/pgcti db stop; the benchmark starts it
-again), and afterwards ALTER SYSTEM RESET shared_preload_libraries and restart again."""
 
 
 def execution_ms(conn: psycopg.Connection, statement: str, frame: dict) -> float:
@@ -60,40 +48,8 @@ def execution_ms(conn: psycopg.Connection, statement: str, frame: dict) -> float
     return plan[0]["Execution Time"]
 
 
-def statement_profile(conn: psycopg.Connection, rows: list[dict]) -> list[dict]:
-    """Each statement's share of lone frames (nested ones included), largest first."""
-    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    conn.execute("SET pg_stat_statements.track = 'all'")
-    conn.execute("SELECT pg_stat_statements_reset()")
-    for row in rows:
-        conn.execute(query("insert_raw_events"), batch_params([Frame(**row)]))
-    conn.execute("SET pg_stat_statements.track = 'none'")
-    found = conn.execute(
-        """SELECT regexp_replace(s.query, '\\s+', ' ', 'g'), s.calls, s.total_exec_time
-             FROM pg_stat_statements s
-            WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-              AND s.query NOT LIKE '%%pg_stat_statements%%'  -- any user: nested ones run as cti_owner
-            ORDER BY s.total_exec_time DESC LIMIT %s""",
-        (STATEMENTS_SHOWN,),
-    ).fetchall()
-    return [
-        {
-            "statement": text,
-            "calls_per_frame": calls / len(rows),
-            "us_per_call": total * 1000 / calls,
-            "us_per_frame": total * 1000 / len(rows),
-        }
-        for text, calls, total in found
-    ]
-
-
-def lone_frames(dsn: str, frames: int, clients: int, protocol: str, statements: bool) -> dict:
-    rows = frames_for(
-        WARM_UP + frames + QUIET_FRAMES + STATEMENT_FRAMES * statements,
-        clients,
-        seed=3,
-        protocol=protocol,
-    )
+def lone_frames(dsn: str, frames: int, clients: int, protocol: str) -> dict:
+    rows = frames_for(WARM_UP + frames + QUIET_FRAMES, clients, seed=3, protocol=protocol)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA bench")
         conn.execute(RAW_LOG_SETUP)
@@ -112,15 +68,11 @@ def lone_frames(dsn: str, frames: int, clients: int, protocol: str, statements: 
         # processor woken up): what a site sending a frame now and then sees.
         log(f"{QUIET_FRAMES} more, each after {QUIET_S * 1000:.0f} ms of quiet")
         quiet, quiet_round_trip = [], []
-        for row in rows[WARM_UP + frames : WARM_UP + frames + QUIET_FRAMES]:
+        for row in rows[WARM_UP + frames :]:
             time.sleep(QUIET_S)
             started = time.perf_counter()
             quiet.append(execution_ms(conn, query("insert_raw_events"), row))
             quiet_round_trip.append((time.perf_counter() - started) * 1000)
-        profile = []
-        if statements:
-            log(f"{STATEMENT_FRAMES} more, pg_stat_statements tracking every statement")
-            profile = statement_profile(conn, rows[WARM_UP + frames + QUIET_FRAMES :])
         failed = conn.execute(
             "SELECT count(*) FROM cti.event_outcome WHERE status = 'failed'"
         ).fetchone()[0]
@@ -142,7 +94,6 @@ def lone_frames(dsn: str, frames: int, clients: int, protocol: str, statements: 
         "pipeline_vs_raw_log": statistics.median(raw_log) / statistics.median(pipeline),
         "after_quiet_pipeline_ms_p50": statistics.median(quiet),
         "after_quiet_round_trip_ms_p50": statistics.median(quiet_round_trip),
-        "statements": profile,
     }
 
 
@@ -154,26 +105,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--clients", type=int, default=100_000)
     parser.add_argument("--pbx", choices=["onlinepbx3", "asterisk"], default="onlinepbx3")
-    parser.add_argument(
-        "--statements", action="store_true", help="where the time goes, statement by statement"
-    )
     parser.add_argument("--json", default="bench-lone.json")
     args = parser.parse_args()
 
     server = args.dsn or embedded.start()
-    if args.statements:
-        with psycopg.connect(server) as conn:
-            loaded = conn.execute("SHOW shared_preload_libraries").fetchone()[0]
-        if "pg_stat_statements" not in loaded:
-            raise SystemExit(NO_PG_STAT_STATEMENTS)
     results: dict = {"machine": machine(server)}
     dsn = scratch_database(server, "pgcti_bench_lone")
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             seed_crm(conn, args.clients)
-        results["lone_frame"] = lone = lone_frames(
-            dsn, args.frames, args.clients, args.pbx, args.statements
-        )
+        results["lone_frame"] = lone = lone_frames(dsn, args.frames, args.clients, args.pbx)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS pgcti_bench_lone WITH (FORCE)")
@@ -193,17 +134,6 @@ def main() -> None:
         f" {lone['after_quiet_pipeline_ms_p50']:.3f}, seen from the client with its commit"
         f" {lone['after_quiet_round_trip_ms_p50']:.3f}"
     )
-    if lone["statements"]:
-        print(
-            f"\nWhere the time goes (pg_stat_statements, {STATEMENT_FRAMES} lone frames; tracked, so"
-            " slower; a statement's time includes the functions it calls):"
-        )
-        print("  calls/frame  us/call  us/frame  statement")
-        for s in lone["statements"]:
-            print(
-                f"  {s['calls_per_frame']:11.2f} {s['us_per_call']:8.1f} {s['us_per_frame']:9.1f}"
-                f"  {s['statement'][:100]}"
-            )
     print(f"\nwritten to {args.json}")
     print(f"lone frame processing ms: {lone['processing_ms_p50']:.3f}")
 
