@@ -18,15 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 import psycopg
+from psycopg import sql
 
 from ingester import embedded
 from ingester.queries import query
-from ingester.spool import Frame
-from ingester.writer import batch_params
-from tests.bench.workload import frames_for, log, machine, scratch_database, seed_crm
+from tests.bench.workload import (
+    frames_for,
+    insert_batches,
+    log,
+    machine,
+    scratch_database,
+    seed_crm,
+)
 
 WARM_UP, SHOWN = 5000, 30
 NOT_LOADED = """pg_stat_statements is not loaded by the server. As a superuser:
@@ -37,26 +42,21 @@ and afterwards ALTER SYSTEM RESET shared_preload_libraries and restart it again.
 
 def statement_profile(dsn: str, frames: int, clients: int, batch: int, protocol: str) -> dict:
     rows = frames_for(WARM_UP + frames, clients, seed=3, protocol=protocol)
+    log(f"warm-up: {WARM_UP:,} frames in batches of 500")
+    insert_batches(dsn, query("insert_raw_events"), rows[:WARM_UP], 500)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        log(f"warm-up: {WARM_UP:,} frames in batches of 500")
-        for start in range(0, WARM_UP, 500):
-            conn.execute(
-                query("insert_raw_events"),
-                batch_params([Frame(**row) for row in rows[start : start + 500]]),
-            )
         conn.execute("ANALYZE")
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        conn.execute("SET pg_stat_statements.track = 'all'")
-        conn.execute("SELECT pg_stat_statements_reset()")
-        log(f"{frames:,} frames in batches of {batch}, every statement tracked")
-        started = time.perf_counter()
-        for start in range(WARM_UP, WARM_UP + frames, batch):
-            conn.execute(
-                query("insert_raw_events"),
-                batch_params([Frame(**row) for row in rows[start : start + batch]]),
+        # Every statement of the sessions that start from now on (the scratch database's own).
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET pg_stat_statements.track = 'all'").format(
+                sql.Identifier(conn.info.dbname)
             )
-        elapsed = time.perf_counter() - started
-        conn.execute("SET pg_stat_statements.track = 'none'")
+        )
+        conn.execute("SELECT pg_stat_statements_reset()")
+    log(f"{frames:,} frames in batches of {batch}, every statement tracked")
+    tracked = insert_batches(dsn, query("insert_raw_events"), rows[WARM_UP:], batch)
+    with psycopg.connect(dsn, autocommit=True) as conn:
         found = conn.execute(
             """SELECT regexp_replace(s.query, '\\s+', ' ', 'g'), s.calls, s.total_exec_time
                  FROM pg_stat_statements s
@@ -73,7 +73,7 @@ def statement_profile(dsn: str, frames: int, clients: int, batch: int, protocol:
         "pbx": protocol,
         "batch": batch,
         "frames": frames,
-        "events_per_s_tracked": round(frames / elapsed),
+        "events_per_s_tracked": round(tracked),
         "statements": [
             {
                 "statement": text,
