@@ -120,3 +120,15 @@ SELECT g.rolname,
        WHERE sd.refobjid = g.oid AND sd.refclassid = 'pg_authid'::regclass) d ON true
  WHERE g.rolname IN ('cti_owner', 'cti_ingester', 'cti_client')
  ORDER BY g.rolname;
+
+-- name: create_option_probe
+-- A column nobody gave options to, in a transaction the caller rolls back.
+CREATE TEMPORARY TABLE pgcti_option_probe (a text);
+
+-- name: option_probe_options
+-- Every option the server put on the probe table and its column by itself.
+SELECT unnest(attoptions) FROM pg_catalog.pg_attribute
+ WHERE attrelid = 'pg_temp.pgcti_option_probe'::regclass AND attnum > 0
+UNION ALL
+SELECT unnest(reloptions) FROM pg_catalog.pg_class
+ WHERE oid = 'pg_temp.pgcti_option_probe'::regclass;
