@@ -52,7 +52,12 @@ clean:
 	rm -rf $(VENV) .pgcti
 
 # The same suite on Debian's PostgreSQL 15 (package postgresql-15), the oldest major we support.
+# As root with apt, a machine without it gets Debian's current postgresql-15 first.
+PG15 := /usr/lib/postgresql/15/bin/postgres
 test-pg15: $(BIN)/.installed $(INTEROP) $(BROWSER)
+	@[ -x $(PG15) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && echo "==> installing Debian's postgresql-15 for the suite on PostgreSQL 15 (first run only)" \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; } || true
 	tests/with_debian_postgres.sh 15 $(BIN)/pytest
 
 # Benchmarks: ratios measured in one run on one server (see docs/performance.md).
@@ -63,6 +68,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.latency --json bench-latency.json
 	$(BIN)/python -m tests.bench.directory --json bench-directory.json
 	$(BIN)/python -m tests.bench.analytics --json bench-analytics.json
+	$(BIN)/python -m tests.bench.crm_writes --json bench-crm-writes.json
 
 # A few minutes: the pipeline against the raw log alone; the last line is the ratio.
 bench-quick: $(BIN)/.installed

@@ -388,7 +388,8 @@ CREATE FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p
 DECLARE
     v_row_column name := p_row_column;
     v_column name;
-    v_id int;
+    v_source cti.phone_source;
+    v_statement text;
 BEGIN
     IF NOT (has_table_privilege(p_table, 'SELECT') AND has_table_privilege(p_table, 'TRIGGER')) THEN
         RAISE EXCEPTION 'pgcti cannot read or watch %', p_table
@@ -411,12 +412,11 @@ BEGIN
     END LOOP;
     INSERT INTO cti.phone_source (table_name, phone_column, row_column, key_column)
     VALUES (p_table, p_phone_column, v_row_column, coalesce(p_key_column, v_row_column))
-    RETURNING id INTO v_id;
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION cti.tg_phone_source__sync(%s)', 'pgcti_phone_' || v_id, p_table, v_id);
-    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_phone_source__sync(%s)', 'pgcti_phone_' || v_id || '_truncate', p_table, v_id);
-    RETURN cti.refresh_phone_directory(v_id);
+    RETURNING * INTO v_source;
+    FOREACH v_statement IN ARRAY cti.phone_source_trigger_sql(v_source) LOOP
+        EXECUTE v_statement;
+    END LOOP;
+    RETURN cti.refresh_phone_directory(v_source.id);
 END
 $$;
 
@@ -917,13 +917,25 @@ CREATE FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column name) R
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_id int;
+    v_source cti.phone_source;
+    v_statement text;
+    v_drops text[];
+    v_owner name;
 BEGIN
-    DELETE FROM cti.phone_source WHERE table_name = p_table AND phone_column = p_phone_column RETURNING id INTO v_id;
-    IF v_id IS NOT NULL THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgcti_phone_' || v_id, p_table);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgcti_phone_' || v_id || '_truncate', p_table);
+    SELECT * INTO v_source FROM cti.phone_source WHERE table_name = p_table AND phone_column = p_phone_column;
+    IF v_source.id IS NULL THEN
+        RETURN;
     END IF;
+    v_drops := coalesce(cti.phone_source_drop_trigger_sql(v_source), '{}');
+    SELECT pg_get_userbyid(relowner) INTO v_owner FROM pg_class WHERE oid = p_table;
+    IF cardinality(v_drops) > 0 AND NOT pg_has_role(v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'only the owner of % (%) may drop pgcti''s triggers on it; nothing was changed', p_table, v_owner
+            USING HINT = format('as %s, run: %s; then run this again', v_owner, array_to_string(v_drops, '; '));
+    END IF;
+    FOREACH v_statement IN ARRAY v_drops LOOP
+        EXECUTE v_statement;
+    END LOOP;
+    DELETE FROM cti.phone_source WHERE id = v_source.id;
 END
 $$;
 
@@ -2006,6 +2018,45 @@ $_$;
 
 COMMENT ON FUNCTION cti.phone_numbers(p_raw text) IS 'Every number in a field: E.164 (or an internal extension) and its extension suffix apart; rules in cti.config';
 
+CREATE FUNCTION cti.phone_source_drop_trigger_sql(p_source cti.phone_source) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT array_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t.name, p_source.table_name) ORDER BY t.name)
+      FROM unnest(ARRAY[cti.phone_trigger_name(p_source.phone_column, 'write'),
+                        cti.phone_trigger_name(p_source.phone_column, 'update'),
+                        cti.phone_trigger_name(p_source.phone_column, 'truncate'),
+                        'pgcti_phone_' || p_source.id, 'pgcti_phone_' || p_source.id || '_truncate']::name[]) t(name)
+     WHERE EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = p_source.table_name AND g.tgname = t.name)
+$$;
+
+CREATE FUNCTION cti.phone_source_trigger_sql(p_source cti.phone_source) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT ARRAY[
+        format('CREATE TRIGGER %I AFTER INSERT OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION cti.tg_phone_source__sync(%L)',
+               cti.phone_trigger_name(p_source.phone_column, 'write'), p_source.table_name, p_source.phone_column),
+        format('CREATE TRIGGER %I AFTER UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) EXECUTE FUNCTION cti.tg_phone_source__sync(%L)',
+               cti.phone_trigger_name(p_source.phone_column, 'update'),
+               (SELECT string_agg(DISTINCT quote_ident(c), ', ') FROM unnest(ARRAY[p_source.phone_column, p_source.row_column, p_source.key_column]::text[]) c),
+               p_source.table_name,
+               (SELECT string_agg(DISTINCT format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ') FROM unnest(ARRAY[p_source.phone_column, p_source.row_column, p_source.key_column]::text[]) c),
+               p_source.phone_column),
+        format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_phone_source__sync(%L)',
+               cti.phone_trigger_name(p_source.phone_column, 'truncate'), p_source.table_name, p_source.phone_column)
+    ]
+$_$;
+
+CREATE FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text) RETURNS name
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN octet_length(p_phone_column::text) <= 40 THEN 'pgcti_phone_' || p_phone_column::text || '_' || p_event
+                ELSE 'pgcti_phone_' || left(p_phone_column::text, 24) || '_' || left(md5(p_phone_column::text), 8) || '_' || p_event
+           END::name
+$$;
+
 CREATE TABLE cti.raw_event (
     id bigint NOT NULL,
     source text NOT NULL,
@@ -2525,18 +2576,24 @@ $$;
 CREATE FUNCTION cti.tg_phone_source__sync() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 DECLARE
     v_source cti.phone_source;
+    v_row_id text;
 BEGIN
-    SELECT * INTO STRICT v_source FROM cti.phone_source WHERE id = TG_ARGV[0]::int;
+    IF TG_NAME ~ '^pgcti_phone_[0-9]+(_truncate)?$' THEN
+        SELECT * INTO STRICT v_source FROM cti.phone_source WHERE id = TG_ARGV[0]::int;
+    ELSE
+        SELECT * INTO STRICT v_source FROM cti.phone_source
+         WHERE table_name = TG_RELID::regclass AND phone_column = TG_ARGV[0]::name;
+    END IF;
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM cti.phone_directory WHERE source_id = v_source.id;
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        DELETE FROM cti.phone_directory
-         WHERE source_id = v_source.id AND row_id = to_jsonb(OLD) ->> v_source.row_column::text;
+        v_row_id := to_jsonb(OLD) ->> v_source.row_column::text;
+        DELETE FROM cti.phone_directory WHERE source_id = v_source.id AND row_id = v_row_id;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO cti.phone_directory
@@ -2545,7 +2602,7 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$$;
+$_$;
 
 CREATE FUNCTION cti.tg_raw_event__parse() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3402,6 +3459,12 @@ GRANT ALL ON FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) TO 
 
 REVOKE ALL ON FUNCTION cti.phone_numbers(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.phone_numbers(p_raw text) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.phone_source_drop_trigger_sql(p_source cti.phone_source) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.phone_source_trigger_sql(p_source cti.phone_source) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text) FROM PUBLIC;
 
 GRANT INSERT(source) ON TABLE cti.raw_event TO cti_ingester;
 

@@ -98,7 +98,7 @@ def test_attaching_without_rights_says_what_to_grant(conn):
 
 def test_detaching_leaves_the_crm_table_as_it_was(shop):
     triggers = "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'shop.contact_point'::regclass AND NOT tgisinternal"
-    assert shop.execute(triggers).fetchone() == (2,)
+    assert shop.execute(triggers).fetchone() == (3,)
     shop.execute("SELECT cti.detach_phone_column('shop.contact_point', 'value')")
     assert shop.execute(triggers).fetchone() == (0,)
     assert shop.execute("SELECT count(*) FROM cti.phone_directory").fetchone() == (0,)

@@ -6,8 +6,12 @@
 --   Every number found in it (cti.phone_numbers: several per field, extension apart) is
 --   kept in cti.phone_directory beside the CRM key of its row, and the adapter's lookup
 --   reads the directory by its index on e164. The CRM's table keeps its shape.
--- - Triggers on the attached table keep the directory current on INSERT, UPDATE, DELETE
---   and TRUNCATE; attaching backfills what is there.
+-- - Triggers on the attached table keep the directory current on INSERT, DELETE, TRUNCATE
+--   and an UPDATE that changes the phone, row or key column; attaching backfills what is
+--   there. The CRM's own writes must not pay for pgcti: an UPDATE of other columns fires
+--   nothing, and every statement a trigger runs is served by an index on any collation.
+-- - The triggers' names come from the phone column (pgcti_phone_<column>_write, _update,
+--   _truncate), the same in every environment.
 -- - When the phone rules in cti.config change, the whole directory is recomputed in the
 --   same transaction (a statement trigger on cti.config), so lookups never mix two rules.
 -- - Numbers that are not E.164 (internal extensions, fragments) are not kept.
@@ -27,22 +31,46 @@ AS $$
      ORDER BY n.number
 $$;
 
--- Keeps the directory current as the attached table changes (one trigger per attached column).
+-- The name of one of pgcti's triggers on an attached table: derived from the phone column
+-- alone (a trigger's name is per table), so it is the same in every environment, and kept
+-- under 63 bytes with a hash of the column when the column's name is long.
+CREATE OR REPLACE FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text) RETURNS name
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN octet_length(p_phone_column::text) <= 40 THEN 'pgcti_phone_' || p_phone_column::text || '_' || p_event
+                ELSE 'pgcti_phone_' || left(p_phone_column::text, 24) || '_' || left(md5(p_phone_column::text), 8) || '_' || p_event
+           END::name
+$$;
+
+-- Keeps the directory current as the attached table changes. The triggers that call it fire
+-- only when they must (an UPDATE of the phone, row or key column that changes one of them);
+-- the row id is compared as text in the directory's own collation, so the primary key
+-- serves the DELETE whatever the database's collation (a value derived from a `name`
+-- would carry collation "C" and miss the index on a C.UTF-8 or ICU database).
+-- TG_ARGV[0] is the phone column; triggers made before 0019 (pgcti_phone_<id>) pass the
+-- source id instead and keep working until their table's owner replaces them.
 CREATE OR REPLACE FUNCTION cti.tg_phone_source__sync() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_source cti.phone_source;
+    v_row_id text;
 BEGIN
-    SELECT * INTO STRICT v_source FROM cti.phone_source WHERE id = TG_ARGV[0]::int;
+    IF TG_NAME ~ '^pgcti_phone_[0-9]+(_truncate)?$' THEN
+        SELECT * INTO STRICT v_source FROM cti.phone_source WHERE id = TG_ARGV[0]::int;
+    ELSE
+        SELECT * INTO STRICT v_source FROM cti.phone_source
+         WHERE table_name = TG_RELID::regclass AND phone_column = TG_ARGV[0]::name;
+    END IF;
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM cti.phone_directory WHERE source_id = v_source.id;
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        DELETE FROM cti.phone_directory
-         WHERE source_id = v_source.id AND row_id = to_jsonb(OLD) ->> v_source.row_column::text;
+        v_row_id := to_jsonb(OLD) ->> v_source.row_column::text;
+        DELETE FROM cti.phone_directory WHERE source_id = v_source.id AND row_id = v_row_id;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO cti.phone_directory
@@ -51,6 +79,40 @@ BEGIN
     END IF;
     RETURN NULL;
 END
+$$;
+
+-- The triggers of one attached column: INSERT and DELETE of any row; UPDATE only of the
+-- phone, row or key column, and only when one of them changes (a WHEN clause, checked
+-- without calling a function: the CRM's other writes pay nothing); TRUNCATE.
+CREATE OR REPLACE FUNCTION cti.phone_source_trigger_sql(p_source cti.phone_source) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY[
+        format('CREATE TRIGGER %I AFTER INSERT OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION cti.tg_phone_source__sync(%L)',
+               cti.phone_trigger_name(p_source.phone_column, 'write'), p_source.table_name, p_source.phone_column),
+        format('CREATE TRIGGER %I AFTER UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) EXECUTE FUNCTION cti.tg_phone_source__sync(%L)',
+               cti.phone_trigger_name(p_source.phone_column, 'update'),
+               (SELECT string_agg(DISTINCT quote_ident(c), ', ') FROM unnest(ARRAY[p_source.phone_column, p_source.row_column, p_source.key_column]::text[]) c),
+               p_source.table_name,
+               (SELECT string_agg(DISTINCT format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', c), ' OR ') FROM unnest(ARRAY[p_source.phone_column, p_source.row_column, p_source.key_column]::text[]) c),
+               p_source.phone_column),
+        format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_phone_source__sync(%L)',
+               cti.phone_trigger_name(p_source.phone_column, 'truncate'), p_source.table_name, p_source.phone_column)
+    ]
+$$;
+
+-- What drops the triggers of one attached column, old names (before 0019) included.
+CREATE OR REPLACE FUNCTION cti.phone_source_drop_trigger_sql(p_source cti.phone_source) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT array_agg(format('DROP TRIGGER IF EXISTS %I ON %s', t.name, p_source.table_name) ORDER BY t.name)
+      FROM unnest(ARRAY[cti.phone_trigger_name(p_source.phone_column, 'write'),
+                        cti.phone_trigger_name(p_source.phone_column, 'update'),
+                        cti.phone_trigger_name(p_source.phone_column, 'truncate'),
+                        'pgcti_phone_' || p_source.id, 'pgcti_phone_' || p_source.id || '_truncate']::name[]) t(name)
+     WHERE EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = p_source.table_name AND g.tgname = t.name)
 $$;
 
 -- Recompute the directory from the attached tables (all of them, or one source).
@@ -89,7 +151,8 @@ AS $$
 DECLARE
     v_row_column name := p_row_column;
     v_column name;
-    v_id int;
+    v_source cti.phone_source;
+    v_statement text;
 BEGIN
     IF NOT (has_table_privilege(p_table, 'SELECT') AND has_table_privilege(p_table, 'TRIGGER')) THEN
         RAISE EXCEPTION 'pgcti cannot read or watch %', p_table
@@ -112,31 +175,43 @@ BEGIN
     END LOOP;
     INSERT INTO cti.phone_source (table_name, phone_column, row_column, key_column)
     VALUES (p_table, p_phone_column, v_row_column, coalesce(p_key_column, v_row_column))
-    RETURNING id INTO v_id;
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION cti.tg_phone_source__sync(%s)', 'pgcti_phone_' || v_id, p_table, v_id);
-    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_phone_source__sync(%s)', 'pgcti_phone_' || v_id || '_truncate', p_table, v_id);
-    RETURN cti.refresh_phone_directory(v_id);
+    RETURNING * INTO v_source;
+    FOREACH v_statement IN ARRAY cti.phone_source_trigger_sql(v_source) LOOP
+        EXECUTE v_statement;
+    END LOOP;
+    RETURN cti.refresh_phone_directory(v_source.id);
 END
 $$;
 
 COMMENT ON FUNCTION cti.attach_phone_column(regclass, name, name, name) IS 'Keep the numbers of a CRM phone column in cti.phone_directory (triggers + backfill)';
 
 -- Undo attach_phone_column: the triggers and the directory rows go. Run by the table's
--- owner (only an owner may drop a trigger), so it runs as its caller.
+-- owner (only an owner may drop a trigger), so it runs as its caller; anyone else is told
+-- in one line who must run what (`pgcti crm-owner-sql --rollback` prints it all).
 CREATE OR REPLACE FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column name) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_id int;
+    v_source cti.phone_source;
+    v_statement text;
+    v_drops text[];
+    v_owner name;
 BEGIN
-    DELETE FROM cti.phone_source WHERE table_name = p_table AND phone_column = p_phone_column RETURNING id INTO v_id;
-    IF v_id IS NOT NULL THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgcti_phone_' || v_id, p_table);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgcti_phone_' || v_id || '_truncate', p_table);
+    SELECT * INTO v_source FROM cti.phone_source WHERE table_name = p_table AND phone_column = p_phone_column;
+    IF v_source.id IS NULL THEN
+        RETURN;
     END IF;
+    v_drops := coalesce(cti.phone_source_drop_trigger_sql(v_source), '{}');
+    SELECT pg_get_userbyid(relowner) INTO v_owner FROM pg_class WHERE oid = p_table;
+    IF cardinality(v_drops) > 0 AND NOT pg_has_role(v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'only the owner of % (%) may drop pgcti''s triggers on it; nothing was changed', p_table, v_owner
+            USING HINT = format('as %s, run: %s; then run this again', v_owner, array_to_string(v_drops, '; '));
+    END IF;
+    FOREACH v_statement IN ARRAY v_drops LOOP
+        EXECUTE v_statement;
+    END LOOP;
+    DELETE FROM cti.phone_source WHERE id = v_source.id;
 END
 $$;
 
