@@ -15,6 +15,7 @@ import psycopg
 
 from ingester import database, logic, migrations
 from ingester.queries import query
+from ingester.redaction import redact
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -26,7 +27,18 @@ class Finding:
     detail: str
 
     def line(self) -> str:
-        return f"{self.status:<5} {self.check:<12} {self.detail}"
+        # Every spelling of the PBX key is blanked, whoever put it in the detail (an error
+        # that quotes the URL, a PBX that echoes the key in its refusal).
+        return redact(f"{self.status:<5} {self.check:<12} {self.detail}")
+
+
+def masked(number: str) -> str:
+    """A phone number with its middle hidden: doctor's output is pasted into tickets, and a
+    caller's number is personal data (+79161112233 -> +7916*****33)."""
+    keep = 5 if number.startswith("+") else 4
+    if len(number) <= keep + 2:
+        return "*" * len(number)
+    return number[:keep] + "*" * (len(number) - keep - 2) + number[-2:]
 
 
 def _database_checks(dsn: str, sample: str | None) -> Iterator[Finding]:
@@ -139,13 +151,17 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
             lookup_ms = _lookup_ms(conn, number)
             recipients = conn.execute(query("doctor_recipients")).fetchone()[0]
     except psycopg.Error as exc:
-        yield Finding(FAIL, "adapters", f"crm_lookup({number!r}) fails: {exc.diag.message_primary}")
+        yield Finding(
+            FAIL, "adapters", f"crm_lookup({masked(number)!r}) fails: {exc.diag.message_primary}"
+        )
         return
-    names = ", ".join(str(name) for _, name in found[:3]) or "nobody"
+    # Counts only: no client's name leaves the database through doctor.
     if any(client_id is None for client_id, _ in found):
-        yield Finding(WARN, "adapters", f"crm_lookup({number!r}) gives rows without a client_id")
+        yield Finding(
+            WARN, "adapters", f"crm_lookup({masked(number)!r}) gives rows without a client_id"
+        )
     else:
-        yield Finding(OK, "adapters", f"crm_lookup({number!r}): {len(found)} client(s): {names}")
+        yield Finding(OK, "adapters", f"crm_lookup({masked(number)!r}): {len(found)} client(s)")
     if lookup_ms > SLOW_LOOKUP_MS:
         yield Finding(
             WARN,
