@@ -432,9 +432,13 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.client_kind(p_call cti.call) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    RETURN CASE WHEN ((p_call).client_id IS NOT NULL) THEN COALESCE(((p_call).client_card ->> 'record_kind'::text), 'client'::text) ELSE NULL::text END;
+
 CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
-    RETURN jsonb_strip_nulls(jsonb_build_object('call_id', (p_call).id, 'direction', (p_call).direction, 'number', COALESCE((p_call).external_number, (p_call).external_number_raw), 'dialled', (p_call).dialled, 'client_id', (p_call).client_id, 'match', (p_call).client_match, 'is_new', ((p_call).client_match = 'new'::text), 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'manager_id', (((p_call).client_card ->> 'manager_id'::text))::bigint, 'manager_surname', ((p_call).client_card ->> 'manager_surname'::text), 'candidates', ((p_call).client_card -> 'candidates'::text), 'extension', (p_call).holder_extension));
+    RETURN jsonb_strip_nulls(jsonb_build_object('call_id', (p_call).id, 'direction', (p_call).direction, 'number', COALESCE((p_call).external_number, (p_call).external_number_raw), 'dialled', (p_call).dialled, 'client_id', (p_call).client_id, 'record_kind', cti.client_kind(p_call), 'match', (p_call).client_match, 'is_new', ((p_call).client_match = 'new'::text), 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'manager_id', (((p_call).client_card ->> 'manager_id'::text))::bigint, 'manager_surname', ((p_call).client_card ->> 'manager_surname'::text), 'candidates', ((p_call).client_card -> 'candidates'::text), 'extension', (p_call).holder_extension));
 
 CREATE FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -2697,6 +2701,7 @@ DECLARE
     v_items cti.keyed_command[] := '{}';
     v_key bigint;
     v_parties text[];
+    v_client_id bigint;  -- the client of the party, NULL for a lead or an unknown number
     v_reached boolean;
     v_missed boolean;
 BEGIN
@@ -2718,7 +2723,9 @@ BEGIN
         CONTINUE WHEN NOT (v_reached OR v_missed);
 
         v_key := p_keys[v_step.ord];
-        v_parties := ARRAY[cti.callback_party(v_call.client_id, v_call.external_number),
+        -- A lead's id is not a client's: its tasks go by its number (see the header).
+        v_client_id := CASE WHEN cti.client_kind(v_call) = 'client' THEN v_call.client_id END;
+        v_parties := ARRAY[cti.callback_party(v_client_id, v_call.external_number),
                            cti.callback_party(NULL, v_call.external_number)];
         -- Tasks depend on the order of one party's calls. A batch in rounds hands its
         -- derivations here after its last round, sorted by frame (65_processing.sql); frame
@@ -2750,7 +2757,7 @@ BEGIN
             SELECT * INTO v_owner FROM cti.callback_owner(v_call);
             INSERT INTO cti.callback_task AS t (party, client_id, e164, dialled, first_call_id, last_call_id,
                                                 owner_id, owner_rule, created_at, due_at)
-            SELECT v_parties[1], v_call.client_id,
+            SELECT v_parties[1], v_client_id,
                    v_call.external_number, v_call.dialled, v_call.id, v_call.id, v_owner.owner_id, v_owner.rule,
                    v_call.ended_at, v_call.ended_at + g.callback_due_after
               FROM cti.config g
@@ -2838,10 +2845,11 @@ CREATE VIEW cti.call_history_v1 AS
                FROM cti.call_transfer t
               WHERE (t.call_id = c.id)
               ORDER BY t.step))
-        END AS extension_chain
+        END AS extension_chain,
+    cti.client_kind(c.*) AS client_kind
    FROM cti.call c;
 
-COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client, direction, times, response time, who answered, the transfer chain, outcome';
+COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client (and whether a client or a lead), direction, times, response time, who answered, the transfer chain, outcome';
 
 ALTER TABLE cti.call ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME cti.call_id_seq
@@ -2904,7 +2912,7 @@ CREATE VIEW cti.client_contact_summary_v1 AS
     max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) AS last_missed_at,
     COALESCE((max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) > max(started_at) FILTER (WHERE (outcome = 'answered'::text))), false) AS missed_not_called_back
    FROM cti.call_history_v1 h
-  WHERE (client_id IS NOT NULL)
+  WHERE ((client_id IS NOT NULL) AND (client_kind = 'client'::text))
   GROUP BY client_id;
 
 COMMENT ON VIEW cti.client_contact_summary_v1 IS 'Per client: calls, missed calls, average response time, missed and not called back';
@@ -3102,9 +3110,18 @@ CREATE VIEW cti.sales_funnel_v1 AS
             p.client_id,
             p.started_at,
             p.dialled,
-            (p.client_match = 'new'::text) AS registered
-           FROM ( SELECT cti.callback_party(c.client_id, c.external_number) AS party,
-                    c.client_id,
+            (p.client_match = 'new'::text) AS registered,
+            ((p.kind = 'lead'::text) AND (p.client_match <> 'new'::text)) AS known_lead
+           FROM ( SELECT cti.callback_party(
+                        CASE
+                            WHEN (cti.client_kind(c.*) = 'client'::text) THEN c.client_id
+                            ELSE NULL::bigint
+                        END, c.external_number) AS party,
+                        CASE
+                            WHEN (cti.client_kind(c.*) = 'client'::text) THEN c.client_id
+                            ELSE NULL::bigint
+                        END AS client_id,
+                    cti.client_kind(c.*) AS kind,
                     c.started_at,
                     c.dialled,
                     c.client_match
@@ -3122,11 +3139,12 @@ CREATE VIEW cti.sales_funnel_v1 AS
             f.dialled AS first_line,
             min(x.manager_id) AS manager_id,
             f.registered,
+            f.known_lead,
             (count(x.client_id) > 0) AS with_deal,
             COALESCE(bool_or((x.won_at IS NOT NULL)), false) AS won
            FROM (first_calls f
              LEFT JOIN deals x ON (((x.client_id = f.client_id) AND (x.opened_at >= f.started_at))))
-          GROUP BY f.party, f.started_at, f.dialled, f.registered
+          GROUP BY f.party, f.started_at, f.dialled, f.registered, f.known_lead
         )
  SELECT month,
         CASE
@@ -3142,11 +3160,12 @@ CREATE VIEW cti.sales_funnel_v1 AS
     count(*) FILTER (WHERE (registered AND won)) AS won,
     round(((count(*) FILTER (WHERE registered))::numeric / (NULLIF(count(*), 0))::numeric), 3) AS lead_rate,
     round(((count(*) FILTER (WHERE (registered AND with_deal)))::numeric / (NULLIF(count(*) FILTER (WHERE registered), 0))::numeric), 3) AS deal_rate,
-    round(((count(*) FILTER (WHERE (registered AND won)))::numeric / (NULLIF(count(*) FILTER (WHERE (registered AND with_deal)), 0))::numeric), 3) AS win_rate
+    round(((count(*) FILTER (WHERE (registered AND won)))::numeric / (NULLIF(count(*) FILTER (WHERE (registered AND with_deal)), 0))::numeric), 3) AS win_rate,
+    count(*) FILTER (WHERE known_lead) AS known_leads
    FROM stages
   GROUP BY GROUPING SETS ((month, first_line), (month, manager_id), (month));
 
-COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers; leads registered by the call; of those, with a deal since; of those, won; rates';
+COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers; leads registered by the call; of those, with a deal since; of those, won; rates; callers the CRM already had as a lead';
 
 CREATE TABLE cti.stream (
     target_kind text NOT NULL,
@@ -3347,6 +3366,8 @@ REVOKE ALL ON FUNCTION cti.are_regular_expressions(p_patterns text[]) FROM PUBLI
 REVOKE ALL ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.call_of_key(p_source text, p_key text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.client_kind(p_call cti.call) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 

@@ -29,6 +29,10 @@ def _add_service_dsn(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_include(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--include", metavar="DIR", action="append", default=[], help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgcti", description="The `pgcti` command: one sub-command per job."
@@ -43,12 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate", help="apply the versioned migrations, then the changed logic files (idempotent)"
     )
     _add_service_dsn(p)
-    p.add_argument(
-        "--include",
-        metavar="DIR",
-        action="append",
-        default=[],
-        help="also apply your own migrations from DIR (adapter overrides); "
+    _add_include(
+        p,
+        "also apply your own migrations from DIR (adapter overrides); "
         "repeatable; or set PGCTI_EXTRA_MIGRATIONS",
     )
     p.add_argument(
@@ -72,7 +73,32 @@ def build_parser() -> argparse.ArgumentParser:
         const="1",
         help="roll back the newest N migrations (default 1), or all",
     )
+    p.add_argument(
+        "--drop-dependants",
+        action="store_true",
+        help="with --rollback: also drop your objects that depend on pgcti's (views over its "
+        "views, foreign keys to its tables); without it the rollback refuses and lists them",
+    )
     p.set_defaults(func=commands.cmd_migrate)
+
+    p = sub.add_parser(
+        "crm-owner-sql",
+        help="print the SQL that the owner of your CRM's tables must run for your adapter "
+        "migrations (--include) to apply, or with --rollback for them and pgcti to roll back",
+    )
+    _add_service_dsn(p)
+    _add_include(p, "your adapter migrations, as given to `pgcti migrate`; repeatable")
+    p.add_argument("--rollback", action="store_true", help="what rolling back needs instead")
+    p.set_defaults(func=commands.cmd_crm_owner_sql)
+
+    p = sub.add_parser(
+        "adapters", help="put pgcti's placeholder back in place of your CRM adapters"
+    )
+    _add_service_dsn(p)
+    p.add_argument("action", choices=["reset"])
+    p.add_argument("names", nargs="*", metavar="NAME", help="e.g. crm_deals crm_line_owner")
+    p.add_argument("--all", action="store_true", help="every adapter")
+    p.set_defaults(func=commands.cmd_adapters)
 
     p = sub.add_parser("ingest", help="the ingester service: PBX events into cti.raw_event")
     _add_service_dsn(p)

@@ -40,17 +40,66 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    if args.include:
-        os.environ["PGCTI_EXTRA_MIGRATIONS"] = os.pathsep.join(
-            [*migrations.extra_dirs(), *args.include]
-        )
+    migrations.include(args.include)
     dsn = _service_dsn(args)
     where = database.redact(dsn)
     try:
         return _migrate(args, dsn, where)
+    except migrations.MigrationFailed as exc:
+        print(f"pgcti migrate: {exc}; nothing was changed", file=sys.stderr)
+        return 2
+    except migrations.DependantsInTheWay as exc:
+        print(f"pgcti migrate: nothing was changed: {exc}", file=sys.stderr)
+        return 2
     except migrations.MigrateError as exc:
         print(f"pgcti migrate: nothing was changed: {exc}", file=sys.stderr)
         return 1
+
+
+def cmd_crm_owner_sql(args: argparse.Namespace) -> int:
+    migrations.include(args.include)
+    dsn = _service_dsn(args)
+    try:
+        needed = migrations.owner_sql(dsn, rollback=args.rollback)
+    except migrations.MigrateError as exc:
+        print(f"pgcti crm-owner-sql: {exc}", file=sys.stderr)
+        return 1
+    what = "rolling back" if args.rollback else "installing"
+    if not needed:
+        print(f"-- nothing for the CRM's owner to run before {what}: pgcti's needs are met")
+        return 0
+    for owner in dict.fromkeys(n.owner for n in needed):
+        print(f"-- Run as {owner}, the owner of these objects, before {what} pgcti's part")
+        print(f"-- (for example: psql -U {owner} -d <database> -f this-file.sql)")
+        print("\n".join(n.sql for n in needed if n.owner == owner))
+    return 0
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from ingester import logic
+
+    if bool(args.names) == args.all:
+        print("pgcti adapters reset: name the adapters, or give --all", file=sys.stderr)
+        return 2
+    dsn = _service_dsn(args)
+    try:
+        with psycopg.connect(dsn) as conn:
+            done = logic.reset_adapters(conn, None if args.all else args.names)
+            conn.commit()
+    except logic.LogicError as exc:
+        print(f"pgcti adapters reset: {exc}; nothing was changed", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(
+            f"pgcti adapters reset: {exc.diag.message_primary}; nothing was changed",
+            file=sys.stderr,
+        )
+        return 2
+    for name in done:
+        print(f"reset {name}: pgcti's placeholder")
+    return 0
 
 
 def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
@@ -60,10 +109,11 @@ def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
         return 0
     if args.rollback is not None:
         count = None if args.rollback == "all" else int(args.rollback)
-        done = migrations.rollback(dsn, count)
+        done = migrations.rollback(dsn, count, drop_dependants=args.drop_dependants)
         print(f"rolled back {len(done.migrations)} migration(s) on {where}")
         for mid in done.migrations:
             print(f"  {mid}")
+        print(migrate_report.outside([], done.outside_removed, planned=False))
         for note in done.notes:
             print(f"  note: {note}")
         return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 import sqlparse
 
-from ingester.queries import query
+from ingester.queries import composed, query
 
 _CREATE = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|VIEW|TRIGGER)\s+([\w.]+)(?:\s+.*?\s+ON\s+([\w.]+))?",
@@ -294,3 +294,50 @@ def _normalised(sql: str) -> str:
     """A function's body only, whitespace folded: enough to tell an override from ours."""
     match = re.search(r"\$(\w*)\$(.*)\$\1\$", sql, re.DOTALL)
     return " ".join((match.group(2) if match else sql).split())
+
+
+def adapters() -> list[str]:
+    """The adapters: the functions of the keep-existing file (cti.crm_lookup, ...)."""
+    return [
+        g.name
+        for f in read_files()
+        if "keep-existing" in f.directives
+        for g in f.groups
+        if g.kind == "FUNCTION"
+    ]
+
+
+def reset_adapters(conn: psycopg.Connection, names: list[str] | None = None) -> list[str]:
+    """Put pgcti's placeholder back in place of the named adapters (all when None), inside
+    the caller's transaction: CREATE OR REPLACE, so the views that use an adapter (the sales
+    funnel uses cti.crm_deals) stay. Returns the adapters reset."""
+    known = adapters()
+    wanted = known if names is None else [n if "." in n else f"cti.{n}" for n in names]
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise LogicError(
+            f"no adapter named {', '.join(unknown)}; the adapters are: "
+            + ", ".join(n.removeprefix("cti.") for n in known)
+        )
+    groups = {
+        g.name: g
+        for f in read_files()
+        if "keep-existing" in f.directives
+        for g in f.groups
+        if g.kind == "FUNCTION"
+    }
+    conn.execute(query("as_owner"))
+    for name in wanted:
+        sql = groups[name].sql
+        try:
+            with conn.transaction():
+                conn.execute(
+                    re.sub(r"\bCREATE FUNCTION\b", "CREATE OR REPLACE FUNCTION", sql, count=1)
+                )
+        except psycopg.errors.InvalidFunctionDefinition:
+            # The override returns more columns (crm_lookup's record_kind): nothing of
+            # pgcti's depends on such an adapter, so it is dropped and made again.
+            conn.execute(composed("drop_function", *name.split(".", 1)))
+            conn.execute(sql)
+    conn.execute(query("as_myself"))
+    return wanted

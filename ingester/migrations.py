@@ -24,11 +24,12 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import psycopg
+import sqlparse
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import BadMigration
 
-from ingester import logic
+from ingester import crm_owner, logic
 from ingester.queries import composed, query
 
 # yoyo's own bookkeeping tables live here, apart from the product's schema `cti`,
@@ -61,6 +62,47 @@ BASELINE = "0001_baseline"
 
 class MigrateError(Exception):
     """The database cannot be migrated as it is; the message says what to do."""
+
+
+class MigrationFailed(MigrateError):
+    """A statement of a migration (or of its rollback) failed; the transaction is rolled back."""
+
+
+def _failing_statement(text: str, position: int | None) -> str:
+    """The statement of ``text`` that holds character ``position`` (1-based, as the server
+    reports it), on one line and cut short; the first statement when the server gave none."""
+    statements = [s for s in sqlparse.split(text) if s.strip()]
+    offset = 0
+    chosen = statements[0] if statements else ""
+    for statement in statements:
+        start = text.find(statement, offset)
+        if position is not None and start <= position - 1 < start + len(statement):
+            chosen = statement
+            break
+        offset = start + len(statement)
+    kept = [line for line in sqlparse.format(chosen, strip_comments=True).split() if line]
+    one_line = " ".join(kept)
+    return one_line if len(one_line) <= 160 else one_line[:157] + "..."
+
+
+def run_file(conn: psycopg.Connection, path: Path, crms: bool = False) -> None:
+    """Run one migration or rollback file in the caller's transaction; a failing statement
+    becomes one line that names the file, the statement and the server's reason. ``crms``:
+    a DBA's file, whose GRANTs and REVOKEs on the CRM's objects may be its owner's to run."""
+    text = path.read_text()
+    if crms:
+        try:
+            text = crm_owner.prepare(conn, text)
+        except crm_owner.OwnerMustRun as exc:
+            raise MigrationFailed(f"{path.name}: {exc}") from None
+    try:
+        conn.execute(text)
+    except psycopg.Error as exc:
+        position = exc.diag.statement_position
+        statement = _failing_statement(text, int(position) if position else None)
+        reason = exc.diag.message_primary or str(exc).splitlines()[0]
+        hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+        raise MigrationFailed(f"{path.name}: {statement}: {reason}{hint}") from None
 
 
 def migrations_dir() -> Path:
@@ -102,6 +144,12 @@ def _backend(dsn: str) -> Iterator:
         backend.connection.close()
 
 
+def include(dirs: list[str]) -> None:
+    """Add a DBA's migration directories (--include) to those of PGCTI_EXTRA_MIGRATIONS."""
+    if dirs:
+        os.environ["PGCTI_EXTRA_MIGRATIONS"] = os.pathsep.join([*extra_dirs(), *dirs])
+
+
 def extra_dirs() -> list[str]:
     """A DBA's own migrations (adapter overrides), applied together with pgcti's."""
     return [d for d in os.environ.get("PGCTI_EXTRA_MIGRATIONS", "").split(os.pathsep) if d]
@@ -133,6 +181,10 @@ class Outcome:
     migrations: list[str] = field(default_factory=list)  # versioned migration ids
     logic: logic.Report = field(default_factory=logic.Report)
     notes: list[str] = field(default_factory=list)
+    # What the change adds to or removes from objects outside pgcti's schemas (triggers,
+    # grants, schemas, roles): ("trigger", "pgcti_phone_phone_write ON public.res_partner").
+    outside_added: list[tuple[str, str]] = field(default_factory=list)
+    outside_removed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _adopt_0_1_0(conn: psycopg.Connection, migrations) -> str | None:
@@ -198,6 +250,7 @@ def _migrate(dsn: str, commit: bool, reference_crm: bool) -> Outcome:
     it on its own."""
     migrations = _all()
     check_rights(dsn)
+    before = footprint(dsn)  # before yoyo's bookkeeping schema is made
     with _backend(dsn) as backend, backend.lock():
         backend.ensure_internal_schema_updated()
         outcome = Outcome()
@@ -219,11 +272,25 @@ def _migrate(dsn: str, commit: bool, reference_crm: bool) -> Outcome:
                 # Yours (and the reference CRM's) last, so they may use any pgcti function.
                 theirs = [m for m in pending if not _is_pgctis(m)]
                 _run_versioned(conn, backend, theirs, commit, outcome)
+                _compare_footprints(outcome, before, footprint(conn))
                 if commit:
                     conn.commit()
             finally:
                 conn.rollback()  # a plan, or a failure: nothing stays
         return outcome
+
+
+def footprint(where: str | psycopg.Connection) -> set[tuple[str, str]]:
+    """pgcti's triggers, grants, schemas and roles on objects outside its schemas."""
+    if isinstance(where, psycopg.Connection):
+        return set(where.execute(query("outside_footprint")).fetchall())
+    with psycopg.connect(where) as conn:
+        return footprint(conn)
+
+
+def _compare_footprints(outcome, before: set, after: set) -> None:
+    outcome.outside_added = sorted(after - before)
+    outcome.outside_removed = sorted(before - after)
 
 
 def check_rights(dsn: str) -> None:
@@ -245,23 +312,31 @@ def check_rights(dsn: str) -> None:
         ) = conn.execute(query("migrating_rights")).fetchone()
     if superuser:
         return
-    missing = []
+    missing = []  # what is missing, and who may give it
     if not create_db:
-        missing.append(f"CREATE on the database: GRANT CREATE ON DATABASE {db} TO {user};")
+        missing.append(
+            f"CREATE on the database (the database's owner or a superuser: "
+            f"GRANT CREATE ON DATABASE {db} TO {user};)"
+        )
     if installed and not member:
-        missing.append(f"membership of cti_owner: GRANT cti_owner TO {user};")
+        missing.append(
+            f"membership of cti_owner (a superuser, or a role with ADMIN OPTION on it: "
+            f"GRANT cti_owner TO {user};)"
+        )
     elif not installed and not owner_exists and not createrole:
-        missing.append(f"the right to create pgcti's roles: ALTER ROLE {user} CREATEROLE;")
+        missing.append(
+            f"the right to create pgcti's roles (a superuser: ALTER ROLE {user} CREATEROLE;)"
+        )
     elif not installed and owner_exists and not owner_admin:
         missing.append(
-            f"ADMIN OPTION on cti_owner (made for another database): "
-            f"GRANT cti_owner TO {user} WITH ADMIN OPTION;"
+            "ADMIN OPTION on cti_owner, made for another database (a superuser: "
+            f"GRANT cti_owner TO {user} WITH ADMIN OPTION;)"
         )
     if missing:
         raise MigrateError(
-            f"{user} cannot migrate {db}; as a superuser, grant it "
+            f"{user} cannot migrate {db}; it lacks "
             + " and ".join(missing)
-            + " (superuser itself is not needed: docs/dba-guide.md, 'Who runs migrate')"
+            + ". The migrating user need not be a superuser: docs/dba-guide.md, 'Who runs migrate'"
         )
 
 
@@ -274,7 +349,7 @@ def _run_versioned(conn: psycopg.Connection, backend, chosen: list, commit: bool
     transaction makes yoyo apply the lot on its own, after what is done so far is committed."""
     if all(_in_a_transaction(m) for m in chosen):
         for migration in chosen:
-            conn.execute(Path(migration.path).read_text())
+            run_file(conn, Path(migration.path), crms=not _is_pgctis(migration))
             conn.execute(query("as_myself"))
             conn.execute(query("yoyo_mark"), _yoyo_record(migration))
     elif commit:
@@ -311,14 +386,20 @@ class RolledBack:
 
     migrations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    outside_removed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def rollback(dsn: str, count: int | None = None) -> RolledBack:
+class DependantsInTheWay(MigrateError):
+    """Rolling back would drop objects of the CRM's that depend on pgcti's, by cascade."""
+
+
+def rollback(dsn: str, count: int | None = None, drop_dependants: bool = False) -> RolledBack:
     """Roll back the newest ``count`` applied migrations (all when None). Refused while this
     database has migrations from a directory not given (--include): they would stay marked
     as applied over a database that no longer has them."""
     done = RolledBack()
     migrations = _all()
+    before = footprint(dsn)
     with _backend(dsn) as backend, backend.lock():
         with psycopg.connect(dsn) as conn:
             applied_ids = [mid for mid, _ in conn.execute(query("yoyo_applied")).fetchall()]
@@ -331,13 +412,23 @@ def rollback(dsn: str, count: int | None = None) -> RolledBack:
             )
         applied = backend.to_rollback(migrations)
         chosen = applied if count is None else applied[:count]
+        if any(_is_pgctis(m) for m in chosen) and not drop_dependants:
+            with psycopg.connect(dsn) as conn:
+                dependants = conn.execute(query("crm_objects_on_cti")).fetchall()
+            if dependants:
+                listed = "; ".join(f"{what} (uses {uses})" for what, uses in dependants)
+                raise DependantsInTheWay(
+                    f"rolling back pgcti would drop {len(dependants)} object(s) of yours that "
+                    f"depend on it: {listed}. Drop or change them first, or pass "
+                    "--drop-dependants to have them dropped with pgcti"
+                )
         if all(_in_a_transaction(m) for m in chosen):
             # One transaction, as apply: a failure leaves everything as it was.
             with psycopg.connect(dsn) as conn:
                 for migration in chosen:
                     undo = Path(migration.path).with_suffix(".rollback.sql")
                     if undo.exists():  # as for yoyo, no rollback file: nothing to undo
-                        conn.execute(undo.read_text())
+                        run_file(conn, undo, crms=not _is_pgctis(migration))
                         conn.execute(query("as_myself"))
                     conn.execute(query("yoyo_unmark"), _yoyo_record(migration))
         else:
@@ -346,9 +437,14 @@ def rollback(dsn: str, count: int | None = None) -> RolledBack:
     with psycopg.connect(dsn, autocommit=True) as conn:
         installed = conn.execute(query("cti_installed")).fetchone()[0]
         if installed and not any(_is_pgctis(m) for m in chosen):
-            # Your adapters are gone: pgcti's placeholders take their place.
+            # Your adapters are gone: pgcti's placeholders take their place. When none of
+            # your migrations is left, every adapter is pgcti's again, also those a rollback
+            # could not drop (cti.crm_deals, which the sales funnel's view uses).
+            left = [m for m in applied[len(chosen) :] if not _is_pgctis(m)]
             with conn.transaction():
                 logic.apply(conn)
+                if not left:
+                    logic.reset_adapters(conn)
             done.notes.append("pgcti's placeholder adapters are back (no CRM is connected)")
         if not installed and len(chosen) == len(applied):
             conn.execute(composed("drop_bookkeeping_schema", BOOKKEEPING_SCHEMA))
@@ -357,7 +453,41 @@ def rollback(dsn: str, count: int | None = None) -> RolledBack:
                 f"kept role {role}: {why}"
                 for role, why in conn.execute(query("roles_left")).fetchall()
             ]
+    done.outside_removed = sorted(before - footprint(dsn))
     return done
+
+
+def owner_sql(dsn: str, rollback: bool = False) -> list[crm_owner.OwnerStatement]:
+    """What the owner of the CRM's objects must run for the DBA's migrations (--include) to
+    apply, or, with ``rollback``, for them and pgcti to roll back: their GRANTs (REVOKEs)
+    that the DSN's user may not run and that are not in effect, and, to roll back, dropping
+    pgcti's triggers on the owner's tables. Changes nothing."""
+    theirs = [m for m in _all() if not _is_pgctis(m) and not _is_reference_crm(m)]
+    with psycopg.connect(dsn) as conn:
+        has_bookkeeping, has_cti = conn.execute(query("pgcti_schemas_exist")).fetchone()
+        applied = (
+            set(dict(conn.execute(query("yoyo_applied")).fetchall()).values())
+            if has_bookkeeping
+            else set()
+        )
+        if rollback:
+            files = [Path(m.path).with_suffix(".rollback.sql") for m in reversed(theirs)]
+            texts = [
+                f.read_text()
+                for m, f in zip(reversed(theirs), files, strict=True)
+                if m.hash in applied and f.exists()
+            ]
+        else:
+            texts = [Path(m.path).read_text() for m in theirs if m.hash not in applied]
+        needed = []
+        if rollback and has_cti:  # the triggers first: they read the tables being revoked
+            needed += [
+                crm_owner.OwnerStatement(sql, owner, may_run=False, in_effect=False)
+                for owner, sql in conn.execute(query("crm_phone_trigger_drops")).fetchall()
+            ]
+        needed += crm_owner.owners_part(conn, texts)
+        conn.rollback()
+    return needed
 
 
 def listing(dsn: str) -> list[tuple[str, bool]]:

@@ -7,10 +7,12 @@ The server is the embedded default unless PGCTI_TEST_DSN names another one.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from itertools import count
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -195,3 +197,13 @@ def desks(conn, make_login):
             tokens[ext] = desk.execute("SELECT cti.issue_gateway_token_v1()").fetchone()[0]
         tokens[f"login-{ext}"] = login
     return crm, tokens, make_login("cti_gateway", "gw")
+
+
+def doc_sql_block(page: str, first_line: str) -> str:
+    """The ```sql block of docs/<page> whose first line is ``first_line``: tests run the
+    docs' own SQL, so a page that drifts from what works fails the suite."""
+    path = Path(__file__).resolve().parent.parent / "docs" / page
+    for block in re.findall(r"```sql\n(.*?)```", path.read_text(), re.DOTALL):
+        if block.startswith(first_line):
+            return block
+    raise AssertionError(f"docs/{page} has no sql block starting {first_line!r}")

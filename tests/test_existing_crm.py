@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ingester import schema_snapshot
 from ingester.simulator import onlinepbx3_calls as pbx
-from tests.conftest import run_cli
+from tests.conftest import doc_sql_block, run_cli
 from tests.crm_fixture import LINE, builder
 from tests.live import IngestProcess, SimulatorThread, wait_for
 
@@ -77,15 +75,9 @@ def test_the_reference_crm_comes_only_when_asked_for(fresh_db):
 # The proof (issue 11): a CRM of a shape pgcti has never seen, in a schema called crm,
 # installed by a DBA who is not a superuser, with the steps of docs/dba-guide.md only.
 
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "dba-guide.md"
-
 
 def guide_block(first_line: str) -> str:
-    """The ```sql block of docs/dba-guide.md whose first line is ``first_line``."""
-    for block in re.findall(r"```sql\n(.*?)```", GUIDE.read_text(), re.DOTALL):
-        if block.startswith(first_line):
-            return block
-    raise AssertionError(f"docs/dba-guide.md has no sql block starting {first_line!r}")
+    return doc_sql_block("dba-guide.md", first_line)
 
 
 CRM_DATA = """

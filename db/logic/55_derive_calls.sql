@@ -14,7 +14,8 @@
 -- - Ended when the PBX says so, or when every leg we know of has hung up.
 -- - The client is looked up once per call, as soon as the customer's number is known; an
 --   unknown number is registered once (identify_client()), even when two calls from it
---   arrive at the same moment on two connections.
+--   arrive at the same moment on two connections. A number the CRM knows as a lead (its
+--   crm_lookup says record_kind 'lead') is found, not registered again.
 -- - Ring: every recipient hears about a customer's call once, while it rings.
 -- - The card: open at the holder's workstation while the call lasts; on transfer it is
 --   closed at the old workstation first, then opened at the new one; `call_ended` goes where
@@ -79,13 +80,21 @@ BEGIN
 END
 $$;
 
+-- Which kind of CRM record the call's client_id is: 'client' (the default), or what
+-- crm_lookup said in its optional record_kind column ('lead' for a CRM whose leads are
+-- records apart from its clients, as Odoo's crm_lead beside res_partner). NULL: no record.
+CREATE OR REPLACE FUNCTION cti.client_kind(p_call cti.call) RETURNS text
+LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller
+RETURN CASE WHEN p_call.client_id IS NOT NULL THEN coalesce(p_call.client_card ->> 'record_kind', 'client') END;
+
 -- The card / notification body a client shows: ids, the number and the client as looked up.
 CREATE OR REPLACE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
 LANGUAGE sql STABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
 RETURN jsonb_strip_nulls(jsonb_build_object(
         'call_id', p_call.id, 'direction', p_call.direction,
         'number', coalesce(p_call.external_number, p_call.external_number_raw), 'dialled', p_call.dialled,
-        'client_id', p_call.client_id, 'match', p_call.client_match, 'is_new', p_call.client_match = 'new',
+        'client_id', p_call.client_id, 'record_kind', cti.client_kind(p_call),
+        'match', p_call.client_match, 'is_new', p_call.client_match = 'new',
         'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
         'manager_id', (p_call.client_card ->> 'manager_id')::bigint,
         'manager_surname', p_call.client_card ->> 'manager_surname',

@@ -3,8 +3,9 @@
 -- Rules:
 -- - An inbound call that ends missed, abandoned or busy, from a number we can dial back,
 --   makes a callback task, or adds to the open task of the same party: the client, or for
---   a caller the CRM does not know (and did not register as a lead), the number. There is
---   at most one open task per party.
+--   a caller the CRM does not know (and did not register as a lead), the number. A lead
+--   that is a record apart from the clients (record_kind 'lead') goes by its number too:
+--   its id is of another id space. There is at most one open task per party.
 -- - Its owner comes from cti.config.callback_owner_policy, tried in order: 'manager' (the
 --   client's manager as crm_lookup gave it at ring time), 'line' (cti.crm_line_owner of the
 --   line called), 'default' (cti.config.callback_default_owner). When none gives anyone,
@@ -71,6 +72,7 @@ DECLARE
     v_items cti.keyed_command[] := '{}';
     v_key bigint;
     v_parties text[];
+    v_client_id bigint;  -- the client of the party, NULL for a lead or an unknown number
     v_reached boolean;
     v_missed boolean;
 BEGIN
@@ -92,7 +94,9 @@ BEGIN
         CONTINUE WHEN NOT (v_reached OR v_missed);
 
         v_key := p_keys[v_step.ord];
-        v_parties := ARRAY[cti.callback_party(v_call.client_id, v_call.external_number),
+        -- A lead's id is not a client's: its tasks go by its number (see the header).
+        v_client_id := CASE WHEN cti.client_kind(v_call) = 'client' THEN v_call.client_id END;
+        v_parties := ARRAY[cti.callback_party(v_client_id, v_call.external_number),
                            cti.callback_party(NULL, v_call.external_number)];
         -- Tasks depend on the order of one party's calls. A batch in rounds hands its
         -- derivations here after its last round, sorted by frame (65_processing.sql); frame
@@ -124,7 +128,7 @@ BEGIN
             SELECT * INTO v_owner FROM cti.callback_owner(v_call);
             INSERT INTO cti.callback_task AS t (party, client_id, e164, dialled, first_call_id, last_call_id,
                                                 owner_id, owner_rule, created_at, due_at)
-            SELECT v_parties[1], v_call.client_id,
+            SELECT v_parties[1], v_client_id,
                    v_call.external_number, v_call.dialled, v_call.id, v_call.id, v_owner.owner_id, v_owner.rule,
                    v_call.ended_at, v_call.ended_at + g.callback_due_after
               FROM cti.config g

@@ -4,6 +4,8 @@
 -- - Response time is from the start of the call to the first answer.
 -- - A missed call is an inbound call that ended missed, abandoned or busy; "missed and not
 --   called back" means no answered call after the last missed one.
+-- - client_kind says which of the CRM's records client_id is ('client' or 'lead'); the
+--   per-client summary counts clients only, since a lead's id is of another id space.
 -- Views, versioned like the client API: their columns are what reports depend on.
 
 CREATE OR REPLACE VIEW cti.call_history_v1 AS
@@ -14,10 +16,11 @@ SELECT c.id AS call_id, c.source, c.pbx_call_id, c.direction, c.external_number,
        c.ended_at - coalesce(c.answered_at, c.started_at) AS duration,
        CASE WHEN c.answered_by IS NULL THEN ARRAY[]::text[]
             ELSE c.answered_by || ARRAY(SELECT t.to_extension FROM cti.call_transfer t
-                                         WHERE t.call_id = c.id ORDER BY t.step) END AS extension_chain
+                                         WHERE t.call_id = c.id ORDER BY t.step) END AS extension_chain,
+       cti.client_kind(c) AS client_kind  -- added last: a view's columns keep their places
   FROM cti.call c;
 
-COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client, direction, times, response time, who answered, the transfer chain, outcome';
+COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client (and whether a client or a lead), direction, times, response time, who answered, the transfer chain, outcome';
 
 -- Calls per client, missed calls and whether we called back after the last missed one.
 CREATE OR REPLACE VIEW cti.client_contact_summary_v1 AS
@@ -31,7 +34,7 @@ SELECT h.client_id,
        coalesce(max(h.started_at) FILTER (WHERE h.outcome IN ('missed', 'abandoned', 'busy') AND h.direction = 'inbound')
                 > max(h.started_at) FILTER (WHERE h.outcome = 'answered'), false) AS missed_not_called_back
   FROM cti.call_history_v1 h
- WHERE h.client_id IS NOT NULL
+ WHERE h.client_id IS NOT NULL AND h.client_kind = 'client'
  GROUP BY h.client_id;
 
 COMMENT ON VIEW cti.client_contact_summary_v1 IS 'Per client: calls, missed calls, average response time, missed and not called back';

@@ -19,8 +19,11 @@
 --   call ever, through nested stages: a lead if that call registered it; of the leads,
 --   those with a deal in the CRM (cti.crm_deals) opened since; of those, the ones with a
 --   deal won. Rows per month of that first call, by the line it called and by the manager
---   of its deal, and for the whole month.
--- Versioned like the client API: a change of columns is a _v2 beside the _v1.
+--   of its deal, and for the whole month. A caller whose first call found a lead the CRM
+--   already had (crm_lookup's record_kind 'lead') counts in known_leads; it is a party by
+--   its number, and has no deals of its own (crm_deals gives clients').
+-- Versioned like the client API: a change of columns is a _v2 beside the _v1; a column
+-- added last keeps every client's reading of the others.
 
 CREATE OR REPLACE VIEW cti.daily_call_stats_v1 AS
 WITH calls AS (
@@ -97,9 +100,12 @@ COMMENT ON VIEW cti.employee_call_stats_v1 IS 'Per day and extension: inbound ca
 
 CREATE OR REPLACE VIEW cti.sales_funnel_v1 AS
 WITH first_calls AS (
-    SELECT DISTINCT ON (party) party, client_id, started_at, dialled, client_match = 'new' AS registered
-      FROM (SELECT cti.callback_party(c.client_id, c.external_number) AS party, c.client_id,
-                   c.started_at, c.dialled, c.client_match
+    SELECT DISTINCT ON (party) party, client_id, started_at, dialled, client_match = 'new' AS registered,
+           kind = 'lead' AND client_match <> 'new' AS known_lead
+      FROM (SELECT cti.callback_party(CASE WHEN cti.client_kind(c) = 'client' THEN c.client_id END,
+                                      c.external_number) AS party,
+                   CASE WHEN cti.client_kind(c) = 'client' THEN c.client_id END AS client_id,
+                   cti.client_kind(c) AS kind, c.started_at, c.dialled, c.client_match
               FROM cti.call c
              WHERE c.direction = 'inbound' AND c.started_at IS NOT NULL
                AND c.external_number IS NOT NULL AND NOT cti.is_extension(c.external_number)) p
@@ -108,11 +114,11 @@ WITH first_calls AS (
     SELECT * FROM cti.crm_deals()  -- asked once, not once per party
 ), stages AS (
     SELECT date_trunc('month', f.started_at)::date AS month, f.dialled AS first_line,
-           min(x.manager_id) AS manager_id, f.registered, count(x.client_id) > 0 AS with_deal,
+           min(x.manager_id) AS manager_id, f.registered, f.known_lead, count(x.client_id) > 0 AS with_deal,
            coalesce(bool_or(x.won_at IS NOT NULL), false) AS won
       FROM first_calls f
       LEFT JOIN deals x ON x.client_id = f.client_id AND x.opened_at >= f.started_at
-     GROUP BY f.party, f.started_at, f.dialled, f.registered
+     GROUP BY f.party, f.started_at, f.dialled, f.registered, f.known_lead
 )
 SELECT month,
        CASE WHEN GROUPING(first_line) = 0 THEN 'line' WHEN GROUPING(manager_id) = 0 THEN 'manager' ELSE 'all' END AS by,
@@ -125,8 +131,9 @@ SELECT month,
        round(count(*) FILTER (WHERE registered AND with_deal)::numeric
              / nullif(count(*) FILTER (WHERE registered), 0), 3) AS deal_rate,
        round(count(*) FILTER (WHERE registered AND won)::numeric
-             / nullif(count(*) FILTER (WHERE registered AND with_deal), 0), 3) AS win_rate
+             / nullif(count(*) FILTER (WHERE registered AND with_deal), 0), 3) AS win_rate,
+       count(*) FILTER (WHERE known_lead) AS known_leads  -- added last: columns keep their places
   FROM stages
  GROUP BY GROUPING SETS ((month, first_line), (month, manager_id), (month));
 
-COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers; leads registered by the call; of those, with a deal since; of those, won; rates';
+COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers; leads registered by the call; of those, with a deal since; of those, won; rates; callers the CRM already had as a lead';

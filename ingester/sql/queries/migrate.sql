@@ -132,3 +132,97 @@ SELECT unnest(attoptions) FROM pg_catalog.pg_attribute
 UNION ALL
 SELECT unnest(reloptions) FROM pg_catalog.pg_class
  WHERE oid = 'pg_temp.pgcti_option_probe'::regclass;
+
+-- name: outside_footprint
+-- What pgcti has put on objects outside its own schemas: triggers that call its functions,
+-- privileges granted to its roles, its schemas and its roles. `pgcti migrate` (and --plan)
+-- lists what a change adds to or removes from these, for the DBA of the CRM.
+SELECT 'trigger', format('%I ON %s', t.tgname, t.tgrelid::regclass)
+  FROM pg_trigger t
+  JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+  JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+ WHERE pn.nspname = 'cti' AND cn.nspname <> 'cti' AND NOT t.tgisinternal
+UNION ALL
+SELECT 'grant', format('%s ON %s %s TO %I',
+                       a.privilege_type, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                       c.oid::regclass, pg_get_userbyid(a.grantee))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ CROSS JOIN LATERAL aclexplode(c.relacl) a
+ WHERE n.nspname NOT IN ('cti', 'pg_catalog', 'information_schema')
+   AND pg_get_userbyid(a.grantee) IN ('cti_owner', 'cti_client', 'cti_ingester')
+UNION ALL
+SELECT 'grant', format('%s ON SCHEMA %I TO %I', a.privilege_type, n.nspname, pg_get_userbyid(a.grantee))
+  FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
+ WHERE n.nspname NOT IN ('cti', 'pg_catalog', 'information_schema')
+   AND pg_get_userbyid(a.grantee) IN ('cti_owner', 'cti_client', 'cti_ingester')
+UNION ALL
+SELECT 'schema', quote_ident(nspname) FROM pg_namespace WHERE nspname IN ('cti', 'pgcti_migrations', 'pgcti_refcrm')
+UNION ALL
+SELECT 'role', quote_ident(rolname) FROM pg_roles WHERE rolname IN ('cti_owner', 'cti_client', 'cti_ingester')
+ORDER BY 1, 2;
+
+-- name: crm_objects_on_cti
+-- Objects outside pgcti's schemas that depend on pgcti's (a CRM view over an analytics
+-- view, a foreign key to cti.call, a function body that reads cti): dropping pgcti would
+-- drop them too, by cascade. pgcti's own triggers on CRM tables are not among them.
+WITH cti_objects AS (
+    SELECT 'pg_class'::regclass AS classid, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'cti'
+    UNION ALL
+    SELECT 'pg_proc'::regclass, p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'cti'
+    UNION ALL
+    SELECT 'pg_type'::regclass, t.oid FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'cti'
+), dependants AS (
+    SELECT CASE WHEN d.classid = 'pg_rewrite'::regclass
+                THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
+                ELSE pg_describe_object(d.classid, d.objid, 0) END AS dependant,
+           CASE WHEN d.classid = 'pg_rewrite'::regclass
+                THEN (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = r.ev_class)
+                ELSE (pg_identify_object(d.classid, d.objid, 0)).schema END AS schema,
+           pg_describe_object(d.refclassid, d.refobjid, 0) AS uses
+      FROM pg_depend d
+      JOIN cti_objects o ON o.classid = d.refclassid AND o.oid = d.refobjid
+      LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+     WHERE d.deptype = 'n' AND d.classid <> 'pg_trigger'::regclass
+)
+SELECT dependant, min(uses) FROM dependants
+ WHERE coalesce(schema, '') NOT IN ('cti', 'pgcti_refcrm', 'pgcti_migrations')
+ GROUP BY dependant ORDER BY dependant;
+
+-- name: crm_privilege_state
+-- One GRANT or REVOKE of a DBA's migration on one object: its owner, whether the migrating
+-- user may act as that owner (or the object is not there yet, so the migration makes it),
+-- and whether the statement is in effect already (for a GRANT,
+-- the grantee holds every privilege; for a REVOKE, it holds none of them directly).
+WITH target AS (
+    SELECT CASE WHEN %(kind)s = 'SCHEMA' THEN (SELECT nspowner FROM pg_namespace WHERE oid = to_regnamespace(%(object)s))
+                ELSE (SELECT relowner FROM pg_class WHERE oid = to_regclass(%(object)s)) END AS owner_oid,
+           CASE WHEN %(kind)s = 'SCHEMA' THEN (SELECT nspacl FROM pg_namespace WHERE oid = to_regnamespace(%(object)s))
+                ELSE (SELECT relacl FROM pg_class WHERE oid = to_regclass(%(object)s)) END AS acl
+)
+SELECT pg_get_userbyid(owner_oid),
+       owner_oid IS NULL OR pg_has_role(owner_oid, 'USAGE'),  -- not there yet: the migration makes it
+       CASE WHEN owner_oid IS NULL OR to_regrole(%(grantee)s) IS NULL THEN false
+            WHEN %(grant)s THEN
+                (SELECT bool_and(CASE %(kind)s WHEN 'SCHEMA' THEN has_schema_privilege(%(grantee)s, %(object)s, p)
+                                               WHEN 'SEQUENCE' THEN has_sequence_privilege(%(grantee)s, %(object)s, p)
+                                               ELSE has_table_privilege(%(grantee)s, %(object)s, p) END)
+                   FROM unnest(%(privileges)s::text[]) p)
+            ELSE NOT EXISTS (SELECT FROM aclexplode(acl) a
+                              WHERE a.grantee = to_regrole(%(grantee)s) AND a.privilege_type = ANY(%(privileges)s::text[]))
+       END
+  FROM target;
+
+-- name: crm_phone_trigger_drops
+-- pgcti's triggers on attached CRM tables that the migrating user may not drop (it is not
+-- the table's owner): what their owner runs before pgcti or the adapters are rolled back.
+SELECT pg_get_userbyid(c.relowner), unnest(cti.phone_source_drop_trigger_sql(s)) || ';'
+  FROM cti.phone_source s JOIN pg_class c ON c.oid = s.table_name
+ WHERE NOT pg_has_role(c.relowner, 'USAGE')
+ ORDER BY s.id;
+
+-- name: pgcti_schemas_exist
+SELECT to_regnamespace('pgcti_migrations') IS NOT NULL, to_regnamespace('cti') IS NOT NULL;
+
+-- name: drop_function
+-- An adapter whose override changed its result columns, before pgcti's placeholder returns.
+DROP FUNCTION {}.{};
