@@ -255,6 +255,7 @@ def _migrate(dsn: str, commit: bool, reference_crm: bool) -> Outcome:
         backend.ensure_internal_schema_updated()
         outcome = Outcome()
         with psycopg.connect(dsn) as conn:
+            conn.add_notice_handler(lambda diag: _raised_notice(diag, outcome.notes))
             try:
                 since = logic.catalog(conn)
                 outcome.adopted = _adopt_0_1_0(conn, migrations)
@@ -278,6 +279,14 @@ def _migrate(dsn: str, commit: bool, reference_crm: bool) -> Outcome:
             finally:
                 conn.rollback()  # a plan, or a failure: nothing stays
         return outcome
+
+
+def _raised_notice(diag: psycopg.errors.Diagnostic, notes: list[str]) -> None:
+    """What a migration tells the DBA with RAISE NOTICE (a step it could not take, and who
+    can): shown with the outcome. The server's own notices (`..., skipping`) are not."""
+    if "at RAISE" in (diag.context or ""):
+        hint = f" ({diag.message_hint})" if diag.message_hint else ""
+        notes.append(f"{diag.message_primary}{hint}")
 
 
 def footprint(where: str | psycopg.Connection) -> set[tuple[str, str]]:

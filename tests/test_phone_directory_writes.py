@@ -174,3 +174,32 @@ def test_migration_0019_replaces_the_old_triggers_and_the_old_ones_still_work(cr
         ).fetchall() == [("5",)]
         conn.execute(forward)
         assert _trigger_names(conn) == new_names
+
+
+@pytest.mark.parametrize("crm_db", ["C.UTF-8"], indirect=True)
+def test_migration_0019_leaves_another_owners_triggers_and_says_who_can_replace_them(crm_db):
+    folder = migrations.migrations_dir()
+    owner = f"pgcti_crm_owner_{os.getpid()}"
+    notices: list[tuple[str, str]] = []  # a notice's text lives only as long as its handler call
+    with psycopg.connect(crm_db, autocommit=True) as conn:
+        conn.execute((folder / "0019_phone_triggers_fire_on_change.rollback.sql").read_text())
+        old_names = _trigger_names(conn)
+        conn.execute(f'CREATE ROLE "{owner}"')
+        try:
+            conn.execute(f'ALTER TABLE public.res_partner OWNER TO "{owner}"')
+            conn.add_notice_handler(
+                lambda d: notices.append((d.message_primary or "", d.message_hint or ""))
+            )
+            with conn.transaction():
+                conn.execute("SET LOCAL ROLE cti_owner")  # a DBA who is not the owner
+                conn.execute((folder / "0019_phone_triggers_fire_on_change.sql").read_text())
+            assert _trigger_names(conn) == old_names, "only the owner may replace them"
+        finally:
+            conn.execute("ALTER TABLE public.res_partner OWNER TO postgres")
+            conn.execute(f'DROP ROLE "{owner}"')
+    said = [(m, h) for m, h in notices if "on res_partner stay as they were" in m]
+    assert len(said) == 2, notices  # phone and mobile
+    message, hint = said[0]
+    assert f"only its owner {owner} may replace them" in message
+    assert f"as {owner}: DROP TRIGGER pgcti_phone_" in hint
+    assert "SELECT cti.attach_phone_column('res_partner', 'phone', 'id', 'id');" in hint

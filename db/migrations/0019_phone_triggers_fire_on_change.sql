@@ -10,8 +10,8 @@
 -- (it owns the table, is a member of its owner, or is a superuser), the old triggers are
 -- replaced here with the statements of cti.phone_source_trigger_sql as of this release.
 -- Elsewhere the old ones stay and keep the directory current (at index speed: the fix in
--- cti.tg_phone_source__sync), a NOTICE names the table, and `pgcti crm-owner-sql` prints
--- what its owner runs.
+-- cti.tg_phone_source__sync), and a NOTICE names the table and what its owner, then the
+-- DBA, run to replace them.
 
 DO $$
 DECLARE
@@ -26,8 +26,14 @@ BEGIN
                      ORDER BY s.id LOOP
         SELECT pg_get_userbyid(relowner) INTO v_owner FROM pg_class WHERE oid = v_source.table_name;
         IF NOT pg_has_role(v_owner, 'USAGE') THEN
-            RAISE NOTICE 'the triggers on % stay as they were (only its owner % may replace them): run `pgcti crm-owner-sql` for what % runs',
-                v_source.table_name, v_owner, v_owner;
+            RAISE NOTICE 'the triggers on % stay as they were: they keep the directory current, but fire on every UPDATE; only its owner % may replace them',
+                v_source.table_name, v_owner
+                USING HINT = format('as %s: DROP TRIGGER %I ON %s; DROP TRIGGER IF EXISTS %I ON %s; then as you: '
+                                    'SELECT cti.detach_phone_column(%L, %L); SELECT cti.attach_phone_column(%L, %L, %L, %L);',
+                                    v_owner, 'pgcti_phone_' || v_source.id, v_source.table_name,
+                                    'pgcti_phone_' || v_source.id || '_truncate', v_source.table_name,
+                                    v_source.table_name, v_source.phone_column, v_source.table_name, v_source.phone_column,
+                                    v_source.key_column, v_source.row_column);
             CONTINUE;
         END IF;
         EXECUTE format('DROP TRIGGER %I ON %s', 'pgcti_phone_' || v_source.id, v_source.table_name);
