@@ -248,9 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-origin",
         action="append",
-        help="a page origin allowed to connect (repeat); default: any",
+        help="another page origin allowed to connect besides the gateway's own (repeat); "
+        "a browser's WebSocket from any other origin is refused",
     )
     p.add_argument("--card-url", help="open the CRM's own card: a URL with {client_id}")
+    p.add_argument(
+        "--max-pending",
+        type=int,
+        default=2048,
+        help="connections that have not shown a valid token yet, in all (default 2048)",
+    )
+    p.add_argument(
+        "--max-pending-per-address",
+        type=int,
+        default=64,
+        help="the same, from one client address (default 64)",
+    )
     p.set_defaults(func=commands.cmd_gateway)
 
     p = sub.add_parser("report", help="write an HTML report of calls, callbacks and the funnel")

@@ -298,7 +298,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     print(
         f"pgcti gateway: desks open http://{args.host}:{args.port}/#token=<token>", file=sys.stderr
     )
-    gateway.run(dsn, args.host, args.port, origins, args.card_url or "")
+    gateway.run(
+        dsn,
+        args.host,
+        args.port,
+        origins,
+        args.card_url or "",
+        max_pending=args.max_pending,
+        max_pending_per_address=args.max_pending_per_address,
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -26,11 +27,17 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ingester.gateway_guard import GUARD, GuardedProtocol, raise_file_limit
 from ingester.queries import query
 
 log = logging.getLogger("pgcti.gateway")
 PAGE = Path(__file__).parent / "web" / "desk.html"
 STREAMS = ("commands", "notifications")
+HELLO_SECONDS = 5.0  # a browser sends its hello at once; a socket that does not is closed
+HELLO_MAX_BYTES = 1024  # {"token": 64 hex digits, "after": {...}}: well under
+TOKEN_MAX_CHARS = 128
+MESSAGE_MAX_BYTES = 4096  # any message: an ack or a contacts request is under 100 bytes
+PULL_EVERY = 1.0  # seconds between timed pulls, doorbell or not
 
 
 @dataclass(eq=False)  # each browser is itself (hashable by identity)
@@ -56,17 +63,33 @@ class Hub:
             self.idle.put_nowait(None)  # connected on first use
 
     async def call(self, name: str, *args) -> list[tuple]:
+        """One gateway_* call. A pooled connection that broke while idle (the server
+        restarted) is replaced and the call made again at once, on a fresh connection."""
         conn = await self.idle.get()
         try:
-            if conn is None or conn.closed:
-                conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-            cur = await conn.execute(query(name), args)
-            return await cur.fetchall()
-        except psycopg.OperationalError:
-            conn = None  # broken: a new one next time
-            raise
+            for attempt in (1, 2):
+                fresh = conn is None or conn.closed
+                if fresh:
+                    conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+                try:
+                    cur = await conn.execute(query(name), args)
+                    return await cur.fetchall()
+                except psycopg.OperationalError:
+                    conn = None  # broken: a new one, now or next time
+                    if fresh or attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
         finally:
             self.idle.put_nowait(conn)
+
+    async def tick_forever(self, seconds: float = PULL_EVERY) -> None:
+        """Every browser pulls on a timer as well as on a doorbell: doorbells are skipped
+        when the NOTIFY queue is nearly full (docs/crm-clients.md), pops must not be."""
+        while True:
+            await asyncio.sleep(seconds)
+            for browsers in self.by_channel.values():
+                for browser in browsers:
+                    browser.wake.set()
 
     async def listen_forever(self) -> None:
         """Doorbells in, browsers woken; reconnects (and LISTENs again) after a drop."""
@@ -97,18 +120,17 @@ class Hub:
                 await asyncio.sleep(1)
 
     async def serve(self, socket: WebSocket, allowed_origins: set[str], card_url: str) -> None:
-        origin = socket.headers.get("origin")
-        if allowed_origins and origin not in allowed_origins:
+        if not origin_allowed(socket.headers, allowed_origins):
             await socket.close(code=4403, reason="origin not allowed")
             return
-        await socket.accept()
         try:
-            hello = json.loads(await socket.receive_text())
-            token = str(hello["token"])
-        except (ValueError, KeyError, TypeError):
-            await socket.send_json({"type": "error", "error": 'expected {"token": "..."} first'})
-            await socket.close(code=4400, reason="bad hello")
+            await socket.accept()
+            hello = await self._hello(socket)
+        except (WebSocketDisconnect, RuntimeError):
+            return  # gone before its hello: nothing to say, nothing to log
+        if hello is None:
             return
+        token = hello["token"]
         if hello.get("wallboard"):
             await self._wallboard(socket, token)
             return
@@ -117,6 +139,7 @@ class Hub:
         except psycopg.Error as exc:
             await _refuse(socket, exc)
             return
+        GUARD.authenticated(socket.client and (socket.client.host, socket.client.port))
         if self.per_token[token] >= self.max_per_token:
             await socket.send_json(
                 {"type": "error", "error": "too many connections for this token"}
@@ -142,13 +165,55 @@ class Hub:
         log.info("browser connected for a desk login (%d stream(s))", len(browser.sent))
         browser.wake.set()  # catch up first
         try:
-            await asyncio.gather(self._push(browser), self._acks(browser))
+            # Either ending ends the session: a refused token stops the pushes, a closed
+            # socket the acks.
+            tasks = [
+                asyncio.create_task(self._push(browser)),
+                asyncio.create_task(self._acks(browser)),
+            ]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    if not isinstance(exc, (WebSocketDisconnect, RuntimeError)):
+                        raise exc
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
             self.per_token[token] -= 1
             for browsers in self.by_channel.values():
                 browsers.discard(browser)
+
+    async def _hello(self, socket: WebSocket) -> dict | None:
+        """The first message: {"token": ...}, small, within HELLO_SECONDS; None (and the
+        socket closed with the reason) otherwise. A token that cannot be one (too long, a
+        NUL) is refused here, without asking the database."""
+        try:
+            message = await asyncio.wait_for(socket.receive(), HELLO_SECONDS)
+        except TimeoutError:
+            await socket.close(code=4408, reason="no hello in time")
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        try:
+            if text is None or len(text) > HELLO_MAX_BYTES:
+                raise ValueError("hello too big, or not text")
+            hello = json.loads(text)
+            hello["token"] = str(hello["token"])
+        except (ValueError, KeyError, TypeError):
+            await socket.send_json(
+                {"type": "error", "error": 'expected {"token": "..."} first, under 1 KB'}
+            )
+            await socket.close(code=4400, reason="bad hello")
+            return None
+        if "\x00" in hello["token"] or len(hello["token"]) > TOKEN_MAX_CHARS:
+            await socket.send_json({"type": "error", "error": "token refused"})
+            await socket.close(code=4401, reason="token refused")
+            return None
+        return hello
 
     async def _wallboard(self, socket: WebSocket, token: str) -> None:
         """The supervisor's board: the floor now, sent again whenever it changes (asked
@@ -161,6 +226,7 @@ class Hub:
                 except psycopg.Error as exc:
                     await _refuse(socket, exc)
                     return
+                GUARD.authenticated(socket.client and (socket.client.host, socket.client.port))
                 board.pop("at", None)
                 if board != last:
                     await socket.send_json({"type": "wallboard", **board})
@@ -175,9 +241,18 @@ class Hub:
             browser.wake.clear()
             for stream in browser.sent:
                 while True:
-                    items = await self.call(
-                        "gateway_pull", browser.token, stream, browser.sent[stream]
-                    )
+                    try:
+                        items = await self.call(
+                            "gateway_pull", browser.token, stream, browser.sent[stream]
+                        )
+                    except psycopg.errors.InvalidAuthorizationSpecification as exc:
+                        await _refuse(browser.socket, exc)  # revoked, or its login gone
+                        return
+                    except psycopg.OperationalError:
+                        log.warning("the database did not answer a pull; trying again")
+                        await asyncio.sleep(1)
+                        browser.wake.set()
+                        break
                     for seq, type_, call_id, payload, created_at in items:
                         await browser.socket.send_json(
                             {
@@ -245,6 +320,16 @@ async def _refuse(socket: WebSocket, exc: psycopg.Error) -> None:
         await socket.close(code=1013, reason="database unavailable, try again")
 
 
+def origin_allowed(headers, allowed_origins: set[str]) -> bool:
+    """A browser always names the page's origin: the gateway's own (its Host), or one
+    given with --allow-origin. A client that names none is no browser: no page of another
+    site can make it connect, so it needs its token only."""
+    origin = headers.get("origin")
+    if origin is None or origin in allowed_origins:
+        return True
+    return urlsplit(origin).netloc.lower() == (headers.get("host") or "").lower()
+
+
 def app(
     dsn: str, allowed_origins: set[str], card_url: str = "", max_per_token: int = 3
 ) -> Starlette:
@@ -264,9 +349,10 @@ def app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        listener = asyncio.create_task(hub.listen_forever())
+        tasks = [asyncio.create_task(hub.listen_forever()), asyncio.create_task(hub.tick_forever())]
         yield
-        listener.cancel()
+        for task in tasks:
+            task.cancel()
 
     return Starlette(
         routes=[Route("/", desk), Route("/wallboard", wallboard), WebSocketRoute("/ws", websocket)],
@@ -274,14 +360,38 @@ def app(
     )
 
 
-def run(dsn: str, host: str, port: int, allowed_origins: set[str], card_url: str) -> None:
+def run(
+    dsn: str,
+    host: str,
+    port: int,
+    allowed_origins: set[str],
+    card_url: str,
+    max_pending: int = 2048,
+    max_pending_per_address: int = 64,
+) -> None:
     import uvicorn
 
-    uvicorn.run(
+    GUARD.configure(max_pending, max_pending_per_address, raise_file_limit())
+    config = uvicorn.Config(
         app(dsn, allowed_origins, card_url),
         host=host,
         port=port,
         log_level="info",
         access_log=False,  # tokens travel in messages, not URLs; still, no use for it
         timeout_graceful_shutdown=2,  # browsers reconnect and catch up: no need to wait on them
+        http=GuardedProtocol,  # a deadline on the request, a cap on who has no token yet
+        ws_max_size=MESSAGE_MAX_BYTES,  # bigger frames are refused before they are read
+    )
+    # uvicorn logs two lines per WebSocket, with the client's address: under a siege that
+    # is the flood. Connections are counted instead (gateway_guard), sparingly.
+    logging.getLogger("uvicorn.error").addFilter(_per_connection_lines)
+    uvicorn.Server(config).run()
+
+
+def _per_connection_lines(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not (
+        message in ("connection open", "connection closed")
+        or message.endswith('"WebSocket /ws" [accepted]')
+        or '"WebSocket /ws" 403' in message
     )

@@ -83,7 +83,7 @@ def test_bad_messages_get_a_clear_error_and_the_connection_goes_on(conn, dsn, de
         refused, replies = asyncio.run(go())
     finally:
         out = gw.stop()
-    assert refused == {"type": "error", "error": 'expected {"token": "..."} first'}
+    assert refused == {"type": "error", "error": 'expected {"token": "..."} first, under 1 KB'}
     assert replies == ["error", "error", "error"]
     assert "Traceback" not in out, out
 
@@ -118,3 +118,91 @@ def test_a_database_that_cannot_answer_closes_with_1013_and_the_next_try_works(c
         proxy.close()
     assert "the database did not answer a browser (OperationalError); it will retry" in out
     assert tokens["101"] not in out
+
+
+def test_a_page_of_another_origin_is_refused_by_default(conn, dsn, desks):
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)  # no --allow-origin: the gateway's own origin only
+    try:
+        assert hello(port, tokens["101"], "https://evil.example") == (None, 403)
+        assert hello(port, tokens["101"], f"http://127.0.0.1:{port}")[0]["type"] == "hello"
+        assert hello(port, tokens["101"])[0]["type"] == "hello", "no Origin: not a browser"
+    finally:
+        gw.stop()
+
+
+def _desk_gets_a_pop(port: int, token: str, insert, within: float) -> float | None:
+    """Seconds from the insert to the desk's open_card, None when none came in time."""
+    import asyncio
+    import json
+    import time
+
+    import websockets
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send(json.dumps({"token": token}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+            await asyncio.sleep(0.3)  # caught up and waiting
+            inserted = time.monotonic()
+            await asyncio.to_thread(insert)
+            try:
+                while True:
+                    item = json.loads(await asyncio.wait_for(ws.recv(), within))
+                    if item.get("item") == "open_card":
+                        return time.monotonic() - inserted
+            except TimeoutError:
+                return None
+
+    return asyncio.run(go())
+
+
+def test_a_pop_reaches_its_browser_while_doorbells_are_skipped(conn, dsn, desks):
+    crm, tokens, gateway_dsn = desks
+    # Every doorbell skipped, as when another login fills PostgreSQL's NOTIFY queue.
+    conn.execute("UPDATE cti.config SET doorbell_max_queue_usage = 1e-12")
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+    try:
+        took = _desk_gets_a_pop(
+            port,
+            tokens["101"],
+            lambda: insert_frames(conn, pbx.inbound_answered(builder(4), KNOWN, LINE, "101")),
+            within=5,
+        )
+    finally:
+        gw.stop()
+    assert conn.execute("SELECT count(*) FROM cti.doorbell_skip").fetchone()[0] > 0
+    assert took is not None and took < 2.0, took
+
+
+def test_pooled_connections_broken_by_a_database_restart_are_replaced_at_once(conn, dsn, desks):
+    """The server ends every connection of the gateway (as a restart does): the next
+    browser gets its hello at the first try, and a pop arrives within 2 s."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+    gateway_login = conninfo_to_dict(gateway_dsn)["user"]
+    try:
+        for _ in range(4):  # every pooled connection made and idle
+            assert hello(port, tokens["101"])[0]["type"] == "hello"
+        ended = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s",
+            [gateway_login],
+        ).fetchone()[0]
+        assert ended >= 2
+        first_try = [hello(port, tokens["102"]) for _ in range(3)]
+        took = _desk_gets_a_pop(
+            port,
+            tokens["101"],
+            lambda: insert_frames(conn, pbx.inbound_answered(builder(5), KNOWN, LINE, "101")),
+            within=5,
+        )
+    finally:
+        out = gw.stop()
+    assert all(first and first["type"] == "hello" for first, _ in first_try), first_try
+    assert took is not None and took < 2.0, took
+    assert "Traceback" not in out

@@ -136,3 +136,17 @@ def test_execstart_runs_as_written_for_an_unprivileged_user_from_root(make_login
         sim.close()
         shutil.rmtree(state, ignore_errors=True)
         shutil.rmtree(etc, ignore_errors=True)
+
+
+def test_the_gateway_unit_raises_the_file_limit_and_its_command_parses():
+    """The unit of the gateway (docs/operations.md): outsiders exhausted systemd's default
+    soft limit of 1024 descriptors; the unit gives 65536 and the gateway uses them."""
+    from ingester.cli import build_parser
+
+    unit = _block("ini", "[Unit]\nDescription=pgcti gateway")
+    settings = dict(re.findall(r"^(\w+)=(.*)$", unit, re.MULTILINE))
+    assert int(settings["LimitNOFILE"]) >= 65536
+    argv = shlex.split(settings["ExecStart"])
+    assert argv[0].endswith("/pgcti") and argv[1] == "gateway"
+    args = build_parser().parse_args(argv[1:])
+    assert args.port == 8080 and args.allow_origin == ["https://crm.example.com"]

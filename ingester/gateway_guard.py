@@ -1,0 +1,152 @@
+"""What keeps outsiders from taking the gateway down before they show a token.
+
+The gateway faces the office network; a connection that has not yet shown a valid token
+costs a file descriptor and memory and proves nothing. So, per connection:
+
+- its HTTP request must be complete within HEADER_SECONDS (uvicorn waits for ever);
+- until its token is accepted it counts as *pending*: at most ``max_pending`` in all and
+  ``max_pending_per_address`` from one client address; beyond, it is closed at once;
+- no connection is accepted within FD_RESERVE descriptors of the process's file limit
+  (the database connections and the log need those);
+- each refusal is counted, and a warning says so at most once every WARN_EVERY seconds:
+  a siege never floods the log.
+
+The hello itself (its deadline and size) is checked by the gateway (gateway.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections import Counter
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger("pgcti.gateway")
+
+HEADER_SECONDS = 5.0
+FD_RESERVE = 64
+WARN_EVERY = 10.0
+
+
+def raise_file_limit() -> int:
+    """The soft limit on open files raised to the hard one (systemd's LimitNOFILE sets both);
+    returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Guard:
+    """Counts open and pending connections; says which to refuse, and warns sparingly."""
+
+    def __init__(self, max_pending: int, max_pending_per_address: int, file_limit: int) -> None:
+        self.configure(max_pending, max_pending_per_address, file_limit)
+        self.open = 0
+        self.pending: dict[tuple[str, int], str] = {}  # (address, port) -> address
+        self.pending_per_address: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()  # why -> how many since the last warning
+        self._warned_at = 0.0
+
+    def configure(self, max_pending: int, max_pending_per_address: int, file_limit: int) -> None:
+        self.max_pending, self.max_per_address = max_pending, max_pending_per_address
+        self.max_open = max(file_limit - FD_RESERVE, 1)
+
+    def admit(self, peer: tuple[str, int] | None) -> str | None:
+        """None when the connection may stay (it is then counted), else why not."""
+        address = peer[0] if peer else "?"
+        if self.open >= self.max_open:
+            return "near the file limit"
+        if len(self.pending) >= self.max_pending:
+            return "too many connections without a token"
+        if self.pending_per_address[address] >= self.max_per_address:
+            return "too many connections without a token from one address"
+        self.open += 1
+        if peer is not None:
+            self.pending[peer] = address
+            self.pending_per_address[address] += 1
+        return None
+
+    def authenticated(self, peer: tuple[str, int] | None) -> None:
+        address = self.pending.pop(peer, None) if peer is not None else None
+        if address is not None:
+            self.pending_per_address[address] -= 1
+            if not self.pending_per_address[address]:
+                del self.pending_per_address[address]
+
+    def closed(self, peer: tuple[str, int] | None) -> None:
+        self.open -= 1
+        self.authenticated(peer)  # no longer pending either way
+
+    def refuse(self, why: str) -> None:
+        self.refused[why] += 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            counts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.refused.items()))
+            log.warning(
+                "connections refused since the last warning: %s (%d open, %d without a token "
+                "yet); at most one such line every %.0f s",
+                counts,
+                self.open,
+                len(self.pending),
+                WARN_EVERY,
+            )
+            self.refused.clear()
+            self._warned_at = now
+
+
+GUARD = Guard(max_pending=2048, max_pending_per_address=64, file_limit=1024)
+
+
+class GuardedProtocol(H11Protocol):
+    """uvicorn's h11 protocol with the guard at the door and a deadline on the request."""
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._counted = False
+        self._deadline = None
+        refused = GUARD.admit(self.client)
+        if refused:
+            GUARD.refuse(refused)
+            transport.abort()
+            return
+        self._counted = True
+        self._deadline = self.loop.call_later(HEADER_SECONDS, self._too_slow)
+
+    def _too_slow(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            GUARD.refuse("no complete request in time")
+            self.transport.abort()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None:
+            self._cancel_deadline()
+
+    def handle_websocket_upgrade(self, event) -> None:  # type: ignore[override]
+        self._cancel_deadline()
+        super().handle_websocket_upgrade(event)
+        # The WebSocket protocol owns the connection from here: it says when it is gone.
+        websocket = self.transport.get_protocol()
+        lost = websocket.connection_lost
+        peer, self._counted = self.client, False
+
+        def connection_lost(exc) -> None:
+            GUARD.closed(peer)
+            lost(exc)
+
+        websocket.connection_lost = connection_lost
+
+    def connection_lost(self, exc) -> None:
+        self._cancel_deadline()
+        if self._counted:
+            self._counted = False
+            GUARD.closed(self.client)
+        super().connection_lost(exc)
