@@ -1369,6 +1369,20 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
 
+CREATE FUNCTION cti.gateway_tokens_v1() RETURNS TABLE(token_id bigint, scope text, login name, issued_by name, issued_at timestamp with time zone, expires_at timestamp with time zone, revoked_at timestamp with time zone, live boolean)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT t.id, t.scope, t.login, t.issued_by, t.issued_at, t.expires_at, t.revoked_at,
+           t.revoked_at IS NULL AND t.expires_at > now()
+           AND (t.scope <> 'desk' OR (cti.may_log_in(t.login, t.login_oid)
+                                      AND EXISTS (SELECT FROM cti.client_login b WHERE b.login = t.login)))
+      FROM cti.gateway_token t
+     ORDER BY t.issued_at DESC, t.id DESC
+$$;
+
+COMMENT ON FUNCTION cti.gateway_tokens_v1() IS 'Every browser token (no secret): scope, login, issuer, expiry, revocation, and whether it is live now';
+
 CREATE FUNCTION cti.gateway_wallboard(p_token text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1500,7 +1514,9 @@ BEGIN
         RAISE EXCEPTION 'login "%" is not bound to a workstation or employee', p_login
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    RETURN cti.new_token('desk', p_login, p_valid);
+    RETURN cti.new_token('desk', p_login, p_valid,
+                         CASE WHEN pg_has_role(session_user, 'cti_owner', 'USAGE') THEN interval '90 days'
+                              ELSE interval '24 hours' END);
 END
 $$;
 
@@ -1509,7 +1525,7 @@ COMMENT ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) I
 CREATE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days'::interval) RETURNS text
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$ SELECT cti.new_token('wallboard', NULL, p_valid) $$;
+    AS $$ SELECT cti.new_token('wallboard', NULL, p_valid, interval '90 days') $$;
 
 COMMENT ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) IS 'A token for the supervisor wallboard (shown once; the database keeps its hash)';
 
@@ -1548,11 +1564,14 @@ CREATE TABLE cti.gateway_token (
     issued_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
     revoked_at timestamp with time zone,
+    login_oid oid,
     CONSTRAINT gateway_token_check CHECK (((scope = 'desk'::text) = (login IS NOT NULL))),
     CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text])))
 );
 
 COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for (or the supervisor wallboard), expiry, revocation';
+
+COMMENT ON COLUMN cti.gateway_token.login_oid IS 'The desk login''s role when the token was issued: a token dies with it';
 
 CREATE FUNCTION cti.live_token(p_token text, p_scope text) RETURNS cti.gateway_token
     LANGUAGE plpgsql STABLE
@@ -1563,7 +1582,8 @@ DECLARE
 BEGIN
     SELECT t.* INTO v_token FROM cti.gateway_token t
      WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
-       AND t.scope = p_scope AND t.revoked_at IS NULL AND t.expires_at > now();
+       AND t.scope = p_scope AND t.revoked_at IS NULL AND t.expires_at > now()
+       AND (t.scope <> 'desk' OR cti.may_log_in(t.login, t.login_oid));
     IF NOT FOUND THEN
         RAISE EXCEPTION 'token refused: unknown, expired or revoked, or not a % token', p_scope
             USING ERRCODE = 'invalid_authorization_specification',
@@ -1585,6 +1605,15 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.lock_calls(p_calls bigint[]) IS 'Lock these calls (in id order: no deadlock between two sets)';
+
+CREATE FUNCTION cti.may_log_in(p_login name, p_login_oid oid) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                    WHERE r.rolname = p_login AND r.oid = coalesce(p_login_oid, r.oid)
+                      AND r.rolcanlogin AND coalesce(r.rolvaliduntil > now(), true))
+$$;
 
 CREATE FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) RETURNS bigint
     LANGUAGE plpgsql
@@ -1644,19 +1673,27 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION cti.new_token(p_scope text, p_login name, p_valid interval) RETURNS text
+CREATE FUNCTION cti.new_token(p_scope text, p_login name, p_valid interval, p_max_valid interval DEFAULT '90 days'::interval) RETURNS text
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
 BEGIN
-    IF p_valid IS NULL OR p_valid <= interval '0' OR p_valid > interval '90 days' THEN
-        RAISE EXCEPTION 'a token is valid for more than 0 and at most 90 days, not %', p_valid
+    IF p_valid IS NULL OR p_valid <= interval '0' OR p_valid > p_max_valid THEN
+        RAISE EXCEPTION 'a token is valid for more than 0 and at most %, not %', p_max_valid, p_valid
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO cti.gateway_token (token_sha256, scope, login, expires_at)
-    VALUES (sha256(convert_to(v_token, 'UTF8')), p_scope, p_login, now() + p_valid);
+    IF p_login IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtext('cti.gateway_token'), hashtext(p_login));
+        UPDATE cti.gateway_token SET revoked_at = now()
+         WHERE id IN (SELECT id FROM cti.gateway_token
+                       WHERE login = p_login AND revoked_at IS NULL AND expires_at > now()
+                       ORDER BY issued_at DESC, id DESC OFFSET 4);
+    END IF;
+    INSERT INTO cti.gateway_token (token_sha256, scope, login, login_oid, expires_at)
+    VALUES (sha256(convert_to(v_token, 'UTF8')), p_scope, p_login,
+            (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = p_login), now() + p_valid);
     RETURN v_token;
 END
 $$;
@@ -2521,16 +2558,27 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.revoke_gateway_token_v1(p_token_id bigint) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH r AS (UPDATE cti.gateway_token SET revoked_at = now()
+                WHERE id = p_token_id AND revoked_at IS NULL RETURNING 1)
+    SELECT EXISTS (SELECT FROM r)
+$$;
+
+COMMENT ON FUNCTION cti.revoke_gateway_token_v1(p_token_id bigint) IS 'Revoke one browser token by its id (gateway_tokens_v1), desk or wallboard';
+
 CREATE FUNCTION cti.revoke_gateway_tokens_v1(p_login name) RETURNS integer
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH r AS (UPDATE cti.gateway_token SET revoked_at = now()
-                WHERE login = p_login AND revoked_at IS NULL RETURNING 1)
+                WHERE login IS NOT DISTINCT FROM p_login AND revoked_at IS NULL RETURNING 1)
     SELECT count(*)::int FROM r
 $$;
 
-COMMENT ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) IS 'Revoke every live browser token of a desk login; returns how many';
+COMMENT ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) IS 'Revoke every live browser token of a desk login (NULL: every wallboard token); returns how many';
 
 CREATE FUNCTION cti.rotate_channel_key() RETURNS timestamp with time zone
     LANGUAGE sql
@@ -2565,6 +2613,17 @@ CREATE FUNCTION cti.streams_of(p_binding cti.client_login) RETURNS TABLE(login n
       LEFT JOIN cti.stream_ack a ON a.target_kind = t.kind AND a.target_id = t.id
      WHERE t.id IS NOT NULL
      ORDER BY t.stream
+$$;
+
+CREATE FUNCTION cti.tg_client_login__revoke_tokens() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE cti.gateway_token SET revoked_at = now()
+     WHERE login = OLD.login AND revoked_at IS NULL;
+    RETURN NULL;
+END
 $$;
 
 CREATE FUNCTION cti.tg_config__refresh_phone_directory() RETURNS trigger
@@ -3299,6 +3358,8 @@ CREATE TRIGGER _100_refresh_phone_directory AFTER UPDATE OF default_country_code
 
 CREATE TRIGGER _500_process AFTER INSERT ON cti.raw_event REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION cti.tg_raw_event__process();
 
+CREATE TRIGGER _500_revoke_tokens AFTER DELETE OR UPDATE OF login, workstation_id, employee_id ON cti.client_login FOR EACH ROW EXECUTE FUNCTION cti.tg_client_login__revoke_tokens();
+
 ALTER TABLE ONLY cti.call_alias
     ADD CONSTRAINT call_alias_call_id_fkey FOREIGN KEY (call_id) REFERENCES cti.call(id) ON DELETE CASCADE;
 
@@ -3426,6 +3487,8 @@ GRANT ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_lim
 REVOKE ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
 
+REVOKE ALL ON FUNCTION cti.gateway_tokens_v1() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.gateway_wallboard(p_token text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_wallboard(p_token text) TO cti_gateway;
 
@@ -3454,11 +3517,13 @@ REVOKE ALL ON FUNCTION cti.live_token(p_token text, p_scope text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.may_log_in(p_login name, p_login_oid oid) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.merge_calls(p_keep bigint, p_gone bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.my_binding() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION cti.new_token(p_scope text, p_login name, p_valid interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION cti.new_token(p_scope text, p_login name, p_valid interval, p_max_valid interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.normalize_phone(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
@@ -3527,6 +3592,8 @@ REVOKE ALL ON FUNCTION cti.required_field(p_data jsonb, p_field text, p_event te
 
 REVOKE ALL ON FUNCTION cti.required_object(p_data jsonb, p_event text, p_path text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.revoke_gateway_token_v1(p_token_id bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
@@ -3534,6 +3601,8 @@ REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.streams_of(p_binding cti.client_login) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.tg_client_login__revoke_tokens() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_config__refresh_phone_directory() FROM PUBLIC;
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
@@ -85,6 +86,18 @@ def _failing_statement(text: str, position: int | None) -> str:
     return one_line if len(one_line) <= 160 else one_line[:157] + "..."
 
 
+def _statement_that_fails(conn: psycopg.Connection, text: str) -> str:
+    """The first statement of ``text`` that fails, run one by one and rolled back."""
+    statements = [s for s in sqlparse.split(text) if s.strip()]
+    with contextlib.suppress(psycopg.Error), conn.transaction(force_rollback=True):
+        for statement in statements:
+            try:
+                conn.execute(statement)
+            except psycopg.Error:
+                return _failing_statement(statement, None)
+    return _failing_statement(text, None)
+
+
 def run_file(conn: psycopg.Connection, path: Path, crms: bool = False) -> None:
     """Run one migration or rollback file in the caller's transaction; a failing statement
     becomes one line that names the file, the statement and the server's reason. ``crms``:
@@ -96,10 +109,14 @@ def run_file(conn: psycopg.Connection, path: Path, crms: bool = False) -> None:
         except crm_owner.OwnerMustRun as exc:
             raise MigrationFailed(f"{path.name}: {exc}") from None
     try:
-        conn.execute(text)
+        with conn.transaction():  # a savepoint: the statement can be found again below
+            conn.execute(text)
     except psycopg.Error as exc:
         position = exc.diag.statement_position
-        statement = _failing_statement(text, int(position) if position else None)
+        if position:
+            statement = _failing_statement(text, int(position))
+        else:  # the server did not say where: run the statements one by one to find it
+            statement = _statement_that_fails(conn, text)
         reason = exc.diag.message_primary or str(exc).splitlines()[0]
         hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
         raise MigrationFailed(f"{path.name}: {statement}: {reason}{hint}") from None

@@ -283,3 +283,14 @@ def test_a_failing_adapter_migration_is_one_line(dsn, tmp_path):
     assert line.endswith("nothing was changed")
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT to_regclass('public.ok_so_far')").fetchone() == (None,)
+    # An error the server gives no position for: the statement is found all the same.
+    (mine / "0001_broken.sql").write_text(
+        "-- A broken adapter.\n-- depends: 0001_baseline\n\n"
+        "CREATE TABLE public.ok_so_far (id int);\n"
+        "DROP FUNCTION cti.no_such_function(int);\n"
+    )
+    out = run_cli("migrate", "--dsn", dsn, "--include", str(mine), check=False)
+    line = out.stderr.strip().splitlines()[-1]
+    assert (
+        out.returncode == 2 and "0001_broken.sql: DROP FUNCTION cti.no_such_function(int);" in line
+    )
