@@ -182,6 +182,18 @@ CREATE FUNCTION cti.ami_local_wire(p_channel text) RETURNS text
     LANGUAGE sql IMMUTABLE
     RETURN regexp_replace(p_channel, ';[12](<[A-Z]+>)?$'::text, ''::text);
 
+CREATE FUNCTION cti.ami_repeated_keys(p_frame jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT string_agg(k, ', ' ORDER BY k)
+      FROM (SELECT f.field ->> 0 AS k
+              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_frame -> 'fields') = 'array' THEN p_frame -> 'fields' END) f(field)
+             WHERE jsonb_typeof(f.field) = 'array'
+             GROUP BY 1 HAVING count(*) > 1) r
+     WHERE k !~* 'ChanVariable$'
+$_$;
+
 CREATE FUNCTION cti.ami_who_rings(p_source text, p_fact cti.fact) RETURNS cti.fact
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1053,6 +1065,7 @@ DECLARE
     v_ext text;
     v_from_ext text;
     v_status text;
+    v_repeated text;
 BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "Event"' USING ERRCODE = 'invalid_parameter_value';
@@ -1094,6 +1107,11 @@ BEGIN
         RETURN;
     END IF;
 
+    v_repeated := cti.ami_repeated_keys(p_frame);
+    IF v_repeated IS NOT NULL THEN
+        RAISE EXCEPTION 'AMI % block repeats %: Asterisk sends each once (a caller name with a line break in it, or a forged line); not used', v_event, v_repeated
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     v := cti.ami_fields(p_frame);
     v_fact.at := cti.pbx_time(v -> 'Timestamp', p_received);
 
@@ -3413,6 +3431,8 @@ REVOKE ALL ON FUNCTION cti.ami_fields(p_frame jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.ami_is_local(p_channel text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ami_local_wire(p_channel text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_repeated_keys(p_frame jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ami_who_rings(p_source text, p_fact cti.fact) FROM PUBLIC;
 

@@ -308,3 +308,37 @@ def test_a_trunk_pattern_that_does_not_compile_is_refused_when_set(conn):
 )
 def test_the_default_extension_of_a_channel(conn, channel, extension):
     assert conn.execute("SELECT cti.ami_extension(%s, NULL)", [channel]).fetchone()[0] == extension
+
+
+def test_a_forged_line_in_a_caller_name_never_ends_another_call(conn):
+    """A Hangup whose CallerIDName carries CR/LF and forged Uniqueid/Linkedid lines of a
+    call under way (issue 29, part 10). Asterisk 22 escapes a line break in a name as
+    \\r\\n, so such a block repeats a key Asterisk sends once: it is refused, with the
+    reason beside it, and the call under way stays up."""
+    seed_crm(conn)
+    frames = [f for f in freepbx_queue_call() if "Event: Hangup\r\n" not in f]
+    insert_frames(conn, frames, source="asterisk")
+    ((victim,),) = conn.execute(
+        "SELECT pbx_call_id FROM cti.call WHERE ended_at IS NULL"
+    ).fetchall()
+    forged = (
+        "Event: Hangup\r\nPrivilege: call,all\r\nChannel: PJSIP/999-00000099\r\n"
+        "ChannelState: 6\r\nChannelStateDesc: Up\r\nCallerIDNum: 999\r\n"
+        f"CallerIDName: Evil\r\nUniqueid: {victim}\r\nLinkedid: {victim}\r\n"
+        "ConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\nLanguage: en\r\n"
+        "AccountCode: \r\nContext: from-internal\r\nExten: s\r\nPriority: 1\r\n"
+        "Uniqueid: 1700000999.1\r\nLinkedid: 1700000999.1\r\nCause: 16\r\nCause-txt: Normal Clearing"
+    )
+    insert_frames(conn, [forged], source="asterisk")
+    assert conn.execute(
+        "SELECT ended_at IS NULL FROM cti.call WHERE pbx_call_id = %s", [victim]
+    ).fetchone() == (True,)
+    status, detail = outcomes(conn)[-1][1:]
+    assert status == "failed", (status, detail)
+    assert "AMI Hangup block repeats Linkedid, Uniqueid" in detail, detail
+    # A block that repeats only the variables Asterisk does repeat is read as before.
+    assert conn.execute(
+        "SELECT cti.ami_repeated_keys(cti.ami_block("
+        "'Event: Newchannel' || chr(13) || chr(10) || 'ChanVariable: a=1' || chr(13) || chr(10)"
+        " || 'ChanVariable: b=2'))"
+    ).fetchone() == (None,)

@@ -16,17 +16,19 @@
 --   or earlier at a DialEnd that says why (BUSY, CANCEL, NOANSWER; AgentRingNoAnswer), and
 --   the caller's leg at QueueCallerAbandon. Hangup causes are Q.850 codes, named as
 --   onlinePBX names them (17 USER_BUSY, 19 NO_ANSWER, ...).
--- - BridgeEnter/BridgeLeave are stays in a bridge (52_asterisk_bridges.sql pairs them);
+-- - BridgeEnter/BridgeLeave are stays in a bridge (52_asterisk_calls.sql pairs them);
 --   Hold/Unhold hold a leg. Transfers, queue joins and Local/ optimisation carry nothing
 --   the Dial and Bridge events do not already say: ignored with a note saying so.
 -- - Asterisk 11 names (Dial, Bridge, Join, Masquerade, ...) and unknown events are
 --   ignored with a note; so are events that carry no call fact (VarSet, Newexten, ...).
 -- - Times: the block's Timestamp (manager.conf timestampevents = yes), else its arrival.
+-- - A block of a handled event that repeats a key Asterisk sends once is refused, with the
+--   reason beside it: a line break in a value let a forged field in (ami_repeated_keys).
 -- Why: the same facts as the onlinePBX sources, so the same call logic gives the same
 -- rings, cards and history for the same calls.
 
--- An AMI block's fields as one object; a repeated key (ChanVariable) keeps its first value
--- here (the raw log keeps every one).
+-- An AMI block's fields as one object; a repeated key (ChanVariable, the only kind a block
+-- of a handled event may repeat) keeps its first value here (the raw log keeps every one).
 CREATE OR REPLACE FUNCTION cti.ami_fields(p_frame jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
@@ -37,6 +39,24 @@ BEGIN
                    WITH ORDINALITY AS f(field, n)
              WHERE jsonb_typeof(f.field) = 'array');
 END
+$$;
+
+-- The keys an AMI block repeats that Asterisk sends once, NULL when none. Asterisk repeats
+-- only lists of variables (ChanVariable, DestChanVariable: every repeat in the captures of
+-- ../shared/reference/ami-captures); it escapes a line break in a caller or connected
+-- name, or a variable's value, as \r \n (Asterisk 22, main/manager_channels.c). Another
+-- repeat is a value that broke its line, and the line after it a forged field: no value of
+-- such a block is to be trusted, neither the first nor the last.
+CREATE OR REPLACE FUNCTION cti.ami_repeated_keys(p_frame jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(k, ', ' ORDER BY k)
+      FROM (SELECT f.field ->> 0 AS k
+              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_frame -> 'fields') = 'array' THEN p_frame -> 'fields' END) f(field)
+             WHERE jsonb_typeof(f.field) = 'array'
+             GROUP BY 1 HAVING count(*) > 1) r
+     WHERE k !~* 'ChanVariable$'
 $$;
 
 -- A Q.850 cause code as AMI sends it (Hangup's Cause) -> the name onlinePBX uses.
@@ -106,6 +126,7 @@ DECLARE
     v_ext text;
     v_from_ext text;
     v_status text;
+    v_repeated text;
 BEGIN
     IF v_event IS NULL THEN
         RAISE EXCEPTION 'frame lacks field "Event"' USING ERRCODE = 'invalid_parameter_value';
@@ -147,6 +168,11 @@ BEGIN
         RETURN;
     END IF;
 
+    v_repeated := cti.ami_repeated_keys(p_frame);
+    IF v_repeated IS NOT NULL THEN
+        RAISE EXCEPTION 'AMI % block repeats %: Asterisk sends each once (a caller name with a line break in it, or a forged line); not used', v_event, v_repeated
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     v := cti.ami_fields(p_frame);
     v_fact.at := cti.pbx_time(v -> 'Timestamp', p_received);
 

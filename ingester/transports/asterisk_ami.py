@@ -16,6 +16,7 @@ import hashlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
@@ -30,6 +31,9 @@ from ingester.transports.onlinepbx3 import MAX_FRAME_BYTES, PbxRefused
 SOURCE = "asterisk"
 PING_EVERY = 20.0
 SILENT_FOR = 60.0
+BANNER_MAX = 256  # "Asterisk Call Manager/9.0.0": a peer that sends more is no AMI
+EXCERPT = 80  # characters of a peer's text that a log line may quote, escaped
+STEADY_AFTER = 30.0  # a session that lasted this long resets the backoff
 LINE_LIMIT = MAX_FRAME_BYTES + 2  # a line as long as a whole frame is read whole
 log = logging.getLogger("pgcti.asterisk")
 
@@ -47,6 +51,32 @@ def parse_url(url: str) -> tuple[str, int, str, bool]:
         raise ValueError("put the AMI secret in PGCTI_PBX_KEY or a key file, not in the URL")
     default = 5039 if parts.scheme == "amis" else 5038
     return parts.hostname, parts.port or default, unquote(parts.username), parts.scheme == "amis"
+
+
+def excerpt(text: str | bytes) -> str:
+    """A peer's text fit for a log line: its first EXCERPT characters, control characters
+    and other non-printable ones escaped (no ESC sequence reaches a terminal)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    shown = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode() for c in text[:EXCERPT]
+    )
+    return shown + (f"... ({len(text)} characters)" if len(text) > EXCERPT else "")
+
+
+async def read_banner(reader: asyncio.StreamReader) -> str:
+    """The peer's first line, read BANNER_MAX bytes at most: a peer that sends more without
+    a line end, or closes first, is a broken link (Dropped), retried like any other."""
+    data = b""
+    while b"\n" not in data:
+        chunk = await reader.read(BANNER_MAX + 1 - len(data))
+        if not chunk:
+            raise Dropped(f"the peer closed before its banner ({excerpt(data)!s})")
+        data += chunk
+        if b"\n" not in data and len(data) > BANNER_MAX:
+            raise Dropped(f"not an AMI banner: no line end in {BANNER_MAX} bytes ({excerpt(data)})")
+    # Asterisk sends nothing after its banner until the login: what may follow is dropped.
+    return data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
 
 
 async def read_block(reader: asyncio.StreamReader) -> str:
@@ -112,24 +142,35 @@ async def run(
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 15.0)
             continue
+        started = time.monotonic()
+        why = "the session ended"
         try:
             await _session(reader, writer, user, key, deliver, metrics, first)
-        except Dropped as why:
-            log.warning("AMI connection dropped (%s); reconnecting", why)
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            log.warning("AMI connection dropped (%s); reconnecting", exc)
+        except Dropped as dropped:
+            why = str(dropped)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            # ValueError: a line past the reader's limit; a broken peer, not a person's mistake.
+            why = excerpt(str(exc))
         finally:
             metrics.pbx_connected.set(0)
             writer.close()
         first = False
-        delay = 0.5
-        await asyncio.sleep(random.uniform(0.05, 0.5))
+        # A link that held resets the backoff; a peer that breaks at once is tried less and
+        # less often (a garbage banner made 3.6 reconnects a second before).
+        if time.monotonic() - started >= STEADY_AFTER:
+            delay = 0.5
+        log.warning("AMI connection dropped (%s); reconnecting in %.1f s at most", why, delay)
+        await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+        delay = min(delay * 2, 15.0)
 
 
 async def _session(reader, writer, user: str, key: Secret, deliver, metrics, first: bool) -> None:
-    banner = (await asyncio.wait_for(reader.readline(), 10)).decode("utf-8", "replace").strip()
+    try:
+        banner = await asyncio.wait_for(read_banner(reader), 10)
+    except TimeoutError:
+        raise Dropped("no banner within 10 s") from None
     if not banner.startswith("Asterisk Call Manager"):
-        raise Dropped(f"not an AMI banner: {banner[:60]!r}")
+        raise Dropped(f"not an AMI banner: {excerpt(banner)}")
     writer.write(
         f"Action: Login\r\nActionID: pgcti-login\r\nUsername: {user}\r\n"
         f"Secret: {key.reveal()}\r\nEvents: call,agent\r\n\r\n".encode()
@@ -146,7 +187,7 @@ async def _session(reader, writer, user: str, key: Secret, deliver, metrics, fir
                 )
             break
         booted = booted or field(block, "Event") == "FullyBooted"
-    log.info("logged in to the AMI as %s (%s)", user, banner)
+    log.info("logged in to the AMI as %s (%s)", user, excerpt(banner))
     if not first:
         metrics.reconnects.labels("pbx").inc()
     metrics.pbx_connected.set(1)
