@@ -1375,13 +1375,24 @@ CREATE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEF
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
+DECLARE
+    v_binding cti.client_login := cti.token_binding(p_token);
+    v_kind text := CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END;
+    v_id bigint := CASE p_stream WHEN 'commands' THEN v_binding.workstation_id ELSE v_binding.employee_id END;
+    v_acked bigint;
+    v_floor bigint;
 BEGIN
+    IF p_stream NOT IN ('commands', 'notifications') THEN
+        RETURN;
+    END IF;
+    SELECT a.acked_seq INTO v_acked FROM cti.stream_ack a WHERE a.target_kind = v_kind AND a.target_id = v_id;
+    -- The newest acknowledged item older than the read-back window: nothing up to it is read.
+    SELECT o.seq INTO v_floor FROM cti.outbox o
+     WHERE o.target_kind = v_kind AND o.target_id = v_id AND o.seq <= coalesce(v_acked, 0)
+       AND o.created_at <= now() - interval '2 minutes'
+     ORDER BY o.seq DESC LIMIT 1;
     RETURN QUERY
-    SELECT p.* FROM cti.token_binding(p_token) b
-     CROSS JOIN LATERAL cti.pull(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
-                                 CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END,
-                                 p_after, p_limit) p
-     WHERE p_stream IN ('commands', 'notifications');
+    SELECT p.* FROM cti.pull(v_kind, v_id, greatest(coalesce(p_after, v_acked, 0), coalesce(v_floor, 0)), p_limit) p;
 END
 $$;
 

@@ -45,6 +45,7 @@ class Browser:
     socket: WebSocket
     token: str
     sent: dict[str, int] = field(default_factory=dict)  # stream -> last seq sent
+    channels: dict[str, str] = field(default_factory=dict)  # stream -> its doorbell channel
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -150,7 +151,9 @@ class Hub:
         after = hello.get("after") if isinstance(hello.get("after"), dict) else {}
         for _login, stream, _target, channel, _last, acked in streams:
             given = after.get(stream)
-            browser.sent[stream] = given if isinstance(given, int) and given >= 0 else acked
+            # 0 (or nothing) means "nothing handled here yet": start after the ack.
+            browser.sent[stream] = given if isinstance(given, int) and given > 0 else acked
+            browser.channels[stream] = channel
             self.by_channel[channel].add(browser)
             self.to_listen.put_nowait(channel)
         self.per_token[token] += 1
@@ -287,7 +290,16 @@ class Hub:
     async def _answer(self, browser: Browser, message: dict) -> None:
         if "ack" in message:
             ack = message["ack"]
-            await self.call("gateway_ack", browser.token, str(ack["stream"]), int(ack["seq"]))
+            stream, seq = str(ack["stream"]), int(ack["seq"])
+            await self.call("gateway_ack", browser.token, stream, seq)
+            # Every acknowledgement is seen by the desk's other pages: one that did not
+            # make it shows "taken by another session" (a stolen token acking is no secret).
+            for other in self.by_channel.get(browser.channels.get(stream, ""), ()):
+                if other is not browser:
+                    with contextlib.suppress(Exception):
+                        await other.socket.send_json(
+                            {"type": "acked", "stream": stream, "seq": seq}
+                        )
         elif "contacts" in message:  # the card asks for the caller's last contacts
             call_id = int(message["contacts"])
             rows = await self.call("gateway_contacts", browser.token, call_id)

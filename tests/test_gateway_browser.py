@@ -225,3 +225,49 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
         pytest.raises(psycopg.errors.InvalidAuthorizationSpecification),
     ):
         gw_conn.execute("SELECT * FROM cti.gateway_whoami(%s)", [board_token])
+
+
+def test_a_reloaded_page_shows_nothing_twice_and_sees_acks_by_another_session(
+    conn, dsn, desks, browser_factory
+):
+    import asyncio
+    import json
+
+    import websockets
+
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+    try:
+        page = browser_factory()
+        page.get(gw.url(tokens["101"]))
+        wait_for(lambda: _status(page) == "live", what="live")
+        insert_frames(conn, pbx.inbound_answered(builder(31), KNOWN, LINE, "101"))
+        wait_for(lambda: len(_handled(page)) == 6, what="open_card and call_ended handled")
+        # Acknowledged by the page; made to look unacknowledged again (as when its acks were
+        # lost), then the page is reloaded: it keeps what it handled and shows nothing twice.
+        conn.execute("DELETE FROM cti.stream_ack")
+        page.refresh()
+        wait_for(lambda: _status(page) == "live", what="live after the reload")
+        insert_frames(conn, pbx.inbound_answered(builder(32), KNOWN, LINE, "101"))
+        wait_for(lambda: len(_handled(page)) == 6, what="only the new call's items")
+        assert [int(s) for s in _handled(page)[1::3]] == [3, 4]
+
+        async def thief() -> None:  # the same token elsewhere acks the next item first
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                await ws.send(json.dumps({"token": tokens["101"]}))
+                await ws.recv()
+                await asyncio.to_thread(
+                    insert_frames, conn, pbx.inbound_answered(builder(33), KNOWN, LINE, "101")
+                )
+                while True:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if m.get("type") == "item" and m["seq"] >= 5:
+                        await ws.send(json.dumps({"ack": {"stream": "commands", "seq": m["seq"]}}))
+                        return
+
+        asyncio.run(thief())
+        wait_for(lambda: page.find_element("id", "taken").is_displayed(), what="the page to say so")
+        assert "Taken by another session" in page.find_element("id", "taken").text
+    finally:
+        gw.stop()

@@ -132,3 +132,106 @@ def test_a_connected_browser_is_cut_off_when_its_login_may_no_longer_log_in(
     finally:
         gw.stop()
     assert code == 4401
+
+
+# --- What a token can read back, and who acknowledged what (issue 29, parts 4 and 6) ----
+
+
+def _calls_for_desk_101(conn, count: int, first_seed: int = 100) -> None:
+    from ingester.simulator import onlinepbx3_calls as pbx
+    from tests.crm_fixture import KNOWN, LINE, builder, insert_frames
+
+    for n in range(count):
+        insert_frames(conn, pbx.inbound_answered(builder(first_seed + n), KNOWN, LINE, "101"))
+
+
+def test_a_stolen_token_reads_back_only_what_is_new_not_the_desks_history(conn, desks):
+    crm, tokens, gateway_dsn = desks
+    _calls_for_desk_101(conn, 3)
+    # The desk handled those an hour ago; then two new calls, not yet acknowledged.
+    conn.execute("SELECT cti.ack('ws', %s, 1000000)", [crm["ws-101"]])
+    conn.execute(
+        "UPDATE cti.outbox SET created_at = created_at - interval '1 hour'"
+        " WHERE target_kind = 'ws' AND target_id = %s",
+        [crm["ws-101"]],
+    )
+    old = conn.execute(
+        "SELECT max(seq) FROM cti.outbox WHERE target_kind = 'ws' AND target_id = %s",
+        [crm["ws-101"]],
+    ).fetchone()[0]
+    _calls_for_desk_101(conn, 2, first_seed=200)
+    read = conn.execute(
+        "SELECT seq, type FROM cti.gateway_pull(%s, 'commands', 0)", [tokens["101"]]
+    ).fetchall()
+    assert read and all(seq > old for seq, _ in read), "the hour-old history stays closed"
+    assert [t for _, t in read].count("open_card") == 2
+    # The desk's own client (the client API, not a browser token) still reads everything.
+    assert old >= 6
+
+
+def test_every_acknowledgement_is_seen_by_the_desks_other_pages(conn, desks):
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+
+    async def go() -> list:
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with websockets.connect(url) as page, websockets.connect(url) as thief:
+            for ws in (page, thief):
+                await ws.send(json.dumps({"token": tokens["101"]}))
+                assert json.loads(await ws.recv())["type"] == "hello"
+            await asyncio.to_thread(_calls_for_desk_101, conn, 1)
+            item = None
+            while item is None or item.get("item") != "open_card":
+                item = json.loads(await asyncio.wait_for(thief.recv(), 5))
+            await thief.send(json.dumps({"ack": {"stream": "commands", "seq": item["seq"]}}))
+            seen = []
+            try:
+                while True:
+                    seen.append(json.loads(await asyncio.wait_for(page.recv(), 2)))
+            except TimeoutError:
+                return [(m["type"], m.get("seq")) for m in seen]
+
+    try:
+        seen = asyncio.run(go())
+    finally:
+        gw.stop()
+    assert ("acked", seen[-1][1]) in seen and any(t == "item" for t, _ in seen), seen
+
+
+def test_a_page_that_handled_nothing_of_a_stream_is_not_replayed_its_history(
+    conn, desks, make_login
+):
+    """After a gateway restart a page sends what it handled: its commands, and 0 of the
+    notifications it never acknowledged itself. Before, that 0 replayed every ring."""
+    crm, tokens, gateway_dsn = desks
+    dsn = make_login("cti_client", "ringed")
+    login = psycopg.conninfo.conninfo_to_dict(dsn)["user"]
+    conn.execute(
+        "INSERT INTO cti.client_login (login, workstation_id, employee_id) VALUES (%s, %s, %s)",
+        [login, crm["ws-103"], crm["Petrova"]],
+    )
+    token = conn.execute("SELECT cti.issue_gateway_token_v1(%s)", [login]).fetchone()[0]
+    _calls_for_desk_101(conn, 3)  # Petrova hears every ring
+    conn.execute("SELECT cti.ack('emp', %s, 1000000)", [crm["Petrova"]])  # another client's
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+
+    async def go() -> list:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send(
+                json.dumps({"token": token, "after": {"commands": 5, "notifications": 0}})
+            )
+            assert json.loads(await ws.recv())["type"] == "hello"
+            got = []
+            try:
+                while True:
+                    got.append(json.loads(await asyncio.wait_for(ws.recv(), 2.5)))
+            except TimeoutError:
+                return got
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        gw.stop()
+    assert [m for m in got if m.get("stream") == "notifications"] == []

@@ -12,6 +12,8 @@
 --   of the same name finds the old tokens dead), nor one whose login lost its binding in
 --   cti.client_login (the binding's removal revokes them). A DBA lists every token with
 --   gateway_tokens_v1() and revokes one by id, those of a login, or the wallboard's.
+-- - A browser token reads back only what its stream has not acknowledged, and what came
+--   in the last 2 minutes (a page that reconnects after a blip): not a desk's history.
 -- - The gateway's login (cti_gateway) can call only the gateway_* functions: check a token,
 --   pull and ack for the token's login. It reads no table, so its password alone opens no
 --   desk's stream.
@@ -191,7 +193,9 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM cti.streams_of(cti.token_binding(p_token)) $$;
 
--- Items of one of the token's streams after p_after (default: after its ack).
+-- Items of one of the token's streams after p_after (default: after its ack). A browser
+-- token reads back what is not acknowledged yet and what came in the last 2 minutes (for
+-- a page that reconnects): a stolen token does not open a desk's history.
 CREATE OR REPLACE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL,
                                             p_limit int DEFAULT 100)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
@@ -199,13 +203,24 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER  -- not sql: planned once per session (
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_binding cti.client_login := cti.token_binding(p_token);
+    v_kind text := CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END;
+    v_id bigint := CASE p_stream WHEN 'commands' THEN v_binding.workstation_id ELSE v_binding.employee_id END;
+    v_acked bigint;
+    v_floor bigint;
 BEGIN
+    IF p_stream NOT IN ('commands', 'notifications') THEN
+        RETURN;
+    END IF;
+    SELECT a.acked_seq INTO v_acked FROM cti.stream_ack a WHERE a.target_kind = v_kind AND a.target_id = v_id;
+    -- The newest acknowledged item older than the read-back window: nothing up to it is read.
+    SELECT o.seq INTO v_floor FROM cti.outbox o
+     WHERE o.target_kind = v_kind AND o.target_id = v_id AND o.seq <= coalesce(v_acked, 0)
+       AND o.created_at <= now() - interval '2 minutes'
+     ORDER BY o.seq DESC LIMIT 1;
     RETURN QUERY
-    SELECT p.* FROM cti.token_binding(p_token) b
-     CROSS JOIN LATERAL cti.pull(CASE p_stream WHEN 'commands' THEN 'ws' ELSE 'emp' END,
-                                 CASE p_stream WHEN 'commands' THEN b.workstation_id ELSE b.employee_id END,
-                                 p_after, p_limit) p
-     WHERE p_stream IN ('commands', 'notifications');
+    SELECT p.* FROM cti.pull(v_kind, v_id, greatest(coalesce(p_after, v_acked, 0), coalesce(v_floor, 0)), p_limit) p;
 END
 $$;
 
