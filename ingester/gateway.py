@@ -27,7 +27,13 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ingester.gateway_guard import GUARD, GuardedProtocol, raise_file_limit
+from ingester.gateway_guard import (
+    ACCEPT_BURST,
+    GUARD,
+    GuardedProtocol,
+    quiet_accept_errors,
+    raise_file_limit,
+)
 from ingester.queries import query
 
 log = logging.getLogger("pgcti.gateway")
@@ -361,6 +367,7 @@ def app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        asyncio.get_running_loop().set_exception_handler(quiet_accept_errors)
         tasks = [asyncio.create_task(hub.listen_forever()), asyncio.create_task(hub.tick_forever())]
         yield
         for task in tasks:
@@ -392,6 +399,7 @@ def run(
         access_log=False,  # tokens travel in messages, not URLs; still, no use for it
         timeout_graceful_shutdown=2,  # browsers reconnect and catch up: no need to wait on them
         http=GuardedProtocol,  # a deadline on the request, a cap on who has no token yet
+        backlog=ACCEPT_BURST,  # what asyncio accepts at once, before the guard sees any
         ws_max_size=MESSAGE_MAX_BYTES,  # bigger frames are refused before they are read
     )
     # uvicorn logs two lines per WebSocket, with the client's address: under a siege that

@@ -6,8 +6,9 @@ costs a file descriptor and memory and proves nothing. So, per connection:
 - its HTTP request must be complete within HEADER_SECONDS (uvicorn waits for ever);
 - until its token is accepted it counts as *pending*: at most ``max_pending`` in all and
   ``max_pending_per_address`` from one client address; beyond, it is closed at once;
-- no connection is accepted within FD_RESERVE descriptors of the process's file limit
-  (the database connections and the log need those);
+- no connection is kept within FD_RESERVE descriptors of the process's file limit (a
+  burst of accepts, the database connections and the log need those), and asyncio's own
+  reports of running out are counted like any refusal;
 - each refusal is counted, and a warning says so at most once every WARN_EVERY seconds:
   a siege never floods the log.
 
@@ -26,7 +27,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger("pgcti.gateway")
 
 HEADER_SECONDS = 5.0
-FD_RESERVE = 64
+# asyncio accepts up to ACCEPT_BURST connections at a time before any is looked at (the
+# listen backlog), so the reserve covers a burst, the database connections and the log.
+ACCEPT_BURST = 128
+FD_RESERVE = ACCEPT_BURST + 32
 WARN_EVERY = 10.0
 
 
@@ -98,6 +102,16 @@ class Guard:
 
 
 GUARD = Guard(max_pending=2048, max_pending_per_address=64, file_limit=1024)
+
+
+def quiet_accept_errors(loop, context: dict) -> None:
+    """asyncio's own report of an accept() that ran out of descriptors (it pauses
+    accepting for a second and tries again) comes with a traceback each time: counted and
+    warned sparingly instead. Everything else goes to asyncio's default handler."""
+    if "out of system resource" in str(context.get("message", "")):
+        GUARD.refuse("near the file limit")
+        return
+    loop.default_exception_handler(context)
 
 
 class GuardedProtocol(H11Protocol):

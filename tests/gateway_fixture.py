@@ -3,6 +3,7 @@ browser's first exchange with it over a WebSocket."""
 
 from __future__ import annotations
 
+import resource
 import subprocess
 
 from ingester import gateway_process
@@ -10,14 +11,20 @@ from tests.live import wait_for
 
 
 class Gateway:
-    def __init__(self, dsn: str, port: int, *extra: str) -> None:
+    def __init__(self, dsn: str, port: int, *extra: str, file_limit: int | None = None) -> None:
         self.port = port
         card_url = ("--card-url", "https://crm.example/clients/{client_id}")
+
+        def limit_files() -> None:  # as a unit's LimitNOFILE would (soft and hard)
+            if file_limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, file_limit))
+
         self.proc = subprocess.Popen(
             gateway_process.command(dsn, port, *card_url, *extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=limit_files,
         )
         wait_for(lambda: gateway_process.listening(port), what="the gateway to listen")
 

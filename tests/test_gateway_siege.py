@@ -221,3 +221,35 @@ def test_a_bare_connect_and_a_nul_in_a_token(conn, dsn, desks):
         out = gw.stop()
     assert code == 4401
     assert "Traceback" not in out and "Exception" not in out, out
+
+
+def test_near_its_file_limit_the_gateway_stops_accepting_without_a_flood(conn, dsn, desks):
+    """With a file limit of 256 (systemd's default is 1024) and 400 sockets from many
+    addresses: no "Too many open files", a short log, and once they go a desk connects."""
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port, file_limit=256)
+
+    async def go() -> tuple:
+        writers = await asyncio.gather(
+            *(_open(f"127.0.{2 + i // 40}.{1 + i % 40}", port, None) for i in range(400))
+        )
+        await asyncio.sleep(1)
+        kept = sum(1 for w in writers if w is not None and not w.is_closing())
+        for w in writers:
+            if w is not None:
+                w.close()
+        await asyncio.sleep(1)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as ws:
+            await ws.send(json.dumps({"token": tokens["101"]}))
+            first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        return kept, first
+
+    try:
+        kept, first = asyncio.run(go())
+    finally:
+        out = gw.stop()
+    assert first["type"] == "hello"
+    assert "Too many open files" not in out and "Traceback" not in out, out[-3000:]
+    assert "near the file limit" in out, out[-3000:]
+    assert len(out.splitlines()) < 40, out
