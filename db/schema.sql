@@ -2998,7 +2998,7 @@ CREATE VIEW cti.client_contact_summary_v1 AS
     avg(response_time) FILTER (WHERE (direction = 'inbound'::text)) AS avg_response_time,
     max(started_at) AS last_call_at,
     max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) AS last_missed_at,
-    COALESCE((max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) > max(started_at) FILTER (WHERE (outcome = 'answered'::text))), false) AS missed_not_called_back
+    COALESCE((max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) > COALESCE(max(started_at) FILTER (WHERE (outcome = 'answered'::text)), '-infinity'::timestamp with time zone)), false) AS missed_not_called_back
    FROM cti.call_history_v1 h
   WHERE ((client_id IS NOT NULL) AND (client_kind = 'client'::text))
   GROUP BY client_id;

@@ -292,3 +292,44 @@ def test_the_sales_funnel_by_line_by_manager_and_for_the_month(conn, history):
         history["petrova"]: (1, 0, 0),
         None: (3, 0, 0),
     }
+
+
+def test_missed_not_called_back_includes_clients_never_reached(conn):
+    """A client whose only call was missed (or busy) was never called back: the flag is
+    true, as the docs define it (a missed inbound call newer than the last answered one,
+    and there is none). Issue 37, part 1: it came out false for 47 such clients."""
+    calls = {  # client -> its calls: (minute started, outcome)
+        101: [(0, "busy")],
+        102: [(0, "missed"), (5, "answered")],
+        103: [(0, "answered"), (5, "abandoned")],
+        104: [(0, "answered")],
+        105: [(0, "missed"), (3, "missed")],
+    }
+    for client, rows in calls.items():
+        for minute, outcome in rows:
+            conn.execute(
+                """INSERT INTO cti.call (source, pbx_call_id, direction, client_id, client_match,
+                                         external_number, started_at, answered_at, ended_at, outcome)
+                   VALUES ('onlinepbx3', %s, 'inbound', %s, 'exact', '+79160000000',
+                           %s::timestamptz, %s::timestamptz, %s::timestamptz, %s)""",
+                [
+                    f"nr-{client}-{minute}",
+                    client,
+                    f"{DAY} 10:{minute:02d}:00",
+                    f"{DAY} 10:{minute:02d}:10" if outcome == "answered" else None,
+                    f"{DAY} 10:{minute:02d}:30",
+                    outcome,
+                ],
+            )
+    expected = {}  # worked out from the rows above, not from the view's SQL
+    for client, rows in calls.items():
+        missed = [m for m, o in rows if o in ("missed", "abandoned", "busy")]
+        answered = [m for m, o in rows if o == "answered"]
+        expected[client] = bool(missed) and (not answered or max(missed) > max(answered))
+    got = dict(
+        conn.execute(
+            "SELECT client_id, missed_not_called_back FROM cti.client_contact_summary_v1"
+            " WHERE client_id BETWEEN 101 AND 105"
+        ).fetchall()
+    )
+    assert got == expected == {101: True, 102: False, 103: True, 104: False, 105: True}

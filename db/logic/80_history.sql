@@ -31,8 +31,9 @@ SELECT h.client_id,
        avg(h.response_time) FILTER (WHERE h.direction = 'inbound') AS avg_response_time,
        max(h.started_at) AS last_call_at,
        max(h.started_at) FILTER (WHERE h.outcome IN ('missed', 'abandoned', 'busy') AND h.direction = 'inbound') AS last_missed_at,
+       -- Never reached at all counts too: no answered call is older than any missed one.
        coalesce(max(h.started_at) FILTER (WHERE h.outcome IN ('missed', 'abandoned', 'busy') AND h.direction = 'inbound')
-                > max(h.started_at) FILTER (WHERE h.outcome = 'answered'), false) AS missed_not_called_back
+                > coalesce(max(h.started_at) FILTER (WHERE h.outcome = 'answered'), '-infinity'), false) AS missed_not_called_back
   FROM cti.call_history_v1 h
  WHERE h.client_id IS NOT NULL AND h.client_kind = 'client'
  GROUP BY h.client_id;
