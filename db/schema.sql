@@ -1910,6 +1910,33 @@ EXCEPTION WHEN others THEN
 END
 $_$;
 
+CREATE FUNCTION cti.period_summary_v1(p_first date, p_last date) RETURNS TABLE(inbound_calls bigint, answered bigint, ended_unanswered bigint, answer_rate numeric, never_called_back bigint, first_time_callers bigint, deals_won bigint)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH days AS (
+        SELECT * FROM cti.daily_call_stats_v1 d WHERE d.all_lines AND d.day BETWEEN p_first AND p_last
+    ), firsts AS (
+        SELECT DISTINCT ON (party) party, started_at, client_match
+          FROM (SELECT cti.callback_party(CASE WHEN cti.client_kind(c) = 'client' THEN c.client_id END,
+                                          c.external_number) AS party, c.started_at, c.client_match
+                  FROM cti.call c
+                 WHERE c.direction = 'inbound' AND c.started_at IS NOT NULL
+                   AND c.external_number IS NOT NULL AND NOT cti.is_extension(c.external_number)) p
+         ORDER BY party, started_at
+    )
+    SELECT coalesce(sum(d.inbound_calls), 0)::bigint, coalesce(sum(d.answered), 0)::bigint,
+           coalesce(sum(d.missed + d.abandoned + d.busy), 0)::bigint,
+           round(sum(d.answered) / nullif(sum(d.answered + d.missed + d.abandoned + d.busy), 0), 3),
+           coalesce(sum(d.missed_never_called_back), 0)::bigint,
+           (SELECT count(*) FROM firsts f
+             WHERE f.started_at::date BETWEEN p_first AND p_last AND f.client_match IN ('new', 'none')),
+           (SELECT count(*) FROM cti.crm_deals() x WHERE x.won_at::date BETWEEN p_first AND p_last)
+      FROM days d
+$$;
+
+COMMENT ON FUNCTION cti.period_summary_v1(p_first date, p_last date) IS 'A period''s headline: inbound, answered, ended unanswered, answer rate, never called back, first-time callers, deals won, each within the period';
+
 CREATE TABLE cti.phone_directory (
     source_id integer NOT NULL,
     row_id text NOT NULL,
@@ -2644,6 +2671,10 @@ CREATE FUNCTION cti.streams_of(p_binding cti.client_login) RETURNS TABLE(login n
      ORDER BY t.stream
 $$;
 
+CREATE FUNCTION cti.task_day(p_task cti.callback_task) RETURNS date
+    LANGUAGE sql STABLE
+    RETURN (COALESCE((SELECT c.started_at FROM cti.call c WHERE (c.id = (task_day.p_task).first_call_id)), (p_task).created_at))::date;
+
 CREATE FUNCTION cti.tg_client_login__revoke_tokens() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3009,8 +3040,11 @@ CREATE VIEW cti.daily_call_stats_v1 AS
  WITH calls AS (
          SELECT (c_1.started_at)::date AS day,
             c_1.dialled AS line,
-            c_1.outcome,
             c_1.client_match,
+                CASE
+                    WHEN (c_1.answered_at IS NOT NULL) THEN 'answered'::text
+                    ELSE c_1.outcome
+                END AS outcome,
             (c_1.answered_at - c_1.started_at) AS response_time
            FROM cti.call c_1
           WHERE ((c_1.direction = 'inbound'::text) AND (c_1.started_at IS NOT NULL))
@@ -3023,16 +3057,17 @@ CREATE VIEW cti.daily_call_stats_v1 AS
             count(*) FILTER (WHERE (calls.outcome = 'missed'::text)) AS missed,
             count(*) FILTER (WHERE (calls.outcome = 'abandoned'::text)) AS abandoned,
             count(*) FILTER (WHERE (calls.outcome = 'busy'::text)) AS busy,
-            round(((count(*) FILTER (WHERE (calls.outcome = 'answered'::text)))::numeric / (NULLIF(count(*) FILTER (WHERE (calls.outcome IS NOT NULL)), 0))::numeric), 3) AS answer_rate,
+            round(((count(*) FILTER (WHERE (calls.outcome = 'answered'::text)))::numeric / (NULLIF(count(*) FILTER (WHERE (calls.outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'abandoned'::text, 'busy'::text]))), 0))::numeric), 3) AS answer_rate,
             percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY calls.response_time) FILTER (WHERE (calls.outcome = 'answered'::text)) AS response_p50,
             percentile_cont((0.9)::double precision) WITHIN GROUP (ORDER BY calls.response_time) FILTER (WHERE (calls.outcome = 'answered'::text)) AS response_p90,
             count(*) FILTER (WHERE (calls.client_match = 'new'::text)) AS leads_registered
            FROM calls
           GROUP BY GROUPING SETS ((calls.day, calls.line), (calls.day))
         ), tasks AS (
-         SELECT (t_1.created_at)::date AS day,
+         SELECT cti.task_day(t_1.*) AS day,
             t_1.dialled AS line,
             t_1.closed_how,
+            ((t_1.closed_how IS NULL) AND (t_1.due_at < now())) AS past_due,
             (c_1.answered_at - t_1.created_at) AS time_to_callback
            FROM (cti.callback_task t_1
              LEFT JOIN cti.call c_1 ON ((c_1.id = t_1.closed_by_call_id)))
@@ -3043,7 +3078,7 @@ CREATE VIEW cti.daily_call_stats_v1 AS
             count(*) FILTER (WHERE (tasks.closed_how = 'outbound_answered'::text)) AS callbacks_made,
             percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY tasks.time_to_callback) FILTER (WHERE (tasks.closed_how = 'outbound_answered'::text)) AS time_to_callback_p50,
             count(*) FILTER (WHERE (tasks.closed_how = 'inbound_answered'::text)) AS reached_when_they_called_again,
-            count(*) FILTER (WHERE (tasks.closed_how IS NULL)) AS missed_never_called_back
+            count(*) FILTER (WHERE tasks.past_due) AS missed_never_called_back
            FROM tasks
           GROUP BY GROUPING SETS ((tasks.day, tasks.line), (tasks.day))
         )
@@ -3087,7 +3122,7 @@ CREATE VIEW cti.employee_call_stats_v1 AS
            FROM cti.call c
           WHERE ((c.answered_by IS NOT NULL) AND (c.started_at IS NOT NULL))
         UNION ALL
-         SELECT (t.closed_at)::date AS closed_at,
+         SELECT cti.task_day(t.*) AS task_day,
             t.closed_by_extension,
             'callback'::text,
             NULL::interval,
@@ -3567,6 +3602,8 @@ REVOKE ALL ON FUNCTION cti.parse_frames(p_sources text[], p_received timestamp w
 
 REVOKE ALL ON FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.period_summary_v1(p_first date, p_last date) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.phone_directory_rows(p_source cti.phone_source, p_row jsonb) FROM PUBLIC;
 
 GRANT SELECT ON TABLE cti.config TO cti_client;
@@ -3632,6 +3669,8 @@ REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.streams_of(p_binding cti.client_login) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.task_day(p_task cti.callback_task) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.tg_client_login__revoke_tokens() FROM PUBLIC;
 

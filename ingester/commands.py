@@ -253,8 +253,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from datetime import date
+    from datetime import date, datetime
     from pathlib import Path
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         from ingester import report
@@ -263,7 +264,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
 
     dsn = _service_dsn(args)
-    period = report.Period.default(date.today(), args.time_zone)
+    try:  # "today" is today where the report's days are
+        today = datetime.now(ZoneInfo(args.time_zone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"pgcti report: unknown time zone {args.time_zone!r}", file=sys.stderr)
+        return 2
+    period = report.Period.default(today, args.time_zone)
     try:
         period = report.Period(
             date.fromisoformat(args.from_date) if args.from_date else period.first,

@@ -46,12 +46,16 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
         hourly = conn.execute(query("report_hourly"), args).fetchall()
         response = [s for (s,) in conn.execute(query("report_response_seconds"), args)]
         funnel = conn.execute(query("report_funnel"), args).fetchone()
+        summary = conn.execute(query("report_summary"), args).fetchone()
+    # Every headline figure covers exactly the period (cti.period_summary_v1 says how).
+    inbound, answered, unanswered, _rate, never_called_back, first_time, won = summary
     totals = {
-        "inbound_calls": sum(r[1] for r in daily),
-        "answered": sum(r[2] for r in daily),
-        "missed_never_called_back": sum(r[7] for r in daily),
-        "callers": int(funnel[0]),
-        "won": int(funnel[3]),
+        "inbound_calls": int(inbound),
+        "answered": int(answered),
+        "ended_unanswered": int(unanswered),
+        "missed_never_called_back": int(never_called_back),
+        "first_time_callers": int(first_time),
+        "deals_won": int(won),
     }
     figures = [
         _calls_per_day(daily),
@@ -132,11 +136,13 @@ def _page(period: Period, totals: dict[str, int], figures: list[go.Figure]) -> s
         f'<section class="chart">{pio.to_html(fig, full_html=False, include_plotlyjs=(n == 0))}</section>'
         for n, fig in enumerate(figures)
     )
-    rate = totals["answered"] / totals["inbound_calls"] if totals["inbound_calls"] else 0
+    finished = totals["answered"] + totals["ended_unanswered"]
+    rate = totals["answered"] / finished if finished else 0
     summary = (
-        f"{totals['inbound_calls']} inbound calls, {rate:.0%} answered, "
-        f"{totals['missed_never_called_back']} missed and never called back; "
-        f"{totals['callers']} new callers, {totals['won']} deals won"
+        f"{totals['inbound_calls']} inbound calls, {rate:.0%} answered (of those answered "
+        f"or ended unanswered); {totals['missed_never_called_back']} callback tasks past due, "
+        f"never called back; {totals['first_time_callers']} first-time callers the CRM did "
+        f"not know; {totals['deals_won']} deals won in the period"
     )
     title = f"pgcti report {period.first} to {period.last}"
     return f"""<!doctype html>

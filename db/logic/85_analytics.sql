@@ -3,15 +3,21 @@
 -- Rules:
 -- - Days and months are those of the session's time zone: a report for Moscow runs
 --   `SET TIME ZONE 'Europe/Moscow'` first (pgcti report does, with --time-zone).
--- - Inbound calls count on the day they started, on the line called (`dialled`); answered,
---   missed, abandoned and busy are their outcomes; the answer rate is answered / inbound.
+-- - Inbound calls count on the day they started, on the line called (`dialled`). A call
+--   is answered once someone answered it, even while it goes on; missed, abandoned and busy
+--   are the outcomes of calls that ended unanswered (three columns: "missed" alone is the
+--   outcome missed). A call still ringing counts among the inbound calls and in no other
+--   column. The answer rate is answered / (answered + missed + abandoned + busy): calls
+--   still ringing are left out of it.
 -- - Response time runs from the start of a call to its first answer; p50 and p90 are over
---   the answered inbound calls.
--- - Callbacks come from callback tasks (57_callbacks.sql), on the day of the missed call
---   that opened them: a task closed by an answered outbound call is a callback made, and
---   its time to callback runs from the end of that missed call to the answer; a task
---   closed by the client's next answered inbound call was reached, not called back; a task
---   still open is a missed call never called back.
+--   the answered inbound calls (percentile_cont: interpolated between the two nearest).
+-- - Callbacks come from callback tasks (57_callbacks.sql), and count, in every view, on
+--   the day the missed call that opened the task started (the day that call counts on): a
+--   task closed by an answered outbound call is a callback made, and its time to callback
+--   runs from the end of that missed call to the answer; a task closed by the client's
+--   next answered inbound call was reached, not called back; a task still open and past
+--   due is a missed call never called back (one per task, whatever the calls it holds; a
+--   task not yet due is waiting, not counted).
 -- - A lead registered from a call is a call whose number the CRM registered (match 'new').
 -- - Per-line rows carry `all_lines = false`; one row per day with `all_lines = true` and
 --   line NULL sums every line (percentiles are computed over the day, not summed).
@@ -25,9 +31,16 @@
 -- Versioned like the client API: a change of columns is a _v2 beside the _v1; a column
 -- added last keeps every client's reading of the others.
 
+-- The day a callback task counts on, in every view: the day the missed call that opened
+-- it started (in the session's time zone), as that call counts on it.
+CREATE OR REPLACE FUNCTION cti.task_day(p_task cti.callback_task) RETURNS date
+LANGUAGE sql STABLE  -- a SQL-standard body: names resolved now, no search_path to redirect
+RETURN coalesce((SELECT c.started_at FROM cti.call c WHERE c.id = p_task.first_call_id), p_task.created_at)::date;
+
 CREATE OR REPLACE VIEW cti.daily_call_stats_v1 AS
 WITH calls AS (
-    SELECT c.started_at::date AS day, c.dialled AS line, c.outcome, c.client_match,
+    SELECT c.started_at::date AS day, c.dialled AS line, c.client_match,
+           CASE WHEN c.answered_at IS NOT NULL THEN 'answered' ELSE c.outcome END AS outcome,
            c.answered_at - c.started_at AS response_time
       FROM cti.call c
      WHERE c.direction = 'inbound' AND c.started_at IS NOT NULL
@@ -39,14 +52,15 @@ WITH calls AS (
            count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
            count(*) FILTER (WHERE outcome = 'busy') AS busy,
            round(count(*) FILTER (WHERE outcome = 'answered')::numeric
-                 / nullif(count(*) FILTER (WHERE outcome IS NOT NULL), 0), 3) AS answer_rate,
+                 / nullif(count(*) FILTER (WHERE outcome IN ('answered', 'missed', 'abandoned', 'busy')), 0), 3) AS answer_rate,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE outcome = 'answered') AS response_p50,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE outcome = 'answered') AS response_p90,
            count(*) FILTER (WHERE client_match = 'new') AS leads_registered
       FROM calls
      GROUP BY GROUPING SETS ((day, line), (day))
 ), tasks AS (
-    SELECT t.created_at::date AS day, t.dialled AS line, t.closed_how,
+    SELECT cti.task_day(t) AS day, t.dialled AS line, t.closed_how,
+           t.closed_how IS NULL AND t.due_at < now() AS past_due,
            c.answered_at - t.created_at AS time_to_callback
       FROM cti.callback_task t
       LEFT JOIN cti.call c ON c.id = t.closed_by_call_id
@@ -56,7 +70,7 @@ WITH calls AS (
            percentile_cont(0.5) WITHIN GROUP (ORDER BY time_to_callback)
                FILTER (WHERE closed_how = 'outbound_answered') AS time_to_callback_p50,
            count(*) FILTER (WHERE closed_how = 'inbound_answered') AS reached_when_they_called_again,
-           count(*) FILTER (WHERE closed_how IS NULL) AS missed_never_called_back
+           count(*) FILTER (WHERE past_due) AS missed_never_called_back
       FROM tasks
      GROUP BY GROUPING SETS ((day, line), (day))
 )
@@ -82,7 +96,7 @@ WITH work AS (
       FROM cti.call c
      WHERE c.answered_by IS NOT NULL AND c.started_at IS NOT NULL
     UNION ALL
-    SELECT t.closed_at::date, t.closed_by_extension, 'callback', NULL, t.closed_at - t.created_at, true
+    SELECT cti.task_day(t), t.closed_by_extension, 'callback', NULL, t.closed_at - t.created_at, true
       FROM cti.callback_task t
      WHERE t.closed_how = 'outbound_answered' AND t.closed_by_extension IS NOT NULL
 )
@@ -137,3 +151,38 @@ SELECT month,
  GROUP BY GROUPING SETS ((month, first_line), (month, manager_id), (month));
 
 COMMENT ON VIEW cti.sales_funnel_v1 IS 'Per month of first call (by line, by deal manager, all): callers; leads registered by the call; of those, with a deal since; of those, won; rates; callers the CRM already had as a lead';
+
+-- The headline of a period [p_first, p_last] (days of the session's time zone), each figure
+-- counting exactly that span: inbound calls and how many were answered (the daily view's
+-- rules), the callback tasks of the period never called back, the first-time callers (a
+-- party whose first inbound call ever started in the period and whom the CRM did not know
+-- then: the call registered it, or it stayed unknown), and the deals won in the period
+-- (cti.crm_deals, won_at in the period, any client's).
+CREATE OR REPLACE FUNCTION cti.period_summary_v1(p_first date, p_last date)
+RETURNS TABLE (inbound_calls bigint, answered bigint, ended_unanswered bigint, answer_rate numeric,
+               never_called_back bigint, first_time_callers bigint, deals_won bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH days AS (
+        SELECT * FROM cti.daily_call_stats_v1 d WHERE d.all_lines AND d.day BETWEEN p_first AND p_last
+    ), firsts AS (
+        SELECT DISTINCT ON (party) party, started_at, client_match
+          FROM (SELECT cti.callback_party(CASE WHEN cti.client_kind(c) = 'client' THEN c.client_id END,
+                                          c.external_number) AS party, c.started_at, c.client_match
+                  FROM cti.call c
+                 WHERE c.direction = 'inbound' AND c.started_at IS NOT NULL
+                   AND c.external_number IS NOT NULL AND NOT cti.is_extension(c.external_number)) p
+         ORDER BY party, started_at
+    )
+    SELECT coalesce(sum(d.inbound_calls), 0)::bigint, coalesce(sum(d.answered), 0)::bigint,
+           coalesce(sum(d.missed + d.abandoned + d.busy), 0)::bigint,
+           round(sum(d.answered) / nullif(sum(d.answered + d.missed + d.abandoned + d.busy), 0), 3),
+           coalesce(sum(d.missed_never_called_back), 0)::bigint,
+           (SELECT count(*) FROM firsts f
+             WHERE f.started_at::date BETWEEN p_first AND p_last AND f.client_match IN ('new', 'none')),
+           (SELECT count(*) FROM cti.crm_deals() x WHERE x.won_at::date BETWEEN p_first AND p_last)
+      FROM days d
+$$;
+
+COMMENT ON FUNCTION cti.period_summary_v1(date, date) IS 'A period''s headline: inbound, answered, ended unanswered, answer rate, never called back, first-time callers, deals won, each within the period';

@@ -31,3 +31,6 @@ SELECT extract(epoch FROM c.answered_at - c.started_at)::float8
 SELECT coalesce(sum(f.callers), 0), coalesce(sum(f.leads), 0), coalesce(sum(f.with_deal), 0), coalesce(sum(f.won), 0)
   FROM cti.sales_funnel_v1 f
  WHERE f.by = 'all' AND f.month >= date_trunc('month', %(first)s::date) AND f.month <= %(last)s::date;
+
+-- name: report_summary
+SELECT * FROM cti.period_summary_v1(%(first)s::date, %(last)s::date);
