@@ -5,7 +5,7 @@ known to the second; the figures below were worked out on paper from it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -305,8 +305,8 @@ def test_missed_not_called_back_includes_clients_never_reached(conn):
         104: [(0, "answered")],
         105: [(0, "missed"), (3, "missed")],
     }
-    for client, rows in calls.items():
-        for minute, outcome in rows:
+    for client, its_calls in calls.items():
+        for minute, outcome in its_calls:
             conn.execute(
                 """INSERT INTO cti.call (source, pbx_call_id, direction, client_id, client_match,
                                          external_number, started_at, answered_at, ended_at, outcome)
@@ -322,9 +322,9 @@ def test_missed_not_called_back_includes_clients_never_reached(conn):
                 ],
             )
     expected = {}  # worked out from the rows above, not from the view's SQL
-    for client, rows in calls.items():
-        missed = [m for m, o in rows if o in ("missed", "abandoned", "busy")]
-        answered = [m for m, o in rows if o == "answered"]
+    for client, its_calls in calls.items():
+        missed = [m for m, o in its_calls if o in ("missed", "abandoned", "busy")]
+        answered = [m for m, o in its_calls if o == "answered"]
         expected[client] = bool(missed) and (not answered or max(missed) > max(answered))
     got = dict(
         conn.execute(
@@ -333,6 +333,22 @@ def test_missed_not_called_back_includes_clients_never_reached(conn):
         ).fetchall()
     )
     assert got == expected == {101: True, 102: False, 103: True, 104: False, 105: True}
+    # The summary's other columns, worked out the same way.
+    for row in rows(
+        conn, "SELECT * FROM cti.client_contact_summary_v1 WHERE client_id BETWEEN 101 AND 105"
+    ):
+        mine = calls[row["client_id"]]
+        missed = [m for m, o in mine if o in ("missed", "abandoned", "busy")]
+        answered = [m for m, o in mine if o == "answered"]
+        at = lambda minute: datetime.fromisoformat(f"{DAY} 10:{minute:02d}:00+00:00")  # noqa: E731
+        assert (row["calls"], row["inbound_calls"], row["missed_calls"]) == (
+            len(mine),
+            len(mine),
+            len(missed),
+        )
+        assert row["last_call_at"] == at(max(m for m, _ in mine))
+        assert row["last_missed_at"] == (at(max(missed)) if missed else None)
+        assert row["avg_response_time"] == (s(10) if answered else None)
 
 
 def test_the_edges_calls_across_midnight_in_progress_and_callbacks_across_days(conn):
