@@ -267,8 +267,9 @@ CREATE FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) RETURNS bigint
 DECLARE
     v_call_id bigint;
 BEGIN
-    IF p_fact.call_key IS NULL THEN
-        v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
+    IF p_fact.call_key IS NULL THEN  -- a PBX without call ids goes its own path (42 for 2.0)
+        RAISE EXCEPTION 'a % fact without a call id: its PBX''s own path finds its call', p_source
+            USING ERRCODE = 'invalid_parameter_value';
     ELSE
         -- As cti.call_of_key() finds it, a half at a time, so that the common case is one
         -- query: by its own key, then through the alias of the call it was merged into.
@@ -304,7 +305,7 @@ DECLARE
     v_unknown text;
 BEGIN
     -- One fact (a lone frame, frame by frame) is checked by expressions, not queries: each
-    -- query is an executor set-up, and a lone frame is made of such (docs/performance.md).
+    -- query is an executor set-up, and a lone frame is made of such (lab note 2026-11-27-a-lone-frame).
     IF cardinality(p_facts) = 1 THEN
         v_kinds := ARRAY[((p_facts[1]).fact).kind];
         v_unknown := CASE WHEN NOT v_kinds[1] = ANY (v_known) THEN v_kinds[1] END;
@@ -378,6 +379,18 @@ BEGIN
         UPDATE cti.call c SET pbx_ended = true, ended_at = (x.fact).at, hangup_cause = coalesce(c.hangup_cause, (x.fact).cause)
           FROM unnest(p_facts) x WHERE (x.fact).kind = 'call_ended' AND c.id = x.call_id;
     END IF;
+END
+$$;
+
+CREATE FUNCTION cti.apply_onlinepbx2_fact(p_source text, p_fact cti.fact) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_call_id bigint := cti.correlate_onlinepbx2(p_source, p_fact);
+BEGIN
+    PERFORM cti.apply_facts(p_source, ARRAY[ROW(NULL, NULL, p_fact, v_call_id, NULL)::cti.frame_fact]);
+    RETURN v_call_id;
 END
 $$;
 
@@ -1337,6 +1350,11 @@ $$;
 COMMENT ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received timestamp with time zone) IS 'onlinePBX WebSocket API 3.0 frame -> call facts; raises naming a missing field';
 
 CREATE FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) RETURNS bigint
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.gateway_ack_v1(p_token, p_stream, p_seq) $$;
+
+CREATE FUNCTION cti.gateway_ack_v1(p_token text, p_stream text, p_seq bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1348,9 +1366,14 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) IS 'Gateway: acknowledge one of the token''s streams';
+COMMENT ON FUNCTION cti.gateway_ack_v1(p_token text, p_stream text, p_seq bigint) IS 'Gateway: acknowledge one of the token''s streams';
 
 CREATE FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer DEFAULT 5) RETURNS TABLE(call_id bigint, started_at timestamp with time zone, direction text, outcome text, answered_by text, duration interval)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.gateway_contacts_v1(p_token, p_call_id, p_limit) $$;
+
+CREATE FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer DEFAULT 5) RETURNS TABLE(call_id bigint, started_at timestamp with time zone, direction text, outcome text, answered_by text, duration interval)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1368,9 +1391,14 @@ CREATE FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit int
                                               AND o.call_id = p_call_id AND o.type = 'open_card')
 $$;
 
-COMMENT ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
+COMMENT ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
 
 CREATE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.gateway_pull_v1(p_token, p_stream, p_after, p_limit) $$;
+
+CREATE FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1396,7 +1424,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
+COMMENT ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
 
 CREATE FUNCTION cti.gateway_tokens_v1() RETURNS TABLE(token_id bigint, scope text, login name, issued_by name, issued_at timestamp with time zone, expires_at timestamp with time zone, revoked_at timestamp with time zone, live boolean)
     LANGUAGE sql STABLE
@@ -1413,6 +1441,11 @@ $$;
 COMMENT ON FUNCTION cti.gateway_tokens_v1() IS 'Every browser token (no secret): scope, login, issuer, expiry, revocation, and whether it is live now';
 
 CREATE FUNCTION cti.gateway_wallboard(p_token text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.gateway_wallboard_v1(p_token) $$;
+
+CREATE FUNCTION cti.gateway_wallboard_v1(p_token text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1440,14 +1473,19 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_wallboard(p_token text) IS 'Gateway: the floor now for a wallboard token (lines, desks, callback tasks past due)';
+COMMENT ON FUNCTION cti.gateway_wallboard_v1(p_token text) IS 'Gateway: the floor now for a wallboard token (lines, desks, callback tasks past due)';
 
 CREATE FUNCTION cti.gateway_whoami(p_token text) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.gateway_whoami_v1(p_token) $$;
+
+CREATE FUNCTION cti.gateway_whoami_v1(p_token text) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$ SELECT * FROM cti.streams_of(cti.token_binding(p_token)) $$;
 
-COMMENT ON FUNCTION cti.gateway_whoami(p_token text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
+COMMENT ON FUNCTION cti.gateway_whoami_v1(p_token text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
 
 CREATE FUNCTION cti.identify_client(p_call cti.call, p_register boolean) RETURNS TABLE(client_id bigint, client_match text, candidates bigint[], card jsonb)
     LANGUAGE plpgsql
@@ -1744,6 +1782,12 @@ $_$;
 
 COMMENT ON FUNCTION cti.normalize_phone(p_raw text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension; rules in cti.config';
 
+CREATE FUNCTION cti.normalize_phone_v1(p_raw text) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN cti.normalize_phone(p_raw);
+
+COMMENT ON FUNCTION cti.normalize_phone_v1(p_raw text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension (client API)';
+
 CREATE FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) RETURNS cti.fact
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1790,7 +1834,7 @@ BEGIN
     FOR v_pair IN
         -- Every lookup by key (OFFSET 0 keeps each one a lookup): a plan made while the table
         -- was small read all of it for each bridge, 9 ms a call after 2,000 blocks (see
-        -- "Plans made on empty tables" in docs/performance.md).
+        -- lab note 2026-11-27-plans-made-on-empty-tables).
         WITH bridge AS (
             SELECT b.bridge_id FROM unnest(p_bridges) AS b(bridge_id)
             UNION  -- the bridge at the other end of a Local/ wire
@@ -2115,6 +2159,16 @@ $_$;
 
 COMMENT ON FUNCTION cti.phone_numbers(p_raw text) IS 'Every number in a field: E.164 (or an internal extension) and its extension suffix apart; rules in cti.config';
 
+CREATE FUNCTION cti.phone_numbers_v1(p_raw text) RETURNS TABLE(number text, ext text)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    BEGIN ATOMIC
+ SELECT n.number,
+     n.ext
+    FROM cti.phone_numbers(phone_numbers_v1.p_raw) n(number, ext);
+END;
+
+COMMENT ON FUNCTION cti.phone_numbers_v1(p_raw text) IS 'Every number in a field: E.164 (or an internal extension) and its extension suffix (client API)';
+
 CREATE FUNCTION cti.phone_source_drop_trigger_sql(p_source cti.phone_source) RETURNS text[]
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2232,7 +2286,9 @@ BEGIN
             v_calls := v_calls || ARRAY(SELECT c FROM unnest(cti.apply_asterisk_fact(p_event.source, v_fact, p_event.id)) c
                                          WHERE c <> ALL (v_calls));
         ELSE
-            v_call_id := cti.apply_fact(p_event.source, v_fact);
+            v_call_id := CASE WHEN p_event.source = 'onlinepbx2'  -- no call ids (42_facts_onlinepbx2.sql)
+                              THEN cti.apply_onlinepbx2_fact(p_event.source, v_fact)
+                              ELSE cti.apply_fact(p_event.source, v_fact) END;
             IF NOT v_call_id = ANY (v_calls) THEN
                 v_calls := v_calls || v_call_id;
             END IF;
@@ -3488,6 +3544,8 @@ REVOKE ALL ON FUNCTION cti.apply_fact(p_source text, p_fact cti.fact) FROM PUBLI
 
 REVOKE ALL ON FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.apply_onlinepbx2_fact(p_source text, p_fact cti.fact) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.are_regular_expressions(p_patterns text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column name, p_key_column name, p_row_column name) FROM PUBLIC;
@@ -3547,19 +3605,34 @@ REVOKE ALL ON FUNCTION cti.facts_from_onlinepbx3(p_frame jsonb, p_received times
 REVOKE ALL ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) TO cti_gateway;
 
+REVOKE ALL ON FUNCTION cti.gateway_ack_v1(p_token text, p_stream text, p_seq bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_ack_v1(p_token text, p_stream text, p_seq bigint) TO cti_gateway;
+
 REVOKE ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit integer) TO cti_gateway;
 
+REVOKE ALL ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) TO cti_gateway;
+
 REVOKE ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
 
 REVOKE ALL ON FUNCTION cti.gateway_tokens_v1() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.gateway_wallboard(p_token text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_wallboard(p_token text) TO cti_gateway;
 
+REVOKE ALL ON FUNCTION cti.gateway_wallboard_v1(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_wallboard_v1(p_token text) TO cti_gateway;
+
 REVOKE ALL ON FUNCTION cti.gateway_whoami(p_token text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_whoami(p_token text) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_whoami_v1(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_whoami_v1(p_token text) TO cti_gateway;
 
 REVOKE ALL ON FUNCTION cti.identify_client(p_call cti.call, p_register boolean) FROM PUBLIC;
 
@@ -3594,6 +3667,9 @@ REVOKE ALL ON FUNCTION cti.new_token(p_scope text, p_login name, p_valid interva
 REVOKE ALL ON FUNCTION cti.normalize_phone(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
 
+REVOKE ALL ON FUNCTION cti.normalize_phone_v1(p_raw text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.normalize_phone_v1(p_raw text) TO cti_client;
+
 REVOKE ALL ON FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pair_bridge_legs(p_source text, p_bridges text[]) FROM PUBLIC;
@@ -3613,6 +3689,9 @@ GRANT ALL ON FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) TO 
 
 REVOKE ALL ON FUNCTION cti.phone_numbers(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.phone_numbers(p_raw text) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.phone_numbers_v1(p_raw text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.phone_numbers_v1(p_raw text) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.phone_source_drop_trigger_sql(p_source cti.phone_source) FROM PUBLIC;
 

@@ -65,6 +65,7 @@ class Hub:
         self.by_channel: dict[str, set[Browser]] = defaultdict(set)
         self.per_token: dict[str, int] = defaultdict(int)
         self.to_listen: asyncio.Queue[str] = asyncio.Queue()
+        self.acks_under_way: set[asyncio.Task] = set()  # held, so none is collected early
         self.idle: asyncio.Queue[psycopg.AsyncConnection | None] = asyncio.Queue()
         for _ in range(self.CALL_CONNECTIONS):
             self.idle.put_nowait(None)  # connected on first use
@@ -293,19 +294,29 @@ class Hub:
                     }
                 )
 
+    def _ack_done(self, task: asyncio.Task) -> None:
+        self.acks_under_way.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # retrieved: no stray report
+            log.warning("an acknowledgement failed (%s)", type(task.exception()).__name__)
+
+    async def _ack_and_tell(self, browser: Browser, stream: str, seq: int) -> None:
+        """Acknowledge; then every other page of the desk sees it: one that did not make it
+        shows "taken by another session" (a stolen token acking is no secret)."""
+        await self.call("gateway_ack", browser.token, stream, seq)
+        for other in list(self.by_channel.get(browser.channels.get(stream, ""), ())):
+            if other is not browser:
+                await _told(other, stream, seq)
+
     async def _answer(self, browser: Browser, message: dict) -> None:
         if "ack" in message:
             ack = message["ack"]
             stream, seq = str(ack["stream"]), int(ack["seq"])
-            await self.call("gateway_ack", browser.token, stream, seq)
-            # Every acknowledgement is seen by the desk's other pages: one that did not
-            # make it shows "taken by another session" (a stolen token acking is no secret).
-            for other in self.by_channel.get(browser.channels.get(stream, ""), ()):
-                if other is not browser:
-                    with contextlib.suppress(Exception):
-                        await other.socket.send_json(
-                            {"type": "acked", "stream": stream, "seq": seq}
-                        )
+            # An ack received is made, and told, even if its session ends meanwhile (a page
+            # that acks and closes at once): a task of its own, not the session's.
+            task = asyncio.create_task(self._ack_and_tell(browser, stream, seq))
+            self.acks_under_way.add(task)
+            task.add_done_callback(self._ack_done)
+            await asyncio.shield(task)
         elif "contacts" in message:  # the card asks for the caller's last contacts
             call_id = int(message["contacts"])
             rows = await self.call("gateway_contacts", browser.token, call_id)
@@ -325,6 +336,11 @@ class Hub:
                     ],
                 }
             )
+
+
+async def _told(other: Browser, stream: str, seq: int) -> None:
+    with contextlib.suppress(Exception):  # a page that is going: nothing to tell
+        await other.socket.send_json({"type": "acked", "stream": stream, "seq": seq})
 
 
 async def _refuse(socket: WebSocket, exc: psycopg.Error) -> None:

@@ -141,7 +141,7 @@ def test_tokens_keep_desks_apart_and_expired_or_revoked_ones_are_refused(
     crm, tokens, gateway_dsn = desks
     with psycopg.connect(gateway_dsn, autocommit=True) as gw:
         (row,) = gw.execute(
-            "SELECT target_id FROM cti.gateway_whoami(%s)", [tokens["101"]]
+            "SELECT target_id FROM cti.gateway_whoami_v1(%s)", [tokens["101"]]
         ).fetchall()
         assert row == (crm["ws-101"],)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -149,7 +149,7 @@ def test_tokens_keep_desks_apart_and_expired_or_revoked_ones_are_refused(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             gw.execute("SELECT * FROM cti.pull_commands_v1()")
         with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
-            gw.execute("SELECT * FROM cti.gateway_pull('not-a-token', 'commands')")
+            gw.execute("SELECT * FROM cti.gateway_pull_v1('not-a-token', 'commands')")
     conn.execute("SELECT cti.revoke_gateway_tokens_v1(%s)", [tokens["login-101"]])
     conn.execute(
         "UPDATE cti.gateway_token SET expires_at = now() - interval '1 second' WHERE login = %s",
@@ -158,7 +158,7 @@ def test_tokens_keep_desks_apart_and_expired_or_revoked_ones_are_refused(
     with psycopg.connect(gateway_dsn, autocommit=True) as gw:
         for ext in ("101", "102"):
             with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
-                gw.execute("SELECT * FROM cti.gateway_whoami(%s)", [tokens[ext]])
+                gw.execute("SELECT * FROM cti.gateway_whoami_v1(%s)", [tokens[ext]])
     other = make_login("cti_client", "gwother")
     with psycopg.connect(other, autocommit=True) as desk, pytest.raises(psycopg.Error):
         desk.execute("SELECT cti.issue_gateway_token_v1(%s)", [tokens["login-101"]])
@@ -224,7 +224,7 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
         psycopg.connect(gateway_dsn, autocommit=True) as gw_conn,
         pytest.raises(psycopg.errors.InvalidAuthorizationSpecification),
     ):
-        gw_conn.execute("SELECT * FROM cti.gateway_whoami(%s)", [board_token])
+        gw_conn.execute("SELECT * FROM cti.gateway_whoami_v1(%s)", [board_token])
 
 
 def test_a_reloaded_page_shows_nothing_twice_and_sees_acks_by_another_session(

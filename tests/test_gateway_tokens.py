@@ -19,7 +19,7 @@ from tests.gateway_fixture import Gateway, hello
 def _refused(conn: psycopg.Connection, token: str) -> bool:
     try:
         with conn.transaction():
-            conn.execute("SELECT * FROM cti.gateway_whoami(%s)", [token])
+            conn.execute("SELECT * FROM cti.gateway_whoami_v1(%s)", [token])
         return False
     except psycopg.errors.InvalidAuthorizationSpecification:
         return True
@@ -102,7 +102,7 @@ def test_a_dba_lists_and_revokes_any_token_the_wallboards_included(conn, desks):
     assert conn.execute("SELECT cti.revoke_gateway_tokens_v1(NULL)").fetchone() == (1,)
     for board in boards:
         with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification), conn.transaction():
-            conn.execute("SELECT cti.gateway_wallboard(%s)", [board])
+            conn.execute("SELECT cti.gateway_wallboard_v1(%s)", [board])
 
 
 def test_a_connected_browser_is_cut_off_when_its_login_may_no_longer_log_in(
@@ -161,7 +161,7 @@ def test_a_stolen_token_reads_back_only_what_is_new_not_the_desks_history(conn, 
     ).fetchone()[0]
     _calls_for_desk_101(conn, 2, first_seed=200)
     read = conn.execute(
-        "SELECT seq, type FROM cti.gateway_pull(%s, 'commands', 0)", [tokens["101"]]
+        "SELECT seq, type FROM cti.gateway_pull_v1(%s, 'commands', 0)", [tokens["101"]]
     ).fetchall()
     assert read and all(seq > old for seq, _ in read), "the hour-old history stays closed"
     assert [t for _, t in read].count("open_card") == 2
@@ -235,3 +235,28 @@ def test_a_page_that_handled_nothing_of_a_stream_is_not_replayed_its_history(
     finally:
         gw.stop()
     assert [m for m in got if m.get("stream") == "notifications"] == []
+
+
+def test_the_gateway_api_is_versioned_and_the_old_names_still_answer(conn, desks, make_login):
+    """The gateway's functions are _v1 (issue 30, part 4); the names of the release before
+    call them for one release, so a gateway of that release keeps working during an upgrade."""
+    crm, tokens, gateway_dsn = desks
+    with psycopg.connect(gateway_dsn, autocommit=True) as gw:
+        new = gw.execute(
+            "SELECT login, stream FROM cti.gateway_whoami_v1(%s)", [tokens["101"]]
+        ).fetchall()
+        old = gw.execute(
+            "SELECT login, stream FROM cti.gateway_whoami(%s)", [tokens["101"]]
+        ).fetchall()
+        assert new == old == [(tokens["login-101"], "commands")]
+        assert gw.execute(
+            "SELECT count(*) FROM cti.gateway_pull(%s, 'commands')", [tokens["101"]]
+        ).fetchone()
+    client = make_login("cti_client", "phones")
+    with psycopg.connect(client, autocommit=True) as desk:
+        assert desk.execute("SELECT cti.normalize_phone_v1('8 (495) 123-45-67')").fetchone() == (
+            "+74951234567",
+        )
+        assert desk.execute(
+            "SELECT * FROM cti.phone_numbers_v1('8 916 111-22-33 доб. 12')"
+        ).fetchall() == [("+79161112233", "12")]

@@ -159,3 +159,19 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.normalize_phone(text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension; rules in cti.config';
+
+-- The phone helpers of the client API, versioned like it: a CRM client matches numbers
+-- as pgcti does. normalize_phone and phone_numbers keep their names for one release.
+CREATE OR REPLACE FUNCTION cti.normalize_phone_v1(p_raw text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE  -- a SQL-standard body: names resolved now
+RETURN cti.normalize_phone(p_raw);
+
+COMMENT ON FUNCTION cti.normalize_phone_v1(text) IS 'Any spelling of a phone number -> E.164, or the digits of an internal extension (client API)';
+
+CREATE OR REPLACE FUNCTION cti.phone_numbers_v1(p_raw text) RETURNS TABLE (number text, ext text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT n.number, n.ext FROM cti.phone_numbers(p_raw) n;
+END;
+
+COMMENT ON FUNCTION cti.phone_numbers_v1(text) IS 'Every number in a field: E.164 (or an internal extension) and its extension suffix (client API)';

@@ -18,7 +18,7 @@
 -- An AMI block's lines in order, every repeated key kept; Event apart for lookups.
 -- One pass over the lines, split without a regular expression, the pairs built as a text
 -- array and turned into JSON once: 0.6 of the time of a split for Event and another for the
--- fields with a JSON array built per line (docs/performance.md), the same result.
+-- fields with a JSON array built per line (lab note 2026-11-27-a-cheaper-raw-log), the same result.
 CREATE OR REPLACE FUNCTION cti.ami_block(p_body text) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE  -- not sql: see 50_call_facts.sql
 SET search_path = pg_catalog, pg_temp
@@ -38,7 +38,7 @@ $$;
 -- Why parse in the INSERT, not in a row trigger: the trigger was a PL/pgSQL call per frame
 -- with a subtransaction for the cast; set-based, in the INSERT's own query, parsing and
 -- keying cost about 13 us per frame, and the raw log takes 1.13x (JSON) and 1.21x (AMI)
--- the frames per second it did (docs/performance.md).
+-- the frames per second it did (lab note 2026-11-27-a-cheaper-raw-log).
 
 -- NULL when the text is valid JSON, else why not. PostgreSQL 16 and later tell without an
 -- error (pg_input_is_valid); 15 needs the cast and a subtransaction, kept apart below so

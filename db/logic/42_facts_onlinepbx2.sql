@@ -2,7 +2,8 @@
 --
 -- Rules:
 -- - 2.0 events carry no call id: facts come without a call key, and correlate_onlinepbx2()
---   finds the call from the leg, a known bridge, or an open call from the same caller.
+--   finds the call from the leg, a known bridge, or an open call from the same caller;
+--   apply_onlinepbx2_fact() stores the fact on it (the 2.0 path of 65_processing.sql).
 -- - A bridge that joins two calls merges them (an attended transfer).
 -- - Unknown event types are 'ignored' with a note.
 -- Why apart from 3.0: correlation needs what is already stored, so 2.0 frames go frame by
@@ -119,5 +120,19 @@ BEGIN
         RETURNING c.id INTO v_call;
     END IF;
     RETURN v_call;
+END
+$$;
+
+-- Store one 2.0 fact; returns its call. The 2.0 path of processing (65_processing.sql)
+-- calls this, so that cti.apply_fact stays the same for every PBX that names its calls.
+CREATE OR REPLACE FUNCTION cti.apply_onlinepbx2_fact(p_source text, p_fact cti.fact) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call_id bigint := cti.correlate_onlinepbx2(p_source, p_fact);
+BEGIN
+    PERFORM cti.apply_facts(p_source, ARRAY[ROW(NULL, NULL, p_fact, v_call_id, NULL)::cti.frame_fact]);
+    RETURN v_call_id;
 END
 $$;

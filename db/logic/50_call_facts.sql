@@ -8,22 +8,17 @@
 -- - Two calls that turn out to be one (a bridge joins them) are merged; what the gone call
 --   already told people (ring, card) stays told.
 -- - There is one implementation of applying facts, cti.apply_facts(); apply_fact() finds or
---   creates the call of a single fact and hands it over.
--- The set functions pin plan_cache_mode: their parameters are arrays, and a custom plan
--- (which sees the array's contents) always looks cheaper than the generic one, so
--- PostgreSQL would re-plan their big statements on every call (measured: most of the time).
--- A generic plan is made once per session, and on a fresh install the tables are empty
--- then: a join of an array with cti.call on its key was planned as a scan of every call,
--- and stayed so until autovacuum's first ANALYZE (a minute or more), slower with every
--- call stored. So keyed lookups in these statements are written
--- `CROSS JOIN LATERAL (SELECT ... WHERE key = outer.key OFFSET 0)`: one index lookup per
--- key whatever the statistics say (docs/performance.md, "Plans made on empty tables").
--- A function whose body runs a query is PL/pgSQL, not LANGUAGE sql: before PostgreSQL 18 a
--- sql function that is not inlined (one with SET clauses never is) is planned again on
--- every call, while PL/pgSQL keeps its plans. A small expression is a SQL-standard body
--- (RETURN ...): its names are resolved when it is created, so it needs no SET search_path,
--- and PostgreSQL inlines it into the caller (docs/performance.md, "Functions planned on
--- every call").
+--   creates the call of a single fact by its call id and hands it over. It knows no PBX: a
+--   PBX whose events name no call finds the call on its own path (42 for API 2.0).
+-- Why the set functions pin plan_cache_mode = force_generic_plan: with array parameters
+-- a custom plan always looks cheaper, and their statements were planned again on every
+-- call. Why keyed lookups read `CROSS JOIN LATERAL (SELECT ... WHERE key = outer.key
+-- OFFSET 0)`: a generic plan made while a table is empty must still be one index lookup
+-- per key (lab note 2026-11-27-plans-made-on-empty-tables). Why a function that runs a
+-- query is PL/pgSQL and a small expression a SQL-standard body: before PostgreSQL 18 a
+-- LANGUAGE sql function that is not inlined is planned on every call; PL/pgSQL keeps its
+-- plans, and a SQL-standard body is inlined (lab note
+-- 2026-11-27-functions-planned-on-every-call).
 
 -- Lock calls in id order, so two transactions locking overlapping sets cannot deadlock.
 -- One lookup per id (see the header): `id = ANY (...)` was planned as a scan of the table.
@@ -55,7 +50,7 @@ DECLARE
     v_unknown text;
 BEGIN
     -- One fact (a lone frame, frame by frame) is checked by expressions, not queries: each
-    -- query is an executor set-up, and a lone frame is made of such (docs/performance.md).
+    -- query is an executor set-up, and a lone frame is made of such (lab note 2026-11-27-a-lone-frame).
     IF cardinality(p_facts) = 1 THEN
         v_kinds := ARRAY[((p_facts[1]).fact).kind];
         v_unknown := CASE WHEN NOT v_kinds[1] = ANY (v_known) THEN v_kinds[1] END;
@@ -143,8 +138,9 @@ AS $$
 DECLARE
     v_call_id bigint;
 BEGIN
-    IF p_fact.call_key IS NULL THEN
-        v_call_id := cti.correlate_onlinepbx2(p_source, p_fact);  -- a PBX without call ids
+    IF p_fact.call_key IS NULL THEN  -- a PBX without call ids goes its own path (42 for 2.0)
+        RAISE EXCEPTION 'a % fact without a call id: its PBX''s own path finds its call', p_source
+            USING ERRCODE = 'invalid_parameter_value';
     ELSE
         -- As cti.call_of_key() finds it, a half at a time, so that the common case is one
         -- query: by its own key, then through the alias of the call it was merged into.

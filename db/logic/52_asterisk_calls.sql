@@ -133,7 +133,7 @@ BEGIN
     FOR v_pair IN
         -- Every lookup by key (OFFSET 0 keeps each one a lookup): a plan made while the table
         -- was small read all of it for each bridge, 9 ms a call after 2,000 blocks (see
-        -- "Plans made on empty tables" in docs/performance.md).
+        -- lab note 2026-11-27-plans-made-on-empty-tables).
         WITH bridge AS (
             SELECT b.bridge_id FROM unnest(p_bridges) AS b(bridge_id)
             UNION  -- the bridge at the other end of a Local/ wire

@@ -6,7 +6,7 @@
 -- - Every stored frame is processed in the transaction that stores it, so only what has
 --   something to say gets a note (cti.event_note: ignored, failed, or processed with a
 --   detail); cti.event_outcome, one row per frame, says `processed` for the rest. A row
---   for each clean frame cost a lone frame 6-16% of its time (docs/performance.md).
+--   for each clean frame cost a lone frame 6-16% of its time (lab note 2026-11-27-a-lone-frame).
 -- - Each INSERT's frames are processed as one batch by a statement trigger: onlinePBX 3.0
 --   batches in rounds (a set of distinct calls per round), other sources frame by frame,
 --   and a subtransaction per frame only when a frame fails. Each path gives what processing
@@ -18,26 +18,15 @@
 -- - Only a login registered in this database's cti.ingester_login (or a DBA) may write raw
 --   events: roles are cluster-wide, so membership in cti_ingester alone would let a login
 --   made for another database on the same server write here.
--- Why batches: per frame, the cost was the dozen statements around the work, each a trip
--- through the executor, and past 64 subtransactions in one transaction every visibility
--- check consults pg_subtrans. plan_cache_mode: see 50_call_facts.sql.
--- Why enable_seqscan is off while processing: every statement of it looks rows up by key,
--- and a session plans each statement once. A table that is small at that moment (callback
--- tasks, transfers, registered numbers: they start empty and grow with the history) got a
--- plan that reads all of it, kept until autovacuum's next ANALYZE, so each lookup grew
--- slower as the table grew: 4,900 -> 2,200 frames/s over 40,000 frames, steady at 5,500
--- with this (docs/performance.md). The adapters a DBA writes run under it too. jit is off
--- with it: up to PostgreSQL 17 a disabled scan that cannot be avoided (cti.config's one
--- row) is priced at 10^10, and every statement reading it looked worth compiling (an
--- INSERT of a batch took seconds on PostgreSQL 15 with LLVM); these statements are small.
--- Why plan_cache_mode is pinned for all of processing, not only in the set functions (see
--- 50_call_facts.sql): a statement whose parameters are arrays or rows (a frame, a fact, a
--- call) otherwise got a custom plan, planned again on every execution, because a plan that
--- sees the values always looks cheaper. Locking one call took 35-45 us instead of 8-12, and
--- frame by frame planned most of its statements anew: with the pin, Asterisk AMI batches
--- went 1.09-1.15x as fast, onlinePBX 3.0 batches about 1.1x, lone frames (whose path was
--- pinned already) unchanged (docs/performance.md). Every statement of processing is a keyed
--- lookup, so the generic plan is the right one (with enable_seqscan off, below).
+-- Why batches: per frame, the dozen statements around the work cost more than the work
+-- (lab note 2026-11-25-throughput-from-1000-to-5000). Why enable_seqscan is off while
+-- processing: every statement looks rows up by key, and a plan made while a table was
+-- small read all of it as it grew (lab note 2026-11-27-plans-made-on-empty-tables); jit
+-- goes off with it, since before 18 a disabled scan that cannot be avoided looked worth
+-- compiling. Why plan_cache_mode is pinned for all of processing: statements whose
+-- parameters are rows or arrays got a custom plan, planned again on every execution (lab
+-- note 2026-11-27-functions-planned-on-every-call). The adapters a DBA writes run under
+-- both settings too.
 
 -- One call, frame by frame (2.0, the tick, rebuild, the per-frame fallback).
 CREATE OR REPLACE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamptz, p_live boolean) RETURNS void
@@ -94,7 +83,9 @@ BEGIN
             v_calls := v_calls || ARRAY(SELECT c FROM unnest(cti.apply_asterisk_fact(p_event.source, v_fact, p_event.id)) c
                                          WHERE c <> ALL (v_calls));
         ELSE
-            v_call_id := cti.apply_fact(p_event.source, v_fact);
+            v_call_id := CASE WHEN p_event.source = 'onlinepbx2'  -- no call ids (42_facts_onlinepbx2.sql)
+                              THEN cti.apply_onlinepbx2_fact(p_event.source, v_fact)
+                              ELSE cti.apply_fact(p_event.source, v_fact) END;
             IF NOT v_call_id = ANY (v_calls) THEN
                 v_calls := v_calls || v_call_id;
             END IF;

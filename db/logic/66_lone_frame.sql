@@ -12,7 +12,7 @@
 -- Why a path of its own: a round numbers a batch's facts into rounds and checks the batch
 -- as a whole (a window over the facts, five checks, a join for the outcomes). For one frame
 -- that was about a fifth of its processing time, and the latency a quiet site feels is
--- made of such statements (docs/performance.md, "A lone frame").
+-- made of such statements (lab note 2026-11-27-a-lone-frame).
 
 CREATE OR REPLACE FUNCTION cti.process_lone_frame(p_event cti.raw_event) RETURNS boolean
 LANGUAGE plpgsql

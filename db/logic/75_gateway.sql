@@ -14,8 +14,9 @@
 --   gateway_tokens_v1() and revokes one by id, those of a login, or the wallboard's.
 -- - A browser token reads back only what its stream has not acknowledged, and what came
 --   in the last 2 minutes (a page that reconnects after a blip): not a desk's history.
--- - The gateway's login (cti_gateway) can call only the gateway_* functions: check a token,
---   pull and ack for the token's login. It reads no table, so its password alone opens no
+-- - The gateway's login (cti_gateway) can call only the gateway_*_v1 functions (versioned
+--   like the client API; the names without _v1 stay for one release): check a token, pull
+--   and ack for the token's login. It reads no table, so its password alone opens no
 --   desk's stream.
 -- - A wallboard token (a DBA issues it for a supervisor's screen) shows the whole floor
 --   now: calls ringing and talking per line, each desk's state, callback tasks past due.
@@ -187,7 +188,7 @@ CREATE OR REPLACE TRIGGER _500_revoke_tokens
 -- The gateway's API (granted to cti_gateway only) ----------------------------------------
 
 -- Who the token is, and the channels to LISTEN on for it: whoami_v1 for its login.
-CREATE OR REPLACE FUNCTION cti.gateway_whoami(p_token text)
+CREATE OR REPLACE FUNCTION cti.gateway_whoami_v1(p_token text)
 RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -196,7 +197,7 @@ AS $$ SELECT * FROM cti.streams_of(cti.token_binding(p_token)) $$;
 -- Items of one of the token's streams after p_after (default: after its ack). A browser
 -- token reads back what is not acknowledged yet and what came in the last 2 minutes (for
 -- a page that reconnects): a stolen token does not open a desk's history.
-CREATE OR REPLACE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL,
+CREATE OR REPLACE FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint DEFAULT NULL,
                                             p_limit int DEFAULT 100)
 RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER  -- not sql: planned once per session (50_call_facts.sql)
@@ -224,7 +225,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION cti.gateway_ack_v1(p_token text, p_stream text, p_seq bigint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER  -- not sql: planned once per session (50_call_facts.sql)
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -236,13 +237,13 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_whoami(text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
-COMMENT ON FUNCTION cti.gateway_pull(text, text, bigint, int) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
-COMMENT ON FUNCTION cti.gateway_ack(text, text, bigint) IS 'Gateway: acknowledge one of the token''s streams';
+COMMENT ON FUNCTION cti.gateway_whoami_v1(text) IS 'Gateway: the token''s login, streams and channels (whoami_v1 by token)';
+COMMENT ON FUNCTION cti.gateway_pull_v1(text, text, bigint, int) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
+COMMENT ON FUNCTION cti.gateway_ack_v1(text, text, bigint) IS 'Gateway: acknowledge one of the token''s streams';
 
 -- The last contacts with the caller of a call this token's desk was sent a card for (its
 -- client's calls, or its number's when there is no client), newest first.
-CREATE OR REPLACE FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit int DEFAULT 5)
+CREATE OR REPLACE FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit int DEFAULT 5)
 RETURNS TABLE (call_id bigint, started_at timestamptz, direction text, outcome text, answered_by text,
                duration interval)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -262,7 +263,7 @@ AS $$
                                               AND o.call_id = p_call_id AND o.type = 'open_card')
 $$;
 
-COMMENT ON FUNCTION cti.gateway_contacts(text, bigint, int) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
+COMMENT ON FUNCTION cti.gateway_contacts_v1(text, bigint, int) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
 
 -- A token for the supervisor wallboard (DBA): the floor now, no desk's stream.
 CREATE OR REPLACE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days') RETURNS text
@@ -274,7 +275,7 @@ COMMENT ON FUNCTION cti.issue_wallboard_token_v1(interval) IS 'A token for the s
 
 -- The floor now, for a wallboard token: calls ringing and talking per line, each desk's
 -- state, callback tasks past due (most overdue first).
-CREATE OR REPLACE FUNCTION cti.gateway_wallboard(p_token text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION cti.gateway_wallboard_v1(p_token text) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -302,4 +303,36 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_wallboard(text) IS 'Gateway: the floor now for a wallboard token (lines, desks, callback tasks past due)';
+COMMENT ON FUNCTION cti.gateway_wallboard_v1(text) IS 'Gateway: the floor now for a wallboard token (lines, desks, callback tasks past due)';
+
+-- The names of the release before, for a gateway of that release during an upgrade: they
+-- call the _v1 functions and go in the next release.
+CREATE OR REPLACE FUNCTION cti.gateway_whoami(p_token text)
+RETURNS TABLE (login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.gateway_whoami_v1(p_token) $$;
+
+CREATE OR REPLACE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL,
+                                            p_limit int DEFAULT 100)
+RETURNS TABLE (seq bigint, type text, call_id bigint, payload jsonb, created_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.gateway_pull_v1(p_token, p_stream, p_after, p_limit) $$;
+
+CREATE OR REPLACE FUNCTION cti.gateway_ack(p_token text, p_stream text, p_seq bigint) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.gateway_ack_v1(p_token, p_stream, p_seq) $$;
+
+CREATE OR REPLACE FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_limit int DEFAULT 5)
+RETURNS TABLE (call_id bigint, started_at timestamptz, direction text, outcome text, answered_by text,
+               duration interval)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.gateway_contacts_v1(p_token, p_call_id, p_limit) $$;
+
+CREATE OR REPLACE FUNCTION cti.gateway_wallboard(p_token text) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.gateway_wallboard_v1(p_token) $$;

@@ -4,8 +4,8 @@
 -- Rules:
 -- - PUBLIC may execute nothing: cti_owner's default privileges (baseline) take EXECUTE
 --   away from every function it creates, so a new function is private until named here.
--- - CRM client logins (cti_client) get the versioned client API, and normalize_phone() and
---   phone_numbers() so
+-- - CRM client logins (cti_client) get the versioned client API, and normalize_phone_v1()
+--   and phone_numbers_v1() (and their names of the release before) so
 --   that a client can match numbers as pgcti does. Each API function finds the caller's own
 --   workstation by login, so a client reaches only its own stream.
 -- - The ingester (cti_ingester) gets one function, cti.ingest_frames_v1(), which stores raw
@@ -20,6 +20,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cti FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.epoch_v1(), cti.pull_commands_v1(bigint, int), cti.ack_commands_v1(bigint),
     cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint), cti.callback_tasks_v1(),
+    cti.normalize_phone_v1(text), cti.phone_numbers_v1(text),
     cti.normalize_phone(text), cti.phone_numbers(text), cti.phone_from_digits(text, cti.config) TO cti_client;
 
 GRANT EXECUTE ON FUNCTION cti.ingest_frames_v1(text[], timestamptz[], text[]) TO cti_ingester;
@@ -27,6 +28,10 @@ GRANT EXECUTE ON FUNCTION cti.ingest_frames_v1(text[], timestamptz[], text[]) TO
 -- Desk logins may issue a browser token for themselves (the function checks who asks).
 GRANT EXECUTE ON FUNCTION cti.issue_gateway_token_v1(name, interval) TO cti_client;
 -- The gateway's login: tokens in, its token's streams out; no table, no other function.
+GRANT EXECUTE ON FUNCTION cti.gateway_whoami_v1(text), cti.gateway_pull_v1(text, text, bigint, int),
+    cti.gateway_ack_v1(text, text, bigint), cti.gateway_contacts_v1(text, bigint, int),
+    cti.gateway_wallboard_v1(text) TO cti_gateway;
+-- ... and the names of the release before, for one release (75_gateway.sql).
 GRANT EXECUTE ON FUNCTION cti.gateway_whoami(text), cti.gateway_pull(text, text, bigint, int),
     cti.gateway_ack(text, text, bigint), cti.gateway_contacts(text, bigint, int),
     cti.gateway_wallboard(text) TO cti_gateway;

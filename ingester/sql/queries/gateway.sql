@@ -3,17 +3,17 @@
 -- marks an identifier psycopg.sql fills in. No business rule: those are in db/logic.
 
 -- name: gateway_whoami
-SELECT login, stream, target_id, channel, last_seq, acked_seq FROM cti.gateway_whoami(%s);
+SELECT login, stream, target_id, channel, last_seq, acked_seq FROM cti.gateway_whoami_v1(%s);
 
 -- name: gateway_pull
-SELECT seq, type, call_id, payload, created_at FROM cti.gateway_pull(%s, %s, %s, 100);
+SELECT seq, type, call_id, payload, created_at FROM cti.gateway_pull_v1(%s, %s, %s, 100);
 
 -- name: gateway_ack
-SELECT cti.gateway_ack(%s, %s, %s);
+SELECT cti.gateway_ack_v1(%s, %s, %s);
 
 -- name: gateway_contacts
 SELECT call_id, started_at, direction, outcome, answered_by, extract(epoch FROM duration)::int
-  FROM cti.gateway_contacts(%s, %s);
+  FROM cti.gateway_contacts_v1(%s, %s);
 
 -- name: gateway_wallboard
-SELECT cti.gateway_wallboard(%s);
+SELECT cti.gateway_wallboard_v1(%s);
