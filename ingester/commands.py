@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from ingester import database, migrate_report, migrations
+from ingester import database, migrate_report, migration_file, migrations
 
 
 def _service_dsn(args: argparse.Namespace) -> str:
@@ -45,7 +45,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     where = database.redact(dsn)
     try:
         return _migrate(args, dsn, where)
-    except migrations.MigrationFailed as exc:
+    except migration_file.MigrationFailed as exc:
         print(f"pgcti migrate: {exc}; nothing was changed", file=sys.stderr)
         return 2
     except migrations.DependantsInTheWay as exc:

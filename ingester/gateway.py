@@ -18,7 +18,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -30,19 +29,18 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ingester.gateway_guard import (
     ACCEPT_BURST,
     GUARD,
+    MESSAGE_MAX_BYTES,
     GuardedProtocol,
+    origin_allowed,
     quiet_accept_errors,
     raise_file_limit,
+    read_hello,
 )
 from ingester.queries import query
 
 log = logging.getLogger("pgcti.gateway")
 PAGE = Path(__file__).parent / "web" / "desk.html"
 STREAMS = ("commands", "notifications")
-HELLO_SECONDS = 5.0  # a browser sends its hello at once; a socket that does not is closed
-HELLO_MAX_BYTES = 1024  # {"token": 64 hex digits, "after": {...}}: well under
-TOKEN_MAX_CHARS = 128
-MESSAGE_MAX_BYTES = 4096  # any message: an ack or a contacts request is under 100 bytes
 PULL_EVERY = 1.0  # seconds between timed pulls, doorbell or not
 
 
@@ -133,7 +131,7 @@ class Hub:
             return
         try:
             await socket.accept()
-            hello = await self._hello(socket)
+            hello = await read_hello(socket)
         except (WebSocketDisconnect, RuntimeError):
             return  # gone before its hello: nothing to say, nothing to log
         if hello is None:
@@ -195,35 +193,6 @@ class Hub:
             self.per_token[token] -= 1
             for browsers in self.by_channel.values():
                 browsers.discard(browser)
-
-    async def _hello(self, socket: WebSocket) -> dict | None:
-        """The first message: {"token": ...}, small, within HELLO_SECONDS; None (and the
-        socket closed with the reason) otherwise. A token that cannot be one (too long, a
-        NUL) is refused here, without asking the database."""
-        try:
-            message = await asyncio.wait_for(socket.receive(), HELLO_SECONDS)
-        except TimeoutError:
-            await socket.close(code=4408, reason="no hello in time")
-            return None
-        if message["type"] == "websocket.disconnect":
-            return None
-        text = message.get("text")
-        try:
-            if text is None or len(text) > HELLO_MAX_BYTES:
-                raise ValueError("hello too big, or not text")
-            hello = json.loads(text)
-            hello["token"] = str(hello["token"])
-        except (ValueError, KeyError, TypeError):
-            await socket.send_json(
-                {"type": "error", "error": 'expected {"token": "..."} first, under 1 KB'}
-            )
-            await socket.close(code=4400, reason="bad hello")
-            return None
-        if "\x00" in hello["token"] or len(hello["token"]) > TOKEN_MAX_CHARS:
-            await socket.send_json({"type": "error", "error": "token refused"})
-            await socket.close(code=4401, reason="token refused")
-            return None
-        return hello
 
     async def _wallboard(self, socket: WebSocket, token: str) -> None:
         """The supervisor's board: the floor now, sent again whenever it changes (asked
@@ -352,16 +321,6 @@ async def _refuse(socket: WebSocket, exc: psycopg.Error) -> None:
     else:
         log.error("the database did not answer a browser (%s); it will retry", type(exc).__name__)
         await socket.close(code=1013, reason="database unavailable, try again")
-
-
-def origin_allowed(headers, allowed_origins: set[str]) -> bool:
-    """A browser always names the page's origin: the gateway's own (its Host), or one
-    given with --allow-origin. A client that names none is no browser: no page of another
-    site can make it connect, so it needs its token only."""
-    origin = headers.get("origin")
-    if origin is None or origin in allowed_origins:
-        return True
-    return urlsplit(origin).netloc.lower() == (headers.get("host") or "").lower()
 
 
 def app(

@@ -12,21 +12,32 @@ costs a file descriptor and memory and proves nothing. So, per connection:
 - each refusal is counted, and a warning says so at most once every WARN_EVERY seconds:
   a siege never floods the log.
 
-The hello itself (its deadline and size) is checked by the gateway (gateway.py).
+- a page's Origin must be the gateway's own or one it was told to allow;
+- the hello must come within HELLO_SECONDS, under HELLO_MAX_BYTES, and hold a token that
+  can be one (read_hello); any message after it is under MESSAGE_MAX_BYTES (uvicorn
+  refuses a bigger frame from its header).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import resource
 import time
 from collections import Counter
+from urllib.parse import urlsplit
 
+from starlette.websockets import WebSocket
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("pgcti.gateway")
 
 HEADER_SECONDS = 5.0
+HELLO_SECONDS = 5.0  # a browser sends its hello at once; a socket that does not is closed
+HELLO_MAX_BYTES = 1024  # {"token": 64 hex digits, "after": {...}}: well under
+TOKEN_MAX_CHARS = 128
+MESSAGE_MAX_BYTES = 4096  # any message: an ack or a contacts request is under 100 bytes
 # asyncio accepts up to ACCEPT_BURST connections at a time before any is looked at (the
 # listen backlog), so the reserve covers a burst, the database connections and the log.
 ACCEPT_BURST = 128
@@ -164,3 +175,43 @@ class GuardedProtocol(H11Protocol):
             self._counted = False
             GUARD.closed(self.client)
         super().connection_lost(exc)
+
+
+def origin_allowed(headers, allowed_origins: set[str]) -> bool:
+    """A browser always names the page's origin: the gateway's own (its Host), or one
+    given with --allow-origin. A client that names none is no browser: no page of another
+    site can make it connect, so it needs its token only."""
+    origin = headers.get("origin")
+    if origin is None or origin in allowed_origins:
+        return True
+    return urlsplit(origin).netloc.lower() == (headers.get("host") or "").lower()
+
+
+async def read_hello(socket: WebSocket) -> dict | None:
+    """The first message: {"token": ...}, small, within HELLO_SECONDS; None (and the
+    socket closed with the reason) otherwise. A token that cannot be one (too long, a
+    NUL) is refused here, without asking the database."""
+    try:
+        message = await asyncio.wait_for(socket.receive(), HELLO_SECONDS)
+    except TimeoutError:
+        await socket.close(code=4408, reason="no hello in time")
+        return None
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    try:
+        if text is None or len(text) > HELLO_MAX_BYTES:
+            raise ValueError("hello too big, or not text")
+        hello = json.loads(text)
+        hello["token"] = str(hello["token"])
+    except (ValueError, KeyError, TypeError):
+        await socket.send_json(
+            {"type": "error", "error": 'expected {"token": "..."} first, under 1 KB'}
+        )
+        await socket.close(code=4400, reason="bad hello")
+        return None
+    if "\x00" in hello["token"] or len(hello["token"]) > TOKEN_MAX_CHARS:
+        await socket.send_json({"type": "error", "error": "token refused"})
+        await socket.close(code=4401, reason="token refused")
+        return None
+    return hello

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import socket
@@ -25,12 +24,12 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import psycopg
-import sqlparse
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import BadMigration
 
 from ingester import crm_owner, logic
+from ingester.migration_file import MigrateError, run_file
 from ingester.queries import composed, query
 
 # yoyo's own bookkeeping tables live here, apart from the product's schema `cti`,
@@ -59,67 +58,6 @@ RELEASE_0_1_0 = [
     "0018_one_way_to_apply_facts",
 ]
 BASELINE = "0001_baseline"
-
-
-class MigrateError(Exception):
-    """The database cannot be migrated as it is; the message says what to do."""
-
-
-class MigrationFailed(MigrateError):
-    """A statement of a migration (or of its rollback) failed; the transaction is rolled back."""
-
-
-def _failing_statement(text: str, position: int | None) -> str:
-    """The statement of ``text`` that holds character ``position`` (1-based, as the server
-    reports it), on one line and cut short; the first statement when the server gave none."""
-    statements = [s for s in sqlparse.split(text) if s.strip()]
-    offset = 0
-    chosen = statements[0] if statements else ""
-    for statement in statements:
-        start = text.find(statement, offset)
-        if position is not None and start <= position - 1 < start + len(statement):
-            chosen = statement
-            break
-        offset = start + len(statement)
-    kept = [line for line in sqlparse.format(chosen, strip_comments=True).split() if line]
-    one_line = " ".join(kept)
-    return one_line if len(one_line) <= 160 else one_line[:157] + "..."
-
-
-def _statement_that_fails(conn: psycopg.Connection, text: str) -> str:
-    """The first statement of ``text`` that fails, run one by one and rolled back."""
-    statements = [s for s in sqlparse.split(text) if s.strip()]
-    with contextlib.suppress(psycopg.Error), conn.transaction(force_rollback=True):
-        for statement in statements:
-            try:
-                conn.execute(statement)
-            except psycopg.Error:
-                return _failing_statement(statement, None)
-    return _failing_statement(text, None)
-
-
-def run_file(conn: psycopg.Connection, path: Path, crms: bool = False) -> None:
-    """Run one migration or rollback file in the caller's transaction; a failing statement
-    becomes one line that names the file, the statement and the server's reason. ``crms``:
-    a DBA's file, whose GRANTs and REVOKEs on the CRM's objects may be its owner's to run."""
-    text = path.read_text()
-    if crms:
-        try:
-            text = crm_owner.prepare(conn, text)
-        except crm_owner.OwnerMustRun as exc:
-            raise MigrationFailed(f"{path.name}: {exc}") from None
-    try:
-        with conn.transaction():  # a savepoint: the statement can be found again below
-            conn.execute(text)
-    except psycopg.Error as exc:
-        position = exc.diag.statement_position
-        if position:
-            statement = _failing_statement(text, int(position))
-        else:  # the server did not say where: run the statements one by one to find it
-            statement = _statement_that_fails(conn, text)
-        reason = exc.diag.message_primary or str(exc).splitlines()[0]
-        hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
-        raise MigrationFailed(f"{path.name}: {statement}: {reason}{hint}") from None
 
 
 def migrations_dir() -> Path:

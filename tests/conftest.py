@@ -207,3 +207,21 @@ def doc_sql_block(page: str, first_line: str) -> str:
         if block.startswith(first_line):
             return block
     raise AssertionError(f"docs/{page} has no sql block starting {first_line!r}")
+
+
+def trigger_calls(dsn: str, statement: str, role: str | None = None) -> int:
+    """How many times pgcti's phone-directory trigger function ran for ``statement`` (as
+    ``role`` when given): a session of its own, since a session keeps its function counts
+    until it reports them, across transactions. ``dsn`` is a superuser's: only a superuser
+    may turn function counting on."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET track_functions = 'pl'")
+        if role is not None:
+            conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
+        conn.execute(statement)
+        row = conn.execute(
+            "SELECT calls FROM pg_stat_xact_user_functions"
+            " WHERE schemaname = 'cti' AND funcname = 'tg_phone_source__sync'"
+        ).fetchone()
+        conn.commit()
+    return row[0] if row else 0

@@ -7,43 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.live import IngestProcess
+from tests.live import IngestProcess, RawPeer
 
 # Clamped at 17 MiB by the peer, as in the audit.
 HUGE = 17 * 2**20
-
-
-class RawPeer:
-    """A TCP server on loopback that plays ``script`` on each connection it accepts."""
-
-    def __init__(self, script: Callable[[socket.socket], None]) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.connections: list[float] = []
-        self._script = script
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                peer, _ = self.server.accept()
-            except OSError:
-                return
-            self.connections.append(time.monotonic())
-            threading.Thread(target=self._play, args=(peer,), daemon=True).start()
-
-    def _play(self, peer: socket.socket) -> None:
-        with peer, contextlib.suppress(OSError):
-            self._script(peer)
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ into tickets and chats. Each case runs the real command."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from ingester.redaction import spellings
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.conftest import run_cli
 from tests.crm_fixture import LINE, builder, insert_frames, seed_crm
+from tests.live import RawPeer
 
 # A key with characters that URLs and JSON spell otherwise.
 KEY = "s3cr3t/Key+with=odd&chars"
@@ -43,43 +43,35 @@ def test_a_url_that_is_no_websocket_url_shows_no_key(dsn, tmp_path):
     _no_key_in(out.stdout + out.stderr)
 
 
+def _refuse_quoting_the_secret(peer: socket.socket) -> None:
+    """An AMI peer that refuses every login and quotes the secret back."""
+    peer.sendall(b"Asterisk Call Manager/9.0.0\r\n")
+    login = b""
+    while b"\r\n\r\n" not in login:
+        chunk = peer.recv(4096)
+        if not chunk:
+            break
+        login += chunk
+    secret = next(
+        (
+            line.split(b":", 1)[1].strip()
+            for line in login.split(b"\r\n")
+            if line.lower().startswith(b"secret:")
+        ),
+        b"",
+    )
+    peer.sendall(
+        b"Response: Error\r\nActionID: pgcti-login\r\nMessage: Authentication failed for secret "
+        + secret
+        + b"\r\n\r\n"
+    )
+
+
 @pytest.fixture
 def echoing_ami() -> Iterator[int]:
-    """An AMI peer on a real socket that refuses every login and quotes the secret back."""
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                peer, _ = server.accept()
-            except OSError:
-                return
-            with peer:
-                peer.sendall(b"Asterisk Call Manager/9.0.0\r\n")
-                login = b""
-                while b"\r\n\r\n" not in login:
-                    chunk = peer.recv(4096)
-                    if not chunk:
-                        break
-                    login += chunk
-                secret = next(
-                    (
-                        line.split(b":", 1)[1].strip()
-                        for line in login.split(b"\r\n")
-                        if line.lower().startswith(b"secret:")
-                    ),
-                    b"",
-                )
-                peer.sendall(
-                    b"Response: Error\r\nActionID: pgcti-login\r\nMessage: Authentication failed for secret "
-                    + secret
-                    + b"\r\n\r\n"
-                )
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    server.close()
+    peer = RawPeer(_refuse_quoting_the_secret)
+    yield peer.port
+    peer.close()
 
 
 def test_a_pbx_that_echoes_the_key_in_its_refusal_shows_no_key(dsn, tmp_path, echoing_ami):

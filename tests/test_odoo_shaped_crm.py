@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from ingester import schema_snapshot
 from ingester.simulator import onlinepbx3_calls as pbx
-from tests.conftest import _janitor, doc_sql_block, run_cli
+from tests.conftest import _janitor, doc_sql_block, run_cli, trigger_calls
 from tests.crm_fixture import LINE, builder
 from tests.live import IngestProcess, SimulatorThread, wait_for
 
@@ -91,20 +91,6 @@ def odoo(server_dsn: str, template_db: str) -> Iterator[dict[str, str]]:
 def _run_as(dsn: str, sql: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql)
-
-
-def _trigger_calls(superuser: str, role: str, statement: str) -> int:
-    """Calls of pgcti's trigger function for ``statement`` run as ``role`` (only a superuser
-    may turn function counting on)."""
-    with psycopg.connect(superuser) as conn:
-        conn.execute("SET track_functions = 'pl'")
-        conn.execute(f'SET ROLE "{role}"')
-        conn.execute(statement)
-        row = conn.execute(
-            "SELECT calls FROM pg_stat_xact_user_functions WHERE funcname = 'tg_phone_source__sync'"
-        ).fetchone()
-        conn.commit()
-    return row[0] if row else 0
 
 
 def test_pgcti_in_an_odoo_database_from_the_docs(odoo, tmp_path):
@@ -217,14 +203,12 @@ def test_pgcti_in_an_odoo_database_from_the_docs(odoo, tmp_path):
         ]
 
     # Odoo's own writes: only a changed phone fires pgcti's trigger.
-    def trigger_calls(statement: str) -> int:
-        return _trigger_calls(superuser, f"odoo_{os.getpid()}", statement)
+    def fired(statement: str) -> int:
+        return trigger_calls(superuser, statement, role=f"odoo_{os.getpid()}")
 
-    assert trigger_calls("UPDATE public.res_partner SET write_date = now()") == 0
-    assert trigger_calls("UPDATE public.crm_lead SET stage_id = 2") == 0
-    assert (
-        trigger_calls("UPDATE public.res_partner SET phone = '+7 916 111 22 34' WHERE id = 11") == 1
-    )
+    assert fired("UPDATE public.res_partner SET write_date = now()") == 0
+    assert fired("UPDATE public.crm_lead SET stage_id = 2") == 0
+    assert fired("UPDATE public.res_partner SET phone = '+7 916 111 22 34' WHERE id = 11") == 1
 
     # The way back. A report view of the DBA's over pgcti: the rollback refuses and lists it.
     _run_as(dba, "CREATE VIEW public.pgcti_daily AS SELECT * FROM cti.daily_call_stats_v1")

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingester import migrations
-from tests.conftest import _janitor, dsn_for
+from tests.conftest import _janitor, dsn_for, trigger_calls
 
 _numbers = count(1)
 
@@ -98,23 +98,9 @@ def test_the_triggers_statements_use_the_directorys_index(crm_db):
         assert found == [("7",)], "the new number is kept, the deleted partner's gone"
 
 
-def _trigger_calls(dsn: str, statement: str) -> int:
-    """How many times pgcti's trigger function ran for ``statement``: a session of its own,
-    since a session's function counts are kept until it reports them, across transactions."""
-    with psycopg.connect(dsn) as conn:
-        conn.execute("SET track_functions = 'pl'")
-        conn.execute(statement)
-        row = conn.execute(
-            "SELECT calls FROM pg_stat_xact_user_functions"
-            " WHERE schemaname = 'cti' AND funcname = 'tg_phone_source__sync'"
-        ).fetchone()
-        conn.commit()
-    return row[0] if row else 0
-
-
 def test_only_a_changed_phone_row_or_key_fires_the_triggers(crm_db):
     def calls(statement: str) -> int:
-        return _trigger_calls(crm_db, statement)
+        return trigger_calls(crm_db, statement)
 
     assert calls("UPDATE public.res_partner SET email = 'x', write_date = now()") == 0
     assert calls("UPDATE public.res_partner SET phone = phone WHERE id <= 10") == 0
