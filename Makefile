@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PGCTI_HOME ?= $(CURDIR)/.pgcti
 DURATION ?= 60
 
-.PHONY: demo test test-pg15 lint schema bench bench-quick chaos clean
+.PHONY: demo test test-asterisk test-pg15 lint schema bench bench-quick chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing pgcti (first run only)"
@@ -36,8 +36,22 @@ $(BROWSER): $(BIN)/.installed
 	  || echo "==> no chromium: the browser tests will skip"
 	@touch $@
 
-test: $(BIN)/.installed $(INTEROP) $(BROWSER)
+# A live Asterisk 22 and SIP phones for the live tier (tests/live, docs/testing.md): built
+# once per machine from the source tarballs in ../shared/reference/asterisk-src (about 6
+# minutes; root installs the Debian packages it needs, baresip among them). Where it
+# cannot be built, the live tests skip and say why; nothing else needs it.
+LAB := $(BIN)/.asterisk-lab-checked
+$(LAB): $(BIN)/.installed tests/lab/build-asterisk.sh
+	@if bash tests/lab/build-asterisk.sh >/dev/null; then touch $@; \
+	 else echo "==> no Asterisk lab: the live tests will skip"; fi
+
+test: $(BIN)/.installed $(INTEROP) $(BROWSER) $(LAB)
 	$(BIN)/pytest
+
+# The live tier alone: pgcti against a real Asterisk with SIP phones.
+test-asterisk: $(BIN)/.installed
+	bash tests/lab/build-asterisk.sh >/dev/null
+	$(BIN)/pytest tests/live
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check ingester tests
@@ -54,7 +68,7 @@ clean:
 # The same suite on Debian's PostgreSQL 15 (package postgresql-15), the oldest major we support.
 # As root with apt, a machine without it gets Debian's current postgresql-15 first.
 PG15 := /usr/lib/postgresql/15/bin/postgres
-test-pg15: $(BIN)/.installed $(INTEROP) $(BROWSER)
+test-pg15: $(BIN)/.installed $(INTEROP) $(BROWSER) $(LAB)
 	@[ -x $(PG15) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && echo "==> installing Debian's postgresql-15 for the suite on PostgreSQL 15 (first run only)" \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; } || true
@@ -77,4 +91,4 @@ bench-quick: $(BIN)/.installed
 # The long fault cases, each ending with counts (docs/reliability.md); options in CHAOS,
 # e.g. make chaos CHAOS='--only stall --hold 30' or CHAOS='--pbx asterisk'.
 chaos: $(BIN)/.installed
-	$(BIN)/python -m tests.chaos $(CHAOS)
+	$(BIN)/python -m tests.chaos.cases $(CHAOS)

@@ -7,8 +7,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ingester import database, migrate_report, migration_file, migrations
+from ingester import database, embedded
+from ingester.clients.watch import Watcher, WatchError, describe, resolve_login
+from ingester.install import (
+    doctor,
+    logic,
+    migrate_report,
+    migration_file,
+    migrations,
+    schema_snapshot,
+)
+from ingester.pipeline import config, service
+from ingester.queries import query
+from ingester.redaction import setup_logging
 
 
 def _service_dsn(args: argparse.Namespace) -> str:
@@ -18,7 +33,6 @@ def _service_dsn(args: argparse.Namespace) -> str:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from ingester import embedded
 
     if args.action == "start":
         dsn = embedded.start()
@@ -78,8 +92,6 @@ def cmd_crm_owner_sql(args: argparse.Namespace) -> int:
 def cmd_adapters(args: argparse.Namespace) -> int:
     import psycopg
 
-    from ingester import logic
-
     if bool(args.names) == args.all:
         print("pgcti adapters reset: name the adapters, or give --all", file=sys.stderr)
         return 2
@@ -124,7 +136,6 @@ def _migrate(args: argparse.Namespace, dsn: str, where: str) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from ingester import embedded, schema_snapshot
 
     # Without --dsn: the embedded server, which is what db/schema.sql is made on.
     sys.stdout.write(schema_snapshot.snapshot(args.dsn or embedded.start()))
@@ -133,8 +144,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     import psycopg
-
-    from ingester.queries import query
 
     dsn = _service_dsn(args)
     with psycopg.connect(dsn) as conn:
@@ -149,9 +158,6 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ingester import config, service
-    from ingester.redaction import setup_logging
-
     setup_logging(args.log_level, args.log_json)
     try:
         settings = config.load(vars(args))
@@ -163,9 +169,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     import asyncio
-    from pathlib import Path
 
-    from ingester.redaction import setup_logging
     from ingester.simulator.run import NoCrmNumbers, simulate
 
     setup_logging(args.log_level)
@@ -209,9 +213,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from ingester.redaction import setup_logging
-    from ingester.watch import Watcher, WatchError, describe, resolve_login
-
     setup_logging(args.log_level)
     try:
         dsn = resolve_login(_service_dsn(args), args.workstation, args.extension, args.employee)
@@ -235,9 +236,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ingester import config, doctor
 
     dsn = _service_dsn(args)
     settings = None
@@ -253,12 +251,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from datetime import date, datetime
-    from pathlib import Path
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
-        from ingester import report
+        from ingester.clients import report
     except ImportError:
         print("pgcti report: needs Plotly: pip install 'pgcti[report]'", file=sys.stderr)
         return 2
@@ -292,7 +287,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     try:
-        from ingester import gateway
+        from ingester.clients import gateway
     except ImportError:
         print(
             "pgcti gateway: needs Starlette and uvicorn: pip install 'pgcti[gateway]'",
@@ -322,7 +317,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ingester.demo.run import DemoError, run
-    from ingester.redaction import setup_logging
 
     setup_logging("WARNING")
     console = Console()

@@ -7,6 +7,8 @@ import re
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ingester import embedded
+
 
 class NoDatabase(Exception):
     """No DSN was given and the embedded default server is not installed."""
@@ -17,8 +19,6 @@ def resolve_dsn(explicit: str | None = None) -> str:
     if dsn:
         return dsn
     try:
-        from ingester import embedded
-
         embedded.library()
     except ImportError:
         raise NoDatabase(

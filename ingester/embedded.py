@@ -14,6 +14,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
+from ingester.queries import composed, query
+
 DATABASE = "pgcti"
 SUPERUSER = "postgres"
 
@@ -95,10 +99,6 @@ def _system_user() -> str | None:
 
 
 def _ensure_database(maintenance_dsn: str) -> None:
-    import psycopg
-
-    from ingester.queries import composed, query
-
     with psycopg.connect(maintenance_dsn, autocommit=True) as conn:
         if not conn.execute(query("database_exists"), [DATABASE]).fetchone():
             conn.execute(composed("create_database", DATABASE))

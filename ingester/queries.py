@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 
 from psycopg import sql
 
 _NAME = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
+# The SQL the package ships: queries/ here, and db/'s logic, migrations, upgrades and
+# reference CRM, reached through the package's links in a checkout and copied into a wheel.
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
 @cache
 def _all() -> dict[str, str]:
     found: dict[str, str] = {}
-    folder = files("ingester").joinpath("sql", "queries")
+    folder = SQL_DIR / "queries"
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
         if not path.name.endswith(".sql"):
             continue

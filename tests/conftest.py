@@ -19,7 +19,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from ingester import embedded, migrations
+from ingester import embedded
+from ingester.install import migrations
+from tests.support.crm_fixture import seed_crm
 
 _clone_numbers = count(1)
 
@@ -114,10 +116,21 @@ def rolled_back(shared_db: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection]:
-    """An autocommit superuser connection to this test's database."""
-    with psycopg.connect(dsn, autocommit=True) as connection:
+def conn(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection]:
+    """An autocommit superuser connection to this test's own database; in a module marked
+    `rolled_back`, the cheap tier's connection instead (one transaction, rolled back)."""
+    if request.node.get_closest_marker("rolled_back"):
+        yield request.getfixturevalue("rolled_back")
+        return
+    with psycopg.connect(request.getfixturevalue("dsn"), autocommit=True) as connection:
         yield connection
+
+
+def count_rows(dsn: str, statement: str = "SELECT count(*) FROM cti.raw_event") -> int:
+    """A count over a connection of its own (the raw log's frames by default), for
+    waiting on a pipeline that writes from another process."""
+    with psycopg.connect(dsn) as connection:
+        return connection.execute(statement).fetchone()[0]
 
 
 def run_cli(
@@ -182,7 +195,6 @@ def own_server(tmp_path, monkeypatch):
 def desks(conn, make_login):
     """For the gateway tests: desks 101 and 102 with their logins and a token each; the
     gateway's own login."""
-    from tests.crm_fixture import seed_crm
 
     crm = seed_crm(conn)
     tokens = {}

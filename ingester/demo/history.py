@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from ingester.frame import Frame
+from ingester.pipeline.writer import batch_params, chunks
 from ingester.queries import query
 from ingester.simulator import onlinepbx3_calls as calls
 from ingester.simulator.traffic import Traffic
-from ingester.spool import Frame
-from ingester.writer import batch_params, chunks
 
 # Calls per hour of a working day (9:00-19:00, a lunch dip), and per weekday.
 HOURLY = {9: 6, 10: 11, 11: 12, 12: 9, 13: 6, 14: 9, 15: 10, 16: 9, 17: 7, 18: 4}

@@ -17,9 +17,11 @@ import psycopg
 from rich.console import Console
 from rich.live import Live
 
-from ingester import database, embedded, gateway_process, migrations, report
+from ingester import database, embedded
+from ingester.clients import gateway_process, report
 from ingester.demo import history, seed
 from ingester.demo.board import Board, percentile
+from ingester.install import migrations
 from ingester.queries import composed, query
 from ingester.simulator.run import crm_numbers_and_extensions, make_server
 from ingester.simulator.server import play

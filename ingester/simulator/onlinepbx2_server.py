@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ingester.pipeline.transports import socketio09
 from ingester.simulator.loopback import LoopbackPbx
-from ingester.transports import socketio09
 
 log = logging.getLogger("pgcti.simulator")
 GROUP_OF = {"blf": "blf", "registration": "registration"}  # every other event is a "calls" event

@@ -27,7 +27,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ingester import embedded, migrations
+from ingester import embedded
+from ingester.install import migrations
 from tests.bench.workload import log
 
 # Odoo's res_partner (odoo/addons/base/models/res_partner.py), its columns that matter for

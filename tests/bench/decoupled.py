@@ -38,7 +38,7 @@ IN_ROUNDS = """SELECT cti.process_in_rounds(array_agg(e ORDER BY e.id)) FROM cti
                 WHERE e.id > %s AND e.id <= %s"""
 FRAME_BY_FRAME = """SELECT cti.process_frame_by_frame(array_agg(e ORDER BY e.id))
                       FROM cti.raw_event e WHERE e.id > %s AND e.id <= %s"""
-# As tests/test_batch_processing.py compares them: surrogate ids depend on processing order.
+# As tests/rules/test_batch_processing.py compares them: surrogate ids depend on processing order.
 COMMANDS = """SELECT o.target_kind, o.target_id, o.seq, o.type, c.pbx_call_id,
                      o.payload - 'call_id' - 'client_id' - 'task_id'
                 FROM cti.outbox o JOIN cti.call c ON c.id = o.call_id ORDER BY 1, 2, 3"""

@@ -31,8 +31,10 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from ingester import embedded, gateway_process, migrations
+from ingester import embedded
+from ingester.clients import gateway_process
 from ingester.demo.board import percentile
+from ingester.install import migrations
 from ingester.queries import query
 from ingester.simulator.run import make_server
 from ingester.simulator.server import Onlinepbx3Server

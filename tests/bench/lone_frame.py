@@ -24,9 +24,9 @@ import time
 import psycopg
 
 from ingester import embedded
+from ingester.frame import Frame
+from ingester.pipeline.writer import batch_params
 from ingester.queries import query
-from ingester.spool import Frame
-from ingester.writer import batch_params
 from tests.bench.workload import (
     RAW_LOG_INSERT,
     RAW_LOG_SETUP,

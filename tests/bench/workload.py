@@ -17,10 +17,11 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ingester import embedded, migrations
+from ingester import embedded
+from ingester.frame import Frame
+from ingester.install import migrations
+from ingester.pipeline.writer import batch_params
 from ingester.simulator.traffic import Traffic
-from ingester.spool import Frame
-from ingester.writer import batch_params
 
 # Baseline (a), the raw log alone: the same frames and batches, parsed and keyed as
 # cti.ingest_frames_v1() does, into a copy of cti.raw_event with its indexes (the dedup

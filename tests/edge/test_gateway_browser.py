@@ -1,0 +1,273 @@
+"""`pgcti gateway` and its web screen pop in a real headless Chromium (Debian's chromium
+and chromedriver, driven by Selenium): the card appears at the right desk and only there,
+a transfer moves it, a gateway restart loses nothing, and tokens keep desks apart."""
+
+from __future__ import annotations
+
+import shutil
+
+import psycopg
+import pytest
+
+from ingester.clients.gateway_process import free_port
+from ingester.simulator import onlinepbx3_calls as pbx
+from tests.support.crm_fixture import KNOWN, LINE, builder, insert_frames
+from tests.support.gateway_fixture import Gateway
+from tests.support.live import wait_for
+
+
+def _chromedriver() -> str:
+    path = shutil.which("chromedriver")
+    if not path or not shutil.which("chromium"):
+        pytest.skip(
+            "no chromium/chromedriver here (make test installs Debian's when it runs as root)"
+        )
+    return path
+
+
+@pytest.fixture
+def browser_factory(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = _chromedriver()
+    made = []
+
+    def make():
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium")
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / f'profile{len(made)}'}",
+        ):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        made.append(driver)
+        return driver
+
+    yield make
+    for driver in made:
+        driver.quit()
+
+
+def _card(driver) -> str | None:
+    card = driver.find_element("id", "card")
+    return None if card.get_attribute("hidden") is not None else card.text
+
+
+def _status(driver) -> str:
+    return driver.find_element("id", "status").text
+
+
+def test_the_card_appears_at_the_right_desk_only_and_moves_on_transfer(
+    conn, dsn, desks, browser_factory
+):
+    crm, tokens, gateway_dsn = desks
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        a, b = browser_factory(), browser_factory()
+        a.get(gw.url(tokens["101"]))
+        b.get(gw.url(tokens["102"]))
+        wait_for(lambda: _status(a) == "live" and _status(b) == "live", what="both pages live")
+        insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "103"))  # earlier
+        call = builder(1)
+        frames = pbx.blind_transfer_chain(call, KNOWN, LINE, ["101", "102"])
+        answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
+        insert_frames(conn, frames[: answered + 2])
+        wait_for(lambda: _card(a) and "Ivan Ivanov" in _card(a), what="the card at desk 101")
+        # Ivanov called before: his last contacts come from pgcti's own history.
+        wait_for(lambda: "inbound answered (103)" in _card(a), what="the last contacts")
+        assert "Romashka" in _card(a) and "Petrova" in _card(a)
+        assert _card(b) is None, "desk 102 shows nothing"
+        link = a.find_element("css selector", "#card-link a").get_attribute("href")
+        assert link == f"https://crm.example/clients/{crm['ivanov']}"
+        insert_frames(conn, frames[answered + 2 :])  # the transfer to 102, then the end
+        wait_for(lambda: _card(a) is None, what="the card closed at 101")
+        wait_for(
+            lambda: _card(b) is None and b.find_elements("css selector", "#card[data-call-id]"),
+            what="the card shown at 102, then closed when the call ended",
+        )
+    finally:
+        gw.stop()
+
+
+def _handled(driver) -> list[str]:
+    return driver.execute_script("return document.getElementById('log').textContent").split()
+
+
+def test_a_gateway_restart_loses_nothing(conn, dsn, desks, browser_factory):
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+    page = browser_factory()
+    page.get(gw.url(tokens["101"]))
+    wait_for(lambda: _status(page) == "live", what="live")
+    insert_frames(conn, pbx.inbound_answered(builder(9), KNOWN, LINE, "101"))
+    wait_for(lambda: len(_handled(page)) == 6, what="the first call's open_card and call_ended")
+    gw.stop()
+    wait_for(lambda: "reconnecting" in _status(page), what="the page to say it reconnects")
+    for n in range(3):  # three calls answered at desk 101 while the gateway is down
+        insert_frames(conn, pbx.inbound_answered(builder(10 + n), KNOWN, LINE, "101"))
+    gw = Gateway(gateway_dsn, port)
+    try:
+        wait_for(lambda: _status(page) == "live", timeout=30, what="live again")
+        wait_for(lambda: len(_handled(page)) == 24, what="the page caught up")
+        seqs = [int(s) for s in _handled(page)[1::3]]
+        assert seqs == list(range(1, 9)), "every command once, in order"
+        assert _handled(page)[2::3] == ["open_card", "call_ended"] * 4
+        acked = conn.execute(
+            "SELECT acked_seq FROM cti.stream_ack WHERE target_kind = 'ws' AND target_id = %s",
+            [crm["ws-101"]],
+        )
+        wait_for(
+            lambda: (
+                acked.connection.execute(
+                    "SELECT acked_seq FROM cti.stream_ack WHERE target_kind = 'ws' AND target_id = %s",
+                    [crm["ws-101"]],
+                ).fetchone()
+                == (8,)
+            ),
+            what="acked up to the last",
+        )
+    finally:
+        gw.stop()
+
+
+def test_tokens_keep_desks_apart_and_expired_or_revoked_ones_are_refused(
+    conn, dsn, desks, make_login
+):
+    crm, tokens, gateway_dsn = desks
+    with psycopg.connect(gateway_dsn, autocommit=True) as gw:
+        (row,) = gw.execute(
+            "SELECT target_id FROM cti.gateway_whoami_v1(%s)", [tokens["101"]]
+        ).fetchall()
+        assert row == (crm["ws-101"],)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            gw.execute("SELECT * FROM cti.outbox")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            gw.execute("SELECT * FROM cti.pull_commands_v1()")
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+            gw.execute("SELECT * FROM cti.gateway_pull_v1('not-a-token', 'commands')")
+    conn.execute("SELECT cti.revoke_gateway_tokens_v1(%s)", [tokens["login-101"]])
+    conn.execute(
+        "UPDATE cti.gateway_token SET expires_at = now() - interval '1 second' WHERE login = %s",
+        [tokens["login-102"]],
+    )
+    with psycopg.connect(gateway_dsn, autocommit=True) as gw:
+        for ext in ("101", "102"):
+            with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+                gw.execute("SELECT * FROM cti.gateway_whoami_v1(%s)", [tokens[ext]])
+    other = make_login("cti_client", "gwother")
+    with psycopg.connect(other, autocommit=True) as desk, pytest.raises(psycopg.Error):
+        desk.execute("SELECT cti.issue_gateway_token_v1(%s)", [tokens["login-101"]])
+
+
+def test_a_revoked_token_is_refused_and_the_page_says_so(conn, dsn, desks, browser_factory):
+    crm, tokens, gateway_dsn = desks
+    conn.execute("SELECT cti.revoke_gateway_tokens_v1(%s)", [tokens["login-102"]])
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        page = browser_factory()
+        page.get(gw.url(tokens["102"]))
+        wait_for(lambda: _status(page).startswith("refused"), what="the page to say refused")
+        assert "expired or revoked" in _status(page)
+        insert_frames(conn, pbx.inbound_answered(builder(4), KNOWN, LINE, "102"))
+        assert _card(page) is None
+    finally:
+        gw.stop()
+
+
+def _rows(driver, table: str) -> list[list[str]]:
+    """The table's cells, read in one go (the board redraws them as the floor changes)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent))",
+        f"#{table} tbody tr",
+    )
+
+
+def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_factory):
+    """Calls ringing and talking per line, each desk's state, callback tasks past due; a
+    desk's token opens no wallboard and the wallboard's opens no desk."""
+    crm, tokens, gateway_dsn = desks
+    board_token = conn.execute("SELECT cti.issue_wallboard_token_v1()").fetchone()[0]
+    conn.execute("UPDATE cti.config SET callback_due_after = '0'")  # every task is overdue at once
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        page = browser_factory()
+        page.get(f"http://127.0.0.1:{gw.port}/wallboard#token={board_token}")
+        wait_for(lambda: _status(page) == "live", what="the board live")
+        ringing = pbx.blind_transfer_chain(builder(1), KNOWN, LINE, ["101", "102"])
+        answer = next(i for i, f in enumerate(ringing) if f["event"] == "channel_answer")
+        insert_frames(conn, ringing[:answer])
+        wait_for(lambda: _rows(page, "lines") == [["74950001122", "1", "0"]], what="one ringing")
+        insert_frames(conn, ringing[answer : answer + 2])
+        wait_for(lambda: _rows(page, "lines") == [["74950001122", "0", "1"]], what="one talking")
+        desks_now = {r[0]: r[1:3] for r in _rows(page, "desks")}
+        assert desks_now[str(crm["ws-101"])] == ["talking", "101"]
+        assert desks_now[str(crm["ws-102"])] == ["idle", ""]
+        insert_frames(conn, ringing[answer + 2 :])
+        insert_frames(conn, pbx.inbound_unanswered(builder(2), KNOWN, LINE, ["101"], "NO_ANSWER"))
+        wait_for(
+            lambda: [r[0] for r in _rows(page, "tasks")] == ["+74951234567"], what="a task past due"
+        )
+        assert _rows(page, "lines") == []
+        # Scopes: neither kind of token opens the other's view.
+        wrong = browser_factory()
+        wrong.get(f"http://127.0.0.1:{gw.port}/wallboard#token={tokens['101']}")
+        wait_for(lambda: _status(wrong).startswith("refused"), what="a desk token refused")
+    finally:
+        gw.stop()
+    with (
+        psycopg.connect(gateway_dsn, autocommit=True) as gw_conn,
+        pytest.raises(psycopg.errors.InvalidAuthorizationSpecification),
+    ):
+        gw_conn.execute("SELECT * FROM cti.gateway_whoami_v1(%s)", [board_token])
+
+
+def test_a_reloaded_page_shows_nothing_twice_and_sees_acks_by_another_session(
+    conn, dsn, desks, browser_factory
+):
+    import asyncio
+    import json
+
+    import websockets
+
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+    try:
+        page = browser_factory()
+        page.get(gw.url(tokens["101"]))
+        wait_for(lambda: _status(page) == "live", what="live")
+        insert_frames(conn, pbx.inbound_answered(builder(31), KNOWN, LINE, "101"))
+        wait_for(lambda: len(_handled(page)) == 6, what="open_card and call_ended handled")
+        # Acknowledged by the page; made to look unacknowledged again (as when its acks were
+        # lost), then the page is reloaded: it keeps what it handled and shows nothing twice.
+        conn.execute("DELETE FROM cti.stream_ack")
+        page.refresh()
+        wait_for(lambda: _status(page) == "live", what="live after the reload")
+        insert_frames(conn, pbx.inbound_answered(builder(32), KNOWN, LINE, "101"))
+        wait_for(lambda: len(_handled(page)) == 6, what="only the new call's items")
+        assert [int(s) for s in _handled(page)[1::3]] == [3, 4]
+
+        async def thief() -> None:  # the same token elsewhere acks the next item first
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                await ws.send(json.dumps({"token": tokens["101"]}))
+                await ws.recv()
+                await asyncio.to_thread(
+                    insert_frames, conn, pbx.inbound_answered(builder(33), KNOWN, LINE, "101")
+                )
+                while True:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if m.get("type") == "item" and m["seq"] >= 5:
+                        await ws.send(json.dumps({"ack": {"stream": "commands", "seq": m["seq"]}}))
+                        return
+
+        asyncio.run(thief())
+        wait_for(lambda: page.find_element("id", "taken").is_displayed(), what="the page to say so")
+        assert "Taken by another session" in page.find_element("id", "taken").text
+    finally:
+        gw.stop()

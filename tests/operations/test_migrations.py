@@ -1,0 +1,131 @@
+"""Migrations: file names, up -> down -> up, idempotent `pgcti migrate`, the schema snapshot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+
+from ingester import embedded
+from ingester.install import logic, migrations, schema_snapshot
+from tests.conftest import run_cli
+
+MIGRATIONS = migrations.migrations_dir()
+SNAPSHOT = Path(__file__).resolve().parents[2] / "db" / "schema.sql"
+
+
+def _cti_objects(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            """SELECT n.nspname || '.' || c.relname FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('cti', 'crm')
+               UNION ALL
+               SELECT n.nspname || '.' || p.proname FROM pg_proc p
+                 JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN ('cti', 'crm')
+               UNION ALL
+               SELECT nspname FROM pg_namespace WHERE nspname IN ('cti', 'crm')"""
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def test_migration_files_are_named_numbered_and_paired():
+    names = sorted(p.name for p in MIGRATIONS.glob("*.sql"))
+    forward = [n for n in names if not n.endswith(".rollback.sql")]
+    assert forward, "no migrations found"
+    numbers = []
+    for name in forward:
+        match = re.fullmatch(r"(\d{4})_[a-z0-9_]+\.sql", name)
+        assert match, f"{name}: want NNNN_lower_snake_case.sql"
+        numbers.append(int(match.group(1)))
+        assert name.replace(".sql", ".rollback.sql") in names, f"{name} has no .rollback.sql"
+        head = (MIGRATIONS / name).read_text().splitlines()[:2]
+        assert head[0].startswith("-- ") and len(head[0]) > 10, f"{name}: first line describes it"
+        assert head[1].startswith("-- depends:"), f"{name}: second line is '-- depends:'"
+    assert numbers == list(range(1, len(numbers) + 1)), "numbers are consecutive from 0001"
+    assert all(n.replace(".rollback.sql", ".sql") in names for n in names), "orphan rollback"
+
+
+def test_up_down_up_on_an_empty_database(fresh_db):
+    first = migrations.apply(fresh_db)
+    assert len(first.migrations) == len(list(MIGRATIONS.glob("[0-9]*[0-9a-z].sql"))) - len(
+        list(MIGRATIONS.glob("*.rollback.sql"))
+    )
+    assert first.logic.applied == [f.name for f in logic.read_files()]
+    after_first = schema_snapshot.dump(fresh_db, owners=True)
+    assert "CREATE SCHEMA cti" in after_first
+
+    rolled = migrations.rollback(fresh_db).migrations
+    assert rolled == list(reversed(first.migrations))
+    assert _cti_objects(fresh_db) == []
+
+    again = migrations.apply(fresh_db)
+    assert (again.migrations, again.logic.applied) == (first.migrations, first.logic.applied)
+    assert schema_snapshot.dump(fresh_db, owners=True) == after_first
+
+
+def test_cli_migrate_is_idempotent_and_rolls_back(fresh_db):
+    first = run_cli("migrate", "--dsn", fresh_db)
+    assert "applied" in first.stdout and "0001_baseline" in first.stdout
+    objects = _cti_objects(fresh_db)
+
+    second = run_cli("migrate", "--dsn", fresh_db)
+    assert "up to date" in second.stdout
+    assert _cti_objects(fresh_db) == objects
+
+    listing = run_cli("migrate", "--dsn", fresh_db, "--list").stdout
+    assert "pending" not in listing and "applied  0001_baseline" in listing
+
+    run_cli("migrate", "--dsn", fresh_db, "--rollback", "all")
+    assert _cti_objects(fresh_db) == []
+    assert "pending  0001_baseline" in run_cli("migrate", "--dsn", fresh_db, "--list").stdout
+
+
+def test_schema_snapshot_is_current():
+    # pg_dump deparses views differently per server major, so the snapshot is always made
+    # on the embedded default server (as `make schema` does), whichever server the suite runs on.
+    current = schema_snapshot.snapshot(embedded.start())
+    assert SNAPSHOT.exists(), "db/schema.sql is missing: run `make schema`"
+    assert SNAPSHOT.read_text() == current, (
+        "db/schema.sql is stale: run `make schema` and commit it"
+    )
+
+
+def test_snapshots_leave_out_the_options_the_server_assigns():
+    line = "ALTER TABLE ONLY cti.call ALTER COLUMN source SET ({});"
+    assert schema_snapshot._without_server_options(line.format("pg_attver=669064552")) is None
+    assert schema_snapshot._without_server_options(
+        line.format("pg_attver=22229984, n_distinct=5")
+    ) == line.format("n_distinct=5")
+    assert schema_snapshot._without_server_options(line.format("n_distinct=-0.5")) == line.format(
+        "n_distinct=-0.5"
+    )
+    quoted = 'ALTER TABLE ONLY crm."a b" ALTER COLUMN "c, d" SET (pg_attver=1, n_distinct=2);'
+    assert schema_snapshot._without_server_options(quoted) == (
+        'ALTER TABLE ONLY crm."a b" ALTER COLUMN "c, d" SET (n_distinct=2);'
+    )
+
+
+def test_this_server_assigns_no_option_the_snapshots_do_not_know(server_dsn):
+    # A future minor release that puts a new option on every column fails here first, with
+    # the server's version in the message (check_server_options raises it).
+    schema_snapshot.check_server_options(server_dsn)
+    assert schema_snapshot.unknown_server_options(server_dsn) == []
+
+
+def test_a_recreated_table_dumps_the_same_but_an_option_set_by_hand_shows(fresh_db):
+    def dump() -> str:
+        return schema_snapshot.dump(fresh_db, owners=True, schemas=("probe",))
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA probe; CREATE TABLE probe.t (a text, b int)")
+        first = dump()
+        conn.execute("DROP TABLE probe.t; CREATE TABLE probe.t (a text, b int)")
+        assert dump() == first, "a column created again is the same column"
+
+        conn.execute("ALTER TABLE probe.t ALTER COLUMN a SET (n_distinct = 5)")
+        with_option = dump()
+        assert with_option != first
+        assert "ALTER TABLE ONLY probe.t ALTER COLUMN a SET (n_distinct=5);" in with_option
+        conn.execute("ALTER TABLE probe.t ALTER COLUMN a RESET (n_distinct)")
+        assert dump() == first
