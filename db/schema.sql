@@ -219,9 +219,17 @@ BEGIN
                           AND NOT l.caller_is_extension AND NOT l.destination_is_extension) THEN
             p_fact.caller_is_extension := true;
             IF NOT p_fact.destination_is_extension THEN
-                SELECT l.destination INTO v_caller FROM cti.call_leg l
-                 WHERE l.call_id = v_call AND l.destination_is_extension AND l.answered_at IS NOT NULL
-                 ORDER BY l.answered_at DESC, l.leg_uuid LIMIT 1;
+                -- The extension that answered in the call (an Originate rang it first), else
+                -- the one whose device started it: never the caller id the dialplan set on
+                -- the wire (often the company's public number).
+                SELECT x.extension INTO v_caller FROM (
+                    SELECT l.destination AS extension, 1 AS rank, l.answered_at AS at, l.leg_uuid
+                      FROM cti.call_leg l
+                     WHERE l.call_id = v_call AND l.destination_is_extension AND l.answered_at IS NOT NULL
+                    UNION ALL
+                    SELECT l.caller, 2, l.created_at, l.leg_uuid FROM cti.call_leg l
+                     WHERE l.call_id = v_call AND l.caller_is_extension AND l.created_at IS NOT NULL
+                ) x ORDER BY x.rank, CASE WHEN x.rank = 1 THEN x.at END DESC, x.at, x.leg_uuid LIMIT 1;
                 p_fact.caller_raw := coalesce(v_caller, p_fact.caller_raw);
             END IF;
         END IF;
@@ -719,7 +727,7 @@ BEGIN
                a.inbound IS NOT NULL AS is_inbound, a.in_dialled[1] AS in_dialled,
                (a.outbound[1]).destination AS out_number, (a.outbound[1]).destination_raw AS out_number_raw,
                a.outbound IS NOT NULL AS is_outbound, coalesce(a.any_created, false) AS is_internal,
-               a.started_at,
+               a.started_at, a.int_dialled,
                a.in_answered_at, a.in_answered_by[1] AS in_answered_by,
                a.out_answered_at, a.out_answered_by[1] AS out_answered_by,
                a.int_answered_at, a.int_answered_by[1] AS int_answered_by,
@@ -736,9 +744,13 @@ BEGIN
                     FILTER (WHERE l.created_at IS NOT NULL AND NOT l.caller_is_extension
                               AND NOT l.destination_is_extension) AS in_dialled,
                 -- Outbound: an extension's leg dialling a number that is not ours.
-                array_agg(l ORDER BY l.created_at, l.leg_uuid)
+                -- A dialled leg's number before the one typed on the leg that started the
+                -- call (on Asterisk: its Exten, with a line prefix such as 9 in it).
+                array_agg(l ORDER BY l.leg_uuid = o.pbx_call_id, l.created_at, l.leg_uuid)
                     FILTER (WHERE l.created_at IS NOT NULL AND l.destination IS NOT NULL
                               AND NOT l.destination_is_extension) AS outbound,
+                (array_agg(l.destination_raw ORDER BY l.leg_uuid = o.pbx_call_id, l.created_at, l.leg_uuid)
+                    FILTER (WHERE l.created_at IS NOT NULL AND l.destination_raw IS NOT NULL))[1] AS int_dialled,
                 bool_or(l.created_at IS NOT NULL) AS any_created,
                 min(l.created_at) AS started_at,
                 -- Who answered. Inbound: the first extension leg to answer that is not a
@@ -795,7 +807,8 @@ BEGIN
                     ELSE o.external_number END AS external_number,
                CASE WHEN d.is_inbound THEN d.in_number_raw WHEN d.is_outbound THEN d.out_number_raw
                     ELSE o.external_number_raw END AS external_number_raw,
-               CASE WHEN d.is_inbound THEN d.in_dialled ELSE o.dialled END AS dialled
+               CASE WHEN d.is_inbound THEN d.in_dialled WHEN d.is_outbound THEN d.out_number_raw
+                    WHEN d.is_internal THEN d.int_dialled ELSE o.dialled END AS dialled
      ) dir
      CROSS JOIN LATERAL (
         SELECT CASE dir.direction WHEN 'inbound' THEN d.in_answered_at WHEN 'outbound' THEN d.out_answered_at

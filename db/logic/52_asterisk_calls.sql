@@ -15,7 +15,9 @@
 -- - A leg rung by a customer's trunk leg is rung by that customer, even when the trunk's
 --   channel name alone did not say it was a trunk (a rule by context only matches the
 --   channel's Newchannel). A leg rung through a Local/ wire in a call without a customer's
---   leg is rung by our own side (click-to-call through AMI Originate, a colleague).
+--   leg is rung by our own side (click-to-call through AMI Originate, a colleague): a
+--   number dialled so is dialled by the extension that answered, else by the extension
+--   whose device started the call, never by the caller id the dialplan gave the wire.
 -- Why: the call logic (55_derive_calls.sql) reads who talked from cti.call_bridge pairs,
 -- the same for every PBX.
 
@@ -80,9 +82,17 @@ BEGIN
                           AND NOT l.caller_is_extension AND NOT l.destination_is_extension) THEN
             p_fact.caller_is_extension := true;
             IF NOT p_fact.destination_is_extension THEN
-                SELECT l.destination INTO v_caller FROM cti.call_leg l
-                 WHERE l.call_id = v_call AND l.destination_is_extension AND l.answered_at IS NOT NULL
-                 ORDER BY l.answered_at DESC, l.leg_uuid LIMIT 1;
+                -- The extension that answered in the call (an Originate rang it first), else
+                -- the one whose device started it: never the caller id the dialplan set on
+                -- the wire (often the company's public number).
+                SELECT x.extension INTO v_caller FROM (
+                    SELECT l.destination AS extension, 1 AS rank, l.answered_at AS at, l.leg_uuid
+                      FROM cti.call_leg l
+                     WHERE l.call_id = v_call AND l.destination_is_extension AND l.answered_at IS NOT NULL
+                    UNION ALL
+                    SELECT l.caller, 2, l.created_at, l.leg_uuid FROM cti.call_leg l
+                     WHERE l.call_id = v_call AND l.caller_is_extension AND l.created_at IS NOT NULL
+                ) x ORDER BY x.rank, CASE WHEN x.rank = 1 THEN x.at END DESC, x.at, x.leg_uuid LIMIT 1;
                 p_fact.caller_raw := coalesce(v_caller, p_fact.caller_raw);
             END IF;
         END IF;

@@ -6,6 +6,9 @@
 --   or late frame sends nothing twice.
 -- - Direction: a leg whose caller is not one of our extensions (anonymous included) means a
 --   customer called in; an extension calling a non-extension is outbound.
+-- - Dialled: inbound, the company's line the customer called; outbound, the number
+--   dialled out (a dialled leg's before what was typed where the call started); internal,
+--   the extension dialled.
 -- - First answer wins: inbound, the call is answered by the first extension leg to answer
 --   that is not a consultation between colleagues (ring-all and hunt groups); outbound, by
 --   the extension that dialled, once the far end answered.
@@ -146,7 +149,7 @@ BEGIN
                a.inbound IS NOT NULL AS is_inbound, a.in_dialled[1] AS in_dialled,
                (a.outbound[1]).destination AS out_number, (a.outbound[1]).destination_raw AS out_number_raw,
                a.outbound IS NOT NULL AS is_outbound, coalesce(a.any_created, false) AS is_internal,
-               a.started_at,
+               a.started_at, a.int_dialled,
                a.in_answered_at, a.in_answered_by[1] AS in_answered_by,
                a.out_answered_at, a.out_answered_by[1] AS out_answered_by,
                a.int_answered_at, a.int_answered_by[1] AS int_answered_by,
@@ -163,9 +166,13 @@ BEGIN
                     FILTER (WHERE l.created_at IS NOT NULL AND NOT l.caller_is_extension
                               AND NOT l.destination_is_extension) AS in_dialled,
                 -- Outbound: an extension's leg dialling a number that is not ours.
-                array_agg(l ORDER BY l.created_at, l.leg_uuid)
+                -- A dialled leg's number before the one typed on the leg that started the
+                -- call (on Asterisk: its Exten, with a line prefix such as 9 in it).
+                array_agg(l ORDER BY l.leg_uuid = o.pbx_call_id, l.created_at, l.leg_uuid)
                     FILTER (WHERE l.created_at IS NOT NULL AND l.destination IS NOT NULL
                               AND NOT l.destination_is_extension) AS outbound,
+                (array_agg(l.destination_raw ORDER BY l.leg_uuid = o.pbx_call_id, l.created_at, l.leg_uuid)
+                    FILTER (WHERE l.created_at IS NOT NULL AND l.destination_raw IS NOT NULL))[1] AS int_dialled,
                 bool_or(l.created_at IS NOT NULL) AS any_created,
                 min(l.created_at) AS started_at,
                 -- Who answered. Inbound: the first extension leg to answer that is not a
@@ -222,7 +229,8 @@ BEGIN
                     ELSE o.external_number END AS external_number,
                CASE WHEN d.is_inbound THEN d.in_number_raw WHEN d.is_outbound THEN d.out_number_raw
                     ELSE o.external_number_raw END AS external_number_raw,
-               CASE WHEN d.is_inbound THEN d.in_dialled ELSE o.dialled END AS dialled
+               CASE WHEN d.is_inbound THEN d.in_dialled WHEN d.is_outbound THEN d.out_number_raw
+                    WHEN d.is_internal THEN d.int_dialled ELSE o.dialled END AS dialled
      ) dir
      CROSS JOIN LATERAL (
         SELECT CASE dir.direction WHEN 'inbound' THEN d.in_answered_at WHEN 'outbound' THEN d.out_answered_at

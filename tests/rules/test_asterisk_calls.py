@@ -77,14 +77,14 @@ def test_a_ring_group_through_local_channels_optimised_away_first_answer_wins(co
 def test_a_trunk_named_in_digits_is_a_trunk_by_the_rules_in_config(conn):
     seed_crm(conn)
     # A trunk whose endpoint is named after its number looks like an extension's device:
-    # its channel is taken for an extension calling, and the line dialled is unknown...
+    # its channel is taken for an extension dialling out the line it came in on...
     trunk = "PJSIP/74950001122-0000001a"
     facts = """SELECT c.direction, c.dialled, l.caller, l.caller_is_extension FROM cti.call c
                  JOIN cti.call_leg l ON l.call_id = c.id AND l.leg_uuid = c.pbx_call_id"""
     conn.execute("UPDATE cti.config SET ami_trunk_contexts = '{}'")
     with conn.transaction(force_rollback=True):
         insert_frames(conn, freepbx_queue_call(trunk), source="asterisk")
-        assert [row[1:] for row in conn.execute(facts)] == [(None, "74950001122", True)]
+        assert conn.execute(facts).fetchall() == [("outbound", "74950001122", "74950001122", True)]
     # ...until a DBA names it a trunk: by its channel name,
     conn.execute("UPDATE cti.config SET ami_trunk_channels = ARRAY['^PJSIP/74950001122-']")
     with conn.transaction(force_rollback=True):

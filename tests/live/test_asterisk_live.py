@@ -1,0 +1,226 @@
+"""pgcti against a real Asterisk 22: SIP phones ring, answer, refuse and hang up; `pgcti
+ingest --pbx asterisk` reads AMI with the manager user docs/asterisk.md gives, and the
+desks get their cards by a real LISTEN. Each scenario's AMI stream can be kept as a
+fixture (PGCTI_RECORD_LAB=1) for the fast replay in tests/rules."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.asterisk_lab import RING_SECONDS
+from tests.support.live import wait_for
+
+GROUP = "74950001122"  # ring-all: 101 and 102
+QUEUE = "74950001133"  # linear: 103, then 104
+DIRECT = "74950001144"  # 103 alone
+CALLER = "+74951234567"  # Ivanov at Romashka (tests/support/crm_fixture.py)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def summary(row: dict) -> dict:
+    return {
+        "direction": row["direction"],
+        "outcome": row["outcome"],
+        "answered_by": row["answered_by"],
+        "extension_chain": row["extension_chain"],
+        "external_number": row["external_number"],
+        "dialled": row["dialled"],
+    }
+
+
+def ring(p, desk: str) -> None:
+    """Wait until a desk's phone rings (its channel exists)."""
+    p.lab.channel_of(desk)
+
+
+def test_a_ring_group_call_first_answer_wins_and_the_card_opens_there(pipeline):
+    p = pipeline
+    p.lab.phones["101"].command("answermode", "manual")
+    p.lab.phones["102"].command("answermode", "manual")
+    p.lab.call_in(GROUP)
+    ring(p, "101")
+    ring(p, "102")
+    p.pump(0.5)
+    p.lab.phones["102"].accept()
+    card_at(p, "102")
+    p.pump(1)
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    assert summary(call) == {
+        "direction": "inbound",
+        "outcome": "answered",
+        "answered_by": "102",
+        "extension_chain": ["102"],
+        "external_number": CALLER,
+        "dialled": GROUP,
+    }
+    assert p.desks["102"].seen("open_card") == [call["call_id"]]
+    assert p.desks["102"].seen("call_ended") == [call["call_id"]]
+    assert p.desks["101"].items == [], "101 rang but did not answer: no card there"
+    p.record("ring_group_answered", summary(call))
+
+
+def test_a_missed_call_rings_out(pipeline):
+    p = pipeline
+    for desk in ("101", "102"):
+        p.lab.phones[desk].command("answermode", "manual")
+    p.lab.call_in(GROUP)
+    ring(p, "101")
+    time.sleep(RING_SECONDS + 1)  # the Dial's timeout: nobody answers
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    assert summary(call)["outcome"] == "missed" and call["answered_by"] is None
+    assert all(d.items == [] for d in p.desks.values())
+    p.record("ring_group_missed", summary(call))
+
+
+def inbound(rows: list[dict]) -> dict:
+    (call,) = [r for r in rows if r["direction"] == "inbound"]
+    return call
+
+
+def test_a_desk_that_refuses_the_call_makes_it_busy(pipeline):
+    p = pipeline
+    p.lab.phones["103"].command("answermode", "manual")
+    p.lab.call_in(DIRECT)
+    ring(p, "103")
+    p.lab.phones["103"].hangup()  # refuses while it rings: 486 Busy Here
+    p.settle()
+    call = inbound(p.call_row())
+    assert (call["outcome"], call["answered_by"], call["hangup_cause"]) == (
+        "busy",
+        None,
+        "USER_BUSY",
+    )
+    p.record("direct_refused", summary(call))
+
+
+def test_a_desk_already_on_a_call_is_busy(pipeline):
+    p = pipeline
+    p.lab.phones["101"].dial(f"sip:103@127.0.0.1:{p.lab.sip_port}")  # 103 answers 101
+    wait_for(lambda: len(p.lab.ami.channels()) == 2, 10, "101 talking to 103")
+    p.lab.call_in(DIRECT)  # the dialplan answers Busy without ringing 103
+    wait_for(lambda: len(p.lab.ami.channels()) == 2, 10, "the busy caller gone")
+    p.lab.phones["101"].hangup()
+    p.settle()
+    rows = p.call_row()
+    call = inbound(rows)
+    assert (call["outcome"], call["answered_by"]) == ("busy", None)
+    (internal,) = [r for r in rows if r["direction"] == "internal"]
+    assert internal["answered_by"] == "103"
+    p.record("direct_busy", summary(call))
+
+
+def test_the_caller_hangs_up_while_it_rings(pipeline):
+    p = pipeline
+    for desk in ("101", "102"):
+        p.lab.phones[desk].command("answermode", "manual")
+    p.lab.call_in(GROUP)
+    ring(p, "101")
+    time.sleep(1)
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    call = inbound(p.call_row())
+    assert (call["outcome"], call["answered_by"]) == ("abandoned", None)
+    assert all(d.items == [] for d in p.desks.values())
+    p.record("ring_group_abandoned", summary(call))
+
+
+def answered_at(p, desk: str) -> str:
+    """A group call that desk answers (the other one keeps ringing until then)."""
+    other = "102" if desk == "101" else "101"
+    p.lab.phones[other].command("answermode", "manual")
+    p.lab.call_in(GROUP)
+    channel = p.lab.channel_of(desk)
+    card_at(p, desk)
+    p.lab.phones[other].command("answermode", "auto")  # answers what comes next
+    return channel
+
+
+def card_at(p, desk: str) -> None:
+    wait_for(
+        lambda: p.desks[desk].wait(0.1) or p.desks[desk].seen("open_card"),
+        15,
+        f"the card at {desk}",
+    )
+
+
+def transferred(p, recording: str, chain: list[str]) -> None:
+    """The customer hangs up after a transfer: the card moved along the chain."""
+    card_at(p, chain[-1])
+    p.pump(0.5)
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    call = inbound(p.call_row())
+    assert (call["answered_by"], call["extension_chain"]) == (chain[0], chain)
+    assert p.desks[chain[0]].seen("close_card") == [call["call_id"]]
+    assert p.desks[chain[-1]].seen("call_ended") == [call["call_id"]]
+    p.record(recording, summary(call))
+
+
+def test_a_blind_transfer_moves_the_card(pipeline):
+    p = pipeline
+    at_101 = answered_at(p, "101")
+    p.lab.ami.action("BlindTransfer", Channel=at_101, Context="internal", Exten="103")
+    transferred(p, "blind_transfer", ["101", "103"])
+
+
+def test_an_attended_transfer_moves_the_card_when_the_transferer_hangs_up(pipeline):
+    p = pipeline
+    at_101 = answered_at(p, "101")
+    p.lab.ami.action("Atxfer", Channel=at_101, Context="internal", Exten="102")
+    p.lab.channel_of("102")  # the consultation: 101 talks to 102, the customer waits
+    time.sleep(1)
+    p.lab.phones["101"].hangup()  # completes the transfer
+    transferred(p, "attended_transfer", ["101", "102"])
+
+
+def test_a_queue_call_answered_by_the_second_member_after_the_first_rang_out(pipeline):
+    p = pipeline
+    p.lab.phones["103"].command("answermode", "manual")  # rings out after 4 s
+    p.lab.call_in(QUEUE)
+    p.lab.channel_of("104", timeout=15)
+    time.sleep(1)
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    call = inbound(p.call_row())
+    assert (call["outcome"], call["answered_by"], call["dialled"]) == ("answered", "104", QUEUE)
+    p.record("queue_second_member", summary(call))
+
+
+def test_a_queue_call_abandoned(pipeline):
+    p = pipeline
+    for desk in ("103", "104"):
+        p.lab.phones[desk].command("answermode", "manual")
+    p.lab.call_in(QUEUE)
+    ring(p, "103")
+    time.sleep(1)
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    call = inbound(p.call_row())
+    assert (call["outcome"], call["answered_by"]) == ("abandoned", None)
+    p.record("queue_abandoned", summary(call))
+
+
+def test_an_outbound_call_from_an_extension(pipeline):
+    p = pipeline
+    p.lab.outside_number("79161112233")  # a customer's phone, which answers
+    p.lab.phones["101"].dial(f"sip:979161112233@127.0.0.1:{p.lab.sip_port}")
+    card_at(p, "101")
+    p.lab.phones["101"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    assert summary(call) == {
+        "direction": "outbound",
+        "outcome": "answered",
+        "answered_by": "101",
+        "extension_chain": ["101"],
+        "external_number": "+79161112233",
+        "dialled": "79161112233",
+    }
+    p.record("outbound", summary(call))
