@@ -35,6 +35,11 @@ class Metrics:
             registry=r,
         )
         self.reconnects = Counter("pgcti_reconnects", "Reconnections", ["target"], registry=r)
+        self.pbx_blind = Counter(
+            "pgcti_pbx_blind_seconds",
+            "Seconds the PBX link was down: what the PBX sent then is lost (it replays nothing)",
+            registry=r,
+        )
         self.replayed = Counter(
             "pgcti_frames_replayed",
             "Frames written again after a reconnection (the replay window)",

@@ -154,7 +154,17 @@ def pipeline(request, lab, dsn, conn, make_login, tmp_path) -> Iterator[Pipeline
         ).fetchone()
         desk_conn.execute(f'LISTEN "{channel}"')
         desks[ext] = Desk(ext, desk_conn)
-    ingest = IngestProcess(dsn, lab.ami_url, tmp_path / "ingest", AMI_SECRET, "--pbx", "asterisk")
+    # A tick a second: calls whose end was lost end on time.
+    ingest = IngestProcess(
+        dsn,
+        lab.ami_url,
+        tmp_path / "ingest",
+        AMI_SECRET,
+        "--pbx",
+        "asterisk",
+        "--tick-seconds",
+        "1",
+    )
     try:
         wait_for(lambda: "logged in to the AMI" in ingest.log, 20, "pgcti logged in to the AMI")
         yield Pipeline(lab, dsn, ingest, desks, crm)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 
 from tests.support.asterisk_lab import RING_SECONDS
@@ -224,3 +225,27 @@ def test_an_outbound_call_from_an_extension(pipeline):
         "dialled": "79161112233",
     }
     p.record("outbound", summary(call))
+
+
+def test_asterisk_restarted_mid_call(pipeline):
+    """The ingester reconnects and says what it could not see; the call the restart cut
+    (no Hangup ever comes) ends after stale_call_after, and the card with it."""
+    p = pipeline
+    with psycopg.connect(p.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE cti.config SET stale_call_after = '4 seconds'")
+    answered_at(p, "101")
+    p.lab.restart_asterisk()
+    wait_for(lambda: "the AMI link was down for" in p.ingest.log, 30, "the gap reported")
+    for phone in ("carrier", "101"):  # SIGKILL sent them no BYE: their calls hang up here
+        p.lab.phones[phone].hangup()
+    (cut,) = p.call_row(timeout=30)
+    assert (cut["answered_by"], cut["hangup_cause"]) == ("101", "PGCTI_STALE")
+    p.pump(0.5)
+    assert p.desks["101"].seen("call_ended") == [cut["call_id"]]
+    # Calls after the restart are tracked as before.
+    p.lab.call_in(DIRECT)
+    card_at(p, "103")
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    after = [r for r in p.call_row() if r["call_id"] != cut["call_id"]]
+    assert [(r["answered_by"], r["outcome"]) for r in after] == [("103", "answered")]

@@ -129,6 +129,7 @@ async def run(
 ) -> None:
     host, port, user, tls = parse_url(url)
     delay, first = 0.5, True
+    gap = Gap()
     while True:
         try:
             reader, writer = await asyncio.wait_for(
@@ -145,7 +146,7 @@ async def run(
         started = time.monotonic()
         why = "the session ended"
         try:
-            await _session(reader, writer, user, key, deliver, metrics, first)
+            await _session(reader, writer, user, key, deliver, metrics, first, gap)
         except Dropped as dropped:
             why = str(dropped)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -154,6 +155,7 @@ async def run(
         finally:
             metrics.pbx_connected.set(0)
             writer.close()
+        gap.dropped(why)
         first = False
         # A link that held resets the backoff; a peer that breaks at once is tried less and
         # less often (a garbage banner made 3.6 reconnects a second before).
@@ -164,7 +166,40 @@ async def run(
         delay = min(delay * 2, 15.0)
 
 
-async def _session(reader, writer, user: str, key: Secret, deliver, metrics, first: bool) -> None:
+class Gap:
+    """While the link is down the PBX goes on, and AMI replays nothing: what it sent then is
+    lost. Said once the link is back, with its span, so an operator can tell which calls
+    may lack their end (pgcti ends them after cti.config.stale_call_after)."""
+
+    def __init__(self) -> None:
+        self.since: datetime | None = None
+        self.why = ""
+
+    def dropped(self, why: str) -> None:
+        if self.since is None:  # the first drop of a series of failed attempts
+            self.since, self.why = datetime.now(UTC), why
+
+    def restored(self, metrics: Metrics) -> None:
+        if self.since is None:
+            return
+        now = datetime.now(UTC)
+        seconds = (now - self.since).total_seconds()
+        metrics.pbx_blind.inc(seconds)
+        log.warning(
+            "the AMI link was down for %.1f s (%s to %s UTC; %s): Asterisk does not replay "
+            "events, so calls that rang, were answered or ended in that time were not seen; "
+            "a call whose end was missed is ended after cti.config.stale_call_after",
+            seconds,
+            self.since.strftime("%H:%M:%S"),
+            now.strftime("%H:%M:%S"),
+            self.why,
+        )
+        self.since = None
+
+
+async def _session(
+    reader, writer, user: str, key: Secret, deliver, metrics, first: bool, gap: Gap
+) -> None:
     try:
         banner = await asyncio.wait_for(read_banner(reader), 10)
     except TimeoutError:
@@ -188,6 +223,7 @@ async def _session(reader, writer, user: str, key: Secret, deliver, metrics, fir
             break
         booted = booted or field(block, "Event") == "FullyBooted"
     log.info("logged in to the AMI as %s (%s)", user, excerpt(banner))
+    gap.restored(metrics)
     if not first:
         metrics.reconnects.labels("pbx").inc()
     metrics.pbx_connected.set(1)
