@@ -16,12 +16,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.asterisk_lab import AMI_SECRET, AsteriskLab, LabUnavailable, asterisk_lab
+from tests.support.asterisk_lab import (
+    AMI_SECRET,
+    RECORDED_CALLS,
+    RECORDED_FIELDS,
+    RECORDINGS,
+    AsteriskLab,
+    LabUnavailable,
+    asterisk_lab,
+)
 from tests.support.crm_fixture import seed_crm
 from tests.support.live import IngestProcess, wait_for
-
-# Where a run with PGCTI_RECORD_LAB=1 writes each scenario's AMI stream and results.
-RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-lab"
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +106,10 @@ class Pipeline:
                 " (SELECT FROM cti.event_outcome o WHERE o.raw_event_id = r.id)"
             ).fetchone()[0]
 
-    def record(self, name: str, expected: dict) -> None:
-        """With PGCTI_RECORD_LAB=1: keep this scenario's AMI stream (as pgcti stored it)
-        and its results as fixtures, for tests/rules/test_asterisk_lab_recordings.py."""
+    def record(self, name: str) -> None:
+        """With PGCTI_RECORD_LAB=1: keep this scenario's AMI stream (the blocks pgcti stored)
+        and its calls (checked by the test before it records) as fixtures, which
+        tests/rules/test_asterisk_lab_recordings.py replays without the lab."""
         if os.environ.get("PGCTI_RECORD_LAB") != "1":
             return
         with psycopg.connect(self.dsn) as conn:
@@ -113,14 +119,12 @@ class Pipeline:
                     "SELECT body FROM cti.raw_event WHERE source = 'asterisk' ORDER BY id"
                 )
             ]
+            calls = conn.execute(RECORDED_CALLS).fetchall()
         RECORDINGS.mkdir(parents=True, exist_ok=True)
-        (RECORDINGS / f"{name}.ami").write_text(
-            "".join(b.replace("\r\n", "\n").replace("\n", "\r\n") + "\r\n\r\n" for b in bodies),
-            newline="",
-        )
-        (RECORDINGS / f"{name}.json").write_text(
-            json.dumps(expected, indent=2, sort_keys=True) + "\n"
-        )
+        blocks = "".join(b + "\r\n\r\n" for b in bodies)
+        (RECORDINGS / f"{name}.ami").write_bytes(blocks.encode())
+        expected = [dict(zip(RECORDED_FIELDS, row, strict=True)) for row in calls]
+        (RECORDINGS / f"{name}.json").write_text(json.dumps(expected, indent=2) + "\n")
 
 
 def dump(dsn: str, path: Path) -> None:

@@ -35,6 +35,15 @@ RING_SECONDS = 8
 AMI_SECRET = "pgcti-lab-ami-secret"  # pgcti's read-only user, as in docs/asterisk.md
 LAB_SECRET = "pgcti-lab-driver"
 PHONE_SECRET = "pgcti-lab-phone"
+# The lab's recordings: each live scenario's AMI stream, as pgcti's filtered manager user
+# received it, and its calls (written by a run with PGCTI_RECORD_LAB=1).
+RECORDINGS = ROOT / "tests" / "fixtures" / "asterisk-lab"
+RECORDED_FIELDS = (
+    "direction", "outcome", "answered_by", "extension_chain", "external_number", "dialled", "hangup_cause",
+)  # fmt: skip
+RECORDED_CALLS = (
+    f"SELECT {', '.join(RECORDED_FIELDS)} FROM cti.call_history_v1 ORDER BY started_at, call_id"
+)
 SILENT_PROMPTS = ("pbx-transfer", "pbx-invalid", "beep", "transfer-failed", "queue-thankyou")
 
 
