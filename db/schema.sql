@@ -27,12 +27,15 @@ CREATE TABLE cti.call (
     ring_notified boolean DEFAULT false NOT NULL,
     card_workstation_id bigint,
     routing_note text,
+    caller_withheld boolean DEFAULT false NOT NULL,
     CONSTRAINT call_client_match_check CHECK ((client_match = ANY (ARRAY['exact'::text, 'ambiguous'::text, 'new'::text, 'none'::text]))),
     CONSTRAINT call_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text, 'internal'::text]))),
-    CONSTRAINT call_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'busy'::text, 'abandoned'::text, 'no_answer'::text])))
+    CONSTRAINT call_outcome_check CHECK ((outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'busy'::text, 'rejected'::text, 'abandoned'::text, 'no_answer'::text])))
 );
 
 COMMENT ON TABLE cti.call IS 'One row per PBX call: caller, client, times, who answered, outcome, where the card is open';
+
+COMMENT ON COLUMN cti.call.caller_withheld IS 'The customer withheld their number: cards, notifications and history show "withheld", not the number';
 
 CREATE TYPE cti.call_derivation AS (
 	ord integer,
@@ -139,11 +142,27 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.ami_is_withheld_number(p_caller_id text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    RETURN COALESCE((lower(btrim(p_caller_id)) = ANY (ARRAY[''::text, '<unknown>'::text, 'anonymous'::text, 'restricted'::text, 'unavailable'::text, 'unknown'::text, 'private'::text, 'withheld'::text, 'blocked'::text, 'anonymous@anonymous.invalid'::text])), true);
+
+CREATE FUNCTION cti.ami_is_outside_number(p_caller_id text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    RETURN (((p_caller_id ~ '^\+?[0-9 ()./-]+$'::text) AND (length(regexp_replace(p_caller_id, '[^0-9]'::text, ''::text, 'g'::text)) >= 7)) OR cti.ami_is_withheld_number(p_caller_id));
+
+CREATE FUNCTION cti.ami_peer(p_channel text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    RETURN "substring"(p_channel, '^[A-Za-z0-9]+/(.+)-[0-9a-fA-F]+(?:<[A-Z]+>)?$'::text);
+
+CREATE FUNCTION cti.ami_device_by_evidence(p_channel text, p_dial_string text, p_caller_id text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    RETURN (SELECT CASE WHEN (x.peer IS NULL) THEN NULL::text WHEN (ami_device_by_evidence.p_dial_string IS NOT NULL) THEN CASE WHEN (lower(ami_device_by_evidence.p_dial_string) = lower(x.peer)) THEN x.peer WHEN (lower(ami_device_by_evidence.p_dial_string) ~~ (lower(x.peer) || '/sip%:%'::text)) THEN x.peer ELSE NULL::text END WHEN (ami_device_by_evidence.p_caller_id IS NOT NULL) THEN CASE WHEN cti.ami_is_outside_number(ami_device_by_evidence.p_caller_id) THEN NULL::text ELSE x.peer END ELSE NULL::text END AS "case" FROM (SELECT cti.ami_peer(ami_device_by_evidence.p_channel) AS peer) x);
+
 CREATE FUNCTION cti.ami_dialled_number(p_fields jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE
     RETURN COALESCE("substring"((p_fields ->> 'DialString'::text), '(?:^|/)(\+?[0-9]{2,})(?:@|$)'::text), "substring"((p_fields ->> 'DestExten'::text), '^\+?[0-9]{2,}$'::text), NULLIF((p_fields ->> 'DestCallerIDNum'::text), '<unknown>'::text));
 
-CREATE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
+CREATE FUNCTION cti.ami_extension_seen(p_channel text, p_context text, p_dial_string text, p_caller_id text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -158,9 +177,14 @@ BEGIN
        OR EXISTS (SELECT FROM unnest(v_cfg.ami_trunk_channels) p WHERE p_channel ~ p) THEN
         RETURN NULL;
     END IF;
-    RETURN nullif(cti.crm_extension_for_channel(p_channel), '');
+    RETURN coalesce(nullif(cti.crm_extension_for_channel(p_channel), ''),
+                    cti.ami_device_by_evidence(p_channel, p_dial_string, p_caller_id));
 END
 $$;
+
+CREATE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
+    LANGUAGE sql STABLE
+    RETURN cti.ami_extension_seen(p_channel, p_context, NULL::text, NULL::text);
 
 CREATE FUNCTION cti.ami_fields(p_frame jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
@@ -308,7 +332,7 @@ CREATE FUNCTION cti.apply_facts(p_source text, p_facts cti.frame_fact[]) RETURNS
     AS $$
 DECLARE
     v_known CONSTANT text[] := ARRAY['leg_created', 'leg_answered', 'leg_ended', 'leg_hold',
-                                     'leg_unhold', 'bridged', 'call_ended'];
+                                     'leg_unhold', 'bridged', 'call_ended', 'caller_withheld'];
     v_kinds text[];
     v_unknown text;
 BEGIN
@@ -365,8 +389,17 @@ BEGIN
                hangup_cause = CASE WHEN l.hangup_cause IS NULL
                                      OR (l.hangup_cause NOT IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER')
                                          AND EXCLUDED.hangup_cause IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER'))
+                                     -- Asterisk's Dial says BUSY for a phone that rejected the call
+                                     -- too; the Hangup's cause 21 says which it was
+                                     OR (l.hangup_cause = 'USER_BUSY' AND EXCLUDED.hangup_cause = 'CALL_REJECTED')
                                    THEN coalesce(EXCLUDED.hangup_cause, l.hangup_cause)
                                    ELSE l.hangup_cause END;
+    END IF;
+    IF 'caller_withheld' = ANY (v_kinds) THEN  -- once withheld, always: it is never shown
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller_withheld)
+        SELECT p_source, (x.fact).leg, x.call_id, true
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'caller_withheld'
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET caller_withheld = true;
     END IF;
     IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)
@@ -471,7 +504,7 @@ CREATE FUNCTION cti.client_kind(p_call cti.call) RETURNS text
 
 CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
-    RETURN jsonb_strip_nulls(jsonb_build_object('call_id', (p_call).id, 'direction', (p_call).direction, 'number', COALESCE((p_call).external_number, (p_call).external_number_raw), 'dialled', (p_call).dialled, 'client_id', (p_call).client_id, 'record_kind', cti.client_kind(p_call), 'match', (p_call).client_match, 'is_new', ((p_call).client_match = 'new'::text), 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'manager_id', (((p_call).client_card ->> 'manager_id'::text))::bigint, 'manager_surname', ((p_call).client_card ->> 'manager_surname'::text), 'candidates', ((p_call).client_card -> 'candidates'::text), 'extension', (p_call).holder_extension));
+    RETURN jsonb_strip_nulls(jsonb_build_object('call_id', (p_call).id, 'direction', (p_call).direction, 'number', CASE WHEN (NOT (p_call).caller_withheld) THEN COALESCE((p_call).external_number, (p_call).external_number_raw) ELSE NULL::text END, 'withheld', CASE WHEN (p_call).caller_withheld THEN true ELSE NULL::boolean END, 'dialled', (p_call).dialled, 'client_id', (p_call).client_id, 'record_kind', cti.client_kind(p_call), 'match', (p_call).client_match, 'is_new', ((p_call).client_match = 'new'::text), 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'manager_id', (((p_call).client_card ->> 'manager_id'::text))::bigint, 'manager_surname', ((p_call).client_card ->> 'manager_surname'::text), 'candidates', ((p_call).client_card -> 'candidates'::text), 'extension', (p_call).holder_extension));
 
 CREATE FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -724,6 +757,7 @@ BEGIN
      -- node each: about 200 for one call, most of a lone frame's derivation.)
      CROSS JOIN LATERAL (
         SELECT (a.inbound[1]).caller AS in_number, (a.inbound[1]).caller_raw AS in_number_raw,
+               coalesce((a.inbound[1]).caller_withheld, false) AS in_withheld,
                a.inbound IS NOT NULL AS is_inbound, a.in_dialled[1] AS in_dialled,
                (a.outbound[1]).destination AS out_number, (a.outbound[1]).destination_raw AS out_number_raw,
                a.outbound IS NOT NULL AS is_outbound, coalesce(a.any_created, false) AS is_internal,
@@ -732,9 +766,11 @@ BEGIN
                a.out_answered_at, a.out_answered_by[1] AS out_answered_by,
                a.int_answered_at, a.int_answered_by[1] AS int_answered_by,
                br.extensions AS bridged, br.times AS bridged_at,
-               coalesce(a.all_ended, true) AS all_legs_ended, a.last_leg_ended,
-               coalesce(a.busy, false) AS busy, coalesce(a.cancelled, false) AS cancelled,
-               a.leg_cause[1] AS leg_cause, tr.transfers
+               coalesce(a.all_ended, true) OR a.alone AS all_legs_ended, a.last_leg_ended,
+               coalesce(a.busy, false) AS busy, coalesce(a.rejected, false) AS rejected,
+               coalesce(a.cancelled, false) AS cancelled,
+               a.leg_cause[1] AS leg_cause, tr.transfers,
+               EXISTS (SELECT FROM cti.call_bridge b WHERE b.call_id = o.id) AS talked
           FROM (
             SELECT
                 -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
@@ -772,8 +808,17 @@ BEGIN
                 array_agg(l.destination ORDER BY l.answered_at, l.leg_uuid)
                     FILTER (WHERE l.answered_at IS NOT NULL) AS int_answered_by,
                 bool_and(l.ended_at IS NOT NULL) AS all_ended,
+                -- The last party left: one of our devices, answered, still up, when every
+                -- other leg has hung up and it talked to one of them. Its own Hangup may
+                -- never come (a filtered manager user, a lost event): the call is over.
+                count(*) FILTER (WHERE l.ended_at IS NULL) = 1
+                    AND bool_or(l.ended_at IS NULL AND l.answered_at IS NOT NULL
+                                AND (l.destination_is_extension OR (l.caller_is_extension AND l.leg_uuid = o.pbx_call_id))
+                                AND EXISTS (SELECT FROM cti.call_bridge b
+                                             WHERE b.call_id = o.id AND l.leg_uuid IN (b.leg_a, b.leg_b))) AS alone,
                 max(l.ended_at) AS last_leg_ended,
-                bool_or(l.hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
+                bool_or(l.hangup_cause = 'USER_BUSY') AS busy,
+                bool_or(l.hangup_cause = 'CALL_REJECTED') AS rejected,  -- a phone refused it
                 -- the customer hung up while it rang: the PBX cancels the ringing legs
                 bool_or(l.hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
                 array_agg(l.hangup_cause ORDER BY l.ended_at DESC NULLS LAST, l.leg_uuid)
@@ -847,12 +892,16 @@ BEGIN
      CROSS JOIN LATERAL (
         SELECT jsonb_populate_record(o, jsonb_build_object(
             'direction', dir.direction, 'external_number', dir.external_number,
+            'caller_withheld', CASE WHEN d.is_inbound THEN d.in_withheld ELSE o.caller_withheld END,
             'external_number_raw', dir.external_number_raw, 'dialled', dir.dialled,
             'started_at', d.started_at, 'last_event_at', greatest(o.last_event_at, i.at),
             'answered_at', ans.answered_at, 'answered_by', ans.answered_by, 'holder_extension', en.holder,
             'ended_at', en.ended_at,
             'outcome', CASE WHEN NOT en.ending THEN o.outcome
                             WHEN ans.answered_by IS NOT NULL THEN 'answered'
+                            -- two of its legs talked: answered, whoever it was (never missed)
+                            WHEN d.talked THEN 'answered'
+                            WHEN d.rejected THEN 'rejected'
                             WHEN d.busy THEN 'busy'
                             WHEN dir.direction = 'outbound' THEN 'no_answer'
                             WHEN d.cancelled THEN 'abandoned'
@@ -867,13 +916,18 @@ BEGIN
 
     -- The client, looked up once per call as soon as the customer's number is known (in
     -- order: an unknown number is registered by the first of its calls).
+    -- A withheld number is looked up only where cti.config says so, and never registered.
     FOR i IN 1 .. CASE WHEN v_any_lookup THEN cardinality(v_steps) ELSE 0 END LOOP
         v_step := v_steps[i];
         IF v_step.needs_client THEN
             v_call := v_step.after_state;
-            SELECT c.client_id, c.client_match, c.candidates, c.card
-              INTO v_call.client_id, v_call.client_match, v_call.client_candidates, v_call.client_card
-              FROM cti.identify_client(v_call, v_call.direction = 'inbound') c;
+            IF v_call.caller_withheld AND NOT (SELECT g.lookup_withheld_numbers FROM cti.config g) THEN
+                v_call.client_match := 'none';
+            ELSE
+                SELECT c.client_id, c.client_match, c.candidates, c.card
+                  INTO v_call.client_id, v_call.client_match, v_call.client_candidates, v_call.client_card
+                  FROM cti.identify_client(v_call, v_call.direction = 'inbound' AND NOT v_call.caller_withheld) c;
+            END IF;
             v_step.after_state := v_call;
             v_steps[i] := v_step;
             v_result.lookup_keys := v_result.lookup_keys || p_keys[v_step.ord];
@@ -927,7 +981,7 @@ BEGIN
         holder_extension = (s.after_state).holder_extension, ended_at = (s.after_state).ended_at,
         outcome = (s.after_state).outcome, hangup_cause = (s.after_state).hangup_cause,
         ring_notified = (s.after_state).ring_notified, card_workstation_id = (s.after_state).card_workstation_id,
-        routing_note = (s.after_state).routing_note
+        routing_note = (s.after_state).routing_note, caller_withheld = (s.after_state).caller_withheld
       -- Each row found by its id, then updated by its ctid (the row is locked, so the ctid
       -- stays put): a join on id was planned as a scan of the table (50_call_facts.sql).
       FROM (SELECT s.after_state, k.ctid AS row_at FROM unnest(v_steps) s
@@ -942,7 +996,7 @@ BEGIN
       INTO v_result.callback_steps, v_result.callback_keys
       FROM unnest(v_steps) s
      WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
-        OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy');
+        OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy', 'rejected');
     IF cardinality(v_result.callback_steps) > 0 AND p_keys[1] = 0 THEN
         v_result.commands := v_result.commands || cti.track_callbacks(v_steps, p_keys, p_live);
         v_result.callback_steps := '{}';
@@ -1082,7 +1136,7 @@ COMMENT ON FUNCTION cti.epoch_v1() IS 'Client API v1: the database''s history (s
 CREATE FUNCTION cti.facts_from_asterisk(p_frame jsonb, p_received timestamp with time zone) RETURNS SETOF cti.fact
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 DECLARE
     v_event text := p_frame ->> 'Event';
     v jsonb;
@@ -1098,7 +1152,7 @@ BEGIN
     END IF;
     v_fact := cti.ignored_event(
         v_event,
-        ARRAY['VarSet', 'Newexten', 'NewCallerid', 'NewConnectedLine', 'NewAccountCode', 'BridgeCreate',
+        ARRAY['VarSet', 'Newexten', 'NewConnectedLine', 'NewAccountCode', 'BridgeCreate',
               'BridgeDestroy', 'BridgeMerge', 'BridgeInfoChannel', 'BridgeInfoComplete', 'CEL', 'Cdr',
               'ExtensionStatus', 'DeviceStateChange', 'PresenceStateChange', 'FullyBooted', 'SuccessfulAuth',
               'ChallengeSent', 'RTCPSent', 'RTCPReceived', 'UserEvent', 'SoftHangupRequest', 'HangupRequest',
@@ -1109,7 +1163,7 @@ BEGIN
               'MessageWaiting', 'DialState', 'SIPRinging', 'ChannelUpdate', 'Shutdown'],
         ARRAY['Newchannel', 'Newstate', 'Hangup', 'Hold', 'Unhold', 'QueueCallerAbandon', 'DialBegin', 'DialEnd',
               'AgentCalled', 'AgentConnect', 'AgentRingNoAnswer', 'BridgeEnter', 'BridgeLeave', 'BlindTransfer',
-              'AttendedTransfer', 'LocalOptimizationBegin', 'LocalOptimizationEnd', 'QueueCallerJoin',
+              'AttendedTransfer', 'LocalOptimizationBegin', 'LocalOptimizationEnd', 'QueueCallerJoin', 'NewCallerid',
               'QueueCallerLeave', 'AgentComplete', 'AgentDump', 'Dial', 'Bridge', 'Link', 'Unlink', 'Join',
               'Leave', 'Masquerade', 'Rename', 'Transfer']);
     IF v_fact.kind = 'ignored' THEN
@@ -1155,12 +1209,18 @@ BEGIN
             v_fact.kind := 'leg_created';
             -- Who calls: an extension's device, a customer through a trunk, or through a
             -- Local/ wire (its caller id; its shape says extension or not).
-            v_from_ext := cti.ami_extension(v ->> 'Channel', NULL);
+            -- The calling channel is a device when it dials a number out through a trunk
+            -- (an extension dialling out), whatever its name.
+            v_from_ext := cti.ami_extension_seen(v ->> 'Channel', NULL, NULL,
+                                            CASE WHEN v ->> 'DialString' ~ '^\+?[0-9]{3,}@|/\+?[0-9]{3,}$'
+                                                 THEN '0' ELSE v ->> 'CallerIDNum' END);
             v_fact.caller_raw := coalesce(v_from_ext, nullif(v ->> 'CallerIDNum', '<unknown>'),
                                           nullif(v ->> 'DestConnectedLineNum', '<unknown>'));
             v_fact.caller_is_extension := CASE WHEN v_from_ext IS NOT NULL THEN true
                                                WHEN v ->> 'Channel' IS NOT NULL AND NOT cti.ami_is_local(v ->> 'Channel') THEN false END;
-            v_ext := cti.ami_extension(v_channel, NULL);
+            -- A queue's member is a device: its Interface names it (AgentCalled has no DialString).
+            v_ext := cti.ami_extension_seen(v_channel, NULL, coalesce(v ->> 'DialString',
+                                            substring(v ->> 'Interface' FROM '^[^/]+/(.+)$'), ''), NULL);
             v_fact.destination_raw := coalesce(v_ext, cti.ami_dialled_number(v));
             v_fact.destination_is_extension := v_ext IS NOT NULL;
             v_fact.other_leg := v ->> 'Uniqueid';  -- the calling channel (52_asterisk_calls.sql)
@@ -1213,12 +1273,25 @@ BEGIN
             ELSE
                 -- The channel that starts the call: a customer on a trunk calling our line
                 -- (never an extension, whatever its shape), or an extension dialling.
-                v_ext := cti.ami_extension(v_channel, v ->> 'Context');
+                v_ext := cti.ami_extension_seen(v_channel, v ->> 'Context', NULL, coalesce(v ->> 'CallerIDNum', ''));
                 v_fact.kind := 'leg_created';
                 v_fact.caller_raw := coalesce(v_ext, nullif(v ->> 'CallerIDNum', '<unknown>'));
                 v_fact.caller_is_extension := v_ext IS NOT NULL;
                 v_fact.destination_raw := nullif(v ->> 'Exten', '');
                 v_fact.destination_is_extension := CASE WHEN v_ext IS NULL THEN false END;
+                IF v_ext IS NULL AND cti.ami_is_withheld_number(v ->> 'CallerIDNum') THEN
+                    RETURN NEXT v_fact;  -- a customer with no number: withheld
+                    v_fact.kind := 'caller_withheld';
+                END IF;
+            END IF;
+        WHEN 'NewCallerid' THEN
+            -- The dialplan (or the carrier) set the caller id: presentation prohibited
+            -- (CID-CallingPres 32-63: "Presentation Prohibited, ...") or no number withholds it.
+            IF (substring(v ->> 'CID-CallingPres' FROM '^[0-9]+')::int & 96) = 32
+               OR cti.ami_is_withheld_number(v ->> 'CallerIDNum') THEN
+                v_fact.kind := 'caller_withheld';
+            ELSE
+                v_fact.note := 'NewCallerid with the number presented carries no call fact';
             END IF;
         WHEN 'Newstate' THEN
             IF v ->> 'ChannelState' = '6' OR v ->> 'ChannelStateDesc' = 'Up' THEN
@@ -1239,7 +1312,7 @@ BEGIN
     END CASE;
     RETURN NEXT v_fact;
 END
-$$;
+$_$;
 
 COMMENT ON FUNCTION cti.facts_from_asterisk(p_frame jsonb, p_received timestamp with time zone) IS 'Asterisk AMI event block -> call facts (Linkedid = call, Uniqueid = leg); raises naming a missing field';
 
@@ -1983,8 +2056,8 @@ CREATE FUNCTION cti.period_summary_v1(p_first date, p_last date) RETURNS TABLE(i
          ORDER BY party, started_at
     )
     SELECT coalesce(sum(d.inbound_calls), 0)::bigint, coalesce(sum(d.answered), 0)::bigint,
-           coalesce(sum(d.missed + d.abandoned + d.busy), 0)::bigint,
-           round(sum(d.answered) / nullif(sum(d.answered + d.missed + d.abandoned + d.busy), 0), 3),
+           coalesce(sum(d.missed + d.abandoned + d.busy + d.rejected), 0)::bigint,
+           round(sum(d.answered) / nullif(sum(d.answered + d.missed + d.abandoned + d.busy + d.rejected), 0), 3),
            coalesce(sum(d.missed_never_called_back), 0)::bigint,
            (SELECT count(*) FROM firsts f
              WHERE f.started_at::date BETWEEN p_first AND p_last AND f.client_match IN ('new', 'none')),
@@ -2041,6 +2114,7 @@ CREATE TABLE cti.config (
     ami_trunk_channels text[] DEFAULT '{}'::text[] NOT NULL,
     ami_trunk_contexts text[] DEFAULT ARRAY['from-trunk'::text, 'from-pstn'::text] NOT NULL,
     outbox_keep interval DEFAULT '30 days'::interval,
+    lookup_withheld_numbers boolean DEFAULT false NOT NULL,
     CONSTRAINT ami_trunk_channels_are_regular_expressions CHECK (cti.are_regular_expressions(ami_trunk_channels)),
     CONSTRAINT config_callback_due_after_check CHECK ((callback_due_after >= '00:00:00'::interval)),
     CONSTRAINT config_callback_owner_policy_check CHECK ((callback_owner_policy <@ ARRAY['manager'::text, 'line'::text, 'default'::text])),
@@ -2058,6 +2132,8 @@ CREATE TABLE cti.config (
 COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the raw frame size limit; edit with UPDATE';
 
 COMMENT ON COLUMN cti.config.outbox_keep IS 'Acknowledged outbox items older than this are removed by the ingester''s tick (NULL: kept for ever); unacknowledged ones always stay';
+
+COMMENT ON COLUMN cti.config.lookup_withheld_numbers IS 'Look a withheld number up in the CRM all the same (its client is shown, the number never is)';
 
 CREATE FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -2895,10 +2971,11 @@ DECLARE
 BEGIN
     FOREACH v_step IN ARRAY p_steps LOOP
         v_call := v_step.after_state;
-        CONTINUE WHEN v_call.external_number IS NULL OR cti.is_extension(v_call.external_number);
+        CONTINUE WHEN v_call.external_number IS NULL OR cti.is_extension(v_call.external_number)
+                      OR v_call.caller_withheld;  -- a number nobody may see is not dialled back
         v_reached := v_call.answered_at IS NOT NULL AND (v_step.before_state).answered_at IS NULL
                      AND v_call.direction IN ('inbound', 'outbound');
-        v_missed := v_call.direction = 'inbound' AND v_call.outcome IN ('missed', 'abandoned', 'busy');
+        v_missed := v_call.direction = 'inbound' AND v_call.outcome IN ('missed', 'abandoned', 'busy', 'rejected');
 
         -- The end of a call that opened a task can still move (the PBX's own time replacing
         -- the arrival of its last leg's end): the task follows. Order does not matter here.
@@ -3013,7 +3090,10 @@ CREATE VIEW cti.call_history_v1 AS
     source,
     pbx_call_id,
     direction,
-    external_number,
+        CASE
+            WHEN (NOT caller_withheld) THEN external_number
+            ELSE NULL::text
+        END AS external_number,
     dialled,
     client_id,
     client_match,
@@ -3034,7 +3114,8 @@ CREATE VIEW cti.call_history_v1 AS
               WHERE (t.call_id = c.id)
               ORDER BY t.step))
         END AS extension_chain,
-    cti.client_kind(c.*) AS client_kind
+    cti.client_kind(c.*) AS client_kind,
+    caller_withheld AS withheld
    FROM cti.call c;
 
 COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client (and whether a client or a lead), direction, times, response time, who answered, the transfer chain, outcome';
@@ -3062,8 +3143,11 @@ CREATE TABLE cti.call_leg (
     hangup_cause text,
     on_hold boolean DEFAULT false NOT NULL,
     caller_is_extension boolean DEFAULT false NOT NULL,
-    destination_is_extension boolean DEFAULT false NOT NULL
+    destination_is_extension boolean DEFAULT false NOT NULL,
+    caller_withheld boolean DEFAULT false NOT NULL
 );
+
+COMMENT ON COLUMN cti.call_leg.caller_withheld IS 'The caller withheld their number (presentation prohibited, or no number): shown to no one';
 
 CREATE TABLE cti.callback_party_key (
     party text NOT NULL,
@@ -3094,11 +3178,11 @@ CREATE VIEW cti.client_contact_summary_v1 AS
  SELECT client_id,
     count(*) AS calls,
     count(*) FILTER (WHERE (direction = 'inbound'::text)) AS inbound_calls,
-    count(*) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) AS missed_calls,
+    count(*) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text, 'rejected'::text])) AND (direction = 'inbound'::text))) AS missed_calls,
     avg(response_time) FILTER (WHERE (direction = 'inbound'::text)) AS avg_response_time,
     max(started_at) AS last_call_at,
-    max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) AS last_missed_at,
-    COALESCE((max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text])) AND (direction = 'inbound'::text))) > COALESCE(max(started_at) FILTER (WHERE (outcome = 'answered'::text)), '-infinity'::timestamp with time zone)), false) AS missed_not_called_back
+    max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text, 'rejected'::text])) AND (direction = 'inbound'::text))) AS last_missed_at,
+    COALESCE((max(started_at) FILTER (WHERE ((outcome = ANY (ARRAY['missed'::text, 'abandoned'::text, 'busy'::text, 'rejected'::text])) AND (direction = 'inbound'::text))) > COALESCE(max(started_at) FILTER (WHERE (outcome = 'answered'::text)), '-infinity'::timestamp with time zone)), false) AS missed_not_called_back
    FROM cti.call_history_v1 h
   WHERE ((client_id IS NOT NULL) AND (client_kind = 'client'::text))
   GROUP BY client_id;
@@ -3126,7 +3210,8 @@ CREATE VIEW cti.daily_call_stats_v1 AS
             count(*) FILTER (WHERE (calls.outcome = 'missed'::text)) AS missed,
             count(*) FILTER (WHERE (calls.outcome = 'abandoned'::text)) AS abandoned,
             count(*) FILTER (WHERE (calls.outcome = 'busy'::text)) AS busy,
-            round(((count(*) FILTER (WHERE (calls.outcome = 'answered'::text)))::numeric / (NULLIF(count(*) FILTER (WHERE (calls.outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'abandoned'::text, 'busy'::text]))), 0))::numeric), 3) AS answer_rate,
+            count(*) FILTER (WHERE (calls.outcome = 'rejected'::text)) AS rejected,
+            round(((count(*) FILTER (WHERE (calls.outcome = 'answered'::text)))::numeric / (NULLIF(count(*) FILTER (WHERE (calls.outcome = ANY (ARRAY['answered'::text, 'missed'::text, 'abandoned'::text, 'busy'::text, 'rejected'::text]))), 0))::numeric), 3) AS answer_rate,
             percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY calls.response_time) FILTER (WHERE (calls.outcome = 'answered'::text)) AS response_p50,
             percentile_cont((0.9)::double precision) WITHIN GROUP (ORDER BY calls.response_time) FILTER (WHERE (calls.outcome = 'answered'::text)) AS response_p90,
             count(*) FILTER (WHERE (calls.client_match = 'new'::text)) AS leads_registered
@@ -3166,11 +3251,12 @@ CREATE VIEW cti.daily_call_stats_v1 AS
     t.time_to_callback_p50,
     COALESCE(t.reached_when_they_called_again, (0)::bigint) AS reached_when_they_called_again,
     COALESCE(t.missed_never_called_back, (0)::bigint) AS missed_never_called_back,
-    COALESCE(c.leads_registered, (0)::bigint) AS leads_registered
+    COALESCE(c.leads_registered, (0)::bigint) AS leads_registered,
+    COALESCE(c.rejected, (0)::bigint) AS rejected
    FROM (per_calls c
      FULL JOIN per_tasks t ON (((t.day = c.day) AND (t.all_lines = c.all_lines) AND (NOT (t.line IS DISTINCT FROM c.line)))));
 
-COMMENT ON VIEW cti.daily_call_stats_v1 IS 'Per day and line (and per day, all_lines): inbound, answered, missed, abandoned, busy, answer rate, response p50/p90, callbacks made, time to callback, never called back, leads';
+COMMENT ON VIEW cti.daily_call_stats_v1 IS 'Per day and line (and per day, all_lines): inbound, answered, missed, abandoned, busy, rejected, answer rate, response p50/p90, callbacks made, time to callback, never called back, leads';
 
 CREATE TABLE cti.doorbell_skip (
     skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
@@ -3537,7 +3623,17 @@ GRANT ALL ON FUNCTION cti.ack_notifications_v1(p_seq bigint) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.ami_block(p_body text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.ami_is_withheld_number(p_caller_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_is_outside_number(p_caller_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_peer(p_channel text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_device_by_evidence(p_channel text, p_dial_string text, p_caller_id text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.ami_dialled_number(p_fields jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_extension_seen(p_channel text, p_context text, p_dial_string text, p_caller_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ami_extension(p_channel text, p_context text) FROM PUBLIC;
 

@@ -4,7 +4,9 @@
 -- - A call is its Linkedid; a leg is a channel's Uniqueid.
 -- - Only channels at the ends of a call are legs: a device (PJSIP/101-00000007, SIP/...,
 --   IAX2/...: extension 101, or what cti.crm_extension_for_channel() says) or a trunk
---   (cti.config.ami_trunk_channels, ami_trunk_contexts, or a peer that is no extension).
+--   (cti.config.ami_trunk_channels, ami_trunk_contexts). A channel neither names is told
+--   by its event: dialled by its name alone, or calling with a short number, a device
+--   (9170-12, alice); dialled with a number through it, or calling from outside, a trunk.
 --   Local/ channels are wires between legs: dials to them are skipped (the channel they
 --   dial in turn is followed), and who they connect comes out of the bridges.
 -- - The channel that starts a call (Uniqueid = Linkedid) is a leg from its Newchannel:
@@ -16,6 +18,8 @@
 --   or earlier at a DialEnd that says why (BUSY, CANCEL, NOANSWER; AgentRingNoAnswer), and
 --   the caller's leg at QueueCallerAbandon. Hangup causes are Q.850 codes, named as
 --   onlinePBX names them (17 USER_BUSY, 19 NO_ANSWER, ...).
+-- - A customer with no number (anonymous, restricted, ...), or whose NewCallerid says
+--   presentation prohibited, has withheld it: nothing shown to people carries it.
 -- - BridgeEnter/BridgeLeave are stays in a bridge (52_asterisk_calls.sql pairs them);
 --   Hold/Unhold hold a leg. Transfers, queue joins and Local/ optimisation carry nothing
 --   the Dial and Bridge events do not already say: ignored with a note saying so.
@@ -85,8 +89,10 @@ LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller (50_call
 RETURN regexp_replace(p_channel, ';[12](<[A-Z]+>)?$', '');
 
 -- The extension of a channel, or NULL for a trunk or a Local/ wire. A channel is a trunk
--- when a rule in cti.config says so, or when the adapter finds no extension for it.
-CREATE OR REPLACE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
+-- when a rule in cti.config says so; else the adapter names its extension; else what the
+-- event shows decides (cti.ami_device_by_evidence): how it was dialled, who it calls as.
+CREATE OR REPLACE FUNCTION cti.ami_extension_seen(p_channel text, p_context text, p_dial_string text, p_caller_id text)
+RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -101,9 +107,58 @@ BEGIN
        OR EXISTS (SELECT FROM unnest(v_cfg.ami_trunk_channels) p WHERE p_channel ~ p) THEN
         RETURN NULL;
     END IF;
-    RETURN nullif(cti.crm_extension_for_channel(p_channel), '');
+    RETURN coalesce(nullif(cti.crm_extension_for_channel(p_channel), ''),
+                    cti.ami_device_by_evidence(p_channel, p_dial_string, p_caller_id));
 END
 $$;
+
+-- The same, from the channel's name and context alone.
+CREATE OR REPLACE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
+LANGUAGE sql STABLE
+RETURN cti.ami_extension_seen(p_channel, p_context, NULL, NULL);
+
+-- The peer (endpoint) name of a device or trunk channel: PJSIP/alice-0000001a -> alice.
+CREATE OR REPLACE FUNCTION cti.ami_peer(p_channel text) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN substring(p_channel FROM '^[A-Za-z0-9]+/(.+)-[0-9a-fA-F]+(?:<[A-Z]+>)?$');
+
+-- Caller ids that mean "no number": what PBXs and carriers put for a withheld or missing one.
+CREATE OR REPLACE FUNCTION cti.ami_is_withheld_number(p_caller_id text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+RETURN coalesce(lower(btrim(p_caller_id)) IN ('', '<unknown>', 'anonymous', 'restricted', 'unavailable',
+                                              'unknown', 'private', 'withheld', 'blocked', 'anonymous@anonymous.invalid'),
+                true);
+
+-- Whether a caller id is a number from outside (or none at all: withheld, unknown), not
+-- an extension's: 7 digits or more, however written ('+7 (495) 123-45-67').
+CREATE OR REPLACE FUNCTION cti.ami_is_outside_number(p_caller_id text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+RETURN (p_caller_id ~ '^\+?[0-9 ()./-]+$' AND length(regexp_replace(p_caller_id, '[^0-9]', '', 'g')) >= 7)
+       OR cti.ami_is_withheld_number(p_caller_id);
+
+-- A channel the adapter does not know, told device or trunk by the event, without any
+-- setting (names such as 9170-12, alice or a FreePBX user's endpoint):
+-- - dialled: a Dial that names the endpoint alone (DialString 'alice', '9170-12') rings a
+--   device; one that dials a number through it ('79161112233@mts', 'mts/89161234567') is
+--   a trunk;
+-- - starting a call (p_caller_id: its CallerIDNum): an outside number (7 digits or more)
+--   or no number at all is a customer on a trunk; anything else (an extension's short
+--   number, a name) is a device dialling.
+-- Returns the device's extension (its peer name), or NULL for a trunk or when the event
+-- does not say. To be certain of a trunk, name it in cti.config.ami_trunk_channels.
+CREATE OR REPLACE FUNCTION cti.ami_device_by_evidence(p_channel text, p_dial_string text, p_caller_id text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN (SELECT CASE
+    WHEN peer IS NULL THEN NULL
+    WHEN p_dial_string IS NOT NULL THEN
+        CASE WHEN lower(p_dial_string) = lower(peer) THEN peer
+             WHEN lower(p_dial_string) LIKE lower(peer) || '/sip%:%' THEN peer  -- the endpoint, at a contact
+             END
+    WHEN p_caller_id IS NOT NULL THEN
+        CASE WHEN cti.ami_is_outside_number(p_caller_id) THEN NULL ELSE peer END
+    END
+  FROM (SELECT cti.ami_peer(p_channel) AS peer) x);
 
 -- The number a trunk leg dials, from DialBegin: '89161234567@mts' or 'mts/89161234567'
 -- (the dial string), else the extension dialled, else the channel's caller id.
@@ -133,7 +188,7 @@ BEGIN
     END IF;
     v_fact := cti.ignored_event(
         v_event,
-        ARRAY['VarSet', 'Newexten', 'NewCallerid', 'NewConnectedLine', 'NewAccountCode', 'BridgeCreate',
+        ARRAY['VarSet', 'Newexten', 'NewConnectedLine', 'NewAccountCode', 'BridgeCreate',
               'BridgeDestroy', 'BridgeMerge', 'BridgeInfoChannel', 'BridgeInfoComplete', 'CEL', 'Cdr',
               'ExtensionStatus', 'DeviceStateChange', 'PresenceStateChange', 'FullyBooted', 'SuccessfulAuth',
               'ChallengeSent', 'RTCPSent', 'RTCPReceived', 'UserEvent', 'SoftHangupRequest', 'HangupRequest',
@@ -144,7 +199,7 @@ BEGIN
               'MessageWaiting', 'DialState', 'SIPRinging', 'ChannelUpdate', 'Shutdown'],
         ARRAY['Newchannel', 'Newstate', 'Hangup', 'Hold', 'Unhold', 'QueueCallerAbandon', 'DialBegin', 'DialEnd',
               'AgentCalled', 'AgentConnect', 'AgentRingNoAnswer', 'BridgeEnter', 'BridgeLeave', 'BlindTransfer',
-              'AttendedTransfer', 'LocalOptimizationBegin', 'LocalOptimizationEnd', 'QueueCallerJoin',
+              'AttendedTransfer', 'LocalOptimizationBegin', 'LocalOptimizationEnd', 'QueueCallerJoin', 'NewCallerid',
               'QueueCallerLeave', 'AgentComplete', 'AgentDump', 'Dial', 'Bridge', 'Link', 'Unlink', 'Join',
               'Leave', 'Masquerade', 'Rename', 'Transfer']);
     IF v_fact.kind = 'ignored' THEN
@@ -190,12 +245,18 @@ BEGIN
             v_fact.kind := 'leg_created';
             -- Who calls: an extension's device, a customer through a trunk, or through a
             -- Local/ wire (its caller id; its shape says extension or not).
-            v_from_ext := cti.ami_extension(v ->> 'Channel', NULL);
+            -- The calling channel is a device when it dials a number out through a trunk
+            -- (an extension dialling out), whatever its name.
+            v_from_ext := cti.ami_extension_seen(v ->> 'Channel', NULL, NULL,
+                                            CASE WHEN v ->> 'DialString' ~ '^\+?[0-9]{3,}@|/\+?[0-9]{3,}$'
+                                                 THEN '0' ELSE v ->> 'CallerIDNum' END);
             v_fact.caller_raw := coalesce(v_from_ext, nullif(v ->> 'CallerIDNum', '<unknown>'),
                                           nullif(v ->> 'DestConnectedLineNum', '<unknown>'));
             v_fact.caller_is_extension := CASE WHEN v_from_ext IS NOT NULL THEN true
                                                WHEN v ->> 'Channel' IS NOT NULL AND NOT cti.ami_is_local(v ->> 'Channel') THEN false END;
-            v_ext := cti.ami_extension(v_channel, NULL);
+            -- A queue's member is a device: its Interface names it (AgentCalled has no DialString).
+            v_ext := cti.ami_extension_seen(v_channel, NULL, coalesce(v ->> 'DialString',
+                                            substring(v ->> 'Interface' FROM '^[^/]+/(.+)$'), ''), NULL);
             v_fact.destination_raw := coalesce(v_ext, cti.ami_dialled_number(v));
             v_fact.destination_is_extension := v_ext IS NOT NULL;
             v_fact.other_leg := v ->> 'Uniqueid';  -- the calling channel (52_asterisk_calls.sql)
@@ -248,12 +309,25 @@ BEGIN
             ELSE
                 -- The channel that starts the call: a customer on a trunk calling our line
                 -- (never an extension, whatever its shape), or an extension dialling.
-                v_ext := cti.ami_extension(v_channel, v ->> 'Context');
+                v_ext := cti.ami_extension_seen(v_channel, v ->> 'Context', NULL, coalesce(v ->> 'CallerIDNum', ''));
                 v_fact.kind := 'leg_created';
                 v_fact.caller_raw := coalesce(v_ext, nullif(v ->> 'CallerIDNum', '<unknown>'));
                 v_fact.caller_is_extension := v_ext IS NOT NULL;
                 v_fact.destination_raw := nullif(v ->> 'Exten', '');
                 v_fact.destination_is_extension := CASE WHEN v_ext IS NULL THEN false END;
+                IF v_ext IS NULL AND cti.ami_is_withheld_number(v ->> 'CallerIDNum') THEN
+                    RETURN NEXT v_fact;  -- a customer with no number: withheld
+                    v_fact.kind := 'caller_withheld';
+                END IF;
+            END IF;
+        WHEN 'NewCallerid' THEN
+            -- The dialplan (or the carrier) set the caller id: presentation prohibited
+            -- (CID-CallingPres 32-63: "Presentation Prohibited, ...") or no number withholds it.
+            IF (substring(v ->> 'CID-CallingPres' FROM '^[0-9]+')::int & 96) = 32
+               OR cti.ami_is_withheld_number(v ->> 'CallerIDNum') THEN
+                v_fact.kind := 'caller_withheld';
+            ELSE
+                v_fact.note := 'NewCallerid with the number presented carries no call fact';
             END IF;
         WHEN 'Newstate' THEN
             IF v ->> 'ChannelState' = '6' OR v ->> 'ChannelStateDesc' = 'Up' THEN

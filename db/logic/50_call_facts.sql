@@ -45,7 +45,7 @@ SET plan_cache_mode = force_generic_plan  -- arrays as parameters: see the heade
 AS $$
 DECLARE
     v_known CONSTANT text[] := ARRAY['leg_created', 'leg_answered', 'leg_ended', 'leg_hold',
-                                     'leg_unhold', 'bridged', 'call_ended'];
+                                     'leg_unhold', 'bridged', 'call_ended', 'caller_withheld'];
     v_kinds text[];
     v_unknown text;
 BEGIN
@@ -102,8 +102,17 @@ BEGIN
                hangup_cause = CASE WHEN l.hangup_cause IS NULL
                                      OR (l.hangup_cause NOT IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER')
                                          AND EXCLUDED.hangup_cause IN ('USER_BUSY', 'CALL_REJECTED', 'ORIGINATOR_CANCEL', 'NO_ANSWER'))
+                                     -- Asterisk's Dial says BUSY for a phone that rejected the call
+                                     -- too; the Hangup's cause 21 says which it was
+                                     OR (l.hangup_cause = 'USER_BUSY' AND EXCLUDED.hangup_cause = 'CALL_REJECTED')
                                    THEN coalesce(EXCLUDED.hangup_cause, l.hangup_cause)
                                    ELSE l.hangup_cause END;
+    END IF;
+    IF 'caller_withheld' = ANY (v_kinds) THEN  -- once withheld, always: it is never shown
+        INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, caller_withheld)
+        SELECT p_source, (x.fact).leg, x.call_id, true
+          FROM unnest(p_facts) x WHERE (x.fact).kind = 'caller_withheld'
+        ON CONFLICT (source, leg_uuid) DO UPDATE SET caller_withheld = true;
     END IF;
     IF 'leg_hold' = ANY (v_kinds) OR 'leg_unhold' = ANY (v_kinds) THEN
         INSERT INTO cti.call_leg AS l (source, leg_uuid, call_id, on_hold)

@@ -9,12 +9,18 @@
 -- - Dialled: inbound, the company's line the customer called; outbound, the number
 --   dialled out (a dialled leg's before what was typed where the call started); internal,
 --   the extension dialled.
+-- - A call two of whose legs talked (a bridge) is answered, even when no extension can be
+--   named as the one that answered.
 -- - First answer wins: inbound, the call is answered by the first extension leg to answer
 --   that is not a consultation between colleagues (ring-all and hunt groups); outbound, by
 --   the extension that dialled, once the far end answered.
 -- - Who holds the call, in order: the first to answer, then each new extension bridged to
 --   the customer; the transfers are the steps of that chain (101 -> 102 -> 103).
--- - Ended when the PBX says so, or when every leg we know of has hung up.
+-- - Ended when the PBX says so, or when every leg we know of has hung up, or when one of
+--   our devices that talked is the last party left (its own hangup may never come).
+-- - A withheld number (the customer's leg says so) is shown to no one: not on cards, in
+--   notifications or in history; it is looked up only if cti.config.lookup_withheld_numbers,
+--   and never registered as a lead.
 -- - The client is looked up once per call, as soon as the customer's number is known; an
 --   unknown number is registered once (identify_client()), even when two calls from it
 --   arrive at the same moment on two connections. A number the CRM knows as a lead (its
@@ -90,12 +96,15 @@ CREATE OR REPLACE FUNCTION cti.client_kind(p_call cti.call) RETURNS text
 LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller
 RETURN CASE WHEN p_call.client_id IS NOT NULL THEN coalesce(p_call.client_card ->> 'record_kind', 'client') END;
 
--- The card / notification body a client shows: ids, the number and the client as looked up.
+-- The card / notification body a client shows: ids, the number and the client as looked up;
+-- a withheld number is not in it ("withheld": true instead).
 CREATE OR REPLACE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
 LANGUAGE sql STABLE  -- a SQL-standard body: inlined into the caller (50_call_facts.sql)
 RETURN jsonb_strip_nulls(jsonb_build_object(
         'call_id', p_call.id, 'direction', p_call.direction,
-        'number', coalesce(p_call.external_number, p_call.external_number_raw), 'dialled', p_call.dialled,
+        'number', CASE WHEN NOT p_call.caller_withheld THEN coalesce(p_call.external_number, p_call.external_number_raw) END,
+        'withheld', CASE WHEN p_call.caller_withheld THEN true END,
+        'dialled', p_call.dialled,
         'client_id', p_call.client_id, 'record_kind', cti.client_kind(p_call),
         'match', p_call.client_match, 'is_new', p_call.client_match = 'new',
         'client_name', p_call.client_card ->> 'client_name', 'company', p_call.client_card ->> 'company',
@@ -146,6 +155,7 @@ BEGIN
      -- node each: about 200 for one call, most of a lone frame's derivation.)
      CROSS JOIN LATERAL (
         SELECT (a.inbound[1]).caller AS in_number, (a.inbound[1]).caller_raw AS in_number_raw,
+               coalesce((a.inbound[1]).caller_withheld, false) AS in_withheld,
                a.inbound IS NOT NULL AS is_inbound, a.in_dialled[1] AS in_dialled,
                (a.outbound[1]).destination AS out_number, (a.outbound[1]).destination_raw AS out_number_raw,
                a.outbound IS NOT NULL AS is_outbound, coalesce(a.any_created, false) AS is_internal,
@@ -154,9 +164,11 @@ BEGIN
                a.out_answered_at, a.out_answered_by[1] AS out_answered_by,
                a.int_answered_at, a.int_answered_by[1] AS int_answered_by,
                br.extensions AS bridged, br.times AS bridged_at,
-               coalesce(a.all_ended, true) AS all_legs_ended, a.last_leg_ended,
-               coalesce(a.busy, false) AS busy, coalesce(a.cancelled, false) AS cancelled,
-               a.leg_cause[1] AS leg_cause, tr.transfers
+               coalesce(a.all_ended, true) OR a.alone AS all_legs_ended, a.last_leg_ended,
+               coalesce(a.busy, false) AS busy, coalesce(a.rejected, false) AS rejected,
+               coalesce(a.cancelled, false) AS cancelled,
+               a.leg_cause[1] AS leg_cause, tr.transfers,
+               EXISTS (SELECT FROM cti.call_bridge b WHERE b.call_id = o.id) AS talked
           FROM (
             SELECT
                 -- The customer's leg: a leg whose caller is not one of our extensions (anonymous included).
@@ -194,8 +206,17 @@ BEGIN
                 array_agg(l.destination ORDER BY l.answered_at, l.leg_uuid)
                     FILTER (WHERE l.answered_at IS NOT NULL) AS int_answered_by,
                 bool_and(l.ended_at IS NOT NULL) AS all_ended,
+                -- The last party left: one of our devices, answered, still up, when every
+                -- other leg has hung up and it talked to one of them. Its own Hangup may
+                -- never come (a filtered manager user, a lost event): the call is over.
+                count(*) FILTER (WHERE l.ended_at IS NULL) = 1
+                    AND bool_or(l.ended_at IS NULL AND l.answered_at IS NOT NULL
+                                AND (l.destination_is_extension OR (l.caller_is_extension AND l.leg_uuid = o.pbx_call_id))
+                                AND EXISTS (SELECT FROM cti.call_bridge b
+                                             WHERE b.call_id = o.id AND l.leg_uuid IN (b.leg_a, b.leg_b))) AS alone,
                 max(l.ended_at) AS last_leg_ended,
-                bool_or(l.hangup_cause IN ('USER_BUSY', 'CALL_REJECTED')) AS busy,
+                bool_or(l.hangup_cause = 'USER_BUSY') AS busy,
+                bool_or(l.hangup_cause = 'CALL_REJECTED') AS rejected,  -- a phone refused it
                 -- the customer hung up while it rang: the PBX cancels the ringing legs
                 bool_or(l.hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
                 array_agg(l.hangup_cause ORDER BY l.ended_at DESC NULLS LAST, l.leg_uuid)
@@ -269,12 +290,16 @@ BEGIN
      CROSS JOIN LATERAL (
         SELECT jsonb_populate_record(o, jsonb_build_object(
             'direction', dir.direction, 'external_number', dir.external_number,
+            'caller_withheld', CASE WHEN d.is_inbound THEN d.in_withheld ELSE o.caller_withheld END,
             'external_number_raw', dir.external_number_raw, 'dialled', dir.dialled,
             'started_at', d.started_at, 'last_event_at', greatest(o.last_event_at, i.at),
             'answered_at', ans.answered_at, 'answered_by', ans.answered_by, 'holder_extension', en.holder,
             'ended_at', en.ended_at,
             'outcome', CASE WHEN NOT en.ending THEN o.outcome
                             WHEN ans.answered_by IS NOT NULL THEN 'answered'
+                            -- two of its legs talked: answered, whoever it was (never missed)
+                            WHEN d.talked THEN 'answered'
+                            WHEN d.rejected THEN 'rejected'
                             WHEN d.busy THEN 'busy'
                             WHEN dir.direction = 'outbound' THEN 'no_answer'
                             WHEN d.cancelled THEN 'abandoned'
@@ -289,13 +314,18 @@ BEGIN
 
     -- The client, looked up once per call as soon as the customer's number is known (in
     -- order: an unknown number is registered by the first of its calls).
+    -- A withheld number is looked up only where cti.config says so, and never registered.
     FOR i IN 1 .. CASE WHEN v_any_lookup THEN cardinality(v_steps) ELSE 0 END LOOP
         v_step := v_steps[i];
         IF v_step.needs_client THEN
             v_call := v_step.after_state;
-            SELECT c.client_id, c.client_match, c.candidates, c.card
-              INTO v_call.client_id, v_call.client_match, v_call.client_candidates, v_call.client_card
-              FROM cti.identify_client(v_call, v_call.direction = 'inbound') c;
+            IF v_call.caller_withheld AND NOT (SELECT g.lookup_withheld_numbers FROM cti.config g) THEN
+                v_call.client_match := 'none';
+            ELSE
+                SELECT c.client_id, c.client_match, c.candidates, c.card
+                  INTO v_call.client_id, v_call.client_match, v_call.client_candidates, v_call.client_card
+                  FROM cti.identify_client(v_call, v_call.direction = 'inbound' AND NOT v_call.caller_withheld) c;
+            END IF;
             v_step.after_state := v_call;
             v_steps[i] := v_step;
             v_result.lookup_keys := v_result.lookup_keys || p_keys[v_step.ord];
@@ -349,7 +379,7 @@ BEGIN
         holder_extension = (s.after_state).holder_extension, ended_at = (s.after_state).ended_at,
         outcome = (s.after_state).outcome, hangup_cause = (s.after_state).hangup_cause,
         ring_notified = (s.after_state).ring_notified, card_workstation_id = (s.after_state).card_workstation_id,
-        routing_note = (s.after_state).routing_note
+        routing_note = (s.after_state).routing_note, caller_withheld = (s.after_state).caller_withheld
       -- Each row found by its id, then updated by its ctid (the row is locked, so the ctid
       -- stays put): a join on id was planned as a scan of the table (50_call_facts.sql).
       FROM (SELECT s.after_state, k.ctid AS row_at FROM unnest(v_steps) s
@@ -364,7 +394,7 @@ BEGIN
       INTO v_result.callback_steps, v_result.callback_keys
       FROM unnest(v_steps) s
      WHERE ((s.after_state).answered_at IS NOT NULL AND (s.before_state).answered_at IS NULL)
-        OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy');
+        OR (s.after_state).outcome IN ('missed', 'abandoned', 'busy', 'rejected');
     IF cardinality(v_result.callback_steps) > 0 AND p_keys[1] = 0 THEN
         v_result.commands := v_result.commands || cti.track_callbacks(v_steps, p_keys, p_live);
         v_result.callback_steps := '{}';

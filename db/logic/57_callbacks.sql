@@ -1,7 +1,8 @@
 -- Callback tasks: a missed call is someone's job to call back.
 --
 -- Rules:
--- - An inbound call that ends missed, abandoned or busy, from a number we can dial back,
+-- - An inbound call that ends missed, abandoned, busy or rejected, from a number we can dial back
+--   (not withheld),
 --   makes a callback task, or adds to the open task of the same party: the client, or for
 --   a caller the CRM does not know (and did not register as a lead), the number. A lead
 --   that is a record apart from the clients (record_kind 'lead') goes by its number too:
@@ -78,10 +79,11 @@ DECLARE
 BEGIN
     FOREACH v_step IN ARRAY p_steps LOOP
         v_call := v_step.after_state;
-        CONTINUE WHEN v_call.external_number IS NULL OR cti.is_extension(v_call.external_number);
+        CONTINUE WHEN v_call.external_number IS NULL OR cti.is_extension(v_call.external_number)
+                      OR v_call.caller_withheld;  -- a number nobody may see is not dialled back
         v_reached := v_call.answered_at IS NOT NULL AND (v_step.before_state).answered_at IS NULL
                      AND v_call.direction IN ('inbound', 'outbound');
-        v_missed := v_call.direction = 'inbound' AND v_call.outcome IN ('missed', 'abandoned', 'busy');
+        v_missed := v_call.direction = 'inbound' AND v_call.outcome IN ('missed', 'abandoned', 'busy', 'rejected');
 
         -- The end of a call that opened a task can still move (the PBX's own time replacing
         -- the arrival of its last leg's end): the task follows. Order does not matter here.

@@ -4,11 +4,11 @@
 -- - Days and months are those of the session's time zone: a report for Moscow runs
 --   `SET TIME ZONE 'Europe/Moscow'` first (pgcti report does, with --time-zone).
 -- - Inbound calls count on the day they started, on the line called (`dialled`). A call
---   is answered once someone answered it, even while it goes on; missed, abandoned and busy
---   are the outcomes of calls that ended unanswered (three columns: "missed" alone is the
---   outcome missed). A call still ringing counts among the inbound calls and in no other
---   column. The answer rate is answered / (answered + missed + abandoned + busy): calls
---   still ringing are left out of it.
+--   is answered once someone answered it, even while it goes on; missed, abandoned, busy
+--   and rejected are the outcomes of calls that ended unanswered (four columns: "missed"
+--   alone is the outcome missed). A call still ringing counts among the inbound calls and
+--   in no other column. The answer rate is answered / (answered + missed + abandoned + busy
+--   + rejected): calls still ringing are left out of it.
 -- - Response time runs from the start of a call to its first answer; p50 and p90 are over
 --   the answered inbound calls (percentile_cont: interpolated between the two nearest).
 -- - Callbacks come from callback tasks (57_callbacks.sql), and count, in every view, on
@@ -51,8 +51,9 @@ WITH calls AS (
            count(*) FILTER (WHERE outcome = 'missed') AS missed,
            count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
            count(*) FILTER (WHERE outcome = 'busy') AS busy,
+           count(*) FILTER (WHERE outcome = 'rejected') AS rejected,
            round(count(*) FILTER (WHERE outcome = 'answered')::numeric
-                 / nullif(count(*) FILTER (WHERE outcome IN ('answered', 'missed', 'abandoned', 'busy')), 0), 3) AS answer_rate,
+                 / nullif(count(*) FILTER (WHERE outcome IN ('answered', 'missed', 'abandoned', 'busy', 'rejected')), 0), 3) AS answer_rate,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE outcome = 'answered') AS response_p50,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY response_time) FILTER (WHERE outcome = 'answered') AS response_p90,
            count(*) FILTER (WHERE client_match = 'new') AS leads_registered
@@ -82,12 +83,13 @@ SELECT coalesce(c.day, t.day) AS day, coalesce(c.all_lines, t.all_lines) AS all_
        coalesce(t.callbacks_made, 0) AS callbacks_made, t.time_to_callback_p50,
        coalesce(t.reached_when_they_called_again, 0) AS reached_when_they_called_again,
        coalesce(t.missed_never_called_back, 0) AS missed_never_called_back,
-       coalesce(c.leads_registered, 0) AS leads_registered
+       coalesce(c.leads_registered, 0) AS leads_registered,
+       coalesce(c.rejected, 0) AS rejected  -- added last: a view's columns keep their places
   FROM per_calls c
   FULL JOIN per_tasks t ON t.day = c.day AND t.all_lines = c.all_lines
                        AND t.line IS NOT DISTINCT FROM c.line;
 
-COMMENT ON VIEW cti.daily_call_stats_v1 IS 'Per day and line (and per day, all_lines): inbound, answered, missed, abandoned, busy, answer rate, response p50/p90, callbacks made, time to callback, never called back, leads';
+COMMENT ON VIEW cti.daily_call_stats_v1 IS 'Per day and line (and per day, all_lines): inbound, answered, missed, abandoned, busy, rejected, answer rate, response p50/p90, callbacks made, time to callback, never called back, leads';
 
 CREATE OR REPLACE VIEW cti.employee_call_stats_v1 AS
 WITH work AS (
@@ -176,8 +178,8 @@ AS $$
          ORDER BY party, started_at
     )
     SELECT coalesce(sum(d.inbound_calls), 0)::bigint, coalesce(sum(d.answered), 0)::bigint,
-           coalesce(sum(d.missed + d.abandoned + d.busy), 0)::bigint,
-           round(sum(d.answered) / nullif(sum(d.answered + d.missed + d.abandoned + d.busy), 0), 3),
+           coalesce(sum(d.missed + d.abandoned + d.busy + d.rejected), 0)::bigint,
+           round(sum(d.answered) / nullif(sum(d.answered + d.missed + d.abandoned + d.busy + d.rejected), 0), 3),
            coalesce(sum(d.missed_never_called_back), 0)::bigint,
            (SELECT count(*) FROM firsts f
              WHERE f.started_at::date BETWEEN p_first AND p_last AND f.client_match IN ('new', 'none')),

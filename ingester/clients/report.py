@@ -23,6 +23,7 @@ OUTCOME_COLOURS = {
     "missed": "#c62828",
     "abandoned": "#ef6c00",
     "busy": "#6a1b9a",
+    "rejected": "#4e342e",
 }
 
 
@@ -74,7 +75,13 @@ def _calls_per_day(daily) -> go.Figure:
     fig = go.Figure(
         [
             go.Bar(name=name, x=days, y=[r[i] for r in daily], marker_color=OUTCOME_COLOURS[name])
-            for i, name in ((2, "answered"), (3, "missed"), (4, "abandoned"), (5, "busy"))
+            for i, name in (
+                (2, "answered"),
+                (3, "missed"),
+                (4, "abandoned"),
+                (5, "busy"),
+                (9, "rejected"),
+            )
         ]
     )
     return _titled(fig.update_layout(barmode="stack"), "Inbound calls per day, by outcome")

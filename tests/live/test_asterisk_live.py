@@ -85,6 +85,23 @@ def inbound(rows: list[dict]) -> dict:
     return call
 
 
+def test_a_caller_who_withholds_the_number_is_shown_as_withheld(pipeline):
+    p = pipeline
+    p.lab.call_in(DIRECT, caller="anonymous")
+    card_at(p, "103")
+    payload = (
+        p.desks["103"]
+        .conn.execute("SELECT payload FROM cti.pull_commands_v1(0) WHERE type = 'open_card'")
+        .fetchone()[0]
+    )
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    call = inbound(p.call_row())
+    assert (call["external_number"], call["withheld"], call["answered_by"]) == (None, True, "103")
+    assert payload.get("withheld") is True and "number" not in payload
+    p.record("direct_withheld")
+
+
 def test_a_desk_that_refuses_the_call_makes_it_busy(pipeline):
     p = pipeline
     p.lab.phones["103"].command("answermode", "manual")
@@ -105,8 +122,13 @@ def test_a_desk_already_on_a_call_is_busy(pipeline):
     p = pipeline
     p.lab.phones["101"].dial(f"sip:103@127.0.0.1:{p.lab.sip_port}")  # 103 answers 101
     wait_for(lambda: len(p.lab.ami.channels()) == 2, 10, "101 talking to 103")
+    p.lab.ami.events.clear()
     p.lab.call_in(DIRECT)  # the dialplan answers Busy without ringing 103
-    wait_for(lambda: len(p.lab.ami.channels()) == 2, 10, "the busy caller gone")
+    p.lab.ami.wait_event(
+        lambda e: e.get("Event") == "Hangup" and e.get("Channel", "").startswith("PJSIP/carrier-"),
+        10,
+        "the busy caller gone",
+    )
     p.lab.phones["101"].hangup()
     p.settle()
     rows = p.call_row()

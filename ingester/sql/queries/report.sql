@@ -9,7 +9,7 @@ SELECT set_config('TimeZone', %(time_zone)s, false);
 -- Every day of the period, with zeros for days without calls.
 SELECT d::date AS day, coalesce(s.inbound_calls, 0), coalesce(s.answered, 0), coalesce(s.missed, 0),
        coalesce(s.abandoned, 0), coalesce(s.busy, 0), s.answer_rate,
-       coalesce(s.missed_never_called_back, 0), coalesce(s.callbacks_made, 0)
+       coalesce(s.missed_never_called_back, 0), coalesce(s.callbacks_made, 0), coalesce(s.rejected, 0)
   FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d
   LEFT JOIN cti.daily_call_stats_v1 s ON s.day = d::date AND s.all_lines
  ORDER BY 1;
