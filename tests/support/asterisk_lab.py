@@ -265,6 +265,7 @@ class AsteriskLab:
     phones: dict[str, Phone] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     ami: Ami | None = None
+    user: pwd.struct_passwd | None = None
 
     @property
     def ami_url(self) -> str:
@@ -278,17 +279,22 @@ class AsteriskLab:
         for folder in ("etc", "lib", "spool", "run", "log", "agi-bin", "moh", "data"):
             (self.run / folder).mkdir(exist_ok=True)
             os.chown(self.run / folder, user.pw_uid, user.pw_gid)
-        self._write_config(user.pw_name)
+        self._write_config()
         self._write_sounds()
+        self.user = user
         self._launch()
         self._start_phones(user)
 
     def _launch(self) -> None:
-        """Asterisk in the foreground, our child (it drops to the lab user itself), until
+        """Asterisk in the foreground, our child, started as the lab's ordinary user, until
         its AMI says FullyBooted."""
         conf = str(self.run / "etc" / "asterisk.conf")
+        as_user = {}
+        if os.geteuid() == 0:
+            as_user = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
         self.process = subprocess.Popen(
             [str(self.prefix / "sbin" / "asterisk"), "-f", "-n", "-C", conf],
+            **as_user,
             stdin=subprocess.DEVNULL,
             stdout=open(self.run / "log" / "console.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
@@ -346,7 +352,7 @@ class AsteriskLab:
 
     # --- configuration -----------------------------------------------------------------
 
-    def _write_config(self, user: str) -> None:
+    def _write_config(self) -> None:
         rtp_start = free_ports(1)[0]
         endpoints = []
         for ext in DESKS:
@@ -364,7 +370,6 @@ class AsteriskLab:
         values = {
             "@RUN@": str(self.run),
             "@PREFIX@": str(self.prefix),
-            "@USER@": user,
             "@AMI_PORT@": str(self.ami_port),
             "@SIP_PORT@": str(self.sip_port),
             "@LAB_SECRET@": LAB_SECRET,
