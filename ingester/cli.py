@@ -277,6 +277,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser(
+        "token", help="browser tokens for the gateway: issue, list, revoke (as a DBA)"
+    )
+    token = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = token.add_parser("issue", help="a new token, shown once")
+    _add_service_dsn(q)
+    who = q.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--desk", metavar="LOGIN", help="for this desk login (bound in cti.client_login)"
+    )
+    who.add_argument("--wallboard", action="store_true", help="for the supervisor's wallboard")
+    q.add_argument(
+        "--valid",
+        help="how long, as PostgreSQL reads an interval ('12 hours', '30 days'); "
+        "default 12 hours for a desk, 30 days for a wallboard, at most 90 days",
+    )
+    q.set_defaults(func=commands.cmd_token)
+    q = token.add_parser("list", help="every token: whose, until when, live or not (no secret)")
+    _add_service_dsn(q)
+    q.set_defaults(func=commands.cmd_token)
+    q = token.add_parser("revoke", help="revoke one token, a desk's tokens, or every wallboard's")
+    _add_service_dsn(q)
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("token_id", nargs="?", type=int, help="the token's id (pgcti token list)")
+    which.add_argument("--desk", metavar="LOGIN", help="every live token of this desk login")
+    which.add_argument("--wallboards", action="store_true", help="every live wallboard token")
+    q.set_defaults(func=commands.cmd_token)
+
+    p = sub.add_parser(
         "doctor", help="check an installation: database, migrations, logins, adapters, spool, PBX"
     )
     _add_service_dsn(p)

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ingester import database, embedded
+from ingester.clients import tokens
 from ingester.clients.watch import Watcher, WatchError, describe, resolve_login
 from ingester.install import (
     doctor,
@@ -282,6 +283,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"report for {period.first} to {period.last} written to {Path(args.out).resolve()}: "
         + ", ".join(f"{k} {v}" for k, v in totals.items())
     )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    dsn = _service_dsn(args)
+    try:
+        if args.action == "issue":
+            valid = args.valid or ("30 days" if args.wallboard else "12 hours")
+            secret = tokens.issue(dsn, None if args.wallboard else args.desk, valid)
+            whose = "the wallboard" if args.wallboard else f"desk login {args.desk}"
+            print(f"pgcti token: a token for {whose}, valid {valid}; shown once:", file=sys.stderr)
+            print(secret)
+        elif args.action == "list":
+            print("\n".join(tokens.listing(dsn)))
+        else:
+            revoked = tokens.revoke(dsn, args.token_id, args.desk, args.wallboards)
+            print(f"pgcti token: {revoked} live token(s) revoked")
+    except tokens.TokenError as exc:
+        print(f"pgcti token {args.action}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
