@@ -267,6 +267,7 @@ async def _start_gateway(dsn: str, workstations: dict[int, str], say) -> asyncio
     """`pgcti gateway` with the demo's gateway login, and a page per desk."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         tokens = seed.desk_tokens(conn)
+        wallboard = conn.execute(query("issue_wallboard_token")).fetchone()[0]
     log_path = embedded.home() / "demo-gateway.log"
     gateway, port = await gateway_process.start(
         database.with_user(dsn, seed.GATEWAY_LOGIN), log_path.open("ab")
@@ -277,6 +278,8 @@ async def _start_gateway(dsn: str, workstations: dict[int, str], say) -> asyncio
     for ws_id, name in sorted(workstations.items()):
         if ws_id in tokens:
             say(f"      {name}: http://127.0.0.1:{port}/#token={tokens[ws_id]}")
+    say(f"      the supervisor's wallboard: http://127.0.0.1:{port}/wallboard#token={wallboard}")
+    say("      (more tokens: `pgcti token issue --embedded --desk LOGIN | --wallboard`)")
     return gateway
 
 

@@ -204,6 +204,11 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
     # --web: the gateway served each desk a page while the demo ran.
     pages = re.findall(r"desk-\d+: (http://127\.0\.0\.1:\d+/#token=[0-9a-f]{64})", out)
     assert len(pages) == 10, out
+    # ... and printed the supervisor's wallboard beside them, with a token that opens it.
+    (board,) = re.findall(r"wallboard: http://127\.0\.0\.1:\d+/wallboard#token=([0-9a-f]{64})", out)
+    with psycopg.connect(dsn) as conn:
+        floor = conn.execute("SELECT cti.gateway_wallboard_v1(%s)", [board]).fetchone()[0]
+    assert {"lines", "desks"} <= set(floor)
     # A month of history behind the live calls, drawn in a report the demo points to.
     past = int(re.search(r"(\d+) past calls stored", out).group(1))
     assert past > 1000, out

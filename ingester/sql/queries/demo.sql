@@ -114,3 +114,6 @@ VALUES (%s, %s, CASE WHEN %s::timestamptz IS NULL THEN 'open' ELSE 'won' END, %s
 
 -- name: issue_desk_token
 SELECT cti.issue_gateway_token_v1(%s, interval '1 day');
+
+-- name: issue_wallboard_token
+SELECT cti.issue_wallboard_token_v1(interval '1 day');
