@@ -8,6 +8,8 @@ anywhere, offline, with nothing else beside it.
 from __future__ import annotations
 
 import html
+import math
+import statistics
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -101,11 +103,25 @@ def _calls_per_hour(hourly) -> go.Figure:
     return _titled(fig, "Inbound calls per hour of the day")
 
 
+def response_bins(seconds: list[float]) -> tuple[float, float]:
+    """Bin width and axis end for the answer times: whole seconds up to a minute, wider
+    beyond, and the axis to the slowest answer (nothing clipped), starting at 0."""
+    slowest = max(seconds, default=0.0)
+    width = 1.0 if slowest <= 60 else 5.0 if slowest <= 300 else 30.0
+    return width, (math.floor(slowest / width) + 1) * width
+
+
 def _response_times(seconds: list[float]) -> go.Figure:
-    fig = go.Figure(go.Histogram(x=seconds, nbinsx=40))  # Plotly picks round bin edges
-    return _titled(
-        fig.update_xaxes(title="seconds to answer"), "Response time (answered inbound calls)"
-    )
+    width, end = response_bins(seconds)
+    ordered = sorted(seconds)
+    title = "Response time (answered inbound calls)"
+    if ordered:
+        median = statistics.median(ordered)
+        p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+        title += f": median {median:.0f} s, 90% within {p90:.0f} s"
+    fig = go.Figure(go.Histogram(x=seconds, xbins={"start": 0, "end": end, "size": width}))
+    fig.update_xaxes(title="seconds to answer", range=[0, end])
+    return _titled(fig.update_yaxes(title="calls"), title)
 
 
 def _not_called_back(daily) -> go.Figure:

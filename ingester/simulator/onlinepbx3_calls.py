@@ -104,12 +104,12 @@ class CallBuilder:
 
 
 def inbound_answered(
-    b: CallBuilder, customer: str, line: str, ext: str, talk: float = 30
+    b: CallBuilder, customer: str, line: str, ext: str, talk: float = 30, ring: float = 3
 ) -> list[Frame]:
     a = b.leg(customer, line)
     b.tick(1)
     x = b.leg(customer, ext, "outbound")
-    b.tick(3)
+    b.tick(ring)
     b.answer(x)
     b.bridge(a, x)
     b.tick(talk)
@@ -133,10 +133,12 @@ def inbound_unanswered(
     return b.frames
 
 
-def ring_all(b: CallBuilder, customer: str, line: str, exts: list[str], winner: str) -> list[Frame]:
+def ring_all(
+    b: CallBuilder, customer: str, line: str, exts: list[str], winner: str, ring: float = 4
+) -> list[Frame]:
     a = b.leg(customer, line)
     legs = {ext: b.leg(customer, ext, "outbound") for ext in exts}
-    b.tick(4)
+    b.tick(ring)
     b.answer(legs[winner])
     b.bridge(a, legs[winner])
     for ext, x in legs.items():

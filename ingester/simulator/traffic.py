@@ -7,6 +7,7 @@ follow the clock the traffic is played at.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,13 @@ MIX = {
     "outbound": 9,
     "internal": 4,
 }
+
+
+def ring_seconds(start: float) -> float:
+    """How long a phone rings before someone answers: most within 5-10 s, a few near a
+    minute (log-normal, median 7 s). Drawn from the call's start, so that the traffic's own
+    random sequence, and every seeded run, stays as it was."""
+    return min(55.0, random.Random(start).lognormvariate(math.log(7), 0.55))
 
 
 def messy(e164: str, rng: random.Random) -> str:
@@ -85,7 +93,8 @@ class Traffic:
         others = rng.sample(self.extensions, k=min(3, len(self.extensions)))
         match scenario:
             case "answered":
-                calls.inbound_answered(b, customer, line, ext, talk=rng.uniform(10, 90))
+                talk = rng.uniform(10, 90)
+                calls.inbound_answered(b, customer, line, ext, talk=talk, ring=ring_seconds(start))
             case "missed":
                 calls.inbound_unanswered(b, customer, line, others[:2], "NO_ANSWER")
             case "abandoned":
@@ -93,7 +102,8 @@ class Traffic:
             case "busy":
                 calls.inbound_unanswered(b, customer, line, [ext], "USER_BUSY")
             case "ring_all":
-                calls.ring_all(b, customer, line, others, winner=rng.choice(others))
+                winner = rng.choice(others)
+                calls.ring_all(b, customer, line, others, winner=winner, ring=ring_seconds(start))
             case "blind_transfer":
                 calls.blind_transfer_chain(b, customer, line, others[:2])
             case "attended_transfer":

@@ -154,3 +154,27 @@ def test_the_default_period_ends_today_in_the_reports_time_zone(dsn, tmp_path, z
     assert f"report for {today - timedelta(days=29)} to {today} written" in printed
     wrong = run_cli("report", "--dsn", dsn, "--time-zone", "Mars/Olympus", check=False)
     assert wrong.returncode == 2 and "unknown time zone 'Mars/Olympus'" in wrong.stderr
+
+
+def test_the_response_time_chart_shows_the_real_distribution():
+    """Answer times as the demo's traffic draws them (issue 35: the chart showed whole
+    seconds 0-4 with its tallest bar at the edge): the bins start at 0, the axis reaches
+    the slowest answer, and the title's median and 90th percentile are the data's."""
+    import statistics
+
+    from ingester.clients import report
+    from ingester.simulator.traffic import ring_seconds
+
+    seconds = [1 + ring_seconds(1_700_000_000 + i * 37.5) for i in range(2000)]
+    assert len({round(s) for s in seconds}) > 20, "a spread of answer times, not one bar"
+    fig = report._response_times(seconds)
+    bins = fig.data[0].xbins
+    assert (bins.start, bins.size) == (0, 1) and bins.end > max(seconds)
+    assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] > max(seconds)
+    ordered = sorted(seconds)
+    assert f"median {statistics.median(ordered):.0f} s" in fig.layout.title.text
+    assert f"90% within {ordered[1799]:.0f} s" in fig.layout.title.text
+    assert 5 <= statistics.median(ordered) <= 11
+    # Slow answers widen the bins rather than leave the chart.
+    assert report.response_bins([3.0, 250.0]) == (5.0, 255.0)
+    assert report.response_bins([]) == (1.0, 1.0)
