@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 
 import psycopg
 
@@ -37,9 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgcti", description="The `pgcti` command: one sub-command per job."
     )
+    parser.add_argument("--version", action="version", version=f"pgcti {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("db", help="manage the embedded default PostgreSQL server")
+    p = sub.add_parser(
+        "db",
+        help="manage the embedded default PostgreSQL server",
+        description="The embedded PostgreSQL server of the demo and the tests (pgcti[demo]), "
+        "its data in $PGCTI_HOME. start: start it (if stopped) and print its DSN; stop: stop "
+        "it; status: say whether it runs, and where its data is; url: print its DSN.",
+    )
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.set_defaults(func=commands.cmd_db)
 
@@ -244,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; TLS: a reverse proxy)",
     )
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=int, default=8080, help="default 8080")
     p.add_argument(
         "--allow-origin",
         action="append",
@@ -280,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "token", help="browser tokens for the gateway: issue, list, revoke (as a DBA)"
     )
     token = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    nested = token.choices
     q = token.add_parser("issue", help="a new token, shown once")
     _add_service_dsn(q)
     who = q.add_mutually_exclusive_group(required=True)
@@ -320,11 +329,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dsn(p)
     p.set_defaults(func=commands.cmd_schema)
+    # Each sub-command knows its own parser, to report a wrong flag with its own usage.
+    for command in [*sub.choices.values(), *nested.values()]:
+        command.set_defaults(command_parser=command)
     return parser
 
 
+def _version() -> str:
+    try:
+        return metadata.version("pgcti")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """A wrong flag is reported with the usage of the sub-command it was given to."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     try:
         return args.func(args)
     except database.NoDatabase as exc:

@@ -342,4 +342,8 @@ def _summary(
         "the protocol); `.venv/bin/pgcti demo --web` serves each desk a web screen pop too, and "
         "`--pbx asterisk` plays the same calls over Asterisk AMI (docs/asterisk.md)."
     )
+    console.print(
+        f"The embedded PostgreSQL server is still running (data in {embedded.pgdata()}), so "
+        "that you can look at what the demo left; `.venv/bin/pgcti db stop` stops it."
+    )
     return 0 if errors == 0 and board.counts["open_card"] > 0 else 1

@@ -196,6 +196,9 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
     )
     out = result.stdout
     assert "Summary" in out and "errors: 0" in out, out + result.stderr
+    assert (
+        "server is still running" in out and "pgcti db stop" in out
+    )  # what is left, and how to stop it
     pops = int(re.search(r"delivered: (\d+) pops", out).group(1))
     assert pops > 0
     sent, stored = map(
