@@ -222,10 +222,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return 2
     deadline = time.monotonic() + args.duration if args.duration else None
 
-    def show(item) -> None:
-        print(f"{time.strftime('%H:%M:%S')} #{item.seq:<5} {describe(item)}", flush=True)
+    def show(item) -> None:  # the time the call's event made it, in the local time zone
+        print(
+            f"{item.created_at.astimezone():%H:%M:%S} #{item.seq:<5} {describe(item)}", flush=True
+        )
 
-    watcher = Watcher(dsn, show)
+    def caught_up() -> None:
+        print(
+            "pgcti watch: caught up, waiting for the next item (Ctrl-C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    watcher = Watcher(dsn, show, on_caught_up=caught_up)
     signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     watcher.run(
         until=lambda: (

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
@@ -32,6 +33,7 @@ class Item:
     type: str
     call_id: int
     payload: dict
+    created_at: datetime  # when the call's event made it, not when this client read it
 
 
 def describe(item: Item) -> str:
@@ -97,10 +99,17 @@ def resolve_login(
 
 class Watcher:
     def __init__(
-        self, dsn: str, on_item: Callable[[Item], None], poll_seconds: float = 1.0
+        self,
+        dsn: str,
+        on_item: Callable[[Item], None],
+        poll_seconds: float = 1.0,
+        on_caught_up: Callable[[], None] = lambda: None,
     ) -> None:
         self.dsn = dsn
         self.on_item = on_item
+        self.on_caught_up = (
+            on_caught_up  # after each catch-up that showed something, and at the start
+        )
         self.poll_seconds = poll_seconds
         self.stopped = False
         self.handled = 0
@@ -119,10 +128,13 @@ class Watcher:
                         conn.execute(composed("listen", channel))
                     log.info("listening for %s", ", ".join(streams))
                     delay = 0.2
+                    waiting = False
                     while not self.stopped and not until():
-                        self._catch_up(
-                            conn, streams, until
-                        )  # also this connection's liveness probe
+                        before = self.handled
+                        self._catch_up(conn, streams, until)  # also the connection's liveness probe
+                        if (self.handled > before or not waiting) and not until():
+                            self.on_caught_up()
+                            waiting = True
                         for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
                             pass
             except psycopg.OperationalError as exc:
@@ -144,8 +156,8 @@ class Watcher:
         for stream in streams:
             while True:
                 rows = conn.execute(PULL[stream]).fetchall()
-                for seq, type_, call_id, payload, _created in rows:
-                    self.on_item(Item(stream, seq, type_, call_id, payload))
+                for seq, type_, call_id, payload, created in rows:
+                    self.on_item(Item(stream, seq, type_, call_id, payload, created))
                     self.handled += 1
                     if until():
                         conn.execute(ACK[stream], [seq])

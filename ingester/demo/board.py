@@ -37,15 +37,9 @@ class Board:
         who = payload.get("client_name") or (
             "ambiguous" if payload.get("match") == "ambiguous" else "unknown"
         )
-        number = payload.get("number") or "anonymous"
+        number = payload.get("number") or ("withheld" if payload.get("withheld") else "anonymous")
         if type_ == "ring":
-            line = f"ring      -> employee {target}: {number} {who}"
-            extra = [
-                payload.get("company"),
-                payload.get("manager_surname") and f"mgr {payload['manager_surname']}",
-            ]
-            extra += ["NEW"] if payload.get("is_new") else []
-            line += "".join(f", {e}" for e in extra if e)
+            line = self.ring_line([target], payload)
             self.rings.appendleft(line[10:])
             return line
         if type_ == "callback_task":  # to the employee who owns it: call this client back
@@ -62,6 +56,24 @@ class Board:
         elif self.cards.get(target, "").startswith(number):
             self.cards.pop(target, None)
         return f"{type_:<10}-> {desk}: call {payload.get('call_id')} {number} {who}"
+
+    def ring_line(self, targets: list[int], payload: dict) -> str:
+        """One line for a call's rings: `ring -> employees 1, 2, 3: number client, ...`."""
+        who = payload.get("client_name") or (
+            "ambiguous" if payload.get("match") == "ambiguous" else "unknown"
+        )
+        number = payload.get("number") or ("withheld" if payload.get("withheld") else "anonymous")
+        whom = (
+            f"employee {targets[0]}"
+            if len(targets) == 1
+            else f"employees {', '.join(map(str, targets))}"
+        )
+        extra = [
+            payload.get("company"),
+            payload.get("manager_surname") and f"mgr {payload['manager_surname']}",
+        ]
+        extra += ["NEW"] if payload.get("is_new") else []
+        return f"ring      -> {whom}: {number} {who}" + "".join(f", {e}" for e in extra if e)
 
     def render(self) -> Group:
         desks = Table(title="Cards open at workstations", expand=True)

@@ -229,30 +229,51 @@ async def _show(
     console: Console,
     arrivals: asyncio.Queue,
 ) -> None:
-    """Each doorbell in turn: its latency, its item read back, the board updated."""
-    while True:
-        arrived, note = await arrivals.get()
-        if isinstance(note, Exception):
-            raise note
-        bell = json.loads(note.payload)
-        kind, target = channels[note.channel]
-        keys = (
-            await (await reader.execute(query("demo_call_keys"), [bell["call_id"]])).fetchone()
-        ) or ("", [])
-        sends = [
-            t
-            for key in [keys[0], *(keys[1] or [])]
-            for t in sent_at.get(key or "", [])
-            if t <= arrived
-        ]
-        if sends:  # the frame of this call sent last before the bell caused it
-            board.latencies_ms.append((arrived - max(sends)) * 1000)
-        payload = await (
-            await reader.execute(query("demo_item"), [kind, target, bell["seq"]])
-        ).fetchone()
-        line = board.apply(kind, target, bell["type"], payload[0] if payload else {})
-        if plain:
-            console.print(line, highlight=False)
+    """Each doorbell in turn: its latency, its item read back, the board updated. In plain
+    output a call's rings are one line (they come one per employee, back to back)."""
+    rings: tuple[int, list[int], dict] | None = None  # call, employees, payload: not printed yet
+
+    def flush() -> None:
+        nonlocal rings
+        if rings is not None and plain:
+            console.print(board.ring_line(rings[1], rings[2]), highlight=False)
+        rings = None
+
+    try:
+        while True:
+            if arrivals.empty():
+                flush()
+            arrived, note = await arrivals.get()
+            if isinstance(note, Exception):
+                raise note
+            bell = json.loads(note.payload)
+            kind, target = channels[note.channel]
+            keys = (
+                await (await reader.execute(query("demo_call_keys"), [bell["call_id"]])).fetchone()
+            ) or ("", [])
+            sends = [
+                t
+                for key in [keys[0], *(keys[1] or [])]
+                for t in sent_at.get(key or "", [])
+                if t <= arrived
+            ]
+            if sends:  # the frame of this call sent last before the bell caused it
+                board.latencies_ms.append((arrived - max(sends)) * 1000)
+            payload = await (
+                await reader.execute(query("demo_item"), [kind, target, bell["seq"]])
+            ).fetchone()
+            item = payload[0] if payload else {}
+            line = board.apply(kind, target, bell["type"], item)
+            if bell["type"] == "ring":
+                if rings is not None and rings[0] != bell["call_id"]:
+                    flush()
+                rings = rings or (bell["call_id"], [], item)
+                rings[1].append(target)
+            elif plain:
+                flush()
+                console.print(line, highlight=False)
+    finally:  # the demo's end cancels this: the last rings still get their line
+        flush()
 
 
 async def _poll_calls(dsn: str, board: Board) -> None:

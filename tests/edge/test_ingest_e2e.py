@@ -201,6 +201,13 @@ def test_demo_with_a_short_duration_shows_pops_and_no_errors(dsn):
     )  # what is left, and how to stop it
     pops = int(re.search(r"delivered: (\d+) pops", out).group(1))
     assert pops > 0
+    # A call's rings are one line, naming every employee told; together, every ring sent.
+    rung = [
+        len(m.group(1).split(", "))
+        for m in re.finditer(r"^ring\s+-> employees? ([\d, ]+):", out, re.MULTILINE)
+    ]
+    assert sum(rung) == int(re.search(r"(\d+) ring notifications", out).group(1)), out
+    assert max(rung) > 1, "a call told several employees on one line"
     sent, stored = map(
         int, re.search(r"frames: (\d+) sent by the simulator, (\d+) stored", out).groups()
     )

@@ -145,3 +145,27 @@ def test_a_desk_watches_with_its_own_password_and_a_dba_finds_it_by_extension(ow
     assert by_dba.returncode == 2
     assert "wants 'pgcti_desk_pw''s own password" in by_dba.stderr
     assert "Traceback" not in by_dba.stderr
+
+
+def test_watch_shows_each_items_own_time_and_says_when_it_waits(own_server):
+    """The time on each line is when the call's event made the item (not when watch read
+    it, minutes later after an outage), and watch says when it has caught up."""
+    dsn = own_server
+    _desk_101(dsn, "pgcti_watch_times")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        insert_frames(conn, pbx.inbound_answered(builder(3), KNOWN, LINE, "101"))
+        conn.execute("UPDATE cti.outbox SET created_at = created_at - interval '2 hours'")
+        made = [
+            f"{at.astimezone():%H:%M:%S}"
+            for (at,) in conn.execute(
+                "SELECT created_at FROM cti.outbox WHERE target_kind = 'ws' ORDER BY seq"
+            )
+        ]
+    shown = subprocess.run(
+        [sys.executable, "-m", "ingester.cli", "watch", "--dsn",
+         make_conninfo(dsn, user="pgcti_watch_times"), "--duration", "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[0] for line in shown.stdout.splitlines()] == made
+    assert "caught up, waiting for the next item" in shown.stderr

@@ -162,8 +162,8 @@ def test_the_demo_board_and_watch_name_a_task_for_its_owner(conn, crm):
 
     missed(conn, 1)
     missed(conn, 2)
-    kind, target, seq, call_id, payload = conn.execute(
-        "SELECT target_kind, target_id, seq, call_id, payload FROM cti.outbox"
+    kind, target, seq, call_id, payload, created = conn.execute(
+        "SELECT target_kind, target_id, seq, call_id, payload, created_at FROM cti.outbox"
         " WHERE type = 'callback_task' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     # a workstation with the owner's id, so that a line naming a desk would show it
@@ -184,5 +184,5 @@ def test_the_demo_board_and_watch_name_a_task_for_its_owner(conn, crm):
         and f"employee {crm['Petrova']} (Petrova): call back +7495" in shown
     )
     assert "callbacks 1" in shown, shown
-    watched = describe(Item(f"emp:{target}", seq, "callback_task", call_id, payload))
+    watched = describe(Item(f"emp:{target}", seq, "callback_task", call_id, payload, created))
     assert "Ivan Ivanov" in watched and "2 missed" in watched, watched
