@@ -162,7 +162,7 @@ CREATE FUNCTION cti.ami_dialled_number(p_fields jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE
     RETURN COALESCE("substring"((p_fields ->> 'DialString'::text), '(?:^|/)(\+?[0-9]{2,})(?:@|$)'::text), "substring"((p_fields ->> 'DestExten'::text), '^\+?[0-9]{2,}$'::text), NULLIF((p_fields ->> 'DestCallerIDNum'::text), '<unknown>'::text));
 
-CREATE FUNCTION cti.ami_extension_seen(p_channel text, p_context text, p_dial_string text, p_caller_id text) RETURNS text
+CREATE FUNCTION cti.ami_extension(p_channel text, p_context text, p_dial_string text, p_caller_id text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -181,10 +181,6 @@ BEGIN
                     cti.ami_device_by_evidence(p_channel, p_dial_string, p_caller_id));
 END
 $$;
-
-CREATE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
-    LANGUAGE sql STABLE
-    RETURN cti.ami_extension_seen(p_channel, p_context, NULL::text, NULL::text);
 
 CREATE FUNCTION cti.ami_fields(p_frame jsonb) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
@@ -1211,7 +1207,7 @@ BEGIN
             -- Local/ wire (its caller id; its shape says extension or not).
             -- The calling channel is a device when it dials a number out through a trunk
             -- (an extension dialling out), whatever its name.
-            v_from_ext := cti.ami_extension_seen(v ->> 'Channel', NULL, NULL,
+            v_from_ext := cti.ami_extension(v ->> 'Channel', NULL, NULL,
                                             CASE WHEN v ->> 'DialString' ~ '^\+?[0-9]{3,}@|/\+?[0-9]{3,}$'
                                                  THEN '0' ELSE v ->> 'CallerIDNum' END);
             v_fact.caller_raw := coalesce(v_from_ext, nullif(v ->> 'CallerIDNum', '<unknown>'),
@@ -1219,7 +1215,7 @@ BEGIN
             v_fact.caller_is_extension := CASE WHEN v_from_ext IS NOT NULL THEN true
                                                WHEN v ->> 'Channel' IS NOT NULL AND NOT cti.ami_is_local(v ->> 'Channel') THEN false END;
             -- A queue's member is a device: its Interface names it (AgentCalled has no DialString).
-            v_ext := cti.ami_extension_seen(v_channel, NULL, coalesce(v ->> 'DialString',
+            v_ext := cti.ami_extension(v_channel, NULL, coalesce(v ->> 'DialString',
                                             substring(v ->> 'Interface' FROM '^[^/]+/(.+)$'), ''), NULL);
             v_fact.destination_raw := coalesce(v_ext, cti.ami_dialled_number(v));
             v_fact.destination_is_extension := v_ext IS NOT NULL;
@@ -1273,7 +1269,7 @@ BEGIN
             ELSE
                 -- The channel that starts the call: a customer on a trunk calling our line
                 -- (never an extension, whatever its shape), or an extension dialling.
-                v_ext := cti.ami_extension_seen(v_channel, v ->> 'Context', NULL, coalesce(v ->> 'CallerIDNum', ''));
+                v_ext := cti.ami_extension(v_channel, v ->> 'Context', NULL, coalesce(v ->> 'CallerIDNum', ''));
                 v_fact.kind := 'leg_created';
                 v_fact.caller_raw := coalesce(v_ext, nullif(v ->> 'CallerIDNum', '<unknown>'));
                 v_fact.caller_is_extension := v_ext IS NOT NULL;
@@ -3633,9 +3629,7 @@ REVOKE ALL ON FUNCTION cti.ami_device_by_evidence(p_channel text, p_dial_string 
 
 REVOKE ALL ON FUNCTION cti.ami_dialled_number(p_fields jsonb) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION cti.ami_extension_seen(p_channel text, p_context text, p_dial_string text, p_caller_id text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION cti.ami_extension(p_channel text, p_context text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION cti.ami_extension(p_channel text, p_context text, p_dial_string text, p_caller_id text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ami_fields(p_frame jsonb) FROM PUBLIC;
 

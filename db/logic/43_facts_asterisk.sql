@@ -91,7 +91,7 @@ RETURN regexp_replace(p_channel, ';[12](<[A-Z]+>)?$', '');
 -- The extension of a channel, or NULL for a trunk or a Local/ wire. A channel is a trunk
 -- when a rule in cti.config says so; else the adapter names its extension; else what the
 -- event shows decides (cti.ami_device_by_evidence): how it was dialled, who it calls as.
-CREATE OR REPLACE FUNCTION cti.ami_extension_seen(p_channel text, p_context text, p_dial_string text, p_caller_id text)
+CREATE OR REPLACE FUNCTION cti.ami_extension(p_channel text, p_context text, p_dial_string text, p_caller_id text)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -111,11 +111,6 @@ BEGIN
                     cti.ami_device_by_evidence(p_channel, p_dial_string, p_caller_id));
 END
 $$;
-
--- The same, from the channel's name and context alone.
-CREATE OR REPLACE FUNCTION cti.ami_extension(p_channel text, p_context text) RETURNS text
-LANGUAGE sql STABLE
-RETURN cti.ami_extension_seen(p_channel, p_context, NULL, NULL);
 
 -- The peer (endpoint) name of a device or trunk channel: PJSIP/alice-0000001a -> alice.
 CREATE OR REPLACE FUNCTION cti.ami_peer(p_channel text) RETURNS text
@@ -247,7 +242,7 @@ BEGIN
             -- Local/ wire (its caller id; its shape says extension or not).
             -- The calling channel is a device when it dials a number out through a trunk
             -- (an extension dialling out), whatever its name.
-            v_from_ext := cti.ami_extension_seen(v ->> 'Channel', NULL, NULL,
+            v_from_ext := cti.ami_extension(v ->> 'Channel', NULL, NULL,
                                             CASE WHEN v ->> 'DialString' ~ '^\+?[0-9]{3,}@|/\+?[0-9]{3,}$'
                                                  THEN '0' ELSE v ->> 'CallerIDNum' END);
             v_fact.caller_raw := coalesce(v_from_ext, nullif(v ->> 'CallerIDNum', '<unknown>'),
@@ -255,7 +250,7 @@ BEGIN
             v_fact.caller_is_extension := CASE WHEN v_from_ext IS NOT NULL THEN true
                                                WHEN v ->> 'Channel' IS NOT NULL AND NOT cti.ami_is_local(v ->> 'Channel') THEN false END;
             -- A queue's member is a device: its Interface names it (AgentCalled has no DialString).
-            v_ext := cti.ami_extension_seen(v_channel, NULL, coalesce(v ->> 'DialString',
+            v_ext := cti.ami_extension(v_channel, NULL, coalesce(v ->> 'DialString',
                                             substring(v ->> 'Interface' FROM '^[^/]+/(.+)$'), ''), NULL);
             v_fact.destination_raw := coalesce(v_ext, cti.ami_dialled_number(v));
             v_fact.destination_is_extension := v_ext IS NOT NULL;
@@ -309,7 +304,7 @@ BEGIN
             ELSE
                 -- The channel that starts the call: a customer on a trunk calling our line
                 -- (never an extension, whatever its shape), or an extension dialling.
-                v_ext := cti.ami_extension_seen(v_channel, v ->> 'Context', NULL, coalesce(v ->> 'CallerIDNum', ''));
+                v_ext := cti.ami_extension(v_channel, v ->> 'Context', NULL, coalesce(v ->> 'CallerIDNum', ''));
                 v_fact.kind := 'leg_created';
                 v_fact.caller_raw := coalesce(v_ext, nullif(v ->> 'CallerIDNum', '<unknown>'));
                 v_fact.caller_is_extension := v_ext IS NOT NULL;

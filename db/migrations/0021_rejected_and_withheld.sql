@@ -18,3 +18,7 @@ ALTER TABLE cti.call ADD COLUMN caller_withheld boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN cti.call.caller_withheld IS 'The customer withheld their number: cards, notifications and history show "withheld", not the number';
 ALTER TABLE cti.config ADD COLUMN lookup_withheld_numbers boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN cti.config.lookup_withheld_numbers IS 'Look a withheld number up in the CRM all the same (its client is shown, the number never is)';
+
+-- cti.ami_extension takes what the event shows too (db/logic/43_facts_asterisk.sql): the
+-- two-argument form goes, db/logic makes the new one.
+DROP FUNCTION IF EXISTS cti.ami_extension(text, text);

@@ -19,6 +19,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
+def _who_and_number(payload: dict) -> tuple[str, str]:
+    who = payload.get("client_name") or (
+        "ambiguous" if payload.get("match") == "ambiguous" else "unknown"
+    )
+    return who, payload.get("number") or ("withheld" if payload.get("withheld") else "anonymous")
+
+
 @dataclass
 class Board:
     workstations: dict[int, str]
@@ -34,10 +41,7 @@ class Board:
     def apply(self, kind: str, target: int, type_: str, payload: dict) -> str:
         """Record one delivered command; returns a plain line describing it."""
         self.counts[type_] += 1
-        who = payload.get("client_name") or (
-            "ambiguous" if payload.get("match") == "ambiguous" else "unknown"
-        )
-        number = payload.get("number") or ("withheld" if payload.get("withheld") else "anonymous")
+        who, number = _who_and_number(payload)
         if type_ == "ring":
             line = self.ring_line([target], payload)
             self.rings.appendleft(line[10:])
@@ -59,10 +63,7 @@ class Board:
 
     def ring_line(self, targets: list[int], payload: dict) -> str:
         """One line for a call's rings: `ring -> employees 1, 2, 3: number client, ...`."""
-        who = payload.get("client_name") or (
-            "ambiguous" if payload.get("match") == "ambiguous" else "unknown"
-        )
-        number = payload.get("number") or ("withheld" if payload.get("withheld") else "anonymous")
+        who, number = _who_and_number(payload)
         whom = (
             f"employee {targets[0]}"
             if len(targets) == 1

@@ -198,7 +198,7 @@ def test_a_customer_waiting_alone_keeps_the_call_open(conn):
     """The customer's leg left alone (a blind transfer on its way) is no end."""
     seed_crm(conn)
     blocks = call("PJSIP/carrier-00000001", "PJSIP/101-00000002", "101")
-    customer_stays = [b for b in blocks[:-4] + blocks[-2:]]  # the device leaves; not the caller
+    customer_stays = blocks[:-4] + blocks[-2:]  # the device leaves and hangs up; not the caller
     rows = history(conn, customer_stays)
     assert [(r[2], r[8]) for r in rows] == [("101", False)]
 

@@ -306,14 +306,18 @@ def test_a_trunk_pattern_that_does_not_compile_is_refused_when_set(conn):
         ("IAX2/101-1234", "101"),
         ("PJSIP/150010002-0000001d<ZOMBIE>", "150010002"),
         ("PJSIP/mts-0000001a", None),  # a named trunk
-        ("SIP/9170-12-0000003c", None),  # a peer that is not all digits
+        (
+            "SIP/9170-12-0000003c",
+            None,
+        ),  # not all digits, and no event says more (test_ami_truth.py)
         ("Local/101@from-queue-00000005;2", None),  # a wire, not a leg
         ("PJSIP/101", None),  # not a channel name (no sequence number)
         ("DAHDI/i1/74951234567-1", None),  # an ISDN line
     ],
 )
 def test_the_default_extension_of_a_channel(conn, channel, extension):
-    assert conn.execute("SELECT cti.ami_extension(%s, NULL)", [channel]).fetchone()[0] == extension
+    by_name = "SELECT cti.ami_extension(%s, NULL, NULL, NULL)"
+    assert conn.execute(by_name, [channel]).fetchone()[0] == extension
 
 
 def test_a_forged_line_in_a_caller_name_never_ends_another_call(conn):

@@ -11,7 +11,6 @@ started. Asterisk itself comes from tests/lab/build-asterisk.sh, built once per 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import shutil
@@ -20,10 +19,12 @@ import subprocess
 import tempfile
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.lab_ami import LAB_SECRET, Ami
+from tests.support.lab_phone import Phone
 from tests.support.live import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,6 @@ USER = "pgcti-lab"
 DESKS = ("101", "102", "103", "104")
 RING_SECONDS = 8
 AMI_SECRET = "pgcti-lab-ami-secret"  # pgcti's read-only user, as in docs/asterisk.md
-LAB_SECRET = "pgcti-lab-driver"
 PHONE_SECRET = "pgcti-lab-phone"
 # The lab's recordings: each live scenario's AMI stream, as pgcti's filtered manager user
 # received it, and its calls (written by a run with PGCTI_RECORD_LAB=1).
@@ -122,140 +122,6 @@ def manager_user_from_docs(secret: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Ami:
-    """The lab's own AMI connection (user `lab`, all classes): it places and transfers
-    calls and reads the events the tests wait for. pgcti reads with its own user."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buffer = b""
-        self.events: list[dict[str, str]] = []
-        self._read_line()  # the banner
-        self.action("Login", Username="lab", Secret=LAB_SECRET)
-
-    def _read_line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("Asterisk closed the lab's AMI connection")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
-
-    def _read_block(self) -> dict[str, str]:
-        block: dict[str, str] = {}
-        while True:
-            line = self._read_line().decode("utf-8", "replace")
-            if not line:
-                if block:
-                    return block
-                continue
-            key, _, value = line.partition(": ")
-            block.setdefault(key, value)
-
-    def action(self, name: str, **fields: str) -> dict[str, str]:
-        action_id = f"lab-{time.monotonic_ns()}"
-        lines = [f"Action: {name}", f"ActionID: {action_id}"]
-        lines += [f"{k}: {v}" for k, v in fields.items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        while True:
-            block = self._read_block()
-            if block.get("ActionID") == action_id and "Response" in block:
-                if block["Response"] == "Error":
-                    raise RuntimeError(f"AMI {name} failed: {block.get('Message')}")
-                return block
-            if "Event" in block:
-                self.events.append(block)
-
-    def wait_event(
-        self, match: Callable[[dict[str, str]], bool], timeout: float, what: str
-    ) -> dict[str, str]:
-        """The first event (seen before or arriving within `timeout`) that matches."""
-        seen = 0
-        deadline = time.monotonic() + timeout
-        while True:
-            for event in self.events[seen:]:
-                if match(event):
-                    return event
-            seen = len(self.events)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-            self.sock.settimeout(left)
-            try:
-                self.events.append(self._read_block())
-            except TimeoutError:
-                pass
-            finally:
-                self.sock.settimeout(10)
-
-    def drain(self, seconds: float) -> list[dict[str, str]]:
-        """Read events for a while; returns everything read so far."""
-        with contextlib.suppress(TimeoutError):
-            self.wait_event(lambda e: False, seconds, "nothing")
-        return self.events
-
-    def channels(self) -> list[dict[str, str]]:
-        """The live channels, as CoreShowChannels lists them."""
-        self.action("CoreShowChannels")
-        done = self.wait_event(
-            lambda e: e.get("Event") == "CoreShowChannelsComplete", 10, "the channel list"
-        )
-        at = self.events.index(done)
-        listed = [e for e in self.events[:at] if e.get("Event") == "CoreShowChannel"]
-        del self.events[: at + 1]
-        latest: dict[str, dict[str, str]] = {}
-        for e in listed:
-            latest[e["Channel"]] = e
-        return list(latest.values())
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
-@dataclass
-class Phone:
-    """One baresip SIP phone: `number` is its SIP user (a desk's extension, or the
-    caller's number for the carrier), driven over ctrl_tcp."""
-
-    name: str
-    number: str
-    sip_port: int
-    ctrl_port: int
-    folder: Path
-    process: subprocess.Popen | None = None
-    answer: str = "auto"
-    callers: set[str] = field(default_factory=set)  # the carrier's other numbers
-
-    def command(self, command: str, params: str = "") -> dict:
-        payload = json.dumps({"command": command, "params": params, "token": command}).encode()
-        with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=5) as ctrl:
-            ctrl.sendall(b"%d:%s," % (len(payload), payload))
-            data = b""
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                data += ctrl.recv(65536)
-                while data:
-                    length, _, rest = data.partition(b":")
-                    if not length.isdigit() or len(rest) < int(length) + 1:
-                        break
-                    message = json.loads(rest[: int(length)])
-                    data = rest[int(length) + 1 :]
-                    if message.get("response"):
-                        return message
-        raise TimeoutError(f"phone {self.name}: no answer to {command}")
-
-    def dial(self, target: str) -> None:
-        self.command("dial", target)
-
-    def accept(self) -> None:
-        self.command("accept")
-
-    def hangup(self) -> None:
-        self.command("hangup")
-
-
 @dataclass
 class AsteriskLab:
     prefix: Path
@@ -283,7 +149,7 @@ class AsteriskLab:
         self._write_sounds()
         self.user = user
         self._launch()
-        self._start_phones(user)
+        self._start_phones()
 
     def _launch(self) -> None:
         """Asterisk in the foreground, our child, started as the lab's ordinary user, until
@@ -408,7 +274,7 @@ class AsteriskLab:
                     b"\0\0" * 8000 * (30 if path.name == "silence.wav" else 0) + b"\0\0" * 80
                 )
 
-    def _start_phones(self, user: pwd.struct_passwd) -> None:
+    def _start_phones(self) -> None:
         sound = self.run / "silence.wav"
         for phone in self.phones.values():
             phone.folder.mkdir(parents=True, exist_ok=True)
