@@ -498,9 +498,31 @@ CREATE FUNCTION cti.client_kind(p_call cti.call) RETURNS text
     LANGUAGE sql IMMUTABLE
     RETURN CASE WHEN ((p_call).client_id IS NOT NULL) THEN COALESCE(((p_call).client_card ->> 'record_kind'::text), 'client'::text) ELSE NULL::text END;
 
+CREATE FUNCTION cti.dial_request_of_call(p_call cti.call) RETURNS uuid
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    IF p_call.direction NOT IN ('outbound', 'internal') THEN
+        RETURN NULL;
+    END IF;
+    IF p_call.source = 'asterisk' THEN
+        RETURN (SELECT r.id FROM cti.dial_request r
+                 WHERE p_call.pbx_call_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                   AND r.id = p_call.pbx_call_id::uuid);
+    END IF;
+    RETURN (SELECT r.id FROM cti.dial_request r
+             WHERE r.number = coalesce(p_call.external_number, p_call.dialled)
+               AND r.sent_at BETWEEN p_call.started_at - interval '1 minute' AND p_call.started_at + interval '5 seconds'
+               AND EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = p_call.id
+                              AND r.extension IN (l.caller, l.destination))
+             ORDER BY r.sent_at DESC LIMIT 1);
+END
+$_$;
+
 CREATE FUNCTION cti.call_payload(p_call cti.call) RETURNS jsonb
     LANGUAGE sql STABLE
-    RETURN jsonb_strip_nulls(jsonb_build_object('call_id', (p_call).id, 'direction', (p_call).direction, 'number', CASE WHEN (NOT (p_call).caller_withheld) THEN COALESCE((p_call).external_number, (p_call).external_number_raw) ELSE NULL::text END, 'withheld', CASE WHEN (p_call).caller_withheld THEN true ELSE NULL::boolean END, 'dialled', (p_call).dialled, 'client_id', (p_call).client_id, 'record_kind', cti.client_kind(p_call), 'match', (p_call).client_match, 'is_new', ((p_call).client_match = 'new'::text), 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'manager_id', (((p_call).client_card ->> 'manager_id'::text))::bigint, 'manager_surname', ((p_call).client_card ->> 'manager_surname'::text), 'candidates', ((p_call).client_card -> 'candidates'::text), 'extension', (p_call).holder_extension));
+    RETURN jsonb_strip_nulls(jsonb_build_object('call_id', (p_call).id, 'direction', (p_call).direction, 'number', CASE WHEN (NOT (p_call).caller_withheld) THEN COALESCE((p_call).external_number, (p_call).external_number_raw) ELSE NULL::text END, 'withheld', CASE WHEN (p_call).caller_withheld THEN true ELSE NULL::boolean END, 'dialled', (p_call).dialled, 'client_id', (p_call).client_id, 'record_kind', cti.client_kind(p_call), 'match', (p_call).client_match, 'is_new', ((p_call).client_match = 'new'::text), 'client_name', ((p_call).client_card ->> 'client_name'::text), 'company', ((p_call).client_card ->> 'company'::text), 'manager_id', (((p_call).client_card ->> 'manager_id'::text))::bigint, 'manager_surname', ((p_call).client_card ->> 'manager_surname'::text), 'candidates', ((p_call).client_card -> 'candidates'::text), 'extension', (p_call).holder_extension, 'dial_request', CASE WHEN ((p_call).direction = ANY (ARRAY['outbound'::text, 'internal'::text])) THEN cti.dial_request_of_call(p_call) ELSE NULL::uuid END));
 
 CREATE FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -655,6 +677,16 @@ CREATE FUNCTION cti.crm_extension_for_channel(p_channel text) RETURNS text
 $_$;
 
 COMMENT ON FUNCTION cti.crm_extension_for_channel(p_channel text) IS 'Adapter (Asterisk): device channel -> extension, NULL for a trunk. Default: the peer name when all digits. Override for your PBX.';
+
+CREATE FUNCTION cti.crm_extension_for_workstation(p_workstation_id bigint) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_extension_for_workstation(p_workstation_id bigint) IS 'Adapter: workstation id -> its extension (click-to-call dials from it), NULL when none. Override for your CRM.';
 
 CREATE FUNCTION cti.crm_line_owner(p_dialled text) RETURNS bigint
     LANGUAGE sql STABLE
@@ -1032,6 +1064,233 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column name) IS 'Stop keeping a CRM phone column in the directory; drops its triggers';
+
+CREATE FUNCTION cti.dial_claim_v1(p_edge text, p_limit integer DEFAULT 10) RETURNS TABLE(request_id uuid, extension text, number text, display_name text, expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    IF NOT EXISTS (SELECT FROM cti.ingester_login WHERE login = session_user) THEN
+        RAISE EXCEPTION 'login "%" is not an ingester of this database', session_user
+            USING HINT = 'register it in cti.ingester_login (docs/dba-guide.md)', ERRCODE = 'insufficient_privilege';
+    END IF;
+    UPDATE cti.dial_request r SET state = 'expired', decided_at = now(),
+           reason = 'no edge took it within cti.config.dial_expire_after'
+     WHERE r.state = 'requested' AND r.expires_at <= now();
+    RETURN QUERY
+    WITH taken AS (
+        UPDATE cti.dial_request r SET state = 'sent', sent_at = now(), sent_by = left(p_edge, 200)
+         WHERE r.id IN (SELECT w.id FROM cti.dial_request w
+                         WHERE w.state = 'requested' AND w.expires_at > now()
+                         ORDER BY w.requested_at
+                         LIMIT least(greatest(coalesce(p_limit, 10), 1), 100)
+                         FOR UPDATE SKIP LOCKED)
+        RETURNING r.id, r.extension, r.number, r.expires_at, r.requested_at)
+    SELECT t.id, t.extension, t.number,
+           -- what the desk's phone shows while it rings: the client, when one is known
+           (SELECT CASE WHEN count(*) = 1 THEN min(l.client_name) END FROM cti.crm_lookup(t.number) l),
+           t.expires_at
+      FROM taken t ORDER BY t.requested_at;
+END
+$$;
+
+COMMENT ON FUNCTION cti.dial_claim_v1(p_edge text, p_limit integer) IS 'Edge API v1: claim waiting dial requests (state sent, committed before the edge sends them)';
+
+CREATE TABLE cti.client_login (
+    login name NOT NULL,
+    workstation_id bigint,
+    employee_id bigint,
+    CONSTRAINT client_login_check CHECK (((workstation_id IS NOT NULL) OR (employee_id IS NOT NULL)))
+);
+
+COMMENT ON TABLE cti.client_login IS 'CRM client logins (members of cti_client) and the workstation / employee each one is';
+
+CREATE FUNCTION cti.dial_for(p_binding cti.client_login, p_number text, p_client_id bigint) RETURNS uuid
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_binding cti.client_login := p_binding;
+    v_cfg cti.config;
+    v_extension text;
+    v_number text;
+    v_id uuid;
+    v_recent int;
+BEGIN
+    IF v_binding.workstation_id IS NULL THEN
+        RAISE EXCEPTION 'login "%" has no workstation: only a desk places calls', v_binding.login
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    v_extension := cti.crm_extension_for_workstation(v_binding.workstation_id);
+    IF v_extension IS NULL THEN
+        RAISE EXCEPTION 'workstation % has no extension to dial from', v_binding.workstation_id
+            USING HINT = 'cti.crm_extension_for_workstation() gives none for it (docs/dba-guide.md#click-to-call)',
+                  ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF cti.crm_workstation_for_extension(v_extension) IS DISTINCT FROM v_binding.workstation_id THEN
+        RAISE EXCEPTION 'extension % is not at workstation % by cti.crm_workstation_for_extension(): nothing dialled',
+                        v_extension, v_binding.workstation_id
+            USING HINT = 'the two adapters must agree (docs/dba-guide.md#click-to-call)',
+                  ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF p_number IS NULL OR length(p_number) > 64 THEN
+        RAISE EXCEPTION 'no number to dial%', CASE WHEN p_number IS NULL THEN '' ELSE ' (over 64 characters)' END
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_number := cti.normalize_phone(p_number);
+    IF v_number IS NULL THEN
+        RAISE EXCEPTION 'cannot dial %: not a phone number or an extension', quote_literal(p_number)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_number = v_extension THEN
+        RAISE EXCEPTION 'cannot dial % : it is this desk''s own extension', v_number
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO v_cfg FROM cti.config;
+    -- One desk's requests one at a time: the count and the insert cannot race.
+    PERFORM pg_advisory_xact_lock(hashtextextended('cti.dial_request/' || v_binding.login, 0));
+    SELECT r.id INTO v_id FROM cti.dial_request r
+     WHERE r.login = v_binding.login AND r.number = v_number AND r.state IN ('requested', 'sent')
+       AND r.requested_at > now() - v_cfg.dial_expire_after
+     ORDER BY r.requested_at DESC LIMIT 1;
+    IF FOUND THEN  -- a second click while the first is on its way: one call
+        RETURN v_id;
+    END IF;
+    SELECT count(*) INTO v_recent FROM cti.dial_request r
+     WHERE r.login = v_binding.login AND r.requested_at > now() - interval '1 minute';
+    IF v_recent >= v_cfg.dial_requests_per_minute THEN
+        RAISE EXCEPTION 'too many calls placed from this desk: % in the last minute (the limit is %)',
+                        v_recent, v_cfg.dial_requests_per_minute
+            USING HINT = 'wait a minute; a DBA sets the limit in cti.config.dial_requests_per_minute',
+                  ERRCODE = 'program_limit_exceeded';
+    END IF;
+    INSERT INTO cti.dial_request (login, workstation_id, extension, number, client_id, expires_at)
+    VALUES (v_binding.login, v_binding.workstation_id, v_extension, v_number, p_client_id,
+            now() + v_cfg.dial_expire_after)
+    RETURNING id INTO v_id;
+    PERFORM pg_notify('cti_dial_v1', v_id::text);  -- a doorbell for the edge: the id only
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION cti.dial_outcome_from_ami(p_frame jsonb, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_fields jsonb := cti.ami_fields(p_frame);
+    v_id text := substring(v_fields ->> 'ActionID' FROM '^pgcti-dial-([0-9a-f-]{36})$');
+BEGIN
+    IF v_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF p_frame ->> 'Event' = 'OriginateResponse' AND v_fields ->> 'Response' = 'Success' THEN
+        RETURN cti.settle_dial_request(v_id::uuid, 'answered', NULL, p_at);
+    END IF;
+    -- Reason: the last control frame the desk's channel got (Asterisk's AST_CONTROL_*).
+    RETURN cti.settle_dial_request(v_id::uuid, 'failed',
+        CASE WHEN p_frame ->> 'Event' = 'OriginateResponse' THEN
+            CASE v_fields ->> 'Reason'
+                WHEN '0' THEN 'the desk''s phone could not be called (not registered, or no such device)'
+                WHEN '1' THEN 'the desk hung up'
+                WHEN '3' THEN 'the desk did not answer'
+                WHEN '5' THEN 'the desk was busy'
+                WHEN '8' THEN 'congestion: the PBX could not place the call'
+                ELSE 'the PBX could not place the call (reason ' || coalesce(v_fields ->> 'Reason', 'none') || ')' END
+        ELSE 'the PBX refused the request: ' || left(coalesce(v_fields ->> 'Message', 'no reason given'), 200) END,
+        p_at);
+END
+$_$;
+
+CREATE FUNCTION cti.dial_outcome_from_edge(p_frame jsonb, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id uuid := cti.required_field(p_frame, 'request', 'dial_response', 'frame')::uuid;
+    v_reason text := left(coalesce(p_frame ->> 'reason', 'no reason given'), 200);
+BEGIN
+    IF (p_frame ->> 'sent')::boolean IS FALSE THEN
+        RETURN cti.settle_dial_request(v_id, 'failed', 'not sent: ' || v_reason, p_at);
+    ELSIF (p_frame ->> 'ok')::boolean IS FALSE THEN
+        RETURN cti.settle_dial_request(v_id, 'failed', 'the PBX refused the request: ' || v_reason, p_at);
+    END IF;
+    RETURN format('dial request %s accepted by the PBX', v_id);
+END
+$$;
+
+CREATE TABLE cti.dial_request (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    login name NOT NULL,
+    workstation_id bigint NOT NULL,
+    extension text NOT NULL,
+    number text NOT NULL,
+    client_id bigint,
+    state text DEFAULT 'requested'::text NOT NULL,
+    reason text,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    sent_at timestamp with time zone,
+    sent_by text,
+    decided_at timestamp with time zone,
+    CONSTRAINT dial_request_state_check CHECK ((state = ANY (ARRAY['requested'::text, 'sent'::text, 'answered'::text, 'failed'::text, 'expired'::text, 'unknown'::text])))
+);
+
+COMMENT ON TABLE cti.dial_request IS 'Click-to-call requests from desks: requested, sent (claimed by one edge, at most once), then answered, failed, expired or unknown';
+
+CREATE FUNCTION cti.dial_request_call(p_request cti.dial_request, OUT call_id bigint, OUT link text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    call_id := cti.call_of_key('asterisk', p_request.id::text);
+    IF call_id IS NOT NULL THEN
+        link := 'exact';
+        RETURN;
+    END IF;
+    IF p_request.sent_at IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT c.id, 'by number and time' INTO call_id, link
+      FROM cti.call c
+     WHERE c.started_at BETWEEN p_request.sent_at - interval '5 seconds' AND p_request.sent_at + interval '1 minute'
+       AND c.source IN ('onlinepbx3', 'onlinepbx2')
+       AND coalesce(c.external_number, c.dialled) = p_request.number
+       AND EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id
+                      AND p_request.extension IN (l.caller, l.destination))
+     ORDER BY c.started_at, c.id
+     LIMIT 1;
+END
+$$;
+
+CREATE FUNCTION cti.dial_requests_of(p_login name, p_since interval) RETURNS TABLE(request_id uuid, number text, client_id bigint, state text, reason text, requested_at timestamp with time zone, sent_at timestamp with time zone, decided_at timestamp with time zone, call_id bigint, call_link text, call_outcome text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT r.id, r.number, r.client_id, r.state, r.reason, r.requested_at, r.sent_at, r.decided_at,
+           k.call_id, k.link, c.outcome
+      FROM cti.dial_request r
+      CROSS JOIN LATERAL cti.dial_request_call(r) k
+      LEFT JOIN cti.call c ON c.id = k.call_id
+     WHERE r.login = p_login AND r.requested_at > now() - p_since
+     ORDER BY r.requested_at DESC
+     LIMIT 200
+$$;
+
+CREATE FUNCTION cti.dial_requests_v1(p_since interval DEFAULT '1 day'::interval) RETURNS TABLE(request_id uuid, number text, client_id bigint, state text, reason text, requested_at timestamp with time zone, sent_at timestamp with time zone, decided_at timestamp with time zone, call_id bigint, call_link text, call_outcome text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.dial_requests_of((cti.my_binding()).login, p_since) $$;
+
+COMMENT ON FUNCTION cti.dial_requests_v1(p_since interval) IS 'Client API v1: my click-to-call requests, newest first: state, reason, the call placed';
+
+CREATE FUNCTION cti.dial_v1(p_number text, p_client_id bigint DEFAULT NULL::bigint) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.dial_for(cti.my_binding(), p_number, p_client_id) $$;
+
+COMMENT ON FUNCTION cti.dial_v1(p_number text, p_client_id bigint) IS 'Client API v1: place a call from my desk''s extension to a number (click-to-call); returns the request id';
 
 CREATE FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) RETURNS integer
     LANGUAGE plpgsql
@@ -1475,6 +1734,20 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
 
+CREATE FUNCTION cti.gateway_dial_requests_v1(p_token text) RETURNS TABLE(request_id uuid, number text, client_id bigint, state text, reason text, requested_at timestamp with time zone, sent_at timestamp with time zone, decided_at timestamp with time zone, call_id bigint, call_link text, call_outcome text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.dial_requests_of((cti.token_binding(p_token)).login, interval '1 hour') $$;
+
+COMMENT ON FUNCTION cti.gateway_dial_requests_v1(p_token text) IS 'Gateway: the token''s desk''s dial requests of the last hour';
+
+CREATE FUNCTION cti.gateway_dial_v1(p_token text, p_number text, p_client_id bigint DEFAULT NULL::bigint) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.dial_for(cti.token_binding(p_token), p_number, p_client_id) $$;
+
+COMMENT ON FUNCTION cti.gateway_dial_v1(p_token text, p_number text, p_client_id bigint) IS 'Gateway: the token''s desk places a call (dial_v1 by token)';
+
 CREATE FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint DEFAULT NULL::bigint, p_limit integer DEFAULT 100) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1796,15 +2069,6 @@ BEGIN
 END
 $$;
 
-CREATE TABLE cti.client_login (
-    login name NOT NULL,
-    workstation_id bigint,
-    employee_id bigint,
-    CONSTRAINT client_login_check CHECK (((workstation_id IS NOT NULL) OR (employee_id IS NOT NULL)))
-);
-
-COMMENT ON TABLE cti.client_login IS 'CRM client logins (members of cti_client) and the workstation / employee each one is';
-
 CREATE FUNCTION cti.my_binding() RETURNS cti.client_login
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2009,6 +2273,7 @@ BEGIN
                     ELSE coalesce(p.body, '') || E'\n' || p.received_at::text END, 'UTF8')),
            coalesce(p.error,
                     CASE WHEN p.source = 'asterisk' AND p.frame ->> 'Event' IS NULL
+                              AND p.body !~ '(^|\n)ActionID: *pgcti-dial-'  -- the answer to pgcti's Originate
                          THEN 'not an AMI event block (no Event: line)'
                          WHEN jsonb_typeof(p.frame) <> 'object'
                          THEN 'frame is JSON but not an object: ' || jsonb_typeof(p.frame) END)
@@ -2111,10 +2376,16 @@ CREATE TABLE cti.config (
     ami_trunk_contexts text[] DEFAULT ARRAY['from-trunk'::text, 'from-pstn'::text] NOT NULL,
     outbox_keep interval DEFAULT '30 days'::interval,
     lookup_withheld_numbers boolean DEFAULT false NOT NULL,
+    dial_expire_after interval DEFAULT '00:00:30'::interval NOT NULL,
+    dial_unknown_after interval DEFAULT '00:02:00'::interval NOT NULL,
+    dial_requests_per_minute integer DEFAULT 6 NOT NULL,
     CONSTRAINT ami_trunk_channels_are_regular_expressions CHECK (cti.are_regular_expressions(ami_trunk_channels)),
     CONSTRAINT config_callback_due_after_check CHECK ((callback_due_after >= '00:00:00'::interval)),
     CONSTRAINT config_callback_owner_policy_check CHECK ((callback_owner_policy <@ ARRAY['manager'::text, 'line'::text, 'default'::text])),
     CONSTRAINT config_default_country_code_check CHECK ((default_country_code ~ '^[1-9][0-9]{0,2}$'::text)),
+    CONSTRAINT config_dial_expire_after_check CHECK ((dial_expire_after > '00:00:00'::interval)),
+    CONSTRAINT config_dial_requests_per_minute_check CHECK ((dial_requests_per_minute > 0)),
+    CONSTRAINT config_dial_unknown_after_check CHECK ((dial_unknown_after > '00:00:00'::interval)),
     CONSTRAINT config_doorbell_max_queue_usage_check CHECK (((doorbell_max_queue_usage > (0)::double precision) AND (doorbell_max_queue_usage < (1)::double precision))),
     CONSTRAINT config_extension_max_digits_check CHECK (((extension_max_digits >= 1) AND (extension_max_digits <= 8))),
     CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
@@ -2130,6 +2401,12 @@ COMMENT ON TABLE cti.config IS 'pgcti settings (one row): phone rules and the ra
 COMMENT ON COLUMN cti.config.outbox_keep IS 'Acknowledged outbox items older than this are removed by the ingester''s tick (NULL: kept for ever); unacknowledged ones always stay';
 
 COMMENT ON COLUMN cti.config.lookup_withheld_numbers IS 'Look a withheld number up in the CRM all the same (its client is shown, the number never is)';
+
+COMMENT ON COLUMN cti.config.dial_expire_after IS 'A dial request no edge took within this is expired: nobody is called minutes later';
+
+COMMENT ON COLUMN cti.config.dial_unknown_after IS 'A request sent with no outcome from the PBX within this is marked unknown (never dialled again)';
+
+COMMENT ON COLUMN cti.config.dial_requests_per_minute IS 'Dial requests one desk may make per minute';
 
 CREATE FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -2346,13 +2623,27 @@ BEGIN
         detail := p_event.parse_error;
         RETURN;
     END IF;
+    IF p_event.source = 'pgcti' AND p_event.frame ->> 'event' = 'dial_response' THEN
+        status := 'processed';  -- the edge's report on a dial request (54_dialing.sql)
+        detail := cti.dial_outcome_from_edge(p_event.frame, p_event.received_at);
+        RETURN;
+    END IF;
     IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
         status := 'processed';
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
-        IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox alone
+        IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox and requests alone
             PERFORM cti.prune_outbox(p_event.received_at);
+            PERFORM cti.settle_dial_requests(p_event.received_at);
         END IF;
         RETURN;
+    END IF;
+    IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
+        -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)
+        detail := cti.dial_outcome_from_ami(p_event.frame, p_event.received_at);
+        IF detail IS NOT NULL THEN
+            status := 'processed';
+            RETURN;
+        END IF;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source
@@ -2798,6 +3089,60 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.settle_dial_request(p_id uuid, p_state text, p_reason text, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE cti.dial_request SET state = p_state, reason = p_reason, decided_at = p_at
+     WHERE id = p_id AND state IN ('sent', 'unknown');
+    IF FOUND THEN
+        RETURN format('dial request %s %s', p_id, p_state);
+    END IF;
+    RETURN format('dial request %s: %s', p_id,
+                  coalesce('already ' || (SELECT state FROM cti.dial_request WHERE id = p_id), 'no such request'));
+END
+$$;
+
+CREATE FUNCTION cti.settle_dial_requests(p_at timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_cfg cti.config;
+    v_count int;
+    v_more int;
+BEGIN
+    SELECT * INTO v_cfg FROM cti.config;
+    UPDATE cti.dial_request SET state = 'expired', decided_at = p_at,
+           reason = 'no edge took it within cti.config.dial_expire_after'
+     WHERE state = 'requested' AND expires_at <= p_at;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    WITH judged AS (
+        SELECT r.id, k.call_id, r.sent_at,
+               EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = k.call_id
+                          AND l.destination = r.extension AND l.answered_at IS NOT NULL) AS desk_answered,
+               (SELECT c.ended_at IS NOT NULL FROM cti.call c WHERE c.id = k.call_id) AS ended
+          FROM cti.dial_request r CROSS JOIN LATERAL cti.dial_request_call(r) k
+         WHERE r.state IN ('sent', 'unknown'))
+    UPDATE cti.dial_request r
+       SET state = CASE WHEN j.desk_answered THEN 'answered'
+                        WHEN j.ended THEN 'failed'
+                        ELSE 'unknown' END,
+           reason = CASE WHEN j.desk_answered THEN NULL
+                         WHEN j.ended THEN 'the desk did not answer'
+                         ELSE 'no answer from the PBX within cti.config.dial_unknown_after: '
+                              'the call may or may not have been placed; it is not dialled again' END,
+           decided_at = p_at
+      FROM judged j
+     WHERE r.id = j.id
+       AND (j.desk_answered OR j.ended
+            OR (r.state = 'sent' AND j.sent_at <= p_at - v_cfg.dial_unknown_after));
+    GET DIAGNOSTICS v_more = ROW_COUNT;
+    RETURN v_count + v_more;
+END
+$$;
+
 CREATE FUNCTION cti.streams_of(p_binding cti.client_login) RETURNS TABLE(login name, stream text, target_id bigint, channel text, last_seq bigint, acked_seq bigint)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3082,37 +3427,40 @@ CREATE TABLE cti.call_transfer (
 );
 
 CREATE VIEW cti.call_history_v1 AS
- SELECT id AS call_id,
-    source,
-    pbx_call_id,
-    direction,
+ SELECT c.id AS call_id,
+    c.source,
+    c.pbx_call_id,
+    c.direction,
         CASE
-            WHEN (NOT caller_withheld) THEN external_number
+            WHEN (NOT c.caller_withheld) THEN c.external_number
             ELSE NULL::text
         END AS external_number,
-    dialled,
-    client_id,
-    client_match,
-    started_at,
-    answered_at,
-    answered_by,
-    holder_extension AS last_extension,
-    ended_at,
-    outcome,
-    hangup_cause,
-    hold_count,
-    (answered_at - started_at) AS response_time,
-    (ended_at - COALESCE(answered_at, started_at)) AS duration,
+    c.dialled,
+    c.client_id,
+    c.client_match,
+    c.started_at,
+    c.answered_at,
+    c.answered_by,
+    c.holder_extension AS last_extension,
+    c.ended_at,
+    c.outcome,
+    c.hangup_cause,
+    c.hold_count,
+    (c.answered_at - c.started_at) AS response_time,
+    (c.ended_at - COALESCE(c.answered_at, c.started_at)) AS duration,
         CASE
-            WHEN (answered_by IS NULL) THEN ARRAY[]::text[]
-            ELSE (answered_by || ARRAY( SELECT t.to_extension
+            WHEN (c.answered_by IS NULL) THEN ARRAY[]::text[]
+            ELSE (c.answered_by || ARRAY( SELECT t.to_extension
                FROM cti.call_transfer t
               WHERE (t.call_id = c.id)
               ORDER BY t.step))
         END AS extension_chain,
     cti.client_kind(c.*) AS client_kind,
-    caller_withheld AS withheld
-   FROM cti.call c;
+    c.caller_withheld AS withheld,
+    d.id AS dial_request_id,
+    d.workstation_id AS dialled_from_workstation
+   FROM (cti.call c
+     LEFT JOIN cti.dial_request d ON (((c.direction = ANY (ARRAY['outbound'::text, 'internal'::text])) AND (d.id = cti.dial_request_of_call(c.*)))));
 
 COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client (and whether a client or a lead), direction, times, response time, who answered, the transfer chain, outcome';
 
@@ -3494,6 +3842,9 @@ ALTER TABLE ONLY cti.client_login
 ALTER TABLE ONLY cti.config
     ADD CONSTRAINT config_pkey PRIMARY KEY (singleton);
 
+ALTER TABLE ONLY cti.dial_request
+    ADD CONSTRAINT dial_request_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY cti.event_note
     ADD CONSTRAINT event_note_pkey PRIMARY KEY (raw_event_id);
 
@@ -3561,6 +3912,14 @@ CREATE UNIQUE INDEX callback_task_open ON cti.callback_task USING btree (party) 
 
 CREATE INDEX callback_task_owner ON cti.callback_task USING btree (owner_id) WHERE (closed_at IS NULL);
 
+CREATE INDEX dial_request_by_number ON cti.dial_request USING btree (number, sent_at);
+
+CREATE INDEX dial_request_of_login ON cti.dial_request USING btree (login, requested_at);
+
+CREATE INDEX dial_request_sent ON cti.dial_request USING btree (sent_at) WHERE (state = 'sent'::text);
+
+CREATE INDEX dial_request_waiting ON cti.dial_request USING btree (requested_at) WHERE (state = 'requested'::text);
+
 CREATE INDEX gateway_token_login ON cti.gateway_token USING btree (login);
 
 CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCLUDE (crm_key);
@@ -3608,6 +3967,7 @@ ALTER TABLE ONLY cti.phone_directory
 GRANT USAGE ON SCHEMA cti TO cti_ingester;
 GRANT USAGE ON SCHEMA cti TO cti_client;
 GRANT USAGE ON SCHEMA cti TO cti_gateway;
+GRANT USAGE ON SCHEMA cti TO cti_dialer;
 
 REVOKE ALL ON FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) FROM PUBLIC;
 
@@ -3657,6 +4017,8 @@ REVOKE ALL ON FUNCTION cti.call_of_key(p_source text, p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.client_kind(p_call cti.call) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.dial_request_of_call(p_call cti.call) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) FROM PUBLIC;
@@ -3676,6 +4038,8 @@ REVOKE ALL ON FUNCTION cti.crm_deals() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_extension_for_channel(p_channel text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.crm_extension_for_workstation(p_workstation_id bigint) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.crm_line_owner(p_dialled text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_lookup(p_e164 text) FROM PUBLIC;
@@ -3691,6 +4055,25 @@ REVOKE ALL ON FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with tim
 REVOKE ALL ON FUNCTION cti.derive_calls(p_calls bigint[], p_ats timestamp with time zone[], p_keys bigint[], p_live boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.detach_phone_column(p_table regclass, p_phone_column name) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.dial_claim_v1(p_edge text, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.dial_claim_v1(p_edge text, p_limit integer) TO cti_dialer;
+
+REVOKE ALL ON FUNCTION cti.dial_for(p_binding cti.client_login, p_number text, p_client_id bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.dial_outcome_from_ami(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.dial_outcome_from_edge(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.dial_request_call(p_request cti.dial_request, OUT call_id bigint, OUT link text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.dial_requests_of(p_login name, p_since interval) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.dial_requests_v1(p_since interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.dial_requests_v1(p_since interval) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.dial_v1(p_number text, p_client_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.dial_v1(p_number text, p_client_id bigint) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.end_stale_calls(p_now timestamp with time zone, p_live boolean) FROM PUBLIC;
 
@@ -3716,6 +4099,12 @@ GRANT ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_lim
 
 REVOKE ALL ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_dial_requests_v1(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_dial_requests_v1(p_token text) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_dial_v1(p_token text, p_number text, p_client_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_dial_v1(p_token text, p_number text, p_client_id bigint) TO cti_gateway;
 
 REVOKE ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
@@ -3849,6 +4238,10 @@ REVOKE ALL ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.settle_dial_request(p_id uuid, p_state text, p_reason text, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.settle_dial_requests(p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.streams_of(p_binding cti.client_login) FROM PUBLIC;
 

@@ -2,12 +2,13 @@
 -- pgcti: keep-existing
 --
 -- Rules:
--- - pgcti asks the CRM seven questions and asks them only here: who owns this number
+-- - pgcti asks the CRM eight questions and asks them only here: who owns this number
 --   (crm_lookup), register this unknown number as a lead (crm_register_unknown), which
 --   workstation has this extension (crm_workstation_for_extension), who hears about calls
 --   to this line (crm_ring_recipients), who calls back a client who called this line and
 --   has no manager (crm_line_owner), which clients have deals (crm_deals, for the
---   sales funnel), and, on Asterisk, which extension a channel is (crm_extension_for_channel).
+--   sales funnel), on Asterisk, which extension a channel is (crm_extension_for_channel), and
+--   which extension a desk dials from (crm_extension_for_workstation, click-to-call).
 -- - pgcti knows no CRM until it is told: these bodies are placeholders that find nobody,
 --   so calls are recorded but no card opens and nobody is rung. A DBA replaces them in a
 --   migration of their own (docs/dba-guide.md); the reference CRM of the demo and the tests
@@ -52,6 +53,18 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION cti.crm_workstation_for_extension(text) IS 'Adapter: extension -> workstation id, NULL when none. Override for your CRM.';
+
+-- Click-to-call: the extension at a workstation, the one a desk's calls are placed from
+-- (the reverse of crm_workstation_for_extension; cti.dial_v1 checks that the two agree).
+CREATE FUNCTION cti.crm_extension_for_workstation(p_workstation_id bigint) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_extension_for_workstation(bigint) IS 'Adapter: workstation id -> its extension (click-to-call dials from it), NULL when none. Override for your CRM.';
 
 -- Employees told about an incoming call on this line (ring notifications).
 CREATE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint

@@ -11,7 +11,8 @@
 --   same block can honestly come twice, so its key also takes the time it was received:
 --   the ingester's own resend (same time) is stored once, two real events twice. A block
 --   with the PBX's Timestamp (manager.conf timestampevents = yes) is keyed by itself: a
---   replay of it at any time is stored once.
+--   replay of it at any time is stored once. A block without an Event line is an error,
+--   but for the answer to an Originate pgcti sent (click-to-call; ActionID pgcti-dial-...).
 -- Why: the raw log is the only input of everything derived (`pgcti rebuild` replays it), and
 -- a frame the ingester could not make sense of is evidence, not garbage.
 
@@ -106,6 +107,7 @@ BEGIN
                     ELSE coalesce(p.body, '') || E'\n' || p.received_at::text END, 'UTF8')),
            coalesce(p.error,
                     CASE WHEN p.source = 'asterisk' AND p.frame ->> 'Event' IS NULL
+                              AND p.body !~ '(^|\n)ActionID: *pgcti-dial-'  -- the answer to pgcti's Originate
                          THEN 'not an AMI event block (no Event: line)'
                          WHEN jsonb_typeof(p.frame) <> 'object'
                          THEN 'frame is JSON but not an object: ' || jsonb_typeof(p.frame) END)

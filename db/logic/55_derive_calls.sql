@@ -111,7 +111,9 @@ RETURN jsonb_strip_nulls(jsonb_build_object(
         'manager_id', (p_call.client_card ->> 'manager_id')::bigint,
         'manager_surname', p_call.client_card ->> 'manager_surname',
         'candidates', p_call.client_card -> 'candidates',
-        'extension', p_call.holder_extension));
+        'extension', p_call.holder_extension,
+        -- placed from the CRM (54_dialing.sql): the desk that asked already shows the card
+        'dial_request', CASE WHEN p_call.direction IN ('outbound', 'internal') THEN cti.dial_request_of_call(p_call) END));
 
 -- Derive a set of distinct calls from their stored facts and say what changed (ring,
 -- open_card, close_card, call_ended) as commands for the caller to send; p_ats[i] is when

@@ -58,13 +58,27 @@ BEGIN
         detail := p_event.parse_error;
         RETURN;
     END IF;
+    IF p_event.source = 'pgcti' AND p_event.frame ->> 'event' = 'dial_response' THEN
+        status := 'processed';  -- the edge's report on a dial request (54_dialing.sql)
+        detail := cti.dial_outcome_from_edge(p_event.frame, p_event.received_at);
+        RETURN;
+    END IF;
     IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
         status := 'processed';
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));
-        IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox alone
+        IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox and requests alone
             PERFORM cti.prune_outbox(p_event.received_at);
+            PERFORM cti.settle_dial_requests(p_event.received_at);
         END IF;
         RETURN;
+    END IF;
+    IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
+        -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)
+        detail := cti.dial_outcome_from_ami(p_event.frame, p_event.received_at);
+        IF detail IS NOT NULL THEN
+            status := 'processed';
+            RETURN;
+        END IF;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source

@@ -155,3 +155,24 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION cti.callback_tasks_v1() IS 'Client API v1: my open callback tasks (missed calls to call back), the most overdue first';
+
+-- Click-to-call (the rules: 54_dialing.sql).
+
+-- Client API v1: dial a number from my desk's extension; returns the request's id.
+CREATE OR REPLACE FUNCTION cti.dial_v1(p_number text, p_client_id bigint DEFAULT NULL) RETURNS uuid
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.dial_for(cti.my_binding(), p_number, p_client_id) $$;
+
+COMMENT ON FUNCTION cti.dial_v1(text, bigint) IS 'Client API v1: place a call from my desk''s extension to a number (click-to-call); returns the request id';
+
+-- Client API v1: my recent requests (the last day by default), newest first.
+CREATE OR REPLACE FUNCTION cti.dial_requests_v1(p_since interval DEFAULT '1 day')
+RETURNS TABLE (request_id uuid, number text, client_id bigint, state text, reason text,
+               requested_at timestamptz, sent_at timestamptz, decided_at timestamptz,
+               call_id bigint, call_link text, call_outcome text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.dial_requests_of((cti.my_binding()).login, p_since) $$;
+
+COMMENT ON FUNCTION cti.dial_requests_v1(interval) IS 'Client API v1: my click-to-call requests, newest first: state, reason, the call placed';

@@ -265,6 +265,25 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_contacts_v1(text, bigint, int) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
 
+-- Click-to-call from the desk page: the token's desk dials (54_dialing.sql), and sees its
+-- requests of the last hour.
+CREATE OR REPLACE FUNCTION cti.gateway_dial_v1(p_token text, p_number text, p_client_id bigint DEFAULT NULL) RETURNS uuid
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.dial_for(cti.token_binding(p_token), p_number, p_client_id) $$;
+
+COMMENT ON FUNCTION cti.gateway_dial_v1(text, text, bigint) IS 'Gateway: the token''s desk places a call (dial_v1 by token)';
+
+CREATE OR REPLACE FUNCTION cti.gateway_dial_requests_v1(p_token text)
+RETURNS TABLE (request_id uuid, number text, client_id bigint, state text, reason text,
+               requested_at timestamptz, sent_at timestamptz, decided_at timestamptz,
+               call_id bigint, call_link text, call_outcome text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.dial_requests_of((cti.token_binding(p_token)).login, interval '1 hour') $$;
+
+COMMENT ON FUNCTION cti.gateway_dial_requests_v1(text) IS 'Gateway: the token''s desk''s dial requests of the last hour';
+
 -- A token for the supervisor wallboard (DBA): the floor now, no desk's stream.
 CREATE OR REPLACE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days') RETURNS text
 LANGUAGE sql

@@ -6,6 +6,7 @@
 --   called back" means no answered call after the last missed one.
 -- - client_kind says which of the CRM's records client_id is ('client' or 'lead'); the
 --   per-client summary counts clients only, since a lead's id is of another id space.
+-- - A call placed from the CRM (click-to-call) names its request and the desk that asked.
 -- Views, versioned like the client API: their columns are what reports depend on.
 
 CREATE OR REPLACE VIEW cti.call_history_v1 AS
@@ -19,8 +20,11 @@ SELECT c.id AS call_id, c.source, c.pbx_call_id, c.direction,
             ELSE c.answered_by || ARRAY(SELECT t.to_extension FROM cti.call_transfer t
                                          WHERE t.call_id = c.id ORDER BY t.step) END AS extension_chain,
        cti.client_kind(c) AS client_kind,  -- added last: a view's columns keep their places
-       c.caller_withheld AS withheld  -- the customer withheld the number (then not shown)
-  FROM cti.call c;
+       c.caller_withheld AS withheld,  -- the customer withheld the number (then not shown)
+       d.id AS dial_request_id,  -- placed from the CRM: the request (54_dialing.sql) ...
+       d.workstation_id AS dialled_from_workstation  -- ... and the desk that asked
+  FROM cti.call c
+  LEFT JOIN cti.dial_request d ON c.direction IN ('outbound', 'internal') AND d.id = cti.dial_request_of_call(c);
 
 COMMENT ON VIEW cti.call_history_v1 IS 'Every call: number, client (and whether a client or a lead), direction, times, response time, who answered, the transfer chain, outcome';
 

@@ -22,6 +22,11 @@ GRANT EXECUTE ON FUNCTION cti.whoami_v1(), cti.epoch_v1(), cti.pull_commands_v1(
     cti.pull_notifications_v1(bigint, int), cti.ack_notifications_v1(bigint), cti.callback_tasks_v1(),
     cti.normalize_phone_v1(text), cti.phone_numbers_v1(text),
     cti.normalize_phone(text), cti.phone_numbers(text), cti.phone_from_digits(text, cti.config) TO cti_client;
+-- Click-to-call: a desk dials from its own extension and sees its own requests.
+GRANT EXECUTE ON FUNCTION cti.dial_v1(text, bigint), cti.dial_requests_v1(interval) TO cti_client;
+-- The edge that places calls (an ingester login made a member of cti_dialer, only where
+-- click-to-call is used): it claims requests, nothing else. Outcomes come through the raw log.
+GRANT EXECUTE ON FUNCTION cti.dial_claim_v1(text, int) TO cti_dialer;
 
 GRANT EXECUTE ON FUNCTION cti.ingest_frames_v1(text[], timestamptz[], text[]) TO cti_ingester;
 
@@ -30,7 +35,8 @@ GRANT EXECUTE ON FUNCTION cti.issue_gateway_token_v1(name, interval) TO cti_clie
 -- The gateway's login: tokens in, its token's streams out; no table, no other function.
 GRANT EXECUTE ON FUNCTION cti.gateway_whoami_v1(text), cti.gateway_pull_v1(text, text, bigint, int),
     cti.gateway_ack_v1(text, text, bigint), cti.gateway_contacts_v1(text, bigint, int),
-    cti.gateway_wallboard_v1(text) TO cti_gateway;
+    cti.gateway_wallboard_v1(text), cti.gateway_dial_v1(text, text, bigint),
+    cti.gateway_dial_requests_v1(text) TO cti_gateway;
 -- ... and the names of the release before, for one release (75_gateway.sql).
 GRANT EXECUTE ON FUNCTION cti.gateway_whoami(text), cti.gateway_pull(text, text, bigint, int),
     cti.gateway_ack(text, text, bigint), cti.gateway_contacts(text, bigint, int),

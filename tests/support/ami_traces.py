@@ -222,12 +222,14 @@ def ring_group_with_local_optimisation() -> list[str]:
     return out
 
 
-def click_to_call_through_local(customer: str = "89161234567") -> list[str]:
+def click_to_call_through_local(
+    customer: str = "89161234567", lid: str = "1700000300.90"
+) -> list[str]:
     """Click-to-call as FreePBX and many CRMs do it: AMI Originate with Channel
     Local/101@from-internal, Exten the customer's number and CallerID the customer's (so
     the phone shows whom it calls). Local/;2 rings phone 101; once 101 answers, Local/;1
-    goes on in the dialplan and dials the customer through the trunk."""
-    lid = "1700000300.90"
+    goes on in the dialplan and dials the customer through the trunk. The Local/;1
+    channel's Uniqueid, and so the call's Linkedid, is the Originate's ChannelId (lid)."""
     l1 = chan("Local/101@from-internal-00000040;1", lid, customer, "101", "from-internal", 0, lid)
     l2 = chan(
         "Local/101@from-internal-00000040;2",
