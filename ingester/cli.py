@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the receive journal fsyncs: every frame, each batch taken (group commit, "
         "default) or nothing (a power cut may lose what is not in the database yet)",
     )
+    p.add_argument(
+        "--dial",
+        action="store_const",
+        const=True,
+        help="click-to-call: send the desks' dial requests to the PBX (the login needs "
+        "cti_dialer; the dialplan settings: docs/asterisk.md#click-to-call); $PGCTI_DIAL",
+    )
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=commands.cmd_ingest)

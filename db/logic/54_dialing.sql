@@ -230,6 +230,8 @@ BEGIN
     END IF;
     IF p_frame ->> 'Event' = 'OriginateResponse' AND v_fields ->> 'Response' = 'Success' THEN
         RETURN cti.settle_dial_request(v_id::uuid, 'answered', NULL, p_at);
+    ELSIF p_frame ->> 'Event' IS NULL AND v_fields ->> 'Response' = 'Success' THEN
+        RETURN format('dial request %s accepted by the PBX', v_id);  -- queued: the outcome comes later
     END IF;
     -- Reason: the last control frame the desk's channel got (Asterisk's AST_CONTROL_*).
     RETURN cti.settle_dial_request(v_id::uuid, 'failed',

@@ -7,11 +7,13 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ingester import database
 from ingester.database import NO_DSN
 from ingester.pipeline.journal import SYNC_POLICIES
 from ingester.pipeline.replay_window import REPLAY_WINDOW
+from ingester.pipeline.transports.ami_originate import DialPlan
 from ingester.pipeline.transports.asterisk_ami import parse_url
 from ingester.redaction import Secret
 
@@ -39,6 +41,9 @@ class IngestConfig:
     sync: str = "batch"  # the receive journal's fsync policy (ingester/pipeline/journal.py)
     replay_window: float = REPLAY_WINDOW  # seconds of committed frames resent on a new connection
     log_json: bool = False
+    dial: bool = False  # click-to-call: take dial requests and send them to the PBX
+    dial_plan: DialPlan = field(default_factory=DialPlan)
+    api_url: str | None = None  # onlinePBX's HTTP API, for click-to-call
 
 
 # Every key the [ingest] table may hold; anything else is a typo, refused with this list.
@@ -55,6 +60,12 @@ FILE_KEYS = (
     "tick_seconds",
     "sync",
     "replay_window",
+    "dial",
+    "dial_channel",
+    "dial_context",
+    "dial_exten",
+    "dial_ring_seconds",
+    "api_url",
 )
 
 
@@ -179,6 +190,25 @@ def load(flags: dict[str, object]) -> IngestConfig:
     sync = str(pick("sync", "PGCTI_SYNC", "batch"))
     if sync not in SYNC_POLICIES:
         raise ConfigError(f"sync must be one of {', '.join(SYNC_POLICIES)}, not {sync!r}")
+    dial = str(pick("dial", "PGCTI_DIAL", False)).lower() in ("1", "true", "yes", "on")
+    plan = DialPlan(
+        channel=str(pick("dial_channel", "PGCTI_DIAL_CHANNEL", DialPlan.channel)),
+        context=str(pick("dial_context", "PGCTI_DIAL_CONTEXT", DialPlan.context)),
+        exten=str(pick("dial_exten", "PGCTI_DIAL_EXTEN", DialPlan.exten)),
+        ring_seconds=int(
+            _number(
+                "dial_ring_seconds", pick("dial_ring_seconds", "PGCTI_DIAL_RING_SECONDS", 30), int
+            )
+        ),
+    )
+    if "{extension}" not in plan.channel:
+        raise ConfigError(
+            f"dial_channel must name the desk's extension as {{extension}}, not {plan.channel!r}"
+        )
+    api_url = pick("api_url", "PGCTI_PBX_API_URL")
+    if dial and pbx != "asterisk" and not api_url:
+        host = domain or urlsplit(str(url)).hostname
+        api_url = f"https://api2.onlinepbx.ru/{host}"
     return IngestConfig(
         pbx=pbx,
         url=str(url),
@@ -195,4 +225,7 @@ def load(flags: dict[str, object]) -> IngestConfig:
         tick_seconds=tick_seconds,
         sync=sync,
         replay_window=float(replay_window),
+        dial=dial,
+        dial_plan=plan,
+        api_url=str(api_url) if api_url else None,
     )

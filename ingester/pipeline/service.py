@@ -13,10 +13,14 @@ from datetime import UTC, datetime
 from ingester import database
 from ingester.frame import Frame
 from ingester.pipeline.config import ConfigError, IngestConfig
+from ingester.pipeline.dial_ledger import DialLedger
+from ingester.pipeline.dialer import AmiPlacer, Dialer, OnlinepbxPlacer, Placer
 from ingester.pipeline.journal import Journal
 from ingester.pipeline.metrics import Metrics, serve
 from ingester.pipeline.spool import Spool
 from ingester.pipeline.transports import receive
+from ingester.pipeline.transports.asterisk_ami import AmiLink
+from ingester.pipeline.transports.onlinepbx_http import OnlinepbxApi
 from ingester.pipeline.writer import Writer
 
 log = logging.getLogger("pgcti.ingest")
@@ -75,8 +79,10 @@ async def run(config: IngestConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
 
+    ami_link = AmiLink()
+    dial_task = _dialer(config, dsn, writer, ami_link)
     writer_task = asyncio.create_task(writer.run(), name="writer")
-    pbx_task = asyncio.create_task(receive(config, writer.deliver, metrics), name="pbx")
+    pbx_task = asyncio.create_task(receive(config, writer.deliver, metrics, ami_link), name="pbx")
     tick_task = asyncio.create_task(_ticks(writer, config.tick_seconds), name="tick")
     stop_task = asyncio.create_task(stopping.wait(), name="stop")
     done, _ = await asyncio.wait(
@@ -88,8 +94,8 @@ async def run(config: IngestConfig) -> int:
         log.error("%s", pbx_task.exception())
         status = 2
     log.info("stopping: no more frames are read; writing %d queued frame(s)", writer.queue.qsize())
-    for task in (pbx_task, stop_task, tick_task):
-        task.cancel()
+    for task in (pbx_task, stop_task, tick_task, *([dial_task] if dial_task else [])):
+        task.cancel()  # no new dial request is taken: those not taken expire or wait
     await asyncio.wait({pbx_task, stop_task}, timeout=1.5)  # the goodbye to the PBX is bounded
     writer.stop()
     try:
@@ -112,6 +118,27 @@ async def run(config: IngestConfig) -> int:
         metrics.spooled._value.get(),
     )
     return status
+
+
+def _dialer(
+    config: IngestConfig, dsn: str, writer: Writer, ami_link: AmiLink
+) -> asyncio.Task | None:
+    """Click-to-call (--dial): dial requests from the database to the PBX (pipeline/dialer.py)."""
+    if not config.dial:
+        return None
+    try:
+        ledger = DialLedger(config.spool_dir / "dial-ledger")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot keep the dial ledger in {config.spool_dir}: {exc.strerror}"
+        ) from None
+    placer: Placer
+    if config.pbx == "asterisk":
+        placer = AmiPlacer(ami_link, config.dial_plan)
+    else:
+        placer = OnlinepbxPlacer(OnlinepbxApi(config.api_url or "", config.key), config.dial_plan)
+    dialer = Dialer(dsn, placer, ledger, lambda frame: writer.submit(frame, from_pbx=False))
+    return asyncio.create_task(dialer.run(), name="dial")
 
 
 async def _ticks(writer: Writer, every: float) -> None:

@@ -1,12 +1,17 @@
 """A simulated Asterisk Manager Interface on loopback: the banner, Login (a user and a
-secret), Ping, and event blocks sent to every logged-in client, for example replayed
-from a capture file (`Key: Value` lines, a blank line after each block)."""
+secret), Ping, event blocks sent to every logged-in client (for example replayed from a
+capture file: `Key: Value` lines, a blank line after each block), and Originate, which
+places a click-to-call (asterisk_originate.py) and counts every request it was sent."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections import Counter
 from pathlib import Path
+
+from ingester.simulator.asterisk_originate import click_to_call, originate_response, queued
 
 log = logging.getLogger("pgcti.simulator.ami")
 BANNER = "Asterisk Call Manager/5.0.2\r\n"
@@ -26,9 +31,15 @@ class AmiServer:
         self.clients: set[asyncio.StreamWriter] = set()
         self.logins = self.refused = self.pings = self.sent = 0
         self.mute = False  # True: answer no Ping (a PBX whose link hangs without closing)
+        self.originates: Counter[str] = Counter()  # Originates received, by ChannelId
+        self.originate_allowed = True  # False: the manager user lacks the originate class
+        self.desk_answers = True  # False: every desk rung by an Originate lets it ring out
+        self.placing_seconds = 0.2  # from an Originate to its call's first event
+        self._uniqueid = 1700000500
         self.logged_in = asyncio.Event()
         self.subscribed = self.logged_in  # as the other simulators call a client that listens
         self._server: asyncio.Server | None = None
+        self._placing: set[asyncio.Task] = set()
 
     @property
     def subscriptions(self) -> int:  # as the other simulators count clients that came
@@ -66,6 +77,41 @@ class AmiServer:
                 self.clients.discard(writer)
         self.sent += 1
         return sent
+
+    def _originate(self, fields: dict[str, str]) -> bytes:
+        """Count it, answer that it is queued (or refused), and place the call."""
+        action_id = fields.get("actionid", "")
+        self.originates[fields.get("channelid", "")] += 1
+        if not self.originate_allowed:
+            return _block(
+                {"Response": "Error", "ActionID": action_id, "Message": "Permission denied"}
+            )
+        desk = re.match(r"^Local/([^@]+)@", fields.get("channel", ""))
+        if desk is None:
+            return _block(
+                {"Response": "Error", "ActionID": action_id, "Message": "Channel not found"}
+            )
+        task = asyncio.create_task(self._place(action_id, fields, desk.group(1)))
+        self._placing.add(task)
+        task.add_done_callback(self._placing.discard)
+        return (queued(action_id) + "\r\n\r\n").encode()
+
+    async def _place(self, action_id: str, fields: dict[str, str], extension: str) -> None:
+        await asyncio.sleep(self.placing_seconds)
+        self._uniqueid += 10
+        lid = fields.get("channelid") or f"{self._uniqueid}.0"
+        blocks = click_to_call(
+            lid,
+            extension,
+            fields.get("exten", ""),
+            next_uniqueid=f"{self._uniqueid}.1",
+            context=fields.get("context", "from-internal"),
+            desk_answers=self.desk_answers,
+        )
+        answer = originate_response(action_id, fields, f"Local/{extension}", self.desk_answers)
+        at = 7 if self.desk_answers else len(blocks)  # Success once the desk is up
+        for b in [*blocks[:at], answer, *blocks[at:]]:
+            await self.send(b)
 
     async def drop_clients(self) -> int:
         dropped = list(self.clients)
@@ -108,6 +154,8 @@ class AmiServer:
                         )
                         await writer.drain()
                         return
+                elif name == "originate":
+                    writer.write(self._originate(fields))
                 elif name == "ping":
                     self.pings += 1
                     if self.mute:

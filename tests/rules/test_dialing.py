@@ -242,6 +242,14 @@ def sent(conn, logins, ext: str = "101", number: str = "84951234567"):
 def test_the_pbx_answer_settles_the_request(conn, dialing, frame, state, reason):
     _, logins = dialing
     rid = sent(conn, logins)
+    queued = ami(
+        None,
+        Response="Success",
+        ActionID=f"pgcti-dial-{rid}",
+        Message="Originate successfully queued",
+    )
+    insert_frames(conn, [queued], source="asterisk")
+    assert request(conn, rid)["state"] == "sent"  # queued: the outcome comes later
     insert_frames(conn, [frame(rid)], source="asterisk")
     row = request(conn, rid)
     assert (row["state"], row["reason"]) == (state, reason)

@@ -6,47 +6,13 @@ optimised away, and click-to-call through AMI Originate. Each is a list of block
 from __future__ import annotations
 
 from ingester.simulator.asterisk_calls import block
+from ingester.simulator.asterisk_originate import bridge, chan, click_to_call, dest
 
-
-def chan(
-    name: str,
-    uniqueid: str,
-    cid: str,
-    exten: str,
-    context: str,
-    state: int = 6,
-    linkedid: str = "1700000100.40",
-) -> dict:
-    states = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
-    return {
-        "Channel": name,
-        "ChannelState": state,
-        "ChannelStateDesc": states[state],
-        "CallerIDNum": cid,
-        "CallerIDName": "<unknown>",
-        "ConnectedLineNum": "<unknown>",
-        "ConnectedLineName": "<unknown>",
-        "Language": "en",
-        "AccountCode": "",
-        "Context": context,
-        "Exten": exten,
-        "Priority": 1,
-        "Uniqueid": uniqueid,
-        "Linkedid": linkedid,
-    }
-
-
-def dest(fields: dict) -> dict:
-    return {f"Dest{k}": v for k, v in fields.items()}
-
-
-def bridge(bridge_id: str, n: int) -> dict:
-    return {
-        "BridgeUniqueid": bridge_id,
-        "BridgeType": "basic",
-        "BridgeTechnology": "simple_bridge",
-        "BridgeNumChannels": n,
-    }
+__all__ = [
+    "bridge",
+    "chan",
+    "dest",
+]  # the traces' building blocks, for the tests that write their own
 
 
 def freepbx_queue_call(trunk: str = "PJSIP/mts-00000010", caller: str = "84951234567") -> list[str]:
@@ -225,60 +191,6 @@ def ring_group_with_local_optimisation() -> list[str]:
 def click_to_call_through_local(
     customer: str = "89161234567", lid: str = "1700000300.90"
 ) -> list[str]:
-    """Click-to-call as FreePBX and many CRMs do it: AMI Originate with Channel
-    Local/101@from-internal, Exten the customer's number and CallerID the customer's (so
-    the phone shows whom it calls). Local/;2 rings phone 101; once 101 answers, Local/;1
-    goes on in the dialplan and dials the customer through the trunk. The Local/;1
-    channel's Uniqueid, and so the call's Linkedid, is the Originate's ChannelId (lid)."""
-    l1 = chan("Local/101@from-internal-00000040;1", lid, customer, "101", "from-internal", 0, lid)
-    l2 = chan(
-        "Local/101@from-internal-00000040;2",
-        "1700000300.91",
-        customer,
-        "101",
-        "from-internal",
-        0,
-        lid,
-    )
-    ph = chan("PJSIP/101-00000041", "1700000300.92", "<unknown>", "s", "from-internal", 0, lid)
-    tr = chan("PJSIP/mts-00000042", "1700000300.93", "<unknown>", "s", "from-internal", 0, lid)
-    ph_up = {
-        **ph,
-        "ChannelState": 6,
-        "ChannelStateDesc": "Up",
-        "CallerIDNum": "101",
-        "ConnectedLineNum": customer,
-    }
-    l1_out = {**l1, "ChannelState": 6, "ChannelStateDesc": "Up", "Exten": customer}
-    tr_up = {**tr, "ChannelState": 6, "ChannelStateDesc": "Up", "CallerIDNum": customer}
-    return [
-        block("Newchannel", l1),
-        block("Newchannel", l2),
-        block("Newchannel", ph),
-        block("DialBegin", {**l2, **dest(ph), "DialString": "101"}),
-        block("Newstate", {**ph, "ChannelState": 5, "ChannelStateDesc": "Ringing"}),
-        block("Newstate", ph_up),
-        block("DialEnd", {**l2, **dest(ph_up), "DialStatus": "ANSWER"}),
-        block("BridgeEnter", {**bridge("b-agent", 1), **l2}),
-        block("BridgeEnter", {**bridge("b-agent", 2), **ph_up}),
-        block("Newstate", {**l1, "ChannelState": 6, "ChannelStateDesc": "Up"}),
-        block("Newexten", {**l1_out, "Application": "Dial", "AppData": f"PJSIP/{customer}@mts"}),
-        block("Newchannel", tr),
-        block("DialBegin", {**l1_out, **dest(tr), "DialString": f"{customer}@mts"}),
-        block(
-            "Newstate",
-            {**tr, "ChannelState": 5, "ChannelStateDesc": "Ringing", "CallerIDNum": customer},
-        ),
-        block("Newstate", tr_up),
-        block("DialEnd", {**l1_out, **dest(tr_up), "DialStatus": "ANSWER"}),
-        block("BridgeEnter", {**bridge("b-customer", 1), **l1_out}),
-        block("BridgeEnter", {**bridge("b-customer", 2), **tr_up}),
-        block("BridgeLeave", {**bridge("b-customer", 1), **tr_up}),
-        block("Hangup", {**tr_up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
-        block("BridgeLeave", {**bridge("b-customer", 0), **l1_out}),
-        block("Hangup", {**l1_out, "Cause": 16, "Cause-txt": "Normal Clearing"}),
-        block("BridgeLeave", {**bridge("b-agent", 1), **l2}),
-        block("Hangup", {**l2, "Cause": 16, "Cause-txt": "Normal Clearing"}),
-        block("BridgeLeave", {**bridge("b-agent", 0), **ph_up}),
-        block("Hangup", {**ph_up, "Cause": 16, "Cause-txt": "Normal Clearing"}),
-    ]
+    """Click-to-call as FreePBX and many CRMs do it (ingester/simulator/asterisk_originate.py):
+    desk 101 rings through Local/101@from-internal, answers, and the customer answers."""
+    return click_to_call(lid, "101", customer)

@@ -15,12 +15,16 @@ if TYPE_CHECKING:  # config validates URLs with the transports: a type only, no 
 
 
 def receive(
-    config: IngestConfig, deliver: Callable[[Frame], Awaitable[None]], metrics: Metrics
+    config: IngestConfig,
+    deliver: Callable[[Frame], Awaitable[None]],
+    metrics: Metrics,
+    ami_link: asterisk_ami.AmiLink | None = None,
 ) -> Coroutine[Any, Any, None]:
     """The receiving loop for the configured PBX: frames go to ``deliver``, until cancelled
-    (or the PBX refuses us: PbxRefused)."""
+    (or the PBX refuses us: PbxRefused). On Asterisk, ``ami_link`` lends the logged-in
+    session to click-to-call."""
     if config.pbx == "asterisk":
-        return asterisk_ami.run(config.url, config.key, deliver, metrics)
+        return asterisk_ami.run(config.url, config.key, deliver, metrics, ami_link)
     if config.pbx == "onlinepbx2":
         return onlinepbx2.run(
             config.url, config.key, config.domain or "", config.subscriptions, deliver, metrics

@@ -4,7 +4,8 @@ lines, a blank line ending each block.
 After the banner we log in (`Action: Login`; the secret is the PBX key, never logged),
 take `Response: Error` as a refusal (a wrong secret does not get better by retrying),
 wait for `FullyBooted`, and send `Ping` every 20 s; a link that answers nothing for 60 s
-counts as dropped. Every event block is one raw frame, kept verbatim (repeated keys such
+counts as dropped. The logged-in session is lent to click-to-call (AmiLink): the answers to
+its Originates are stored like events. Every event block is one raw frame, kept verbatim (repeated keys such
 as `ChanVariable` and all): the database parses it (db/logic/30_raw_log.sql). We reconnect
 with the same jittered backoff as the other sources, and say why.
 """
@@ -35,11 +36,39 @@ BANNER_MAX = 256  # "Asterisk Call Manager/9.0.0": a peer that sends more is no 
 EXCERPT = 80  # characters of a peer's text that a log line may quote, escaped
 STEADY_AFTER = 30.0  # a session that lasted this long resets the backoff
 LINE_LIMIT = MAX_FRAME_BYTES + 2  # a line as long as a whole frame is read whole
+DIAL_ACTION_PREFIX = "pgcti-dial-"  # the answers to these actions are stored (54_dialing.sql)
 log = logging.getLogger("pgcti.asterisk")
 
 
 class Dropped(Exception):
     """The link went away or went silent: reconnect."""
+
+
+class NotSent(Exception):
+    """An action could not be written: no session is logged in (nothing reached the PBX)."""
+
+
+class AmiLink:
+    """The logged-in session, for actions pgcti sends (click-to-call's Originate). Their
+    answers carry an ActionID the transport stores like events (DIAL_ACTION_PREFIX)."""
+
+    def __init__(self) -> None:
+        self._writer: asyncio.StreamWriter | None = None
+        self.up = asyncio.Event()
+
+    def attach(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self.up.set()
+
+    def detach(self) -> None:
+        self._writer = None
+        self.up.clear()
+
+    async def send(self, action: str) -> None:
+        if self._writer is None or self._writer.is_closing():
+            raise NotSent("the AMI link is down")
+        self._writer.write(action.encode())
+        await self._writer.drain()
 
 
 def parse_url(url: str) -> tuple[str, int, str, bool]:
@@ -125,9 +154,14 @@ def field(block: str, key: str) -> str | None:
 
 
 async def run(
-    url: str, key: Secret, deliver: Callable[[Frame], Awaitable[None]], metrics: Metrics
+    url: str,
+    key: Secret,
+    deliver: Callable[[Frame], Awaitable[None]],
+    metrics: Metrics,
+    link: AmiLink | None = None,
 ) -> None:
     host, port, user, tls = parse_url(url)
+    link = link or AmiLink()
     delay, first = 0.5, True
     gap = Gap()
     while True:
@@ -146,13 +180,14 @@ async def run(
         started = time.monotonic()
         why = "the session ended"
         try:
-            await _session(reader, writer, user, key, deliver, metrics, first, gap)
+            await _session(reader, writer, user, key, deliver, metrics, first, gap, link)
         except Dropped as dropped:
             why = str(dropped)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             # ValueError: a line past the reader's limit; a broken peer, not a person's mistake.
             why = excerpt(str(exc))
         finally:
+            link.detach()
             metrics.pbx_connected.set(0)
             writer.close()
         gap.dropped(why)
@@ -198,7 +233,7 @@ class Gap:
 
 
 async def _session(
-    reader, writer, user: str, key: Secret, deliver, metrics, first: bool, gap: Gap
+    reader, writer, user: str, key: Secret, deliver, metrics, first: bool, gap: Gap, link: AmiLink
 ) -> None:
     try:
         banner = await asyncio.wait_for(read_banner(reader), 10)
@@ -228,6 +263,7 @@ async def _session(
         metrics.reconnects.labels("pbx").inc()
     metrics.pbx_connected.set(1)
     pinger = asyncio.create_task(_ping(writer))
+    link.attach(writer)
     try:
         while True:
             try:
@@ -239,7 +275,9 @@ async def _session(
                     booted = True
                     log.info("the PBX is fully booted")
                 await deliver(Frame(SOURCE, datetime.now(UTC), block))
-            # responses (Ping's Pong) only keep the link alive
+            elif (field(block, "ActionID") or "").startswith(DIAL_ACTION_PREFIX):
+                await deliver(Frame(SOURCE, datetime.now(UTC), block))  # an Originate's answer
+            # other responses (Ping's Pong) only keep the link alive
     finally:
         pinger.cancel()
 

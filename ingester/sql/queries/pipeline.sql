@@ -12,3 +12,8 @@ SELECT cti.ingest_frames_v1(%(sources)b::text[], %(received)b::timestamptz[], %(
 
 -- name: rebuild
 SELECT * FROM cti.rebuild();
+
+-- name: claim_dial_requests
+-- Click-to-call: waiting requests, marked sent by this edge and committed before it sends
+-- any of them (autocommit: the statement's own transaction).
+SELECT request_id, extension, number, display_name FROM cti.dial_claim_v1(%(edge)s, %(limit)s);

@@ -1,0 +1,202 @@
+"""Click-to-call's edge (`pgcti ingest --dial`): take each dial request once, send it to the PBX.
+
+Order of a send, so that no request is sent twice (docs/operations.md#click-to-call):
+1. the database marks the request `sent` by this edge, committed (cti.dial_claim_v1), so no
+   other edge takes it;
+2. the id goes into the dial ledger, fsync'd, so this edge never sends it again, even when a
+   failover hands it out again;
+3. it goes to the PBX (AMI Originate on the logged-in session, or onlinePBX's call/now).
+What is known of the outcome goes into the raw log, where SQL decides the state: the AMI
+answers themselves, or this edge's `dial_response` frame (not sent, or the API's answer). A
+crash between 1 and 3 leaves the request `sent` with no answer: the database marks it
+`unknown` after cti.config.dial_unknown_after, and it is never dialled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import psycopg
+
+from ingester.database import redact
+from ingester.frame import Frame
+from ingester.pipeline.dial_ledger import DialLedger
+from ingester.pipeline.transports.ami_originate import DialPlan, NotDialable, dial_string, originate
+from ingester.pipeline.transports.asterisk_ami import AmiLink, NotSent, excerpt
+from ingester.pipeline.transports.onlinepbx_http import OnlinepbxApi, Refused, Unreachable
+from ingester.queries import query
+
+log = logging.getLogger("pgcti.dial")
+DOORBELL = "cti_dial_v1"
+CLAIM_AT_ONCE = 10
+POLL_SECONDS = 2.0  # a doorbell can be missed (a reconnect); expiry needs no doorbell at all
+NO_RIGHT_RETRY = 60.0
+
+
+@dataclass(frozen=True)
+class DialRequest:
+    id: str
+    extension: str
+    number: str
+    display_name: str | None
+
+
+class Placer(Protocol):
+    def ready(self) -> bool: ...
+
+    async def place(self, request: DialRequest) -> tuple[bool, str] | None:
+        """Send one request. Raises NotSent or NotDialable when nothing reached the PBX;
+        returns the PBX's answer (accepted?, words), or None when its events will tell."""
+
+
+class AmiPlacer:
+    def __init__(self, link: AmiLink, plan: DialPlan) -> None:
+        self.link, self.plan = link, plan
+
+    def ready(self) -> bool:
+        return self.link.up.is_set()
+
+    async def place(self, request: DialRequest) -> None:
+        action = originate(
+            self.plan, request.id, request.extension, request.number, request.display_name
+        )
+        await self.link.send(action)  # OriginateResponse, stored as an event, tells the rest
+        return None
+
+
+class OnlinepbxPlacer:
+    def __init__(self, api: OnlinepbxApi, plan: DialPlan) -> None:
+        self.api, self.plan = api, plan
+
+    def ready(self) -> bool:
+        return True  # each request is an HTTP call of its own
+
+    async def place(self, request: DialRequest) -> tuple[bool, str]:
+        to = dial_string(self.plan, request.number)
+        try:
+            await self.api.call_now(request.extension, to)
+        except Unreachable as exc:
+            raise NotSent(str(exc)) from None
+        except Refused as exc:
+            return False, str(exc)
+        return True, "accepted"
+
+
+def edge_name() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+class Dialer:
+    def __init__(
+        self,
+        dsn: str,
+        placer: Placer,
+        ledger: DialLedger,
+        submit: Callable[[Frame], None],
+        edge: str | None = None,
+    ) -> None:
+        self.dsn, self.placer, self.ledger, self.submit = dsn, placer, ledger, submit
+        self.edge = edge or edge_name()
+        self.sent = 0
+
+    async def run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.dsn, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(f"LISTEN {DOORBELL}")
+                    log.info("click-to-call: taking dial requests as %s", self.edge)
+                    delay = 0.5
+                    await self._serve(conn)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                log.error(
+                    "click-to-call: the database refuses this login dial requests (%s); a DBA "
+                    "runs GRANT cti_dialer TO <the ingester's login> (docs/dba-guide.md"
+                    "#click-to-call); trying again in %.0f s",
+                    exc.diag.message_primary,
+                    NO_RIGHT_RETRY,
+                )
+                await asyncio.sleep(NO_RIGHT_RETRY)
+            except (psycopg.OperationalError, OSError) as exc:
+                log.warning(
+                    "click-to-call: the database %s cannot be reached (%s); retrying",
+                    redact(self.dsn),
+                    excerpt(str(exc).strip()),
+                )
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 15.0)
+
+    async def _serve(self, conn: psycopg.AsyncConnection) -> None:
+        while True:
+            taken = 0
+            if self.placer.ready():
+                cur = await conn.execute(
+                    query("claim_dial_requests"), {"edge": self.edge, "limit": CLAIM_AT_ONCE}
+                )
+                claimed = [DialRequest(str(r[0]), r[1], r[2], r[3]) for r in await cur.fetchall()]
+                for request in claimed:
+                    await self._send(request)
+                taken = len(claimed)
+            if taken < CLAIM_AT_ONCE:  # more may wait: claim again at once
+                async for _ in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
+                    pass
+
+    async def _send(self, request: DialRequest) -> None:
+        if request.id in self.ledger:
+            log.warning(
+                "dial request %s handed out again (a failover lost its claim?): this edge "
+                "sent it already, and does not send it twice",
+                request.id,
+            )
+            return
+        if not self.placer.ready():
+            self._report(request, sent=False, reason="the PBX link went down before it was sent")
+            return
+        try:
+            self.ledger.record(request.id)
+        except OSError as exc:
+            self._report(
+                request, sent=False, reason=f"the dial ledger cannot be written ({exc.strerror})"
+            )
+            return
+        try:
+            answer = await self.placer.place(request)
+        except (NotSent, NotDialable) as exc:
+            self._report(request, sent=False, reason=str(exc))
+            return
+        except Exception as exc:  # it may have gone: the database will say unknown, not resend
+            log.error(
+                "dial request %s: sending it failed midway (%s): whether the PBX got it is "
+                "unknown; it is not sent again",
+                request.id,
+                excerpt(str(exc)),
+            )
+            return
+        self.sent += 1
+        log.info("dial request %s sent: extension %s rings first", request.id, request.extension)
+        if answer is not None:
+            ok, words = answer
+            self._report(request, sent=True, ok=ok, reason=words)
+
+    def _report(
+        self, request: DialRequest, sent: bool, reason: str, ok: bool | None = None
+    ) -> None:
+        if not sent or ok is False:
+            log.warning("dial request %s not placed: %s", request.id, reason)
+        now = datetime.now(UTC)
+        body = {"event": "dial_response", "request": request.id, "sent": sent, "reason": reason}
+        if ok is not None:
+            body["ok"] = ok
+        body["at"] = now.isoformat()
+        self.submit(Frame("pgcti", now, json.dumps(body)))

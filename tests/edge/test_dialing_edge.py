@@ -1,0 +1,178 @@
+"""Click-to-call through the real edge: a desk calls cti.dial_v1 with its own login, `pgcti
+ingest --pbx asterisk --dial` (an ingester login made a member of cti_dialer) sends the
+Originate to the simulated AMI over a real socket, and the call that comes back is linked.
+Each request reaches the PBX once: through SIGKILL, a claim whose edge died, two edges."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.support.crm_fixture import seed_crm
+from tests.support.live import IngestProcess, SimulatorThread, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def ami():
+    sim = SimulatorThread(protocol="asterisk")
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def site(conn, make_login):
+    """The reference CRM, desks at 101 and 102 (logins), and the edge's login."""
+    crm = seed_crm(conn)
+    conn.execute("UPDATE cti.config SET dial_requests_per_minute = 100")
+    desks = {}
+    for ext in ("101", "102"):
+        dsn = make_login("cti_client", f"edgedesk{ext}")
+        conn.execute(
+            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
+            [psycopg.conninfo.conninfo_to_dict(dsn)["user"], crm[f"ws-{ext}"]],
+        )
+        desks[ext] = dsn
+    edge = make_login("cti_ingester", "edgedialer")
+    conn.execute(f'GRANT cti_dialer TO "{psycopg.conninfo.conninfo_to_dict(edge)["user"]}"')
+    return crm, desks, edge
+
+
+def dialer(edge_dsn: str, ami, tmp, *extra: str) -> IngestProcess:
+    ingest = IngestProcess(
+        edge_dsn, ami.url, tmp, ami.server.secret, "--pbx", "asterisk", "--dial", *extra
+    )
+    wait_for(lambda: "taking dial requests" in ingest.log, 20, "the dialer ready")
+    wait_for(lambda: "logged in to the AMI" in ingest.log, 20, "the AMI login")
+    return ingest
+
+
+def dial(desk_dsn: str, number: str) -> str:
+    with psycopg.connect(desk_dsn, autocommit=True) as c:
+        return str(c.execute("SELECT cti.dial_v1(%s)", [number]).fetchone()[0])
+
+
+def states(conn) -> dict[str, tuple]:
+    return {
+        str(r[0]): r[1:]
+        for r in conn.execute("SELECT id, state, reason FROM cti.dial_request").fetchall()
+    }
+
+
+def test_a_desk_dials_the_pbx_places_it_and_the_call_pops_once_at_that_desk(
+    conn, site, ami, tmp_path
+):
+    crm, desks, edge = site
+    with psycopg.connect(desks["101"], autocommit=True) as desk:
+        (channel,) = desk.execute(
+            "SELECT channel FROM cti.whoami_v1() WHERE stream = 'commands'"
+        ).fetchone()
+        desk.execute(f'LISTEN "{channel}"')
+        ingest = dialer(edge, ami, tmp_path)
+        rid = dial(desks["101"], "8 (495) 123-45-67")
+        wait_for(lambda: states(conn)[rid][0] == "answered", 20, "the desk answered")
+        wait_for(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM cti.call_history_v1 WHERE dial_request_id = %s AND ended_at IS NOT NULL",
+                    [rid],
+                ).fetchone()[0]
+                == 1
+            ),
+            20,
+            "the call linked and ended",
+        )
+        list(desk.notifies(timeout=2, stop_after=1))  # a real doorbell rang
+        items = desk.execute("SELECT type, payload FROM cti.pull_commands_v1()").fetchall()
+    assert [t for t, _ in items] == ["open_card", "call_ended"]
+    assert items[0][1]["dial_request"] == rid and items[0][1]["client_name"] == "Ivan Ivanov"
+    assert ami.server.originates == {rid: 1}
+    (call,) = conn.execute(
+        "SELECT direction, client_id, answered_by, dialled_from_workstation FROM cti.call_history_v1"
+    ).fetchall()
+    assert call == ("outbound", crm["ivanov"], "101", crm["ws-101"])
+    assert ingest.stop() == 0
+    assert ami.server.secret not in ingest.log
+
+
+def test_the_pbx_refuses_or_the_desk_does_not_answer_the_request_says_why(
+    conn, site, ami, tmp_path
+):
+    _, desks, edge = site
+    ingest = dialer(edge, ami, tmp_path)
+    ami.server.desk_answers = False
+    unanswered = dial(desks["101"], "84951234567")
+    wait_for(lambda: states(conn)[unanswered][0] == "failed", 20, "the ring-out")
+    assert states(conn)[unanswered] == ("failed", "the desk did not answer")
+    ami.server.originate_allowed = False  # the manager user lacks `write = originate`
+    refused = dial(desks["102"], "84951234567")
+    wait_for(lambda: states(conn)[refused][0] == "failed", 20, "the refusal")
+    assert states(conn)[refused] == ("failed", "the PBX refused the request: Permission denied")
+    assert ingest.stop() == 0
+
+
+def test_sigkill_after_the_send_sends_nothing_twice(conn, site, ami, tmp_path):
+    """The edge dies after the Originate went and before anything came back: its successor
+    (same state directory) sends nothing again, and the PBX's answer, when it comes, settles
+    the request."""
+    _, desks, edge = site
+    ami.server.placing_seconds = 4.0
+    first = dialer(edge, ami, tmp_path / "edge")
+    rid = dial(desks["101"], "84951234567")
+    wait_for(lambda: ami.server.originates[rid] == 1, 20, "the Originate sent")
+    first.kill()
+    assert states(conn)[rid][0] == "sent"
+    second = dialer(edge, ami, tmp_path / "edge", "--tick-seconds", "1")
+    wait_for(lambda: states(conn)[rid][0] == "answered", 20, "the answer after the restart")
+    # A request whose edge died after claiming it and before sending it: never sent, and
+    # unknown once dial_unknown_after has passed (the tick's housekeeping).
+    conn.execute("UPDATE cti.config SET dial_unknown_after = '2 seconds'")
+    dead = str(
+        conn.execute(
+            "INSERT INTO cti.dial_request (login, workstation_id, extension, number, state,"
+            " sent_at, sent_by, expires_at) SELECT login, workstation_id, extension,"
+            " '+74951112233', 'sent', now(), 'a dead edge', now() + interval '30 seconds'"
+            " FROM cti.dial_request WHERE id = %s RETURNING id",
+            [rid],
+        ).fetchone()[0]
+    )
+    wait_for(lambda: states(conn)[dead][0] == "unknown", 30, "the dead edge's claim unknown")
+    assert ami.server.originates[rid] == 1 and dead not in ami.server.originates
+    assert "not dialled again" in states(conn)[dead][1]
+    assert second.stop() == 0
+
+
+def test_two_edges_send_every_request_exactly_once(conn, site, ami, tmp_path):
+    _, desks, edge = site
+    ami.server.placing_seconds = 0.05
+    edges = [dialer(edge, ami, tmp_path / f"edge{n}") for n in (1, 2)]
+    wanted = [dial(desks[ext], f"8495000{n:04d}") for n in range(10) for ext in ("101", "102")]
+    wait_for(
+        lambda: all(s[0] == "answered" for s in states(conn).values()), 60, "every request answered"
+    )
+    assert dict(ami.server.originates) == {rid: 1 for rid in wanted}
+    senders = conn.execute("SELECT count(DISTINCT sent_by) FROM cti.dial_request").fetchone()[0]
+    assert senders in (1, 2)  # whoever claimed first; never both for one request
+    for ingest in edges:
+        assert ingest.stop() == 0
+
+
+def test_a_failover_that_lost_the_claim_does_not_make_the_edge_send_again(conn, site, ami, tmp_path):
+    """A standby promoted before the claim's commit reached it hands the request out again:
+    the edge's dial ledger (fsync'd before each send) has its id, so it is not sent twice,
+    and the call it placed settles it."""
+    _, desks, edge = site
+    ingest = dialer(edge, ami, tmp_path, "--tick-seconds", "1")
+    rid = dial(desks["101"], "84951234567")
+    wait_for(lambda: states(conn)[rid][0] == "answered", 20, "the first send")
+    conn.execute(  # what the promoted standby holds: the request as it was before the claim
+        "UPDATE cti.dial_request SET state = 'requested', sent_at = NULL, sent_by = NULL,"
+        " decided_at = NULL WHERE id = %s",
+        [rid],
+    )
+    conn.execute("NOTIFY cti_dial_v1")
+    wait_for(lambda: "handed out again" in ingest.log, 20, "the edge refusing a second send")
+    wait_for(lambda: states(conn)[rid][0] == "answered", 20, "settled by the call it placed")
+    assert ami.server.originates == {rid: 1}
+    assert ingest.stop() == 0
