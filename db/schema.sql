@@ -1071,9 +1071,14 @@ CREATE FUNCTION cti.dial_claim_v1(p_edge text, p_limit integer DEFAULT 10) RETUR
     AS $$
 #variable_conflict use_column
 BEGIN
-    IF NOT EXISTS (SELECT FROM cti.ingester_login WHERE login = session_user) THEN
-        RAISE EXCEPTION 'login "%" is not an ingester of this database', session_user
-            USING HINT = 'register it in cti.ingester_login (docs/dba-guide.md)', ERRCODE = 'insufficient_privilege';
+    -- Roles are cluster-wide: only an ingester registered in this database (or a DBA), as
+    -- for raw events (65_processing.sql).
+    IF NOT EXISTS (SELECT FROM cti.ingester_login WHERE login = session_user)
+       AND NOT pg_has_role(session_user, 'cti_owner', 'MEMBER')
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        RAISE EXCEPTION 'login "%" is not an ingester of database %', session_user, current_database()
+            USING HINT = format('register it here: INSERT INTO cti.ingester_login (login) VALUES (%L)', session_user),
+                  ERRCODE = 'insufficient_privilege';
     END IF;
     UPDATE cti.dial_request r SET state = 'expired', decided_at = now(),
            reason = 'no edge took it within cti.config.dial_expire_after'
@@ -1187,6 +1192,8 @@ BEGIN
     END IF;
     IF p_frame ->> 'Event' = 'OriginateResponse' AND v_fields ->> 'Response' = 'Success' THEN
         RETURN cti.settle_dial_request(v_id::uuid, 'answered', NULL, p_at);
+    ELSIF p_frame ->> 'Event' IS NULL AND v_fields ->> 'Response' = 'Success' THEN
+        RETURN format('dial request %s accepted by the PBX', v_id);  -- queued: the outcome comes later
     END IF;
     -- Reason: the last control frame the desk's channel got (Asterisk's AST_CONTROL_*).
     RETURN cti.settle_dial_request(v_id::uuid, 'failed',

@@ -189,9 +189,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
-    IF NOT EXISTS (SELECT FROM cti.ingester_login WHERE login = session_user) THEN
-        RAISE EXCEPTION 'login "%" is not an ingester of this database', session_user
-            USING HINT = 'register it in cti.ingester_login (docs/dba-guide.md)', ERRCODE = 'insufficient_privilege';
+    -- Roles are cluster-wide: only an ingester registered in this database (or a DBA), as
+    -- for raw events (65_processing.sql).
+    IF NOT EXISTS (SELECT FROM cti.ingester_login WHERE login = session_user)
+       AND NOT pg_has_role(session_user, 'cti_owner', 'MEMBER')
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        RAISE EXCEPTION 'login "%" is not an ingester of database %', session_user, current_database()
+            USING HINT = format('register it here: INSERT INTO cti.ingester_login (login) VALUES (%L)', session_user),
+                  ERRCODE = 'insufficient_privilege';
     END IF;
     UPDATE cti.dial_request r SET state = 'expired', decided_at = now(),
            reason = 'no edge took it within cti.config.dial_expire_after'

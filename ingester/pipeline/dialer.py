@@ -121,10 +121,11 @@ class Dialer:
                     await self._serve(conn)
             except psycopg.errors.InsufficientPrivilege as exc:
                 log.error(
-                    "click-to-call: the database refuses this login dial requests (%s); a DBA "
-                    "runs GRANT cti_dialer TO <the ingester's login> (docs/dba-guide.md"
-                    "#click-to-call); trying again in %.0f s",
+                    "click-to-call: the database refuses this login dial requests: %s (%s); "
+                    "see docs/dba-guide.md#click-to-call; trying again in %.0f s",
                     exc.diag.message_primary,
+                    exc.diag.message_hint
+                    or "a DBA runs GRANT cti_dialer TO <the ingester's login>",
                     NO_RIGHT_RETRY,
                 )
                 await asyncio.sleep(NO_RIGHT_RETRY)

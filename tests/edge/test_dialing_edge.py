@@ -158,7 +158,9 @@ def test_two_edges_send_every_request_exactly_once(conn, site, ami, tmp_path):
         assert ingest.stop() == 0
 
 
-def test_a_failover_that_lost_the_claim_does_not_make_the_edge_send_again(conn, site, ami, tmp_path):
+def test_a_failover_that_lost_the_claim_does_not_make_the_edge_send_again(
+    conn, site, ami, tmp_path
+):
     """A standby promoted before the claim's commit reached it hands the request out again:
     the edge's dial ledger (fsync'd before each send) has its id, so it is not sent twice,
     and the call it placed settles it."""
@@ -175,4 +177,30 @@ def test_a_failover_that_lost_the_claim_does_not_make_the_edge_send_again(conn, 
     wait_for(lambda: "handed out again" in ingest.log, 20, "the edge refusing a second send")
     wait_for(lambda: states(conn)[rid][0] == "answered", 20, "settled by the call it placed")
     assert ami.server.originates == {rid: 1}
+    assert ingest.stop() == 0
+
+
+def test_an_edge_whose_login_may_not_dial_says_what_to_grant_and_goes_on_ingesting(
+    conn, site, ami, tmp_path, make_login
+):
+    _, desks, _ = site
+    plain = make_login("cti_ingester", "nodialer")
+    ingest = IngestProcess(
+        plain, ami.url, tmp_path, ami.server.secret, "--pbx", "asterisk", "--dial"
+    )
+    wait_for(lambda: "refuses this login dial requests" in ingest.log, 20, "the refusal logged")
+    assert "GRANT cti_dialer" in ingest.log
+    rid = dial(desks["101"], "84951234567")
+    ami.send(["Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted"])
+    wait_for(
+        lambda: (
+            conn.execute("SELECT count(*) FROM cti.raw_event WHERE source = 'asterisk'").fetchone()[
+                0
+            ]
+            >= 2
+        ),
+        20,
+        "events still stored",
+    )
+    assert states(conn)[rid][0] == "requested" and ami.server.originates == {}
     assert ingest.stop() == 0

@@ -271,3 +271,35 @@ def test_asterisk_restarted_mid_call(pipeline):
     p.settle()
     after = [r for r in p.call_row() if r["call_id"] != cut["call_id"]]
     assert [(r["answered_by"], r["outcome"]) for r in after] == [("103", "answered")]
+
+
+def test_click_to_call_rings_the_desk_then_the_client_and_links_the_call(pipeline):
+    """A desk dials from the CRM (cti.dial_v1 with its own login): Asterisk rings desk 101
+    through the dialplan, 101 answers, then the client's phone rings and answers. The
+    history has one call, linked to the request; the desk got one card, which says so."""
+    p = pipeline
+    p.lab.outside_number("79161112233")  # the client's phone, which answers
+    (rid,) = p.desks["101"].conn.execute("SELECT cti.dial_v1('8 916 111-22-33')").fetchone()
+    card_at(p, "101")
+    wait_for(lambda: p.lab.channel_of("carrier"), 15, "the client's phone rings")
+    p.lab.phones["101"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    assert summary(call) == {
+        "direction": "outbound",
+        "outcome": "answered",
+        "answered_by": "101",
+        "extension_chain": ["101"],
+        "external_number": "+79161112233",
+        "dialled": "79161112233",
+    }
+    assert call["dial_request_id"] == rid
+    (state,) = (
+        p.desks["101"]
+        .conn.execute("SELECT state, call_id, call_link FROM cti.dial_requests_v1()")
+        .fetchall()
+    )
+    assert state == ("answered", call["call_id"], "exact")
+    assert p.desks["101"].seen("open_card") == [call["call_id"]]
+    assert all(not d.seen("open_card") for ext, d in p.desks.items() if ext != "101")
+    p.record("click_to_call")
