@@ -290,8 +290,11 @@ BEGIN
     GET DIAGNOSTICS v_count = ROW_COUNT;
     WITH judged AS (
         SELECT r.id, k.call_id, r.sent_at,
+               -- the desk's leg answered, or a leg comes from the desk: the number is dialled
+               -- only once the desk has answered (onlinePBX shows the desk as its caller)
                EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = k.call_id
-                          AND l.destination = r.extension AND l.answered_at IS NOT NULL) AS desk_answered,
+                          AND (l.destination = r.extension AND l.answered_at IS NOT NULL
+                               OR l.caller = r.extension)) AS desk_answered,
                (SELECT c.ended_at IS NOT NULL FROM cti.call c WHERE c.id = k.call_id) AS ended
           FROM cti.dial_request r CROSS JOIN LATERAL cti.dial_request_call(r) k
          WHERE r.state IN ('sent', 'unknown'))

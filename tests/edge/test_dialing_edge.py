@@ -5,11 +5,14 @@ Each request reaches the PBX once: through SIGKILL, a claim whose edge died, two
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
+from ingester.simulator.onlinepbx_http import OnlinepbxHttpApi
 from tests.support.crm_fixture import seed_crm
-from tests.support.live import IngestProcess, SimulatorThread, wait_for
+from tests.support.live import KEY, IngestProcess, SimulatorThread, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -204,3 +207,47 @@ def test_an_edge_whose_login_may_not_dial_says_what_to_grant_and_goes_on_ingesti
     )
     assert states(conn)[rid][0] == "requested" and ami.server.originates == {}
     assert ingest.stop() == 0
+
+
+@pytest.fixture
+def cloud():
+    """The onlinePBX 3.0 simulator with its HTTP API beside it, on one loop."""
+    sim = SimulatorThread()
+    api = OnlinepbxHttpApi(sim.server, KEY)
+    sim._call(api.start())
+    yield sim, api
+    sim._call(api.stop())
+    sim.close()
+
+
+def test_onlinepbx_call_now_places_the_call_and_it_is_linked_by_number_and_time(
+    conn, site, cloud, tmp_path
+):
+    crm, desks, edge = site
+    sim, api = cloud
+    config = tmp_path / "ingest.toml"
+    config.write_text(f'[ingest]\ndial = true\napi_url = "{api.url}"\n')
+    ingest = IngestProcess(
+        edge, sim.url, tmp_path, KEY, "--config", str(config), "--tick-seconds", "1"
+    )
+    wait_for(lambda: "taking dial requests" in ingest.log, 20, "the dialer ready")
+    rid = dial(desks["102"], "+7 495 123-45-67")
+    wait_for(lambda: states(conn)[rid][0] == "answered", 30, "the desk's leg answered")
+    assert api.calls == {("102", "74951234567"): 1}
+    with psycopg.connect(desks["102"]) as c:
+        (mine,) = c.execute(
+            "SELECT state, call_link, call_outcome FROM cti.dial_requests_v1()"
+        ).fetchall()
+    assert mine == ("answered", "by number and time", "answered")
+    (call,) = conn.execute(
+        "SELECT client_id, dial_request_id, dialled_from_workstation FROM cti.call_history_v1"
+    ).fetchall()
+    assert call == (crm["ivanov"], uuid.UUID(rid), crm["ws-102"])
+    api.refuse_calls = "extension 101 is not registered"
+    refused = dial(desks["101"], "84951234567")
+    wait_for(lambda: states(conn)[refused][0] == "failed", 20, "the refusal")
+    assert (
+        states(conn)[refused][1] == "the PBX refused the request: extension 101 is not registered"
+    )
+    assert ingest.stop() == 0
+    assert KEY not in ingest.log and not any(s.split(":")[1] in ingest.log for s in api.sessions)

@@ -1,0 +1,105 @@
+"""onlinePBX's HTTP API on loopback, for click-to-call: `POST /<domain>/auth.json` (the API
+key as `auth_key` gives `key_id` and `key`) and `POST /<domain>/call/now.json` (header
+`x-pbx-authentication: key_id:key`; `from` the extension, `to` the number), answered with
+`status: "1"`, and the call then played on the simulator's WebSocket (3.0 frames, or their
+2.0 events): the extension rings, answers, then the number. Every call/now is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import secrets
+import time
+from collections import Counter
+from urllib.parse import parse_qs
+
+from ingester.simulator import onlinepbx2_calls, onlinepbx3_calls
+from ingester.simulator.onlinepbx3_calls import CallBuilder
+
+log = logging.getLogger("pgcti.simulator.http")
+MAX_BODY = 8192
+
+
+class OnlinepbxHttpApi:
+    def __init__(
+        self, pbx, key: str, domain: str = "demo.onpbx.ru", host: str = "127.0.0.1"
+    ) -> None:
+        self.pbx, self.key, self.domain, self.host = pbx, key, domain, host
+        self.port = 0
+        self.calls: Counter[tuple[str, str]] = Counter()  # call/now requests by (from, to)
+        self.sessions: set[str] = set()
+        self.refuse_calls = ""  # a comment: every call/now is answered status 0 with it
+        self._server: asyncio.Server | None = None
+        self._playing: set[asyncio.Task] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/{self.domain}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = (await asyncio.wait_for(reader.readline(), 5)).decode("latin-1").split()
+            headers = {}
+            while line := (await asyncio.wait_for(reader.readline(), 5)).decode("latin-1").strip():
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            size = min(int(headers.get("content-length", "0") or 0), MAX_BODY)
+            body = await asyncio.wait_for(reader.readexactly(size), 5) if size else b""
+            form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            status, answer = self._answer(request, headers, form)
+            data = json.dumps(answer).encode()
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+        except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, request: list[str], headers: dict, form: dict) -> tuple[str, dict]:
+        if len(request) < 2 or request[0] != "POST":
+            return "405 Method Not Allowed", {"status": "0", "comment": "POST only"}
+        path = request[1]
+        if path == f"/{self.domain}/auth.json":
+            if form.get("auth_key") != self.key:
+                return "200 OK", {"status": "0", "comment": "auth_key is invalid"}
+            key_id, key = secrets.token_hex(8), secrets.token_hex(16)
+            self.sessions.add(f"{key_id}:{key}")
+            return "200 OK", {"status": "1", "data": {"key_id": key_id, "key": key}}
+        if path == f"/{self.domain}/call/now.json":
+            if headers.get("x-pbx-authentication") not in self.sessions:
+                return "200 OK", {"status": "0", "comment": "authentication required"}
+            source, target = form.get("from", ""), form.get("to", "")
+            self.calls[(source, target)] += 1
+            if self.refuse_calls:
+                return "200 OK", {"status": "0", "comment": self.refuse_calls}
+            task = asyncio.create_task(self._play(source, target))
+            self._playing.add(task)
+            task.add_done_callback(self._playing.discard)
+            return "200 OK", {"status": "1"}
+        return "404 Not Found", {"status": "0", "comment": "no such method"}
+
+    async def _play(self, extension: str, number: str) -> None:
+        """The call: the desk's extension first (it answers), then the number."""
+        b = CallBuilder(random.Random(), clock=time.time(), domain=self.domain)
+        frames = onlinepbx3_calls.outbound(b, extension, number)
+        if self.pbx.name.startswith("onlinePBX 2.0"):
+            frames = onlinepbx2_calls.from_onlinepbx3(frames)
+        for frame in frames:
+            await asyncio.sleep(0.02)
+            await self.pbx.send(frame)
