@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(when the DSN's login is a DBA's)",
     )
     p.add_argument("--employee", type=int, help="employee id, for ring notifications")
+    p.add_argument(
+        "--dial",
+        metavar="NUMBER",
+        help="click-to-call: place a call from this desk's extension to NUMBER, show how it "
+        "goes, and exit (0 once the desk answered; needs `pgcti ingest --dial` running)",
+    )
     p.add_argument("--count", type=int, help="exit after handling this many items")
     p.add_argument("--duration", type=float, help="exit after this many seconds")
     p.add_argument("--log-level", default="WARNING")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ingester import database, embedded
 from ingester.clients import tokens
-from ingester.clients.watch import Watcher, WatchError, describe, resolve_login
+from ingester.clients.watch import Watcher, WatchError, describe, dial, resolve_login
 from ingester.install import (
     doctor,
     logic,
@@ -210,6 +210,33 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 2
 
 
+def _dial(dsn: str, number: str, timeout: float) -> int:
+    """`pgcti watch --dial`: one call placed from the desk, followed to its outcome."""
+    words = {
+        "requested": "asked: waiting for the PBX link (pgcti ingest --dial) to take it",
+        "sent": "sent to the PBX: your phone rings first, pick it up",
+        "answered": "you answered: the PBX is calling the number",
+        "failed": "not placed",
+        "expired": "not placed: nothing took it in time (is pgcti ingest --dial running?)",
+        "unknown": "unknown: the PBX never said what became of it; not dialled again",
+    }
+
+    def show(request_id: str, now) -> None:
+        line = f"dial request {request_id[:8]}: {words.get(now.state, now.state)}"
+        if now.reason and now.state != "answered":
+            line += f" ({now.reason})"
+        if now.call_id:
+            line += f"; call {now.call_id}" + (f": {now.call_outcome}" if now.call_outcome else "")
+        print(line, flush=True)
+
+    try:
+        final = dial(dsn, number, show, timeout)
+    except WatchError as exc:
+        print(f"pgcti watch: {exc}", file=sys.stderr)
+        return 2
+    return 0 if final.state == "answered" else 1
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import time
@@ -220,6 +247,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except WatchError as exc:
         print(f"pgcti watch: {exc}", file=sys.stderr)
         return 2
+    if args.dial:
+        return _dial(dsn, args.dial, args.duration or 180.0)
     deadline = time.monotonic() + args.duration if args.duration else None
 
     def show(item) -> None:  # the time the call's event made it, in the local time zone

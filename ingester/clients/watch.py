@@ -3,7 +3,8 @@
 LISTEN first, then catch up from the outbox, then wait for doorbells; every item is
 shown, then acknowledged, so a restarted client resumes after the last one it
 handled. A lost connection is retried with capped, jittered backoff, re-LISTENed
-and caught up.
+and caught up. With --dial, the desk places a call instead (click-to-call) and follows
+its request until the PBX has placed it or said why not.
 """
 
 from __future__ import annotations
@@ -56,6 +57,43 @@ def describe(item: Item) -> str:
 
 class WatchError(Exception):
     """The login to watch with cannot be found or cannot log in; the message says what to do."""
+
+
+FINAL = ("answered", "failed", "expired", "unknown")
+
+
+@dataclass(frozen=True)
+class DialState:
+    state: str
+    reason: str | None
+    call_id: int | None
+    call_outcome: str | None
+
+
+def dial(
+    dsn: str, number: str, on_state: Callable[[str, DialState], None], timeout: float = 180.0
+) -> DialState:
+    """Ask for a call from the desk's own extension, then follow the request (each change of
+    its state or call goes to on_state) until it is final or the timeout passes."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        try:
+            (request_id,) = conn.execute(query("dial"), [number]).fetchone()
+        except psycopg.Error as exc:
+            diag = exc.diag
+            hint = f" ({diag.message_hint})" if diag.message_hint else ""
+            raise WatchError(f"cannot dial: {diag.message_primary or exc}{hint}") from None
+        shown = None
+        deadline = time.monotonic() + timeout
+        while True:
+            now = DialState(*conn.execute(query("dial_state"), [request_id]).fetchone())
+            if now != shown:
+                on_state(str(request_id), now)
+                shown = now
+            if now.state in FINAL and (now.state != "answered" or now.call_outcome):
+                return now
+            if time.monotonic() > deadline:
+                return now
+            time.sleep(0.3)
 
 
 def resolve_login(

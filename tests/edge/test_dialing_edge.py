@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from ingester.simulator.onlinepbx_http import OnlinepbxHttpApi
+from tests.conftest import run_cli
 from tests.support.crm_fixture import seed_crm
 from tests.support.live import KEY, IngestProcess, SimulatorThread, wait_for
 
@@ -251,3 +252,17 @@ def test_onlinepbx_call_now_places_the_call_and_it_is_linked_by_number_and_time(
     )
     assert ingest.stop() == 0
     assert KEY not in ingest.log and not any(s.split(":")[1] in ingest.log for s in api.sessions)
+
+
+def test_pgcti_watch_dials_from_the_desk_and_follows_the_request(conn, site, ami, tmp_path):
+    _, desks, edge = site
+    ingest = dialer(edge, ami, tmp_path)
+    done = run_cli("watch", "--dsn", desks["101"], "--dial", "8 495 123-45-67", "--duration", "30")
+    lines = done.stdout.splitlines()
+    assert "asked: waiting for the PBX link" in lines[0]  # then sent, sampled: may be missed
+    assert "you answered" in lines[-1] and lines[-1].endswith(": answered"), lines
+    bad = run_cli("watch", "--dsn", desks["101"], "--dial", "call me", check=False)
+    assert bad.returncode == 2
+    assert "cannot dial: cannot dial 'call me': not a phone number" in bad.stderr
+    assert len(ami.server.originates) == 1
+    assert ingest.stop() == 0

@@ -29,3 +29,11 @@ SELECT cl.login FROM cti.client_login cl
    AND (%(ext)s::text IS NULL OR cl.workstation_id = cti.crm_workstation_for_extension(%(ext)s::text))
    AND (%(emp)s::bigint IS NULL OR cl.employee_id = %(emp)s::bigint)
  ORDER BY cl.login LIMIT 1;
+
+-- name: dial
+-- Click-to-call: the desk places a call from its own extension (refused with a clear error
+-- for a login without a desk, a number that does not parse, too many requests).
+SELECT cti.dial_v1(%s);
+
+-- name: dial_state
+SELECT state, reason, call_id, call_outcome FROM cti.dial_requests_v1() WHERE request_id = %s;
