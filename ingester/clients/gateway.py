@@ -259,7 +259,8 @@ class Hub:
                     {
                         "type": "error",
                         "error": f"bad message ({type(exc).__name__}): expected "
-                        '{"ack": {"stream": ..., "seq": ...}} or {"contacts": <call_id>}',
+                        '{"ack": {"stream": ..., "seq": ...}}, {"contacts": <call_id>}, '
+                        '{"dial": {"number": ..., "client_id": ...}} or {"dials": true}',
                     }
                 )
 
@@ -286,6 +287,13 @@ class Hub:
             self.acks_under_way.add(task)
             task.add_done_callback(self._ack_done)
             await asyncio.shield(task)
+        elif "dial" in message:  # click-to-call: the desk places a call
+            await self._dial(browser, message["dial"])
+        elif "dials" in message:  # the desk's calls placed and where each stands
+            rows = await self.call("gateway_dial_requests", browser.token)
+            await browser.socket.send_json(
+                {"type": "dials", "requests": [_request(r) for r in rows]}
+            )
         elif "contacts" in message:  # the card asks for the caller's last contacts
             call_id = int(message["contacts"])
             rows = await self.call("gateway_contacts", browser.token, call_id)
@@ -305,6 +313,39 @@ class Hub:
                     ],
                 }
             )
+
+    async def _dial(self, browser: Browser, ask: dict) -> None:
+        """A refusal (a number that does not parse, too many calls) is the desk's to read."""
+        number = str(ask["number"])
+        client_id = int(ask["client_id"]) if ask.get("client_id") is not None else None
+        try:
+            (request_id,) = (await self.call("gateway_dial", browser.token, number, client_id))[0]
+        except (
+            psycopg.errors.InvalidParameterValue,
+            psycopg.errors.ProgramLimitExceeded,
+            psycopg.errors.InsufficientPrivilege,
+        ) as exc:
+            await browser.socket.send_json(
+                {"type": "dial", "number": number, "error": exc.diag.message_primary}
+            )
+            return
+        await browser.socket.send_json(
+            {"type": "dial", "number": number, "request_id": str(request_id)}
+        )
+
+
+def _request(row: tuple) -> dict:
+    request_id, number, client_id, state, reason, requested_at, call_id, outcome = row
+    return {
+        "request_id": str(request_id),
+        "number": number,
+        "client_id": client_id,
+        "state": state,
+        "reason": reason,
+        "requested_at": requested_at.isoformat(),
+        "call_id": call_id,
+        "call_outcome": outcome,
+    }
 
 
 async def _told(other: Browser, stream: str, seq: int) -> None:

@@ -13,7 +13,7 @@ from ingester.clients.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.support.crm_fixture import KNOWN, LINE, builder, insert_frames
 from tests.support.gateway_fixture import Gateway
-from tests.support.live import wait_for
+from tests.support.live import IngestProcess, SimulatorThread, wait_for
 
 
 def _chromedriver() -> str:
@@ -271,3 +271,53 @@ def test_a_reloaded_page_shows_nothing_twice_and_sees_acks_by_another_session(
         assert "Taken by another session" in page.find_element("id", "taken").text
     finally:
         gw.stop()
+
+
+def test_a_desk_calls_back_from_the_card_and_sees_the_call_placed(
+    conn, dsn, desks, browser_factory, tmp_path
+):
+    """Click-to-call from the page: the Call button on the card asks the gateway, `pgcti
+    ingest --dial` places it on the (simulated) PBX, the page shows the request's state, and
+    the card of the call it placed says it is the desk's own call."""
+    crm, tokens, gateway_dsn = desks
+    ami = SimulatorThread(protocol="asterisk")
+    edge = IngestProcess(dsn, ami.url, tmp_path, ami.server.secret, "--pbx", "asterisk", "--dial")
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        wait_for(lambda: "taking dial requests" in edge.log, 20, "the dialer ready")
+        page = browser_factory()
+        page.get(gw.url(tokens["101"]))
+        wait_for(lambda: _status(page) == "live", what="live")
+        insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "103"))  # earlier
+        frames = pbx.inbound_answered(builder(3), KNOWN, LINE, "101", talk=5)
+        answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
+        insert_frames(conn, frames[: answered + 2])
+        wait_for(lambda: _card(page) and "Ivan Ivanov" in _card(page), what="the card")
+        # Each entry of the history calls back too.
+        wait_for(
+            lambda: page.find_elements("css selector", "#card-contacts button.call"), what="history"
+        )
+        page.save_screenshot(str(tmp_path / "desk-card-with-call.png"))
+        page.find_element("css selector", "#card-call button.call").click()
+        insert_frames(conn, frames[answered + 2 :])
+        wait_for(
+            lambda: "+74951234567: done: they answered" in page.find_element("id", "dials").text,
+            30,
+            "the call placed, answered and ended",
+        )
+        (rid,) = conn.execute("SELECT id FROM cti.dial_request").fetchone()
+        assert ami.server.originates == {str(rid): 1}
+        # The placed call's card (shown, then closed when the call ended) says whose call it is.
+        wait_for(
+            lambda: (
+                "placed from the CRM"
+                in page.execute_script("return document.getElementById('card-call').textContent")
+            ),
+            15,
+            "its card",
+        )
+        page.save_screenshot(str(tmp_path / "desk-click-to-call.png"))
+    finally:
+        gw.stop()
+        assert edge.stop() == 0
+        ami.close()

@@ -17,3 +17,11 @@ SELECT call_id, started_at, direction, outcome, answered_by, extract(epoch FROM 
 
 -- name: gateway_wallboard
 SELECT cti.gateway_wallboard_v1(%s);
+
+-- name: gateway_dial
+-- Click-to-call from the desk page: the token's desk places a call (db/logic/54_dialing.sql).
+SELECT cti.gateway_dial_v1(%s, %s, %s);
+
+-- name: gateway_dial_requests
+SELECT request_id, number, client_id, state, reason, requested_at, call_id, call_outcome
+  FROM cti.gateway_dial_requests_v1(%s);
