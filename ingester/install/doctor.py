@@ -122,6 +122,8 @@ OPTIONAL_ADAPTERS = {
     "crm_line_owner": "missed calls of clients without a manager go to "
     "cti.config.callback_default_owner, if one is set",
     "crm_deals": "the sales funnel shows no deals",
+    "crm_extension_for_workstation": "click-to-call cannot place calls (no desk has an "
+    "extension to dial from)",
 }
 
 

@@ -10,9 +10,14 @@ event (main/manager.c's OriginateResponse), like asterisk_calls.py.
 
 from __future__ import annotations
 
+import itertools
+
 from ingester.simulator.asterisk_calls import block
 
 STATES = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
+# Asterisk numbers channels with one counter for the process: names never repeat in a run
+# (a Local/ wire's two ends are found by their shared name).
+_CHANNEL_NUMBERS = itertools.count(0x40)
 CLEARING = {"Cause": 16, "Cause-txt": "Normal Clearing"}
 
 
@@ -93,7 +98,7 @@ def click_to_call(
     hangs up. next_uniqueid: the first of the ids Asterisk gives the other channels."""
     base, seq = next_uniqueid.rsplit(".", 1)
     ids = [f"{base}.{int(seq) + i}" for i in range(3)]
-    tag = f"{int(seq):08x}"
+    tag = f"{next(_CHANNEL_NUMBERS):08x}"
     local = f"Local/{extension}@{context}-{tag}"
     l1 = chan(f"{local};1", lid, customer, extension, context, 0, lid)
     l2 = chan(f"{local};2", ids[0], customer, extension, context, 0, lid)

@@ -13,6 +13,8 @@
 8-9. A primary with a streaming standby (synchronous, then asynchronous), the primary stopped
    hard under traffic and the standby promoted: tests/chaos/failover.py.
 10. Optional (`--only patroni`): the same under Patroni with etcd: tests/chaos/patroni.py.
+11. Optional (`--only dial`): --dials click-to-call requests while the ingester is killed and
+   restarted and the database fails over: tests/chaos/dialing.py.
 Each case runs real processes on a server of its own and prints what was sent, stored, duplicated, delivered.
 `--pbx asterisk` runs the PBX-side cases (outage, drops, kill) over Asterisk AMI instead.
 """
@@ -35,6 +37,7 @@ from ingester import embedded
 from ingester.demo.board import percentile
 from ingester.simulator.traffic import Traffic
 from tests.bench.workload import scratch_database
+from tests.chaos.dialing import case_dialing
 from tests.chaos.failover import case_failover
 from tests.chaos.patroni import case_patroni
 from tests.support.crm_fixture import seed_crm
@@ -388,6 +391,7 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=12)
     parser.add_argument("--offline", type=float, default=60)
     parser.add_argument("--hold", type=float, default=30)
+    parser.add_argument("--dials", type=int, default=1000, help="dial requests of the dial case")
     parser.add_argument(
         "--only",
         default="outage,drops,kill,offline,stall,notify,flood,failover,failover_async",
@@ -416,6 +420,7 @@ def main() -> None:
         ),
         # Optional (not in the default list): needs Debian's patroni and etcd-server.
         "patroni": lambda: case_patroni(tmp / "patroni", args.rate),
+        "dial": lambda: case_dialing(tmp / "dial", args.dials),
     }
     unknown = set(args.only.split(",")) - set(cases)
     if unknown:
@@ -430,7 +435,7 @@ def main() -> None:
             result = cases[name]()
             print(result.pop("case"))
             for key, value in result.items():
-                print(f"  {key:<36}{value}")
+                print(f"  {key:<44} {value}")
             sys.stdout.flush()
     finally:
         embedded.stop("immediate")

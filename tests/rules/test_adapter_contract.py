@@ -25,6 +25,7 @@ CONTRACT = {
         "won_at timestamp with time zone)",
     ),
     "crm_extension_for_channel": ("p_channel text", "text"),
+    "crm_extension_for_workstation": ("p_workstation_id bigint", "text"),
 }
 
 
