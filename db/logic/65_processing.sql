@@ -63,6 +63,12 @@ BEGIN
         detail := cti.dial_outcome_from_edge(p_event.frame, p_event.received_at);
         RETURN;
     END IF;
+    IF p_event.source = 'pgcti' AND p_event.frame ->> 'event' = 'dial_check' THEN
+        status := 'processed';  -- onlinePBX names no call in its answer: look for the calls placed
+        detail := format('%s dial request(s) settled',
+                         CASE WHEN p_live THEN cti.settle_dial_requests(p_event.received_at) ELSE 0 END);
+        RETURN;
+    END IF;
     IF p_event.source = 'pgcti' THEN  -- the ingester's housekeeping tick
         status := 'processed';
         detail := format('tick: %s stale call(s) ended', cti.end_stale_calls(p_event.received_at, p_live));

@@ -101,6 +101,7 @@ class Board:
             f"elapsed {time.monotonic() - self.started:5.0f}s   rings {self.counts['ring']}   "
             f"pops {self.counts['open_card']}   moved {self.counts['close_card']}   "
             f"ended {self.counts['call_ended']}   callbacks {self.counts['callback_task']}   "
+            f"called back from the CRM {self.counts['dial']}   "
             f"frame->doorbell p50 {percentile(lat, 50):.1f} ms p99 {percentile(lat, 99):.1f} ms"
         )
         callbacks = "\n".join(self.callbacks) or "[dim]none yet[/dim]"
@@ -109,5 +110,8 @@ class Board:
             calls,
             desks,
             Panel(rings, title="Ring notifications"),
-            Panel(callbacks, title="Callback tasks (missed calls, for their owner to call back)"),
+            Panel(
+                callbacks,
+                title="Callback tasks (missed calls, for their owner to call back) and calls back",
+            ),
         )

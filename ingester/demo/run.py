@@ -19,10 +19,11 @@ from rich.live import Live
 
 from ingester import database, embedded
 from ingester.clients import gateway_process, report
-from ingester.demo import history, seed
+from ingester.demo import callbacks, history, seed
 from ingester.demo.board import Board, percentile
 from ingester.install import migrations
 from ingester.queries import composed, query
+from ingester.simulator.onlinepbx_http import OnlinepbxHttpApi
 from ingester.simulator.run import crm_numbers_and_extensions, make_server
 from ingester.simulator.server import play
 from ingester.simulator.traffic import Traffic, call_keys
@@ -85,6 +86,10 @@ async def run(
     key = secrets.token_urlsafe(24)
     server = make_server(pbx, key)
     await server.start()
+    api = None  # onlinePBX places click-to-call through its HTTP API: the simulator's too
+    if pbx != "asterisk":
+        api = OnlinepbxHttpApi(server, key, getattr(server, "domain", "demo.onpbx.ru"))
+        await api.start()
     log_path = embedded.home() / "demo-ingest.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ingester = await asyncio.create_subprocess_exec(
@@ -100,8 +105,9 @@ async def run(
         str(embedded.home() / "demo-spool"),
         "--pbx",
         pbx,
+        "--dial",
         *(["--domain", server.domain] if pbx == "onlinepbx2" else []),
-        env={**os.environ, "PGCTI_PBX_KEY": key},
+        env={**os.environ, "PGCTI_PBX_KEY": key, **({"PGCTI_PBX_API_URL": api.url} if api else {})},
         stdout=log_path.open("ab"),
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -143,6 +149,14 @@ async def run(
     listener = asyncio.create_task(_listen(dsn, channels, board, sent_at, plain, console))
     poller = asyncio.create_task(_poll_calls(dsn, board))
 
+    def dialled(line: str) -> None:
+        board.callbacks.appendleft(line[13:])
+        board.counts["dial"] += line.endswith("from the CRM: requested")
+        if plain:
+            console.print(line, highlight=False)
+
+    dialler = asyncio.create_task(callbacks.call_back(dsn, dialled))
+
     async def wait_duration() -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), duration)
@@ -174,11 +188,13 @@ async def run(
     except TimeoutError:
         ingester.kill()
         ingester_status = -9
-    for task in (listener, poller):
+    for task in (listener, poller, dialler):
         if task.done() and task.exception() is not None:
             raise DemoError(f"the board stopped: {task.exception()!r}")
         task.cancel()
     await server.stop()
+    if api is not None:
+        await api.stop()
     if gateway is not None:
         gateway.terminate()
         await gateway.wait()

@@ -108,6 +108,7 @@ def ensure_logins(conn: psycopg.Connection) -> dict[int, str]:
     """The ingester's login and one login per workstation, bound in cti.client_login."""
     _ensure_role(conn, INGESTER_LOGIN, "cti_ingester")
     conn.execute(query("register_ingester_login"), [INGESTER_LOGIN])
+    conn.execute(composed("grant_dialer", INGESTER_LOGIN))  # click-to-call from the desks
     logins = {}
     for (ws_id,) in conn.execute(query("seed_workstation_ids")).fetchall():
         login = workstation_login(ws_id)

@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ DOORBELL = "cti_dial_v1"
 CLAIM_AT_ONCE = 10
 POLL_SECONDS = 2.0  # a doorbell can be missed (a reconnect); expiry needs no doorbell at all
 NO_RIGHT_RETRY = 60.0
+FOLLOW_UP_SECONDS = 150.0  # a placed call shows up within this (the unknown window: 2 min)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class DialRequest:
 
 
 class Placer(Protocol):
+    follow_up: bool  # True: ask the database to look for the calls placed, while any may come
+
     def ready(self) -> bool: ...
 
     async def place(self, request: DialRequest) -> tuple[bool, str] | None:
@@ -59,6 +63,8 @@ class Placer(Protocol):
 
 
 class AmiPlacer:
+    follow_up = False  # OriginateResponse settles each request as it comes
+
     def __init__(self, link: AmiLink, plan: DialPlan) -> None:
         self.link, self.plan = link, plan
 
@@ -74,6 +80,8 @@ class AmiPlacer:
 
 
 class OnlinepbxPlacer:
+    follow_up = True  # the answer names no call: the database looks for it (dial_check)
+
     def __init__(self, api: OnlinepbxApi, plan: DialPlan) -> None:
         self.api, self.plan = api, plan
 
@@ -107,6 +115,7 @@ class Dialer:
         self.dsn, self.placer, self.ledger, self.submit = dsn, placer, ledger, submit
         self.edge = edge or edge_name()
         self.sent = 0
+        self.last_sent = -FOLLOW_UP_SECONDS
 
     async def run(self) -> None:
         delay = 0.5
@@ -149,6 +158,8 @@ class Dialer:
                 for request in claimed:
                     await self._send(request)
                 taken = len(claimed)
+            if self.placer.follow_up and time.monotonic() - self.last_sent < FOLLOW_UP_SECONDS:
+                self._submit_event({"event": "dial_check"})  # settles the requests whose call came
             if taken < CLAIM_AT_ONCE:  # more may wait: claim again at once
                 async for _ in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
                     pass
@@ -185,6 +196,7 @@ class Dialer:
             )
             return
         self.sent += 1
+        self.last_sent = time.monotonic()
         log.info("dial request %s sent: extension %s rings first", request.id, request.extension)
         if answer is not None:
             ok, words = answer
@@ -195,9 +207,17 @@ class Dialer:
     ) -> None:
         if not sent or ok is False:
             log.warning("dial request %s not placed: %s", request.id, reason)
-        now = datetime.now(UTC)
-        body = {"event": "dial_response", "request": request.id, "sent": sent, "reason": reason}
+        body: dict = {
+            "event": "dial_response",
+            "request": request.id,
+            "sent": sent,
+            "reason": reason,
+        }
         if ok is not None:
             body["ok"] = ok
-        body["at"] = now.isoformat()
-        self.submit(Frame("pgcti", now, json.dumps(body)))
+        self._submit_event(body)
+
+    def _submit_event(self, body: dict) -> None:
+        """A `pgcti` frame into the raw log, where SQL decides what it means."""
+        now = datetime.now(UTC)
+        self.submit(Frame("pgcti", now, json.dumps({**body, "at": now.isoformat()})))

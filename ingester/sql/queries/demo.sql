@@ -117,3 +117,24 @@ SELECT cti.issue_gateway_token_v1(%s, interval '1 day');
 
 -- name: issue_wallboard_token
 SELECT cti.issue_wallboard_token_v1(interval '1 day');
+
+-- name: grant_dialer
+-- Click-to-call: the demo's ingester places the calls desks ask for (docs/dba-guide.md).
+GRANT cti_dialer TO {};
+
+-- name: demo_callback_to_place
+-- The oldest open callback task whose owner sits at a desk (the reference CRM: the desk
+-- with the owner's extension), not yet called back from the demo.
+SELECT t.id, t.e164, t.client_id, w.id, w.name
+  FROM cti.callback_task t
+  JOIN pgcti_refcrm.employee e ON e.id = t.owner_id
+  JOIN pgcti_refcrm.workstation w ON w.extension = e.extension
+ WHERE t.closed_at IS NULL AND t.e164 IS NOT NULL AND NOT t.id = ANY(%s)
+ ORDER BY t.created_at DESC
+ LIMIT 1;
+
+-- name: demo_dial
+SELECT cti.dial_v1(%s, %s);
+
+-- name: demo_dial_states
+SELECT id::text, state, reason FROM cti.dial_request WHERE id::text = ANY(%s);
