@@ -591,6 +591,38 @@ $$;
 
 COMMENT ON FUNCTION cti.callback_tasks_v1() IS 'Client API v1: my open callback tasks (missed calls to call back), the most overdue first';
 
+CREATE FUNCTION cti.change_presence(p_extension text, p_field text, p_state text, p_reason text, p_until timestamp with time zone, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_changed boolean;
+BEGIN
+    INSERT INTO cti.presence AS p (extension) VALUES (p_extension) ON CONFLICT (extension) DO NOTHING;
+    UPDATE cti.presence p SET
+           device_state = CASE WHEN p_field = 'device' THEN p_state ELSE p.device_state END,
+           device_since = CASE WHEN p_field = 'device' THEN p_at ELSE p.device_since END,
+           paused = CASE WHEN p_field = 'pause' THEN p_state = 'paused' ELSE p.paused END,
+           paused_reason = CASE WHEN p_field = 'pause' THEN p_reason ELSE p.paused_reason END,
+           paused_since = CASE WHEN p_field = 'pause' THEN p_at ELSE p.paused_since END,
+           desk_state = CASE WHEN p_field = 'desk' THEN nullif(p_state, 'available') ELSE p.desk_state END,
+           desk_until = CASE WHEN p_field = 'desk' THEN p_until ELSE p.desk_until END,
+           desk_since = CASE WHEN p_field = 'desk' THEN p_at ELSE p.desk_since END,
+           changed_at = p_at
+     WHERE p.extension = p_extension
+       AND CASE p_field WHEN 'device' THEN p.device_state IS DISTINCT FROM p_state
+                        WHEN 'pause' THEN p.paused IS DISTINCT FROM (p_state = 'paused')
+                                          OR p.paused_reason IS DISTINCT FROM p_reason
+                        ELSE p.desk_state IS DISTINCT FROM nullif(p_state, 'available')
+                             OR p.desk_until IS DISTINCT FROM p_until END;
+    v_changed := FOUND;
+    IF v_changed THEN
+        PERFORM pg_notify('cti_presence_v1', p_extension);  -- the doorbell: the extension only
+    END IF;
+    RETURN format('presence of %s: %s%s', p_extension, p_state, CASE WHEN v_changed THEN '' ELSE ' (unchanged)' END);
+END
+$$;
+
 CREATE FUNCTION cti.channel_name(p_kind text, p_id bigint) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -678,6 +710,16 @@ $_$;
 
 COMMENT ON FUNCTION cti.crm_extension_for_channel(p_channel text) IS 'Adapter (Asterisk): device channel -> extension, NULL for a trunk. Default: the peer name when all digits. Override for your PBX.';
 
+CREATE FUNCTION cti.crm_extension_for_employee(p_employee_id bigint) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_extension_for_employee(p_employee_id bigint) IS 'Adapter: employee id -> their extension (routing rings the client''s manager there), NULL when none. Override for your CRM.';
+
 CREATE FUNCTION cti.crm_extension_for_workstation(p_workstation_id bigint) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -737,6 +779,16 @@ CREATE FUNCTION cti.crm_workstation_for_extension(p_extension text) RETURNS bigi
 $$;
 
 COMMENT ON FUNCTION cti.crm_workstation_for_extension(p_extension text) IS 'Adapter: extension -> workstation id, NULL when none. Override for your CRM.';
+
+CREATE FUNCTION cti.crm_workstation_name(p_workstation_id bigint) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_workstation_name(p_workstation_id bigint) IS 'Adapter: workstation id -> the name people know it by, NULL when none. Override for your CRM.';
 
 CREATE FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) RETURNS void
     LANGUAGE plpgsql
@@ -1788,6 +1840,25 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
 
+CREATE FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text DEFAULT NULL::text) RETURNS TABLE(extension text, reason text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM cti.live_token(p_token, 'router');
+    RETURN QUERY SELECT * FROM cti.route_v1(p_caller, p_dialled);
+END
+$$;
+
+COMMENT ON FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text) IS 'Gateway: route_v1 for a router token (GET /route)';
+
+CREATE FUNCTION cti.gateway_set_presence_v1(p_token text, p_state text, p_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS text
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.set_desk_presence(cti.token_binding(p_token), p_state, p_until) $$;
+
+COMMENT ON FUNCTION cti.gateway_set_presence_v1(p_token text, p_state text, p_until timestamp with time zone) IS 'Gateway: the token''s desk sets its presence (set_presence_v1 by token)';
+
 CREATE FUNCTION cti.gateway_tokens_v1() RETURNS TABLE(token_id bigint, scope text, login name, issued_by name, issued_at timestamp with time zone, expires_at timestamp with time zone, revoked_at timestamp with time zone, live boolean)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1823,9 +1894,14 @@ BEGIN
                       FROM cti.call c WHERE c.ended_at IS NULL AND c.direction IN ('inbound', 'outbound')
                      GROUP BY 1) l), '[]'),
         'desks', coalesce((
-            SELECT jsonb_agg(jsonb_build_object('workstation_id', w.id, 'state', CASE WHEN c.id IS NULL THEN 'idle' ELSE 'talking' END,
-                                                'extension', c.holder_extension, 'since', c.answered_at) ORDER BY w.id)
-              FROM (SELECT DISTINCT b.workstation_id AS id FROM cti.client_login b WHERE b.workstation_id IS NOT NULL) w
+            SELECT jsonb_agg(jsonb_build_object('workstation_id', w.id, 'name', coalesce(cti.crm_workstation_name(w.id), 'workstation ' || w.id),
+                                                'state', CASE WHEN c.id IS NULL THEN 'idle' ELSE 'talking' END,
+                                                'extension', coalesce(c.holder_extension, w.extension), 'since', c.answered_at,
+                                                'presence', coalesce(cti.presence_state(p), 'unknown'),
+                                                'presence_since', cti.presence_since(p)) ORDER BY w.id)
+              FROM (SELECT d.id, cti.crm_extension_for_workstation(d.id) AS extension
+                      FROM (SELECT DISTINCT b.workstation_id AS id FROM cti.client_login b WHERE b.workstation_id IS NOT NULL) d) w
+              LEFT JOIN cti.presence p ON p.extension = w.extension
               LEFT JOIN LATERAL (SELECT * FROM cti.call c WHERE c.ended_at IS NULL AND c.card_workstation_id = w.id
                                   ORDER BY c.answered_at LIMIT 1) c ON true), '[]'),
         'tasks_past_due', coalesce((
@@ -1951,6 +2027,13 @@ $$;
 
 COMMENT ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) IS 'A browser token for a desk login (shown once; the database keeps its hash)';
 
+CREATE FUNCTION cti.issue_router_token_v1(p_valid interval DEFAULT '365 days'::interval) RETURNS text
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.new_token('router', NULL, p_valid, interval '730 days') $$;
+
+COMMENT ON FUNCTION cti.issue_router_token_v1(p_valid interval) IS 'A token for the gateway''s /route (a PBX asking which extension to ring first); shown once';
+
 CREATE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days'::interval) RETURNS text
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1995,7 +2078,7 @@ CREATE TABLE cti.gateway_token (
     revoked_at timestamp with time zone,
     login_oid oid,
     CONSTRAINT gateway_token_check CHECK (((scope = 'desk'::text) = (login IS NOT NULL))),
-    CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text])))
+    CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text, 'router'::text])))
 );
 
 COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for (or the supervisor wallboard), expiry, revocation';
@@ -2577,6 +2660,89 @@ CREATE FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text) RETURN
            END::name
 $$;
 
+CREATE FUNCTION cti.presence_from_ami(p_frame jsonb, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_event text := p_frame ->> 'Event';
+    v_fields jsonb;
+    v_device text;
+    v_extension text;
+BEGIN
+    IF v_event IS NULL OR v_event NOT IN ('DeviceStateChange', 'ExtensionStatus', 'QueueMemberPause') THEN
+        RETURN NULL;
+    END IF;
+    v_fields := cti.ami_fields(p_frame);
+    IF v_event = 'ExtensionStatus' THEN  -- a hint: the extension itself, its state in words
+        v_extension := cti.required_field(v_fields, 'Exten', v_event, 'AMI');
+        RETURN cti.change_presence(v_extension, 'device',
+            CASE v_fields ->> 'StatusText'
+                WHEN 'Idle' THEN 'NOT_INUSE' WHEN 'InUse' THEN 'INUSE' WHEN 'Busy' THEN 'BUSY'
+                WHEN 'Unavailable' THEN 'UNAVAILABLE' WHEN 'Ringing' THEN 'RINGING'
+                WHEN 'InUse&Ringing' THEN 'RINGINUSE' WHEN 'Hold' THEN 'ONHOLD' WHEN 'InUse&Hold' THEN 'ONHOLD'
+                ELSE 'UNKNOWN' END, NULL, NULL, p_at);
+    END IF;
+    v_device := cti.required_field(v_fields, CASE v_event WHEN 'DeviceStateChange' THEN 'Device' ELSE 'Interface' END,
+                                   v_event, 'AMI');
+    -- A device is named like its channels less their suffix: PJSIP/101 as PJSIP/101-00000000.
+    v_extension := CASE WHEN v_device ~ '^(PJSIP|SIP|IAX2|DAHDI)/[^/]+$'
+                        THEN cti.crm_extension_for_channel(v_device || '-00000000') END;
+    IF v_extension IS NULL THEN
+        RETURN format('%s of %s: no extension''s device', v_event, left(v_device, 80));
+    END IF;
+    IF v_event = 'DeviceStateChange' THEN
+        RETURN cti.change_presence(v_extension, 'device', upper(left(cti.required_field(v_fields, 'State', v_event, 'AMI'), 20)),
+                                   NULL, NULL, p_at);
+    END IF;
+    RETURN cti.change_presence(v_extension, 'pause',
+        CASE WHEN v_fields ->> 'Paused' = '1' THEN 'paused' ELSE 'available' END,
+        CASE WHEN v_fields ->> 'Paused' = '1' THEN nullif(left(coalesce(v_fields ->> 'PausedReason', v_fields ->> 'Reason'), 80), '') END,
+        NULL, p_at);
+END
+$_$;
+
+CREATE FUNCTION cti.presence_now() RETURNS TABLE(extension text, state text, since timestamp with time zone, paused_reason text, until timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT p.extension, cti.presence_state(p), cti.presence_since(p),
+           CASE WHEN p.paused THEN p.paused_reason END,
+           CASE WHEN cti.presence_state(p) IN ('away', 'dnd') THEN p.desk_until END
+      FROM cti.presence p ORDER BY p.extension
+$$;
+
+CREATE TABLE cti.presence (
+    extension text NOT NULL,
+    device_state text,
+    device_since timestamp with time zone,
+    paused boolean DEFAULT false NOT NULL,
+    paused_reason text,
+    paused_since timestamp with time zone,
+    desk_state text,
+    desk_until timestamp with time zone,
+    desk_since timestamp with time zone,
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT presence_desk_state_check CHECK ((desk_state = ANY (ARRAY['away'::text, 'dnd'::text])))
+);
+
+COMMENT ON TABLE cti.presence IS 'Each extension''s state: the PBX''s device state, a queue pause, and away / do not disturb set at the desk; changed only on real change';
+
+CREATE FUNCTION cti.presence_since(p cti.presence) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    RETURN CASE WHEN (((p).desk_state IS NOT NULL) AND (((p).desk_until IS NULL) OR ((p).desk_until > now()))) THEN (p).desk_since WHEN (p).paused THEN (p).paused_since ELSE (p).device_since END;
+
+CREATE FUNCTION cti.presence_state(p cti.presence) RETURNS text
+    LANGUAGE sql STABLE
+    RETURN CASE WHEN (((p).desk_state IS NOT NULL) AND (((p).desk_until IS NULL) OR ((p).desk_until > now()))) THEN (p).desk_state WHEN (p).paused THEN 'paused'::text WHEN ((p).device_state = ANY (ARRAY['INUSE'::text, 'BUSY'::text, 'ONHOLD'::text, 'RINGINUSE'::text])) THEN 'busy'::text WHEN ((p).device_state = 'RINGING'::text) THEN 'ringing'::text WHEN ((p).device_state = ANY (ARRAY['UNAVAILABLE'::text, 'INVALID'::text])) THEN 'offline'::text WHEN ((p).device_state = 'NOT_INUSE'::text) THEN 'available'::text ELSE 'unknown'::text END;
+
+CREATE FUNCTION cti.presence_v1() RETURNS TABLE(extension text, state text, since timestamp with time zone, paused_reason text, until timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT * FROM cti.presence_now() $$;
+
+COMMENT ON FUNCTION cti.presence_v1() IS 'Client API v1: each extension''s presence (available, busy, ringing, offline, paused, away, dnd, unknown) and since when';
+
 CREATE TABLE cti.raw_event (
     id bigint NOT NULL,
     source text NOT NULL,
@@ -2648,6 +2814,12 @@ BEGIN
             PERFORM cti.prune_outbox(p_event.received_at);
             PERFORM cti.settle_dial_requests(p_event.received_at);
         END IF;
+        RETURN;
+    END IF;
+    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('DeviceStateChange', 'ExtensionStatus', 'QueueMemberPause') THEN
+        status := 'processed';  -- presence, now only: a rebuild does not replay it (56_presence.sql)
+        detail := CASE WHEN p_live THEN cti.presence_from_ami(p_event.frame, p_event.received_at)
+                       ELSE 'presence: not replayed' END;
         RETURN;
     END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
@@ -3091,6 +3263,56 @@ CREATE FUNCTION cti.rotate_channel_key() RETURNS timestamp with time zone
     RETURNING rotated_at
 $$;
 
+CREATE FUNCTION cti.route_v1(p_caller text, p_dialled text DEFAULT NULL::text) RETURNS TABLE(extension text, reason text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_caller text := CASE WHEN length(p_caller) <= 64 THEN cti.normalize_phone(p_caller) END;
+    v_dialled text := CASE WHEN length(p_dialled) <= 64 THEN cti.normalize_phone(p_dialled) END;
+    v_clients int := 0;
+    v_client bigint;
+    v_manager bigint;
+    v_extension text;
+    v_state text;
+    v_answer text;
+    v_reason text;
+BEGIN
+    IF v_caller IS NULL OR cti.is_extension(v_caller) THEN
+        v_reason := CASE WHEN v_caller IS NULL THEN 'no caller number' ELSE 'an internal caller' END;
+    ELSE
+        SELECT count(*), min(l.client_id), min(l.manager_id) INTO v_clients, v_client, v_manager
+          FROM cti.crm_lookup(v_caller) l;
+        IF v_clients = 0 THEN
+            v_reason := 'unknown caller';
+        ELSIF v_clients > 1 THEN
+            v_reason := 'several clients share the number';
+            v_client := NULL;
+            v_manager := NULL;
+        ELSIF v_manager IS NULL THEN
+            v_reason := 'the client has no manager';
+        ELSE
+            v_extension := cti.crm_extension_for_employee(v_manager);
+            v_state := coalesce((SELECT cti.presence_state(p) FROM cti.presence p WHERE p.extension = v_extension), 'unknown');
+            IF v_extension IS NULL THEN
+                v_reason := 'the manager has no extension';
+            ELSIF v_state IN ('available', 'unknown') THEN
+                v_answer := v_extension;
+                v_reason := 'manager';
+            ELSE
+                v_reason := 'the manager is ' || v_state;
+            END IF;
+        END IF;
+    END IF;
+    INSERT INTO cti.route_decision (caller, dialled, client_id, manager_id, manager_extension, extension, reason)
+    VALUES (v_caller, v_dialled, v_client, v_manager, v_extension, v_answer, v_reason);
+    RETURN QUERY SELECT v_answer, v_reason;
+END
+$$;
+
+COMMENT ON FUNCTION cti.route_v1(p_caller text, p_dialled text) IS 'Routing API v1: which extension the PBX rings first for this caller (the client''s manager when free), with the reason; NULL: its own dialplan';
+
 CREATE FUNCTION cti.send_commands(p_commands cti.keyed_command[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3101,6 +3323,37 @@ BEGIN
                                    ORDER BY (k).frame_key, (k).step, (k).sub));
 END
 $$;
+
+CREATE FUNCTION cti.set_desk_presence(p_binding cti.client_login, p_state text, p_until timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_extension text;
+BEGIN
+    IF p_state IS NULL OR p_state NOT IN ('available', 'away', 'dnd') THEN
+        RAISE EXCEPTION 'presence must be available, away or dnd, not %', coalesce(quote_literal(left(p_state, 40)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_until IS NOT NULL AND p_until <= now() THEN
+        RAISE EXCEPTION 'until % has passed', p_until USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_extension := cti.crm_extension_for_workstation(p_binding.workstation_id);
+    IF v_extension IS NULL THEN
+        RAISE EXCEPTION 'login "%" has no desk with an extension: presence is an extension''s', p_binding.login
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM cti.change_presence(v_extension, 'desk', p_state, NULL, CASE WHEN p_state <> 'available' THEN p_until END, now());
+    RETURN (SELECT cti.presence_state(p) FROM cti.presence p WHERE p.extension = v_extension);
+END
+$$;
+
+CREATE FUNCTION cti.set_presence_v1(p_state text, p_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS text
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.set_desk_presence(cti.my_binding(), p_state, p_until) $$;
+
+COMMENT ON FUNCTION cti.set_presence_v1(p_state text, p_until timestamp with time zone) IS 'Client API v1: my desk is away, in do not disturb (until a time), or available';
 
 CREATE FUNCTION cti.settle_dial_request(p_id uuid, p_state text, p_reason text, p_at timestamp with time zone) RETURNS text
     LANGUAGE plpgsql
@@ -3704,6 +3957,35 @@ CREATE TABLE cti.logic_file (
 
 COMMENT ON TABLE cti.logic_file IS 'Bookkeeping of pgcti migrate: the db/logic files applied, their checksums and functions';
 
+CREATE VIEW cti.manager_answer_share_v1 AS
+ WITH calls AS (
+         SELECT (c.started_at)::date AS day,
+            ((c.client_card ->> 'manager_id'::text))::bigint AS manager_id,
+            c.answered_by,
+            c.ended_at,
+            c.outcome
+           FROM cti.call c
+          WHERE ((c.direction = 'inbound'::text) AND (c.client_match = 'exact'::text) AND (c.started_at IS NOT NULL) AND ((c.client_card ->> 'manager_id'::text) IS NOT NULL))
+        ), managers AS (
+         SELECT m_1.manager_id,
+            cti.crm_extension_for_employee(m_1.manager_id) AS extension
+           FROM ( SELECT DISTINCT calls.manager_id
+                   FROM calls) m_1
+        )
+ SELECT k.day,
+    k.manager_id,
+    m.extension AS manager_extension,
+    count(*) AS calls,
+    count(*) FILTER (WHERE (k.answered_by = m.extension)) AS answered_by_manager,
+    count(*) FILTER (WHERE ((k.answered_by IS NOT NULL) AND (k.answered_by IS DISTINCT FROM m.extension))) AS answered_by_others,
+    count(*) FILTER (WHERE ((k.answered_by IS NULL) AND (k.ended_at IS NOT NULL))) AS not_answered,
+    round(((count(*) FILTER (WHERE (k.answered_by = m.extension)))::numeric / (NULLIF(count(*) FILTER (WHERE ((k.ended_at IS NOT NULL) OR (k.answered_by IS NOT NULL))), 0))::numeric), 3) AS manager_share
+   FROM (calls k
+     JOIN managers m ON ((m.manager_id = k.manager_id)))
+  GROUP BY k.day, k.manager_id, m.extension;
+
+COMMENT ON VIEW cti.manager_answer_share_v1 IS 'Per day and manager: known clients'' inbound calls, answered by their own manager, by another, not answered; the manager''s share';
+
 CREATE TABLE cti.outbox (
     target_kind text NOT NULL,
     target_id bigint NOT NULL,
@@ -3741,6 +4023,82 @@ CREATE TABLE cti.registered_number (
     call_id bigint NOT NULL,
     registered_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+CREATE TABLE cti.route_decision (
+    id bigint NOT NULL,
+    asked_at timestamp with time zone DEFAULT now() NOT NULL,
+    caller text,
+    dialled text,
+    client_id bigint,
+    manager_id bigint,
+    manager_extension text,
+    extension text,
+    reason text NOT NULL
+);
+
+COMMENT ON TABLE cti.route_decision IS 'Every routing answer pgcti gave the PBX, with its reason (joined later with what happened to the call)';
+
+ALTER TABLE cti.route_decision ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.route_decision_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE VIEW cti.route_decisions_v1 AS
+ SELECT d.id AS decision_id,
+    d.asked_at,
+    d.caller,
+    d.dialled,
+    d.client_id,
+    d.manager_id,
+    d.manager_extension,
+    d.extension,
+    d.reason,
+    c.id AS call_id,
+    c.answered_by,
+    c.outcome,
+        CASE
+            WHEN (c.id IS NULL) THEN NULL::text
+            WHEN ((d.manager_extension IS NOT NULL) AND (c.answered_by = d.manager_extension)) THEN 'answered by the manager'::text
+            WHEN (c.answered_by IS NOT NULL) THEN 'answered by another'::text
+            WHEN (c.ended_at IS NOT NULL) THEN 'not answered'::text
+            ELSE 'in progress'::text
+        END AS what_happened
+   FROM (cti.route_decision d
+     LEFT JOIN LATERAL ( SELECT c_1.id,
+            c_1.source,
+            c_1.pbx_call_id,
+            c_1.direction,
+            c_1.external_number,
+            c_1.external_number_raw,
+            c_1.dialled,
+            c_1.client_id,
+            c_1.client_match,
+            c_1.client_candidates,
+            c_1.client_card,
+            c_1.started_at,
+            c_1.answered_at,
+            c_1.answered_by,
+            c_1.holder_extension,
+            c_1.ended_at,
+            c_1.outcome,
+            c_1.hangup_cause,
+            c_1.hold_count,
+            c_1.last_event_at,
+            c_1.pbx_ended,
+            c_1.ring_notified,
+            c_1.card_workstation_id,
+            c_1.routing_note,
+            c_1.caller_withheld
+           FROM cti.call c_1
+          WHERE ((c_1.external_number = d.caller) AND (c_1.direction = 'inbound'::text) AND ((c_1.started_at >= (d.asked_at - '00:00:30'::interval)) AND (c_1.started_at <= (d.asked_at + '00:00:30'::interval))) AND ((d.dialled IS NULL) OR (c_1.dialled IS NULL) OR (c_1.dialled = d.dialled) OR (cti.normalize_phone(c_1.dialled) = d.dialled)))
+          ORDER BY (abs(EXTRACT(epoch FROM (c_1.started_at - d.asked_at)))), c_1.id
+         LIMIT 1) c ON (true));
+
+COMMENT ON VIEW cti.route_decisions_v1 IS 'Every routing answer with its reason and the call that followed: answered by the manager, by another, or not';
 
 CREATE VIEW cti.sales_funnel_v1 AS
  WITH first_calls AS (
@@ -3888,11 +4246,17 @@ ALTER TABLE ONLY cti.phone_source
 ALTER TABLE ONLY cti.phone_source
     ADD CONSTRAINT phone_source_table_name_phone_column_key UNIQUE (table_name, phone_column);
 
+ALTER TABLE ONLY cti.presence
+    ADD CONSTRAINT presence_pkey PRIMARY KEY (extension);
+
 ALTER TABLE ONLY cti.raw_event
     ADD CONSTRAINT raw_event_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY cti.registered_number
     ADD CONSTRAINT registered_number_pkey PRIMARY KEY (e164);
+
+ALTER TABLE ONLY cti.route_decision
+    ADD CONSTRAINT route_decision_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY cti.stream_ack
     ADD CONSTRAINT stream_ack_pkey PRIMARY KEY (target_kind, target_id);
@@ -3942,6 +4306,10 @@ CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCL
 
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
 
+CREATE INDEX route_decision_asked ON cti.route_decision USING btree (asked_at);
+
+CREATE INDEX route_decision_caller ON cti.route_decision USING btree (caller, asked_at);
+
 CREATE TRIGGER _100_parse BEFORE INSERT ON cti.raw_event FOR EACH ROW WHEN ((new.dedup_key IS NULL)) EXECUTE FUNCTION cti.tg_raw_event__parse();
 
 CREATE TRIGGER _100_refresh_phone_directory AFTER UPDATE OF default_country_code, trunk_prefix, international_prefixes, national_digits, extension_max_digits ON cti.config FOR EACH ROW WHEN ((((((old.default_country_code IS DISTINCT FROM new.default_country_code) OR (old.trunk_prefix IS DISTINCT FROM new.trunk_prefix)) OR (old.international_prefixes IS DISTINCT FROM new.international_prefixes)) OR (old.national_digits IS DISTINCT FROM new.national_digits)) OR (old.extension_max_digits IS DISTINCT FROM new.extension_max_digits))) EXECUTE FUNCTION cti.tg_config__refresh_phone_directory();
@@ -3984,6 +4352,7 @@ GRANT USAGE ON SCHEMA cti TO cti_ingester;
 GRANT USAGE ON SCHEMA cti TO cti_client;
 GRANT USAGE ON SCHEMA cti TO cti_gateway;
 GRANT USAGE ON SCHEMA cti TO cti_dialer;
+GRANT USAGE ON SCHEMA cti TO cti_router;
 
 REVOKE ALL ON FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) FROM PUBLIC;
 
@@ -4046,6 +4415,8 @@ REVOKE ALL ON FUNCTION cti.callback_payload(p_task cti.callback_task, p_call cti
 REVOKE ALL ON FUNCTION cti.callback_tasks_v1() FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.callback_tasks_v1() TO cti_client;
 
+REVOKE ALL ON FUNCTION cti.change_presence(p_extension text, p_field text, p_state text, p_reason text, p_until timestamp with time zone, p_at timestamp with time zone) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.channel_name(p_kind text, p_id bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) FROM PUBLIC;
@@ -4053,6 +4424,8 @@ REVOKE ALL ON FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) 
 REVOKE ALL ON FUNCTION cti.crm_deals() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_extension_for_channel(p_channel text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_extension_for_employee(p_employee_id bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_extension_for_workstation(p_workstation_id bigint) FROM PUBLIC;
 
@@ -4065,6 +4438,8 @@ REVOKE ALL ON FUNCTION cti.crm_register_unknown(p_e164 text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.crm_ring_recipients(p_dialled text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_workstation_for_extension(p_extension text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_workstation_name(p_workstation_id bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.derive_call(p_call_id bigint, p_at timestamp with time zone, p_live boolean) FROM PUBLIC;
 
@@ -4128,6 +4503,12 @@ GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigi
 REVOKE ALL ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
 
+REVOKE ALL ON FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_set_presence_v1(p_token text, p_state text, p_until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_set_presence_v1(p_token text, p_state text, p_until timestamp with time zone) TO cti_gateway;
+
 REVOKE ALL ON FUNCTION cti.gateway_tokens_v1() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.gateway_wallboard(p_token text) FROM PUBLIC;
@@ -4153,6 +4534,8 @@ REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) TO cti_client;
+
+REVOKE ALL ON FUNCTION cti.issue_router_token_v1(p_valid interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) FROM PUBLIC;
 
@@ -4207,6 +4590,17 @@ REVOKE ALL ON FUNCTION cti.phone_source_trigger_sql(p_source cti.phone_source) F
 
 REVOKE ALL ON FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.presence_from_ami(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.presence_now() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.presence_since(p cti.presence) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.presence_state(p cti.presence) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.presence_v1() FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.presence_v1() TO cti_client;
+
 GRANT INSERT(source) ON TABLE cti.raw_event TO cti_ingester;
 
 GRANT INSERT(received_at) ON TABLE cti.raw_event TO cti_ingester;
@@ -4253,7 +4647,15 @@ REVOKE ALL ON FUNCTION cti.revoke_gateway_tokens_v1(p_login name) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.rotate_channel_key() FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.route_v1(p_caller text, p_dialled text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.route_v1(p_caller text, p_dialled text) TO cti_router;
+
 REVOKE ALL ON FUNCTION cti.send_commands(p_commands cti.keyed_command[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.set_desk_presence(p_binding cti.client_login, p_state text, p_until timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.set_presence_v1(p_state text, p_until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.set_presence_v1(p_state text, p_until timestamp with time zone) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.settle_dial_request(p_id uuid, p_state text, p_reason text, p_at timestamp with time zone) FROM PUBLIC;
 

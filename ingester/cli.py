@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="click-to-call: send the desks' dial requests to the PBX (the login needs "
-        "cti_dialer; the dialplan settings: docs/asterisk.md#click-to-call); $PGCTI_DIAL",
+        "cti_dialer; the dialplan settings: docs/asterisk-way-back.md#click-to-call); $PGCTI_DIAL",
     )
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     p.add_argument("--log-level", default="INFO")
@@ -309,10 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--desk", metavar="LOGIN", help="for this desk login (bound in cti.client_login)"
     )
     who.add_argument("--wallboard", action="store_true", help="for the supervisor's wallboard")
+    who.add_argument(
+        "--router",
+        action="store_true",
+        help="for a PBX that asks the gateway's /route which extension to ring first",
+    )
     q.add_argument(
         "--valid",
         help="how long, as PostgreSQL reads an interval ('12 hours', '30 days'); "
-        "default 12 hours for a desk, 30 days for a wallboard, at most 90 days",
+        "default 12 hours for a desk (at most 90 days), 30 days for a wallboard (at most 90 "
+        "days), 365 days for a router (at most 730 days)",
     )
     q.set_defaults(func=commands.cmd_token)
     q = token.add_parser("list", help="every token: whose, until when, live or not (no secret)")

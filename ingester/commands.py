@@ -328,9 +328,14 @@ def cmd_token(args: argparse.Namespace) -> int:
     dsn = _service_dsn(args)
     try:
         if args.action == "issue":
-            valid = args.valid or ("30 days" if args.wallboard else "12 hours")
-            secret = tokens.issue(dsn, None if args.wallboard else args.desk, valid)
-            whose = "the wallboard" if args.wallboard else f"desk login {args.desk}"
+            kind = "wallboard" if args.wallboard else "router" if args.router else "desk"
+            valid = args.valid or {"wallboard": "30 days", "router": "365 days"}.get(
+                kind, "12 hours"
+            )
+            secret = tokens.issue(dsn, args.desk, valid, kind)
+            whose = {"wallboard": "the wallboard", "router": "the PBX's routing (/route)"}.get(
+                kind, f"desk login {args.desk}"
+            )
             print(f"pgcti token: a token for {whose}, valid {valid}; shown once:", file=sys.stderr)
             print(secret)
         elif args.action == "list":

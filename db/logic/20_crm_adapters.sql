@@ -2,13 +2,15 @@
 -- pgcti: keep-existing
 --
 -- Rules:
--- - pgcti asks the CRM eight questions and asks them only here: who owns this number
+-- - pgcti asks the CRM ten questions and asks them only here: who owns this number
 --   (crm_lookup), register this unknown number as a lead (crm_register_unknown), which
 --   workstation has this extension (crm_workstation_for_extension), who hears about calls
 --   to this line (crm_ring_recipients), who calls back a client who called this line and
 --   has no manager (crm_line_owner), which clients have deals (crm_deals, for the
---   sales funnel), on Asterisk, which extension a channel is (crm_extension_for_channel), and
---   which extension a desk dials from (crm_extension_for_workstation, click-to-call).
+--   sales funnel), on Asterisk, which extension a channel is (crm_extension_for_channel),
+--   which extension a desk dials from (crm_extension_for_workstation, click-to-call),
+--   which extension an employee answers on (crm_extension_for_employee, routing), and
+--   what a workstation is called (crm_workstation_name, for screens).
 -- - pgcti knows no CRM until it is told: these bodies are placeholders that find nobody,
 --   so calls are recorded but no card opens and nobody is rung. A DBA replaces them in a
 --   migration of their own (docs/dba-guide.md); the reference CRM of the demo and the tests
@@ -65,6 +67,29 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION cti.crm_extension_for_workstation(bigint) IS 'Adapter: workstation id -> its extension (click-to-call dials from it), NULL when none. Override for your CRM.';
+
+-- Routing: an employee's extension, the one the PBX rings when a client of theirs calls
+-- (cti.route_v1); NULL when they have none.
+CREATE FUNCTION cti.crm_extension_for_employee(p_employee_id bigint) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_extension_for_employee(bigint) IS 'Adapter: employee id -> their extension (routing rings the client''s manager there), NULL when none. Override for your CRM.';
+
+-- What people call a workstation (the wallboard, the desk page): its name, NULL for "workstation <id>".
+CREATE FUNCTION cti.crm_workstation_name(p_workstation_id bigint) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_workstation_name(bigint) IS 'Adapter: workstation id -> the name people know it by, NULL when none. Override for your CRM.';
 
 -- Employees told about an incoming call on this line (ring notifications).
 CREATE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint

@@ -78,6 +78,12 @@ BEGIN
         END IF;
         RETURN;
     END IF;
+    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('DeviceStateChange', 'ExtensionStatus', 'QueueMemberPause') THEN
+        status := 'processed';  -- presence, now only: a rebuild does not replay it (56_presence.sql)
+        detail := CASE WHEN p_live THEN cti.presence_from_ami(p_event.frame, p_event.received_at)
+                       ELSE 'presence: not replayed' END;
+        RETURN;
+    END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
         -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)
         detail := cti.dial_outcome_from_ami(p_event.frame, p_event.received_at);

@@ -176,3 +176,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM cti.dial_requests_of((cti.my_binding()).login, p_since) $$;
 
 COMMENT ON FUNCTION cti.dial_requests_v1(interval) IS 'Client API v1: my click-to-call requests, newest first: state, reason, the call placed';
+
+-- Presence (the rules: 56_presence.sql).
+
+-- Client API v1: set my desk's presence: 'away' or 'dnd' (until p_until, or until changed),
+-- or 'available'. Returns the state that counts now.
+CREATE OR REPLACE FUNCTION cti.set_presence_v1(p_state text, p_until timestamptz DEFAULT NULL) RETURNS text
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.set_desk_presence(cti.my_binding(), p_state, p_until) $$;
+
+COMMENT ON FUNCTION cti.set_presence_v1(text, timestamptz) IS 'Client API v1: my desk is away, in do not disturb (until a time), or available';
+
+-- Client API v1: every extension's presence now (who is free).
+CREATE OR REPLACE FUNCTION cti.presence_v1()
+RETURNS TABLE (extension text, state text, since timestamptz, paused_reason text, until timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM cti.presence_now() $$;
+
+COMMENT ON FUNCTION cti.presence_v1() IS 'Client API v1: each extension''s presence (available, busy, ringing, offline, paused, away, dnd, unknown) and since when';

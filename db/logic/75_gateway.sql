@@ -284,6 +284,35 @@ AS $$ SELECT * FROM cti.dial_requests_of((cti.token_binding(p_token)).login, int
 
 COMMENT ON FUNCTION cti.gateway_dial_requests_v1(text) IS 'Gateway: the token''s desk''s dial requests of the last hour';
 
+-- The desk page's away / do not disturb button (56_presence.sql).
+CREATE OR REPLACE FUNCTION cti.gateway_set_presence_v1(p_token text, p_state text, p_until timestamptz DEFAULT NULL) RETURNS text
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.set_desk_presence(cti.token_binding(p_token), p_state, p_until) $$;
+
+COMMENT ON FUNCTION cti.gateway_set_presence_v1(text, text, timestamptz) IS 'Gateway: the token''s desk sets its presence (set_presence_v1 by token)';
+
+-- Routing for a cloud PBX that asks a URL (58_routing.sql): a router token, issued by a DBA.
+CREATE OR REPLACE FUNCTION cti.issue_router_token_v1(p_valid interval DEFAULT '365 days') RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.new_token('router', NULL, p_valid, interval '730 days') $$;
+
+COMMENT ON FUNCTION cti.issue_router_token_v1(interval) IS 'A token for the gateway''s /route (a PBX asking which extension to ring first); shown once';
+
+CREATE OR REPLACE FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text DEFAULT NULL)
+RETURNS TABLE (extension text, reason text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM cti.live_token(p_token, 'router');
+    RETURN QUERY SELECT * FROM cti.route_v1(p_caller, p_dialled);
+END
+$$;
+
+COMMENT ON FUNCTION cti.gateway_route_v1(text, text, text) IS 'Gateway: route_v1 for a router token (GET /route)';
+
 -- A token for the supervisor wallboard (DBA): the floor now, no desk's stream.
 CREATE OR REPLACE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days') RETURNS text
 LANGUAGE sql
@@ -310,9 +339,14 @@ BEGIN
                       FROM cti.call c WHERE c.ended_at IS NULL AND c.direction IN ('inbound', 'outbound')
                      GROUP BY 1) l), '[]'),
         'desks', coalesce((
-            SELECT jsonb_agg(jsonb_build_object('workstation_id', w.id, 'state', CASE WHEN c.id IS NULL THEN 'idle' ELSE 'talking' END,
-                                                'extension', c.holder_extension, 'since', c.answered_at) ORDER BY w.id)
-              FROM (SELECT DISTINCT b.workstation_id AS id FROM cti.client_login b WHERE b.workstation_id IS NOT NULL) w
+            SELECT jsonb_agg(jsonb_build_object('workstation_id', w.id, 'name', coalesce(cti.crm_workstation_name(w.id), 'workstation ' || w.id),
+                                                'state', CASE WHEN c.id IS NULL THEN 'idle' ELSE 'talking' END,
+                                                'extension', coalesce(c.holder_extension, w.extension), 'since', c.answered_at,
+                                                'presence', coalesce(cti.presence_state(p), 'unknown'),
+                                                'presence_since', cti.presence_since(p)) ORDER BY w.id)
+              FROM (SELECT d.id, cti.crm_extension_for_workstation(d.id) AS extension
+                      FROM (SELECT DISTINCT b.workstation_id AS id FROM cti.client_login b WHERE b.workstation_id IS NOT NULL) d) w
+              LEFT JOIN cti.presence p ON p.extension = w.extension
               LEFT JOIN LATERAL (SELECT * FROM cti.call c WHERE c.ended_at IS NULL AND c.card_workstation_id = w.id
                                   ORDER BY c.answered_at LIMIT 1) c ON true), '[]'),
         'tasks_past_due', coalesce((

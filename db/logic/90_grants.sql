@@ -27,6 +27,10 @@ GRANT EXECUTE ON FUNCTION cti.dial_v1(text, bigint), cti.dial_requests_v1(interv
 -- The edge that places calls (an ingester login made a member of cti_dialer, only where
 -- click-to-call is used): it claims requests, nothing else. Outcomes come through the raw log.
 GRANT EXECUTE ON FUNCTION cti.dial_claim_v1(text, int) TO cti_dialer;
+-- Presence: a desk sets its own, and sees everyone's.
+GRANT EXECUTE ON FUNCTION cti.set_presence_v1(text, timestamptz), cti.presence_v1() TO cti_client;
+-- The PBX's routing login (func_odbc): one function, nothing else.
+GRANT EXECUTE ON FUNCTION cti.route_v1(text, text) TO cti_router;
 
 GRANT EXECUTE ON FUNCTION cti.ingest_frames_v1(text[], timestamptz[], text[]) TO cti_ingester;
 
@@ -36,7 +40,8 @@ GRANT EXECUTE ON FUNCTION cti.issue_gateway_token_v1(name, interval) TO cti_clie
 GRANT EXECUTE ON FUNCTION cti.gateway_whoami_v1(text), cti.gateway_pull_v1(text, text, bigint, int),
     cti.gateway_ack_v1(text, text, bigint), cti.gateway_contacts_v1(text, bigint, int),
     cti.gateway_wallboard_v1(text), cti.gateway_dial_v1(text, text, bigint),
-    cti.gateway_dial_requests_v1(text) TO cti_gateway;
+    cti.gateway_dial_requests_v1(text), cti.gateway_set_presence_v1(text, text, timestamptz),
+    cti.gateway_route_v1(text, text, text) TO cti_gateway;
 -- ... and the names of the release before, for one release (75_gateway.sql).
 GRANT EXECUTE ON FUNCTION cti.gateway_whoami(text), cti.gateway_pull(text, text, bigint, int),
     cti.gateway_ack(text, text, bigint), cti.gateway_contacts(text, bigint, int),

@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from starlette.applications import Starlette
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -42,6 +42,7 @@ log = logging.getLogger("pgcti.gateway")
 PAGE = Path(__file__).parent / "web" / "desk.html"
 STREAMS = ("commands", "notifications")
 PULL_EVERY = 1.0  # seconds between timed pulls, doorbell or not
+ROUTE_SECONDS = 0.5  # a PBX asking /route waits no longer: then its own dialplan
 
 
 @dataclass(eq=False)  # each browser is itself (hashable by identity)
@@ -260,7 +261,8 @@ class Hub:
                         "type": "error",
                         "error": f"bad message ({type(exc).__name__}): expected "
                         '{"ack": {"stream": ..., "seq": ...}}, {"contacts": <call_id>}, '
-                        '{"dial": {"number": ..., "client_id": ...}} or {"dials": true}',
+                        '{"dial": {"number": ..., "client_id": ...}}, {"dials": true} or '
+                        '{"presence": {"state": "available" | "away" | "dnd"}}',
                     }
                 )
 
@@ -289,6 +291,19 @@ class Hub:
             await asyncio.shield(task)
         elif "dial" in message:  # click-to-call: the desk places a call
             await self._dial(browser, message["dial"])
+        elif "presence" in message:  # the desk is away, in do not disturb, or available
+            ask = message["presence"]
+            try:
+                rows = await self.call(
+                    "gateway_set_presence", browser.token, str(ask["state"]), ask.get("until")
+                )
+                answer = {"type": "presence", "state": rows[0][0]}
+            except (
+                psycopg.errors.InvalidParameterValue,
+                psycopg.errors.InsufficientPrivilege,
+            ) as exc:
+                answer = {"type": "presence", "error": exc.diag.message_primary}
+            await browser.socket.send_json(answer)
         elif "dials" in message:  # the desk's calls placed and where each stands
             rows = await self.call("gateway_dial_requests", browser.token)
             await browser.socket.send_json(
@@ -348,6 +363,38 @@ def _request(row: tuple) -> dict:
     }
 
 
+async def _route(hub: Hub, request) -> Response:
+    """GET /route?caller=...&dialled=...: which extension a cloud PBX rings first (db/logic/
+    58_routing.sql), for a router token (header `Authorization: Bearer <token>`, or
+    `token=` for a PBX that can only set the URL). JSON, or `format=text`: the extension
+    alone, an empty line for "your own dialplan". The PBX never waits on the CRM for long:
+    past ROUTE_SECONDS, or with the database away, the answer is "your own dialplan"."""
+    params = request.query_params
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    token = token or params.get("token", "")
+    caller, dialled = params.get("caller"), params.get("dialled")
+    if not token or caller is None:
+        return JSONResponse({"error": "give caller= and a router token"}, status_code=400)
+    try:
+        # Shielded: a late answer still comes back (and its connection to the pool); the PBX
+        # has gone on by then.
+        asked = asyncio.ensure_future(hub.call("gateway_route", token, caller, dialled))
+        asked.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen
+        rows = await asyncio.wait_for(asyncio.shield(asked), ROUTE_SECONDS)
+        extension, reason = rows[0]
+    except psycopg.errors.InvalidAuthorizationSpecification as exc:
+        return JSONResponse({"error": exc.diag.message_primary}, status_code=401)
+    except (TimeoutError, psycopg.Error) as exc:
+        log.warning(
+            "a routing question went unanswered (%s): the PBX uses its own dialplan",
+            type(exc).__name__,
+        )
+        extension, reason = None, f"pgcti did not answer within {ROUTE_SECONDS:g} s"
+    if params.get("format") == "text":
+        return PlainTextResponse((extension or "") + "\n")
+    return JSONResponse({"extension": extension, "reason": reason})
+
+
 async def _told(other: Browser, stream: str, seq: int) -> None:
     with contextlib.suppress(Exception):  # a page that is going: nothing to tell
         await other.socket.send_json({"type": "acked", "stream": stream, "seq": seq})
@@ -375,6 +422,9 @@ def app(
     async def desk(request) -> HTMLResponse:
         return HTMLResponse(page)
 
+    async def route(request) -> Response:
+        return await _route(hub, request)
+
     async def wallboard(request) -> HTMLResponse:
         return HTMLResponse(board)
 
@@ -390,7 +440,12 @@ def app(
             task.cancel()
 
     return Starlette(
-        routes=[Route("/", desk), Route("/wallboard", wallboard), WebSocketRoute("/ws", websocket)],
+        routes=[
+            Route("/", desk),
+            Route("/wallboard", wallboard),
+            Route("/route", route),
+            WebSocketRoute("/ws", websocket),
+        ],
         lifespan=lifespan,
     )
 

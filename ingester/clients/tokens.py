@@ -21,12 +21,12 @@ def _refused(exc: psycopg.Error) -> TokenError:
     return TokenError(" ".join(message.split()))
 
 
-def issue(dsn: str, desk: str | None, valid: str) -> str:
-    """A new token for a desk login (None: a wallboard token)."""
+def issue(dsn: str, desk: str | None, valid: str, kind: str = "desk") -> str:
+    """A new token: for a desk login, the wallboard, or a PBX's routing requests."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         try:
-            if desk is None:
-                return conn.execute(query("token_issue_wallboard"), {"valid": valid}).fetchone()[0]
+            if kind in ("wallboard", "router"):
+                return conn.execute(query(f"token_issue_{kind}"), {"valid": valid}).fetchone()[0]
             return conn.execute(
                 query("token_issue_desk"), {"login": desk, "valid": valid}
             ).fetchone()[0]

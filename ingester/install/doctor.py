@@ -124,6 +124,8 @@ OPTIONAL_ADAPTERS = {
     "crm_deals": "the sales funnel shows no deals",
     "crm_extension_for_workstation": "click-to-call cannot place calls (no desk has an "
     "extension to dial from)",
+    "crm_extension_for_employee": "routing cannot ring a client's manager first",
+    "crm_workstation_name": "screens show workstations by id",
 }
 
 

@@ -188,7 +188,7 @@ def _rows(driver, table: str) -> list[list[str]]:
     )
 
 
-def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_factory):
+def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_factory, tmp_path):
     """Calls ringing and talking per line, each desk's state, callback tasks past due; a
     desk's token opens no wallboard and the wallboard's opens no desk."""
     crm, tokens, gateway_dsn = desks
@@ -205,9 +205,17 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
         wait_for(lambda: _rows(page, "lines") == [["74950001122", "1", "0"]], what="one ringing")
         insert_frames(conn, ringing[answer : answer + 2])
         wait_for(lambda: _rows(page, "lines") == [["74950001122", "0", "1"]], what="one talking")
-        desks_now = {r[0]: r[1:3] for r in _rows(page, "desks")}
-        assert desks_now[str(crm["ws-101"])] == ["talking", "101"]
-        assert desks_now[str(crm["ws-102"])] == ["idle", ""]
+        desks_now = {r[0]: r[1:3] for r in _rows(page, "desks")}  # by name, not id
+        assert desks_now["ws-101"] == ["101", "talking"]
+        assert desks_now["ws-102"] == ["102", "idle"]
+        # Presence: 102 in do not disturb (set at the desk), since when.
+        conn.execute("SELECT cti.change_presence('102', 'desk', 'dnd', NULL, NULL, now())")
+        wait_for(
+            lambda: {r[0]: r[4] for r in _rows(page, "desks")}.get("ws-102") == "do not disturb",
+            what="102's presence",
+        )
+        assert {r[0]: r[5] for r in _rows(page, "desks")}["ws-102"]  # since when
+        page.save_screenshot(str(tmp_path / "wallboard.png"))
         insert_frames(conn, ringing[answer + 2 :])
         insert_frames(conn, pbx.inbound_unanswered(builder(2), KNOWN, LINE, ["101"], "NO_ANSWER"))
         wait_for(

@@ -159,7 +159,7 @@ def pipeline(request, lab, dsn, conn, make_login, tmp_path) -> Iterator[Pipeline
         desk_conn.execute(f'LISTEN "{channel}"')
         desks[ext] = Desk(ext, desk_conn)
     # A tick a second: calls whose end was lost end on time. Click-to-call on, through the
-    # lab's own dialplan (docs/asterisk.md#click-to-call: a desk rings through its context,
+    # lab's own dialplan (docs/asterisk-way-back.md#click-to-call: a desk rings through its context,
     # outside numbers with a 9 in front), set in a config file as an administrator would.
     config = tmp_path / "ingest.toml"
     config.write_text(

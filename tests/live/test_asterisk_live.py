@@ -6,12 +6,14 @@ fixture (PGCTI_RECORD_LAB=1) for the fast replay in tests/rules."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.support.asterisk_lab import RING_SECONDS
+from tests.support.asterisk_lab import PSQLODBC, RING_SECONDS
 from tests.support.live import wait_for
+from tests.support.tcp_proxy import TcpProxy
 
 GROUP = "74950001122"  # ring-all: 101 and 102
 QUEUE = "74950001133"  # linear: 103, then 104
@@ -303,3 +305,88 @@ def test_click_to_call_rings_the_desk_then_the_client_and_links_the_call(pipelin
     assert p.desks["101"].seen("open_card") == [call["call_id"]]
     assert all(not d.seen("open_card") for ext, d in p.desks.items() if ext != "101")
     p.record("click_to_call")
+
+
+ROUTED = (
+    "74950001155"  # asks pgcti which extension rings first (tests/lab/asterisk/extensions.conf)
+)
+
+
+@pytest.fixture
+def routed(pipeline, conn, make_login):
+    """The routed line asks this test's database through func_odbc and psqlODBC, as the
+    routing login docs/asterisk.md describes (statement_timeout 300 ms). Asterisk runs as
+    a user of its own, which cannot open the embedded server's socket: a TCP proxy in front
+    of it stands for the network (and for a database that is down)."""
+    if not Path(PSQLODBC).exists():
+        pytest.skip(f"no psqlODBC driver at {PSQLODBC} (Debian's odbc-postgresql)")
+    login = make_login("cti_router", "liveroute")
+    info = psycopg.conninfo.conninfo_to_dict(login)
+    conn.execute(f"ALTER ROLE \"{info['user']}\" SET statement_timeout = '300ms'")
+    proxy = TcpProxy(Path(info["host"]) / f".s.PGSQL.{info.get('port', '5432')}")
+    pipeline.lab.route_through(
+        "127.0.0.1", proxy.port, info["dbname"], info["user"], info["password"]
+    )
+    yield proxy
+    proxy.close()
+
+
+def rung(p, call_id: int) -> list[str]:
+    """The extensions a call rang (its legs), in the order they were created."""
+    with psycopg.connect(p.dsn) as c:
+        return [
+            r[0]
+            for r in c.execute(
+                "SELECT destination FROM cti.call_leg WHERE call_id = %s AND destination_is_extension"
+                " ORDER BY created_at",
+                [call_id],
+            )
+        ]
+
+
+def decisions(p) -> list[tuple]:
+    with psycopg.connect(p.dsn) as c:
+        return c.execute("SELECT extension, reason FROM cti.route_decision ORDER BY id").fetchall()
+
+
+def test_routing_rings_the_clients_own_manager_first(pipeline, routed):
+    p = pipeline
+    p.lab.phones["102"].command("answermode", "manual")  # would ring on if the group rang
+    p.lab.call_in(ROUTED)  # Ivanov, whose manager Petrova is at 101
+    card_at(p, "101")
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    assert (call["answered_by"], call["outcome"]) == ("101", "answered")
+    assert rung(p, call["call_id"]) == ["101"]  # 102 never rang
+    assert decisions(p) == [("101", "manager")]
+
+
+def test_routing_passes_over_a_manager_in_do_not_disturb(pipeline, routed):
+    p = pipeline
+    p.desks["101"].conn.execute("SELECT cti.set_presence_v1('dnd')")  # from Petrova's desk
+    p.lab.phones["101"].command("answermode", "manual")
+    p.lab.call_in(ROUTED)
+    card_at(p, "102")
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    assert call["answered_by"] == "102"
+    assert sorted(rung(p, call["call_id"])) == ["101", "102"]  # the group, at once
+    assert decisions(p) == [(None, "the manager is dnd")]
+
+
+def test_routing_with_the_database_away_rings_the_group_and_loses_no_call(pipeline, routed):
+    p = pipeline
+    routed.mode = "refuse"  # PostgreSQL cannot be reached from the PBX
+    routed.reset()
+    p.lab.phones["101"].command("answermode", "manual")
+    started = time.monotonic()
+    p.lab.call_in(ROUTED)
+    card_at(p, "102")
+    assert time.monotonic() - started < 8  # the group at once, not after the ring time
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    assert (call["answered_by"], call["outcome"]) == ("102", "answered")
+    assert decisions(p) == []  # nothing was asked that reached the database

@@ -26,6 +26,8 @@ CONTRACT = {
     ),
     "crm_extension_for_channel": ("p_channel text", "text"),
     "crm_extension_for_workstation": ("p_workstation_id bigint", "text"),
+    "crm_extension_for_employee": ("p_employee_id bigint", "text"),
+    "crm_workstation_name": ("p_workstation_id bigint", "text"),
 }
 
 

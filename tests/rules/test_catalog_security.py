@@ -45,13 +45,16 @@ def test_public_has_no_rights_on_the_schemas(conn):
 def test_only_the_outbox_rings_doorbells(conn):
     # Every NOTIFY to clients goes through cti.enqueue_all(), whose payload is built from type,
     # seq and call id only; the edge's doorbell for click-to-call carries a request id only
-    # (tests/rules/test_dialing.py).
+    # (tests/rules/test_dialing.py), presence's an extension (test_presence_and_routing.py).
     callers = conn.execute(
         """SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname IN ('cti', 'crm') AND (p.prosrc ILIKE '%pg_notify%' OR p.prosrc ILIKE '%NOTIFY %')
             ORDER BY 1"""
     ).fetchall()
     assert callers == [
+        (
+            "cti.change_presence(text,text,text,text,timestamp with time zone,timestamp with time zone)",
+        ),
         ("cti.dial_for(cti.client_login,text,bigint)",),
         ("cti.enqueue_all(cti.command[])",),
     ]

@@ -33,6 +33,7 @@ BUILD = LAB / "build-asterisk.sh"
 USER = "pgcti-lab"
 DESKS = ("101", "102", "103", "104")
 RING_SECONDS = 8
+PSQLODBC = "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so"  # Debian's odbc-postgresql
 AMI_SECRET = "pgcti-lab-ami-secret"  # pgcti's read-only user, as in docs/asterisk.md
 PHONE_SECRET = "pgcti-lab-phone"
 # The lab's recordings: each live scenario's AMI stream, as pgcti's filtered manager user
@@ -161,6 +162,7 @@ class AsteriskLab:
         self.process = subprocess.Popen(
             [str(self.prefix / "sbin" / "asterisk"), "-f", "-n", "-C", conf],
             **as_user,
+            env={**os.environ, "ODBCSYSINI": str(self.run / "etc")},  # its own odbc.ini
             stdin=subprocess.DEVNULL,
             stdout=open(self.run / "log" / "console.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
@@ -251,6 +253,29 @@ class AsteriskLab:
                 text = text.replace(key, value)
             (self.run / "etc" / template.name).write_text(text)
         (self.run / "etc" / "manager_pgcti.conf").write_text(manager_user_from_docs(AMI_SECRET))
+        # ODBC for routing from the CRM: Debian's psqlODBC driver; the data source and the
+        # routing login come per test (route_through).
+        (self.run / "etc" / "odbcinst.ini").write_text(
+            f"[PostgreSQL Unicode]\nDriver = {PSQLODBC}\n"
+        )
+        (self.run / "etc" / "odbc.ini").write_text("")
+        (self.run / "etc" / "res_odbc_pgcti.conf").write_text("")
+
+    def route_through(self, host: str, port: int, dbname: str, user: str, password: str) -> None:
+        """Point the dialplan's ODBC_PGCTI_ROUTE at a database and routing login, as
+        docs/asterisk-way-back.md#routing-from-the-crm configures it, and reload the two modules."""
+        etc = self.run / "etc"
+        (etc / "odbc.ini").write_text(
+            f"[pgcti_lab]\nDriver = PostgreSQL Unicode\nServername = {host}\nPort = {port}\n"
+            f"Database = {dbname}\n"
+        )
+        (etc / "res_odbc_pgcti.conf").write_text(
+            f"[pgcti]\nenabled => yes\ndsn => pgcti_lab\nusername => {user}\n"
+            f"password => {password}\npre-connect => yes\nmax_connections => 4\n"
+            "connect_timeout => 1\nnegative_connection_cache => 1\n"
+        )
+        for module in ("res_odbc.so", "func_odbc.so"):
+            self.ami.action("Command", Command=f"module reload {module}")
 
     def _write_sounds(self) -> None:
         """Silence for what the phones say, the music on hold, and the prompts that

@@ -29,7 +29,7 @@ class NotDialable(ValueError):
 
 @dataclass(frozen=True)
 class DialPlan:
-    """How this site's dialplan is asked to place a call (docs/asterisk.md#click-to-call)."""
+    """How this site's dialplan is asked to place a call (docs/asterisk-way-back.md#click-to-call)."""
 
     channel: str = "Local/{extension}@from-internal"  # rings the desk first
     context: str = "from-internal"  # where the number is dialled once the desk answers

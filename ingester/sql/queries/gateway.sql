@@ -25,3 +25,10 @@ SELECT cti.gateway_dial_v1(%s, %s, %s);
 -- name: gateway_dial_requests
 SELECT request_id, number, client_id, state, reason, requested_at, call_id, call_outcome
   FROM cti.gateway_dial_requests_v1(%s);
+
+-- name: gateway_set_presence
+SELECT cti.gateway_set_presence_v1(%s, %s, %s::timestamptz);
+
+-- name: gateway_route
+-- A PBX asks which extension to ring first (db/logic/58_routing.sql), with a router token.
+SELECT extension, reason FROM cti.gateway_route_v1(%s, %s, %s);

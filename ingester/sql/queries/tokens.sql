@@ -7,6 +7,9 @@ SELECT cti.issue_gateway_token_v1(%(login)s, %(valid)s::interval);
 -- name: token_issue_wallboard
 SELECT cti.issue_wallboard_token_v1(%(valid)s::interval);
 
+-- name: token_issue_router
+SELECT cti.issue_router_token_v1(%(valid)s::interval);
+
 -- name: token_list
 SELECT token_id, scope, login, issued_by, issued_at, expires_at, revoked_at, live
   FROM cti.gateway_tokens_v1();
