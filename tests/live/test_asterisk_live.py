@@ -344,6 +344,15 @@ def rung(p, call_id: int) -> list[str]:
         ]
 
 
+def presence_of(p, extension: str) -> str | None:
+    rows = (
+        p.desks["102"]
+        .conn.execute("SELECT state FROM cti.presence_v1() WHERE extension = %s", [extension])
+        .fetchall()
+    )
+    return rows[0][0] if rows else None
+
+
 def decisions(p) -> list[tuple]:
     with psycopg.connect(p.dsn) as c:
         return c.execute("SELECT extension, reason FROM cti.route_decision ORDER BY id").fetchall()
@@ -354,8 +363,11 @@ def test_routing_rings_the_clients_own_manager_first(pipeline, routed):
     p.lab.phones["102"].command("answermode", "manual")  # would ring on if the group rang
     p.lab.call_in(ROUTED)  # Ivanov, whose manager Petrova is at 101
     card_at(p, "101")
+    # Presence from Asterisk's own DeviceStateChange: 101 is busy while it talks.
+    wait_for(lambda: presence_of(p, "101") == "busy", 10, "101 busy")
     p.lab.phones["carrier"].hangup()
     p.settle()
+    wait_for(lambda: presence_of(p, "101") == "available", 10, "101 free again")
     (call,) = p.call_row()
     assert (call["answered_by"], call["outcome"]) == ("101", "answered")
     assert rung(p, call["call_id"]) == ["101"]  # 102 never rang

@@ -132,6 +132,7 @@ class AsteriskLab:
     phones: dict[str, Phone] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     ami: Ami | None = None
+    routes: int = 0  # data sources written for routing (route_through)
     user: pwd.struct_passwd | None = None
 
     @property
@@ -265,12 +266,17 @@ class AsteriskLab:
         """Point the dialplan's ODBC_PGCTI_ROUTE at a database and routing login, as
         docs/asterisk-way-back.md#routing-from-the-crm configures it, and reload the two modules."""
         etc = self.run / "etc"
-        (etc / "odbc.ini").write_text(
-            f"[pgcti_lab]\nDriver = PostgreSQL Unicode\nServername = {host}\nPort = {port}\n"
-            f"Database = {dbname}\n"
-        )
+        # A data source name of its own each time: unixODBC caches odbc.ini, so a name seen
+        # before would keep its old server and database.
+        self.routes += 1
+        name = f"pgcti_lab_{self.routes}"
+        with (etc / "odbc.ini").open("a") as ini:
+            ini.write(
+                f"[{name}]\nDriver = PostgreSQL Unicode\nServername = {host}\nPort = {port}\n"
+                f"Database = {dbname}\n"
+            )
         (etc / "res_odbc_pgcti.conf").write_text(
-            f"[pgcti]\nenabled => yes\ndsn => pgcti_lab\nusername => {user}\n"
+            f"[pgcti]\nenabled => yes\ndsn => {name}\nusername => {user}\n"
             f"password => {password}\npre-connect => yes\nmax_connections => 4\n"
             "connect_timeout => 1\nnegative_connection_cache => 1\n"
         )
