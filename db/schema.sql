@@ -2702,6 +2702,25 @@ BEGIN
 END
 $_$;
 
+CREATE FUNCTION cti.presence_from_onlinepbx2(p_frame jsonb, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_data jsonb := p_frame -> 'args' -> 0;
+    v_state text;
+BEGIN
+    IF p_frame ->> 'name' IS DISTINCT FROM 'blf' OR jsonb_typeof(v_data) <> 'object'
+       OR NOT cti.is_extension(coalesce(v_data ->> 'uid', '')) THEN
+        RETURN NULL;
+    END IF;
+    v_state := CASE v_data ->> 'status' WHEN 'ringing' THEN 'RINGING' WHEN 'answered' THEN 'INUSE'
+                                       WHEN 'hangup' THEN 'NOT_INUSE' END;
+    RETURN CASE WHEN v_state IS NOT NULL
+                THEN cti.change_presence(v_data ->> 'uid', 'device', v_state, NULL, NULL, p_at) END;
+END
+$$;
+
 CREATE FUNCTION cti.presence_now() RETURNS TABLE(extension text, state text, since timestamp with time zone, paused_reason text, until timestamp with time zone)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2829,6 +2848,9 @@ BEGIN
             status := 'processed';
             RETURN;
         END IF;
+    END IF;
+    IF p_event.source = 'onlinepbx2' AND p_live THEN  -- blf is presence too (56_presence.sql)
+        PERFORM cti.presence_from_onlinepbx2(p_event.frame, p_event.received_at);
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source
@@ -4591,6 +4613,8 @@ REVOKE ALL ON FUNCTION cti.phone_source_trigger_sql(p_source cti.phone_source) F
 REVOKE ALL ON FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.presence_from_ami(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.presence_from_onlinepbx2(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.presence_now() FROM PUBLIC;
 

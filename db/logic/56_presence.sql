@@ -2,7 +2,8 @@
 --
 -- Rules:
 -- - One row per extension (cti.presence), from three sources: the PBX's device state
---   (AMI DeviceStateChange and ExtensionStatus; onlinePBX 2.0 blf), a pause in the PBX's
+--   (AMI DeviceStateChange and ExtensionStatus; onlinePBX 2.0 blf: ringing, answered,
+--   hangup; its `registration` event is not read: its fields are not documented), a pause in the PBX's
 --   queues (AMI QueueMemberPause, with its reason), and the desk's own "away" or "do not
 --   disturb", set by the person (cti.set_presence_v1), until a time or until changed.
 -- - A row changes only when a value changes; each change rings the doorbell
@@ -110,6 +111,27 @@ BEGIN
         CASE WHEN v_fields ->> 'Paused' = '1' THEN 'paused' ELSE 'available' END,
         CASE WHEN v_fields ->> 'Paused' = '1' THEN nullif(left(coalesce(v_fields ->> 'PausedReason', v_fields ->> 'Reason'), 80), '') END,
         NULL, p_at);
+END
+$$;
+
+-- onlinePBX 2.0: a `blf` event says what an extension's line does (ringing, answered,
+-- hangup); its call facts are read apart (42_facts_onlinepbx2.sql). NULL for other events.
+CREATE OR REPLACE FUNCTION cti.presence_from_onlinepbx2(p_frame jsonb, p_at timestamptz) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_data jsonb := p_frame -> 'args' -> 0;
+    v_state text;
+BEGIN
+    IF p_frame ->> 'name' IS DISTINCT FROM 'blf' OR jsonb_typeof(v_data) <> 'object'
+       OR NOT cti.is_extension(coalesce(v_data ->> 'uid', '')) THEN
+        RETURN NULL;
+    END IF;
+    v_state := CASE v_data ->> 'status' WHEN 'ringing' THEN 'RINGING' WHEN 'answered' THEN 'INUSE'
+                                       WHEN 'hangup' THEN 'NOT_INUSE' END;
+    RETURN CASE WHEN v_state IS NOT NULL
+                THEN cti.change_presence(v_data ->> 'uid', 'device', v_state, NULL, NULL, p_at) END;
 END
 $$;
 

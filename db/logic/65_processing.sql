@@ -92,6 +92,9 @@ BEGIN
             RETURN;
         END IF;
     END IF;
+    IF p_event.source = 'onlinepbx2' AND p_live THEN  -- blf is presence too (56_presence.sql)
+        PERFORM cti.presence_from_onlinepbx2(p_event.frame, p_event.received_at);
+    END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source
             USING HINT = 'known sources: onlinepbx3, onlinepbx2, asterisk';

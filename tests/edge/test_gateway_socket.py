@@ -218,3 +218,93 @@ def test_pooled_connections_broken_by_a_database_restart_are_replaced_at_once(co
     assert all(first and first["type"] == "hello" for first, _ in first_try), first_try
     assert took is not None and took < 2.0, took
     assert "Traceback" not in out
+
+
+def _get(port: int, path: str, token: str | None = None) -> tuple[int, object]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = answer.read().decode()
+            kind = answer.headers.get("content-type", "")
+            return answer.status, json.loads(body) if "json" in kind else body
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_a_cloud_pbx_asks_route_and_never_waits_long(conn, dsn, desks):
+    """GET /route with a router token: the client's manager first, or the PBX's own plan;
+    a desk's token is refused; with the database swallowing everything the answer still
+    comes within half a second, as "your own dialplan"."""
+    import time
+    from pathlib import Path
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    crm, tokens, gateway_dsn = desks
+    router = conn.execute("SELECT cti.issue_router_token_v1()").fetchone()[0]
+    params = conninfo_to_dict(dsn)
+    proxy = TcpProxy(Path(params["host"]) / f".s.PGSQL.{params.get('port', 5432)}")
+    port = free_port()
+    gw = Gateway(make_conninfo(gateway_dsn, host="127.0.0.1", port=str(proxy.port)), port)
+    try:
+        ask = "/route?caller=8%20495%20123-45-67&dialled=74950001122"
+        assert _get(port, ask, router) == (200, {"extension": "101", "reason": "manager"})
+        assert _get(port, f"{ask}&format=text&token={router}") == (200, "101\n")
+        assert _get(port, "/route?caller=74997770000", router) == (
+            200,
+            {"extension": None, "reason": "unknown caller"},
+        )
+        assert _get(port, ask, tokens["101"])[0] == 401  # a desk's token routes nothing
+        assert _get(port, "/route?dialled=1", router)[0] == 400
+        proxy.mode = "blackhole"
+        proxy.reset()
+        started = time.monotonic()
+        status, answer = _get(port, ask, router)
+        assert status == 200 and answer["extension"] is None
+        assert "did not answer within 0.5 s" in answer["reason"]
+        assert time.monotonic() - started < 2.5
+    finally:
+        out = gw.stop()
+        proxy.close()
+    assert router not in out
+    assert conn.execute("SELECT count(*) FROM cti.route_decision").fetchone()[0] == 3
+
+
+def test_a_desk_sets_do_not_disturb_from_its_page(conn, dsn, desks):
+    import asyncio
+    import json
+
+    import websockets
+
+    crm, tokens, gateway_dsn = desks
+    port = free_port()
+    gw = Gateway(gateway_dsn, port)
+
+    async def page() -> list[dict]:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send(json.dumps({"token": tokens["101"]}))
+            answers = []
+            for state in ("dnd", "lunch", "available"):
+                await ws.send(json.dumps({"presence": {"state": state}}))
+                while (m := json.loads(await ws.recv()))["type"] != "presence":
+                    pass
+                answers.append(m)
+            return answers
+
+    try:
+        answers = asyncio.run(page())
+    finally:
+        gw.stop()
+    assert answers[0] == {"type": "presence", "state": "dnd"}
+    assert "must be available, away or dnd" in answers[1]["error"]
+    # Back from do not disturb; what the phone itself does, no PBX event has said here.
+    assert answers[2] == {"type": "presence", "state": "unknown"}
+    assert conn.execute(
+        "SELECT desk_state FROM cti.presence WHERE extension = '101'"
+    ).fetchone() == (None,)

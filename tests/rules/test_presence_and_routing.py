@@ -236,3 +236,20 @@ def test_each_decision_is_joined_with_what_happened_and_the_share_per_manager(co
     assert [tuple(r[:6]) for r in rows] == [(crm["Petrova"], "101", 4, 2, 1, 1)]
     if conn.execute("SELECT count(*) FROM cti.manager_answer_share_v1").fetchone()[0] == 1:
         assert float(rows[0][6]) == 0.5
+
+
+def test_onlinepbx2_blf_events_are_presence_too(conn, site):
+    from ingester.simulator import onlinepbx2_calls
+
+    b = now_builder(5)
+    frames = pbx.inbound_answered(b, KNOWN, LINE, "102")
+    events = onlinepbx2_calls.from_onlinepbx3(frames)
+    answered = next(
+        i
+        for i, e in enumerate(events)
+        if e["name"] == "blf" and e["args"][0]["status"] == "answered"
+    )
+    insert_frames(conn, events[: answered + 1], source="onlinepbx2")
+    assert presence(conn)["102"] == ("busy", None)
+    insert_frames(conn, events[answered + 1 :], source="onlinepbx2")
+    assert presence(conn)["102"] == ("available", None)
