@@ -83,6 +83,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.directory --json bench-directory.json
 	$(BIN)/python -m tests.bench.analytics --json bench-analytics.json
 	$(BIN)/python -m tests.bench.crm_writes --json bench-crm-writes.json
+	$(BIN)/python -m tests.bench.routing --json bench-routing.json
 
 # A few minutes: the pipeline against the raw log alone; the last line is the ratio.
 bench-quick: $(BIN)/.installed
