@@ -3983,6 +3983,7 @@ CREATE VIEW cti.manager_answer_share_v1 AS
  WITH calls AS (
          SELECT (c.started_at)::date AS day,
             ((c.client_card ->> 'manager_id'::text))::bigint AS manager_id,
+            (c.client_card ->> 'manager_surname'::text) AS manager_surname,
             c.answered_by,
             c.ended_at,
             c.outcome
@@ -4001,7 +4002,8 @@ CREATE VIEW cti.manager_answer_share_v1 AS
     count(*) FILTER (WHERE (k.answered_by = m.extension)) AS answered_by_manager,
     count(*) FILTER (WHERE ((k.answered_by IS NOT NULL) AND (k.answered_by IS DISTINCT FROM m.extension))) AS answered_by_others,
     count(*) FILTER (WHERE ((k.answered_by IS NULL) AND (k.ended_at IS NOT NULL))) AS not_answered,
-    round(((count(*) FILTER (WHERE (k.answered_by = m.extension)))::numeric / (NULLIF(count(*) FILTER (WHERE ((k.ended_at IS NOT NULL) OR (k.answered_by IS NOT NULL))), 0))::numeric), 3) AS manager_share
+    round(((count(*) FILTER (WHERE (k.answered_by = m.extension)))::numeric / (NULLIF(count(*) FILTER (WHERE ((k.ended_at IS NOT NULL) OR (k.answered_by IS NOT NULL))), 0))::numeric), 3) AS manager_share,
+    max(k.manager_surname) AS manager_surname
    FROM (calls k
      JOIN managers m ON ((m.manager_id = k.manager_id)))
   GROUP BY k.day, k.manager_id, m.extension;

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import psycopg
+
 from ingester import database, embedded
 from ingester.clients import tokens
 from ingester.clients.watch import Watcher, WatchError, describe, dial, resolve_login
@@ -316,7 +318,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if period.first > period.last:
         print("pgcti report: --from is after --to", file=sys.stderr)
         return 2
-    totals = report.write(dsn, period, Path(args.out))
+    try:
+        totals = report.write(dsn, period, Path(args.out))
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+        print(
+            f"pgcti report: this database lacks pgcti's current views ({exc.diag.message_primary}):"
+            " run `pgcti migrate` on it first",
+            file=sys.stderr,
+        )
+        return 2
     print(
         f"report for {period.first} to {period.last} written to {Path(args.out).resolve()}: "
         + ", ".join(f"{k} {v}" for k, v in totals.items())

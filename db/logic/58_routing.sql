@@ -96,7 +96,7 @@ COMMENT ON VIEW cti.route_decisions_v1 IS 'Every routing answer with its reason 
 CREATE OR REPLACE VIEW cti.manager_answer_share_v1 AS
 WITH calls AS (
     SELECT c.started_at::date AS day, (c.client_card ->> 'manager_id')::bigint AS manager_id,
-           c.answered_by, c.ended_at, c.outcome
+           c.client_card ->> 'manager_surname' AS manager_surname, c.answered_by, c.ended_at, c.outcome
       FROM cti.call c
      WHERE c.direction = 'inbound' AND c.client_match = 'exact' AND c.started_at IS NOT NULL
        AND c.client_card ->> 'manager_id' IS NOT NULL
@@ -110,7 +110,8 @@ SELECT k.day, k.manager_id, m.extension AS manager_extension,
        count(*) FILTER (WHERE k.answered_by IS NOT NULL AND k.answered_by IS DISTINCT FROM m.extension) AS answered_by_others,
        count(*) FILTER (WHERE k.answered_by IS NULL AND k.ended_at IS NOT NULL) AS not_answered,
        round(count(*) FILTER (WHERE k.answered_by = m.extension)::numeric
-             / nullif(count(*) FILTER (WHERE k.ended_at IS NOT NULL OR k.answered_by IS NOT NULL), 0), 3) AS manager_share
+             / nullif(count(*) FILTER (WHERE k.ended_at IS NOT NULL OR k.answered_by IS NOT NULL), 0), 3) AS manager_share,
+       max(k.manager_surname) AS manager_surname  -- as the lookup gave it, for reports
   FROM calls k JOIN managers m ON m.manager_id = k.manager_id
  GROUP BY k.day, k.manager_id, m.extension;
 

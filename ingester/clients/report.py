@@ -50,6 +50,7 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
         response = [s for (s,) in conn.execute(query("report_response_seconds"), args)]
         funnel = conn.execute(query("report_funnel"), args).fetchone()
         summary = conn.execute(query("report_summary"), args).fetchone()
+        managers = conn.execute(query("report_manager_share"), args).fetchall()
     # Every headline figure covers exactly the period (cti.period_summary_v1 says how).
     inbound, answered, unanswered, _rate, never_called_back, first_time, won = summary
     totals = {
@@ -67,6 +68,7 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
         _response_times(response),
         _not_called_back(daily),
         _funnel(funnel),
+        _own_manager(managers),
     ]
     out.write_text(_page(period, totals, figures), encoding="utf-8")
     return totals
@@ -148,6 +150,27 @@ def _funnel(funnel) -> go.Figure:
         )
     )
     return _titled(fig, "Sales funnel: parties whose first call fell in the period's months")
+
+
+def _own_manager(managers) -> go.Figure:
+    """Who answered known clients' calls: their own manager, another, nobody."""
+    names = [r[0] for r in managers]
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="their own manager",
+                x=names,
+                y=[r[1] for r in managers],
+                marker_color="#2e7d32",
+            ),
+            go.Bar(name="another", x=names, y=[r[2] for r in managers], marker_color="#f9a825"),
+            go.Bar(name="nobody", x=names, y=[r[3] for r in managers], marker_color="#c62828"),
+        ]
+    )
+    return _titled(
+        fig.update_layout(barmode="stack"),
+        "Known clients' calls, by their manager: answered by that manager, by another, or not",
+    )
 
 
 def _titled(fig: go.Figure, title: str) -> go.Figure:

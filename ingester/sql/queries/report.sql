@@ -34,3 +34,14 @@ SELECT coalesce(sum(f.callers), 0), coalesce(sum(f.leads), 0), coalesce(sum(f.wi
 
 -- name: report_summary
 SELECT * FROM cti.period_summary_v1(%(first)s::date, %(last)s::date);
+
+-- name: report_manager_share
+-- Known clients' inbound calls in the period, per manager: answered by that manager, by
+-- another, not answered (db/logic/58_routing.sql).
+SELECT coalesce(max(m.manager_surname), 'employee ' || m.manager_id) || coalesce(' (' || m.manager_extension || ')', ''),
+       sum(m.answered_by_manager), sum(m.answered_by_others), sum(m.not_answered)
+  FROM cti.manager_answer_share_v1 m
+ WHERE m.day BETWEEN %(first)s::date AND %(last)s::date
+ GROUP BY m.manager_id, m.manager_extension
+ ORDER BY sum(m.calls) DESC, 1
+ LIMIT 30;
