@@ -132,7 +132,8 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH r AS (UPDATE cti.gateway_token SET revoked_at = now()
-                WHERE login IS NOT DISTINCT FROM p_login AND revoked_at IS NULL RETURNING 1)
+                WHERE (login = p_login OR p_login IS NULL AND scope = 'wallboard')  -- not router tokens
+                  AND revoked_at IS NULL RETURNING 1)
     SELECT count(*)::int FROM r
 $$;
 
