@@ -202,6 +202,14 @@ CREATE FUNCTION cti.ami_local_wire(p_channel text) RETURNS text
     LANGUAGE sql IMMUTABLE
     RETURN regexp_replace(p_channel, ';[12](<[A-Z]+>)?$'::text, ''::text);
 
+CREATE FUNCTION cti.ami_member_extension(p_interface text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT CASE WHEN p_interface ~ '^Local/[0-9]+@' THEN substring(p_interface FROM '^Local/([0-9]+)@')
+                WHEN p_interface ~ '^[A-Za-z0-9]+/[^/-]+$' THEN cti.crm_extension_for_channel(p_interface || '-00000000') END
+$_$;
+
 CREATE FUNCTION cti.ami_repeated_keys(p_frame jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2078,7 +2086,7 @@ CREATE TABLE cti.gateway_token (
     revoked_at timestamp with time zone,
     login_oid oid,
     CONSTRAINT gateway_token_check CHECK (((scope = 'desk'::text) = (login IS NOT NULL))),
-    CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text, 'router'::text])))
+    CONSTRAINT gateway_token_scope_check CHECK ((scope = ANY (ARRAY['desk'::text, 'wallboard'::text, 'router'::text, 'supervisor'::text])))
 );
 
 COMMENT ON TABLE cti.gateway_token IS 'Browser tokens: the hash, the desk login it acts for (or the supervisor wallboard), expiry, revocation';
@@ -2469,6 +2477,7 @@ CREATE TABLE cti.config (
     dial_expire_after interval DEFAULT '00:00:30'::interval NOT NULL,
     dial_unknown_after interval DEFAULT '00:02:00'::interval NOT NULL,
     dial_requests_per_minute integer DEFAULT 6 NOT NULL,
+    recordings_keep interval DEFAULT '365 days'::interval NOT NULL,
     CONSTRAINT ami_trunk_channels_are_regular_expressions CHECK (cti.are_regular_expressions(ami_trunk_channels)),
     CONSTRAINT config_callback_due_after_check CHECK ((callback_due_after >= '00:00:00'::interval)),
     CONSTRAINT config_callback_owner_policy_check CHECK ((callback_owner_policy <@ ARRAY['manager'::text, 'line'::text, 'default'::text])),
@@ -2481,6 +2490,7 @@ CREATE TABLE cti.config (
     CONSTRAINT config_max_frame_bytes_check CHECK ((max_frame_bytes > 0)),
     CONSTRAINT config_national_digits_check CHECK (((national_digits >= 4) AND (national_digits <= 14))),
     CONSTRAINT config_outbox_keep_check CHECK ((outbox_keep > '00:00:00'::interval)),
+    CONSTRAINT config_recordings_keep_check CHECK ((recordings_keep > '00:00:00'::interval)),
     CONSTRAINT config_singleton_check CHECK (singleton),
     CONSTRAINT config_stale_call_after_check CHECK ((stale_call_after > '00:00:00'::interval)),
     CONSTRAINT config_trunk_prefix_check CHECK ((trunk_prefix ~ '^[0-9]*$'::text))
@@ -2497,6 +2507,8 @@ COMMENT ON COLUMN cti.config.dial_expire_after IS 'A dial request no edge took w
 COMMENT ON COLUMN cti.config.dial_unknown_after IS 'A request sent with no outcome from the PBX within this is marked unknown (never dialled again)';
 
 COMMENT ON COLUMN cti.config.dial_requests_per_minute IS 'Dial requests one desk may make per minute';
+
+COMMENT ON COLUMN cti.config.recordings_keep IS 'References to recordings older than this are deleted (the PBX deletes its files by its own rule); plays are refused past it';
 
 CREATE FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -2695,6 +2707,17 @@ BEGIN
         RETURN cti.change_presence(v_extension, 'device', upper(left(cti.required_field(v_fields, 'State', v_event, 'AMI'), 20)),
                                    NULL, NULL, p_at);
     END IF;
+    -- The pause's history, per queue, for the agents' figures (86_queue_analytics.sql).
+    IF v_fields ->> 'Paused' = '1' THEN
+        INSERT INTO cti.queue_pause (queue, agent, paused_at, reason)
+        SELECT coalesce(v_fields ->> 'Queue', ''), v_extension, p_at,
+               nullif(left(coalesce(v_fields ->> 'PausedReason', v_fields ->> 'Reason'), 80), '')
+         WHERE NOT EXISTS (SELECT FROM cti.queue_pause q WHERE q.queue = coalesce(v_fields ->> 'Queue', '')
+                              AND q.agent = v_extension AND q.resumed_at IS NULL);
+    ELSE
+        UPDATE cti.queue_pause q SET resumed_at = p_at
+         WHERE q.queue = coalesce(v_fields ->> 'Queue', '') AND q.agent = v_extension AND q.resumed_at IS NULL;
+    END IF;
     RETURN cti.change_presence(v_extension, 'pause',
         CASE WHEN v_fields ->> 'Paused' = '1' THEN 'paused' ELSE 'available' END,
         CASE WHEN v_fields ->> 'Paused' = '1' THEN nullif(left(coalesce(v_fields ->> 'PausedReason', v_fields ->> 'Reason'), 80), '') END,
@@ -2840,6 +2863,11 @@ BEGIN
         detail := CASE WHEN p_live THEN cti.presence_from_ami(p_event.frame, p_event.received_at)
                        ELSE 'presence: not replayed' END;
         RETURN;
+    END IF;
+    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('QueueCallerJoin', 'QueueCallerLeave',
+            'QueueCallerAbandon', 'AgentCalled', 'AgentConnect', 'AgentComplete', 'AgentRingNoAnswer', 'VarSet') THEN
+        -- queue facts beside the call facts these events also carry (53_queue_facts.sql)
+        PERFORM cti.queue_fact_from_ami(p_event.source, p_event.frame, p_event.received_at);
     END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
         -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)
@@ -3145,6 +3173,78 @@ CREATE FUNCTION cti.q850_cause(p_code text) RETURNS text
     LANGUAGE sql IMMUTABLE
     RETURN CASE p_code WHEN '0'::text THEN 'UNSPECIFIED'::text WHEN '1'::text THEN 'UNALLOCATED_NUMBER'::text WHEN '3'::text THEN 'NO_ROUTE_DESTINATION'::text WHEN '16'::text THEN 'NORMAL_CLEARING'::text WHEN '17'::text THEN 'USER_BUSY'::text WHEN '18'::text THEN 'NO_USER_RESPONSE'::text WHEN '19'::text THEN 'NO_ANSWER'::text WHEN '20'::text THEN 'SUBSCRIBER_ABSENT'::text WHEN '21'::text THEN 'CALL_REJECTED'::text WHEN '26'::text THEN 'NON_SELECTED_USER_CLEARING'::text WHEN '27'::text THEN 'DESTINATION_OUT_OF_ORDER'::text WHEN '28'::text THEN 'INVALID_NUMBER_FORMAT'::text WHEN '31'::text THEN 'NORMAL_UNSPECIFIED'::text WHEN '34'::text THEN 'NORMAL_CIRCUIT_CONGESTION'::text WHEN '38'::text THEN 'NETWORK_OUT_OF_ORDER'::text WHEN '41'::text THEN 'NORMAL_TEMPORARY_FAILURE'::text WHEN '42'::text THEN 'SWITCH_CONGESTION'::text WHEN '127'::text THEN 'INTERWORKING'::text ELSE CASE WHEN (p_code ~ '^[0-9]{1,3}$'::text) THEN ('Q850_'::text || p_code) ELSE NULL::text END END;
 
+CREATE FUNCTION cti.queue_fact_from_ami(p_source text, p_frame jsonb, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event text := p_frame ->> 'Event';
+    v jsonb;
+    v_at timestamptz;
+    v_caller text;
+    v_queue text;
+BEGIN
+    IF v_event IS NULL OR v_event NOT IN ('QueueCallerJoin', 'QueueCallerLeave', 'QueueCallerAbandon', 'AgentCalled',
+                                           'AgentConnect', 'AgentComplete', 'AgentRingNoAnswer', 'VarSet') THEN
+        RETURN NULL;
+    END IF;
+    v := cti.ami_fields(p_frame);
+    IF v_event = 'VarSet' AND v ->> 'Variable' IS DISTINCT FROM 'QUEUESTATUS' THEN
+        RETURN NULL;
+    END IF;
+    v_at := cti.pbx_time(v -> 'Timestamp', p_at);
+    v_caller := cti.required_field(v, 'Uniqueid', v_event, 'AMI');
+    IF v_event = 'VarSet' THEN  -- how the caller left its last queue, unless answered or abandoned
+        UPDATE cti.queue_call q SET exit_status = left(v ->> 'Value', 20)
+         WHERE (q.source, q.caller_leg, q.queue) = (
+               SELECT l.source, l.caller_leg, l.queue FROM cti.queue_call l
+                WHERE l.source = p_source AND l.caller_leg = v_caller
+                ORDER BY l.joined_at DESC NULLS LAST LIMIT 1);
+        RETURN 'queue: ' || left(v ->> 'Value', 20);
+    END IF;
+    v_queue := cti.required_field(v, 'Queue', v_event, 'AMI');
+    IF v_event IN ('AgentCalled', 'AgentRingNoAnswer', 'AgentConnect') THEN
+        INSERT INTO cti.queue_attempt AS a (source, agent_leg, caller_leg, queue, agent, agent_interface, called_at)
+        VALUES (p_source, cti.required_field(v, 'DestUniqueid', v_event, 'AMI'), v_caller, v_queue,
+                cti.ami_member_extension(v ->> 'Interface'), v ->> 'Interface',
+                CASE WHEN v_event = 'AgentCalled' THEN v_at END)
+        ON CONFLICT (source, agent_leg) DO UPDATE
+           SET called_at = coalesce(a.called_at, EXCLUDED.called_at),
+               result = CASE WHEN v_event = 'AgentConnect' THEN 'answered'
+                             WHEN v_event = 'AgentRingNoAnswer' THEN coalesce(a.result, 'no_answer')
+                             ELSE a.result END,
+               ring_seconds = CASE WHEN v_event = 'AgentRingNoAnswer' THEN (v ->> 'RingTime')::numeric / 1000
+                                   WHEN v_event = 'AgentConnect' THEN extract(epoch FROM v_at - a.called_at)
+                                   ELSE a.ring_seconds END;
+    END IF;
+    IF v_event IN ('AgentCalled', 'AgentRingNoAnswer') THEN
+        RETURN format('queue %s: %s %s', left(v_queue, 40), v_event, left(v ->> 'Interface', 40));
+    END IF;
+    INSERT INTO cti.queue_call AS q (source, caller_leg, queue, call_key) VALUES (p_source, v_caller, v_queue, v ->> 'Linkedid')
+    ON CONFLICT (source, caller_leg, queue) DO NOTHING;
+    UPDATE cti.queue_call q SET
+           joined_at = CASE WHEN v_event = 'QueueCallerJoin' THEN coalesce(q.joined_at, v_at) ELSE q.joined_at END,
+           join_position = CASE WHEN v_event = 'QueueCallerJoin' THEN coalesce(q.join_position, (v ->> 'Position')::int)
+                                ELSE q.join_position END,
+           connected_at = CASE WHEN v_event = 'AgentConnect' THEN coalesce(q.connected_at, v_at) ELSE q.connected_at END,
+           agent = CASE WHEN v_event = 'AgentConnect' THEN coalesce(q.agent, cti.ami_member_extension(v ->> 'Interface'))
+                        ELSE q.agent END,
+           agent_interface = CASE WHEN v_event = 'AgentConnect' THEN coalesce(q.agent_interface, v ->> 'Interface')
+                                  ELSE q.agent_interface END,
+           completed_at = CASE WHEN v_event = 'AgentComplete' THEN v_at ELSE q.completed_at END,
+           talk_seconds = CASE WHEN v_event = 'AgentComplete' THEN (v ->> 'TalkTime')::int ELSE q.talk_seconds END,
+           ended_by = CASE WHEN v_event = 'AgentComplete' THEN left(v ->> 'Reason', 20) ELSE q.ended_by END,
+           abandoned_at = CASE WHEN v_event = 'QueueCallerAbandon' THEN v_at ELSE q.abandoned_at END,
+           abandon_position = CASE WHEN v_event = 'QueueCallerAbandon' THEN (v ->> 'Position')::int ELSE q.abandon_position END,
+           abandon_wait_seconds = CASE WHEN v_event = 'QueueCallerAbandon' THEN (v ->> 'HoldTime')::int
+                                       ELSE q.abandon_wait_seconds END,
+           left_at = CASE WHEN v_event = 'QueueCallerLeave' THEN coalesce(q.left_at, v_at) ELSE q.left_at END,
+           call_key = coalesce(q.call_key, v ->> 'Linkedid')
+     WHERE q.source = p_source AND q.caller_leg = v_caller AND q.queue = v_queue;
+    RETURN format('queue %s: %s', left(v_queue, 40), v_event);
+END
+$$;
+
 CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3163,6 +3263,9 @@ BEGIN
     DELETE FROM cti.call_transfer;
     DELETE FROM cti.ami_bridge_member;
     DELETE FROM cti.call_alias;  -- merges happen again, in the same order
+    DELETE FROM cti.queue_attempt;  -- queue facts and recordings come from the raw log too
+    DELETE FROM cti.queue_call;
+    DELETE FROM cti.recording;
     UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
         client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
         started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,
@@ -4033,8 +4136,200 @@ ALTER TABLE cti.phone_source ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE cti.queue_attempt (
+    source text NOT NULL,
+    agent_leg text NOT NULL,
+    caller_leg text NOT NULL,
+    queue text NOT NULL,
+    agent text,
+    agent_interface text,
+    called_at timestamp with time zone,
+    ring_seconds numeric,
+    result text,
+    CONSTRAINT queue_attempt_result_check CHECK ((result = ANY (ARRAY['answered'::text, 'no_answer'::text])))
+);
+
+COMMENT ON TABLE cti.queue_attempt IS 'Each queue member rung for a caller: when, for how long, answered or rang out';
+
+CREATE TABLE cti.queue_call (
+    source text NOT NULL,
+    caller_leg text NOT NULL,
+    queue text NOT NULL,
+    call_key text,
+    joined_at timestamp with time zone,
+    join_position integer,
+    connected_at timestamp with time zone,
+    agent text,
+    agent_interface text,
+    completed_at timestamp with time zone,
+    talk_seconds integer,
+    ended_by text,
+    abandoned_at timestamp with time zone,
+    abandon_position integer,
+    abandon_wait_seconds integer,
+    left_at timestamp with time zone,
+    exit_status text
+);
+
+COMMENT ON TABLE cti.queue_call IS 'A caller''s stay in a queue: joined (position), answered by whom and when, talk time, who ended it, abandoned (position, wait), left how';
+
+CREATE TABLE cti.queue_pause (
+    id bigint NOT NULL,
+    queue text NOT NULL,
+    agent text NOT NULL,
+    paused_at timestamp with time zone NOT NULL,
+    resumed_at timestamp with time zone,
+    reason text
+);
+
+COMMENT ON TABLE cti.queue_pause IS 'Each pause of a queue member (QueueMemberPause), with its reason, until it resumed';
+
+CREATE VIEW cti.queue_agent_stats_v1 AS
+ WITH work AS (
+         SELECT a.queue,
+            (a.called_at)::date AS day,
+            a.agent,
+            1 AS rung,
+            ((a.result = 'answered'::text))::integer AS answered,
+            ((a.result = 'no_answer'::text))::integer AS rang_out,
+            0 AS talk_seconds,
+            0 AS pauses,
+            (0)::numeric AS paused_seconds
+           FROM cti.queue_attempt a
+          WHERE ((a.called_at IS NOT NULL) AND (a.agent IS NOT NULL))
+        UNION ALL
+         SELECT q.queue,
+            (q.joined_at)::date AS joined_at,
+            q.agent,
+            0,
+            0,
+            0,
+            COALESCE(q.talk_seconds, 0) AS "coalesce",
+            0,
+            0
+           FROM cti.queue_call q
+          WHERE ((q.agent IS NOT NULL) AND (q.joined_at IS NOT NULL))
+        UNION ALL
+         SELECT p.queue,
+            (p.paused_at)::date AS paused_at,
+            p.agent,
+            0,
+            0,
+            0,
+            0,
+            1,
+            EXTRACT(epoch FROM (COALESCE(p.resumed_at, now()) - p.paused_at)) AS "extract"
+           FROM cti.queue_pause p
+        )
+ SELECT queue,
+    day,
+    agent,
+    sum(rung) AS rung,
+    sum(answered) AS answered,
+    sum(rang_out) AS rang_out,
+    sum(talk_seconds) AS talk_seconds,
+    sum(pauses) AS pauses,
+    round(sum(paused_seconds), 0) AS paused_seconds
+   FROM work
+  GROUP BY queue, day, agent;
+
+COMMENT ON VIEW cti.queue_agent_stats_v1 IS 'Per queue, day and agent: rung, answered, rang out, talk time, pauses and their time';
+
+ALTER TABLE cti.queue_pause ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.queue_pause_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE cti.queue_setting (
+    queue text NOT NULL,
+    service_level_seconds integer DEFAULT 20 NOT NULL,
+    short_abandon_seconds integer DEFAULT 5 NOT NULL,
+    CONSTRAINT queue_setting_service_level_seconds_check CHECK ((service_level_seconds > 0)),
+    CONSTRAINT queue_setting_short_abandon_seconds_check CHECK ((short_abandon_seconds >= 0))
+);
+
+COMMENT ON TABLE cti.queue_setting IS 'Per queue: the service level target (answered within T seconds) and abandons short enough to leave out (under N seconds); queues without a row take 20 and 5';
+
+CREATE VIEW cti.queue_stats_v1 AS
+ WITH stays AS (
+         SELECT q.queue,
+            (q.joined_at)::date AS day,
+            (EXTRACT(hour FROM q.joined_at))::integer AS hour,
+            (q.connected_at IS NOT NULL) AS answered,
+            ((q.abandoned_at IS NOT NULL) AND (q.connected_at IS NULL)) AS abandoned,
+            ((q.abandoned_at IS NOT NULL) AND (q.connected_at IS NULL) AND (COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at))) < (COALESCE(s.short_abandon_seconds, 5))::numeric)) AS short_abandon,
+            ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.exit_status = 'TIMEOUT'::text)) AS timed_out,
+            ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NOT NULL) AND (q.exit_status IS DISTINCT FROM 'TIMEOUT'::text)) AS other_exit,
+                CASE
+                    WHEN (q.connected_at IS NOT NULL) THEN EXTRACT(epoch FROM (q.connected_at - q.joined_at))
+                    WHEN (q.abandoned_at IS NOT NULL) THEN COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at)))
+                    WHEN (q.left_at IS NOT NULL) THEN EXTRACT(epoch FROM (q.left_at - q.joined_at))
+                    ELSE NULL::numeric
+                END AS wait_seconds,
+            q.talk_seconds,
+            COALESCE(s.service_level_seconds, 20) AS target
+           FROM (cti.queue_call q
+             LEFT JOIN cti.queue_setting s ON ((s.queue = q.queue)))
+          WHERE (q.joined_at IS NOT NULL)
+        )
+ SELECT queue,
+    day,
+    hour,
+    count(*) AS offered,
+    count(*) FILTER (WHERE answered) AS answered,
+    count(*) FILTER (WHERE abandoned) AS abandoned,
+    count(*) FILTER (WHERE short_abandon) AS abandoned_short,
+    count(*) FILTER (WHERE timed_out) AS timed_out,
+    count(*) FILTER (WHERE other_exit) AS other_exits,
+    count(*) FILTER (WHERE (answered AND (wait_seconds <= (target)::numeric))) AS answered_within_target,
+    round(((count(*) FILTER (WHERE (answered AND (wait_seconds <= (target)::numeric))))::numeric / (NULLIF((count(*) - count(*) FILTER (WHERE short_abandon)), 0))::numeric), 3) AS service_level,
+    round(avg(wait_seconds), 1) AS avg_wait_seconds,
+    max(wait_seconds) AS longest_wait_seconds,
+    round(avg(talk_seconds) FILTER (WHERE answered), 1) AS avg_handle_seconds
+   FROM stays
+  GROUP BY GROUPING SETS ((queue, day), (queue, day, hour));
+
+COMMENT ON VIEW cti.queue_stats_v1 IS 'Per queue and day (hour NULL), and per hour: offered, answered, abandoned (short ones apart), timed out, service level, average and longest wait, handle time';
+
 ALTER TABLE cti.raw_event ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME cti.raw_event_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE cti.recording (
+    source text NOT NULL,
+    call_key text NOT NULL,
+    file text NOT NULL,
+    channel_leg text,
+    started_at timestamp with time zone,
+    ready_at timestamp with time zone
+);
+
+COMMENT ON TABLE cti.recording IS 'A reference to each call recording (never a signed URL): the file or record id, and when it was complete';
+
+CREATE TABLE cti.recording_play (
+    id bigint NOT NULL,
+    played_at timestamp with time zone DEFAULT now() NOT NULL,
+    login name,
+    token_id bigint,
+    call_id bigint NOT NULL,
+    file text NOT NULL,
+    allowed boolean NOT NULL,
+    why text NOT NULL
+);
+
+COMMENT ON TABLE cti.recording_play IS 'Every request to play a recording, allowed or not, who and when (recordings are personal data)';
+
+ALTER TABLE cti.recording_play ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cti.recording_play_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -4274,8 +4569,26 @@ ALTER TABLE ONLY cti.phone_source
 ALTER TABLE ONLY cti.presence
     ADD CONSTRAINT presence_pkey PRIMARY KEY (extension);
 
+ALTER TABLE ONLY cti.queue_attempt
+    ADD CONSTRAINT queue_attempt_pkey PRIMARY KEY (source, agent_leg);
+
+ALTER TABLE ONLY cti.queue_call
+    ADD CONSTRAINT queue_call_pkey PRIMARY KEY (source, caller_leg, queue);
+
+ALTER TABLE ONLY cti.queue_pause
+    ADD CONSTRAINT queue_pause_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY cti.queue_setting
+    ADD CONSTRAINT queue_setting_pkey PRIMARY KEY (queue);
+
 ALTER TABLE ONLY cti.raw_event
     ADD CONSTRAINT raw_event_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY cti.recording
+    ADD CONSTRAINT recording_pkey PRIMARY KEY (source, call_key, file);
+
+ALTER TABLE ONLY cti.recording_play
+    ADD CONSTRAINT recording_play_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY cti.registered_number
     ADD CONSTRAINT registered_number_pkey PRIMARY KEY (e164);
@@ -4328,6 +4641,12 @@ CREATE INDEX dial_request_waiting ON cti.dial_request USING btree (requested_at)
 CREATE INDEX gateway_token_login ON cti.gateway_token USING btree (login);
 
 CREATE INDEX phone_directory_e164 ON cti.phone_directory USING btree (e164) INCLUDE (crm_key);
+
+CREATE INDEX queue_attempt_called ON cti.queue_attempt USING btree (called_at);
+
+CREATE INDEX queue_call_joined ON cti.queue_call USING btree (joined_at);
+
+CREATE INDEX queue_pause_open ON cti.queue_pause USING btree (queue, agent) WHERE (resumed_at IS NULL);
 
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
 
@@ -4406,6 +4725,8 @@ REVOKE ALL ON FUNCTION cti.ami_fields(p_frame jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.ami_is_local(p_channel text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ami_local_wire(p_channel text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.ami_member_extension(p_interface text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.ami_repeated_keys(p_frame jsonb) FROM PUBLIC;
 
@@ -4657,6 +4978,8 @@ REVOKE ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer
 GRANT ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.q850_cause(p_code text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.queue_fact_from_ami(p_source text, p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 

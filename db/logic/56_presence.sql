@@ -107,6 +107,17 @@ BEGIN
         RETURN cti.change_presence(v_extension, 'device', upper(left(cti.required_field(v_fields, 'State', v_event, 'AMI'), 20)),
                                    NULL, NULL, p_at);
     END IF;
+    -- The pause's history, per queue, for the agents' figures (86_queue_analytics.sql).
+    IF v_fields ->> 'Paused' = '1' THEN
+        INSERT INTO cti.queue_pause (queue, agent, paused_at, reason)
+        SELECT coalesce(v_fields ->> 'Queue', ''), v_extension, p_at,
+               nullif(left(coalesce(v_fields ->> 'PausedReason', v_fields ->> 'Reason'), 80), '')
+         WHERE NOT EXISTS (SELECT FROM cti.queue_pause q WHERE q.queue = coalesce(v_fields ->> 'Queue', '')
+                              AND q.agent = v_extension AND q.resumed_at IS NULL);
+    ELSE
+        UPDATE cti.queue_pause q SET resumed_at = p_at
+         WHERE q.queue = coalesce(v_fields ->> 'Queue', '') AND q.agent = v_extension AND q.resumed_at IS NULL;
+    END IF;
     RETURN cti.change_presence(v_extension, 'pause',
         CASE WHEN v_fields ->> 'Paused' = '1' THEN 'paused' ELSE 'available' END,
         CASE WHEN v_fields ->> 'Paused' = '1' THEN nullif(left(coalesce(v_fields ->> 'PausedReason', v_fields ->> 'Reason'), 80), '') END,

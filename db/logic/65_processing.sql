@@ -84,6 +84,11 @@ BEGIN
                        ELSE 'presence: not replayed' END;
         RETURN;
     END IF;
+    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('QueueCallerJoin', 'QueueCallerLeave',
+            'QueueCallerAbandon', 'AgentCalled', 'AgentConnect', 'AgentComplete', 'AgentRingNoAnswer', 'VarSet') THEN
+        -- queue facts beside the call facts these events also carry (53_queue_facts.sql)
+        PERFORM cti.queue_fact_from_ami(p_event.source, p_event.frame, p_event.received_at);
+    END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
         -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)
         detail := cti.dial_outcome_from_ami(p_event.frame, p_event.received_at);

@@ -29,6 +29,9 @@ BEGIN
     DELETE FROM cti.call_transfer;
     DELETE FROM cti.ami_bridge_member;
     DELETE FROM cti.call_alias;  -- merges happen again, in the same order
+    DELETE FROM cti.queue_attempt;  -- queue facts and recordings come from the raw log too
+    DELETE FROM cti.queue_call;
+    DELETE FROM cti.recording;
     UPDATE cti.call SET direction = NULL, external_number = NULL, external_number_raw = NULL, dialled = NULL,
         client_id = NULL, client_match = NULL, client_candidates = NULL, client_card = NULL,
         started_at = NULL, last_event_at = NULL, answered_at = NULL, answered_by = NULL, holder_extension = NULL, ended_at = NULL,

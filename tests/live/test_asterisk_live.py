@@ -232,6 +232,39 @@ def test_a_queue_call_abandoned(pipeline):
     p.record("queue_abandoned")
 
 
+def test_a_paused_queue_member_is_skipped_and_the_figures_say_so(pipeline):
+    """103 pauses (its reason: lunch): the queue rings 104 alone, which answers; the queue
+    facts, the agents' figures and presence all come from the real AMI stream."""
+    p = pipeline
+    p.lab.ami.action(
+        "QueuePause", Queue="sales", Interface="PJSIP/103", Paused="true", Reason="lunch"
+    )
+    try:
+        wait_for(lambda: presence_of(p, "103") == "paused", 10, "103 paused")
+        p.lab.call_in(QUEUE)
+        p.lab.channel_of("104", timeout=15)  # 104 has no desk: its phone rings, and answers
+        time.sleep(1)
+        p.lab.phones["carrier"].hangup()
+        p.settle()
+    finally:
+        p.lab.ami.action("QueuePause", Queue="sales", Interface="PJSIP/103", Paused="false")
+    call = inbound(p.call_row())
+    assert call["answered_by"] == "104"
+    with psycopg.connect(p.dsn) as c:
+        stay = c.execute(
+            "SELECT queue, join_position, agent, ended_by FROM cti.queue_call"
+        ).fetchall()
+        rung = c.execute("SELECT agent, result FROM cti.queue_attempt").fetchall()
+        figures = c.execute(
+            "SELECT offered, answered, abandoned, answered_within_target FROM cti.queue_stats_v1 WHERE hour IS NULL"
+        ).fetchall()
+        pauses = c.execute("SELECT agent, reason FROM cti.queue_pause").fetchall()
+    assert stay == [("sales", 1, "104", "caller")]
+    assert rung == [("104", "answered")]  # 103 was never rung
+    assert figures == [(1, 1, 0, 1)]
+    assert pauses == [("103", "lunch")]
+
+
 def test_an_outbound_call_from_an_extension(pipeline):
     p = pipeline
     p.lab.outside_number("79161112233")  # a customer's phone, which answers

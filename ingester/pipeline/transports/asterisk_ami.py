@@ -243,7 +243,7 @@ async def _session(
         raise Dropped(f"not an AMI banner: {excerpt(banner)}")
     writer.write(
         f"Action: Login\r\nActionID: pgcti-login\r\nUsername: {user}\r\n"
-        f"Secret: {key.reveal()}\r\nEvents: call,agent\r\n\r\n".encode()
+        f"Secret: {key.reveal()}\r\nEvents: call,agent,dialplan\r\n\r\n".encode()
     )
     await writer.drain()
     booted = False

@@ -1,0 +1,170 @@
+"""Queue facts and a supervisor's figures (db/logic/53_queue_facts.sql, 86_queue_analytics.sql)
+from real Asterisk streams: the live lab's recordings (a caller answered by the second
+member after the first rang out; a caller who abandoned), checked against figures worked
+out here from the recorded events themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ingester.simulator.ami_server import blocks_of
+from ingester.simulator.asterisk_calls import block
+from tests.support.asterisk_lab import RECORDINGS
+from tests.support.crm_fixture import insert_frames, seed_crm
+
+pytestmark = pytest.mark.rolled_back
+
+
+def events(scenario: str) -> list[dict[str, str]]:
+    """The recording's blocks as dicts (the first value of each key), read in Python."""
+    found = []
+    for b in blocks_of(RECORDINGS / f"{scenario}.ami"):
+        fields: dict[str, str] = {}
+        for line in b.split("\r\n"):
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        found.append(fields)
+    return found
+
+
+def at(e: dict[str, str]) -> datetime:
+    return datetime.fromtimestamp(float(e["Timestamp"]), UTC)
+
+
+def first(found: list[dict], name: str, **match: str) -> dict:
+    return next(
+        e for e in found if e.get("Event") == name and all(e.get(k) == v for k, v in match.items())
+    )
+
+
+def replay(conn, *scenarios: str) -> None:
+    seed_crm(conn)
+    conn.execute("SET TIME ZONE 'UTC'")
+    for scenario in scenarios:
+        insert_frames(conn, blocks_of(RECORDINGS / f"{scenario}.ami"), source="asterisk")
+
+
+def test_a_caller_answered_by_the_second_member_after_the_first_rang_out(conn):
+    found = events("queue_second_member")
+    replay(conn, "queue_second_member")
+    join, connect = first(found, "QueueCallerJoin"), first(found, "AgentConnect")
+    complete, ring_out = first(found, "AgentComplete"), first(found, "AgentRingNoAnswer")
+    stay = conn.execute(
+        "SELECT queue, joined_at, join_position, connected_at, agent, talk_seconds, ended_by, abandoned_at"
+        " FROM cti.queue_call"
+    ).fetchall()
+    assert stay == [
+        (
+            join["Queue"],
+            at(join),
+            int(join["Position"]),
+            at(connect),
+            connect["Interface"].split("/")[1],
+            int(complete["TalkTime"]),
+            complete["Reason"],
+            None,
+        )
+    ]
+    attempts = conn.execute(
+        "SELECT agent, result, ring_seconds FROM cti.queue_attempt ORDER BY called_at"
+    ).fetchall()
+    assert attempts[0] == ("103", "no_answer", int(ring_out["RingTime"]) / 1000)
+    assert attempts[1][:2] == ("104", "answered")
+
+
+def test_the_figures_of_a_day_with_an_answered_and_an_abandoned_caller(conn):
+    answered_run, abandoned_run = events("queue_second_member"), events("queue_abandoned")
+    replay(conn, "queue_second_member", "queue_abandoned")
+    # By hand, from the recorded events: one answered after (connect - join) seconds, one
+    # abandoned after the abandon's HoldTime; the target is 20 s, short abandons under 5 s.
+    waited = (
+        at(first(answered_run, "AgentConnect")) - at(first(answered_run, "QueueCallerJoin"))
+    ).total_seconds()
+    abandon = first(abandoned_run, "QueueCallerAbandon")
+    short = int(abandon["HoldTime"]) < 5
+    row = conn.execute(
+        "SELECT offered, answered, abandoned, abandoned_short, answered_within_target, service_level,"
+        " longest_wait_seconds, avg_handle_seconds FROM cti.queue_stats_v1 WHERE hour IS NULL"
+    ).fetchone()
+    expected_level = round(1 / (2 - short), 3)
+    talk = int(first(answered_run, "AgentComplete")["TalkTime"])
+    assert row[:5] == (2, 1, 1, int(short), 1 if waited <= 20 else 0)
+    assert float(row[5]) == expected_level
+    assert float(row[6]) == pytest.approx(max(waited, int(abandon["HoldTime"])), abs=0.01)
+    assert float(row[7]) == talk
+    # A queue of its own target: 1 second, and the answer came later than that.
+    conn.execute("INSERT INTO cti.queue_setting (queue, service_level_seconds) VALUES ('sales', 1)")
+    (within,) = conn.execute(
+        "SELECT answered_within_target FROM cti.queue_stats_v1 WHERE hour IS NULL"
+    ).fetchone()
+    assert within == (1 if waited <= 1 else 0)
+    agents = conn.execute(
+        "SELECT agent, rung, answered, rang_out, talk_seconds FROM cti.queue_agent_stats_v1 ORDER BY agent"
+    ).fetchall()
+    rung_103 = sum(
+        1
+        for e in answered_run + abandoned_run
+        if e.get("Event") == "AgentCalled" and e["Interface"] == "PJSIP/103"
+    )
+    assert agents == [("103", rung_103, 0, 1, 0), ("104", 1, 1, 0, talk)]
+
+
+def test_a_caller_who_timed_out_and_a_paused_member(conn):
+    seed_crm(conn)
+    conn.execute("SET TIME ZONE 'UTC'")
+    t = 1796567000.0
+    caller = {
+        "Uniqueid": "1796567000.1",
+        "Linkedid": "1796567000.1",
+        "Channel": "PJSIP/carrier-00000001",
+        "Queue": "sales",
+    }
+    insert_frames(
+        conn,
+        [
+            block(
+                "QueueMemberPause",
+                {
+                    "Timestamp": t,
+                    "Queue": "sales",
+                    "Interface": "PJSIP/103",
+                    "Paused": 1,
+                    "PausedReason": "lunch",
+                },
+            ),
+            block("QueueCallerJoin", {**caller, "Timestamp": t + 1, "Position": 1, "Count": 1}),
+            block("QueueCallerLeave", {**caller, "Timestamp": t + 61, "Position": 1, "Count": 0}),
+            block(
+                "VarSet",
+                {**caller, "Timestamp": t + 61, "Variable": "QUEUESTATUS", "Value": "TIMEOUT"},
+            ),
+            block(
+                "QueueMemberPause",
+                {"Timestamp": t + 600, "Queue": "sales", "Interface": "PJSIP/103", "Paused": 0},
+            ),
+        ],
+        source="asterisk",
+    )
+    row = conn.execute(
+        "SELECT offered, answered, abandoned, timed_out, longest_wait_seconds FROM cti.queue_stats_v1 WHERE hour IS NULL"
+    ).fetchone()
+    assert row[:4] == (1, 0, 0, 1) and float(row[4]) == 60
+    # The pause, from when it came to when it ended (arrival times: a pause is live only).
+    (pauses, paused) = conn.execute(
+        "SELECT pauses, paused_seconds FROM cti.queue_agent_stats_v1 WHERE agent = '103'"
+    ).fetchone()
+    assert pauses == 1 and paused is not None
+    assert conn.execute("SELECT reason FROM cti.queue_pause").fetchall() == [("lunch",)]
+    failed = conn.execute(
+        "SELECT count(*) FROM cti.event_outcome WHERE status = 'failed'"
+    ).fetchone()[0]
+    assert failed == 0
+
+
+def test_a_rebuild_makes_the_queue_facts_again(conn):
+    replay(conn, "queue_second_member", "queue_abandoned")
+    before = conn.execute("SELECT * FROM cti.queue_call ORDER BY caller_leg").fetchall()
+    conn.execute("SELECT * FROM cti.rebuild()")
+    assert conn.execute("SELECT * FROM cti.queue_call ORDER BY caller_leg").fetchall() == before
