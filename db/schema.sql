@@ -1848,6 +1848,49 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
 
+CREATE FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) RETURNS TABLE(file text, allowed boolean, why text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_token cti.gateway_token;
+    v_binding cti.client_login;
+    v_call cti.call;
+    v_recording cti.recording;
+    v_allowed boolean;
+    v_why text;
+BEGIN
+    SELECT t.* INTO v_token FROM cti.gateway_token t
+     WHERE t.token_sha256 = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+       AND t.scope IN ('desk', 'supervisor') AND t.revoked_at IS NULL AND t.expires_at > now();
+    IF NOT FOUND THEN
+        PERFORM cti.live_token(p_token, 'desk');  -- raises the usual refusal
+    END IF;
+    IF v_token.scope = 'desk' THEN
+        v_binding := cti.token_binding(p_token);
+    END IF;
+    SELECT * INTO v_call FROM cti.call c WHERE c.id = p_call_id;
+    SELECT a.allowed, a.why INTO v_allowed, v_why FROM cti.may_hear(v_binding, v_token.scope = 'supervisor', v_call) a;
+    SELECT r.* INTO v_recording FROM cti.recording r
+     WHERE v_call.id IS NOT NULL AND r.source = v_call.source
+       AND cti.call_of_key(r.source, r.call_key) = v_call.id
+     ORDER BY r.started_at LIMIT 1;
+    IF v_allowed AND v_recording.file IS NULL THEN
+        v_allowed := false; v_why := 'no recording of this call';
+    ELSIF v_allowed AND v_recording.ready_at IS NULL THEN
+        v_allowed := false; v_why := 'the recording is not complete yet';
+    ELSIF v_allowed AND v_recording.started_at < now() - (SELECT g.recordings_keep FROM cti.config g) THEN
+        v_allowed := false; v_why := 'past cti.config.recordings_keep';
+    END IF;
+    INSERT INTO cti.recording_play (login, token_id, call_id, file, allowed, why)
+    VALUES (v_binding.login, v_token.id, p_call_id, coalesce(v_recording.file, ''), v_allowed, v_why);
+    RETURN QUERY SELECT CASE WHEN v_allowed THEN v_recording.file END, v_allowed, v_why;
+END
+$$;
+
+COMMENT ON FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) IS 'Gateway: a call''s recording for a desk or supervisor token, if it may hear it; every request logged';
+
 CREATE FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text DEFAULT NULL::text) RETURNS TABLE(extension text, reason text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2042,6 +2085,13 @@ CREATE FUNCTION cti.issue_router_token_v1(p_valid interval DEFAULT '365 days'::i
 
 COMMENT ON FUNCTION cti.issue_router_token_v1(p_valid interval) IS 'A token for the gateway''s /route (a PBX asking which extension to ring first); shown once';
 
+CREATE FUNCTION cti.issue_supervisor_token_v1(p_valid interval DEFAULT '12:00:00'::interval) RETURNS text
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT cti.new_token('supervisor', NULL, p_valid, interval '90 days') $$;
+
+COMMENT ON FUNCTION cti.issue_supervisor_token_v1(p_valid interval) IS 'A token that hears every call recording through the gateway (a supervisor); shown once';
+
 CREATE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days'::interval) RETURNS text
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2125,6 +2175,27 @@ END
 $$;
 
 COMMENT ON FUNCTION cti.lock_calls(p_calls bigint[]) IS 'Lock these calls (in id order: no deadlock between two sets)';
+
+CREATE FUNCTION cti.may_hear(p_binding cti.client_login, p_supervisor boolean, p_call cti.call, OUT allowed boolean, OUT why text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_call.id IS NULL THEN
+        allowed := false; why := 'no such call';
+    ELSIF p_supervisor THEN
+        allowed := true; why := 'supervisor';
+    ELSIF EXISTS (SELECT FROM cti.outbox o WHERE o.target_kind = 'ws' AND o.target_id = p_binding.workstation_id
+                     AND o.call_id = p_call.id AND o.type = 'open_card') THEN
+        allowed := true; why := 'the desk was on the call';
+    ELSIF p_binding.employee_id IS NOT NULL
+          AND (p_call.client_card ->> 'manager_id')::bigint = p_binding.employee_id THEN
+        allowed := true; why := 'the client''s manager';
+    ELSE
+        allowed := false; why := 'not on the call, and not the client''s manager';
+    END IF;
+END
+$$;
 
 CREATE FUNCTION cti.may_log_in(p_login name, p_login_oid oid) RETURNS boolean
     LANGUAGE sql STABLE
@@ -2855,6 +2926,7 @@ BEGIN
         IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox and requests alone
             PERFORM cti.prune_outbox(p_event.received_at);
             PERFORM cti.settle_dial_requests(p_event.received_at);
+            PERFORM cti.prune_recordings(p_event.received_at);
         END IF;
         RETURN;
     END IF;
@@ -2868,6 +2940,9 @@ BEGIN
             'QueueCallerAbandon', 'AgentCalled', 'AgentConnect', 'AgentComplete', 'AgentRingNoAnswer', 'VarSet') THEN
         -- queue facts beside the call facts these events also carry (53_queue_facts.sql)
         PERFORM cti.queue_fact_from_ami(p_event.source, p_event.frame, p_event.received_at);
+    END IF;
+    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+        PERFORM cti.recording_from_ami(p_event.source, p_event.frame, p_event.received_at);  -- 59_recordings.sql
     END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
         -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)
@@ -3138,6 +3213,19 @@ $$;
 
 COMMENT ON FUNCTION cti.prune_outbox(p_now timestamp with time zone, p_per_stream integer) IS 'Remove acknowledged outbox items older than cti.config.outbox_keep (at most p_per_stream per stream); unacknowledged items stay';
 
+CREATE FUNCTION cti.prune_recordings(p_at timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_count int;
+BEGIN
+    DELETE FROM cti.recording r WHERE r.started_at < p_at - (SELECT g.recordings_keep FROM cti.config g);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+
 CREATE FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) RETURNS TABLE(seq bigint, type text, call_id bigint, payload jsonb, created_at timestamp with time zone)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -3303,6 +3391,34 @@ BEGIN
          WHERE m.left_seq IS NULL OR (EXCLUDED.left_at, EXCLUDED.left_seq) < (m.left_at, m.left_seq);
     END IF;
     RETURN cti.pair_bridge_legs(p_source, ARRAY[p_fact.other_leg]);
+END
+$$;
+
+CREATE FUNCTION cti.recording_from_ami(p_source text, p_frame jsonb, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_event text := p_frame ->> 'Event';
+    v jsonb;
+BEGIN
+    IF v_event IS NULL OR v_event NOT IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+        RETURN NULL;
+    END IF;
+    v := cti.ami_fields(p_frame);
+    IF v_event = 'VarSet' THEN
+        IF v ->> 'Variable' IS DISTINCT FROM 'MIXMONITOR_FILENAME' OR coalesce(v ->> 'Value', '') = '' THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO cti.recording (source, call_key, file, channel_leg, started_at)
+        VALUES (p_source, cti.required_field(v, 'Linkedid', v_event, 'AMI'), left(v ->> 'Value', 1000),
+                v ->> 'Uniqueid', cti.pbx_time(v -> 'Timestamp', p_at))
+        ON CONFLICT DO NOTHING;
+        RETURN 'recording named';
+    END IF;
+    UPDATE cti.recording r SET ready_at = cti.pbx_time(v -> 'Timestamp', p_at)
+     WHERE r.source = p_source AND r.channel_leg = v ->> 'Uniqueid' AND r.ready_at IS NULL;
+    RETURN CASE WHEN FOUND THEN 'recording complete' END;
 END
 $$;
 
@@ -4650,6 +4766,8 @@ CREATE INDEX queue_pause_open ON cti.queue_pause USING btree (queue, agent) WHER
 
 CREATE UNIQUE INDEX raw_event_dedup ON cti.raw_event USING btree (source, dedup_key);
 
+CREATE INDEX recording_channel ON cti.recording USING btree (source, channel_leg) WHERE (ready_at IS NULL);
+
 CREATE INDEX route_decision_asked ON cti.route_decision USING btree (asked_at);
 
 CREATE INDEX route_decision_caller ON cti.route_decision USING btree (caller, asked_at);
@@ -4849,6 +4967,9 @@ GRANT ALL ON FUNCTION cti.gateway_pull(p_token text, p_stream text, p_after bigi
 REVOKE ALL ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) TO cti_gateway;
 
+REVOKE ALL ON FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) TO cti_gateway;
+
 REVOKE ALL ON FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text) TO cti_gateway;
 
@@ -4883,6 +5004,8 @@ GRANT ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval)
 
 REVOKE ALL ON FUNCTION cti.issue_router_token_v1(p_valid interval) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.issue_supervisor_token_v1(p_valid interval) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.issue_wallboard_token_v1(p_valid interval) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.json_error(p_body text) FROM PUBLIC;
@@ -4892,6 +5015,8 @@ REVOKE ALL ON FUNCTION cti.json_error_by_cast(p_body text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.live_token(p_token text, p_scope text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.may_hear(p_binding cti.client_login, p_supervisor boolean, p_call cti.call, OUT allowed boolean, OUT why text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.may_log_in(p_login name, p_login_oid oid) FROM PUBLIC;
 
@@ -4969,6 +5094,8 @@ REVOKE ALL ON FUNCTION cti.process_round(p_facts cti.frame_fact[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.prune_outbox(p_now timestamp with time zone, p_per_stream integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.prune_recordings(p_at timestamp with time zone) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.pull(p_kind text, p_id bigint, p_after bigint, p_limit integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.pull_commands_v1(p_after bigint, p_limit integer) FROM PUBLIC;
@@ -4984,6 +5111,8 @@ REVOKE ALL ON FUNCTION cti.queue_fact_from_ami(p_source text, p_frame jsonb, p_a
 REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.record_bridge_stay(p_source text, p_fact cti.fact, p_seq bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.recording_from_ami(p_source text, p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.refresh_phone_directory(p_source_id integer) FROM PUBLIC;
 

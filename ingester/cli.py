@@ -274,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--card-url", help="open the CRM's own card: a URL with {client_id}")
     p.add_argument(
+        "--recordings-dir",
+        help="serve call recordings from this folder (the PBX's, mounted here; read-only is enough)",
+    )
+    p.add_argument(
+        "--recordings-pbx-dir",
+        default="/var/spool/asterisk/monitor",
+        help="the same folder as the PBX names it (default /var/spool/asterisk/monitor)",
+    )
+    p.add_argument(
         "--max-pending",
         type=int,
         default=2048,

@@ -15,6 +15,7 @@ import psycopg
 
 from ingester import database, embedded
 from ingester.clients import tokens
+from ingester.clients.recordings import RecordingsFolder
 from ingester.clients.watch import Watcher, WatchError, describe, dial, resolve_login
 from ingester.install import (
     doctor,
@@ -381,6 +382,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         args.card_url or "",
         max_pending=args.max_pending,
         max_pending_per_address=args.max_pending_per_address,
+        recordings=(
+            RecordingsFolder(Path(args.recordings_dir), args.recordings_pbx_dir)
+            if args.recordings_dir
+            else None
+        ),
     )
     return 0
 

@@ -75,6 +75,7 @@ BEGIN
         IF p_live THEN  -- housekeeping, not history: a rebuild leaves the outbox and requests alone
             PERFORM cti.prune_outbox(p_event.received_at);
             PERFORM cti.settle_dial_requests(p_event.received_at);
+            PERFORM cti.prune_recordings(p_event.received_at);
         END IF;
         RETURN;
     END IF;
@@ -88,6 +89,9 @@ BEGIN
             'QueueCallerAbandon', 'AgentCalled', 'AgentConnect', 'AgentComplete', 'AgentRingNoAnswer', 'VarSet') THEN
         -- queue facts beside the call facts these events also carry (53_queue_facts.sql)
         PERFORM cti.queue_fact_from_ami(p_event.source, p_event.frame, p_event.received_at);
+    END IF;
+    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+        PERFORM cti.recording_from_ami(p_event.source, p_event.frame, p_event.received_at);  -- 59_recordings.sql
     END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
         -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)

@@ -314,6 +314,14 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_route_v1(text, text, text) IS 'Gateway: route_v1 for a router token (GET /route)';
 
+-- A token for a supervisor who may hear every recording (DBA; the rules: 59_recordings.sql).
+CREATE OR REPLACE FUNCTION cti.issue_supervisor_token_v1(p_valid interval DEFAULT '12 hours') RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT cti.new_token('supervisor', NULL, p_valid, interval '90 days') $$;
+
+COMMENT ON FUNCTION cti.issue_supervisor_token_v1(interval) IS 'A token that hears every call recording through the gateway (a supervisor); shown once';
+
 -- A token for the supervisor wallboard (DBA): the floor now, no desk's stream.
 CREATE OR REPLACE FUNCTION cti.issue_wallboard_token_v1(p_valid interval DEFAULT '30 days') RETURNS text
 LANGUAGE sql

@@ -74,6 +74,7 @@ CREATE TABLE cti.recording (
     ready_at timestamptz,                -- complete: StopMixMonitor, or the channel hung up
     PRIMARY KEY (source, call_key, file)
 );
+CREATE INDEX recording_channel ON cti.recording (source, channel_leg) WHERE ready_at IS NULL;
 COMMENT ON TABLE cti.recording IS 'A reference to each call recording (never a signed URL): the file or record id, and when it was complete';
 
 CREATE TABLE cti.recording_play (

@@ -22,7 +22,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from starlette.applications import Starlette
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -36,6 +42,7 @@ from ingester.clients.gateway_guard import (
     raise_file_limit,
     read_hello,
 )
+from ingester.clients.recordings import RecordingsFolder
 from ingester.queries import query
 
 log = logging.getLogger("pgcti.gateway")
@@ -318,6 +325,7 @@ class Hub:
                     "call_id": call_id,
                     "contacts": [
                         {
+                            "call_id": r[0],
                             "started_at": r[1].isoformat() if r[1] else None,
                             "direction": r[2],
                             "outcome": r[3],
@@ -395,6 +403,29 @@ async def _route(hub: Hub, request) -> Response:
     return JSONResponse({"extension": extension, "reason": reason})
 
 
+async def _recording(hub: Hub, folder: RecordingsFolder | None, request) -> Response:
+    """GET /recording/<call_id>: the call's recording for a desk that was on the call (or
+    the client's manager) or a supervisor token (db/logic/59_recordings.sql), with range
+    requests; every request logged in the database. The token comes in the header
+    `Authorization: Bearer`, or `token=` (an <audio> element sets no header)."""
+    if folder is None:
+        return JSONResponse({"error": "this gateway serves no recordings (--recordings-dir)"}, 404)
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    token = token or request.query_params.get("token", "")
+    try:
+        rows = await hub.call("gateway_recording", token, request.path_params["call_id"])
+    except psycopg.errors.InvalidAuthorizationSpecification as exc:
+        return JSONResponse({"error": exc.diag.message_primary}, status_code=401)
+    name, allowed, why = rows[0]
+    if not allowed:
+        return JSONResponse({"error": why}, status_code=403 if "not on the call" in why else 404)
+    path = folder.file_of(name)
+    if path is None:
+        log.warning("a recording's file is not in the recordings folder %s", folder.here)
+        return JSONResponse({"error": "the recording's file is not in the gateway's folder"}, 404)
+    return FileResponse(path, media_type=folder.media_type(path))
+
+
 async def _told(other: Browser, stream: str, seq: int) -> None:
     with contextlib.suppress(Exception):  # a page that is going: nothing to tell
         await other.socket.send_json({"type": "acked", "stream": stream, "seq": seq})
@@ -412,7 +443,11 @@ async def _refuse(socket: WebSocket, exc: psycopg.Error) -> None:
 
 
 def app(
-    dsn: str, allowed_origins: set[str], card_url: str = "", max_per_token: int = 3
+    dsn: str,
+    allowed_origins: set[str],
+    card_url: str = "",
+    max_per_token: int = 3,
+    recordings: RecordingsFolder | None = None,
 ) -> Starlette:
     hub = Hub(dsn, max_per_token)
     page = PAGE.read_text(encoding="utf-8")
@@ -424,6 +459,9 @@ def app(
 
     async def route(request) -> Response:
         return await _route(hub, request)
+
+    async def recording(request) -> Response:
+        return await _recording(hub, recordings, request)
 
     async def wallboard(request) -> HTMLResponse:
         return HTMLResponse(board)
@@ -444,6 +482,7 @@ def app(
             Route("/", desk),
             Route("/wallboard", wallboard),
             Route("/route", route),
+            Route("/recording/{call_id:int}", recording),
             WebSocketRoute("/ws", websocket),
         ],
         lifespan=lifespan,
@@ -458,16 +497,17 @@ def run(
     card_url: str,
     max_pending: int = 2048,
     max_pending_per_address: int = 64,
+    recordings: RecordingsFolder | None = None,
 ) -> None:
     import uvicorn
 
     GUARD.configure(max_pending, max_pending_per_address, raise_file_limit())
     config = uvicorn.Config(
-        app(dsn, allowed_origins, card_url),
+        app(dsn, allowed_origins, card_url, recordings=recordings),
         host=host,
         port=port,
         log_level="info",
-        access_log=False,  # tokens travel in messages, not URLs; still, no use for it
+        access_log=False,  # a recording's URL may carry a token: never logged
         timeout_graceful_shutdown=2,  # browsers reconnect and catch up: no need to wait on them
         http=GuardedProtocol,  # a deadline on the request, a cap on who has no token yet
         backlog=ACCEPT_BURST,  # what asyncio accepts at once, before the guard sees any

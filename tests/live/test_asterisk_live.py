@@ -6,12 +6,16 @@ fixture (PGCTI_RECORD_LAB=1) for the fast replay in tests/rules."""
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from ingester.clients.gateway_process import free_port
 from tests.support.asterisk_lab import PSQLODBC, RING_SECONDS
+from tests.support.gateway_fixture import Gateway
 from tests.support.live import wait_for
 from tests.support.tcp_proxy import TcpProxy
 
@@ -435,3 +439,70 @@ def test_routing_with_the_database_away_rings_the_group_and_loses_no_call(pipeli
     (call,) = p.call_row()
     assert (call["answered_by"], call["outcome"]) == ("102", "answered")
     assert decisions(p) == []  # nothing was asked that reached the database
+
+
+def _get(
+    port: int, call_id: int, token: str, headers: dict | None = None
+) -> tuple[int, bytes, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/recording/{call_id}",
+        headers={"Authorization": f"Bearer {token}", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read(), dict(answer.headers)
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read(), dict(refused.headers)
+
+
+def test_a_recorded_call_plays_to_the_desk_that_took_it_and_to_no_other(pipeline, conn, make_login):
+    """The direct line records (MixMonitor): pgcti keeps the file's name from the AMI
+    stream, and the gateway plays it, with range requests, to desk 103 (on the call) and a
+    supervisor; desk 101 is refused; every request is logged."""
+    p = pipeline
+    p.lab.call_in(DIRECT)
+    card_at(p, "103")
+    time.sleep(2)  # two seconds of talk to record
+    p.lab.phones["carrier"].hangup()
+    p.settle()
+    (call,) = p.call_row()
+    monitor = p.lab.run / "spool" / "monitor"
+    (name, ready) = wait_for(
+        lambda: conn.execute(
+            "SELECT file, ready_at FROM cti.recording WHERE ready_at IS NOT NULL"
+        ).fetchone(),
+        10,
+        "the recording complete",
+    )
+    assert Path(name).parent == monitor and Path(name).is_file()
+    tokens = {
+        ext: p.desks[ext].conn.execute("SELECT cti.issue_gateway_token_v1()").fetchone()[0]
+        for ext in ("101", "103")
+    }
+    supervisor = conn.execute("SELECT cti.issue_supervisor_token_v1()").fetchone()[0]
+    port = free_port()
+    gw = Gateway(
+        make_login("cti_gateway", "livegw"),
+        port,
+        "--recordings-dir",
+        str(monitor),
+        "--recordings-pbx-dir",
+        str(monitor),
+    )
+    try:
+        status, body, headers = _get(port, call["call_id"], tokens["103"])
+        assert status == 200 and body[:4] == b"RIFF" and headers["content-type"] == "audio/wav"
+        assert len(body) == Path(name).stat().st_size
+        status, part, _ = _get(port, call["call_id"], tokens["103"], {"Range": "bytes=0-99"})
+        assert (status, len(part)) == (206, 100)
+        assert _get(port, call["call_id"], tokens["101"])[0] == 403
+        assert _get(port, call["call_id"], supervisor)[0] == 200
+    finally:
+        gw.stop()
+    log = conn.execute("SELECT allowed, why FROM cti.recording_play ORDER BY id").fetchall()
+    assert log == [
+        (True, "the desk was on the call"),
+        (True, "the desk was on the call"),
+        (False, "not on the call, and not the client's manager"),
+        (True, "supervisor"),
+    ]

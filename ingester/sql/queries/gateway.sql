@@ -32,3 +32,7 @@ SELECT cti.gateway_set_presence_v1(%s, %s, %s::timestamptz);
 -- name: gateway_route
 -- A PBX asks which extension to ring first (db/logic/58_routing.sql), with a router token.
 SELECT extension, reason FROM cti.gateway_route_v1(%s, %s, %s);
+
+-- name: gateway_recording
+-- May this token hear this call's recording? The PBX's file name when it may; logged.
+SELECT file, allowed, why FROM cti.gateway_recording_v1(%s, %s);
