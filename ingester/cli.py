@@ -319,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     who.add_argument("--wallboard", action="store_true", help="for the supervisor's wallboard")
     who.add_argument(
+        "--supervisor",
+        action="store_true",
+        help="for a supervisor who may hear every call recording through the gateway",
+    )
+    who.add_argument(
         "--router",
         action="store_true",
         help="for a PBX that asks the gateway's /route which extension to ring first",

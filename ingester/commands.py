@@ -339,14 +339,18 @@ def cmd_token(args: argparse.Namespace) -> int:
     dsn = _service_dsn(args)
     try:
         if args.action == "issue":
-            kind = "wallboard" if args.wallboard else "router" if args.router else "desk"
+            kind = next(
+                (k for k in ("wallboard", "router", "supervisor") if getattr(args, k)), "desk"
+            )
             valid = args.valid or {"wallboard": "30 days", "router": "365 days"}.get(
                 kind, "12 hours"
             )
             secret = tokens.issue(dsn, args.desk, valid, kind)
-            whose = {"wallboard": "the wallboard", "router": "the PBX's routing (/route)"}.get(
-                kind, f"desk login {args.desk}"
-            )
+            whose = {
+                "wallboard": "the wallboard",
+                "router": "the PBX's routing (/route)",
+                "supervisor": "a supervisor (every recording)",
+            }.get(kind, f"desk login {args.desk}")
             print(f"pgcti token: a token for {whose}, valid {valid}; shown once:", file=sys.stderr)
             print(secret)
         elif args.action == "list":

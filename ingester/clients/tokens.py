@@ -25,7 +25,7 @@ def issue(dsn: str, desk: str | None, valid: str, kind: str = "desk") -> str:
     """A new token: for a desk login, the wallboard, or a PBX's routing requests."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         try:
-            if kind in ("wallboard", "router"):
+            if kind in ("wallboard", "router", "supervisor"):
                 return conn.execute(query(f"token_issue_{kind}"), {"valid": valid}).fetchone()[0]
             return conn.execute(
                 query("token_issue_desk"), {"login": desk, "valid": valid}

@@ -75,3 +75,20 @@ def test_what_the_database_refuses_is_one_clear_line(dsn, desks):
 
     neither = run_cli("token", "revoke", "--dsn", dsn, check=False)
     assert neither.returncode == 2 and "one of the arguments" in neither.stderr
+
+
+def test_router_and_supervisor_tokens_from_the_cli_and_revoking_wallboards_spares_them(dsn, conn):
+    router = run_cli("token", "issue", "--dsn", dsn, "--router").stdout.strip()
+    supervisor = run_cli("token", "issue", "--dsn", dsn, "--supervisor")
+    assert "a supervisor (every recording), valid 12 hours" in supervisor.stderr
+    assert conn.execute(
+        "SELECT reason FROM cti.gateway_route_v1(%s, 'anonymous')", [router]
+    ).fetchone() == ("no caller number",)
+    run_cli("token", "issue", "--dsn", dsn, "--wallboard")
+    assert (
+        "1 live token(s) revoked" in run_cli("token", "revoke", "--dsn", dsn, "--wallboards").stdout
+    )
+    scopes = conn.execute(
+        "SELECT scope FROM cti.gateway_token WHERE revoked_at IS NULL ORDER BY scope"
+    ).fetchall()
+    assert scopes == [("router",), ("supervisor",)]

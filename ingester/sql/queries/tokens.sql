@@ -7,6 +7,9 @@ SELECT cti.issue_gateway_token_v1(%(login)s, %(valid)s::interval);
 -- name: token_issue_wallboard
 SELECT cti.issue_wallboard_token_v1(%(valid)s::interval);
 
+-- name: token_issue_supervisor
+SELECT cti.issue_supervisor_token_v1(%(valid)s::interval);
+
 -- name: token_issue_router
 SELECT cti.issue_router_token_v1(%(valid)s::interval);
 
