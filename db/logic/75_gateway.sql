@@ -358,6 +358,28 @@ BEGIN
               LEFT JOIN cti.presence p ON p.extension = w.extension
               LEFT JOIN LATERAL (SELECT * FROM cti.call c WHERE c.ended_at IS NULL AND c.card_workstation_id = w.id
                                   ORDER BY c.answered_at LIMIT 1) c ON true), '[]'),
+        -- Queues now: callers waiting and the longest wait; the agents seen in the queue
+        -- today by their presence; today's service level (86_queue_analytics.sql).
+        'queues', coalesce((
+            SELECT jsonb_agg(jsonb_build_object('queue', q.queue, 'waiting', q.waiting,
+                                                'longest_wait_seconds', q.longest_wait,
+                                                'agents_free', a.free, 'agents_paused', a.paused, 'agents_talking', a.talking,
+                                                'service_level_today', st.service_level, 'offered_today', st.offered)
+                             ORDER BY q.queue)
+              FROM (SELECT c.queue,
+                           count(*) FILTER (WHERE c.connected_at IS NULL AND c.abandoned_at IS NULL AND c.left_at IS NULL) AS waiting,
+                           round(max(extract(epoch FROM now() - c.joined_at))
+                                 FILTER (WHERE c.connected_at IS NULL AND c.abandoned_at IS NULL AND c.left_at IS NULL)) AS longest_wait
+                      FROM cti.queue_call c WHERE c.joined_at >= current_date GROUP BY c.queue) q
+              LEFT JOIN LATERAL (
+                    SELECT count(*) FILTER (WHERE s.state IN ('available', 'unknown')) AS free,
+                           count(*) FILTER (WHERE s.state = 'paused') AS paused,
+                           count(*) FILTER (WHERE s.state = 'busy') AS talking
+                      FROM (SELECT DISTINCT t.agent FROM cti.queue_attempt t
+                             WHERE t.queue = q.queue AND t.called_at >= current_date AND t.agent IS NOT NULL) m
+                      LEFT JOIN cti.presence p ON p.extension = m.agent
+                     CROSS JOIN LATERAL (SELECT coalesce(cti.presence_state(p), 'unknown') AS state) s) a ON true
+              LEFT JOIN cti.queue_stats_v1 st ON st.queue = q.queue AND st.day = current_date AND st.hour IS NULL), '[]'),
         'tasks_past_due', coalesce((
             SELECT jsonb_agg(jsonb_build_object('task_id', t.id, 'number', t.e164, 'owner_id', t.owner_id,
                                                 'due_at', t.due_at, 'missed_calls', t.missed_calls) ORDER BY t.due_at)

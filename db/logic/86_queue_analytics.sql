@@ -8,7 +8,7 @@
 --   left out of the service level. Timed out: left by the queue's timeout (QUEUESTATUS
 --   TIMEOUT); other exits (full, empty, a key) together.
 -- - Service level: answered within the queue's service_level_seconds (20 by default) of
---   joining, over offered less short abandons.
+--   joining, over offered less short abandons and less callers still waiting.
 -- - Wait: from joining to the answer, the abandon, or leaving; average and longest over
 --   every caller who is no longer waiting. Handle time: AgentComplete's TalkTime (the
 --   talk; AMI gives no wrap-up), average over answered calls.
@@ -30,6 +30,7 @@ WITH stays AS (
            CASE WHEN q.connected_at IS NOT NULL THEN extract(epoch FROM q.connected_at - q.joined_at)
                 WHEN q.abandoned_at IS NOT NULL THEN coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
                 WHEN q.left_at IS NOT NULL THEN extract(epoch FROM q.left_at - q.joined_at) END AS wait_seconds,
+           q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NULL AS still_waiting,
            q.talk_seconds, coalesce(s.service_level_seconds, 20) AS target
       FROM cti.queue_call q
       LEFT JOIN cti.queue_setting s ON s.queue = q.queue
@@ -44,7 +45,7 @@ SELECT queue, day, hour,
        count(*) FILTER (WHERE other_exit) AS other_exits,
        count(*) FILTER (WHERE answered AND wait_seconds <= target) AS answered_within_target,
        round(count(*) FILTER (WHERE answered AND wait_seconds <= target)::numeric
-             / nullif(count(*) - count(*) FILTER (WHERE short_abandon), 0), 3) AS service_level,
+             / nullif(count(*) - count(*) FILTER (WHERE short_abandon OR still_waiting), 0), 3) AS service_level,
        round(avg(wait_seconds)::numeric, 1) AS avg_wait_seconds,
        max(wait_seconds) AS longest_wait_seconds,
        round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds

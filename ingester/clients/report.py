@@ -51,6 +51,7 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
         funnel = conn.execute(query("report_funnel"), args).fetchone()
         summary = conn.execute(query("report_summary"), args).fetchone()
         managers = conn.execute(query("report_manager_share"), args).fetchall()
+        queues = conn.execute(query("report_queues"), args).fetchall()
     # Every headline figure covers exactly the period (cti.period_summary_v1 says how).
     inbound, answered, unanswered, _rate, never_called_back, first_time, won = summary
     totals = {
@@ -69,6 +70,7 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
         _not_called_back(daily),
         _funnel(funnel),
         _own_manager(managers),
+        _queues(queues),
     ]
     out.write_text(_page(period, totals, figures), encoding="utf-8")
     return totals
@@ -171,6 +173,26 @@ def _own_manager(managers) -> go.Figure:
         fig.update_layout(barmode="stack"),
         "Known clients' calls, by their manager: answered by that manager, by another, or not",
     )
+
+
+def _queues(queues) -> go.Figure:
+    """Each queue's calls by how they ended, its service level and longest wait in the name."""
+    names = [
+        f"{q[0]} (service level {float(q[4]):.0%}, longest wait {float(q[5] or 0):.0f} s)"
+        if q[4] is not None
+        else q[0]
+        for q in queues
+    ]
+    fig = go.Figure(
+        [
+            go.Bar(name="answered", x=names, y=[q[1] for q in queues], marker_color="#2e7d32"),
+            go.Bar(name="abandoned", x=names, y=[q[2] for q in queues], marker_color="#c62828"),
+            go.Bar(
+                name="timed out or left", x=names, y=[q[3] for q in queues], marker_color="#f9a825"
+            ),
+        ]
+    )
+    return _titled(fig.update_layout(barmode="stack"), "Queues: how callers' waits ended")
 
 
 def _titled(fig: go.Figure, title: str) -> go.Figure:

@@ -33,7 +33,7 @@ def test_the_report_shows_the_periods_figures_in_one_self_contained_file(report)
     assert "6 inbound calls, 50% answered (of those answered or ended unanswered)" in page
     assert "2 first-time callers the CRM did not know; 1 deals won in the period" in page
     assert not re.search(r"<script[^>]+src=", page), "no script fetched from elsewhere"
-    assert "Plotly.newPlot" in page and page.count('class="chart"') == 7
+    assert "Plotly.newPlot" in page and page.count('class="chart"') == 8
     assert "answered by that manager, by another, or not" in page
     # The funnel's stages, as drawn: called 5, lead 1, of those with a deal 1, won 1.
     assert re.search(r'"x":\[5,1,1,1\]', page.replace(" ", ""))
@@ -65,12 +65,12 @@ def test_the_report_renders_its_charts_with_data_in_a_real_browser(report, tmp_p
     ]
     shot = tmp_path / "report.png"  # kept in pytest's tmp dir for a look
     subprocess.run(
-        [*common, f"--screenshot={shot}", "--window-size=1200,3200", out.as_uri()],
+        [*common, f"--screenshot={shot}", "--window-size=1200,3600", out.as_uri()],
         check=True,
         capture_output=True,
         timeout=120,
     )
-    assert shot.stat().st_size > 30_000, "a screenshot of seven charts, not a blank page"
+    assert shot.stat().st_size > 30_000, "a screenshot of eight charts, not a blank page"
     dom = subprocess.run(
         [*common, "--dump-dom", out.as_uri()],
         check=True,
@@ -78,7 +78,7 @@ def test_the_report_renders_its_charts_with_data_in_a_real_browser(report, tmp_p
         text=True,
         timeout=120,
     ).stdout
-    assert dom.count('class="main-svg"') >= 14, "each of the seven charts drew its SVG layers"
+    assert dom.count('class="main-svg"') >= 16, "each of the eight charts drew its SVG layers"
     # Bars, funnel stages and histogram bins are drawn as points with a path each.
     drawn = re.findall(r'<g class="point"><path d="M[^"]+"', dom)
     assert len(drawn) >= 10, f"only {len(drawn)} data marks were drawn"

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ingester.queries import query
 from ingester.simulator.ami_server import blocks_of
 from ingester.simulator.asterisk_calls import block
+from tests.support.ami_traces import chan, dest
 from tests.support.asterisk_lab import RECORDINGS
 from tests.support.crm_fixture import insert_frames, seed_crm
 
@@ -94,6 +96,10 @@ def test_the_figures_of_a_day_with_an_answered_and_an_abandoned_caller(conn):
     assert float(row[5]) == expected_level
     assert float(row[6]) == pytest.approx(max(waited, int(abandon["HoldTime"])), abs=0.01)
     assert float(row[7]) == talk
+    # The report's queue chart reads the same figures over its period.
+    day = at(first(answered_run, "QueueCallerJoin")).date()
+    (reported,) = conn.execute(query("report_queues"), {"first": day, "last": day}).fetchall()
+    assert reported[:4] == ("sales", 1, 1, 0) and float(reported[4]) == expected_level
     # A queue of its own target: 1 second, and the answer came later than that.
     conn.execute("INSERT INTO cti.queue_setting (queue, service_level_seconds) VALUES ('sales', 1)")
     (within,) = conn.execute(
@@ -168,3 +174,45 @@ def test_a_rebuild_makes_the_queue_facts_again(conn):
     before = conn.execute("SELECT * FROM cti.queue_call ORDER BY caller_leg").fetchall()
     conn.execute("SELECT * FROM cti.rebuild()")
     assert conn.execute("SELECT * FROM cti.queue_call ORDER BY caller_leg").fetchall() == before
+
+
+def test_the_wallboard_shows_the_queues_now(conn):
+    seed_crm(conn)
+    now = datetime.now(UTC).timestamp()
+    waiting = {
+        **chan("PJSIP/mts-00000091", "9.1", "84951112233", "74950001133", "from-pstn", 6, "9.1")
+    }
+    served = {
+        **chan("PJSIP/mts-00000092", "9.2", "84951234567", "74950001133", "from-pstn", 6, "9.2")
+    }
+    member = dest(chan("PJSIP/103-00000093", "9.3", "<unknown>", "s", "from-queue", 5, "9.2"))
+    queue = {"Queue": "sales", "Interface": "PJSIP/103", "MemberName": "PJSIP/103"}
+    insert_frames(
+        conn,
+        [
+            block(
+                "QueueCallerJoin",
+                {**served, "Queue": "sales", "Timestamp": now - 30, "Position": 1},
+            ),
+            block("AgentCalled", {**served, **member, **queue, "Timestamp": now - 29}),
+            block(
+                "AgentConnect",
+                {**served, **member, **queue, "Timestamp": now - 25, "HoldTime": 5, "RingTime": 4},
+            ),
+            block(
+                "QueueCallerJoin",
+                {**waiting, "Queue": "sales", "Timestamp": now - 12, "Position": 1},
+            ),
+            block("DeviceStateChange", {"Device": "PJSIP/103", "State": "INUSE"}),
+        ],
+        source="asterisk",
+    )
+    failed = conn.execute("SELECT detail FROM cti.event_outcome WHERE status = 'failed'").fetchall()
+    assert failed == []
+    token = conn.execute("SELECT cti.issue_wallboard_token_v1()").fetchone()[0]
+    (board,) = conn.execute("SELECT cti.gateway_wallboard_v1(%s)", [token]).fetchone()
+    (sales,) = board["queues"]
+    assert (sales["waiting"], sales["agents_talking"], sales["agents_free"]) == (1, 1, 0)
+    assert 11 <= sales["longest_wait_seconds"] <= 14
+    # 1 answered within 20 s, of the 1 no longer waiting (the waiting caller is not judged yet)
+    assert (sales["offered_today"], sales["service_level_today"]) == (2, 1.0)

@@ -45,3 +45,14 @@ SELECT coalesce(max(m.manager_surname), 'employee ' || m.manager_id) || coalesce
  GROUP BY m.manager_id, m.manager_extension
  ORDER BY sum(m.calls) DESC, 1
  LIMIT 30;
+
+-- name: report_queues
+-- Per queue over the period (db/logic/86_queue_analytics.sql): calls answered, abandoned,
+-- timed out or left otherwise, and the service level over the whole period.
+SELECT s.queue, sum(s.answered), sum(s.abandoned), sum(s.timed_out) + sum(s.other_exits),
+       round(sum(s.answered_within_target)::numeric
+             / nullif(sum(s.answered) + sum(s.abandoned) - sum(s.abandoned_short) + sum(s.timed_out) + sum(s.other_exits), 0), 3),
+       max(s.longest_wait_seconds)
+  FROM cti.queue_stats_v1 s
+ WHERE s.hour IS NULL AND s.day BETWEEN %(first)s::date AND %(last)s::date
+ GROUP BY s.queue ORDER BY s.queue;
