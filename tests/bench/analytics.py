@@ -11,15 +11,7 @@ ratio large / small. Nothing here asserts a speed.
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
-
-import psycopg
-
-from ingester import embedded
-from tests.bench.workload import log, scratch_database
+from tests.bench.workload import views_at_two_sizes
 
 # A year of calls: 8 lines, 30 extensions, clients 1..calls/4; the outcome shares of a
 # real sales line (7 in 10 answered).
@@ -64,41 +56,7 @@ READS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args()
-    server = embedded.start()
-    dsns = {}
-    for size in (args.small, args.large):
-        log(f"generating {size:,} calls with their callback tasks and deals")
-        dsns[size] = scratch_database(server, f"pgcti_bench_analytics_{size}")
-        with psycopg.connect(dsns[size], autocommit=True) as conn:
-            conn.execute(
-                "SET session_replication_role = replica"
-            )  # no triggers: the rows are made up
-            # Several statements: no parameters (simple protocol); the size is an int.
-            conn.execute(GENERATE.replace("%(calls)s", str(int(size))))
-    times: dict[tuple[str, int], list[float]] = {}
-    conns = {size: psycopg.connect(dsn, autocommit=True) for size, dsn in dsns.items()}
-    for _ in range(args.rounds):
-        for name, sql in READS.items():
-            for size, conn in conns.items():
-                started = time.perf_counter()
-                conn.execute(sql).fetchall()
-                times.setdefault((name, size), []).append(time.perf_counter() - started)
-    results = []
-    print(f"\n{'view (as pgcti report reads it)':40} {args.small:>10,} {args.large:>12,}   ratio")
-    for name in READS:
-        small = statistics.median(times[(name, args.small)]) * 1000
-        large = statistics.median(times[(name, args.large)]) * 1000
-        print(f"{name:40} {small:8.1f} ms {large:10.1f} ms {large / small:7.1f}")
-        results.append({"view": name, "small_ms": small, "large_ms": large})
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"small": args.small, "large": args.large, "results": results}, out, indent=2)
+    views_at_two_sizes(GENERATE, READS, "calls with their callback tasks and deals", "analytics")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ the raw log alone (the baseline the pipeline is compared with)."""
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import os
 import platform
 import random
+import statistics
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -157,3 +159,44 @@ def machine(dsn: str) -> dict:
     except (OSError, StopIteration, subprocess.TimeoutExpired):
         info["pg_test_fsync_fdatasync"] = "unavailable"
     return info
+
+
+def views_at_two_sizes(
+    generate: str, reads: dict[str, str], what: str, name: str, argv: list[str] | None = None
+) -> None:
+    """The views' benchmarks (analytics, queues): `generate` (SQL, with %(calls)s) fills a
+    scratch database per size; each of `reads` runs `--rounds` times, alternating between
+    the sizes; prints the medians and the ratio large / small (and --json writes them)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    server = embedded.start()
+    conns = {}
+    for size in (args.small, args.large):
+        log(f"generating {size:,} {what}")
+        conns[size] = psycopg.connect(
+            scratch_database(server, f"pgcti_bench_{name}_{size}"), autocommit=True
+        )
+        conns[size].execute("SET session_replication_role = replica")  # no triggers: made-up rows
+        # Several statements: no parameters (simple protocol); the size is an int.
+        conns[size].execute(generate.replace("%(calls)s", str(int(size))))
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.rounds):
+        for read, statement in reads.items():
+            for size, conn in conns.items():
+                started = time.perf_counter()
+                conn.execute(statement).fetchall()
+                times.setdefault((read, size), []).append(time.perf_counter() - started)
+    results = []
+    print(f"\n{'view (as it is read)':40} {args.small:>10,} {args.large:>12,}   ratio")
+    for read in reads:
+        small = statistics.median(times[(read, args.small)]) * 1000
+        large = statistics.median(times[(read, args.large)]) * 1000
+        print(f"{read:40} {small:8.1f} ms {large:10.1f} ms {large / small:7.1f}")
+        results.append({"view": read, "small_ms": small, "large_ms": large})
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"small": args.small, "large": args.large, "results": results}, out, indent=2)
