@@ -1801,6 +1801,19 @@ $$;
 
 COMMENT ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) IS 'Gateway: the last contacts with the caller of a call whose card the token''s desk was sent';
 
+CREATE FUNCTION cti.gateway_desk_v1(p_token text) RETURNS TABLE(login name, workstation_id bigint, name text, extension text, presence text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT b.login, b.workstation_id,
+           coalesce(cti.crm_workstation_name(b.workstation_id), 'workstation ' || b.workstation_id),
+           x.extension, coalesce((SELECT cti.presence_state(p) FROM cti.presence p WHERE p.extension = x.extension), 'unknown')
+      FROM cti.token_binding(p_token) b
+     CROSS JOIN LATERAL (SELECT cti.crm_extension_for_workstation(b.workstation_id) AS extension) x
+$$;
+
+COMMENT ON FUNCTION cti.gateway_desk_v1(p_token text) IS 'Gateway: the token''s desk by name and extension, and its presence';
+
 CREATE FUNCTION cti.gateway_dial_requests_v1(p_token text) RETURNS TABLE(request_id uuid, number text, client_id bigint, state text, reason text, requested_at timestamp with time zone, sent_at timestamp with time zone, decided_at timestamp with time zone, call_id bigint, call_link text, call_outcome text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -4977,6 +4990,9 @@ GRANT ALL ON FUNCTION cti.gateway_contacts(p_token text, p_call_id bigint, p_lim
 
 REVOKE ALL ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_contacts_v1(p_token text, p_call_id bigint, p_limit integer) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_desk_v1(p_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_desk_v1(p_token text) TO cti_gateway;
 
 REVOKE ALL ON FUNCTION cti.gateway_dial_requests_v1(p_token text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_dial_requests_v1(p_token text) TO cti_gateway;

@@ -285,6 +285,21 @@ AS $$ SELECT * FROM cti.dial_requests_of((cti.token_binding(p_token)).login, int
 
 COMMENT ON FUNCTION cti.gateway_dial_requests_v1(text) IS 'Gateway: the token''s desk''s dial requests of the last hour';
 
+-- The token's desk as people know it: the workstation's name and extension (the desk page's title).
+CREATE OR REPLACE FUNCTION cti.gateway_desk_v1(p_token text)
+RETURNS TABLE (login name, workstation_id bigint, name text, extension text, presence text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT b.login, b.workstation_id,
+           coalesce(cti.crm_workstation_name(b.workstation_id), 'workstation ' || b.workstation_id),
+           x.extension, coalesce((SELECT cti.presence_state(p) FROM cti.presence p WHERE p.extension = x.extension), 'unknown')
+      FROM cti.token_binding(p_token) b
+     CROSS JOIN LATERAL (SELECT cti.crm_extension_for_workstation(b.workstation_id) AS extension) x
+$$;
+
+COMMENT ON FUNCTION cti.gateway_desk_v1(text) IS 'Gateway: the token''s desk by name and extension, and its presence';
+
 -- The desk page's away / do not disturb button (56_presence.sql).
 CREATE OR REPLACE FUNCTION cti.gateway_set_presence_v1(p_token text, p_state text, p_until timestamptz DEFAULT NULL) RETURNS text
 LANGUAGE sql SECURITY DEFINER

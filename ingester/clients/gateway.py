@@ -150,6 +150,7 @@ class Hub:
             return
         try:
             streams = await self.call("gateway_whoami", token)
+            desk = (await self.call("gateway_desk", token) or [(None, None, None)])[0]
         except psycopg.Error as exc:
             await _refuse(socket, exc)
             return
@@ -174,6 +175,9 @@ class Hub:
             {
                 "type": "hello",
                 "login": streams[0][0] if streams else None,
+                "desk": desk[0],  # what people call it: the page's title, not the login
+                "extension": desk[1],
+                "presence": desk[2],
                 "streams": sorted(browser.sent),
                 "card_url": card_url,
             }

@@ -113,7 +113,7 @@ def ensure_logins(conn: psycopg.Connection) -> dict[int, str]:
     for (ws_id,) in conn.execute(query("seed_workstation_ids")).fetchall():
         login = workstation_login(ws_id)
         _ensure_role(conn, login, "cti_client")
-        conn.execute(query("bind_workstation_login"), [login, ws_id])
+        conn.execute(query("bind_workstation_login"), {"login": login, "ws": ws_id})
         logins[ws_id] = login
     return logins
 

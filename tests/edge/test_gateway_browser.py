@@ -77,6 +77,9 @@ def test_the_card_appears_at_the_right_desk_only_and_moves_on_transfer(
         answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
         insert_frames(conn, frames[: answered + 2])
         wait_for(lambda: _card(a) and "Ivan Ivanov" in _card(a), what="the card at desk 101")
+        assert (
+            a.find_element("id", "login").text == "ws-101 (101)"
+        )  # the desk's name, not the login
         # Ivanov called before: his last contacts come from pgcti's own history.
         wait_for(lambda: "inbound answered (103)" in _card(a), what="the last contacts")
         assert "Romashka" in _card(a) and "Petrova" in _card(a)
@@ -329,3 +332,23 @@ def test_a_desk_calls_back_from_the_card_and_sees_the_call_placed(
         gw.stop()
         assert edge.stop() == 0
         ami.close()
+
+
+def test_a_new_callers_card_says_so_with_the_line_called(
+    conn, dsn, desks, browser_factory, tmp_path
+):
+    crm, tokens, gateway_dsn = desks
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        page = browser_factory()
+        page.get(gw.url(tokens["101"]))
+        wait_for(lambda: _status(page) == "live", what="live")
+        frames = pbx.inbound_answered(builder(7), "+74997770011", LINE, "101")
+        answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
+        insert_frames(conn, frames[: answered + 2])
+        wait_for(lambda: _card(page), what="the card")
+        # Registered now as a lead by the CRM (the reference CRM calls it "Lead").
+        assert page.find_element("id", "card-name").text == f"New caller · line {LINE} (Lead)"
+        page.save_screenshot(str(tmp_path / "desk-new-caller.png"))
+    finally:
+        gw.stop()

@@ -89,7 +89,13 @@ SELECT %s, %s, min(id) FROM pgcti_refcrm.employee
 SELECT id FROM pgcti_refcrm.workstation ORDER BY id;
 
 -- name: bind_workstation_login
-INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s) ON CONFLICT (login) DO NOTHING;
+-- A desk's login, bound to its workstation and to the employee at it (the reference CRM:
+-- the same extension), so that the desk page shows rings and callback tasks too.
+INSERT INTO cti.client_login (login, workstation_id, employee_id)
+SELECT %(login)s, w.id, (SELECT e.id FROM pgcti_refcrm.employee e WHERE e.extension = w.extension ORDER BY e.id LIMIT 1)
+  FROM pgcti_refcrm.workstation w WHERE w.id = %(ws)s
+ON CONFLICT (login) DO UPDATE SET employee_id = EXCLUDED.employee_id
+ WHERE cti.client_login.employee_id IS NULL;
 
 -- name: register_ingester_login
 INSERT INTO cti.ingester_login (login) VALUES (%s) ON CONFLICT DO NOTHING;
