@@ -20,7 +20,7 @@ demo: $(BIN)/.installed
 # Real socket.io 0.9 peers (Node.js) for the onlinePBX API 2.0 interoperability tests.
 INTEROP := tests/interop/node_modules/.installed
 $(INTEROP): tests/interop/package-lock.json
-	@echo "==> installing socket.io 0.9 test peers with npm (first run only)"
+	@echo "==> installing socket.io 0.9 test peers and node-postgres with npm (first run only)"
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	@touch $@
 
