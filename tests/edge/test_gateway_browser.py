@@ -352,3 +352,49 @@ def test_a_new_callers_card_says_so_with_the_line_called(
         page.save_screenshot(str(tmp_path / "desk-new-caller.png"))
     finally:
         gw.stop()
+
+
+def test_a_ring_in_a_background_tab_notifies_once_the_person_allowed_it(
+    conn, dsn, desks, browser_factory
+):
+    crm, tokens, gateway_dsn = desks
+    conn.execute(  # desk 101 is Petrova's, who hears rings (a new binding: a new token)
+        "UPDATE cti.client_login SET employee_id = %s WHERE login = %s",
+        [crm["Petrova"], tokens["login-101"]],
+    )
+    token = conn.execute("SELECT cti.issue_gateway_token_v1(%s)", [tokens["login-101"]]).fetchone()[
+        0
+    ]
+    gw = Gateway(gateway_dsn, free_port())
+    try:
+        page = browser_factory()
+        page.get(gw.url(token))
+        wait_for(lambda: _status(page) == "live", what="live")
+        assert page.find_element("id", "notify").text == "Notify me of rings"
+        # The person allows notifications (Chromium's own permission, granted as a click would).
+        page.execute_cdp_cmd(
+            "Browser.grantPermissions",
+            {"origin": f"http://127.0.0.1:{gw.port}", "permissions": ["notifications"]},
+        )
+        page.find_element("id", "notify").click()
+        wait_for(
+            lambda: page.find_element("id", "notify").text == "Notifications on", what="allowed"
+        )
+        # What the page shows, recorded as it goes to the real Notification; the tab in the background.
+        page.execute_script(
+            "window.shown = []; const Real = window.Notification;"
+            "window.Notification = function (title, options) { window.shown.push(title);"
+            " return new Real(title, options); };"
+            "window.Notification.permission = Real.permission;"
+            "Object.defineProperty(document, 'hidden', { get: () => true });"
+        )
+        frames = pbx.inbound_answered(builder(8), KNOWN, LINE, "101")
+        insert_frames(conn, frames[:2])  # ringing
+        wait_for(
+            lambda: (
+                page.execute_script("return window.shown") == ["Ringing: +74951234567 Ivan Ivanov"]
+            ),
+            what="one notification for the ring",
+        )
+    finally:
+        gw.stop()
