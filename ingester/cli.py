@@ -304,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-zone", default="UTC", help="whose calendar days (default UTC), e.g. Europe/Moscow"
     )
     p.add_argument("--out", default="report.html", help="where to write it (default report.html)")
+    p.add_argument(
+        "--missed-csv",
+        metavar="FILE",
+        help="also write the missed calls not called back yet, oldest first, as CSV",
+    )
     p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser(

@@ -320,7 +320,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("pgcti report: --from is after --to", file=sys.stderr)
         return 2
     try:
-        totals = report.write(dsn, period, Path(args.out))
+        totals, waiting = report.write(
+            dsn, period, Path(args.out), Path(args.missed_csv) if args.missed_csv else None
+        )
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
         print(
             f"pgcti report: this database lacks pgcti's current views ({exc.diag.message_primary}):"
@@ -331,6 +333,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(
         f"report for {period.first} to {period.last} written to {Path(args.out).resolve()}: "
         + ", ".join(f"{k} {v}" for k, v in totals.items())
+    )
+    print(
+        f"{waiting} missed call(s) not called back yet"
+        + (
+            f", listed in {Path(args.missed_csv).resolve()}"
+            if args.missed_csv
+            else " (--missed-csv lists them)"
+        )
     )
     return 0
 

@@ -7,11 +7,12 @@ anywhere, offline, with nothing else beside it.
 
 from __future__ import annotations
 
+import csv
 import html
 import math
 import statistics
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -40,8 +41,11 @@ class Period:
         return cls(today - timedelta(days=29), today, time_zone)  # the last 30 days
 
 
-def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
-    """Draw the report into `out`; returns the totals it shows (the CLI prints them)."""
+def write(
+    dsn: str, period: Period, out: Path, missed_csv: Path | None = None
+) -> tuple[dict[str, int], int]:
+    """Draw the report into `out`; returns the period's totals it shows (the CLI prints
+    them) and how many missed calls wait to be called back now."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(query("report_time_zone"), {"time_zone": period.time_zone})
         args = {"first": period.first, "last": period.last}
@@ -52,6 +56,7 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
         summary = conn.execute(query("report_summary"), args).fetchone()
         managers = conn.execute(query("report_manager_share"), args).fetchall()
         queues = conn.execute(query("report_queues"), args).fetchall()
+        waiting = conn.execute(query("report_not_called_back")).fetchall()
     # Every headline figure covers exactly the period (cti.period_summary_v1 says how).
     inbound, answered, unanswered, _rate, never_called_back, first_time, won = summary
     totals = {
@@ -72,8 +77,67 @@ def write(dsn: str, period: Period, out: Path) -> dict[str, int]:
         _own_manager(managers),
         _queues(queues),
     ]
-    out.write_text(_page(period, totals, figures), encoding="utf-8")
-    return totals
+    out.write_text(_page(period, totals, figures, waiting), encoding="utf-8")
+    if missed_csv is not None:
+        write_missed_csv(waiting, missed_csv)
+    return totals, len(waiting)
+
+
+MISSED_COLUMNS = (
+    "task",
+    "missed at (UTC)",
+    "number",
+    "client",
+    "owner",
+    "missed calls",
+    "due (UTC)",
+    "hours waiting",
+)
+
+
+def write_missed_csv(waiting, path: Path) -> None:
+    """The missed calls not called back yet, as a spreadsheet opens them."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        sheet = csv.writer(out)
+        sheet.writerow(MISSED_COLUMNS)
+        for task, missed_at, number, client, owner, calls, due, hours in waiting:
+            sheet.writerow(
+                [
+                    task,
+                    f"{missed_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+                    number,
+                    client,
+                    owner,
+                    calls,
+                    f"{due.astimezone(UTC):%Y-%m-%d %H:%M}",
+                    hours,
+                ]
+            )
+
+
+def _missed_table(waiting) -> str:
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(v))}</td>"
+            for v in (f"{r[1].astimezone(UTC):%Y-%m-%d %H:%M}", r[2], r[3], r[4], r[5], f"{r[7]} h")
+        )
+        + "</tr>"
+        for r in waiting[:50]
+    )
+    more = (
+        f"<p>and {len(waiting) - 50} more (the CSV export has them all)</p>"
+        if len(waiting) > 50
+        else ""
+    )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("missed at (UTC)", "number", "client", "owner", "missed calls", "waiting")
+    )
+    return (
+        f"<h2>Missed calls not called back yet ({len(waiting)}), oldest first</h2>"
+        f"<table><tr>{head}</tr>{rows}</table>{more}"
+    )
 
 
 def _calls_per_day(daily) -> go.Figure:
@@ -199,7 +263,7 @@ def _titled(fig: go.Figure, title: str) -> go.Figure:
     return fig.update_layout(title=title, height=380, margin={"t": 60, "b": 40, "l": 50, "r": 20})
 
 
-def _page(period: Period, totals: dict[str, int], figures: list[go.Figure]) -> str:
+def _page(period: Period, totals: dict[str, int], figures: list[go.Figure], waiting) -> str:
     charts = "\n".join(
         f'<section class="chart">{pio.to_html(fig, full_html=False, include_plotlyjs=(n == 0))}</section>'
         for n, fig in enumerate(figures)
@@ -215,10 +279,12 @@ def _page(period: Period, totals: dict[str, int], figures: list[go.Figure]) -> s
     title = f"pgcti report {period.first} to {period.last}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} .chart{{margin-bottom:1em}}</style>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} .chart{{margin-bottom:1em}}
+td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}} table{{border-collapse:collapse}}</style>
 </head><body>
 <h1>{html.escape(title)}</h1>
 <p>Days in the time zone {html.escape(period.time_zone)}. {html.escape(summary)}.</p>
 {charts}
+{_missed_table(waiting)}
 </body></html>
 """

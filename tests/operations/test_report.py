@@ -179,3 +179,23 @@ def test_the_response_time_chart_shows_the_real_distribution():
     # Slow answers widen the bins rather than leave the chart.
     assert report.response_bins([3.0, 250.0]) == (5.0, 255.0)
     assert report.response_bins([]) == (1.0, 1.0)
+
+
+def test_missed_calls_not_called_back_yet_are_listed_and_exported(dsn, history, tmp_path, conn):  # noqa: F811
+    import csv
+
+    out, table = tmp_path / "report.html", tmp_path / "missed.csv"
+    done = run_cli("report", "--dsn", dsn, *PERIOD, "--out", str(out), "--missed-csv", str(table))
+    # By hand: the open tasks, oldest first, from the base rows.
+    open_tasks = conn.execute(
+        "SELECT t.e164, t.missed_calls FROM cti.callback_task t WHERE t.closed_at IS NULL"
+        " ORDER BY t.created_at, t.id"
+    ).fetchall()
+    with table.open() as sheet:
+        rows = list(csv.DictReader(sheet))
+    assert [(r["number"], int(r["missed calls"])) for r in rows] == open_tasks
+    assert rows[0]["owner"] == "nobody" and float(rows[0]["hours waiting"]) > 0
+    assert f"{len(open_tasks)} missed call(s) not called back yet, listed in" in done.stdout
+    page = out.read_text()
+    assert f"Missed calls not called back yet ({len(open_tasks)}), oldest first" in page
+    assert open_tasks[0][0] in page

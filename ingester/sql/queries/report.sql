@@ -56,3 +56,18 @@ SELECT s.queue, sum(s.answered), sum(s.abandoned), sum(s.timed_out) + sum(s.othe
   FROM cti.queue_stats_v1 s
  WHERE s.hour IS NULL AND s.day BETWEEN %(first)s::date AND %(last)s::date
  GROUP BY s.queue ORDER BY s.queue;
+
+-- name: report_not_called_back
+-- Missed calls not called back yet: each open callback task, oldest first, with the client,
+-- its owner (by the client's manager's surname when the manager owns it) and how long it
+-- has waited (db/logic/57_callbacks.sql). Now, whatever the period.
+SELECT t.id, t.created_at, t.e164, coalesce(c.client_card ->> 'client_name', ''),
+       CASE WHEN t.owner_id IS NULL THEN 'nobody'
+            WHEN t.owner_rule = 'manager' AND c.client_card ->> 'manager_surname' IS NOT NULL
+            THEN (c.client_card ->> 'manager_surname') || ' (employee ' || t.owner_id || ')'
+            ELSE 'employee ' || t.owner_id END,
+       t.missed_calls, t.due_at, round(extract(epoch FROM now() - t.created_at) / 3600, 1)
+  FROM cti.callback_task t
+  JOIN cti.call c ON c.id = t.last_call_id
+ WHERE t.closed_at IS NULL
+ ORDER BY t.created_at, t.id;
