@@ -16,6 +16,15 @@ from tests.support.crm_fixture import seed_crm
 from tests.support.live import KEY, IngestProcess, SimulatorThread, wait_for
 
 pytestmark = pytest.mark.timeout(120)
+STARTED: list[IngestProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def no_edge_left_running():
+    """An edge a failing test left running is stopped: it would go on dialling."""
+    yield
+    while STARTED:
+        STARTED.pop().kill()
 
 
 @pytest.fixture
@@ -47,6 +56,7 @@ def dialer(edge_dsn: str, ami, tmp, *extra: str) -> IngestProcess:
     ingest = IngestProcess(
         edge_dsn, ami.url, tmp, ami.server.secret, "--pbx", "asterisk", "--dial", *extra
     )
+    STARTED.append(ingest)
     wait_for(lambda: "taking dial requests" in ingest.log, 20, "the dialer ready")
     wait_for(lambda: "logged in to the AMI" in ingest.log, 20, "the AMI login")
     return ingest
@@ -192,6 +202,7 @@ def test_an_edge_whose_login_may_not_dial_says_what_to_grant_and_goes_on_ingesti
     ingest = IngestProcess(
         plain, ami.url, tmp_path, ami.server.secret, "--pbx", "asterisk", "--dial"
     )
+    STARTED.append(ingest)
     wait_for(lambda: "refuses this login dial requests" in ingest.log, 20, "the refusal logged")
     assert "GRANT cti_dialer" in ingest.log
     rid = dial(desks["101"], "84951234567")
@@ -231,6 +242,7 @@ def test_onlinepbx_call_now_places_the_call_and_it_is_linked_by_number_and_time(
     ingest = IngestProcess(
         edge, sim.url, tmp_path, KEY, "--config", str(config), "--tick-seconds", "1"
     )
+    STARTED.append(ingest)
     wait_for(lambda: "taking dial requests" in ingest.log, 20, "the dialer ready")
     rid = dial(desks["102"], "+7 495 123-45-67")
     wait_for(lambda: states(conn)[rid][0] == "answered", 30, "the desk's leg answered")
