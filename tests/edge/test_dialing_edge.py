@@ -271,7 +271,10 @@ def test_pgcti_watch_dials_from_the_desk_and_follows_the_request(conn, site, ami
     ingest = dialer(edge, ami, tmp_path)
     done = run_cli("watch", "--dsn", desks["101"], "--dial", "8 495 123-45-67", "--duration", "30")
     lines = done.stdout.splitlines()
-    assert "asked: waiting for the PBX link" in lines[0]  # then sent, sampled: may be missed
+    # Each state as it is seen (sampled: a fast edge may take the request before the first look).
+    assert lines[0].startswith("dial request ") and (
+        "asked" in lines[0] or "sent" in lines[0] or "answered" in lines[0]
+    )
     assert "you answered" in lines[-1] and lines[-1].endswith(": answered"), lines
     bad = run_cli("watch", "--dsn", desks["101"], "--dial", "call me", check=False)
     assert bad.returncode == 2
