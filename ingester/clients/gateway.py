@@ -23,15 +23,13 @@ import psycopg
 from psycopg import sql
 from starlette.applications import Starlette
 from starlette.responses import (
-    FileResponse,
     HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
     Response,
 )
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ingester.clients import gateway_desk_actions, gateway_http
 from ingester.clients.gateway_guard import (
     ACCEPT_BURST,
     GUARD,
@@ -49,7 +47,6 @@ log = logging.getLogger("pgcti.gateway")
 PAGE = Path(__file__).parent / "web" / "desk.html"
 STREAMS = ("commands", "notifications")
 PULL_EVERY = 1.0  # seconds between timed pulls, doorbell or not
-ROUTE_SECONDS = 0.5  # a PBX asking /route waits no longer: then its own dialplan
 
 
 @dataclass(eq=False)  # each browser is itself (hashable by identity)
@@ -300,134 +297,8 @@ class Hub:
             self.acks_under_way.add(task)
             task.add_done_callback(self._ack_done)
             await asyncio.shield(task)
-        elif "dial" in message:  # click-to-call: the desk places a call
-            await self._dial(browser, message["dial"])
-        elif "presence" in message:  # the desk is away, in do not disturb, or available
-            ask = message["presence"]
-            try:
-                rows = await self.call(
-                    "gateway_set_presence", browser.token, str(ask["state"]), ask.get("until")
-                )
-                answer = {"type": "presence", "state": rows[0][0]}
-            except (
-                psycopg.errors.InvalidParameterValue,
-                psycopg.errors.InsufficientPrivilege,
-            ) as exc:
-                answer = {"type": "presence", "error": exc.diag.message_primary}
-            await browser.socket.send_json(answer)
-        elif "dials" in message:  # the desk's calls placed and where each stands
-            rows = await self.call("gateway_dial_requests", browser.token)
-            await browser.socket.send_json(
-                {"type": "dials", "requests": [_request(r) for r in rows]}
-            )
-        elif "contacts" in message:  # the card asks for the caller's last contacts
-            call_id = int(message["contacts"])
-            rows = await self.call("gateway_contacts", browser.token, call_id)
-            await browser.socket.send_json(
-                {
-                    "type": "contacts",
-                    "call_id": call_id,
-                    "contacts": [
-                        {
-                            "call_id": r[0],
-                            "started_at": r[1].isoformat() if r[1] else None,
-                            "direction": r[2],
-                            "outcome": r[3],
-                            "answered_by": r[4],
-                            "seconds": r[5],
-                        }
-                        for r in rows
-                    ],
-                }
-            )
-
-    async def _dial(self, browser: Browser, ask: dict) -> None:
-        """A refusal (a number that does not parse, too many calls) is the desk's to read."""
-        number = str(ask["number"])
-        client_id = int(ask["client_id"]) if ask.get("client_id") is not None else None
-        try:
-            (request_id,) = (await self.call("gateway_dial", browser.token, number, client_id))[0]
-        except (
-            psycopg.errors.InvalidParameterValue,
-            psycopg.errors.ProgramLimitExceeded,
-            psycopg.errors.InsufficientPrivilege,
-        ) as exc:
-            await browser.socket.send_json(
-                {"type": "dial", "number": number, "error": exc.diag.message_primary}
-            )
-            return
-        await browser.socket.send_json(
-            {"type": "dial", "number": number, "request_id": str(request_id)}
-        )
-
-
-def _request(row: tuple) -> dict:
-    request_id, number, client_id, state, reason, requested_at, call_id, outcome = row
-    return {
-        "request_id": str(request_id),
-        "number": number,
-        "client_id": client_id,
-        "state": state,
-        "reason": reason,
-        "requested_at": requested_at.isoformat(),
-        "call_id": call_id,
-        "call_outcome": outcome,
-    }
-
-
-async def _route(hub: Hub, request) -> Response:
-    """GET /route?caller=...&dialled=...: which extension a cloud PBX rings first (db/logic/
-    58_routing.sql), for a router token (header `Authorization: Bearer <token>`, or
-    `token=` for a PBX that can only set the URL). JSON, or `format=text`: the extension
-    alone, an empty line for "your own dialplan". The PBX never waits on the CRM for long:
-    past ROUTE_SECONDS, or with the database away, the answer is "your own dialplan"."""
-    params = request.query_params
-    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    token = token or params.get("token", "")
-    caller, dialled = params.get("caller"), params.get("dialled")
-    if not token or caller is None:
-        return JSONResponse({"error": "give caller= and a router token"}, status_code=400)
-    try:
-        # Shielded: a late answer still comes back (and its connection to the pool); the PBX
-        # has gone on by then.
-        asked = asyncio.ensure_future(hub.call("gateway_route", token, caller, dialled))
-        asked.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen
-        rows = await asyncio.wait_for(asyncio.shield(asked), ROUTE_SECONDS)
-        extension, reason = rows[0]
-    except psycopg.errors.InvalidAuthorizationSpecification as exc:
-        return JSONResponse({"error": exc.diag.message_primary}, status_code=401)
-    except (TimeoutError, psycopg.Error) as exc:
-        log.warning(
-            "a routing question went unanswered (%s): the PBX uses its own dialplan",
-            type(exc).__name__,
-        )
-        extension, reason = None, f"pgcti did not answer within {ROUTE_SECONDS:g} s"
-    if params.get("format") == "text":
-        return PlainTextResponse((extension or "") + "\n")
-    return JSONResponse({"extension": extension, "reason": reason})
-
-
-async def _recording(hub: Hub, folder: RecordingsFolder | None, request) -> Response:
-    """GET /recording/<call_id>: the call's recording for a desk that was on the call (or
-    the client's manager) or a supervisor token (db/logic/59_recordings.sql), with range
-    requests; every request logged in the database. The token comes in the header
-    `Authorization: Bearer`, or `token=` (an <audio> element sets no header)."""
-    if folder is None:
-        return JSONResponse({"error": "this gateway serves no recordings (--recordings-dir)"}, 404)
-    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    token = token or request.query_params.get("token", "")
-    try:
-        rows = await hub.call("gateway_recording", token, request.path_params["call_id"])
-    except psycopg.errors.InvalidAuthorizationSpecification as exc:
-        return JSONResponse({"error": exc.diag.message_primary}, status_code=401)
-    name, allowed, why = rows[0]
-    if not allowed:
-        return JSONResponse({"error": why}, status_code=403 if "not on the call" in why else 404)
-    path = folder.file_of(name)
-    if path is None:
-        log.warning("a recording's file is not in the recordings folder %s", folder.here)
-        return JSONResponse({"error": "the recording's file is not in the gateway's folder"}, 404)
-    return FileResponse(path, media_type=folder.media_type(path))
+        else:  # what a desk asks (gateway_desk_actions.py)
+            await gateway_desk_actions.answer(self.call, browser.token, browser.socket, message)
 
 
 async def _told(other: Browser, stream: str, seq: int) -> None:
@@ -462,10 +333,10 @@ def app(
         return HTMLResponse(page)
 
     async def route(request) -> Response:
-        return await _route(hub, request)
+        return await gateway_http.route(hub.call, request)
 
     async def recording(request) -> Response:
-        return await _recording(hub, recordings, request)
+        return await gateway_http.recording(hub.call, recordings, request)
 
     async def wallboard(request) -> HTMLResponse:
         return HTMLResponse(board)
