@@ -1323,6 +1323,7 @@ BEGIN
       FROM cti.call c
      WHERE c.started_at BETWEEN p_request.sent_at - interval '5 seconds' AND p_request.sent_at + interval '1 minute'
        AND c.source IN ('onlinepbx3', 'onlinepbx2')
+       AND c.direction IN ('outbound', 'internal')  -- not the client's own call just before
        AND coalesce(c.external_number, c.dialled) = p_request.number
        AND EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id
                       AND p_request.extension IN (l.caller, l.destination))

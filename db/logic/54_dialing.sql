@@ -20,8 +20,9 @@
 --   have rung. It is never dialled again; the call it placed, found later, still settles it.
 -- - The call a request placed: on Asterisk the call whose id (Linkedid) is the request's id,
 --   given as the Originate's ChannelId (exact); on onlinePBX, whose answer names no call,
---   the first call within a minute of the send between the desk's extension and the number
---   (by number and time: a desk has one request per number on its way at a time).
+--   the first outbound call within a minute of the send between the desk's extension and
+--   the number (by number and time: a desk has one request per number on its way at a time;
+--   the client's own inbound call, just missed at that desk, is not it).
 -- - Outcomes only move forward: a final state is never changed, but unknown may still
 --   become answered or failed when the evidence comes.
 -- Why the claim is committed before the send, and what a failover does: docs/operations.md.
@@ -44,6 +45,7 @@ BEGIN
       FROM cti.call c
      WHERE c.started_at BETWEEN p_request.sent_at - interval '5 seconds' AND p_request.sent_at + interval '1 minute'
        AND c.source IN ('onlinepbx3', 'onlinepbx2')
+       AND c.direction IN ('outbound', 'internal')  -- not the client's own call just before
        AND coalesce(c.external_number, c.dialled) = p_request.number
        AND EXISTS (SELECT FROM cti.call_leg l WHERE l.call_id = c.id
                       AND p_request.extension IN (l.caller, l.destination))

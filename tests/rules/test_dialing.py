@@ -4,7 +4,9 @@ the edge claims with its own, and outcomes come back through the raw log."""
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from datetime import UTC, datetime
 
 import psycopg
@@ -355,3 +357,18 @@ def test_a_call_nobody_asked_for_names_no_request(conn, dialing):
     rows = conn.execute("SELECT dial_request_id FROM cti.call_history_v1").fetchall()
     assert rows == [(None,)]
     assert json.dumps(rows)  # and the history stays plain JSON-able data
+
+
+def test_on_onlinepbx_the_clients_own_call_just_before_is_not_the_call_placed(conn, dialing):
+    """The desk calls back a client whose call it missed a moment ago: the link by number and
+    time takes the outbound call the request placed, not that inbound one."""
+    crm, logins = dialing
+    missed = pbx.CallBuilder(random.Random(1), clock=time.time())
+    insert_frames(conn, pbx.inbound_unanswered(missed, KNOWN, LINE, ["101"], "NO_ANSWER"))
+    dial(logins["101"], KNOWN)
+    claim(logins["edge"])
+    placed = pbx.CallBuilder(random.Random(2), clock=time.time() + 1)
+    insert_frames(conn, pbx.outbound(placed, "101", "74951234567"))
+    (link,) = as_login(logins["101"], "SELECT call_id, call_link FROM cti.dial_requests_v1()")
+    (outbound,) = conn.execute("SELECT id FROM cti.call WHERE direction = 'outbound'").fetchone()
+    assert link == (outbound, "by number and time")
