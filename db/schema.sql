@@ -2804,9 +2804,10 @@ BEGIN
     END IF;
     v_device := cti.required_field(v_fields, CASE v_event WHEN 'DeviceStateChange' THEN 'Device' ELSE 'Interface' END,
                                    v_event, 'AMI');
-    -- A device is named like its channels less their suffix: PJSIP/101 as PJSIP/101-00000000.
-    v_extension := CASE WHEN v_device ~ '^(PJSIP|SIP|IAX2|DAHDI)/[^/]+$'
-                        THEN cti.crm_extension_for_channel(v_device || '-00000000') END;
+    -- A phone named as its channels are, less their suffix (PJSIP/101); a queue member also
+    -- as a Local/ channel (Local/103@from-queue): cti.ami_member_extension, 53_queue_facts.sql.
+    v_extension := CASE WHEN v_event = 'QueueMemberPause' OR v_device ~ '^(PJSIP|SIP|IAX2|DAHDI)/[^/]+$'
+                        THEN cti.ami_member_extension(v_device) END;
     IF v_extension IS NULL THEN
         RETURN format('%s of %s: no extension''s device', v_event, left(v_device, 80));
     END IF;
@@ -3439,6 +3440,11 @@ DECLARE
     v jsonb;
 BEGIN
     IF v_event IS NULL OR v_event NOT IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+        RETURN NULL;
+    END IF;
+    -- Every call's hangups come here: with no recording waiting for its end (an index probe),
+    -- the block is not parsed again.
+    IF v_event <> 'VarSet' AND NOT EXISTS (SELECT FROM cti.recording r WHERE r.source = p_source AND r.ready_at IS NULL) THEN
         RETURN NULL;
     END IF;
     v := cti.ami_fields(p_frame);

@@ -11,9 +11,9 @@
 -- - What counts, in this order: away or do not disturb set at the desk (while not past
 --   its until), then a queue pause, then the device: NOT_INUSE available; INUSE, BUSY,
 --   ONHOLD busy; RINGING ringing; UNAVAILABLE, INVALID offline; anything else unknown.
--- - A device names its extension as a channel of it would (cti.crm_extension_for_channel):
---   PJSIP/101 is extension 101; devices that are no phone's (Queue:, Custom:, Local/) are
---   ignored with a note.
+-- - A device names its extension as a channel of it would (cti.ami_member_extension):
+--   PJSIP/101 is extension 101, a queue member Local/101@from-queue too; devices that are no
+--   phone's (Queue:, Custom:, a Local/ channel's own state) are ignored with a note.
 -- Why a table and not a view over calls: "busy" must also cover calls pgcti does not see
 -- (a desk's second line, a call before the ingester started) and what the person says.
 
@@ -97,9 +97,10 @@ BEGIN
     END IF;
     v_device := cti.required_field(v_fields, CASE v_event WHEN 'DeviceStateChange' THEN 'Device' ELSE 'Interface' END,
                                    v_event, 'AMI');
-    -- A device is named like its channels less their suffix: PJSIP/101 as PJSIP/101-00000000.
-    v_extension := CASE WHEN v_device ~ '^(PJSIP|SIP|IAX2|DAHDI)/[^/]+$'
-                        THEN cti.crm_extension_for_channel(v_device || '-00000000') END;
+    -- A phone named as its channels are, less their suffix (PJSIP/101); a queue member also
+    -- as a Local/ channel (Local/103@from-queue): cti.ami_member_extension, 53_queue_facts.sql.
+    v_extension := CASE WHEN v_event = 'QueueMemberPause' OR v_device ~ '^(PJSIP|SIP|IAX2|DAHDI)/[^/]+$'
+                        THEN cti.ami_member_extension(v_device) END;
     IF v_extension IS NULL THEN
         RETURN format('%s of %s: no extension''s device', v_event, left(v_device, 80));
     END IF;

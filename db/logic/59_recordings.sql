@@ -27,6 +27,11 @@ BEGIN
     IF v_event IS NULL OR v_event NOT IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
         RETURN NULL;
     END IF;
+    -- Every call's hangups come here: with no recording waiting for its end (an index probe),
+    -- the block is not parsed again.
+    IF v_event <> 'VarSet' AND NOT EXISTS (SELECT FROM cti.recording r WHERE r.source = p_source AND r.ready_at IS NULL) THEN
+        RETURN NULL;
+    END IF;
     v := cti.ami_fields(p_frame);
     IF v_event = 'VarSet' THEN
         IF v ->> 'Variable' IS DISTINCT FROM 'MIXMONITOR_FILENAME' OR coalesce(v ->> 'Value', '') = '' THEN

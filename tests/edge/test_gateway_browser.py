@@ -5,12 +5,15 @@ a transfer moves it, a gateway restart loses nothing, and tokens keep desks apar
 from __future__ import annotations
 
 import shutil
+import time
 
 import psycopg
 import pytest
 
 from ingester.clients.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
+from ingester.simulator.asterisk_calls import block
+from tests.support.ami_traces import chan
 from tests.support.crm_fixture import KNOWN, LINE, builder, insert_frames
 from tests.support.gateway_fixture import Gateway
 from tests.support.live import IngestProcess, SimulatorThread, wait_for
@@ -218,6 +221,13 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
             what="102's presence",
         )
         assert {r[0]: r[5] for r in _rows(page, "desks")}["ws-102"]  # since when
+        # A queue caller waiting (AMI app_queue): the queue panel.
+        caller = chan(
+            "PJSIP/mts-00000091", "9.1", "84951112233", "74950001133", "from-pstn", 6, "9.1"
+        )
+        joined = {**caller, "Queue": "sales", "Position": 1, "Timestamp": time.time() - 12}
+        insert_frames(conn, [block("QueueCallerJoin", joined)], source="asterisk")
+        wait_for(lambda: [r[:2] for r in _rows(page, "queues")] == [["sales", "1"]], what="a queue")
         page.save_screenshot(str(tmp_path / "wallboard.png"))
         insert_frames(conn, ringing[answer + 2 :])
         insert_frames(conn, pbx.inbound_unanswered(builder(2), KNOWN, LINE, ["101"], "NO_ANSWER"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ingester.clients.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.support.crm_fixture import KNOWN, LINE, builder, insert_frames
-from tests.support.gateway_fixture import Gateway, hello
+from tests.support.gateway_fixture import Gateway, hello, http_get
 from tests.support.live import wait_for
 from tests.support.tcp_proxy import TcpProxy
 
@@ -221,20 +221,12 @@ def test_pooled_connections_broken_by_a_database_restart_are_replaced_at_once(co
 
 
 def _get(port: int, path: str, token: str | None = None) -> tuple[int, object]:
+    """/route's answer: JSON, or the text asked for."""
     import json
-    import urllib.error
-    import urllib.request
 
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            body = answer.read().decode()
-            kind = answer.headers.get("content-type", "")
-            return answer.status, json.loads(body) if "json" in kind else body
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
+    status, body, headers = http_get(port, path, token)
+    kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return status, json.loads(body) if "json" in kind else body.decode()
 
 
 def test_a_cloud_pbx_asks_route_and_never_waits_long(conn, dsn, desks):

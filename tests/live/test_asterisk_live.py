@@ -6,8 +6,6 @@ fixture (PGCTI_RECORD_LAB=1) for the fast replay in tests/rules."""
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -15,7 +13,7 @@ import pytest
 
 from ingester.clients.gateway_process import free_port
 from tests.support.asterisk_lab import PSQLODBC, RING_SECONDS
-from tests.support.gateway_fixture import Gateway
+from tests.support.gateway_fixture import Gateway, http_get
 from tests.support.live import wait_for
 from tests.support.tcp_proxy import TcpProxy
 
@@ -441,20 +439,6 @@ def test_routing_with_the_database_away_rings_the_group_and_loses_no_call(pipeli
     assert decisions(p) == []  # nothing was asked that reached the database
 
 
-def _get(
-    port: int, call_id: int, token: str, headers: dict | None = None
-) -> tuple[int, bytes, dict]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/recording/{call_id}",
-        headers={"Authorization": f"Bearer {token}", **(headers or {})},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.read(), dict(answer.headers)
-    except urllib.error.HTTPError as refused:
-        return refused.code, refused.read(), dict(refused.headers)
-
-
 def test_a_recorded_call_plays_to_the_desk_that_took_it_and_to_no_other(pipeline, conn, make_login):
     """The direct line records (MixMonitor): pgcti keeps the file's name from the AMI
     stream, and the gateway plays it, with range requests, to desk 103 (on the call) and a
@@ -490,13 +474,15 @@ def test_a_recorded_call_plays_to_the_desk_that_took_it_and_to_no_other(pipeline
         str(monitor),
     )
     try:
-        status, body, headers = _get(port, call["call_id"], tokens["103"])
+        status, body, headers = http_get(port, f"/recording/{call['call_id']}", tokens["103"])
         assert status == 200 and body[:4] == b"RIFF" and headers["content-type"] == "audio/wav"
         assert len(body) == Path(name).stat().st_size
-        status, part, _ = _get(port, call["call_id"], tokens["103"], {"Range": "bytes=0-99"})
+        status, part, _ = http_get(
+            port, f"/recording/{call['call_id']}", tokens["103"], {"Range": "bytes=0-99"}
+        )
         assert (status, len(part)) == (206, 100)
-        assert _get(port, call["call_id"], tokens["101"])[0] == 403
-        assert _get(port, call["call_id"], supervisor)[0] == 200
+        assert http_get(port, f"/recording/{call['call_id']}", tokens["101"])[0] == 403
+        assert http_get(port, f"/recording/{call['call_id']}", supervisor)[0] == 200
     finally:
         gw.stop()
     log = conn.execute("SELECT allowed, why FROM cti.recording_play ORDER BY id").fetchall()

@@ -90,6 +90,16 @@ def test_device_states_and_pauses_from_ami_change_presence_only_on_real_change(c
         "103": ("ringing", None),
     }
     ami(conn, "QueueMemberPause", Queue="sales", Interface="PJSIP/101", Paused="0", PausedReason="")
+    # A member that is a Local/ channel (FreePBX's queues) is its extension too.
+    ami(
+        conn,
+        "QueueMemberPause",
+        Queue="sales",
+        Interface="Local/103@from-queue/n",
+        Paused="1",
+        PausedReason="",
+    )
+    assert presence(conn)["103"] == ("paused", None)
     ami(conn, "DeviceStateChange", Device="PJSIP/102", State="UNAVAILABLE")
     assert presence(conn)["101"] == ("available", None) and presence(conn)["102"] == (
         "offline",

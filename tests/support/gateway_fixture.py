@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import resource
 import subprocess
+import urllib.error
+import urllib.request
 
 from ingester.clients import gateway_process
 from tests.support.live import wait_for
@@ -68,3 +70,18 @@ def hello(port: int, token: str, origin: str | None = None) -> tuple[dict | None
         return asyncio.run(go())
     except websockets.InvalidStatus as refused:
         return None, refused.response.status_code
+
+
+def http_get(
+    port: int, path: str, token: str | None = None, headers: dict | None = None
+) -> tuple[int, bytes, dict]:
+    """A plain GET of the gateway (/route, /recording/...), as a PBX or an <audio> makes it:
+    the status, the body's bytes and the headers, refusals included."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read(), dict(answer.headers)
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read(), dict(refused.headers)
