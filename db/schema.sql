@@ -2212,6 +2212,54 @@ $$;
 
 COMMENT ON FUNCTION cti.lock_calls(p_calls bigint[]) IS 'Lock these calls (in id order: no deadlock between two sets)';
 
+CREATE FUNCTION cti.manager_summary_v1(p_first date, p_last date) RETURNS TABLE(employee_id bigint, extension text, calls_taken bigint, their_calls bigint, answered bigint, missed bigint, answer_rate numeric, callbacks_made bigint, time_to_callback_p50 interval, time_to_callback_p90 interval, never_called_back bigint)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH calls AS (
+        SELECT (cti.callback_owner(c)).owner_id AS employee_id, c.answered_at IS NOT NULL AS answered,
+               c.answered_at IS NULL AND c.outcome IN ('missed', 'abandoned', 'busy', 'rejected') AS unanswered
+          FROM cti.call c
+         WHERE c.direction = 'inbound' AND c.started_at::date BETWEEN p_first AND p_last
+    ), per_calls AS (
+        SELECT k.employee_id, count(*) FILTER (WHERE k.answered) AS answered,
+               count(*) FILTER (WHERE k.unanswered) AS missed
+          FROM calls k WHERE k.employee_id IS NOT NULL
+         GROUP BY k.employee_id
+    ), per_tasks AS (
+        SELECT t.owner_id AS employee_id,
+               count(*) FILTER (WHERE t.closed_how = 'outbound_answered') AS callbacks_made,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY b.answered_at - t.created_at)
+                   FILTER (WHERE t.closed_how = 'outbound_answered') AS p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY b.answered_at - t.created_at)
+                   FILTER (WHERE t.closed_how = 'outbound_answered') AS p90,
+               count(*) FILTER (WHERE t.closed_how IS NULL AND t.due_at < now()) AS never_called_back
+          FROM cti.callback_task t
+          LEFT JOIN cti.call b ON b.id = t.closed_by_call_id
+         WHERE t.owner_id IS NOT NULL AND cti.task_day(t) BETWEEN p_first AND p_last
+         GROUP BY t.owner_id
+    ), people AS (  -- each employee's extension, asked once
+        SELECT p.employee_id, cti.crm_extension_for_employee(p.employee_id) AS extension
+          FROM (SELECT k.employee_id FROM per_calls k UNION SELECT t.employee_id FROM per_tasks t) p
+    ), taken AS (
+        SELECT c.answered_by AS extension, count(*) AS calls_taken
+          FROM cti.call c
+         WHERE c.direction = 'inbound' AND c.answered_by IS NOT NULL
+           AND c.started_at::date BETWEEN p_first AND p_last
+         GROUP BY c.answered_by
+    )
+    SELECT p.employee_id, p.extension, coalesce(x.calls_taken, 0),
+           coalesce(k.answered, 0) + coalesce(k.missed, 0), coalesce(k.answered, 0), coalesce(k.missed, 0),
+           round(k.answered::numeric / nullif(k.answered + k.missed, 0), 3),
+           coalesce(t.callbacks_made, 0), t.p50, t.p90, coalesce(t.never_called_back, 0)
+      FROM people p
+      LEFT JOIN per_calls k ON k.employee_id = p.employee_id
+      LEFT JOIN per_tasks t ON t.employee_id = p.employee_id
+      LEFT JOIN taken x ON x.extension = p.extension
+$$;
+
+COMMENT ON FUNCTION cti.manager_summary_v1(p_first date, p_last date) IS 'Per employee responsible for calls (their callback owner) over a period: calls taken at their extension, their calls answered and missed, answer rate, callbacks made, time to callback p50/p90, never called back';
+
 CREATE FUNCTION cti.may_hear(p_binding cti.client_login, p_supervisor boolean, p_call cti.call, OUT allowed boolean, OUT why text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -5061,6 +5109,8 @@ REVOKE ALL ON FUNCTION cti.json_error_by_cast(p_body text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.live_token(p_token text, p_scope text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.manager_summary_v1(p_first date, p_last date) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.may_hear(p_binding cti.client_login, p_supervisor boolean, p_call cti.call, OUT allowed boolean, OUT why text) FROM PUBLIC;
 

@@ -1,13 +1,15 @@
 """`pgcti report`: one self-contained HTML page of charts from the analytics views.
 
 The figures come from the database (db/logic/85_analytics.sql); this module only asks
-for them and draws them. Plotly writes its JavaScript into the page, so the file opens
-anywhere, offline, with nothing else beside it.
+for them and draws them. Plotly's JavaScript travels inside the page, gzipped, so the file
+opens anywhere, offline, with nothing else beside it.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import gzip
 import html
 import math
 import statistics
@@ -16,8 +18,8 @@ from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import plotly.graph_objects as go
-import plotly.io as pio
 import psycopg
+from plotly.offline import get_plotlyjs
 
 from ingester.queries import query
 
@@ -57,6 +59,8 @@ def write(
         managers = conn.execute(query("report_manager_share"), args).fetchall()
         queues = conn.execute(query("report_queues"), args).fetchall()
         waiting = conn.execute(query("report_not_called_back")).fetchall()
+        per_manager = conn.execute(query("report_managers"), args).fetchall()
+        funnel_months = conn.execute(query("report_funnel_months"), args).fetchall()
     # Every headline figure covers exactly the period (cti.period_summary_v1 says how).
     inbound, answered, unanswered, _rate, never_called_back, first_time, won = summary
     totals = {
@@ -77,7 +81,13 @@ def write(
         _own_manager(managers),
         _queues(queues),
     ]
-    out.write_text(_page(period, totals, figures, waiting), encoding="utf-8")
+    names = {r[0]: r[1].split(" (")[0] for r in per_manager}
+    tables = [
+        _manager_table(per_manager),
+        _funnel_table(funnel_months, names),
+        _missed_table(waiting),
+    ]
+    out.write_text(_page(period, totals, figures, tables), encoding="utf-8")
     if missed_csv is not None:
         write_missed_csv(waiting, missed_csv)
     return totals, len(waiting)
@@ -115,28 +125,96 @@ def write_missed_csv(waiting, path: Path) -> None:
             )
 
 
-def _missed_table(waiting) -> str:
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(v))}</td>"
-            for v in (f"{r[1].astimezone(UTC):%Y-%m-%d %H:%M}", r[2], r[3], r[4], r[5], f"{r[7]} h")
-        )
-        + "</tr>"
-        for r in waiting[:50]
+def _table(head: tuple[str, ...], rows) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
     )
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def duration_text(seconds: float | None) -> str:
+    """Minutes up to an hour and a half, hours beyond (a callback the next day reads as such)."""
+    if seconds is None:
+        return ""
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+MANAGER_COLUMNS = (
+    "manager",
+    "calls taken",
+    "their calls",
+    "answered",
+    "answer rate",
+    "missed",
+    "called back",
+    "time to call back p50",
+    "time to call back p90",
+    "never called back",
+)
+
+
+def _manager_table(per_manager) -> str:
+    """Per manager: a call is theirs when they own its callback (the client's manager,
+    else the line's owner); calls taken are those answered at their extension."""
+    rows = [
+        (
+            name,
+            taken,
+            theirs,
+            answered,
+            "" if rate is None else f"{float(rate):.0%}",
+            missed,
+            made,
+            duration_text(p50),
+            duration_text(p90),
+            never,
+        )
+        for _id, name, taken, theirs, answered, rate, missed, made, p50, p90, never in per_manager
+    ]
+    return (
+        "<h2>Per manager</h2><p>Their calls: their clients' calls, and calls on the lines "
+        "they own, as callback tasks are assigned. Calls taken: answered at their extension, "
+        "whoever's.</p>" + _table(MANAGER_COLUMNS, rows)
+    )
+
+
+def _funnel_table(months, names: dict[int, str]) -> str:
+    """The funnel per month of the first call: the team's row, then one per deal manager."""
+    rows = [
+        (
+            f"{month:%Y-%m}",
+            "everyone"
+            if by == "all"
+            else "no deal yet"
+            if manager is None
+            else names.get(manager, f"employee {manager}"),
+            callers,
+            leads,
+            with_deal,
+            won,
+        )
+        for month, by, manager, callers, leads, with_deal, won in months
+    ]
+    head = ("month of first call", "deal's manager", "callers", "leads", "with a deal", "won")
+    return "<h2>Sales funnel by month and manager</h2>" + _table(head, rows)
+
+
+def _missed_table(waiting) -> str:
+    rows = [
+        (f"{r[1].astimezone(UTC):%Y-%m-%d %H:%M}", r[2], r[3], r[4], r[5], f"{r[7]} h")
+        for r in waiting[:50]
+    ]
     more = (
         f"<p>and {len(waiting) - 50} more (the CSV export has them all)</p>"
         if len(waiting) > 50
         else ""
     )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("missed at (UTC)", "number", "client", "owner", "missed calls", "waiting")
-    )
+    head = ("missed at (UTC)", "number", "client", "owner", "missed calls", "waiting")
     return (
         f"<h2>Missed calls not called back yet ({len(waiting)}), oldest first</h2>"
-        f"<table><tr>{head}</tr>{rows}</table>{more}"
+        + _table(head, rows)
+        + more
     )
 
 
@@ -263,9 +341,45 @@ def _titled(fig: go.Figure, title: str) -> go.Figure:
     return fig.update_layout(title=title, height=380, margin={"t": 60, "b": 40, "l": 50, "r": 20})
 
 
-def _page(period: Period, totals: dict[str, int], figures: list[go.Figure], waiting) -> str:
+def _script_safe(text: str) -> str:
+    """JSON inside a <script> element: nothing in it may close the element."""
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def _chart_loader() -> str:
+    """Plotly's own bundle (the one the installed plotly package ships, so the figures and
+    the library always match), gzipped into the page: 4.8 MB of JavaScript travel as about
+    2 MB and the browser unpacks them (DecompressionStream: Chrome 80, Firefox 113, Safari
+    16.4). Plotly publishes smaller partial bundles on npm only, not with the Python package."""
+    packed = base64.b64encode(gzip.compress(get_plotlyjs().encode(), 9, mtime=0)).decode()
+    return f"""<p id="charts-failed" hidden>The charts need a browser from 2023 or later
+(Chrome 80, Firefox 113, Safari 16.4): this one could not unpack them.</p>
+<script>
+(async () => {{
+  try {{
+    const packed = Uint8Array.from(atob("{packed}"), c => c.charCodeAt(0));
+    const stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream("gzip"));
+    const library = document.createElement("script");
+    library.textContent = await new Response(stream).text();
+    document.head.appendChild(library);
+    document.querySelectorAll("section.chart").forEach((section, n) => {{
+      const figure = JSON.parse(document.getElementById("figure-" + n).textContent);
+      Plotly.newPlot(section, figure.data, figure.layout, {{responsive: true}});
+    }});
+  }} catch (error) {{
+    document.getElementById("charts-failed").hidden = false;
+    throw error;
+  }}
+}})();
+</script>"""
+
+
+def _page(
+    period: Period, totals: dict[str, int], figures: list[go.Figure], tables: list[str]
+) -> str:
     charts = "\n".join(
-        f'<section class="chart">{pio.to_html(fig, full_html=False, include_plotlyjs=(n == 0))}</section>'
+        f'<section class="chart" id="chart-{n}"></section>'
+        f'<script type="application/json" id="figure-{n}">{_script_safe(fig.to_json())}</script>'
         for n, fig in enumerate(figures)
     )
     finished = totals["answered"] + totals["ended_unanswered"]
@@ -285,6 +399,7 @@ td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}} table{{border-c
 <h1>{html.escape(title)}</h1>
 <p>Days in the time zone {html.escape(period.time_zone)}. {html.escape(summary)}.</p>
 {charts}
-{_missed_table(waiting)}
+{"".join(tables)}
+{_chart_loader()}
 </body></html>
 """
