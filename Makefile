@@ -7,11 +7,16 @@ DURATION ?= 60
 
 .PHONY: demo test test-asterisk test-pg15 lint schema bench bench-quick chaos clean
 
+# pip's own output is long: its "Collecting" lines become one line of names, so the half
+# a minute it takes shows progress; its warnings go to a log, shown when it fails.
 $(BIN)/.installed: pyproject.toml
-	@echo "==> creating $(VENV) and installing pgcti (first run only)"
+	@echo "==> creating $(VENV) and installing pgcti with its dependencies (first run only, about 30 s)"
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -qq --upgrade pip
-	$(BIN)/pip install -qq -e '.[demo,test]'
+	@bash -o pipefail -c "$(BIN)/pip install --progress-bar off -e '.[demo,test]' 2>$(VENV)/pip.log \
+	  | awk '/^Collecting/ { printf \"%s \", \$$2; fflush() } /^Successfully installed/ { n = NF - 2 } \
+	         END { print \"\"; if (n) print \"==> \" n \" packages installed\" }'" \
+	  || { cat $(VENV)/pip.log; echo "==> pip could not install pgcti (its output is above)"; exit 1; }
 	@touch $@
 
 demo: $(BIN)/.installed
@@ -25,10 +30,13 @@ $(INTEROP): tests/interop/package-lock.json
 	@touch $@
 
 # A real browser for the browser tests (the report, the gateway's pages): Debian's chromium
-# and chromedriver, when we may install them (root, apt). Without them those tests skip
-# and say why; nothing else needs them.
+# and chromedriver, and a real terminal (tmux) for the demo board's test, when we may
+# install them (root, apt). Without them those tests skip and say why.
 BROWSER := $(BIN)/.browser-checked
 $(BROWSER): $(BIN)/.installed
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && echo "==> installing Debian's tmux for the demo board's terminal test (first run only)" \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null; } || true
 	@{ command -v chromium && command -v chromedriver; } >/dev/null \
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && echo "==> installing Debian's chromium and chromedriver for the browser tests (first run only)" \

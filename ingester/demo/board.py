@@ -6,9 +6,11 @@ import collections
 import time
 from dataclasses import dataclass, field
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -32,8 +34,8 @@ class Board:
     employees: dict[int, str] = field(default_factory=dict)  # id -> surname
     cards: dict[int, str] = field(default_factory=dict)
     calls: list[tuple] = field(default_factory=list)
-    rings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6))
-    callbacks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4))
+    rings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
+    callbacks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     counts: collections.Counter = field(default_factory=collections.Counter)
     latencies_ms: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -76,42 +78,78 @@ class Board:
         extra += ["NEW"] if payload.get("is_new") else []
         return f"ring      -> {whom}: {number} {who}" + "".join(f", {e}" for e in extra if e)
 
-    def render(self) -> Group:
-        desks = Table(title="Cards open at workstations", expand=True)
-        desks.add_column("desk")
-        desks.add_column("card")
-        for ws_id, name in sorted(self.workstations.items()):
-            desks.add_row(name, self.cards.get(ws_id, "[dim]-[/dim]"))
-        calls = Table(title="Calls under way", expand=True)
-        for column in ("call", "dir", "number", "client", "state", "ext"):
-            calls.add_column(column)
-        for call_id, direction, number, client, answered_by, holder, note in self.calls[:12]:
-            state = "talking" if answered_by else "ringing"
-            calls.add_row(
-                str(call_id),
-                direction or "?",
-                number or "anonymous",
-                client or "",
-                state,
-                (holder or "") + (f" [yellow]({note})[/yellow]" if note else ""),
-            )
-        rings = "\n".join(self.rings) or "[dim]none yet[/dim]"
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """Live asks on every refresh: the board fits the terminal as it is now."""
+        yield self.render(options.max_width, options.height or console.size.height)
+
+    def render(self, width: int, height: int) -> Group | Table:
+        """The board in `height` rows: the counters, then calls | cards and rings |
+        callbacks side by side, each panel showing what fits and "... and N more"."""
+        rest = height - 1 - STATS_ROWS  # a row for the cursor below the board
+        stats = Panel(self._stats(), title="pgcti demo", height=STATS_ROWS)
+        if rest < 2 * MIN_PANEL_ROWS:
+            return Group(stats)
+        top = (rest + 1) // 2
+        calls_panel = _panel("Calls under way", self._call_lines(), top)
+        cards_panel = _panel("Cards open at workstations", self._card_lines(top - 2), top)
+        rings = _panel("Ring notifications", [escape(r) for r in self.rings], rest - top)
+        callbacks = _panel(
+            "Callbacks: missed calls to call back, calls placed",
+            [escape(c) for c in self.callbacks],
+            rest - top,
+        )
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1)
+        grid.add_column(ratio=1)
+        grid.add_row(calls_panel, cards_panel)
+        grid.add_row(rings, callbacks)
+        return Group(stats, grid)
+
+    def _stats(self) -> str:
         lat = self.latencies_ms
-        stats = (
-            f"elapsed {time.monotonic() - self.started:5.0f}s   rings {self.counts['ring']}   "
-            f"pops {self.counts['open_card']}   moved {self.counts['close_card']}   "
-            f"ended {self.counts['call_ended']}   callbacks {self.counts['callback_task']}   "
-            f"called back from the CRM {self.counts['dial']}   "
-            f"frame->doorbell p50 {percentile(lat, 50):.1f} ms p99 {percentile(lat, 99):.1f} ms"
+        return (
+            f"elapsed {time.monotonic() - self.started:.0f}s · rings {self.counts['ring']} · "
+            f"pops {self.counts['open_card']} · moved {self.counts['close_card']} · "
+            f"ended {self.counts['call_ended']}\ncallbacks {self.counts['callback_task']} · "
+            f"called back from the CRM {self.counts['dial']} · frame->doorbell "
+            + (f"p50 {percentile(lat, 50):.1f} ms p99 {percentile(lat, 99):.1f} ms" if lat else "-")
         )
-        callbacks = "\n".join(self.callbacks) or "[dim]none yet[/dim]"
-        return Group(
-            Panel(stats, title="pgcti demo"),
-            calls,
-            desks,
-            Panel(rings, title="Ring notifications"),
-            Panel(
-                callbacks,
-                title="Callback tasks (missed calls, for their owner to call back) and calls back",
-            ),
+
+    def _call_lines(self) -> list[str]:
+        lines = []
+        for call_id, direction, number, client, answered_by, holder, note in self.calls:
+            state = f"talk {holder or ''}" if answered_by else "ring"
+            extra = f" [yellow]({escape(note)})[/yellow]" if note else ""
+            lines.append(
+                f"{call_id} {DIRECTIONS.get(direction, '?')} {escape(number or 'anonymous')} "
+                f"{escape(client or '')} {state}{extra}"
+            )
+        return lines
+
+    def _card_lines(self, room: int) -> list[str]:
+        """Desks with a card first; idle desks while there is room, then counted."""
+        busy = [ws for ws in sorted(self.workstations) if ws in self.cards]
+        idle = [ws for ws in sorted(self.workstations) if ws not in self.cards]
+        lines = [f"{escape(self.workstations[ws])}  {escape(self.cards[ws])}" for ws in busy]
+        shown_idle = (
+            idle if len(lines) + len(idle) <= room else idle[: max(0, room - len(lines) - 1)]
         )
+        lines += [f"{escape(self.workstations[ws])}  [dim]-[/dim]" for ws in shown_idle]
+        if len(shown_idle) < len(idle):
+            lines.append(f"[dim]and {len(idle) - len(shown_idle)} idle desks[/dim]")
+        return lines
+
+
+DIRECTIONS = {"inbound": "in", "outbound": "out", "internal": "int"}
+STATS_ROWS = 4  # two lines of counters in a panel
+MIN_PANEL_ROWS = 3  # a border, a line, a border
+
+
+def _panel(title: str, lines: list[str], rows: int) -> Panel:
+    """A panel exactly `rows` high: its lines one row each, the overflow counted."""
+    room = rows - 2
+    if len(lines) > room:
+        lines = [*lines[: room - 1], f"[dim]... and {len(lines) - room + 1} more[/dim]"]
+    body = Text.from_markup("\n".join(lines) or "[dim]none yet[/dim]", overflow="ellipsis")
+    body.no_wrap = True
+    return Panel(body, title=title, height=rows)

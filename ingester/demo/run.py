@@ -164,11 +164,13 @@ async def run(
     if plain:
         await wait_duration()
     else:
-        with Live(board.render(), console=console, refresh_per_second=4, transient=False) as live:
+        # The board renders itself at the terminal's size on each refresh, here in the event
+        # loop (not Live's own thread) because the loop's tasks change what it shows.
+        with Live(board, console=console, auto_refresh=False, transient=False) as live:
 
             async def refresh() -> None:
                 while True:
-                    live.update(board.render())
+                    live.refresh()
                     await asyncio.sleep(0.25)
 
             refresher = asyncio.create_task(refresh())

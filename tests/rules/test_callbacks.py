@@ -174,13 +174,13 @@ def test_the_demo_board_and_watch_name_a_task_for_its_owner(conn, crm):
     # The live board (a terminal's) shows it in its own panel, for its owner.
     from rich.console import Console
 
-    screen = Console(width=160, record=True)
+    screen = Console(width=240, height=30, record=True)
     live = Board({}, {target: "Petrova"})
     live.apply(kind, target, "callback_task", payload)
-    screen.print(live.render())
+    screen.print(live)
     shown = screen.export_text()
     assert (
-        "Callback tasks" in shown
+        "Callbacks: missed calls to call back" in shown
         and f"employee {crm['Petrova']} (Petrova): call back +7495" in shown
     )
     assert "callbacks 1" in shown, shown
