@@ -356,10 +356,14 @@ BEGIN
     RETURN jsonb_build_object(
         'at', now(),
         'lines', coalesce((
-            SELECT jsonb_agg(jsonb_build_object('line', l.line, 'ringing', l.ringing, 'talking', l.talking) ORDER BY l.line)
+            -- talking_without_desk: answered on an extension no desk is bound to, so that
+            -- the lines' talking and the desks' talking can be told apart.
+            SELECT jsonb_agg(jsonb_build_object('line', l.line, 'ringing', l.ringing, 'talking', l.talking,
+                                                'talking_without_desk', l.talking_without_desk) ORDER BY l.line)
               FROM (SELECT coalesce(c.dialled, 'outbound') AS line,
                            count(*) FILTER (WHERE c.answered_at IS NULL AND c.direction = 'inbound') AS ringing,
-                           count(*) FILTER (WHERE c.answered_at IS NOT NULL) AS talking
+                           count(*) FILTER (WHERE c.answered_at IS NOT NULL) AS talking,
+                           count(*) FILTER (WHERE c.answered_at IS NOT NULL AND c.card_workstation_id IS NULL) AS talking_without_desk
                       FROM cti.call c WHERE c.ended_at IS NULL AND c.direction IN ('inbound', 'outbound')
                      GROUP BY 1) l), '[]'),
         'desks', coalesce((
@@ -395,14 +399,29 @@ BEGIN
                       LEFT JOIN cti.presence p ON p.extension = m.agent
                      CROSS JOIN LATERAL (SELECT coalesce(cti.presence_state(p), 'unknown') AS state) s) a ON true
               LEFT JOIN cti.queue_stats_v1 st ON st.queue = q.queue AND st.day = current_date AND st.hour IS NULL), '[]'),
+        -- The oldest 20 tasks past due, with the client and the owner by name where the
+        -- lookup gave one (the client's manager); the total beside them.
         'tasks_past_due', coalesce((
             SELECT jsonb_agg(jsonb_build_object('task_id', t.id, 'number', t.e164, 'owner_id', t.owner_id,
-                                                'due_at', t.due_at, 'missed_calls', t.missed_calls) ORDER BY t.due_at)
-              FROM cti.callback_task t WHERE t.closed_at IS NULL AND t.due_at < now()), '[]'));
+                                                'owner', CASE WHEN t.owner_rule = 'manager' THEN k.client_card ->> 'manager_surname' END,
+                                                'client', k.client_card ->> 'client_name',
+                                                'due_at', t.due_at, 'missed_calls', t.missed_calls) ORDER BY t.due_at, t.id)
+              FROM (SELECT * FROM cti.callback_task t WHERE t.closed_at IS NULL AND t.due_at < now()
+                     ORDER BY t.due_at, t.id LIMIT 20) t
+              LEFT JOIN cti.call k ON k.id = t.last_call_id), '[]'),
+        'tasks_past_due_total', (SELECT count(*) FROM cti.callback_task t WHERE t.closed_at IS NULL AND t.due_at < now()),
+        -- Today (the database's time zone): inbound calls answered and ended unanswered, and
+        -- the callback tasks of today's missed calls still open.
+        'today', (SELECT jsonb_build_object(
+                      'answered', count(*) FILTER (WHERE c.answered_at IS NOT NULL),
+                      'missed', count(*) FILTER (WHERE c.answered_at IS NULL AND c.outcome IN ('missed', 'abandoned', 'busy', 'rejected')),
+                      'not_called_back', (SELECT count(*) FROM cti.callback_task t
+                                           WHERE t.closed_at IS NULL AND t.created_at >= current_date))
+                    FROM cti.call c WHERE c.direction = 'inbound' AND c.started_at >= current_date));
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_wallboard_v1(text) IS 'Gateway: the floor now for a wallboard token (lines, desks, callback tasks past due)';
+COMMENT ON FUNCTION cti.gateway_wallboard_v1(text) IS 'Gateway: the floor now for a wallboard token (lines, desks, queues, callback tasks past due, today''s figures)';
 
 -- The names of the release before, for a gateway of that release during an upgrade: they
 -- call the _v1 functions and go in the next release.

@@ -232,9 +232,45 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
         insert_frames(conn, ringing[answer + 2 :])
         insert_frames(conn, pbx.inbound_unanswered(builder(2), KNOWN, LINE, ["101"], "NO_ANSWER"))
         wait_for(
-            lambda: [r[0] for r in _rows(page, "tasks")] == ["+74951234567"], what="a task past due"
+            lambda: [r[1] for r in _rows(page, "tasks")] == ["+74951234567"], what="a task past due"
         )
         assert _rows(page, "lines") == []
+        # The task: due with its date ("today" here), the client, the owner by name.
+        (due, _, client, owner, missed) = _rows(page, "tasks")[0]
+        card = conn.execute(
+            "SELECT client_card FROM cti.call c JOIN cti.callback_task t ON t.last_call_id = c.id"
+        ).fetchone()[0]
+        assert due.startswith("today ") and missed == "1"
+        assert (client, owner) == (card["client_name"], card["manager_surname"])
+        # Today's figures, as the calls above make them: one answered, one missed, its task open.
+        text = lambda: page.find_element("id", "today").text  # noqa: E731
+        today = "Today: 1 answered · 1 missed · 1 not yet called back"
+        wait_for(lambda: text() == today, what="today's figures")
+        # More tasks than the board lists: the oldest 20, and how many more.
+        conn.execute(
+            """INSERT INTO cti.callback_task (party, e164, dialled, first_call_id, last_call_id,
+                                              created_at, due_at)
+               SELECT 'number:+7495000' || n, '+7495000' || n, t.dialled, t.first_call_id,
+                      t.last_call_id, now() - interval '2 days', now() - interval '2 days' + n * interval '1 s'
+                 FROM cti.callback_task t, generate_series(10, 34) n"""
+        )
+        wait_for(lambda: page.find_element("id", "tasks-more").text == "and 6 more", what="the cap")
+        title = page.find_element("id", "tasks-title").text
+        assert title == "Callback tasks past due (26), oldest first"
+        listed = _rows(page, "tasks")
+        assert len(listed) == 20 and listed[0][1] == "+749500010" and "today" not in listed[0][0]
+        # A call answered on an extension no desk is bound to: the line says so.
+        conn.execute(
+            """INSERT INTO cti.call (source, pbx_call_id, direction, dialled, external_number,
+                                     started_at, answered_at, answered_by)
+               VALUES ('onlinepbx3', 'no-desk', 'inbound', %s, '+74950000000', now(), now(), '555')""",
+            [LINE],
+        )
+        wait_for(
+            lambda: _rows(page, "lines") == [[LINE, "0", "1 (1 on extensions without a desk)"]],
+            what="a call on an extension without a desk",
+        )
+        page.save_screenshot(str(tmp_path / "wallboard-tasks.png"))
         # Scopes: neither kind of token opens the other's view.
         wrong = browser_factory()
         wrong.get(f"http://127.0.0.1:{gw.port}/wallboard#token={tokens['101']}")
