@@ -34,11 +34,11 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def start(dsn: str, output) -> tuple[asyncio.subprocess.Process, int]:
+async def start(dsn: str, output, *extra: str) -> tuple[asyncio.subprocess.Process, int]:
     """The gateway's process and port; `output` takes what it prints (a file, or DEVNULL)."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        *command(dsn, port), stdout=output, stderr=asyncio.subprocess.STDOUT
+        *command(dsn, port, *extra), stdout=output, stderr=asyncio.subprocess.STDOUT
     )
     for _ in range(150):  # up within a few seconds
         if listening(port):

@@ -19,7 +19,7 @@ from rich.live import Live
 
 from ingester import database, embedded
 from ingester.clients import gateway_process, report
-from ingester.demo import callbacks, history, seed
+from ingester.demo import callbacks, crm_card, history, seed
 from ingester.demo.board import Board, percentile
 from ingester.install import migrations
 from ingester.queries import composed, query
@@ -120,7 +120,8 @@ async def run(
         f"[bold]4/5[/bold] simulator on {server.url}; `pgcti ingest` (pid {ingester.pid}) subscribed, "
         f"log in {log_path}"
     )
-    gateway = await _start_gateway(dsn, workstations, say) if web else None
+    cards = crm_card.card_server(dsn) if web else None
+    gateway = await _start_gateway(dsn, workstations, cards, say) if cards else None
     say(
         f"[bold]5/5[/bold] playing {rate:g} calls/s for {duration:g}s, seed {seed_value} (Ctrl-C stops early)\n"
     )
@@ -197,6 +198,8 @@ async def run(
     await server.stop()
     if api is not None:
         await api.stop()
+    if cards is not None:
+        await cards.stop()
     if gateway is not None:
         gateway.terminate()
         await gateway.wait()
@@ -302,14 +305,18 @@ async def _poll_calls(dsn: str, board: Board) -> None:
             await asyncio.sleep(0.5)
 
 
-async def _start_gateway(dsn: str, workstations: dict[int, str], say) -> asyncio.subprocess.Process:
-    """`pgcti gateway` with the demo's gateway login, and a page per desk."""
+async def _start_gateway(
+    dsn: str, workstations: dict[int, str], cards: crm_card.CardServer, say
+) -> asyncio.subprocess.Process:
+    """`pgcti gateway` with the demo's gateway login, and a page per desk whose cards link
+    to the demo CRM's own client card."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         tokens = seed.desk_tokens(conn)
         wallboard = conn.execute(query("issue_wallboard_token")).fetchone()[0]
+    card_url = await cards.start()
     log_path = embedded.home() / "demo-gateway.log"
     gateway, port = await gateway_process.start(
-        database.with_user(dsn, seed.GATEWAY_LOGIN), log_path.open("ab")
+        database.with_user(dsn, seed.GATEWAY_LOGIN), log_path.open("ab"), "--card-url", card_url
     )
     say(
         f"      `pgcti gateway` (pid {gateway.pid}, log in {log_path}); each desk's web screen pop:"
@@ -319,6 +326,10 @@ async def _start_gateway(dsn: str, workstations: dict[int, str], say) -> asyncio
             say(f"      {name}: http://127.0.0.1:{port}/#token={tokens[ws_id]}")
     say(f"      the supervisor's wallboard: http://127.0.0.1:{port}/wallboard#token={wallboard}")
     say("      (more tokens: `pgcti token issue --embedded --desk LOGIN | --wallboard`)")
+    say(
+        f"      a card's \"Open in the CRM\" opens the demo CRM's client page, {card_url}"
+        " (a real CRM's: `pgcti gateway --card-url`)"
+    )
     return gateway
 
 

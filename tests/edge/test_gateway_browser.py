@@ -187,11 +187,7 @@ def test_a_revoked_token_is_refused_and_the_page_says_so(conn, dsn, desks, brows
 
 def _rows(driver, table: str) -> list[list[str]]:
     """The table's cells, read in one go (the board redraws them as the floor changes)."""
-    return driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])]"
-        ".map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent))",
-        f"#{table} tbody tr",
-    )
+    return _rows_of(driver, f"#{table} tbody tr")
 
 
 def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_factory, tmp_path):
@@ -343,13 +339,7 @@ def test_a_desk_calls_back_from_the_card_and_sees_the_call_placed(
     try:
         wait_for(lambda: "taking dial requests" in edge.log, 20, "the dialer ready")
         page = browser_factory()
-        page.get(gw.url(tokens["101"]))
-        wait_for(lambda: _status(page) == "live", what="live")
-        insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "103"))  # earlier
-        frames = pbx.inbound_answered(builder(3), KNOWN, LINE, "101", talk=5)
-        answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
-        insert_frames(conn, frames[: answered + 2])
-        wait_for(lambda: _card(page) and "Ivan Ivanov" in _card(page), what="the card")
+        frames, answered = _ivanov_answered_at_101(conn, page, gw.url(tokens["101"]))
         # Each entry of the history calls back too.
         wait_for(
             lambda: page.find_elements("css selector", "#card-contacts button.call"), what="history"
@@ -444,3 +434,66 @@ def test_a_ring_in_a_background_tab_notifies_once_the_person_allowed_it(
         )
     finally:
         gw.stop()
+
+
+def test_open_in_the_crm_opens_the_clients_own_card_as_in_the_demo(
+    conn, dsn, desks, browser_factory, tmp_path
+):
+    """Issue 35, part 9: the card's link, with the demo's CRM card page behind it (the demo
+    serves it and gives the gateway its address, as a real CRM's would be given)."""
+    import asyncio
+    import threading
+
+    from ingester.demo import crm_card
+
+    crm, tokens, gateway_dsn = desks
+    cards = crm_card.card_server(dsn)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    template = asyncio.run_coroutine_threadsafe(cards.start(), loop).result(10)
+    gw = Gateway(gateway_dsn, free_port(), "--card-url", template)
+    try:
+        page = browser_factory()
+        frames, answered = _ivanov_answered_at_101(conn, page, gw.url(tokens["101"]))
+        link = page.find_element("css selector", "#card-link a")
+        assert link.text == "Open in the CRM"
+        assert link.get_attribute("href") == template.format(client_id=crm["ivanov"])
+        page.get(link.get_attribute("href"))  # as the click opens it, in this tab
+        assert page.find_element("tag name", "h1").text == "Ivan Ivanov"
+        shown = page.find_element("tag name", "body").text
+        assert "Romashka" in shown and "Petrova" in shown, shown
+        calls = _rows_of(page, "table tr")
+        assert [c[1:3] for c in calls] == [["inbound", "under way"], ["inbound", "answered"]]
+        page.save_screenshot(str(tmp_path / "demo-crm-card.png"))
+        page.get(template.format(client_id=999999))
+        assert page.find_element("tag name", "h1").text == "No such client"
+    finally:
+        gw.stop()
+        asyncio.run_coroutine_threadsafe(cards.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def _ivanov_answered_at_101(conn, page, desk_url: str) -> tuple[list[dict], int]:
+    """Desk 101's page live; Ivanov, who called before, calls again and 101 answers: the
+    card is up. Returns the call's frames and the index of its answer (the rest is to come)."""
+    page.get(desk_url)
+    wait_for(lambda: _status(page) == "live", what="live")
+    insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "103"))  # earlier
+    frames = pbx.inbound_answered(builder(3), KNOWN, LINE, "101", talk=5)
+    answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
+    insert_frames(conn, frames[: answered + 2])
+    wait_for(lambda: _card(page) and "Ivan Ivanov" in _card(page), what="the card")
+    return frames, answered
+
+
+def _rows_of(driver, selector: str) -> list[list[str]]:
+    """The cells of the rows `selector` finds (rows of headers only: none)."""
+    return [
+        r
+        for r in driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0])]"
+            ".map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent))",
+            selector,
+        )
+        if r
+    ]

@@ -144,3 +144,18 @@ SELECT cti.dial_v1(%s, %s);
 
 -- name: demo_dial_states
 SELECT id::text, state, reason FROM cti.dial_request WHERE id::text = ANY(%s);
+
+-- name: demo_crm_client
+-- The demo CRM's card of a client (ingester/demo/crm_card.py): who, company, manager, numbers.
+SELECT c.name, co.name, nullif(trim(e.name || ' ' || e.surname), ''), e.extension, c.is_lead, c.created_at,
+       coalesce((SELECT string_agg(p.raw, ', ' ORDER BY p.id) FROM pgcti_refcrm.client_phone p WHERE p.client_id = c.id), '')
+  FROM pgcti_refcrm.client c
+  LEFT JOIN pgcti_refcrm.company co ON co.id = c.company_id
+  LEFT JOIN pgcti_refcrm.employee e ON e.id = c.manager_id
+ WHERE c.id = %s;
+
+-- name: demo_crm_client_calls
+-- Its latest calls, from pgcti's history.
+SELECT c.started_at, c.direction, coalesce(c.outcome, 'under way'), coalesce(c.answered_by, ''),
+       c.ended_at - coalesce(c.answered_at, c.started_at)
+  FROM cti.call c WHERE c.client_id = %s ORDER BY c.started_at DESC LIMIT 15;
