@@ -708,6 +708,16 @@ $$;
 
 COMMENT ON FUNCTION cti.crm_deals() IS 'Adapter: deals (client, manager, opened, won) for the sales funnel. Override for your CRM.';
 
+CREATE FUNCTION cti.crm_employee_name(p_employee_id bigint) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_employee_name(p_employee_id bigint) IS 'Adapter: employee id -> the name people know them by, NULL when none. Override for your CRM.';
+
 CREATE FUNCTION cti.crm_extension_for_channel(p_channel text) RETURNS text
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -1995,11 +2005,12 @@ BEGIN
                       LEFT JOIN cti.presence p ON p.extension = m.agent
                      CROSS JOIN LATERAL (SELECT coalesce(cti.presence_state(p), 'unknown') AS state) s) a ON true
               LEFT JOIN cti.queue_stats_v1 st ON st.queue = q.queue AND st.day = current_date AND st.hour IS NULL), '[]'),
-        -- The oldest 20 tasks past due, with the client and the owner by name where the
-        -- lookup gave one (the client's manager); the total beside them.
+        -- The oldest 20 tasks past due, with the client and the owner by name (the CRM's, else
+        -- the lookup's for a client's manager); the total beside them.
         'tasks_past_due', coalesce((
             SELECT jsonb_agg(jsonb_build_object('task_id', t.id, 'number', t.e164, 'owner_id', t.owner_id,
-                                                'owner', CASE WHEN t.owner_rule = 'manager' THEN k.client_card ->> 'manager_surname' END,
+                                                'owner', coalesce(cti.crm_employee_name(t.owner_id),
+                                                                  CASE WHEN t.owner_rule = 'manager' THEN k.client_card ->> 'manager_surname' END),
                                                 'client', k.client_card ->> 'client_name',
                                                 'due_at', t.due_at, 'missed_calls', t.missed_calls) ORDER BY t.due_at, t.id)
               FROM (SELECT * FROM cti.callback_task t WHERE t.closed_at IS NULL AND t.due_at < now()
@@ -4996,6 +5007,8 @@ REVOKE ALL ON FUNCTION cti.channel_name(p_kind text, p_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_deals() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.crm_employee_name(p_employee_id bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_extension_for_channel(p_channel text) FROM PUBLIC;
 

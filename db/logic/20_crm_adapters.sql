@@ -2,7 +2,7 @@
 -- pgcti: keep-existing
 --
 -- Rules:
--- - pgcti asks the CRM ten questions and asks them only here: who owns this number
+-- - pgcti asks the CRM eleven questions and asks them only here: who owns this number
 --   (crm_lookup), register this unknown number as a lead (crm_register_unknown), which
 --   workstation has this extension (crm_workstation_for_extension), who hears about calls
 --   to this line (crm_ring_recipients), who calls back a client who called this line and
@@ -10,7 +10,8 @@
 --   sales funnel), on Asterisk, which extension a channel is (crm_extension_for_channel),
 --   which extension a desk dials from (crm_extension_for_workstation, click-to-call),
 --   which extension an employee answers on (crm_extension_for_employee, routing), and
---   what a workstation is called (crm_workstation_name, for screens).
+--   what a workstation and an employee are called (crm_workstation_name,
+--   crm_employee_name, for screens and reports).
 -- - pgcti knows no CRM until it is told: these bodies are placeholders that find nobody,
 --   so calls are recorded but no card opens and nobody is rung. A DBA replaces them in a
 --   migration of their own (docs/dba-guide.md); the reference CRM of the demo and the tests
@@ -90,6 +91,18 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION cti.crm_workstation_name(bigint) IS 'Adapter: workstation id -> the name people know it by, NULL when none. Override for your CRM.';
+
+-- What people call an employee (the wallboard's and the report's owners and managers):
+-- NULL for "employee <id>".
+CREATE FUNCTION cti.crm_employee_name(p_employee_id bigint) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- pgcti placeholder: no CRM is connected yet
+    SELECT NULL::text
+$$;
+
+COMMENT ON FUNCTION cti.crm_employee_name(bigint) IS 'Adapter: employee id -> the name people know them by, NULL when none. Override for your CRM.';
 
 -- Employees told about an incoming call on this line (ring notifications).
 CREATE FUNCTION cti.crm_ring_recipients(p_dialled text) RETURNS SETOF bigint

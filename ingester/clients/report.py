@@ -81,10 +81,9 @@ def write(
         _own_manager(managers),
         _queues(queues),
     ]
-    names = {r[0]: r[1].split(" (")[0] for r in per_manager}
     tables = [
         _manager_table(per_manager),
-        _funnel_table(funnel_months, names),
+        _funnel_table(funnel_months),
         _missed_table(waiting),
     ]
     out.write_text(_page(period, totals, figures, tables), encoding="utf-8")
@@ -179,16 +178,12 @@ def _manager_table(per_manager) -> str:
     )
 
 
-def _funnel_table(months, names: dict[int, str]) -> str:
+def _funnel_table(months) -> str:
     """The funnel per month of the first call: the team's row, then one per deal manager."""
     rows = [
         (
             f"{month:%Y-%m}",
-            "everyone"
-            if by == "all"
-            else "no deal yet"
-            if manager is None
-            else names.get(manager, f"employee {manager}"),
+            "everyone" if by == "all" else manager or "no deal yet",
             callers,
             leads,
             with_deal,

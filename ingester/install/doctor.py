@@ -126,6 +126,7 @@ OPTIONAL_ADAPTERS = {
     "extension to dial from)",
     "crm_extension_for_employee": "routing cannot ring a client's manager first",
     "crm_workstation_name": "screens show workstations by id",
+    "crm_employee_name": "the wallboard and the report show employees by id",
 }
 
 

@@ -228,14 +228,14 @@ def _managers_by_hand(conn, first: date, last: date) -> dict[str, tuple]:
     ).fetchone()
     line_owner = dict(conn.execute("SELECT dialled, owner_id FROM pgcti_refcrm.line"))
     extension = dict(conn.execute("SELECT id, extension FROM pgcti_refcrm.employee"))
+    surnames = dict(conn.execute("SELECT id, surname FROM pgcti_refcrm.employee"))
     calls = conn.execute(
         "SELECT id, direction, started_at, answered_at, answered_by, outcome, dialled,"
-        " (client_card ->> 'manager_id')::bigint, client_card ->> 'manager_surname' FROM cti.call"
+        " (client_card ->> 'manager_id')::bigint FROM cti.call"
     ).fetchall()
     started = {c[0]: c[2] for c in calls}
     answered_at = {c[0]: c[3] for c in calls}
     inbound = [c for c in calls if c[1] == "inbound" and first <= c[2].date() <= last]
-    surnames = {c[7]: c[8] for c in sorted(inbound, key=lambda c: c[2]) if c[7] is not None}
     figures: dict[int, dict] = collections.defaultdict(
         lambda: {"answered": 0, "missed": 0, "callbacks": [], "never": 0}
     )
@@ -261,7 +261,7 @@ def _managers_by_hand(conn, first: date, last: date) -> dict[str, tuple]:
     expected = {}
     for employee, f in figures.items():
         ext = extension.get(employee)
-        name = surnames.get(employee) or f"employee {employee}"
+        name = surnames[employee]  # the reference CRM's crm_employee_name
         taken = sum(1 for c in inbound if c[4] is not None and c[4] == ext)
         theirs = f["answered"] + f["missed"]
         p50, p90 = (_percentile_cont(f["callbacks"], p) for p in (0.5, 0.9))

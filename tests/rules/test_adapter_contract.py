@@ -28,6 +28,7 @@ CONTRACT = {
     "crm_extension_for_workstation": ("p_workstation_id bigint", "text"),
     "crm_extension_for_employee": ("p_employee_id bigint", "text"),
     "crm_workstation_name": ("p_workstation_id bigint", "text"),
+    "crm_employee_name": ("p_employee_id bigint", "text"),
 }
 
 

@@ -59,13 +59,13 @@ SELECT s.queue, sum(s.answered), sum(s.abandoned), sum(s.timed_out) + sum(s.othe
 
 -- name: report_not_called_back
 -- Missed calls not called back yet: each open callback task, oldest first, with the client,
--- its owner (by the client's manager's surname when the manager owns it) and how long it
+-- its owner (by name: the CRM's, else the lookup's for a client's manager) and how long it
 -- has waited (db/logic/57_callbacks.sql). Now, whatever the period.
 SELECT t.id, t.created_at, t.e164, coalesce(c.client_card ->> 'client_name', ''),
        CASE WHEN t.owner_id IS NULL THEN 'nobody'
-            WHEN t.owner_rule = 'manager' AND c.client_card ->> 'manager_surname' IS NOT NULL
-            THEN (c.client_card ->> 'manager_surname') || ' (employee ' || t.owner_id || ')'
-            ELSE 'employee ' || t.owner_id END,
+            ELSE coalesce(coalesce(cti.crm_employee_name(t.owner_id),
+                                   CASE WHEN t.owner_rule = 'manager' THEN c.client_card ->> 'manager_surname' END)
+                          || ' (employee ' || t.owner_id || ')', 'employee ' || t.owner_id) END,
        t.missed_calls, t.due_at, round(extract(epoch FROM now() - t.created_at) / 3600, 1)
   FROM cti.callback_task t
   JOIN cti.call c ON c.id = t.last_call_id
@@ -73,9 +73,10 @@ SELECT t.id, t.created_at, t.e164, coalesce(c.client_card ->> 'client_name', '')
  ORDER BY t.created_at, t.id;
 
 -- name: report_managers
--- Per manager over the period (cti.manager_summary_v1), by the surname the CRM's lookup
--- gave for them as a client's manager, when it did.
-SELECT m.employee_id, coalesce(n.surname, 'employee ' || m.employee_id) || coalesce(' (' || m.extension || ')', ''),
+-- Per manager over the period (cti.manager_summary_v1), by name: the CRM's
+-- (cti.crm_employee_name), else the surname its lookup gave for them as a client's manager.
+SELECT m.employee_id, coalesce(cti.crm_employee_name(m.employee_id), n.surname, 'employee ' || m.employee_id)
+                      || coalesce(' (' || m.extension || ')', ''),
        m.calls_taken, m.their_calls, m.answered, m.answer_rate, m.missed, m.callbacks_made,
        extract(epoch FROM m.time_to_callback_p50)::float8, extract(epoch FROM m.time_to_callback_p90)::float8,
        m.never_called_back
@@ -90,7 +91,8 @@ SELECT m.employee_id, coalesce(n.surname, 'employee ' || m.employee_id) || coale
 -- name: report_funnel_months
 -- The funnel per month of the first call, for the whole team and per deal manager
 -- (cti.sales_funnel_v1; manager NULL: no deal yet).
-SELECT f.month, f.by, f.manager_id, f.callers, f.leads, f.with_deal, f.won
+SELECT f.month, f.by, coalesce(cti.crm_employee_name(f.manager_id), 'employee ' || f.manager_id),
+       f.callers, f.leads, f.with_deal, f.won
   FROM cti.sales_funnel_v1 f
  WHERE f.by IN ('all', 'manager') AND f.month >= date_trunc('month', %(first)s::date) AND f.month <= %(last)s::date
  ORDER BY f.month, f.by, f.manager_id NULLS LAST;
