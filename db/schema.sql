@@ -1873,6 +1873,13 @@ $$;
 COMMENT ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after bigint, p_limit integer) IS 'Gateway: pull one of the token''s streams (commands or notifications)';
 
 CREATE FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) RETURNS TABLE(file text, allowed boolean, why text)
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT r.file, r.allowed, r.why FROM cti.gateway_recording_v2(p_token, p_call_id) r $$;
+
+COMMENT ON FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) IS 'Gateway (release before): a call''s recording file for a token, if it may hear it; every request logged';
+
+CREATE FUNCTION cti.gateway_recording_v2(p_token text, p_call_id bigint) RETURNS TABLE(source text, file text, allowed boolean, why text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1900,6 +1907,10 @@ BEGIN
      WHERE v_call.id IS NOT NULL AND r.source = v_call.source
        AND cti.call_of_key(r.source, r.call_key) = v_call.id
      ORDER BY r.started_at LIMIT 1;
+    IF v_recording.file IS NULL AND v_call.source = 'onlinepbx3' AND v_call.answered_at IS NOT NULL THEN
+        v_recording := ROW(v_call.source, v_call.pbx_call_id, v_call.pbx_call_id, NULL,
+                           v_call.started_at, v_call.ended_at)::cti.recording;
+    END IF;
     IF v_allowed AND v_recording.file IS NULL THEN
         v_allowed := false; v_why := 'no recording of this call';
     ELSIF v_allowed AND v_recording.ready_at IS NULL THEN
@@ -1909,11 +1920,11 @@ BEGIN
     END IF;
     INSERT INTO cti.recording_play (login, token_id, call_id, file, allowed, why)
     VALUES (v_binding.login, v_token.id, p_call_id, coalesce(v_recording.file, ''), v_allowed, v_why);
-    RETURN QUERY SELECT CASE WHEN v_allowed THEN v_recording.file END, v_allowed, v_why;
+    RETURN QUERY SELECT v_recording.source, CASE WHEN v_allowed THEN v_recording.file END, v_allowed, v_why;
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) IS 'Gateway: a call''s recording for a desk or supervisor token, if it may hear it; every request logged';
+COMMENT ON FUNCTION cti.gateway_recording_v2(p_token text, p_call_id bigint) IS 'Gateway: a call''s recording (the PBX and its reference) for a desk or supervisor token, if it may hear it; every request logged';
 
 CREATE FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text DEFAULT NULL::text) RETURNS TABLE(extension text, reason text)
     LANGUAGE plpgsql SECURITY DEFINER
@@ -5095,6 +5106,9 @@ GRANT ALL ON FUNCTION cti.gateway_pull_v1(p_token text, p_stream text, p_after b
 
 REVOKE ALL ON FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint) TO cti_gateway;
+
+REVOKE ALL ON FUNCTION cti.gateway_recording_v2(p_token text, p_call_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.gateway_recording_v2(p_token text, p_call_id bigint) TO cti_gateway;
 
 REVOKE ALL ON FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.gateway_route_v1(p_token text, p_caller text, p_dialled text) TO cti_gateway;

@@ -283,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the same folder as the PBX names it (default /var/spool/asterisk/monitor)",
     )
     p.add_argument(
+        "--onlinepbx-api",
+        metavar="URL",
+        help="play onlinePBX's recordings through its HTTP API, e.g. "
+        "https://api2.onlinepbx.ru/example.onpbx.ru (the key: PGCTI_PBX_KEY or --key-file)",
+    )
+    p.add_argument("--key-file", help="the onlinePBX API key, in a file only you can read")
+    p.add_argument(
         "--max-pending",
         type=int,
         default=2048,

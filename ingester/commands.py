@@ -26,8 +26,9 @@ from ingester.install import (
     schema_snapshot,
 )
 from ingester.pipeline import config, service
+from ingester.pipeline.transports.onlinepbx_http import OnlinepbxApi
 from ingester.queries import query
-from ingester.redaction import setup_logging
+from ingester.redaction import Secret, setup_logging
 
 
 def _service_dsn(args: argparse.Namespace) -> str:
@@ -385,6 +386,22 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         return 2
     dsn = _service_dsn(args)
     origins = set(args.allow_origin or [])
+    pbx_api = None
+    if args.onlinepbx_api:  # recordings kept by onlinePBX: its API, with the PBX's key
+        try:
+            key = config.read_key_file(Path(args.key_file)) if args.key_file else None
+        except config.ConfigError as exc:
+            print(f"pgcti gateway: {exc}", file=sys.stderr)
+            return 2
+        key = key or os.environ.get("PGCTI_PBX_KEY")
+        if not key:
+            print(
+                "pgcti gateway: --onlinepbx-api needs the PBX's API key: set PGCTI_PBX_KEY or "
+                "give --key-file (a file only you can read)",
+                file=sys.stderr,
+            )
+            return 2
+        pbx_api = OnlinepbxApi(args.onlinepbx_api, Secret(key))
     print(
         f"pgcti gateway: desks open http://{args.host}:{args.port}/#token=<token>", file=sys.stderr
     )
@@ -401,6 +418,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             if args.recordings_dir
             else None
         ),
+        pbx_api=pbx_api,
     )
     return 0
 

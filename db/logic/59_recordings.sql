@@ -11,9 +11,13 @@
 --   Every request is logged, allowed or not, with who and why (cti.recording_play).
 -- - References older than cti.config.recordings_keep are deleted at the tick, and never
 --   played: the PBX deletes its files by a rule of its own, which the docs tell how to match.
+-- - onlinePBX (API 3.0) keeps a call's recording under the call's uuid: the reference is
+--   the call itself (cti.call: source, pbx_call_id), ready once an answered call ended. Its
+--   HTTP API gives a short-lived signed link to the file, which the gateway asks for when
+--   a person wants to listen, never in advance; whether the PBX recorded the call only it
+--   knows (the gateway says so when it has none). 2.0's events name no call uuid.
 -- - A rebuild makes the references again from the raw log; the play log stays.
--- Why a reference and not a link: a signed URL expires; onlinePBX's link is fetched when a
--- person asks (not built yet: docs/operations.md#recordings).
+-- Why a reference and not a link: a signed URL expires.
 
 -- AMI: a recording named, stopped, or its channel gone; NULL for any other block.
 CREATE OR REPLACE FUNCTION cti.recording_from_ami(p_source text, p_frame jsonb, p_at timestamptz) RETURNS text
@@ -72,10 +76,11 @@ BEGIN
 END
 $$;
 
--- The gateway asks to play a call's recording for a token: the file (relative to the
--- recordings folder the gateway serves) when allowed; every request logged.
-CREATE OR REPLACE FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint)
-RETURNS TABLE (file text, allowed boolean, why text)
+-- The gateway asks to play a call's recording for a token: the PBX's reference when
+-- allowed (a file relative to the recordings folder the gateway serves, or, for onlinePBX,
+-- the call's uuid to ask its API for a link); every request logged.
+CREATE OR REPLACE FUNCTION cti.gateway_recording_v2(p_token text, p_call_id bigint)
+RETURNS TABLE (source text, file text, allowed boolean, why text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -103,6 +108,10 @@ BEGIN
      WHERE v_call.id IS NOT NULL AND r.source = v_call.source
        AND cti.call_of_key(r.source, r.call_key) = v_call.id
      ORDER BY r.started_at LIMIT 1;
+    IF v_recording.file IS NULL AND v_call.source = 'onlinepbx3' AND v_call.answered_at IS NOT NULL THEN
+        v_recording := ROW(v_call.source, v_call.pbx_call_id, v_call.pbx_call_id, NULL,
+                           v_call.started_at, v_call.ended_at)::cti.recording;
+    END IF;
     IF v_allowed AND v_recording.file IS NULL THEN
         v_allowed := false; v_why := 'no recording of this call';
     ELSIF v_allowed AND v_recording.ready_at IS NULL THEN
@@ -112,11 +121,20 @@ BEGIN
     END IF;
     INSERT INTO cti.recording_play (login, token_id, call_id, file, allowed, why)
     VALUES (v_binding.login, v_token.id, p_call_id, coalesce(v_recording.file, ''), v_allowed, v_why);
-    RETURN QUERY SELECT CASE WHEN v_allowed THEN v_recording.file END, v_allowed, v_why;
+    RETURN QUERY SELECT v_recording.source, CASE WHEN v_allowed THEN v_recording.file END, v_allowed, v_why;
 END
 $$;
 
-COMMENT ON FUNCTION cti.gateway_recording_v1(text, bigint) IS 'Gateway: a call''s recording for a desk or supervisor token, if it may hear it; every request logged';
+COMMENT ON FUNCTION cti.gateway_recording_v2(text, bigint) IS 'Gateway: a call''s recording (the PBX and its reference) for a desk or supervisor token, if it may hear it; every request logged';
+
+-- The gateway of the release before: the same, without the PBX (for one release).
+CREATE OR REPLACE FUNCTION cti.gateway_recording_v1(p_token text, p_call_id bigint)
+RETURNS TABLE (file text, allowed boolean, why text)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT r.file, r.allowed, r.why FROM cti.gateway_recording_v2(p_token, p_call_id) r $$;
+
+COMMENT ON FUNCTION cti.gateway_recording_v1(text, bigint) IS 'Gateway (release before): a call''s recording file for a token, if it may hear it; every request logged';
 
 -- Housekeeping at the tick: references past cti.config.recordings_keep go.
 CREATE OR REPLACE FUNCTION cti.prune_recordings(p_at timestamptz) RETURNS int

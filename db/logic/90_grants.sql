@@ -42,6 +42,7 @@ GRANT EXECUTE ON FUNCTION cti.gateway_whoami_v1(text), cti.gateway_pull_v1(text,
     cti.gateway_wallboard_v1(text), cti.gateway_dial_v1(text, text, bigint),
     cti.gateway_dial_requests_v1(text), cti.gateway_set_presence_v1(text, text, timestamptz),
     cti.gateway_route_v1(text, text, text), cti.gateway_recording_v1(text, bigint),
+    cti.gateway_recording_v2(text, bigint),
     cti.gateway_desk_v1(text) TO cti_gateway;
 -- ... and the names of the release before, for one release (75_gateway.sql).
 GRANT EXECUTE ON FUNCTION cti.gateway_whoami(text), cti.gateway_pull(text, text, bigint, int),

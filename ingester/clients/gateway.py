@@ -41,6 +41,7 @@ from ingester.clients.gateway_guard import (
     read_hello,
 )
 from ingester.clients.recordings import RecordingsFolder
+from ingester.pipeline.transports.onlinepbx_http import OnlinepbxApi
 from ingester.queries import query
 
 log = logging.getLogger("pgcti.gateway")
@@ -323,6 +324,7 @@ def app(
     card_url: str = "",
     max_per_token: int = 3,
     recordings: RecordingsFolder | None = None,
+    pbx_api: OnlinepbxApi | None = None,
 ) -> Starlette:
     hub = Hub(dsn, max_per_token)
     page = PAGE.read_text(encoding="utf-8")
@@ -336,7 +338,7 @@ def app(
         return await gateway_http.route(hub.call, request)
 
     async def recording(request) -> Response:
-        return await gateway_http.recording(hub.call, recordings, request)
+        return await gateway_http.recording(hub.call, recordings, pbx_api, request)
 
     async def wallboard(request) -> HTMLResponse:
         return HTMLResponse(board)
@@ -373,12 +375,13 @@ def run(
     max_pending: int = 2048,
     max_pending_per_address: int = 64,
     recordings: RecordingsFolder | None = None,
+    pbx_api: OnlinepbxApi | None = None,
 ) -> None:
     import uvicorn
 
     GUARD.configure(max_pending, max_pending_per_address, raise_file_limit())
     config = uvicorn.Config(
-        app(dsn, allowed_origins, card_url, recordings=recordings),
+        app(dsn, allowed_origins, card_url, recordings=recordings, pbx_api=pbx_api),
         host=host,
         port=port,
         log_level="info",

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 import psycopg
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
+from ingester.clients import recording_links
 from ingester.clients.recordings import RecordingsFolder
+from ingester.pipeline.transports.onlinepbx_http import OnlinepbxApi
 
 log = logging.getLogger("pgcti.gateway")
 ROUTE_SECONDS = 0.5  # a PBX asking /route waits no longer: then its own dialplan
@@ -51,22 +53,27 @@ async def route(call: Call, request) -> Response:
     return JSONResponse({"extension": extension, "reason": reason})
 
 
-async def recording(call: Call, folder: RecordingsFolder | None, request) -> Response:
+async def recording(
+    call: Call, folder: RecordingsFolder | None, pbx_api: OnlinepbxApi | None, request
+) -> Response:
     """GET /recording/<call_id>: the call's recording for a desk that was on the call (or
     the client's manager) or a supervisor token (db/logic/59_recordings.sql), with range
     requests; every request logged in the database. The token comes in the header
-    `Authorization: Bearer`, or `token=` (an <audio> element sets no header)."""
-    if folder is None:
-        return JSONResponse({"error": "this gateway serves no recordings (--recordings-dir)"}, 404)
+    `Authorization: Bearer`, or `token=` (an <audio> element sets no header). Asterisk's
+    files come from the recordings folder, onlinePBX's through its API (recording_links)."""
     token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     token = token or request.query_params.get("token", "")
     try:
         rows = await call("gateway_recording", token, request.path_params["call_id"])
     except psycopg.errors.InvalidAuthorizationSpecification as exc:
         return JSONResponse({"error": exc.diag.message_primary}, status_code=401)
-    name, allowed, why = rows[0]
+    source, name, allowed, why = rows[0]
     if not allowed:
         return JSONResponse({"error": why}, status_code=403 if "not on the call" in why else 404)
+    if source.startswith("onlinepbx"):
+        return await recording_links.play(pbx_api, name, request.headers.get("range"))
+    if folder is None:
+        return JSONResponse({"error": "this gateway serves no recordings (--recordings-dir)"}, 404)
     path = folder.file_of(name)
     if path is None:
         log.warning("a recording's file is not in the recordings folder %s", folder.here)

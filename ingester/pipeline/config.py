@@ -79,7 +79,7 @@ def default_spool_dir() -> Path:
     return Path(base) / "pgcti" / "spool"
 
 
-def _read_key_file(path: Path) -> str:
+def read_key_file(path: Path) -> str:
     try:
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -157,7 +157,7 @@ def load(flags: dict[str, object]) -> IngestConfig:
     key_value = os.environ.get("PGCTI_PBX_KEY")
     key_file = pick("key_file", "PGCTI_PBX_KEY_FILE")
     if key_file:
-        key_value = _read_key_file(Path(str(key_file)))
+        key_value = read_key_file(Path(str(key_file)))
     if not key_value:
         raise ConfigError(
             "no PBX API key: set PGCTI_PBX_KEY or give --key-file (a file only you can read)"

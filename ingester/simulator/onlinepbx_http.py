@@ -1,8 +1,11 @@
-"""onlinePBX's HTTP API on loopback, for click-to-call: `POST /<domain>/auth.json` (the API
-key as `auth_key` gives `key_id` and `key`) and `POST /<domain>/call/now.json` (header
-`x-pbx-authentication: key_id:key`; `from` the extension, `to` the number), answered with
-`status: "1"`, and the call then played on the simulator's WebSocket (3.0 frames, or their
-2.0 events): the extension rings, answers, then the number. Every call/now is counted.
+"""onlinePBX's HTTP API on loopback, for click-to-call and recordings: `POST
+/<domain>/auth.json` (the API key as `auth_key` gives `key_id` and `key`), `POST
+/<domain>/call/now.json` (header `x-pbx-authentication: key_id:key`; `from` the extension,
+`to` the number), answered with `status: "1"`, and the call then played on the simulator's
+WebSocket (3.0 frames, or their 2.0 events): the extension rings, answers, then the number.
+`POST /<domain>/mongo_history/search.json` with a call's `uuid` and `download=1` answers a
+signed link to its recording (`data`), valid for `link_seconds`; `GET` on that link gives
+the file, with range requests. Every call/now and every search is counted.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ class OnlinepbxHttpApi:
         self.calls: Counter[tuple[str, str]] = Counter()  # call/now requests by (from, to)
         self.sessions: set[str] = set()
         self.refuse_calls = ""  # a comment: every call/now is answered status 0 with it
+        self.recordings: dict[str, bytes] = {}  # call uuid -> its recording, as the PBX keeps it
+        self.searches: Counter[str] = Counter()  # recording links asked for, by uuid
+        self.link_seconds = 1800.0
+        self._links: dict[str, tuple[str, float]] = {}  # signature -> (uuid, valid until)
         self._server: asyncio.Server | None = None
         self._playing: set[asyncio.Task] = set()
 
@@ -58,10 +65,14 @@ class OnlinepbxHttpApi:
             size = min(int(headers.get("content-length", "0") or 0), MAX_BODY)
             body = await asyncio.wait_for(reader.readexactly(size), 5) if size else b""
             form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-            status, answer = self._answer(request, headers, form)
-            data = json.dumps(answer).encode()
+            if len(request) >= 2 and request[0] == "GET":
+                status, kind, data, extra = self._download(request[1], headers)
+            else:
+                status, answer = self._answer(request, headers, form)
+                kind, data, extra = "application/json", json.dumps(answer).encode(), {}
+            head = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
             writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n{head}"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
                 + data
             )
@@ -92,7 +103,33 @@ class OnlinepbxHttpApi:
             self._playing.add(task)
             task.add_done_callback(self._playing.discard)
             return "200 OK", {"status": "1"}
+        if path == f"/{self.domain}/mongo_history/search.json":
+            if headers.get("x-pbx-authentication") not in self.sessions:
+                return "200 OK", {"status": "0", "comment": "authentication required"}
+            uuid = form.get("uuid", "")
+            self.searches[uuid] += 1
+            if form.get("download") != "1" or uuid not in self.recordings:
+                return "200 OK", {"status": "1", "data": []}
+            signature = secrets.token_urlsafe(24)
+            self._links[signature] = (uuid, time.monotonic() + self.link_seconds)
+            link = f"http://{self.host}:{self.port}/calls-records/download/{signature}/{uuid}.mp3"
+            return "200 OK", {"status": "1", "data": link}
         return "404 Not Found", {"status": "0", "comment": "no such method"}
+
+    def _download(self, path: str, headers: dict) -> tuple[str, str, bytes, dict]:
+        """A signed link's file while it is valid, whole or the range asked for."""
+        parts = path.split("/")
+        uuid, until = self._links.get(parts[3] if len(parts) > 3 else "", ("", 0.0))
+        if path.split("/")[1:3] != ["calls-records", "download"] or time.monotonic() > until:
+            return "403 Forbidden", "text/plain", b"link expired or unknown", {}
+        data = self.recordings[uuid]
+        asked = headers.get("range", "").removeprefix("bytes=").split("-")
+        if len(asked) != 2 or not asked[0].isdigit():
+            return "200 OK", "audio/mpeg", data, {"Accept-Ranges": "bytes"}
+        first = int(asked[0])
+        last = min(int(asked[1]) if asked[1].isdigit() else len(data) - 1, len(data) - 1)
+        extra = {"Accept-Ranges": "bytes", "Content-Range": f"bytes {first}-{last}/{len(data)}"}
+        return "206 Partial Content", "audio/mpeg", data[first : last + 1], extra
 
     async def _play(self, extension: str, number: str) -> None:
         """The call: the desk's extension first (it answers), then the number."""

@@ -1,11 +1,14 @@
-"""Click-to-call on onlinePBX: its HTTP API's `call/now`.
+"""onlinePBX's HTTP API: `call/now` (click-to-call) and a recording's signed link.
 
 `POST {api}/auth.json` with the API key (`auth_key`) gives `key_id` and `key`; later
 requests carry the header `x-pbx-authentication: {key_id}:{key}`. `POST {api}/call/now.json`
 with `from` (the desk's extension) and `to` (the number) rings the extension first, then
 the number; `status: "1"` means accepted. The answer names no call, so the call is found
-by number and time (db/logic/54_dialing.sql). A session key that stops working is asked
-for again, once. The API key and the session key never appear in a log line.
+by number and time (db/logic/54_dialing.sql). `POST {api}/mongo_history/search.json` with
+a call's `uuid` and `download=1` answers a short-lived signed link to its recording in
+`data`, asked for when a person wants to hear it, never in advance (the gateway). A
+session key that stops working is asked for again, once. The API key, the session key
+and a signed link never appear in a log line.
 """
 
 from __future__ import annotations
@@ -42,21 +45,29 @@ class OnlinepbxApi:
     async def call_now(self, extension: str, number: str) -> None:
         """Raises Unreachable (nothing sent), Refused (the API said no), or any other
         error after the request may have gone (the outcome is then unknown)."""
+        await self._ask("call/now.json", {"from": extension, "to": number})
+
+    async def record_link(self, call_uuid: str) -> str | None:
+        """The signed link to a call's recording, None when the PBX has none."""
+        answer = await self._ask("mongo_history/search.json", {"uuid": call_uuid, "download": "1"})
+        data = answer.get("data")
+        link = data[0] if isinstance(data, list) and data else data
+        return link if isinstance(link, str) and link.startswith(("https://", "http://")) else None
+
+    async def _ask(self, path: str, form: dict[str, str]) -> dict:
+        """One method of the API with the session key; its answer when `status` is 1."""
         for attempt in (1, 2):
             if self._session is None:
                 self._session = await self._auth()
             key_id, key = self._session
-            answer = await self._post(
-                "call/now.json",
-                {"from": extension, "to": number},
-                {"x-pbx-authentication": f"{key_id}:{key}"},
-            )
+            answer = await self._post(path, form, {"x-pbx-authentication": f"{key_id}:{key}"})
             if str(answer.get("status")) == "1":
-                return
+                return answer
             if attempt == 1 and _is_auth_error(answer):
                 self._session = None  # the session key expired: one more try with a new one
                 continue
             raise Refused(_words(answer))
+        raise AssertionError("unreachable")
 
     async def _auth(self) -> tuple[str, str]:
         answer = await self._post("auth.json", {"auth_key": self.key.reveal()}, {})

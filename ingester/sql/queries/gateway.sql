@@ -35,7 +35,7 @@ SELECT extension, reason FROM cti.gateway_route_v1(%s, %s, %s);
 
 -- name: gateway_recording
 -- May this token hear this call's recording? The PBX's file name when it may; logged.
-SELECT file, allowed, why FROM cti.gateway_recording_v1(%s, %s);
+SELECT source, file, allowed, why FROM cti.gateway_recording_v2(%s, %s);
 
 -- name: gateway_desk
 SELECT name, extension, presence FROM cti.gateway_desk_v1(%s);
