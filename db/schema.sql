@@ -4511,6 +4511,7 @@ CREATE VIEW cti.queue_stats_v1 AS
             ((q.abandoned_at IS NOT NULL) AND (q.connected_at IS NULL) AND (COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at))) < (COALESCE(s.short_abandon_seconds, 5))::numeric)) AS short_abandon,
             ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.exit_status = 'TIMEOUT'::text)) AS timed_out,
             ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NOT NULL) AND (q.exit_status IS DISTINCT FROM 'TIMEOUT'::text)) AS other_exit,
+            ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NOT NULL) AND (q.exit_status IS NULL)) AS key_exit,
                 CASE
                     WHEN (q.connected_at IS NOT NULL) THEN EXTRACT(epoch FROM (q.connected_at - q.joined_at))
                     WHEN (q.abandoned_at IS NOT NULL) THEN COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at)))
@@ -4537,11 +4538,12 @@ CREATE VIEW cti.queue_stats_v1 AS
     round(((count(*) FILTER (WHERE (answered AND (wait_seconds <= (target)::numeric))))::numeric / (NULLIF((count(*) - count(*) FILTER (WHERE (short_abandon OR still_waiting))), 0))::numeric), 3) AS service_level,
     round(avg(wait_seconds), 1) AS avg_wait_seconds,
     max(wait_seconds) AS longest_wait_seconds,
-    round(avg(talk_seconds) FILTER (WHERE answered), 1) AS avg_handle_seconds
+    round(avg(talk_seconds) FILTER (WHERE answered), 1) AS avg_handle_seconds,
+    count(*) FILTER (WHERE key_exit) AS exited_by_key
    FROM stays
   GROUP BY GROUPING SETS ((queue, day), (queue, day, hour));
 
-COMMENT ON VIEW cti.queue_stats_v1 IS 'Per queue and day (hour NULL), and per hour: offered, answered, abandoned (short ones apart), timed out, service level, average and longest wait, handle time';
+COMMENT ON VIEW cti.queue_stats_v1 IS 'Per queue and day (hour NULL), and per hour: offered, answered, abandoned (short ones apart), timed out, other exits (by key apart), service level, average and longest wait, handle time';
 
 ALTER TABLE cti.raw_event ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME cti.raw_event_id_seq

@@ -6,7 +6,9 @@
 --   Abandoned: hung up while waiting; "short" abandons (under the queue's
 --   short_abandon_seconds, 5 by default: a wrong number, a mis-dial) are counted apart and
 --   left out of the service level. Timed out: left by the queue's timeout (QUEUESTATUS
---   TIMEOUT); other exits (full, empty, a key) together.
+--   TIMEOUT); other exits (full, empty, a key) together, and exits by key apart: a caller
+--   who left, neither answered nor abandoned, with no QUEUESTATUS (app_queue sets one for
+--   every other way out, and none when a key takes the caller to the queue's context).
 -- - Service level: answered within the queue's service_level_seconds (20 by default) of
 --   joining, over offered less short abandons and less callers still waiting.
 -- - Wait: from joining to the answer, the abandon, or leaving; average and longest over
@@ -27,6 +29,8 @@ WITH stays AS (
            q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.exit_status = 'TIMEOUT' AS timed_out,
            q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
                AND q.exit_status IS DISTINCT FROM 'TIMEOUT' AS other_exit,
+           q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
+               AND q.exit_status IS NULL AS key_exit,
            CASE WHEN q.connected_at IS NOT NULL THEN extract(epoch FROM q.connected_at - q.joined_at)
                 WHEN q.abandoned_at IS NOT NULL THEN coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
                 WHEN q.left_at IS NOT NULL THEN extract(epoch FROM q.left_at - q.joined_at) END AS wait_seconds,
@@ -48,11 +52,12 @@ SELECT queue, day, hour,
              / nullif(count(*) - count(*) FILTER (WHERE short_abandon OR still_waiting), 0), 3) AS service_level,
        round(avg(wait_seconds)::numeric, 1) AS avg_wait_seconds,
        max(wait_seconds) AS longest_wait_seconds,
-       round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds
+       round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds,
+       count(*) FILTER (WHERE key_exit) AS exited_by_key  -- added last: columns keep their places
   FROM stays
  GROUP BY GROUPING SETS ((queue, day), (queue, day, hour));
 
-COMMENT ON VIEW cti.queue_stats_v1 IS 'Per queue and day (hour NULL), and per hour: offered, answered, abandoned (short ones apart), timed out, service level, average and longest wait, handle time';
+COMMENT ON VIEW cti.queue_stats_v1 IS 'Per queue and day (hour NULL), and per hour: offered, answered, abandoned (short ones apart), timed out, other exits (by key apart), service level, average and longest wait, handle time';
 
 CREATE OR REPLACE VIEW cti.queue_agent_stats_v1 AS
 WITH work AS (

@@ -19,6 +19,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 GROUP = "74950001122"  # ring-all: 101 and 102
 QUEUE = "74950001133"  # linear: 103, then 104
+QUEUE_ANSWERED = "74950001134"  # the same queue, the call answered first (keys reach it)
 DIRECT = "74950001144"  # 103 alone
 CALLER = "+74951234567"  # Ivanov at Romashka (tests/support/crm_fixture.py)
 
@@ -232,6 +233,35 @@ def test_a_queue_call_abandoned(pipeline):
     call = inbound(p.call_row())
     assert (call["outcome"], call["answered_by"]) == ("abandoned", None)
     p.record("queue_abandoned")
+
+
+def test_a_queue_caller_who_leaves_by_a_key(pipeline):
+    """The caller presses 5 while a member rings: app_queue sends them to the queue's exit
+    context and sets no QUEUESTATUS; the figures count an exit by key. (The line answers
+    before the queue, as IVRs do: keys reach the PBX only once the call has media.)"""
+    p = pipeline
+    for desk in ("103", "104"):
+        p.lab.phones[desk].command("answermode", "manual")
+    p.lab.call_in(QUEUE_ANSWERED)
+    ring(p, "103")
+    time.sleep(1)
+    p.lab.phones["carrier"].command("sndcode", "5")
+    p.lab.no_channels(timeout=15)  # sales-exit hangs up
+    p.settle()
+    call = inbound(p.call_row())
+    assert call["answered_by"] is None
+    with psycopg.connect(p.dsn) as c:
+        stay = c.execute(
+            "SELECT queue, connected_at, abandoned_at, left_at IS NOT NULL, exit_status"
+            " FROM cti.queue_call"
+        ).fetchall()
+        figures = c.execute(
+            "SELECT offered, answered, abandoned, timed_out, other_exits, exited_by_key"
+            " FROM cti.queue_stats_v1 WHERE hour IS NULL"
+        ).fetchall()
+    assert stay == [("sales", None, None, True, None)]
+    assert figures == [(1, 0, 0, 0, 1, 1)]
+    p.record("queue_exit_by_key")
 
 
 def test_a_paused_queue_member_is_skipped_and_the_figures_say_so(pipeline):

@@ -117,6 +117,32 @@ def test_the_figures_of_a_day_with_an_answered_and_an_abandoned_caller(conn):
     assert agents == [("103", rung_103, 0, 1, 0), ("104", 1, 1, 0, talk)]
 
 
+def test_a_caller_who_left_by_a_key_is_told_from_one_who_timed_out(conn):
+    """The lab's caller pressed 5 (the queue's context took the call): Asterisk sends
+    QueueCallerLeave and no QUEUESTATUS, which it sets for every other way out (its
+    app_queue.c: set_queue_result only for a known reason)."""
+    found = events("queue_exit_by_key")
+    replay(conn, "queue_exit_by_key")
+    join, leave = first(found, "QueueCallerJoin"), first(found, "QueueCallerLeave")
+    assert not [e for e in found if e.get("Event") in ("AgentConnect", "QueueCallerAbandon")]
+    assert not [e for e in found if e.get("Variable") == "QUEUESTATUS"]
+    stay = conn.execute(
+        "SELECT queue, joined_at, left_at, connected_at, abandoned_at, exit_status FROM cti.queue_call"
+    ).fetchall()
+    assert stay == [(join["Queue"], at(join), at(leave), None, None, None)]
+    row = conn.execute(
+        "SELECT offered, answered, abandoned, timed_out, other_exits, exited_by_key,"
+        " longest_wait_seconds FROM cti.queue_stats_v1 WHERE hour IS NULL"
+    ).fetchone()
+    assert row[:6] == (1, 0, 0, 0, 1, 1)
+    assert float(row[6]) == pytest.approx((at(leave) - at(join)).total_seconds(), abs=0.01)
+    # A timeout, for contrast: QUEUESTATUS comes, and the exit is not by key.
+    conn.execute("UPDATE cti.queue_call SET exit_status = 'TIMEOUT'")
+    assert conn.execute(
+        "SELECT timed_out, other_exits, exited_by_key FROM cti.queue_stats_v1 WHERE hour IS NULL"
+    ).fetchone() == (1, 0, 0)
+
+
 def test_a_caller_who_timed_out_and_a_paused_member(conn):
     seed_crm(conn)
     conn.execute("SET TIME ZONE 'UTC'")
