@@ -266,6 +266,7 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
             lambda: _rows(page, "lines") == [[LINE, "0", "1 (1 on extensions without a desk)"]],
             what="a call on an extension without a desk",
         )
+        page.set_window_size(1100, 1500)  # the whole board, tasks included, for a look
         page.save_screenshot(str(tmp_path / "wallboard-tasks.png"))
         # Scopes: neither kind of token opens the other's view.
         wrong = browser_factory()
