@@ -383,8 +383,9 @@ def _summary(
     report_path = embedded.home() / "report.html"
     report.write(dsn, report.Period.default(date.today(), "UTC"), report_path)
     console.print(
-        f"  report: {report_path.as_uri()} (calls, answer rate, response times, callbacks, the "
-        "funnel over the last 30 days; `pgcti report --embedded` writes it again)"
+        f"  report: {report_path.as_uri()} (calls, answer rate, response times, callbacks, "
+        "each manager's figures, the funnel over the last 30 days; `pgcti report --embedded` "
+        "writes it again)"
     )
     console.print(
         "\nNext: `.venv/bin/pgcti watch --embedded --extension 101` is a real CRM client: it "
