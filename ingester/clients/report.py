@@ -183,7 +183,7 @@ def _funnel_table(months) -> str:
     rows = [
         (
             f"{month:%Y-%m}",
-            "everyone" if by == "all" else manager or "no deal yet",
+            "everyone" if by == "all" else manager or "no manager (no deal, or none on it)",
             callers,
             leads,
             with_deal,

@@ -319,7 +319,7 @@ def test_the_per_manager_table_matches_the_history_by_hand(dsn, conn, tmp_path):
         rows = [r for r in funnel if r[0] == month]
         team, per_manager = rows[0], rows[1:]
         assert team[1] == "everyone"
-        # Every party is in exactly one manager's row (or "no deal yet"): the rows add up.
+        # Every party is in exactly one manager's row (or "no manager"): the rows add up.
         assert [sum(int(r[i]) for r in per_manager) for i in range(2, 6)] == [
             int(v) for v in team[2:6]
         ]

@@ -90,7 +90,7 @@ SELECT m.employee_id, coalesce(cti.crm_employee_name(m.employee_id), n.surname, 
 
 -- name: report_funnel_months
 -- The funnel per month of the first call, for the whole team and per deal manager
--- (cti.sales_funnel_v1; manager NULL: no deal yet).
+-- (cti.sales_funnel_v1; manager NULL: no deal, or a deal with no manager).
 SELECT f.month, f.by, coalesce(cti.crm_employee_name(f.manager_id), 'employee ' || f.manager_id),
        f.callers, f.leads, f.with_deal, f.won
   FROM cti.sales_funnel_v1 f
