@@ -1,7 +1,7 @@
 """A recording onlinePBX keeps: its short-lived signed link is asked for when a person
 wants to listen (never in advance, never stored), and the file is passed through to the
 browser, range requests and all, so that the link itself never leaves the gateway: it is
-not shown, logged or kept (docs/operations.md#recordings)."""
+not shown, logged or kept (docs/gateway.md#recordings)."""
 
 from __future__ import annotations
 

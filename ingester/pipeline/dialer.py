@@ -1,6 +1,6 @@
 """Click-to-call's edge (`pgcti ingest --dial`): take each dial request once, send it to the PBX.
 
-Order of a send, so that no request is sent twice (docs/operations.md#click-to-call):
+Order of a send, so that no request is sent twice (docs/operations.md#click-to-call-in-faults):
 1. the database marks the request `sent` by this edge, committed (cti.dial_claim_v1), so no
    other edge takes it;
 2. the id goes into the dial ledger, fsync'd, so this edge never sends it again, even when a

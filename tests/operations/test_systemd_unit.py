@@ -20,14 +20,14 @@ from ingester.clients.gateway_process import free_port
 from tests.operations.test_embedded_cli import _interpreter_for
 from tests.support.live import KEY, SimulatorThread, wait_for
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def _block(language: str, first_line: str) -> str:
-    for block in re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), re.DOTALL):
+def _block(language: str, first_line: str, page: str = "operations.md") -> str:
+    for block in re.findall(rf"```{language}\n(.*?)```", (DOCS / page).read_text(), re.DOTALL):
         if block.startswith(first_line):
             return block
-    raise AssertionError(f"no {language} block starting {first_line!r} in docs/operations.md")
+    raise AssertionError(f"no {language} block starting {first_line!r} in docs/{page}")
 
 
 def _unit() -> dict[str, str]:
@@ -139,11 +139,11 @@ def test_execstart_runs_as_written_for_an_unprivileged_user_from_root(make_login
 
 
 def test_the_gateway_unit_raises_the_file_limit_and_its_command_parses():
-    """The unit of the gateway (docs/operations.md): outsiders exhausted systemd's default
+    """The unit of the gateway (docs/gateway.md): outsiders exhausted systemd's default
     soft limit of 1024 descriptors; the unit gives 65536 and the gateway uses them."""
     from ingester.cli import build_parser
 
-    unit = _block("ini", "[Unit]\nDescription=pgcti gateway")
+    unit = _block("ini", "[Unit]\nDescription=pgcti gateway", "gateway.md")
     settings = dict(re.findall(r"^(\w+)=(.*)$", unit, re.MULTILINE))
     assert int(settings["LimitNOFILE"]) >= 65536
     argv = shlex.split(settings["ExecStart"])
