@@ -151,7 +151,7 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
             FAIL,
             "adapters",
             f"pgcti's placeholders are live ({', '.join(placeholders)}): no client is found, "
-            "no card opens; install your adapters (docs/dba-guide.md) or --with-reference-crm",
+            "no card opens; install your adapters (docs/adapters.md) or --with-reference-crm",
         )
         return
     number = sample or conn.execute(query("doctor_sample_number")).fetchone()[0]
@@ -178,7 +178,7 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
             "adapters",
             f"crm_lookup takes {lookup_ms:.1f} ms: every new call waits for it while its frame is "
             "stored; look numbers up through pgcti's phone directory, or index the CRM's own "
-            "E.164 column (docs/dba-guide.md, 'Pointing pgcti at an existing CRM')",
+            "E.164 column (docs/adapters.md)",
         )
     else:
         yield Finding(OK, "adapters", f"crm_lookup answers in {lookup_ms:.2f} ms")
@@ -189,8 +189,7 @@ def _adapters(conn: psycopg.Connection, sample: str | None) -> Iterator[Finding]
             "adapters",
             f"{', '.join(replanned)}: LANGUAGE sql with SET clauses, which this PostgreSQL plans "
             "again on every call (a lookup 0.17 ms instead of 0.02 on 15); write them as "
-            "SQL-standard bodies, BEGIN ATOMIC (docs/dba-guide.md, 'Pointing pgcti at an "
-            "existing CRM')",
+            "SQL-standard bodies, BEGIN ATOMIC (docs/adapters.md)",
         )
     if recipients == 0:
         yield Finding(WARN, "adapters", "crm_ring_recipients gives nobody: no ring notifications")

@@ -73,11 +73,12 @@ def test_the_reference_crm_comes_only_when_asked_for(fresh_db):
 
 # ---------------------------------------------------------------------------------------
 # The proof (issue 11): a CRM of a shape pgcti has never seen, in a schema called crm,
-# installed by a DBA who is not a superuser, with the steps of docs/dba-guide.md only.
+# installed by a DBA who is not a superuser, with the steps of docs/dba-guide.md and its
+# worked example in docs/adapters.md only.
 
 
 def guide_block(first_line: str) -> str:
-    return doc_sql_block("dba-guide.md", first_line)
+    return doc_sql_block("adapters.md", first_line)
 
 
 CRM_DATA = """
