@@ -14,7 +14,7 @@
 --   crm_employee_name, for screens and reports).
 -- - pgcti knows no CRM until it is told: these bodies are placeholders that find nobody,
 --   so calls are recorded but no card opens and nobody is rung. A DBA replaces them in a
---   migration of their own (docs/dba-guide.md); the reference CRM of the demo and the tests
+--   migration of their own (docs/adapters.md); the reference CRM of the demo and the tests
 --   does the same (db/reference_crm). `pgcti doctor` says when the placeholders are live.
 -- - `pgcti migrate` creates a function here only when it is missing, so an override
 --   survives every later migrate.

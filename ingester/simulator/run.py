@@ -59,7 +59,7 @@ def crm_numbers_and_extensions(
     if not numbers:
         raise NoCrmNumbers(
             "--numbers-from-crm found no numbers: neither the reference CRM nor the phone "
-            "directory (cti.attach_phone_column, docs/dba-guide.md) holds any; drop the flag "
+            "directory (cti.attach_phone_column, docs/adapters.md) holds any; drop the flag "
             "to call from random numbers"
         )
     chosen = extensions or exts or DEFAULT_EXTENSIONS

@@ -91,7 +91,7 @@ def test_the_report_renders_its_charts_with_data_in_a_real_browser(report, tmp_p
 
 def _headline_by_hand(conn, first: date, last: date) -> dict[str, int]:
     """The headline worked out in Python from the base rows, by the definitions of
-    docs/sql-api.md (cti.period_summary_v1), not by the view's SQL."""
+    docs/sql-analytics.md (cti.period_summary_v1), not by the view's SQL."""
     calls = conn.execute(
         "SELECT direction, client_id, client_match, external_number, started_at, answered_at,"
         " outcome FROM cti.call"
@@ -218,7 +218,7 @@ def _percentile_cont(values: list[float], p: float) -> float | None:
 
 def _managers_by_hand(conn, first: date, last: date) -> dict[str, tuple]:
     """Per manager, from the base rows and the reference CRM, by the rules of
-    docs/sql-api.md (cti.manager_summary_v1): a call is its callback owner's (client's
+    docs/sql-analytics.md (cti.manager_summary_v1): a call is its callback owner's (client's
     manager, else the line's owner, else the default owner), calls taken are those answered
     at the employee's extension."""
     from ingester.clients.report import duration_text

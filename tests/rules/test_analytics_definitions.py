@@ -1,7 +1,7 @@
 """The analytics' definitions at their edges (issue 37): clients never reached, callbacks
 across days, calls across midnight in a non-UTC zone, calls in progress. Each expected
 figure is worked out in Python from the rows a test inserts, by the one-sentence
-definitions of docs/sql-api.md, not by the views' SQL."""
+definitions of docs/sql-analytics.md, not by the views' SQL."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_missed_not_called_back_includes_clients_never_reached(conn):
 
 def test_the_edges_calls_across_midnight_in_progress_and_callbacks_across_days(conn):
     """Issue 37, parts 2-4, in Moscow time (UTC+3). Expected figures are worked out in
-    Python from the rows inserted here, by the rules of docs/sql-api.md.
+    Python from the rows inserted here, by the rules of docs/sql-analytics.md.
     - a busy call from 23:59:54 to 00:00:00: the call and its task count on the first day;
     - a missed call at 23:50 called back at 00:10 the next day by 101: the callback counts
       on the missed call's day in the daily and in the employee view alike;

@@ -51,7 +51,7 @@ EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) SELECT count(*) FROM cti.crm_lookup(%
 
 -- name: doctor_adapters_planned_per_call
 -- Row-returning adapters PostgreSQL before 18 plans on every call: LANGUAGE sql with SET
--- clauses is never inlined, and keeps no plan (docs/dba-guide.md).
+-- clauses is never inlined, and keeps no plan (docs/adapters.md).
 SELECT p.proname FROM pg_proc p
  WHERE p.pronamespace = 'cti'::regnamespace
    AND p.proname IN ('crm_lookup', 'crm_ring_recipients', 'crm_deals')
