@@ -22,12 +22,14 @@ INSERT INTO pgcti_refcrm.client (name, manager_id)
 SELECT 'Client ' || g, (SELECT min(id) FROM pgcti_refcrm.employee) + g % 30
   FROM generate_series(1, greatest(%(calls)s / 4, 1)) g;
 INSERT INTO cti.call (source, pbx_call_id, direction, dialled, client_id, client_match, external_number,
-                      started_at, answered_at, answered_by, ended_at, outcome)
+                      started_at, answered_at, answered_by, ended_at, outcome, client_card)
 SELECT 'onlinepbx3', 'bench-' || g, d, CASE WHEN d = 'inbound' THEN '+7495000000' || (g % 8) END,
        (SELECT min(id) FROM pgcti_refcrm.client) + (g::bigint * 7919) % greatest(%(calls)s / 4, 1),
        CASE WHEN g % 9 = 0 THEN 'new' ELSE 'exact' END, '+7916' || lpad(((g::bigint * 7919) % 9999999)::text, 7, '0'),
        s, CASE WHEN o = 'answered' THEN s + (5 + g % 40) * interval '1 second' END,
-       CASE WHEN o = 'answered' THEN (101 + g % 30)::text END, s + (30 + g % 300) * interval '1 second', o
+       CASE WHEN o = 'answered' THEN (101 + g % 30)::text END, s + (30 + g % 300) * interval '1 second', o,
+       CASE WHEN g % 9 <> 0 THEN jsonb_build_object(  -- the client's manager, as the lookup gave it
+           'manager_id', (SELECT min(id) FROM pgcti_refcrm.employee) + ((g::bigint * 7919) % greatest(%(calls)s / 4, 1) + 1) % 30) END
   FROM generate_series(1, %(calls)s) g
  CROSS JOIN LATERAL (SELECT CASE WHEN g % 10 < 8 THEN 'inbound' ELSE 'outbound' END AS d,
                             now() - interval '365 days' * (g::float8 / %(calls)s) AS s,
@@ -52,6 +54,7 @@ READS = {
     "employee_call_stats_v1, 30 days": "SELECT count(*) FROM cti.employee_call_stats_v1 WHERE day > now()::date - 30",
     "sales_funnel_v1, 12 months": "SELECT count(*) FROM cti.sales_funnel_v1",
     "call_history_v1, 30 days": "SELECT count(*) FROM cti.call_history_v1 WHERE started_at > now() - interval '30 days'",
+    "manager_summary_v1, 30 days": "SELECT count(*) FROM cti.manager_summary_v1(now()::date - 29, now()::date)",
 }
 
 
