@@ -250,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--web", action="store_true", help="also start `pgcti gateway` and print each desk's page"
     )
+    p.add_argument(
+        "--history-days",
+        type=int,
+        default=30,
+        help="days of past calls played on a fresh demo CRM, for the report (default 30; 0: none)",
+    )
     p.set_defaults(func=commands.cmd_demo)
 
     p = sub.add_parser("rebuild", help="re-derive calls from the raw event log (sends no commands)")

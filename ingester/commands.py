@@ -437,7 +437,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
         return asyncio.run(
-            run(args.duration, args.rate, seed, args.dsn, console, args.pbx, web=args.web)
+            run(
+                args.duration,
+                args.rate,
+                seed,
+                args.dsn,
+                console,
+                args.pbx,
+                web=args.web,
+                history_days=args.history_days,
+            )
         )
     except DemoError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")

@@ -41,6 +41,7 @@ async def run(
     console: Console,
     pbx: str = "onlinepbx3",
     web: bool = False,
+    history_days: int = 30,
 ) -> int:
     say = console.print
     if not (dsn_flag or os.environ.get("PGCTI_DSN")):
@@ -73,11 +74,14 @@ async def run(
         "a missed call becomes a callback task for the client's manager (a new number's, for "
         f"{seed.LINE_OWNER_SURNAME}, who owns the line)"
     )
-    if seeded:  # a month of calls, callbacks and deals behind it, for `pgcti report`
-        say("      playing a month of past calls through the database (about 15 s)...")
+    if seeded and history_days > 0:  # calls, callbacks and deals behind it, for `pgcti report`
+        say(
+            f"      playing {history_days} days of past calls through the database "
+            f"(about {max(1, round(history_days / 2))} s)..."
+        )
         numbers, extensions = crm_numbers_and_extensions(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            past = history.seed_history(conn, numbers, extensions)
+            past = history.seed_history(conn, numbers, extensions, days=history_days)
             conn.execute(query("demo_history_handled"))
             conn.execute(query("demo_after_history"))
             baseline = conn.execute(query("demo_high_water")).fetchone()  # live calls from here
