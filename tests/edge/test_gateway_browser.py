@@ -386,6 +386,11 @@ def test_a_new_callers_card_says_so_with_the_line_called(
         wait_for(lambda: _card(page), what="the card")
         # Registered now as a lead by the CRM (the reference CRM calls it "Lead").
         assert page.find_element("id", "card-name").text == f"New caller · line {LINE} (Lead)"
+        # A first call has no history: the card says so rather than show an empty list.
+        wait_for(
+            lambda: page.find_element("id", "card-contacts").text == "none before this call",
+            what="no earlier contacts",
+        )
         page.save_screenshot(str(tmp_path / "desk-new-caller.png"))
     finally:
         gw.stop()
