@@ -1,6 +1,6 @@
 """`pgcti token`: browser tokens for the gateway (a desk's page, the supervisor's wallboard)
 issued, listed and revoked by a DBA, so that no one has to do it in SQL. The rules (who may
-issue what, for how long) are db/logic/75_gateway.sql's; a token is shown once: the
+issue what, for how long) are db/logic/74_gateway_tokens.sql's; a token is shown once: the
 database keeps only its hash."""
 
 from __future__ import annotations

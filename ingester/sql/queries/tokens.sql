@@ -1,4 +1,4 @@
--- `pgcti token`: browser tokens for the gateway's desk page and wallboard (db/logic/75_gateway.sql).
+-- `pgcti token`: browser tokens for the gateway's desk page and wallboard (db/logic/74_gateway_tokens.sql).
 -- Named statements of the Python edge (ingester/queries.py loads every file here).
 
 -- name: token_issue_desk
