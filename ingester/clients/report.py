@@ -169,7 +169,7 @@ def _manager_table(per_manager) -> str:
             duration_text(p90),
             never,
         )
-        for _id, name, taken, theirs, answered, rate, missed, made, p50, p90, never in per_manager
+        for name, taken, theirs, answered, rate, missed, made, p50, p90, never in per_manager
     ]
     return (
         "<h2>Per manager</h2><p>Their calls: their clients' calls, and calls on the lines "

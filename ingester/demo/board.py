@@ -80,9 +80,9 @@ class Board:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         """Live asks on every refresh: the board fits the terminal as it is now."""
-        yield self.render(options.max_width, options.height or console.size.height)
+        yield self.render(options.height or console.size.height)
 
-    def render(self, width: int, height: int) -> Group | Table:
+    def render(self, height: int) -> Group:
         """The board in `height` rows: the counters, then calls | cards and rings |
         callbacks side by side, each panel showing what fits and "... and N more"."""
         rest = height - 1 - STATS_ROWS  # a row for the cursor below the board

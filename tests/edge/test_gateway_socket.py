@@ -6,7 +6,7 @@ from __future__ import annotations
 from ingester.clients.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from tests.support.crm_fixture import KNOWN, LINE, builder, insert_frames
-from tests.support.gateway_fixture import Gateway, hello, http_get
+from tests.support.gateway_fixture import Gateway, header, hello, http_get
 from tests.support.live import wait_for
 from tests.support.tcp_proxy import TcpProxy
 
@@ -225,7 +225,7 @@ def _get(port: int, path: str, token: str | None = None) -> tuple[int, object]:
     import json
 
     status, body, headers = http_get(port, path, token)
-    kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    kind = header(headers, "content-type") or ""
     return status, json.loads(body) if "json" in kind else body.decode()
 
 

@@ -12,7 +12,7 @@ from ingester.clients.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
 from ingester.simulator.onlinepbx_http import OnlinepbxHttpApi
 from tests.support.crm_fixture import KNOWN, LINE, builder, insert_frames
-from tests.support.gateway_fixture import Gateway, http_get
+from tests.support.gateway_fixture import Gateway, header, http_get
 from tests.support.live import KEY, SimulatorThread
 
 AUDIO = bytes(range(256)) * 100  # what the PBX recorded
@@ -38,10 +38,6 @@ def _call(conn, seed: int, whole: bool = True) -> tuple[str, int]:
     return b.call_uuid, found.fetchone()[0]
 
 
-def _header(headers: dict, name: str) -> str | None:
-    return next((v for k, v in headers.items() if k.lower() == name), None)
-
-
 def test_a_desk_hears_onlinepbx_recordings_fetched_on_demand(
     conn, desks, onlinepbx_api, monkeypatch
 ):
@@ -56,14 +52,14 @@ def test_a_desk_hears_onlinepbx_recordings_fetched_on_demand(
     try:
         assert not onlinepbx_api.searches, "no link is asked for before someone listens"
         status, body, headers = http_get(gw.port, f"/recording/{recorded_id}", tokens["101"])
-        assert (status, body) == (200, AUDIO) and _header(headers, "content-type") == "audio/mpeg"
+        assert (status, body) == (200, AUDIO) and header(headers, "content-type") == "audio/mpeg"
         assert onlinepbx_api.searches[recorded] == 1
         # A range, as an <audio> element asks when the person skips ahead.
         status, body, headers = http_get(
             gw.port, f"/recording/{recorded_id}", tokens["101"], {"Range": "bytes=1000-1999"}
         )
         assert (status, body) == (206, AUDIO[1000:2000])
-        assert _header(headers, "content-range") == f"bytes 1000-1999/{len(AUDIO)}"
+        assert header(headers, "content-range") == f"bytes 1000-1999/{len(AUDIO)}"
         assert onlinepbx_api.searches[recorded] == 2, "a fresh link for each request"
         # Who may hear: 102 was not on the call; a supervisor hears every call.
         status, body, _ = http_get(gw.port, f"/recording/{recorded_id}", tokens["102"])

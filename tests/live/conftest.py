@@ -70,8 +70,8 @@ class Pipeline:
     desks: dict[str, Desk]
     crm: dict[str, int]
 
-    def call_row(self, timeout: float = 30, ended: bool = True) -> dict:
-        """The one call of this test, once it has ended (or started)."""
+    def call_row(self, timeout: float = 30) -> dict:
+        """The calls of this test, once every one of them has ended."""
 
         def ready() -> dict | None:
             with psycopg.connect(self.dsn) as conn:
@@ -79,11 +79,11 @@ class Pipeline:
                 rows = conn.execute(
                     "SELECT * FROM cti.call_history_v1 ORDER BY started_at"
                 ).fetchall()
-            if rows and all((r["ended_at"] is not None) == ended for r in rows):
+            if rows and all(r["ended_at"] is not None for r in rows):
                 return rows
             return None
 
-        rows = wait_for(ready, timeout, "the call " + ("to end" if ended else "to start"))
+        rows = wait_for(ready, timeout, "the call to end")
         return rows
 
     def pump(self, seconds: float) -> None:

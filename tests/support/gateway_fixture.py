@@ -85,3 +85,8 @@ def http_get(
             return answer.status, answer.read(), dict(answer.headers)
     except urllib.error.HTTPError as refused:
         return refused.code, refused.read(), dict(refused.headers)
+
+
+def header(headers: dict, name: str) -> str | None:
+    """A response header by name, whatever its case (uvicorn sends them in lower case)."""
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)

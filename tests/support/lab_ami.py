@@ -77,12 +77,6 @@ class Ami:
             finally:
                 self.sock.settimeout(10)
 
-    def drain(self, seconds: float) -> list[dict[str, str]]:
-        """Read events for a while; returns everything read so far."""
-        with contextlib.suppress(TimeoutError):
-            self.wait_event(lambda e: False, seconds, "nothing")
-        return self.events
-
     def channels(self) -> list[dict[str, str]]:
         """The live channels, as CoreShowChannels lists them."""
         self.action("CoreShowChannels")

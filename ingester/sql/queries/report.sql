@@ -73,20 +73,15 @@ SELECT t.id, t.created_at, t.e164, coalesce(c.client_card ->> 'client_name', '')
  ORDER BY t.created_at, t.id;
 
 -- name: report_managers
--- Per manager over the period (cti.manager_summary_v1), by name: the CRM's
--- (cti.crm_employee_name), else the surname its lookup gave for them as a client's manager.
-SELECT m.employee_id, coalesce(cti.crm_employee_name(m.employee_id), n.surname, 'employee ' || m.employee_id)
-                      || coalesce(' (' || m.extension || ')', ''),
+-- Per manager over the period (cti.manager_summary_v1), by the name the CRM gives
+-- (cti.crm_employee_name), else by id.
+SELECT coalesce(cti.crm_employee_name(m.employee_id), 'employee ' || m.employee_id)
+       || coalesce(' (' || m.extension || ')', ''),
        m.calls_taken, m.their_calls, m.answered, m.answer_rate, m.missed, m.callbacks_made,
        extract(epoch FROM m.time_to_callback_p50)::float8, extract(epoch FROM m.time_to_callback_p90)::float8,
        m.never_called_back
   FROM cti.manager_summary_v1(%(first)s::date, %(last)s::date) m
-  LEFT JOIN LATERAL (SELECT c.client_card ->> 'manager_surname' AS surname
-                       FROM cti.call c
-                      WHERE c.client_card ->> 'manager_id' = m.employee_id::text
-                        AND c.started_at::date BETWEEN %(first)s::date AND %(last)s::date
-                      ORDER BY c.started_at DESC LIMIT 1) n ON true
- ORDER BY m.their_calls DESC, m.calls_taken DESC, 2;
+ ORDER BY m.their_calls DESC, m.calls_taken DESC, 1;
 
 -- name: report_funnel_months
 -- The funnel per month of the first call, for the whole team and per deal manager
