@@ -47,13 +47,15 @@ time.sleep(60)
 def tmux():
     if not shutil.which("tmux"):
         pytest.skip("no tmux here (Debian's tmux package)")
-    sessions = []
+    servers = []
 
     def draw(rows: int, columns: int) -> list[str]:
-        name = f"pgcti-board-{uuid.uuid4().hex[:8]}"
-        sessions.append(name)
+        # A tmux server of its own per pane: a shared one that exits as the last test's
+        # session is killed refuses the next test's new session ("server exited").
+        server = ["tmux", "-L", f"pgcti-board-{uuid.uuid4().hex[:8]}"]
+        servers.append(server)
         subprocess.run(
-            ["tmux", "new-session", "-d", "-s", name, "-x", str(columns), "-y", str(rows),
+            [*server, "new-session", "-d", "-x", str(columns), "-y", str(rows),
              # rich believes LINES and COLUMNS over the terminal: pytest's own may be set
              "env", "-u", "LINES", "-u", "COLUMNS",
              sys.executable, "-c", DRAW_A_BUSY_BOARD, str(rows), str(columns)],
@@ -62,7 +64,7 @@ def tmux():
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             screen = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True
+                [*server, "capture-pane", "-p"], capture_output=True, text=True
             ).stdout
             if "BOARD-DRAWN" in screen:
                 return screen.splitlines()
@@ -70,8 +72,8 @@ def tmux():
         raise AssertionError(f"the board was not drawn within 20 s:\n{screen}")
 
     yield draw
-    for name in sessions:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    for server in servers:
+        subprocess.run([*server, "kill-server"], capture_output=True)
 
 
 @pytest.mark.parametrize("rows", [24, 30, 45])
