@@ -53,8 +53,14 @@ $(LAB): $(BIN)/.installed tests/lab/build-asterisk.sh
 	@if bash tests/lab/build-asterisk.sh >/dev/null; then touch $@; \
 	 else echo "==> no Asterisk lab: the live tests will skip"; fi
 
+# The suite runs in TEST_JOBS processes (pytest-xdist), a test file to a process: most tests
+# wait on sockets and subprocesses, so 3 on 2 cores take half the time of one. TEST_JOBS=0
+# runs it in one process.
+TEST_JOBS ?= 3
+PYTEST := $(BIN)/pytest -n $(TEST_JOBS) --dist loadfile
+
 test: $(BIN)/.installed $(INTEROP) $(BROWSER) $(LAB)
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The live tier alone: pgcti against a real Asterisk with SIP phones.
 test-asterisk: $(BIN)/.installed
@@ -83,7 +89,7 @@ test-pg15: $(BIN)/.installed $(INTEROP) $(BROWSER) $(LAB)
 	@[ -x $(PG15) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && echo "==> installing Debian's postgresql-15 for the suite on PostgreSQL 15 (first run only)" \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; } || true
-	tests/with_debian_postgres.sh 15 $(BIN)/pytest tests/rules tests/edge tests/operations tests/interop
+	tests/with_debian_postgres.sh 15 $(PYTEST) tests/rules tests/edge tests/operations tests/interop
 
 # Benchmarks: ratios measured in one run on one server (see docs/performance.md).
 bench: $(BIN)/.installed

@@ -6,6 +6,7 @@ The server is the embedded default unless PGCTI_TEST_DSN names another one.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -24,6 +25,8 @@ from ingester.install import migrations
 from tests.support.crm_fixture import seed_crm
 
 _clone_numbers = count(1)
+# Names this run's template; inherited by pytest-xdist's workers (see pytest_sessionstart).
+_RUN = "PGCTI_TEST_RUN"
 
 
 def _janitor(server: str, dbname: str, **kwargs) -> DatabaseJanitor:
@@ -65,14 +68,41 @@ def server_version(server_dsn: str) -> int:
         return conn.info.server_version // 10000
 
 
+def _template_name() -> str:
+    return f"pgcti_tpl_{os.environ[_RUN]}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the process that hands out the tests (pytest-xdist's controller, or pytest alone):
+    one server for the run, started before any worker asks for it, and a run id that names
+    the one template the workers share."""
+    if hasattr(session.config, "workerinput"):
+        return
+    os.environ.setdefault(_RUN, str(os.getpid()))
+    _server_dsn()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput") or _RUN not in os.environ:
+        return
+    _janitor(_server_dsn(), _template_name(), as_template=True).drop()
+
+
 @pytest.fixture(scope="session")
-def template_db(server_dsn: str, server_version: int) -> Iterator[str]:
-    name = f"pgcti_tpl_{os.getpid()}"
-    janitor = _janitor(server_dsn, name, as_template=True)
-    janitor.init()
-    migrations.apply(dsn_for(server_dsn, name), reference_crm=True)
-    yield name
-    janitor.drop()
+def template_db(server_dsn: str, server_version: int, tmp_path_factory) -> str:
+    """The migrated template, built once per run by whichever worker comes first (under a
+    file lock; built under another name and renamed, so that a failed build is never used)."""
+    name = _template_name()
+    lock_path = tmp_path_factory.getbasetemp().parent / f"{name}.lock"
+    with lock_path.open("w") as lock, psycopg.connect(server_dsn, autocommit=True) as admin:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            building = f"{name}_building"
+            _janitor(server_dsn, building, as_template=True).drop()
+            _janitor(server_dsn, building, as_template=True).init()
+            migrations.apply(dsn_for(server_dsn, building), reference_crm=True)
+            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    return name
 
 
 @pytest.fixture

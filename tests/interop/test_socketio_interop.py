@@ -68,7 +68,11 @@ def test_a_real_socketio_09_server_refusing_the_key(socketio_server, dsn, tmp_pa
     ingest = IngestProcess(
         dsn, socketio_server, tmp_path, "wrong-key-000", "--pbx", "onlinepbx2", "--domain", DOMAIN
     )
-    assert ingest.proc.wait(20) == 2
+    try:
+        status = ingest.proc.wait(20)
+    finally:
+        ingest.kill()
+    assert status == 2, ingest.log
     assert "refused the handshake with HTTP 403: check the API key and domain" in ingest.log
 
 
