@@ -1297,6 +1297,30 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.dial_outcome_from_onlinepbx2(p_frame jsonb, p_at timestamp with time zone) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_answer jsonb := p_frame -> 'args' -> 0;
+    v_id text;
+BEGIN
+    IF p_frame ->> 'name' IS DISTINCT FROM 'callback' OR jsonb_typeof(v_answer) IS DISTINCT FROM 'object' THEN
+        RETURN NULL;
+    END IF;
+    v_id := substring(v_answer ->> 'hash' FROM '^pgcti-dial-([0-9a-f-]{36})$');
+    IF v_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF lower(v_answer ->> 'status') IN ('0', 'false', 'error') OR v_answer ? 'error' THEN
+        RETURN cti.settle_dial_request(v_id::uuid, 'failed', 'the PBX refused the request: '
+            || left(coalesce(v_answer ->> 'comment', v_answer ->> 'message', v_answer ->> 'error',
+                             'no reason given'), 200), p_at);
+    END IF;
+    RETURN format('dial request %s accepted by the PBX', v_id);
+END
+$_$;
+
 CREATE TABLE cti.dial_request (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     login name NOT NULL,
@@ -3073,6 +3097,13 @@ BEGIN
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
         -- an Originate pgcti sent: its outcome, or the error it got (54_dialing.sql)
         detail := cti.dial_outcome_from_ami(p_event.frame, p_event.received_at);
+        IF detail IS NOT NULL THEN
+            status := 'processed';
+            RETURN;
+        END IF;
+    END IF;
+    IF p_event.source = 'onlinepbx2' AND p_event.frame ->> 'name' = 'callback' THEN
+        detail := cti.dial_outcome_from_onlinepbx2(p_event.frame, p_event.received_at);  -- a make_call's answer
         IF detail IS NOT NULL THEN
             status := 'processed';
             RETURN;
@@ -5055,6 +5086,8 @@ REVOKE ALL ON FUNCTION cti.dial_for(p_binding cti.client_login, p_number text, p
 REVOKE ALL ON FUNCTION cti.dial_outcome_from_ami(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.dial_outcome_from_edge(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION cti.dial_outcome_from_onlinepbx2(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.dial_request_call(p_request cti.dial_request, OUT call_id bigint, OUT link text) FROM PUBLIC;
 

@@ -14,8 +14,8 @@
 --   within dial_expire_after expires: nobody is called minutes later.
 -- - Outcomes come back through the raw log, like every PBX fact: AMI OriginateResponse
 --   (Success: the desk answered and the number is being dialled; Failure: the Reason code),
---   an AMI error answer to the Originate, or the edge's own `dial_response` frame (the PBX
---   refused the request, or it could not be sent at all).
+--   an AMI error answer to the Originate, onlinePBX 2.0's `callback` to a `make_call`, or the
+--   edge's own `dial_response` frame (the PBX refused the request, or it could not be sent).
 -- - A request sent with no outcome within dial_unknown_after is unknown: it may or may not
 --   have rung. It is never dialled again; the call it placed, found later, still settles it.
 -- - The call a request placed: on Asterisk the call whose id (Linkedid) is the request's id,
@@ -252,6 +252,35 @@ BEGIN
                 ELSE 'the PBX could not place the call (reason ' || coalesce(v_fields ->> 'Reason', 'none') || ')' END
         ELSE 'the PBX refused the request: ' || left(coalesce(v_fields ->> 'Message', 'no reason given'), 200) END,
         p_at);
+END
+$$;
+
+-- onlinePBX API 2.0: the `callback` event answering a `make_call`, by the callback_hash pgcti
+-- gives it (pgcti-dial-<request id>); NULL for any other event. The answer's fields are not
+-- documented publicly: a `status` of 0 or false, or an `error`, is a refusal (its `comment`,
+-- `message` or `error` the reason); anything else is an acceptance, and the call placed,
+-- found by number and time as for call/now, settles the request.
+CREATE OR REPLACE FUNCTION cti.dial_outcome_from_onlinepbx2(p_frame jsonb, p_at timestamptz) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_answer jsonb := p_frame -> 'args' -> 0;
+    v_id text;
+BEGIN
+    IF p_frame ->> 'name' IS DISTINCT FROM 'callback' OR jsonb_typeof(v_answer) IS DISTINCT FROM 'object' THEN
+        RETURN NULL;
+    END IF;
+    v_id := substring(v_answer ->> 'hash' FROM '^pgcti-dial-([0-9a-f-]{36})$');
+    IF v_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF lower(v_answer ->> 'status') IN ('0', 'false', 'error') OR v_answer ? 'error' THEN
+        RETURN cti.settle_dial_request(v_id::uuid, 'failed', 'the PBX refused the request: '
+            || left(coalesce(v_answer ->> 'comment', v_answer ->> 'message', v_answer ->> 'error',
+                             'no reason given'), 200), p_at);
+    END IF;
+    RETURN format('dial request %s accepted by the PBX', v_id);
 END
 $$;
 

@@ -101,6 +101,13 @@ BEGIN
             RETURN;
         END IF;
     END IF;
+    IF p_event.source = 'onlinepbx2' AND p_event.frame ->> 'name' = 'callback' THEN
+        detail := cti.dial_outcome_from_onlinepbx2(p_event.frame, p_event.received_at);  -- a make_call's answer
+        IF detail IS NOT NULL THEN
+            status := 'processed';
+            RETURN;
+        END IF;
+    END IF;
     IF p_event.source = 'onlinepbx2' AND p_live THEN  -- blf is presence too (56_presence.sql)
         PERFORM cti.presence_from_onlinepbx2(p_event.frame, p_event.received_at);
     END IF;

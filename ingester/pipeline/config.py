@@ -44,6 +44,7 @@ class IngestConfig:
     dial: bool = False  # click-to-call: take dial requests and send them to the PBX
     dial_plan: DialPlan = field(default_factory=DialPlan)
     api_url: str | None = None  # onlinePBX's HTTP API, for click-to-call
+    dial_via: str = "http"  # onlinePBX: call/now on the HTTP API, or 2.0's make_call ("socket")
 
 
 # Every key the [ingest] table may hold; anything else is a typo, refused with this list.
@@ -66,6 +67,7 @@ FILE_KEYS = (
     "dial_exten",
     "dial_ring_seconds",
     "api_url",
+    "dial_via",
 )
 
 
@@ -205,8 +207,14 @@ def load(flags: dict[str, object]) -> IngestConfig:
         raise ConfigError(
             f"dial_channel must name the desk's extension as {{extension}}, not {plan.channel!r}"
         )
+    dial_via = str(pick("dial_via", "PGCTI_DIAL_VIA", "http"))
+    if dial_via not in ("http", "socket") or (dial_via == "socket" and pbx != "onlinepbx2"):
+        raise ConfigError(
+            f'dial_via must be "http" (onlinePBX\'s call/now) or, with pbx = "onlinepbx2", '
+            f'"socket" (make_call on API 2.0\'s socket), not {dial_via!r}'
+        )
     api_url = pick("api_url", "PGCTI_PBX_API_URL")
-    if dial and pbx != "asterisk" and not api_url:
+    if dial and pbx != "asterisk" and dial_via == "http" and not api_url:
         host = domain or urlsplit(str(url)).hostname
         api_url = f"https://api2.onlinepbx.ru/{host}"
     return IngestConfig(
@@ -228,4 +236,5 @@ def load(flags: dict[str, object]) -> IngestConfig:
         dial=dial,
         dial_plan=plan,
         api_url=str(api_url) if api_url else None,
+        dial_via=dial_via,
     )

@@ -5,9 +5,11 @@ Order of a send, so that no request is sent twice (docs/operations.md#click-to-c
    other edge takes it;
 2. the id goes into the dial ledger, fsync'd, so this edge never sends it again, even when a
    failover hands it out again;
-3. it goes to the PBX (AMI Originate on the logged-in session, or onlinePBX's call/now).
+3. it goes to the PBX (AMI Originate on the logged-in session; onlinePBX's call/now, or
+   `make_call` on API 2.0's subscribed socket).
 What is known of the outcome goes into the raw log, where SQL decides the state: the AMI
-answers themselves, or this edge's `dial_response` frame (not sent, or the API's answer). A
+answers and 2.0's `callback` themselves, or this edge's `dial_response` frame (not sent, or
+the HTTP API's answer). A
 crash between 1 and 3 leaves the request `sent` with no answer: the database marks it
 `unknown` after cti.config.dial_unknown_after, and it is never dialled again.
 """
@@ -32,7 +34,9 @@ from ingester.database import redact
 from ingester.frame import Frame
 from ingester.pipeline.dial_ledger import DialLedger
 from ingester.pipeline.transports.ami_originate import DialPlan, NotDialable, dial_string, originate
-from ingester.pipeline.transports.asterisk_ami import AmiLink, NotSent, excerpt
+from ingester.pipeline.transports.asterisk_ami import AmiLink, excerpt
+from ingester.pipeline.transports.common import DIAL_ACTION_PREFIX, NotSent
+from ingester.pipeline.transports.onlinepbx2 import Onlinepbx2Link
 from ingester.pipeline.transports.onlinepbx_http import OnlinepbxApi, Refused, Unreachable
 from ingester.queries import query
 
@@ -97,6 +101,29 @@ class OnlinepbxPlacer:
         except Refused as exc:
             return False, str(exc)
         return True, "accepted"
+
+
+class Onlinepbx2SocketPlacer:
+    """onlinePBX API 2.0's `make_call` on the subscribed socket. Its answer, a `callback`
+    event with our hash, is stored as an event and read by SQL (54_dialing.sql); it names
+    no call either, so the call is found by number and time as for call/now."""
+
+    follow_up = True
+
+    def __init__(self, link: Onlinepbx2Link, plan: DialPlan) -> None:
+        self.link, self.plan = link, plan
+
+    def ready(self) -> bool:
+        return self.link.up.is_set()
+
+    async def place(self, request: DialRequest) -> None:
+        command = {
+            "from": request.extension,
+            "to": dial_string(self.plan, request.number),
+            "callback_hash": f"{DIAL_ACTION_PREFIX}{request.id}",
+        }
+        await self.link.send("make_call", command)
+        return None
 
 
 def edge_name() -> str:

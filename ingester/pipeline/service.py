@@ -14,12 +14,19 @@ from ingester import database
 from ingester.frame import Frame
 from ingester.pipeline.config import ConfigError, IngestConfig
 from ingester.pipeline.dial_ledger import DialLedger
-from ingester.pipeline.dialer import AmiPlacer, Dialer, OnlinepbxPlacer, Placer
+from ingester.pipeline.dialer import (
+    AmiPlacer,
+    Dialer,
+    Onlinepbx2SocketPlacer,
+    OnlinepbxPlacer,
+    Placer,
+)
 from ingester.pipeline.journal import Journal
 from ingester.pipeline.metrics import Metrics, serve
 from ingester.pipeline.spool import Spool
-from ingester.pipeline.transports import receive
+from ingester.pipeline.transports import command_link, receive
 from ingester.pipeline.transports.asterisk_ami import AmiLink
+from ingester.pipeline.transports.onlinepbx2 import Onlinepbx2Link
 from ingester.pipeline.transports.onlinepbx_http import OnlinepbxApi
 from ingester.pipeline.writer import Writer
 
@@ -79,10 +86,10 @@ async def run(config: IngestConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
 
-    ami_link = AmiLink()
-    dial_task = _dialer(config, dsn, writer, ami_link)
+    link = command_link(config)
+    dial_task = _dialer(config, dsn, writer, link)
     writer_task = asyncio.create_task(writer.run(), name="writer")
-    pbx_task = asyncio.create_task(receive(config, writer.deliver, metrics, ami_link), name="pbx")
+    pbx_task = asyncio.create_task(receive(config, writer.deliver, metrics, link), name="pbx")
     tick_task = asyncio.create_task(_ticks(writer, config.tick_seconds), name="tick")
     stop_task = asyncio.create_task(stopping.wait(), name="stop")
     done, _ = await asyncio.wait(
@@ -121,7 +128,7 @@ async def run(config: IngestConfig) -> int:
 
 
 def _dialer(
-    config: IngestConfig, dsn: str, writer: Writer, ami_link: AmiLink
+    config: IngestConfig, dsn: str, writer: Writer, link: AmiLink | Onlinepbx2Link | None
 ) -> asyncio.Task | None:
     """Click-to-call (--dial): dial requests from the database to the PBX (pipeline/dialer.py)."""
     if not config.dial:
@@ -133,8 +140,10 @@ def _dialer(
             f"cannot keep the dial ledger in {config.spool_dir}: {exc.strerror}"
         ) from None
     placer: Placer
-    if config.pbx == "asterisk":
-        placer = AmiPlacer(ami_link, config.dial_plan)
+    if isinstance(link, AmiLink):
+        placer = AmiPlacer(link, config.dial_plan)
+    elif isinstance(link, Onlinepbx2Link):
+        placer = Onlinepbx2SocketPlacer(link, config.dial_plan)
     else:
         placer = OnlinepbxPlacer(OnlinepbxApi(config.api_url or "", config.key), config.dial_plan)
     dialer = Dialer(dsn, placer, ledger, lambda frame: writer.submit(frame, from_pbx=False))

@@ -3,8 +3,10 @@
 `GET /socket.io/1/?key=..&domain=..` answers `sid:heartbeat:close:websocket` (HTTP 401
 for a wrong key or domain); `/socket.io/1/websocket/<sid>` then speaks 0.9 packets:
 `1::` on connect, `2::` heartbeats (a client that stops answering is cut off),
-`subscribe` answered by a `callback` event with the caller's hash, events as `5:::`.
-Same interface as the 3.0 server (send, drop_clients, counters).
+`subscribe` answered by a `callback` event with the caller's hash, events as `5:::`;
+`make_call` ({"from": extension, "to": number}) answered by a `callback` with `status` "1"
+and the call played (placed_calls.py), or "0" and a `comment`. Same interface as the 3.0
+server (send, drop_clients, counters).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ingester.pipeline.transports import socketio09
 from ingester.simulator.loopback import LoopbackPbx
+from ingester.simulator.placed_calls import PlacedCalls
 
 log = logging.getLogger("pgcti.simulator")
 GROUP_OF = {"blf": "blf", "registration": "registration"}  # every other event is a "calls" event
@@ -41,6 +44,7 @@ class Onlinepbx2Server(LoopbackPbx):
         super().__init__(key, host, port)
         self.domain, self.heartbeat = domain, heartbeat
         self.sessions: set[str] = set()
+        self.calls = PlacedCalls(self, domain)  # what make_call asked for
 
     def _process_request(self, connection: ServerConnection, request):
         parts = urlsplit(request.path)
@@ -80,16 +84,21 @@ class Onlinepbx2Server(LoopbackPbx):
 
     async def _command(self, ws: ServerConnection, groups: set[str], command: dict) -> None:
         args = (command.get("args") or [{}])[0] or {}
-        if command.get("name") == "subscribe":
-            groups.clear()
-            groups.update(name for name, on in (args.get("events") or {}).items() if on)
-            self.subscriptions += 1
-            self.subscribed.set()
-        await ws.send(
-            socketio09.event(
-                "callback", {"hash": args.get("callback_hash"), "data": {"events": sorted(groups)}}
+        answer: dict = {"hash": args.get("callback_hash")}
+        if command.get("name") == "make_call":
+            source, target = str(args.get("from") or ""), str(args.get("to") or "")
+            refused = (
+                self.calls.place(source, target) if source and target else "from and to needed"
             )
-        )
+            answer |= {"status": "0", "comment": refused} if refused else {"status": "1"}
+        else:
+            if command.get("name") == "subscribe":
+                groups.clear()
+                groups.update(name for name, on in (args.get("events") or {}).items() if on)
+                self.subscriptions += 1
+                self.subscribed.set()
+            answer["data"] = {"events": sorted(groups)}
+        await ws.send(socketio09.event("callback", answer))
 
     async def _heartbeats(self, ws: ServerConnection) -> None:
         while True:

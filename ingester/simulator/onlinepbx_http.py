@@ -2,7 +2,7 @@
 /<domain>/auth.json` (the API key as `auth_key` gives `key_id` and `key`), `POST
 /<domain>/call/now.json` (header `x-pbx-authentication: key_id:key`; `from` the extension,
 `to` the number), answered with `status: "1"`, and the call then played on the simulator's
-WebSocket (3.0 frames, or their 2.0 events): the extension rings, answers, then the number.
+WebSocket (placed_calls.py).
 `POST /<domain>/mongo_history/search.json` with a call's `uuid` and `download=1` answers a
 signed link to its recording (`data`), valid for `link_seconds`; `GET` on that link gives
 the file, with range requests. Every call/now and every search is counted.
@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import secrets
 import time
 from collections import Counter
 from urllib.parse import parse_qs
 
-from ingester.simulator import onlinepbx2_calls, onlinepbx3_calls
-from ingester.simulator.onlinepbx3_calls import CallBuilder
+from ingester.simulator.placed_calls import PlacedCalls
 
 log = logging.getLogger("pgcti.simulator.http")
 MAX_BODY = 8192
@@ -32,15 +30,13 @@ class OnlinepbxHttpApi:
     ) -> None:
         self.pbx, self.key, self.domain, self.host = pbx, key, domain, host
         self.port = 0
-        self.calls: Counter[tuple[str, str]] = Counter()  # call/now requests by (from, to)
+        self.calls = PlacedCalls(pbx, domain)  # what call/now asked for
         self.sessions: set[str] = set()
-        self.refuse_calls = ""  # a comment: every call/now is answered status 0 with it
         self.recordings: dict[str, bytes] = {}  # call uuid -> its recording, as the PBX keeps it
         self.searches: Counter[str] = Counter()  # recording links asked for, by uuid
         self.link_seconds = 1800.0
         self._links: dict[str, tuple[str, float]] = {}  # signature -> (uuid, valid until)
         self._server: asyncio.Server | None = None
-        self._playing: set[asyncio.Task] = set()
 
     @property
     def url(self) -> str:
@@ -95,13 +91,9 @@ class OnlinepbxHttpApi:
         if path == f"/{self.domain}/call/now.json":
             if headers.get("x-pbx-authentication") not in self.sessions:
                 return "200 OK", {"status": "0", "comment": "authentication required"}
-            source, target = form.get("from", ""), form.get("to", "")
-            self.calls[(source, target)] += 1
-            if self.refuse_calls:
-                return "200 OK", {"status": "0", "comment": self.refuse_calls}
-            task = asyncio.create_task(self._play(source, target))
-            self._playing.add(task)
-            task.add_done_callback(self._playing.discard)
+            refused = self.calls.place(form.get("from", ""), form.get("to", ""))
+            if refused:
+                return "200 OK", {"status": "0", "comment": refused}
             return "200 OK", {"status": "1"}
         if path == f"/{self.domain}/mongo_history/search.json":
             if headers.get("x-pbx-authentication") not in self.sessions:
@@ -130,13 +122,3 @@ class OnlinepbxHttpApi:
         last = min(int(asked[1]) if asked[1].isdigit() else len(data) - 1, len(data) - 1)
         extra = {"Accept-Ranges": "bytes", "Content-Range": f"bytes {first}-{last}/{len(data)}"}
         return "206 Partial Content", "audio/mpeg", data[first : last + 1], extra
-
-    async def _play(self, extension: str, number: str) -> None:
-        """The call: the desk's extension first (it answers), then the number."""
-        b = CallBuilder(random.Random(), clock=time.time(), domain=self.domain)
-        frames = onlinepbx3_calls.outbound(b, extension, number)
-        if self.pbx.name.startswith("onlinePBX 2.0"):
-            frames = onlinepbx2_calls.from_onlinepbx3(frames)
-        for frame in frames:
-            await asyncio.sleep(0.02)
-            await self.pbx.send(frame)

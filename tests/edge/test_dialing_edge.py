@@ -221,6 +221,20 @@ def test_an_edge_whose_login_may_not_dial_says_what_to_grant_and_goes_on_ingesti
     assert ingest.stop() == 0
 
 
+def linked_by_number_and_time(conn, crm, desk_dsn: str, rid: str, workstation: str) -> None:
+    """onlinePBX names no call in its answer: the desk sees its request answered and linked
+    by number and time, and the history has the one call, Ivanov's, placed from that desk."""
+    with psycopg.connect(desk_dsn) as c:
+        (mine,) = c.execute(
+            "SELECT state, call_link, call_outcome FROM cti.dial_requests_v1()"
+        ).fetchall()
+    assert mine == ("answered", "by number and time", "answered")
+    (call,) = conn.execute(
+        "SELECT client_id, dial_request_id, dialled_from_workstation FROM cti.call_history_v1"
+    ).fetchall()
+    assert call == (crm["ivanov"], uuid.UUID(rid), crm[workstation])
+
+
 @pytest.fixture
 def cloud():
     """The onlinePBX 3.0 simulator with its HTTP API beside it, on one loop."""
@@ -246,17 +260,9 @@ def test_onlinepbx_call_now_places_the_call_and_it_is_linked_by_number_and_time(
     wait_for(lambda: "taking dial requests" in ingest.log, 20, "the dialer ready")
     rid = dial(desks["102"], "+7 495 123-45-67")
     wait_for(lambda: states(conn)[rid][0] == "answered", 30, "the desk's leg answered")
-    assert api.calls == {("102", "74951234567"): 1}
-    with psycopg.connect(desks["102"]) as c:
-        (mine,) = c.execute(
-            "SELECT state, call_link, call_outcome FROM cti.dial_requests_v1()"
-        ).fetchall()
-    assert mine == ("answered", "by number and time", "answered")
-    (call,) = conn.execute(
-        "SELECT client_id, dial_request_id, dialled_from_workstation FROM cti.call_history_v1"
-    ).fetchall()
-    assert call == (crm["ivanov"], uuid.UUID(rid), crm["ws-102"])
-    api.refuse_calls = "extension 101 is not registered"
+    assert api.calls.requests == {("102", "74951234567"): 1}
+    linked_by_number_and_time(conn, crm, desks["102"], rid, "ws-102")
+    api.calls.refuse = "extension 101 is not registered"
     refused = dial(desks["101"], "84951234567")
     wait_for(lambda: states(conn)[refused][0] == "failed", 20, "the refusal")
     assert (

@@ -76,6 +76,8 @@ def test_configuration_errors_are_one_line_with_exit_2(dsn, tmp_path):
     )
     config.write_text('[ingset]\nurl = "ws://x/"\n')
     cases.append((fails(*base, "--config", str(config), env=env), "unknown table(s) [ingset]"))
+    config.write_text('[ingest]\ndial = true\ndial_via = "socket"\n')  # make_call is 2.0's
+    cases.append((fails(*base, "--config", str(config), env=env), 'with pbx = "onlinepbx2"'))
     wrong_port = make_conninfo(dsn, host="127.0.0.1", port=str(free_port()))
     cases.append((fails("migrate", "--dsn", wrong_port), "cannot connect to the database"))
     for (code, err), expected in cases:

@@ -18,15 +18,33 @@ def receive(
     config: IngestConfig,
     deliver: Callable[[Frame], Awaitable[None]],
     metrics: Metrics,
-    ami_link: asterisk_ami.AmiLink | None = None,
+    link: asterisk_ami.AmiLink | onlinepbx2.Onlinepbx2Link | None = None,
 ) -> Coroutine[Any, Any, None]:
     """The receiving loop for the configured PBX: frames go to ``deliver``, until cancelled
-    (or the PBX refuses us: PbxRefused). On Asterisk, ``ami_link`` lends the logged-in
-    session to click-to-call."""
+    (or the PBX refuses us: PbxRefused). On Asterisk and on onlinePBX 2.0, ``link`` (made
+    by `command_link`) lends the logged-in session to click-to-call."""
     if config.pbx == "asterisk":
-        return asterisk_ami.run(config.url, config.key, deliver, metrics, ami_link)
+        assert link is None or isinstance(link, asterisk_ami.AmiLink)
+        return asterisk_ami.run(config.url, config.key, deliver, metrics, link)
     if config.pbx == "onlinepbx2":
+        assert link is None or isinstance(link, onlinepbx2.Onlinepbx2Link)
         return onlinepbx2.run(
-            config.url, config.key, config.domain or "", config.subscriptions, deliver, metrics
+            config.url,
+            config.key,
+            config.domain or "",
+            config.subscriptions,
+            deliver,
+            metrics,
+            link,
         )
     return onlinepbx3.run(config.url, config.key, config.subscriptions, deliver, metrics)
+
+
+def command_link(config: IngestConfig) -> asterisk_ami.AmiLink | onlinepbx2.Onlinepbx2Link | None:
+    """The session that carries pgcti's own commands to the PBX, where the PBX takes them on
+    the event link: AMI, and onlinePBX 2.0's socket when `dial_via = "socket"`."""
+    if config.pbx == "asterisk":
+        return asterisk_ami.AmiLink()
+    if config.pbx == "onlinepbx2" and config.dial_via == "socket":
+        return onlinepbx2.Onlinepbx2Link()
+    return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingester.pipeline.transports.asterisk_ami import DIAL_ACTION_PREFIX
+from ingester.pipeline.transports.common import DIAL_ACTION_PREFIX
 
 # What may go into a header's value: a line break there would let a forged header in.
 _EXTENSION = re.compile(r"^[0-9A-Za-z_.*#+-]{1,32}$")

@@ -26,7 +26,12 @@ from ingester.frame import Frame
 from ingester.pipeline.bounded import PREFIX as BOUNDED
 from ingester.pipeline.bounded import bounded_body
 from ingester.pipeline.metrics import Metrics
-from ingester.pipeline.transports.common import MAX_FRAME_BYTES, PbxRefused
+from ingester.pipeline.transports.common import (
+    DIAL_ACTION_PREFIX,
+    MAX_FRAME_BYTES,
+    NotSent,
+    PbxRefused,
+)
 from ingester.redaction import Secret
 
 SOURCE = "asterisk"
@@ -36,16 +41,11 @@ BANNER_MAX = 256  # "Asterisk Call Manager/9.0.0": a peer that sends more is no 
 EXCERPT = 80  # characters of a peer's text that a log line may quote, escaped
 STEADY_AFTER = 30.0  # a session that lasted this long resets the backoff
 LINE_LIMIT = MAX_FRAME_BYTES + 2  # a line as long as a whole frame is read whole
-DIAL_ACTION_PREFIX = "pgcti-dial-"  # the answers to these actions are stored (54_dialing.sql)
 log = logging.getLogger("pgcti.asterisk")
 
 
 class Dropped(Exception):
     """The link went away or went silent: reconnect."""
-
-
-class NotSent(Exception):
-    """An action could not be written: no session is logged in (nothing reached the PBX)."""
 
 
 class AmiLink:

@@ -3,7 +3,9 @@
 Handshake `GET /socket.io/1/?key=..&domain=..` -> `sid:heartbeat:close:transports`; then
 `/socket.io/1/websocket/<sid>`. We echo heartbeats, subscribe with a `callback_hash`,
 and store each event packet's JSON ({"name", "args"}) as the raw frame. A silent
-connection (no heartbeat within the server's timeout) counts as dropped.
+connection (no heartbeat within the server's timeout) counts as dropped. Click-to-call's
+`make_call` goes out on the same socket (Onlinepbx2Link); its answer is a `callback` event,
+stored like any other.
 """
 
 from __future__ import annotations
@@ -23,13 +25,43 @@ from websockets.asyncio.client import connect
 from ingester.frame import Frame
 from ingester.pipeline.metrics import Metrics
 from ingester.pipeline.transports import socketio09
-from ingester.pipeline.transports.common import MAX_FRAME_BYTES, PbxRefused, receive_text
+from ingester.pipeline.transports.common import (
+    MAX_FRAME_BYTES,
+    NotSent,
+    PbxRefused,
+    receive_text,
+)
 from ingester.pipeline.transports.oversize import ReadingPastOversize, oversize_record
 from ingester.redaction import Secret
 
 SOURCE = "onlinepbx2"
 EVENT_GROUPS = ("calls", "blf", "messages", "callback", "api", "registration")
 log = logging.getLogger("pgcti.onlinepbx2")
+
+
+class Onlinepbx2Link:
+    """The subscribed socket, for commands pgcti sends (click-to-call's `make_call`). Their
+    answers are `callback` events with the command's `callback_hash`, stored like events."""
+
+    def __init__(self) -> None:
+        self._ws: ReadingPastOversize | None = None
+        self.up = asyncio.Event()
+
+    def attach(self, ws: ReadingPastOversize) -> None:
+        self._ws = ws
+        self.up.set()
+
+    def detach(self) -> None:
+        self._ws = None
+        self.up.clear()
+
+    async def send(self, name: str, data: dict) -> None:
+        if self._ws is None:
+            raise NotSent("the onlinePBX socket is down")
+        try:
+            await self._ws.send(socketio09.event(name, data))
+        except websockets.ConnectionClosed:
+            raise NotSent("the onlinePBX socket closed before the command was sent") from None
 
 
 def _delays() -> Iterator[float]:
@@ -65,8 +97,10 @@ async def run(
     subscriptions: tuple[str, ...],
     deliver: Callable[[Frame], Awaitable[None]],
     metrics: Metrics,
+    link: Onlinepbx2Link | None = None,
 ) -> None:
-    """Receive until cancelled."""
+    """Receive until cancelled; ``link``, when given, lends the subscribed socket to
+    click-to-call."""
     # Who answered comes as `blf` events in 2.0, so subscribing to calls implies blf.
     wanted = set(subscriptions) | ({"blf"} if "calls" in subscriptions else set())
     request = socketio09.event(
@@ -110,6 +144,8 @@ async def run(
                 )
                 metrics.pbx_connected.set(1)
                 delays = _delays()
+                if link is not None:
+                    link.attach(ws)
                 try:
                     await _receive(ws, heartbeat or 60.0, deliver, metrics)
                 except asyncio.CancelledError:
@@ -130,6 +166,8 @@ async def run(
             log.warning("PBX connection dropped (%s); reconnecting", str(exc) or type(exc).__name__)
         finally:
             metrics.pbx_connected.set(0)
+            if link is not None:
+                link.detach()
         await asyncio.sleep(next(delays))
 
 
