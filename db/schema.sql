@@ -2482,6 +2482,10 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION cti.onlinepbx_presence_event(p_frame jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    RETURN (COALESCE((p_frame ->> 'event'::text), (p_frame ->> 'name'::text)) = ANY (ARRAY['blf'::text, 'registration'::text, 'user_blf'::text, 'user_registration'::text]));
+
 CREATE FUNCTION cti.pair_bridge_legs(p_source text, p_bridges text[]) RETURNS bigint[]
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
@@ -2946,22 +2950,42 @@ BEGIN
 END
 $_$;
 
-CREATE FUNCTION cti.presence_from_onlinepbx2(p_frame jsonb, p_at timestamp with time zone) RETURNS text
+CREATE FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamp with time zone) RETURNS text
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_data jsonb := p_frame -> 'args' -> 0;
+    v_event text := coalesce(p_frame ->> 'event', p_frame ->> 'name');
+    v_data jsonb := coalesce(p_frame -> 'data', p_frame -> 'args' -> 0);
+    v_extension text;
+    v_status text;
     v_state text;
 BEGIN
-    IF p_frame ->> 'name' IS DISTINCT FROM 'blf' OR jsonb_typeof(v_data) <> 'object'
-       OR NOT cti.is_extension(coalesce(v_data ->> 'uid', '')) THEN
+    IF NOT cti.onlinepbx_presence_event(p_frame) THEN
         RETURN NULL;
     END IF;
-    v_state := CASE v_data ->> 'status' WHEN 'ringing' THEN 'RINGING' WHEN 'answered' THEN 'INUSE'
-                                       WHEN 'hangup' THEN 'NOT_INUSE' END;
-    RETURN CASE WHEN v_state IS NOT NULL
-                THEN cti.change_presence(v_data ->> 'uid', 'device', v_state, NULL, NULL, p_at) END;
+    IF jsonb_typeof(v_data) IS DISTINCT FROM 'object' THEN
+        RETURN format('presence: %s without data', v_event);
+    END IF;
+    v_extension := coalesce(v_data ->> 'uid', v_data ->> 'user', v_data ->> 'number', v_data ->> 'extension');
+    v_status := lower(coalesce(v_data ->> 'status', v_data ->> 'state'));
+    v_state := CASE WHEN v_status = 'ringing' THEN 'RINGING'
+                    WHEN v_status = 'answered' THEN 'INUSE'
+                    WHEN v_status = 'hangup' THEN 'NOT_INUSE'
+                    WHEN v_status IN ('unregistered', 'unregister', 'expired', 'unreachable', 'offline') THEN 'UNAVAILABLE'
+                    WHEN v_status IN ('registered', 'register', 'reachable', 'online') THEN 'registered' END;
+    IF v_state IS NULL OR NOT cti.is_extension(coalesce(v_extension, '')) THEN
+        RETURN format('presence: %s with no extension and state pgcti reads (fields: %s)', v_event,
+                      (SELECT left(string_agg(k, ', ' ORDER BY k), 200) FROM jsonb_object_keys(v_data) k));
+    END IF;
+    IF v_state = 'registered' THEN
+        IF coalesce((SELECT p.device_state FROM cti.presence p WHERE p.extension = v_extension),
+                    'UNAVAILABLE') NOT IN ('UNAVAILABLE', 'INVALID') THEN
+            RETURN format('presence of %s: registered again (unchanged)', v_extension);
+        END IF;
+        v_state := 'NOT_INUSE';
+    END IF;
+    RETURN cti.change_presence(v_extension, 'device', v_state, NULL, NULL, p_at);
 END
 $$;
 
@@ -3109,8 +3133,15 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    IF p_event.source = 'onlinepbx2' AND p_live THEN  -- blf is presence too (56_presence.sql)
-        PERFORM cti.presence_from_onlinepbx2(p_event.frame, p_event.received_at);
+    IF p_event.source IN ('onlinepbx2', 'onlinepbx3') AND cti.onlinepbx_presence_event(p_event.frame) THEN
+        -- presence, now only, as for AMI (56_presence.sql); 2.0's blf also says who answered
+        detail := CASE WHEN p_live THEN cti.presence_from_onlinepbx(p_event.frame, p_event.received_at)
+                       ELSE 'presence: not replayed' END;
+        IF p_event.frame ->> 'name' IS DISTINCT FROM 'blf' THEN
+            status := 'processed';
+            RETURN;
+        END IF;
+        detail := NULL;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source
@@ -3182,6 +3213,9 @@ DECLARE
     v_callback_steps cti.call_derivation[] := '{}';
     v_callback_keys bigint[] := '{}';
     v_step cti.call_derivation;
+    v_presence_event cti.raw_event;
+    v_presence_ids bigint[] := '{}';
+    v_presence_notes text[] := '{}';
 BEGIN
     IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
         RETURN false;
@@ -3209,6 +3243,14 @@ BEGIN
                    WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
         RETURN false;
     END IF;
+
+    -- Presence (3.0's user_blf and user_registration) changes no call: applied first, in
+    -- frame order; such a frame's fact is an ignored one, and its note what presence made of it.
+    FOR v_presence_event IN SELECT e.* FROM unnest(p_events) e
+                             WHERE e.parse_error IS NULL AND cti.onlinepbx_presence_event(e.frame) ORDER BY e.id LOOP
+        v_presence_ids := v_presence_ids || v_presence_event.id;
+        v_presence_notes := v_presence_notes || cti.presence_from_onlinepbx(v_presence_event.frame, v_presence_event.received_at);
+    END LOOP;
 
     FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
         v_round := cti.process_round(ARRAY(SELECT x FROM unnest(v_facts) x WHERE x.round = r ORDER BY x.raw_event_id));
@@ -3240,9 +3282,10 @@ BEGIN
 
     INSERT INTO cti.event_note (raw_event_id, status, detail)
     SELECT e.id,
-           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' ELSE 'ignored' END,
-           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error ELSE (x.fact).note END
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN p.id IS NOT NULL THEN 'processed' ELSE 'ignored' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN p.id IS NOT NULL THEN p.note ELSE (x.fact).note END
       FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
+      LEFT JOIN unnest(v_presence_ids, v_presence_notes) p (id, note) ON p.id = e.id
      WHERE e.parse_error IS NOT NULL OR (x.fact).kind = 'ignored'  -- a clean frame has no note
      ORDER BY e.id;
     RETURN true;
@@ -3267,6 +3310,11 @@ BEGIN
     END IF;
     IF p_event.source <> 'onlinepbx3' THEN
         RETURN false;  -- other sources go frame by frame (cti.process_in_rounds says why)
+    END IF;
+    IF cti.onlinepbx_presence_event(p_event.frame) THEN  -- changes no call (56_presence.sql)
+        INSERT INTO cti.event_note (raw_event_id, status, detail)
+        VALUES (p_event.id, 'processed', cti.presence_from_onlinepbx(p_event.frame, p_event.received_at));
+        RETURN true;
     END IF;
     v_facts := ARRAY(SELECT f FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) f);
     IF cardinality(v_facts) <> 1 THEN
@@ -5211,6 +5259,8 @@ GRANT ALL ON FUNCTION cti.normalize_phone_v1(p_raw text) TO cti_client;
 
 REVOKE ALL ON FUNCTION cti.onlinepbx_leg_fact(p_event text, p_data jsonb, p_received timestamp with time zone, p_answered_field text, p_ended_field text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.onlinepbx_presence_event(p_frame jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION cti.pair_bridge_legs(p_source text, p_bridges text[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.parse_frames(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) FROM PUBLIC;
@@ -5240,7 +5290,7 @@ REVOKE ALL ON FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text)
 
 REVOKE ALL ON FUNCTION cti.presence_from_ami(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION cti.presence_from_onlinepbx2(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.presence_now() FROM PUBLIC;
 

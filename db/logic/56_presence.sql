@@ -2,10 +2,10 @@
 --
 -- Rules:
 -- - One row per extension (cti.presence), from three sources: the PBX's device state
---   (AMI DeviceStateChange and ExtensionStatus; onlinePBX 2.0 blf: ringing, answered,
---   hangup; its `registration` event is not read: its fields are not documented), a pause in the PBX's
---   queues (AMI QueueMemberPause, with its reason), and the desk's own "away" or "do not
---   disturb", set by the person (cti.set_presence_v1), until a time or until changed.
+--   (AMI DeviceStateChange and ExtensionStatus; onlinePBX: see cti.presence_from_onlinepbx),
+--   a pause in the PBX's queues (AMI QueueMemberPause, with its reason), and the desk's own
+--   "away" or "do not disturb", set by the person (cti.set_presence_v1), until a time or
+--   until changed.
 -- - A row changes only when a value changes; each change rings the doorbell
 --   `cti_presence_v1` with the extension only (the wallboard and desks re-read).
 -- - What counts, in this order: away or do not disturb set at the desk (while not past
@@ -126,24 +126,55 @@ BEGIN
 END
 $$;
 
--- onlinePBX 2.0: a `blf` event says what an extension's line does (ringing, answered,
--- hangup); its call facts are read apart (42_facts_onlinepbx2.sql). NULL for other events.
-CREATE OR REPLACE FUNCTION cti.presence_from_onlinepbx2(p_frame jsonb, p_at timestamptz) RETURNS text
+-- onlinePBX's presence events: is this one (its name in 2.0's `name`, 3.0's `event`)?
+CREATE OR REPLACE FUNCTION cti.onlinepbx_presence_event(p_frame jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE  -- a SQL-standard body: inlined into the caller
+RETURN coalesce(p_frame ->> 'event', p_frame ->> 'name') IN ('blf', 'registration', 'user_blf', 'user_registration');
+
+-- onlinePBX: an extension's device state from API 2.0's `blf` (`uid`, `status`: ringing,
+-- answered, hangup, unregistered) and `registration` events, and API 3.0's `user_blf` and
+-- `user_registration` (their event groups). Only 2.0's blf is documented publicly; the others
+-- are read by the same names (`uid`, `status`), with `user`, `number`, `extension` and
+-- `state` as fallbacks. A phone registers again every few minutes, on a call too: a
+-- registration only brings an offline or unseen phone back (available); an unregistration
+-- or expiry makes it offline. An event with no extension or status read this way is noted
+-- with the fields it had, changing nothing. NULL for any other event.
+CREATE OR REPLACE FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamptz) RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_data jsonb := p_frame -> 'args' -> 0;
+    v_event text := coalesce(p_frame ->> 'event', p_frame ->> 'name');
+    v_data jsonb := coalesce(p_frame -> 'data', p_frame -> 'args' -> 0);
+    v_extension text;
+    v_status text;
     v_state text;
 BEGIN
-    IF p_frame ->> 'name' IS DISTINCT FROM 'blf' OR jsonb_typeof(v_data) <> 'object'
-       OR NOT cti.is_extension(coalesce(v_data ->> 'uid', '')) THEN
+    IF NOT cti.onlinepbx_presence_event(p_frame) THEN
         RETURN NULL;
     END IF;
-    v_state := CASE v_data ->> 'status' WHEN 'ringing' THEN 'RINGING' WHEN 'answered' THEN 'INUSE'
-                                       WHEN 'hangup' THEN 'NOT_INUSE' END;
-    RETURN CASE WHEN v_state IS NOT NULL
-                THEN cti.change_presence(v_data ->> 'uid', 'device', v_state, NULL, NULL, p_at) END;
+    IF jsonb_typeof(v_data) IS DISTINCT FROM 'object' THEN
+        RETURN format('presence: %s without data', v_event);
+    END IF;
+    v_extension := coalesce(v_data ->> 'uid', v_data ->> 'user', v_data ->> 'number', v_data ->> 'extension');
+    v_status := lower(coalesce(v_data ->> 'status', v_data ->> 'state'));
+    v_state := CASE WHEN v_status = 'ringing' THEN 'RINGING'
+                    WHEN v_status = 'answered' THEN 'INUSE'
+                    WHEN v_status = 'hangup' THEN 'NOT_INUSE'
+                    WHEN v_status IN ('unregistered', 'unregister', 'expired', 'unreachable', 'offline') THEN 'UNAVAILABLE'
+                    WHEN v_status IN ('registered', 'register', 'reachable', 'online') THEN 'registered' END;
+    IF v_state IS NULL OR NOT cti.is_extension(coalesce(v_extension, '')) THEN
+        RETURN format('presence: %s with no extension and state pgcti reads (fields: %s)', v_event,
+                      (SELECT left(string_agg(k, ', ' ORDER BY k), 200) FROM jsonb_object_keys(v_data) k));
+    END IF;
+    IF v_state = 'registered' THEN
+        IF coalesce((SELECT p.device_state FROM cti.presence p WHERE p.extension = v_extension),
+                    'UNAVAILABLE') NOT IN ('UNAVAILABLE', 'INVALID') THEN
+            RETURN format('presence of %s: registered again (unchanged)', v_extension);
+        END IF;
+        v_state := 'NOT_INUSE';
+    END IF;
+    RETURN cti.change_presence(v_extension, 'device', v_state, NULL, NULL, p_at);
 END
 $$;
 

@@ -108,8 +108,15 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    IF p_event.source = 'onlinepbx2' AND p_live THEN  -- blf is presence too (56_presence.sql)
-        PERFORM cti.presence_from_onlinepbx2(p_event.frame, p_event.received_at);
+    IF p_event.source IN ('onlinepbx2', 'onlinepbx3') AND cti.onlinepbx_presence_event(p_event.frame) THEN
+        -- presence, now only, as for AMI (56_presence.sql); 2.0's blf also says who answered
+        detail := CASE WHEN p_live THEN cti.presence_from_onlinepbx(p_event.frame, p_event.received_at)
+                       ELSE 'presence: not replayed' END;
+        IF p_event.frame ->> 'name' IS DISTINCT FROM 'blf' THEN
+            status := 'processed';
+            RETURN;
+        END IF;
+        detail := NULL;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
         RAISE EXCEPTION 'no fact function for source "%"', p_event.source
@@ -251,6 +258,9 @@ DECLARE
     v_callback_steps cti.call_derivation[] := '{}';
     v_callback_keys bigint[] := '{}';
     v_step cti.call_derivation;
+    v_presence_event cti.raw_event;
+    v_presence_ids bigint[] := '{}';
+    v_presence_notes text[] := '{}';
 BEGIN
     IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
         RETURN false;
@@ -278,6 +288,14 @@ BEGIN
                    WHERE (x.fact).kind LIKE 'leg%' AND c.pbx_call_id <> (x.fact).call_key) THEN
         RETURN false;
     END IF;
+
+    -- Presence (3.0's user_blf and user_registration) changes no call: applied first, in
+    -- frame order; such a frame's fact is an ignored one, and its note what presence made of it.
+    FOR v_presence_event IN SELECT e.* FROM unnest(p_events) e
+                             WHERE e.parse_error IS NULL AND cti.onlinepbx_presence_event(e.frame) ORDER BY e.id LOOP
+        v_presence_ids := v_presence_ids || v_presence_event.id;
+        v_presence_notes := v_presence_notes || cti.presence_from_onlinepbx(v_presence_event.frame, v_presence_event.received_at);
+    END LOOP;
 
     FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
         v_round := cti.process_round(ARRAY(SELECT x FROM unnest(v_facts) x WHERE x.round = r ORDER BY x.raw_event_id));
@@ -309,9 +327,10 @@ BEGIN
 
     INSERT INTO cti.event_note (raw_event_id, status, detail)
     SELECT e.id,
-           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' ELSE 'ignored' END,
-           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error ELSE (x.fact).note END
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN p.id IS NOT NULL THEN 'processed' ELSE 'ignored' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN p.id IS NOT NULL THEN p.note ELSE (x.fact).note END
       FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
+      LEFT JOIN unnest(v_presence_ids, v_presence_notes) p (id, note) ON p.id = e.id
      WHERE e.parse_error IS NOT NULL OR (x.fact).kind = 'ignored'  -- a clean frame has no note
      ORDER BY e.id;
     RETURN true;

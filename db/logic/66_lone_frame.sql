@@ -33,6 +33,11 @@ BEGIN
     IF p_event.source <> 'onlinepbx3' THEN
         RETURN false;  -- other sources go frame by frame (cti.process_in_rounds says why)
     END IF;
+    IF cti.onlinepbx_presence_event(p_event.frame) THEN  -- changes no call (56_presence.sql)
+        INSERT INTO cti.event_note (raw_event_id, status, detail)
+        VALUES (p_event.id, 'processed', cti.presence_from_onlinepbx(p_event.frame, p_event.received_at));
+        RETURN true;
+    END IF;
     v_facts := ARRAY(SELECT f FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) f);
     IF cardinality(v_facts) <> 1 THEN
         RETURN false;

@@ -106,11 +106,12 @@ async def simulate(
     numbers, chosen_extensions = crm_numbers_and_extensions(dsn, extensions)
     server = make_server(protocol, key, host, port, domain)
     await server.start()
-    print(f"simulator: {protocol} on {server.url} (seed {seed})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Announced once a signal stops it cleanly: from this line on, Ctrl-C is a clean stop.
+    print(f"simulator: {protocol} on {server.url} (seed {seed})", flush=True)
     if duration:
         loop.call_later(duration, stop.set)
     if wait_for_subscriber:

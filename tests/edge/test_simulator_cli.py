@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import websockets
@@ -106,7 +105,9 @@ def test_simulate_refuses_to_start_without_a_key():
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_the_simulator_stops_on_a_signal_while_it_waits_for_a_client(how):
     sim = _simulate("--port", str(_port()))
-    time.sleep(1.0)  # started, nobody subscribes
+    # Started (it says where, after its log's first lines); nobody subscribes.
+    while not (line := sim.stdout.readline()).startswith("simulator: onlinepbx3 on "):
+        assert line, "the simulator ended before it said where it listens"
     sim.send_signal(how)
     assert sim.wait(10) == 0
     assert "stopped before any client subscribed" in sim.stdout.read()

@@ -44,11 +44,13 @@ class SimulatorThread:
     def url(self) -> str:
         return self.server.url
 
-    def send(self, frames) -> int:
-        """Send frames in order; returns how many reached a subscriber."""
+    def send(self, frames, group: str | None = None) -> int:
+        """Send frames in order (to the event group given, else each frame's own); returns
+        how many reached a subscriber."""
 
         async def go() -> int:
-            return sum([await self.server.send(f) for f in frames])
+            extra = [group] if group else []
+            return sum([await self.server.send(f, *extra) for f in frames])
 
         return self._call(go(), timeout=60)
 
