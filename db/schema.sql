@@ -2950,7 +2950,7 @@ BEGIN
 END
 $_$;
 
-CREATE FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamp with time zone) RETURNS text
+CREATE FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamp with time zone, OUT status text, OUT detail text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -2962,10 +2962,12 @@ DECLARE
     v_state text;
 BEGIN
     IF NOT cti.onlinepbx_presence_event(p_frame) THEN
-        RETURN NULL;
+        RETURN;
     END IF;
+    status := 'ignored';
     IF jsonb_typeof(v_data) IS DISTINCT FROM 'object' THEN
-        RETURN format('presence: %s without data', v_event);
+        detail := format('presence: %s without data', v_event);
+        RETURN;
     END IF;
     v_extension := coalesce(v_data ->> 'uid', v_data ->> 'user', v_data ->> 'number', v_data ->> 'extension');
     v_status := lower(coalesce(v_data ->> 'status', v_data ->> 'state'));
@@ -2975,17 +2977,20 @@ BEGIN
                     WHEN v_status IN ('unregistered', 'unregister', 'expired', 'unreachable', 'offline') THEN 'UNAVAILABLE'
                     WHEN v_status IN ('registered', 'register', 'reachable', 'online') THEN 'registered' END;
     IF v_state IS NULL OR NOT cti.is_extension(coalesce(v_extension, '')) THEN
-        RETURN format('presence: %s with no extension and state pgcti reads (fields: %s)', v_event,
-                      (SELECT left(string_agg(k, ', ' ORDER BY k), 200) FROM jsonb_object_keys(v_data) k));
+        detail := format('presence: %s with no extension and state pgcti reads (fields: %s)', v_event,
+                         coalesce((SELECT left(string_agg(k, ', ' ORDER BY k), 200) FROM jsonb_object_keys(v_data) k), 'none'));
+        RETURN;
     END IF;
+    status := 'processed';
     IF v_state = 'registered' THEN
         IF coalesce((SELECT p.device_state FROM cti.presence p WHERE p.extension = v_extension),
                     'UNAVAILABLE') NOT IN ('UNAVAILABLE', 'INVALID') THEN
-            RETURN format('presence of %s: registered again (unchanged)', v_extension);
+            detail := format('presence of %s: registered again (unchanged)', v_extension);
+            RETURN;
         END IF;
         v_state := 'NOT_INUSE';
     END IF;
-    RETURN cti.change_presence(v_extension, 'device', v_state, NULL, NULL, p_at);
+    detail := cti.change_presence(v_extension, 'device', v_state, NULL, NULL, p_at);
 END
 $$;
 
@@ -3135,12 +3140,16 @@ BEGIN
     END IF;
     IF p_event.source IN ('onlinepbx2', 'onlinepbx3') AND cti.onlinepbx_presence_event(p_event.frame) THEN
         -- presence, now only, as for AMI (56_presence.sql); 2.0's blf also says who answered
-        detail := CASE WHEN p_live THEN cti.presence_from_onlinepbx(p_event.frame, p_event.received_at)
-                       ELSE 'presence: not replayed' END;
-        IF p_event.frame ->> 'name' IS DISTINCT FROM 'blf' THEN
+        IF NOT p_live THEN
             status := 'processed';
+            detail := 'presence: not replayed';
+        ELSE
+            SELECT * INTO status, detail FROM cti.presence_from_onlinepbx(p_event.frame, p_event.received_at);
+        END IF;
+        IF p_event.frame ->> 'name' IS DISTINCT FROM 'blf' THEN
             RETURN;
         END IF;
+        status := NULL;
         detail := NULL;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
@@ -3214,7 +3223,9 @@ DECLARE
     v_callback_keys bigint[] := '{}';
     v_step cti.call_derivation;
     v_presence_event cti.raw_event;
+    v_presence record;
     v_presence_ids bigint[] := '{}';
+    v_presence_statuses text[] := '{}';
     v_presence_notes text[] := '{}';
 BEGIN
     IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
@@ -3248,8 +3259,10 @@ BEGIN
     -- frame order; such a frame's fact is an ignored one, and its note what presence made of it.
     FOR v_presence_event IN SELECT e.* FROM unnest(p_events) e
                              WHERE e.parse_error IS NULL AND cti.onlinepbx_presence_event(e.frame) ORDER BY e.id LOOP
+        v_presence := cti.presence_from_onlinepbx(v_presence_event.frame, v_presence_event.received_at);
         v_presence_ids := v_presence_ids || v_presence_event.id;
-        v_presence_notes := v_presence_notes || cti.presence_from_onlinepbx(v_presence_event.frame, v_presence_event.received_at);
+        v_presence_statuses := v_presence_statuses || v_presence.status;
+        v_presence_notes := v_presence_notes || v_presence.detail;
     END LOOP;
 
     FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
@@ -3282,10 +3295,10 @@ BEGIN
 
     INSERT INTO cti.event_note (raw_event_id, status, detail)
     SELECT e.id,
-           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN p.id IS NOT NULL THEN 'processed' ELSE 'ignored' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN p.id IS NOT NULL THEN p.status ELSE 'ignored' END,
            CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN p.id IS NOT NULL THEN p.note ELSE (x.fact).note END
       FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
-      LEFT JOIN unnest(v_presence_ids, v_presence_notes) p (id, note) ON p.id = e.id
+      LEFT JOIN unnest(v_presence_ids, v_presence_statuses, v_presence_notes) p (id, status, note) ON p.id = e.id
      WHERE e.parse_error IS NOT NULL OR (x.fact).kind = 'ignored'  -- a clean frame has no note
      ORDER BY e.id;
     RETURN true;
@@ -3313,7 +3326,7 @@ BEGIN
     END IF;
     IF cti.onlinepbx_presence_event(p_event.frame) THEN  -- changes no call (56_presence.sql)
         INSERT INTO cti.event_note (raw_event_id, status, detail)
-        VALUES (p_event.id, 'processed', cti.presence_from_onlinepbx(p_event.frame, p_event.received_at));
+        SELECT p_event.id, r.status, r.detail FROM cti.presence_from_onlinepbx(p_event.frame, p_event.received_at) r;
         RETURN true;
     END IF;
     v_facts := ARRAY(SELECT f FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) f);
@@ -5290,7 +5303,7 @@ REVOKE ALL ON FUNCTION cti.phone_trigger_name(p_phone_column name, p_event text)
 
 REVOKE ALL ON FUNCTION cti.presence_from_ami(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamp with time zone, OUT status text, OUT detail text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.presence_now() FROM PUBLIC;
 

@@ -137,9 +137,9 @@ RETURN coalesce(p_frame ->> 'event', p_frame ->> 'name') IN ('blf', 'registratio
 -- are read by the same names (`uid`, `status`), with `user`, `number`, `extension` and
 -- `state` as fallbacks. A phone registers again every few minutes, on a call too: a
 -- registration only brings an offline or unseen phone back (available); an unregistration
--- or expiry makes it offline. An event with no extension or status read this way is noted
--- with the fields it had, changing nothing. NULL for any other event.
-CREATE OR REPLACE FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamptz) RETURNS text
+-- or expiry makes it offline. An event with no extension or status read this way is
+-- ignored, noted with the fields it had. NULLs for any other event.
+CREATE OR REPLACE FUNCTION cti.presence_from_onlinepbx(p_frame jsonb, p_at timestamptz, OUT status text, OUT detail text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -151,10 +151,12 @@ DECLARE
     v_state text;
 BEGIN
     IF NOT cti.onlinepbx_presence_event(p_frame) THEN
-        RETURN NULL;
+        RETURN;
     END IF;
+    status := 'ignored';
     IF jsonb_typeof(v_data) IS DISTINCT FROM 'object' THEN
-        RETURN format('presence: %s without data', v_event);
+        detail := format('presence: %s without data', v_event);
+        RETURN;
     END IF;
     v_extension := coalesce(v_data ->> 'uid', v_data ->> 'user', v_data ->> 'number', v_data ->> 'extension');
     v_status := lower(coalesce(v_data ->> 'status', v_data ->> 'state'));
@@ -164,17 +166,20 @@ BEGIN
                     WHEN v_status IN ('unregistered', 'unregister', 'expired', 'unreachable', 'offline') THEN 'UNAVAILABLE'
                     WHEN v_status IN ('registered', 'register', 'reachable', 'online') THEN 'registered' END;
     IF v_state IS NULL OR NOT cti.is_extension(coalesce(v_extension, '')) THEN
-        RETURN format('presence: %s with no extension and state pgcti reads (fields: %s)', v_event,
-                      (SELECT left(string_agg(k, ', ' ORDER BY k), 200) FROM jsonb_object_keys(v_data) k));
+        detail := format('presence: %s with no extension and state pgcti reads (fields: %s)', v_event,
+                         coalesce((SELECT left(string_agg(k, ', ' ORDER BY k), 200) FROM jsonb_object_keys(v_data) k), 'none'));
+        RETURN;
     END IF;
+    status := 'processed';
     IF v_state = 'registered' THEN
         IF coalesce((SELECT p.device_state FROM cti.presence p WHERE p.extension = v_extension),
                     'UNAVAILABLE') NOT IN ('UNAVAILABLE', 'INVALID') THEN
-            RETURN format('presence of %s: registered again (unchanged)', v_extension);
+            detail := format('presence of %s: registered again (unchanged)', v_extension);
+            RETURN;
         END IF;
         v_state := 'NOT_INUSE';
     END IF;
-    RETURN cti.change_presence(v_extension, 'device', v_state, NULL, NULL, p_at);
+    detail := cti.change_presence(v_extension, 'device', v_state, NULL, NULL, p_at);
 END
 $$;
 

@@ -110,12 +110,16 @@ BEGIN
     END IF;
     IF p_event.source IN ('onlinepbx2', 'onlinepbx3') AND cti.onlinepbx_presence_event(p_event.frame) THEN
         -- presence, now only, as for AMI (56_presence.sql); 2.0's blf also says who answered
-        detail := CASE WHEN p_live THEN cti.presence_from_onlinepbx(p_event.frame, p_event.received_at)
-                       ELSE 'presence: not replayed' END;
-        IF p_event.frame ->> 'name' IS DISTINCT FROM 'blf' THEN
+        IF NOT p_live THEN
             status := 'processed';
+            detail := 'presence: not replayed';
+        ELSE
+            SELECT * INTO status, detail FROM cti.presence_from_onlinepbx(p_event.frame, p_event.received_at);
+        END IF;
+        IF p_event.frame ->> 'name' IS DISTINCT FROM 'blf' THEN
             RETURN;
         END IF;
+        status := NULL;
         detail := NULL;
     END IF;
     IF p_event.source NOT IN ('onlinepbx3', 'onlinepbx2', 'asterisk') THEN
@@ -259,7 +263,9 @@ DECLARE
     v_callback_keys bigint[] := '{}';
     v_step cti.call_derivation;
     v_presence_event cti.raw_event;
+    v_presence record;
     v_presence_ids bigint[] := '{}';
+    v_presence_statuses text[] := '{}';
     v_presence_notes text[] := '{}';
 BEGIN
     IF EXISTS (SELECT FROM unnest(p_events) e WHERE e.parse_error IS NULL AND e.source <> 'onlinepbx3') THEN
@@ -293,8 +299,10 @@ BEGIN
     -- frame order; such a frame's fact is an ignored one, and its note what presence made of it.
     FOR v_presence_event IN SELECT e.* FROM unnest(p_events) e
                              WHERE e.parse_error IS NULL AND cti.onlinepbx_presence_event(e.frame) ORDER BY e.id LOOP
+        v_presence := cti.presence_from_onlinepbx(v_presence_event.frame, v_presence_event.received_at);
         v_presence_ids := v_presence_ids || v_presence_event.id;
-        v_presence_notes := v_presence_notes || cti.presence_from_onlinepbx(v_presence_event.frame, v_presence_event.received_at);
+        v_presence_statuses := v_presence_statuses || v_presence.status;
+        v_presence_notes := v_presence_notes || v_presence.detail;
     END LOOP;
 
     FOR r IN 1 .. coalesce((SELECT max(x.round) FROM unnest(v_facts) x), 0) LOOP
@@ -327,10 +335,10 @@ BEGIN
 
     INSERT INTO cti.event_note (raw_event_id, status, detail)
     SELECT e.id,
-           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN p.id IS NOT NULL THEN 'processed' ELSE 'ignored' END,
+           CASE WHEN e.parse_error IS NOT NULL THEN 'failed' WHEN p.id IS NOT NULL THEN p.status ELSE 'ignored' END,
            CASE WHEN e.parse_error IS NOT NULL THEN e.parse_error WHEN p.id IS NOT NULL THEN p.note ELSE (x.fact).note END
       FROM unnest(p_events) e LEFT JOIN unnest(v_facts) x ON x.raw_event_id = e.id
-      LEFT JOIN unnest(v_presence_ids, v_presence_notes) p (id, note) ON p.id = e.id
+      LEFT JOIN unnest(v_presence_ids, v_presence_statuses, v_presence_notes) p (id, status, note) ON p.id = e.id
      WHERE e.parse_error IS NOT NULL OR (x.fact).kind = 'ignored'  -- a clean frame has no note
      ORDER BY e.id;
     RETURN true;

@@ -35,7 +35,7 @@ BEGIN
     END IF;
     IF cti.onlinepbx_presence_event(p_event.frame) THEN  -- changes no call (56_presence.sql)
         INSERT INTO cti.event_note (raw_event_id, status, detail)
-        VALUES (p_event.id, 'processed', cti.presence_from_onlinepbx(p_event.frame, p_event.received_at));
+        SELECT p_event.id, r.status, r.detail FROM cti.presence_from_onlinepbx(p_event.frame, p_event.received_at) r;
         RETURN true;
     END IF;
     v_facts := ARRAY(SELECT f FROM cti.facts_from_onlinepbx3(p_event.frame, p_event.received_at) f);

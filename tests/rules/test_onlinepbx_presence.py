@@ -90,7 +90,7 @@ def test_an_event_pgcti_cannot_read_is_noted_with_its_fields_and_changes_nothing
     assert "103" not in presence(conn)
     assert outcomes(conn, 1) == [
         (
-            "processed",
+            "ignored",
             "presence: user_registration with no extension and state pgcti reads"
             " (fields: contact, sip_user)",
         )
