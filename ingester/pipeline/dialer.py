@@ -9,9 +9,9 @@ Order of a send, so that no request is sent twice (docs/operations.md#click-to-c
    `make_call` on API 2.0's subscribed socket).
 What is known of the outcome goes into the raw log, where SQL decides the state: the AMI
 answers and 2.0's `callback` themselves, or this edge's `dial_response` frame (not sent, or
-the HTTP API's answer). A
-crash between 1 and 3 leaves the request `sent` with no answer: the database marks it
-`unknown` after cti.config.dial_unknown_after, and it is never dialled again.
+the HTTP API's answer). A crash between 1 and 3 leaves the request `sent` with no answer:
+the database marks it `unknown` after cti.config.dial_unknown_after, and it is never
+dialled again.
 """
 
 from __future__ import annotations
