@@ -4,64 +4,20 @@ a transfer moves it, a gateway restart loses nothing, and tokens keep desks apar
 
 from __future__ import annotations
 
-import shutil
-import time
-
 import psycopg
 import pytest
 
 from ingester.clients.gateway_process import free_port
 from ingester.simulator import onlinepbx3_calls as pbx
-from ingester.simulator.asterisk_calls import block
-from tests.support.ami_traces import chan
+from tests.support.browser import rows_of, status
 from tests.support.crm_fixture import KNOWN, LINE, builder, insert_frames
 from tests.support.gateway_fixture import Gateway
 from tests.support.live import IngestProcess, SimulatorThread, wait_for
 
 
-def _chromedriver() -> str:
-    path = shutil.which("chromedriver")
-    if not path or not shutil.which("chromium"):
-        pytest.skip(
-            "no chromium/chromedriver here (make test installs Debian's when it runs as root)"
-        )
-    return path
-
-
-@pytest.fixture
-def browser_factory(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = _chromedriver()
-    made = []
-
-    def make():
-        options = webdriver.ChromeOptions()
-        options.binary_location = shutil.which("chromium")
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--user-data-dir={tmp_path / f'profile{len(made)}'}",
-        ):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(driver_path), options=options)
-        made.append(driver)
-        return driver
-
-    yield make
-    for driver in made:
-        driver.quit()
-
-
 def _card(driver) -> str | None:
     card = driver.find_element("id", "card")
     return None if card.get_attribute("hidden") is not None else card.text
-
-
-def _status(driver) -> str:
-    return driver.find_element("id", "status").text
 
 
 def test_the_card_appears_at_the_right_desk_only_and_moves_on_transfer(
@@ -73,7 +29,7 @@ def test_the_card_appears_at_the_right_desk_only_and_moves_on_transfer(
         a, b = browser_factory(), browser_factory()
         a.get(gw.url(tokens["101"]))
         b.get(gw.url(tokens["102"]))
-        wait_for(lambda: _status(a) == "live" and _status(b) == "live", what="both pages live")
+        wait_for(lambda: status(a) == "live" and status(b) == "live", what="both pages live")
         insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "103"))  # earlier
         call = builder(1)
         frames = pbx.blind_transfer_chain(call, KNOWN, LINE, ["101", "102"])
@@ -109,16 +65,16 @@ def test_a_gateway_restart_loses_nothing(conn, dsn, desks, browser_factory):
     gw = Gateway(gateway_dsn, port)
     page = browser_factory()
     page.get(gw.url(tokens["101"]))
-    wait_for(lambda: _status(page) == "live", what="live")
+    wait_for(lambda: status(page) == "live", what="live")
     insert_frames(conn, pbx.inbound_answered(builder(9), KNOWN, LINE, "101"))
     wait_for(lambda: len(_handled(page)) == 6, what="the first call's open_card and call_ended")
     gw.stop()
-    wait_for(lambda: "reconnecting" in _status(page), what="the page to say it reconnects")
+    wait_for(lambda: "reconnecting" in status(page), what="the page to say it reconnects")
     for n in range(3):  # three calls answered at desk 101 while the gateway is down
         insert_frames(conn, pbx.inbound_answered(builder(10 + n), KNOWN, LINE, "101"))
     gw = Gateway(gateway_dsn, port)
     try:
-        wait_for(lambda: _status(page) == "live", timeout=30, what="live again")
+        wait_for(lambda: status(page) == "live", timeout=30, what="live again")
         wait_for(lambda: len(_handled(page)) == 24, what="the page caught up")
         seqs = [int(s) for s in _handled(page)[1::3]]
         assert seqs == list(range(1, 9)), "every command once, in order"
@@ -177,108 +133,12 @@ def test_a_revoked_token_is_refused_and_the_page_says_so(conn, dsn, desks, brows
     try:
         page = browser_factory()
         page.get(gw.url(tokens["102"]))
-        wait_for(lambda: _status(page).startswith("refused"), what="the page to say refused")
-        assert "expired or revoked" in _status(page)
+        wait_for(lambda: status(page).startswith("refused"), what="the page to say refused")
+        assert "expired or revoked" in status(page)
         insert_frames(conn, pbx.inbound_answered(builder(4), KNOWN, LINE, "102"))
         assert _card(page) is None
     finally:
         gw.stop()
-
-
-def _rows(driver, table: str) -> list[list[str]]:
-    """The table's cells, read in one go (the board redraws them as the floor changes)."""
-    return _rows_of(driver, f"#{table} tbody tr")
-
-
-def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_factory, tmp_path):
-    """Calls ringing and talking per line, each desk's state, callback tasks past due; a
-    desk's token opens no wallboard and the wallboard's opens no desk."""
-    crm, tokens, gateway_dsn = desks
-    board_token = conn.execute("SELECT cti.issue_wallboard_token_v1()").fetchone()[0]
-    conn.execute("UPDATE cti.config SET callback_due_after = '0'")  # every task is overdue at once
-    gw = Gateway(gateway_dsn, free_port())
-    try:
-        page = browser_factory()
-        page.get(f"http://127.0.0.1:{gw.port}/wallboard#token={board_token}")
-        wait_for(lambda: _status(page) == "live", what="the board live")
-        ringing = pbx.blind_transfer_chain(builder(1), KNOWN, LINE, ["101", "102"])
-        answer = next(i for i, f in enumerate(ringing) if f["event"] == "channel_answer")
-        insert_frames(conn, ringing[:answer])
-        wait_for(lambda: _rows(page, "lines") == [["74950001122", "1", "0"]], what="one ringing")
-        insert_frames(conn, ringing[answer : answer + 2])
-        wait_for(lambda: _rows(page, "lines") == [["74950001122", "0", "1"]], what="one talking")
-        desks_now = {r[0]: r[1:3] for r in _rows(page, "desks")}  # by name, not id
-        assert desks_now["ws-101"] == ["101", "talking"]
-        assert desks_now["ws-102"] == ["102", "idle"]
-        # Presence: 102 in do not disturb (set at the desk), since when.
-        conn.execute("SELECT cti.change_presence('102', 'desk', 'dnd', NULL, NULL, now())")
-        wait_for(
-            lambda: {r[0]: r[4] for r in _rows(page, "desks")}.get("ws-102") == "do not disturb",
-            what="102's presence",
-        )
-        assert {r[0]: r[5] for r in _rows(page, "desks")}["ws-102"]  # since when
-        # A queue caller waiting (AMI app_queue): the queue panel.
-        caller = chan(
-            "PJSIP/mts-00000091", "9.1", "84951112233", "74950001133", "from-pstn", 6, "9.1"
-        )
-        joined = {**caller, "Queue": "sales", "Position": 1, "Timestamp": time.time() - 12}
-        insert_frames(conn, [block("QueueCallerJoin", joined)], source="asterisk")
-        wait_for(lambda: [r[:2] for r in _rows(page, "queues")] == [["sales", "1"]], what="a queue")
-        page.save_screenshot(str(tmp_path / "wallboard.png"))
-        insert_frames(conn, ringing[answer + 2 :])
-        insert_frames(conn, pbx.inbound_unanswered(builder(2), KNOWN, LINE, ["101"], "NO_ANSWER"))
-        wait_for(
-            lambda: [r[1] for r in _rows(page, "tasks")] == ["+74951234567"], what="a task past due"
-        )
-        assert _rows(page, "lines") == []
-        # The task: due with its date ("today" here), the client, the owner by name.
-        (due, _, client, owner, missed) = _rows(page, "tasks")[0]
-        card = conn.execute(
-            "SELECT client_card FROM cti.call c JOIN cti.callback_task t ON t.last_call_id = c.id"
-        ).fetchone()[0]
-        assert due.startswith("today ") and missed == "1"
-        assert (client, owner) == (card["client_name"], card["manager_surname"])
-        # Today's figures, as the calls above make them: one answered, one missed, its task open.
-        text = lambda: page.find_element("id", "today").text  # noqa: E731
-        today = "Today: 1 answered · 1 missed · 1 not yet called back"
-        wait_for(lambda: text() == today, what="today's figures")
-        # More tasks than the board lists: the oldest 20, and how many more.
-        conn.execute(
-            """INSERT INTO cti.callback_task (party, e164, dialled, first_call_id, last_call_id,
-                                              created_at, due_at)
-               SELECT 'number:+7495000' || n, '+7495000' || n, t.dialled, t.first_call_id,
-                      t.last_call_id, now() - interval '2 days', now() - interval '2 days' + n * interval '1 s'
-                 FROM cti.callback_task t, generate_series(10, 34) n"""
-        )
-        wait_for(lambda: page.find_element("id", "tasks-more").text == "and 6 more", what="the cap")
-        title = page.find_element("id", "tasks-title").text
-        assert title == "Callback tasks past due (26), oldest first"
-        listed = _rows(page, "tasks")
-        assert len(listed) == 20 and listed[0][1] == "+749500010" and "today" not in listed[0][0]
-        # A call answered on an extension no desk is bound to: the line says so.
-        conn.execute(
-            """INSERT INTO cti.call (source, pbx_call_id, direction, dialled, external_number,
-                                     started_at, answered_at, answered_by)
-               VALUES ('onlinepbx3', 'no-desk', 'inbound', %s, '+74950000000', now(), now(), '555')""",
-            [LINE],
-        )
-        wait_for(
-            lambda: _rows(page, "lines") == [[LINE, "0", "1 (1 on extensions without a desk)"]],
-            what="a call on an extension without a desk",
-        )
-        page.set_window_size(1100, 1500)  # the whole board, tasks included, for a look
-        page.save_screenshot(str(tmp_path / "wallboard-tasks.png"))
-        # Scopes: neither kind of token opens the other's view.
-        wrong = browser_factory()
-        wrong.get(f"http://127.0.0.1:{gw.port}/wallboard#token={tokens['101']}")
-        wait_for(lambda: _status(wrong).startswith("refused"), what="a desk token refused")
-    finally:
-        gw.stop()
-    with (
-        psycopg.connect(gateway_dsn, autocommit=True) as gw_conn,
-        pytest.raises(psycopg.errors.InvalidAuthorizationSpecification),
-    ):
-        gw_conn.execute("SELECT * FROM cti.gateway_whoami_v1(%s)", [board_token])
 
 
 def test_a_reloaded_page_shows_nothing_twice_and_sees_acks_by_another_session(
@@ -295,14 +155,14 @@ def test_a_reloaded_page_shows_nothing_twice_and_sees_acks_by_another_session(
     try:
         page = browser_factory()
         page.get(gw.url(tokens["101"]))
-        wait_for(lambda: _status(page) == "live", what="live")
+        wait_for(lambda: status(page) == "live", what="live")
         insert_frames(conn, pbx.inbound_answered(builder(31), KNOWN, LINE, "101"))
         wait_for(lambda: len(_handled(page)) == 6, what="open_card and call_ended handled")
         # Acknowledged by the page; made to look unacknowledged again (as when its acks were
         # lost), then the page is reloaded: it keeps what it handled and shows nothing twice.
         conn.execute("DELETE FROM cti.stream_ack")
         page.refresh()
-        wait_for(lambda: _status(page) == "live", what="live after the reload")
+        wait_for(lambda: status(page) == "live", what="live after the reload")
         insert_frames(conn, pbx.inbound_answered(builder(32), KNOWN, LINE, "101"))
         wait_for(lambda: len(_handled(page)) == 6, what="only the new call's items")
         assert [int(s) for s in _handled(page)[1::3]] == [3, 4]
@@ -379,7 +239,7 @@ def test_a_new_callers_card_says_so_with_the_line_called(
     try:
         page = browser_factory()
         page.get(gw.url(tokens["101"]))
-        wait_for(lambda: _status(page) == "live", what="live")
+        wait_for(lambda: status(page) == "live", what="live")
         frames = pbx.inbound_answered(builder(7), "+74997770011", LINE, "101")
         answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
         insert_frames(conn, frames[: answered + 2])
@@ -411,7 +271,7 @@ def test_a_ring_in_a_background_tab_notifies_once_the_person_allowed_it(
     try:
         page = browser_factory()
         page.get(gw.url(token))
-        wait_for(lambda: _status(page) == "live", what="live")
+        wait_for(lambda: status(page) == "live", what="live")
         assert page.find_element("id", "notify").text == "Notify me of rings"
         # The person allows notifications (Chromium's own permission, granted as a click would).
         page.execute_cdp_cmd(
@@ -468,7 +328,7 @@ def test_open_in_the_crm_opens_the_clients_own_card_as_in_the_demo(
         assert page.find_element("tag name", "h1").text == "Ivan Ivanov"
         shown = page.find_element("tag name", "body").text
         assert "Romashka" in shown and "Petrova" in shown, shown
-        calls = _rows_of(page, "table tr")
+        calls = rows_of(page, "table tr")
         assert [c[1:3] for c in calls] == [["inbound", "under way"], ["inbound", "answered"]]
         page.save_screenshot(str(tmp_path / "demo-crm-card.png"))
         page.get(template.format(client_id=999999))
@@ -483,23 +343,10 @@ def _ivanov_answered_at_101(conn, page, desk_url: str) -> tuple[list[dict], int]
     """Desk 101's page live; Ivanov, who called before, calls again and 101 answers: the
     card is up. Returns the call's frames and the index of its answer (the rest is to come)."""
     page.get(desk_url)
-    wait_for(lambda: _status(page) == "live", what="live")
+    wait_for(lambda: status(page) == "live", what="live")
     insert_frames(conn, pbx.inbound_answered(builder(2), KNOWN, LINE, "103"))  # earlier
     frames = pbx.inbound_answered(builder(3), KNOWN, LINE, "101", talk=5)
     answered = next(i for i, f in enumerate(frames) if f["event"] == "channel_answer")
     insert_frames(conn, frames[: answered + 2])
     wait_for(lambda: _card(page) and "Ivan Ivanov" in _card(page), what="the card")
     return frames, answered
-
-
-def _rows_of(driver, selector: str) -> list[list[str]]:
-    """The cells of the rows `selector` finds (rows of headers only: none)."""
-    return [
-        r
-        for r in driver.execute_script(
-            "return [...document.querySelectorAll(arguments[0])]"
-            ".map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent))",
-            selector,
-        )
-        if r
-    ]
