@@ -17,6 +17,8 @@ BEGIN
             EXECUTE pg_catalog.format('DROP ROLE IF EXISTS %I', v_role);
         EXCEPTION WHEN dependent_objects_still_exist THEN
             RAISE NOTICE 'role % is still used by another database on this server; kept', v_role;
+        WHEN deadlock_detected THEN  -- another database's rollback drops it at the same time
+            RAISE NOTICE 'role % kept: another session was dropping it too', v_role;
         END;
     END LOOP;
 END

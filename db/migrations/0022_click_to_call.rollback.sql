@@ -19,6 +19,8 @@ BEGIN
                 RAISE NOTICE 'role cti_dialer is still used by another database on this server; kept';
             WHEN insufficient_privilege THEN  -- made by someone else, for another database
                 RAISE NOTICE 'role cti_dialer kept: dropping it needs ADMIN OPTION on it';
+            WHEN deadlock_detected THEN  -- another database's rollback drops it at the same time
+                RAISE NOTICE 'role cti_dialer kept: another session was dropping it too';
         END;
     END IF;
 END

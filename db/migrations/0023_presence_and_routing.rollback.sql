@@ -21,6 +21,8 @@ BEGIN
                 RAISE NOTICE 'role cti_router is still used by another database on this server; kept';
             WHEN insufficient_privilege THEN  -- made by someone else, for another database
                 RAISE NOTICE 'role cti_router kept: dropping it needs ADMIN OPTION on it';
+            WHEN deadlock_detected THEN  -- another database's rollback drops it at the same time
+                RAISE NOTICE 'role cti_router kept: another session was dropping it too';
         END;
     END IF;
 END

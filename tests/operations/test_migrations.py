@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
 
 from ingester import embedded
 from ingester.install import logic, migrations, schema_snapshot
-from tests.conftest import run_cli
+from tests.conftest import _janitor, dsn_for, run_cli
 
 MIGRATIONS = migrations.migrations_dir()
 SNAPSHOT = Path(__file__).resolve().parents[2] / "db" / "schema.sql"
@@ -129,3 +132,43 @@ def test_a_recreated_table_dumps_the_same_but_an_option_set_by_hand_shows(fresh_
         assert "ALTER TABLE ONLY probe.t ALTER COLUMN a SET (n_distinct=5);" in with_option
         conn.execute("ALTER TABLE probe.t ALTER COLUMN a RESET (n_distinct)")
         assert dump() == first
+
+
+def test_databases_rolled_back_at_once_all_finish(server_dsn, template_db):
+    """pgcti's roles are the server's, not a database's: rollbacks of several databases at
+    the same moment each try to drop them, and two could deadlock on a role (seen when the
+    suite first ran in parallel). The one that loses keeps the role, as when another
+    database still uses it, and the rollback finishes. The databases hold the reference CRM,
+    whose adapters the analytics views read: its rollback puts pgcti's placeholders back."""
+    for round_ in range(6):
+        names = [f"pgcti_rb_{os.getpid()}_{round_}_{n}" for n in range(2)]
+        for name in names:
+            _janitor(server_dsn, name, template_dbname=template_db).init()
+        try:
+            rollbacks = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ingester.cli",
+                        "migrate",
+                        "--dsn",
+                        dsn_for(server_dsn, name),
+                        "--rollback",
+                        "all",
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                for name in names
+            ]
+            results = [(r.wait(120), r.stdout.read()) for r in rollbacks]
+            assert [code for code, _ in results] == [0] * len(names), results
+            for name in names:  # pgcti and its reference CRM gone (their views read its adapters)
+                assert _cti_objects(dsn_for(server_dsn, name)) == []
+                with psycopg.connect(dsn_for(server_dsn, name)) as c:
+                    assert c.execute("SELECT to_regnamespace('pgcti_refcrm')").fetchone() == (None,)
+        finally:
+            for name in names:
+                _janitor(server_dsn, name).drop()
