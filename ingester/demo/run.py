@@ -182,12 +182,15 @@ async def run(
             await wait_duration()
             refresher.cancel()
 
-    # Stop new calls; let the ones under way finish (bounded), then stop the ingester like systemd would.
+    # Stop new calls and callbacks; let the ones under way finish (bounded), then stop the
+    # ingester like systemd would: a frame the simulator sends after that reaches nobody.
     traffic.accepting = False
+    dialler.cancel()
     try:
         await asyncio.wait_for(player, 15)
     except TimeoutError:
         player.cancel()
+    await _calls_ended(dsn, baseline[1], 15)
     await asyncio.sleep(1.0)
     ingester.send_signal(signal.SIGTERM)
     try:
@@ -196,7 +199,7 @@ async def run(
         ingester.kill()
         ingester_status = -9
     for task in (listener, poller, dialler):
-        if task.done() and task.exception() is not None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
             raise DemoError(f"the board stopped: {task.exception()!r}")
         task.cancel()
     await server.stop()
@@ -299,6 +302,19 @@ async def _show(
                 console.print(line, highlight=False)
     finally:  # the demo's end cancels this: the last rings still get their line
         flush()
+
+
+async def _calls_ended(dsn: str, after_call: int, within: float) -> None:
+    """Wait (bounded) until the callbacks asked for are placed or settled and every call of
+    this run has ended: the ingester is stopped only once the simulator has nothing left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        while loop.time() < deadline:
+            cur = await conn.execute(query("demo_still_under_way"), [after_call])
+            if (await cur.fetchone())[0] == 0:
+                return
+            await asyncio.sleep(0.25)
 
 
 async def _poll_calls(dsn: str, board: Board) -> None:

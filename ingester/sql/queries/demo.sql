@@ -48,6 +48,11 @@ SELECT id, direction, external_number, client_card ->> 'client_name', answered_b
   FROM cti.call WHERE ended_at IS NULL AND started_at > now() - interval '10 minutes'
  ORDER BY id DESC;
 
+-- name: demo_still_under_way
+-- Callbacks on their way to the PBX, and calls of this run not ended yet.
+SELECT (SELECT count(*) FROM cti.dial_request WHERE state IN ('requested', 'sent'))
+     + (SELECT count(*) FROM cti.call WHERE id > %s AND ended_at IS NULL);
+
 -- name: demo_frames_since
 -- PBX frames stored since the run began (not housekeeping ticks), and what became of them.
 SELECT count(*), count(*) FILTER (WHERE o.status = 'failed'),
