@@ -59,11 +59,15 @@ def test_the_documented_client_shows_and_acknowledges_a_card(conn, desks, tmp_pa
         insert_frames(conn, pbx.inbound_answered(builder(5), KNOWN, LINE, "101"))
         wait_for(lambda: "call_ended" in out.read_text(), 20, "the card and its end printed")
         assert "open_card +74951234567 Ivan Ivanov" in out.read_text()
-        acked = conn.execute(
-            "SELECT acked_seq FROM cti.stream_ack WHERE target_kind = 'ws' AND target_id = %s",
-            [crm["ws-101"]],
-        ).fetchone()
-        assert acked == (2,)
+
+        def acked() -> tuple | None:  # the client acknowledges after it prints
+            return conn.execute(
+                "SELECT acked_seq FROM cti.stream_ack WHERE target_kind = 'ws' AND target_id = %s",
+                [crm["ws-101"]],
+            ).fetchone()
+
+        wait_for(lambda: acked() is not None and acked()[0] >= 2, 10, "both acknowledged")
+        assert acked() == (2,)
     finally:
         client.kill()
         client.wait(5)

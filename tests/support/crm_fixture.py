@@ -62,8 +62,10 @@ def seed_crm(conn: psycopg.Connection) -> dict[str, int]:
 
 
 def builder(seed: int = 1) -> CallBuilder:
-    # PBX stamps near the real clock, as live frames have them.
-    return CallBuilder(random.Random(seed), clock=time.time() - 600)
+    # PBX stamps near the real clock, as live frames have them: ten minutes back, but never
+    # before today's midnight, so that what is "today" for the views stays today.
+    midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    return CallBuilder(random.Random(seed), clock=max(time.time() - 600, midnight.timestamp() + 1))
 
 
 def insert_frames(
