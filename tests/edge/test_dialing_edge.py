@@ -5,26 +5,16 @@ Each request reaches the PBX once: through SIGKILL, a claim whose edge died, two
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 import pytest
 
 from ingester.simulator.onlinepbx_http import OnlinepbxHttpApi
 from tests.conftest import run_cli
-from tests.support.crm_fixture import seed_crm
+from tests.support.dialing import STARTED, dial, linked_by_number_and_time, states
 from tests.support.live import KEY, IngestProcess, SimulatorThread, wait_for
 
+# `site` and the stopping of edges a test left running: tests/edge/conftest.py
 pytestmark = pytest.mark.timeout(120)
-STARTED: list[IngestProcess] = []
-
-
-@pytest.fixture(autouse=True)
-def no_edge_left_running():
-    """An edge a failing test left running is stopped: it would go on dialling."""
-    yield
-    while STARTED:
-        STARTED.pop().kill()
 
 
 @pytest.fixture
@@ -32,24 +22,6 @@ def ami():
     sim = SimulatorThread(protocol="asterisk")
     yield sim
     sim.close()
-
-
-@pytest.fixture
-def site(conn, make_login):
-    """The reference CRM, desks at 101 and 102 (logins), and the edge's login."""
-    crm = seed_crm(conn)
-    conn.execute("UPDATE cti.config SET dial_requests_per_minute = 100")
-    desks = {}
-    for ext in ("101", "102"):
-        dsn = make_login("cti_client", f"edgedesk{ext}")
-        conn.execute(
-            "INSERT INTO cti.client_login (login, workstation_id) VALUES (%s, %s)",
-            [psycopg.conninfo.conninfo_to_dict(dsn)["user"], crm[f"ws-{ext}"]],
-        )
-        desks[ext] = dsn
-    edge = make_login("cti_ingester", "edgedialer")
-    conn.execute(f'GRANT cti_dialer TO "{psycopg.conninfo.conninfo_to_dict(edge)["user"]}"')
-    return crm, desks, edge
 
 
 def dialer(edge_dsn: str, ami, tmp, *extra: str) -> IngestProcess:
@@ -60,18 +32,6 @@ def dialer(edge_dsn: str, ami, tmp, *extra: str) -> IngestProcess:
     wait_for(lambda: "taking dial requests" in ingest.log, 20, "the dialer ready")
     wait_for(lambda: "logged in to the AMI" in ingest.log, 20, "the AMI login")
     return ingest
-
-
-def dial(desk_dsn: str, number: str) -> str:
-    with psycopg.connect(desk_dsn, autocommit=True) as c:
-        return str(c.execute("SELECT cti.dial_v1(%s)", [number]).fetchone()[0])
-
-
-def states(conn) -> dict[str, tuple]:
-    return {
-        str(r[0]): r[1:]
-        for r in conn.execute("SELECT id, state, reason FROM cti.dial_request").fetchall()
-    }
 
 
 def test_a_desk_dials_the_pbx_places_it_and_the_call_pops_once_at_that_desk(
@@ -219,20 +179,6 @@ def test_an_edge_whose_login_may_not_dial_says_what_to_grant_and_goes_on_ingesti
     )
     assert states(conn)[rid][0] == "requested" and ami.server.originates == {}
     assert ingest.stop() == 0
-
-
-def linked_by_number_and_time(conn, crm, desk_dsn: str, rid: str, workstation: str) -> None:
-    """onlinePBX names no call in its answer: the desk sees its request answered and linked
-    by number and time, and the history has the one call, Ivanov's, placed from that desk."""
-    with psycopg.connect(desk_dsn) as c:
-        (mine,) = c.execute(
-            "SELECT state, call_link, call_outcome FROM cti.dial_requests_v1()"
-        ).fetchall()
-    assert mine == ("answered", "by number and time", "answered")
-    (call,) = conn.execute(
-        "SELECT client_id, dial_request_id, dialled_from_workstation FROM cti.call_history_v1"
-    ).fetchall()
-    assert call == (crm["ivanov"], uuid.UUID(rid), crm[workstation])
 
 
 @pytest.fixture

@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.edge.test_dialing_edge import (
-    STARTED,
-    dial,
-    linked_by_number_and_time,
-    no_edge_left_running,
-    site,
-    states,
-)
+from tests.support.dialing import STARTED, dial, linked_by_number_and_time, states
 from tests.support.live import KEY, IngestProcess, SimulatorThread, wait_for
 
-__all__ = ["no_edge_left_running", "site"]  # fixtures shared with the AMI edge's tests
 pytestmark = pytest.mark.timeout(120)
 
 
