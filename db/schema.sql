@@ -917,8 +917,14 @@ BEGIN
                 max(l.ended_at) AS last_leg_ended,
                 bool_or(l.hangup_cause = 'USER_BUSY') AS busy,
                 bool_or(l.hangup_cause = 'CALL_REJECTED') AS rejected,  -- a phone refused it
-                -- the customer hung up while it rang: the PBX cancels the ringing legs
-                bool_or(l.hangup_cause = 'ORIGINATOR_CANCEL') AS cancelled,
+                -- the customer hung up while it rang: the PBX cancels the ringing legs. Not
+                -- so a queue's members when the queue let the caller go without an abandon
+                -- (a timeout, a key): the caller did not give up, the call goes on elsewhere.
+                bool_or(l.hangup_cause = 'ORIGINATOR_CANCEL'
+                        AND NOT EXISTS (SELECT FROM cti.queue_attempt qa
+                                          JOIN cti.queue_call q ON (q.source, q.caller_leg, q.queue) = (qa.source, qa.caller_leg, qa.queue)
+                                         WHERE qa.source = o.source AND qa.agent_leg = l.leg_uuid
+                                           AND q.left_at IS NOT NULL AND q.abandoned_at IS NULL)) AS cancelled,
                 array_agg(l.hangup_cause ORDER BY l.ended_at DESC NULLS LAST, l.leg_uuid)
                     FILTER (WHERE l.hangup_cause IS NOT NULL) AS leg_cause
               FROM cti.call_leg l WHERE l.call_id = o.id

@@ -254,7 +254,8 @@ def test_a_queue_caller_who_leaves_by_a_key(pipeline):
     p.lab.no_channels(timeout=1)
     p.settle()
     call = inbound(p.call_row())
-    assert call["answered_by"] is None
+    # The queue let the caller go, the caller did not give up: missed, not abandoned.
+    assert (call["outcome"], call["answered_by"]) == ("missed", None)
     with psycopg.connect(p.dsn) as c:
         stay = c.execute(
             "SELECT queue, connected_at, abandoned_at, left_at IS NOT NULL, exit_status"

@@ -143,6 +143,26 @@ def test_a_caller_who_left_by_a_key_is_told_from_one_who_timed_out(conn):
     ).fetchone() == (1, 0, 0)
 
 
+@pytest.mark.parametrize(
+    "leaving, outcome", [("QueueCallerLeave", "missed"), ("QueueCallerAbandon", "abandoned")]
+)
+def test_a_queue_that_lets_its_caller_go_is_missed_a_caller_who_gives_up_abandoned(
+    conn, leaving, outcome
+):
+    """The key-exit recording: the queue cancelled the member's ring and let the caller go
+    (QueueCallerLeave); the caller did not give up. The same stream with the caller giving
+    up (QueueCallerAbandon in its place) is abandoned."""
+    seed_crm(conn)
+    blocks = [
+        b.replace("Event: QueueCallerLeave", f"Event: {leaving}")
+        for b in blocks_of(RECORDINGS / "queue_exit_by_key.ami")
+    ]
+    insert_frames(conn, blocks, source="asterisk")
+    assert conn.execute(
+        "SELECT outcome, answered_by FROM cti.call_history_v1 WHERE direction = 'inbound'"
+    ).fetchall() == [(outcome, None)]
+
+
 def test_a_caller_who_timed_out_and_a_paused_member(conn):
     seed_crm(conn)
     conn.execute("SET TIME ZONE 'UTC'")
@@ -204,7 +224,11 @@ def test_a_rebuild_makes_the_queue_facts_again(conn):
 
 def test_the_wallboard_shows_the_queues_now(conn):
     seed_crm(conn)
-    now = datetime.now(UTC).timestamp()
+    # The board counts "today" in the session's zone and from the transaction's now(): the
+    # calls below start up to 30 s before it, so take a zone where it is about noon, and
+    # they all fall on one day whenever the test runs.
+    now = float(conn.execute("SELECT extract(epoch FROM now())").fetchone()[0])
+    conn.execute(f"SET TIME ZONE {12 - datetime.fromtimestamp(now, UTC).hour}")
     waiting = {
         **chan("PJSIP/mts-00000091", "9.1", "84951112233", "74950001133", "from-pstn", 6, "9.1")
     }
