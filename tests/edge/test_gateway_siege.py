@@ -217,7 +217,11 @@ def test_huge_hellos_are_refused_before_they_are_read(conn, dsn, desks):
     assert result["to_hello"] < 1.0 and result["to_pop"] < 2.0, result
     assert result["rss"] < 200, result
     assert result["hellos_refused"] >= 30
-    assert set(result["codes"]) <= {1009, "reset"}, result["codes"]  # 1009: message too big
+    # 1009: too big, from the frame's header. An attacker whose own loop (30 sends of 16 MiB
+    # on a loaded machine) starts its frame more than 5 s after the handshake meets the hello
+    # deadline first (4408): refused unread as well.
+    assert set(result["codes"]) <= {1009, 4408, "reset"}, result["codes"]
+    assert 1009 in result["codes"], result["codes"]
     assert result["reply"]["type"] == "error" and "under 1 KB" in result["reply"]["error"]
     assert "Traceback" not in out
 
