@@ -375,16 +375,17 @@ def rollback(dsn: str, count: int | None = None, drop_dependants: bool = False) 
             )
         applied = backend.to_rollback(migrations)
         chosen = applied if count is None else applied[:count]
-        if any(_is_pgctis(m) for m in chosen) and not drop_dependants:
-            with psycopg.connect(dsn) as conn:
+        dependants = []
+        if any(_is_pgctis(m) for m in chosen):
+            with psycopg.connect(dsn, options="-c search_path=pg_catalog") as conn:
                 dependants = conn.execute(query("crm_objects_on_cti")).fetchall()
-            if dependants:
-                listed = "; ".join(f"{what} (uses {uses})" for what, uses in dependants)
-                raise DependantsInTheWay(
-                    f"rolling back pgcti would drop {len(dependants)} object(s) of yours that "
-                    f"depend on it: {listed}. Drop or change them first, or pass "
-                    "--drop-dependants to have them dropped with pgcti"
-                )
+        listed = "; ".join(f"{what} (uses {uses})" for what, uses in dependants)
+        if dependants and not drop_dependants:
+            raise DependantsInTheWay(
+                f"rolling back pgcti would drop {len(dependants)} object(s) of yours that "
+                f"depend on it: {listed}. Drop or change them first, or pass "
+                "--drop-dependants to have them dropped with pgcti"
+            )
         if all(_in_a_transaction(m) for m in chosen):
             # One transaction, as apply: a failure leaves everything as it was.
             with psycopg.connect(dsn) as conn:
@@ -397,6 +398,8 @@ def rollback(dsn: str, count: int | None = None, drop_dependants: bool = False) 
         else:
             backend.rollback_migrations(chosen)
         done.migrations = [m.id for m in chosen]
+        if dependants:
+            done.notes.append(f"dropped with pgcti (--drop-dependants): {listed}")
     with psycopg.connect(dsn, autocommit=True) as conn:
         installed = conn.execute(query("cti_installed")).fetchone()[0]
         if installed and not any(_is_pgctis(m) for m in chosen):

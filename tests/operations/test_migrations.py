@@ -172,3 +172,37 @@ def test_databases_rolled_back_at_once_all_finish(server_dsn, template_db):
         finally:
             for name in names:
                 _janitor(server_dsn, name).drop()
+
+
+def test_a_rollback_refuses_to_drop_a_crms_objects_unless_told_and_then_says_what_went(dsn):
+    """A CRM's view over an analytics view and its foreign key to cti.call would go with
+    pgcti by cascade: refused, each named; with --drop-dependants, dropped and named again,
+    and the CRM's table itself stays."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE VIEW public.crm_daily AS SELECT * FROM cti.daily_call_stats_v1")
+        conn.execute(
+            "CREATE TABLE public.crm_call_note (id int PRIMARY KEY, call_id bigint"
+            " CONSTRAINT crm_call_note_call REFERENCES cti.call (id), body text)"
+        )
+    refused = run_cli("migrate", "--dsn", dsn, "--rollback", "all", check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused
+    assert "2 object(s) of yours" in refused.stderr, refused.stderr
+    assert "view public.crm_daily (uses view cti.daily_call_stats_v1)" in refused.stderr
+    fk = "constraint crm_call_note_call on table public.crm_call_note (uses table cti.call)"
+    assert fk in refused.stderr
+    assert "--drop-dependants" in refused.stderr
+    with psycopg.connect(dsn) as conn:  # nothing was changed
+        assert conn.execute("SELECT to_regclass('public.crm_daily') IS NOT NULL").fetchone()[0]
+
+    done = run_cli("migrate", "--dsn", dsn, "--rollback", "all", "--drop-dependants").stdout
+    assert "0001_baseline" in done
+    assert "dropped with pgcti (--drop-dependants): " in done
+    assert "constraint crm_call_note_call on table public.crm_call_note" in done
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "SELECT to_regnamespace('cti'), to_regclass('public.crm_daily'),"
+            " to_regclass('public.crm_call_note') IS NOT NULL"
+        ).fetchone() == (None, None, True)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'crm_call_note_call'"
+        ).fetchone() == (0,)

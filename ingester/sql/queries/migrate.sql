@@ -165,6 +165,7 @@ ORDER BY 1, 2;
 -- Objects outside pgcti's schemas that depend on pgcti's (a CRM view over an analytics
 -- view, a foreign key to cti.call, a function body that reads cti): dropping pgcti would
 -- drop them too, by cascade. pgcti's own triggers on CRM tables are not among them.
+-- Run with search_path = pg_catalog, so that pg_describe_object names every schema.
 WITH cti_objects AS (
     SELECT 'pg_class'::regclass AS classid, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'cti'
     UNION ALL
@@ -184,7 +185,7 @@ WITH cti_objects AS (
       LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
      WHERE d.deptype = 'n' AND d.classid <> 'pg_trigger'::regclass
 )
-SELECT dependant, min(uses) FROM dependants
+SELECT dependant, max(uses) FROM dependants  -- a foreign key: the table over its index
  WHERE coalesce(schema, '') NOT IN ('cti', 'pgcti_refcrm', 'pgcti_migrations')
  GROUP BY dependant ORDER BY dependant;
 
