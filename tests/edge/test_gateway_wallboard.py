@@ -44,7 +44,9 @@ def test_the_supervisor_wallboard_shows_the_floor_now(conn, dsn, desks, browser_
         desks_now = {r[0]: r[1:3] for r in _rows(page, "desks")}  # by name, not id
         assert desks_now["ws-101"] == ["101", "talking"]
         assert desks_now["ws-102"] == ["102", "idle"]
-        # Presence: 102 in do not disturb (set at the desk), since when.
+        # Presence: nothing from the PBX yet says so; 102 in do not disturb (set at the
+        # desk), since when.
+        assert {r[0]: r[4] for r in _rows(page, "desks")}["ws-101"] == "not reported"
         conn.execute("SELECT cti.change_presence('102', 'desk', 'dnd', NULL, NULL, now())")
         wait_for(
             lambda: {r[0]: r[4] for r in _rows(page, "desks")}.get("ws-102") == "do not disturb",
