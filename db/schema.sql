@@ -3126,7 +3126,9 @@ BEGIN
         -- queue facts beside the call facts these events also carry (53_queue_facts.sql)
         PERFORM cti.queue_fact_from_ami(p_event.source, p_event.frame, p_event.received_at);
     END IF;
-    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+    IF p_event.source = 'asterisk' AND (p_event.frame ->> 'Event' IN ('VarSet', 'MixMonitorStop', 'Hangup')
+                                         OR (p_event.frame ->> 'Event' = 'Newexten'  -- one that runs MixMonitor
+                                             AND p_event.frame -> 'fields' @> '[["Application", "MixMonitor"]]')) THEN
         PERFORM cti.recording_from_ami(p_event.source, p_event.frame, p_event.received_at);  -- 59_recordings.sql
     END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN
@@ -3625,9 +3627,28 @@ CREATE FUNCTION cti.recording_from_ami(p_source text, p_frame jsonb, p_at timest
 DECLARE
     v_event text := p_frame ->> 'Event';
     v jsonb;
+    v_file text;
 BEGIN
-    IF v_event IS NULL OR v_event NOT IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+    IF v_event IS NULL OR v_event NOT IN ('VarSet', 'Newexten', 'MixMonitorStop', 'Hangup') THEN
         RETURN NULL;
+    END IF;
+    IF v_event = 'Newexten' THEN
+        v := cti.ami_fields(p_frame);
+        v_file := btrim(split_part(v ->> 'AppData', ',', 1));
+        IF lower(v ->> 'Application') IS DISTINCT FROM 'mixmonitor' OR coalesce(v_file, '') = '' THEN
+            RETURN NULL;  -- another step of the dialplan, or a MixMonitor of separate legs only
+        END IF;
+        -- Named already (its VarSet came first): the same file, by its full name.
+        IF EXISTS (SELECT FROM cti.recording r
+                    WHERE r.source = p_source AND r.channel_leg = v ->> 'Uniqueid'
+                      AND (r.file = v_file OR right(r.file, length(v_file) + 1) = '/' || v_file)) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO cti.recording (source, call_key, file, channel_leg, started_at)
+        VALUES (p_source, cti.required_field(v, 'Linkedid', v_event, 'AMI'), left(v_file, 1000),
+                v ->> 'Uniqueid', cti.pbx_time(v -> 'Timestamp', p_at))
+        ON CONFLICT DO NOTHING;
+        RETURN 'recording named';
     END IF;
     -- Every call's hangups come here: with no recording waiting for its end (an index probe),
     -- the block is not parsed again.
@@ -3639,6 +3660,10 @@ BEGIN
         IF v ->> 'Variable' IS DISTINCT FROM 'MIXMONITOR_FILENAME' OR coalesce(v ->> 'Value', '') = '' THEN
             RETURN NULL;
         END IF;
+        -- The name its Newexten gave, now final: the full name takes its place.
+        DELETE FROM cti.recording r
+         WHERE r.source = p_source AND r.channel_leg = v ->> 'Uniqueid' AND r.ready_at IS NULL
+           AND r.file <> v ->> 'Value' AND right(v ->> 'Value', length(r.file) + 1) = '/' || r.file;
         INSERT INTO cti.recording (source, call_key, file, channel_leg, started_at)
         VALUES (p_source, cti.required_field(v, 'Linkedid', v_event, 'AMI'), left(v ->> 'Value', 1000),
                 v ->> 'Uniqueid', cti.pbx_time(v -> 'Timestamp', p_at))

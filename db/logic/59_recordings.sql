@@ -4,6 +4,9 @@
 -- - Asterisk names a recording when MixMonitor starts: `VarSet MIXMONITOR_FILENAME` on the
 --   recording channel (FreePBX: ${MIXMON_DIR}${YEAR}/${MONTH}/${DAY}/${CALLFILENAME}.${MIXMON_FORMAT}).
 --   The reference is the PBX's file name, the call (Linkedid) and the channel; never a URL.
+-- - Where VarSet events are filtered out (many sites drop them all), the `Newexten` that runs
+--   MixMonitor names it: the first argument of its AppData, relative to the PBX's monitor
+--   folder unless absolute. The VarSet that follows gives the final name and takes its place.
 -- - The file is complete once that channel hangs up, or at `MixMonitorStop` (which comes
 --   only on StopMixMonitor): ready_at. A recording not ready is not played.
 -- - Who may listen (cti.may_hear): a desk to calls whose card it was sent (it was on the
@@ -27,9 +30,28 @@ AS $$
 DECLARE
     v_event text := p_frame ->> 'Event';
     v jsonb;
+    v_file text;
 BEGIN
-    IF v_event IS NULL OR v_event NOT IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+    IF v_event IS NULL OR v_event NOT IN ('VarSet', 'Newexten', 'MixMonitorStop', 'Hangup') THEN
         RETURN NULL;
+    END IF;
+    IF v_event = 'Newexten' THEN
+        v := cti.ami_fields(p_frame);
+        v_file := btrim(split_part(v ->> 'AppData', ',', 1));
+        IF lower(v ->> 'Application') IS DISTINCT FROM 'mixmonitor' OR coalesce(v_file, '') = '' THEN
+            RETURN NULL;  -- another step of the dialplan, or a MixMonitor of separate legs only
+        END IF;
+        -- Named already (its VarSet came first): the same file, by its full name.
+        IF EXISTS (SELECT FROM cti.recording r
+                    WHERE r.source = p_source AND r.channel_leg = v ->> 'Uniqueid'
+                      AND (r.file = v_file OR right(r.file, length(v_file) + 1) = '/' || v_file)) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO cti.recording (source, call_key, file, channel_leg, started_at)
+        VALUES (p_source, cti.required_field(v, 'Linkedid', v_event, 'AMI'), left(v_file, 1000),
+                v ->> 'Uniqueid', cti.pbx_time(v -> 'Timestamp', p_at))
+        ON CONFLICT DO NOTHING;
+        RETURN 'recording named';
     END IF;
     -- Every call's hangups come here: with no recording waiting for its end (an index probe),
     -- the block is not parsed again.
@@ -41,6 +63,10 @@ BEGIN
         IF v ->> 'Variable' IS DISTINCT FROM 'MIXMONITOR_FILENAME' OR coalesce(v ->> 'Value', '') = '' THEN
             RETURN NULL;
         END IF;
+        -- The name its Newexten gave, now final: the full name takes its place.
+        DELETE FROM cti.recording r
+         WHERE r.source = p_source AND r.channel_leg = v ->> 'Uniqueid' AND r.ready_at IS NULL
+           AND r.file <> v ->> 'Value' AND right(v ->> 'Value', length(r.file) + 1) = '/' || r.file;
         INSERT INTO cti.recording (source, call_key, file, channel_leg, started_at)
         VALUES (p_source, cti.required_field(v, 'Linkedid', v_event, 'AMI'), left(v ->> 'Value', 1000),
                 v ->> 'Uniqueid', cti.pbx_time(v -> 'Timestamp', p_at))

@@ -90,7 +90,9 @@ BEGIN
         -- queue facts beside the call facts these events also carry (53_queue_facts.sql)
         PERFORM cti.queue_fact_from_ami(p_event.source, p_event.frame, p_event.received_at);
     END IF;
-    IF p_event.source = 'asterisk' AND p_event.frame ->> 'Event' IN ('VarSet', 'MixMonitorStop', 'Hangup') THEN
+    IF p_event.source = 'asterisk' AND (p_event.frame ->> 'Event' IN ('VarSet', 'MixMonitorStop', 'Hangup')
+                                         OR (p_event.frame ->> 'Event' = 'Newexten'  -- one that runs MixMonitor
+                                             AND p_event.frame -> 'fields' @> '[["Application", "MixMonitor"]]')) THEN
         PERFORM cti.recording_from_ami(p_event.source, p_event.frame, p_event.received_at);  -- 59_recordings.sql
     END IF;
     IF p_event.source = 'asterisk' AND coalesce(p_event.frame ->> 'Event', 'OriginateResponse') = 'OriginateResponse' THEN

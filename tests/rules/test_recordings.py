@@ -94,3 +94,53 @@ def test_who_may_hear_a_recording_and_for_how_long(conn, make_login):
     assert conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE allowed) FROM cti.recording_play"
     ).fetchone() == (5, 3)
+
+
+def test_where_varset_is_filtered_out_the_newexten_that_runs_mixmonitor_names_it(conn):
+    """Many sites drop every VarSet. The Newexten that runs MixMonitor names the file (the
+    first argument of AppData: FreePBX's absolute path, or a name in the monitor folder);
+    when the VarSet comes after it, its full name takes the place of the short one."""
+    seed_crm(conn)
+    blocks, first = recorded_call(conn)
+    ids = {k: first[k] for k in ("Channel", "Uniqueid", "Linkedid")}
+
+    def runs(app_data: str, app: str = "MixMonitor") -> str:
+        return block(
+            "Newexten",
+            {
+                **ids,
+                "Context": "from-pstn",
+                "Extension": "s",
+                "Application": app,
+                "AppData": app_data,
+            },
+        )
+
+    insert_frames(
+        conn,
+        [
+            *blocks[:2],
+            runs("Dial", app="Dial"),  # another step: nothing
+            runs(",r(in.wav)t(out.wav)"),  # the two legs apart, no mixed file: nothing
+            runs(f"{FILE},abi(LOCAL_MIXMON_ID),"),
+            *blocks[2:],
+        ],
+        source="asterisk",
+    )
+    assert conn.execute("SELECT file, ready_at IS NOT NULL FROM cti.recording").fetchall() == [
+        (FILE, True)
+    ]
+    # A name in the monitor folder, then the VarSet with its full name: one reference.
+    conn.execute("DELETE FROM cti.recording")
+    short = "in-1.wav"
+    named = block(
+        "VarSet",
+        {**ids, "Variable": "MIXMONITOR_FILENAME", "Value": f"/var/spool/asterisk/monitor/{short}"},
+    )
+    insert_frames(conn, [runs(f"{short},b"), named], source="asterisk")
+    assert conn.execute("SELECT file FROM cti.recording").fetchall() == [
+        (f"/var/spool/asterisk/monitor/{short}",)
+    ]
+    # ... and the Newexten after its VarSet (two ingesters, one late) adds nothing.
+    insert_frames(conn, [runs(f"{short},b")], source="asterisk")
+    assert conn.execute("SELECT count(*) FROM cti.recording").fetchone()[0] == 1
