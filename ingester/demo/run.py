@@ -410,7 +410,8 @@ def _summary(
     console.print(
         "\nNext: `.venv/bin/pgcti watch --embedded --extension 101` is a real CRM client: it "
         "catches up on what desk-101 (extension 101) was sent (docs/crm-clients.md explains "
-        "the protocol); `.venv/bin/pgcti demo --web` serves each desk a web screen pop too, and "
+        "the protocol); `.venv/bin/pgcti demo --web` serves each desk a web screen pop and the "
+        "supervisor a wallboard too, and "
         "`--pbx asterisk` plays the same calls over Asterisk AMI (docs/asterisk.md)."
     )
     console.print(
