@@ -507,7 +507,7 @@ CREATE FUNCTION cti.client_kind(p_call cti.call) RETURNS text
     RETURN CASE WHEN ((p_call).client_id IS NOT NULL) THEN COALESCE(((p_call).client_card ->> 'record_kind'::text), 'client'::text) ELSE NULL::text END;
 
 CREATE FUNCTION cti.dial_request_of_call(p_call cti.call) RETURNS uuid
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 BEGIN
@@ -2045,7 +2045,8 @@ BEGIN
                              WHERE t.queue = q.queue AND t.called_at >= current_date AND t.agent IS NOT NULL) m
                       LEFT JOIN cti.presence p ON p.extension = m.agent
                      CROSS JOIN LATERAL (SELECT coalesce(cti.presence_state(p), 'unknown') AS state) s) a ON true
-              LEFT JOIN cti.queue_stats_v1 st ON st.queue = q.queue AND st.day = current_date AND st.hour IS NULL), '[]'),
+              LEFT JOIN cti.queue_stats_between(current_date, current_date + 1) st  -- today's stays only
+                     ON st.queue = q.queue AND st.hour IS NULL), '[]'),
         -- The oldest 20 tasks past due, with the client and the owner by name (the CRM's, else
         -- the lookup's for a client's manager); the total beside them.
         'tasks_past_due', coalesce((
@@ -2284,7 +2285,7 @@ $$;
 COMMENT ON FUNCTION cti.lock_calls(p_calls bigint[]) IS 'Lock these calls (in id order: no deadlock between two sets)';
 
 CREATE FUNCTION cti.manager_summary_v1(p_first date, p_last date) RETURNS TABLE(employee_id bigint, extension text, calls_taken bigint, their_calls bigint, answered bigint, missed bigint, answer_rate numeric, callbacks_made bigint, time_to_callback_p50 interval, time_to_callback_p90 interval, never_called_back bigint)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH calls AS (
@@ -2630,7 +2631,7 @@ END
 $_$;
 
 CREATE FUNCTION cti.period_summary_v1(p_first date, p_last date) RETURNS TABLE(inbound_calls bigint, answered bigint, ended_unanswered bigint, answer_rate numeric, never_called_back bigint, first_time_callers bigint, deals_won bigint)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH days AS (
@@ -3557,6 +3558,49 @@ BEGIN
      WHERE q.source = p_source AND q.caller_leg = v_caller AND q.queue = v_queue;
     RETURN format('queue %s: %s', left(v_queue, 40), v_event);
 END
+$$;
+
+CREATE FUNCTION cti.queue_stats_between(p_from timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(queue text, day date, hour integer, offered bigint, answered bigint, abandoned bigint, abandoned_short bigint, timed_out bigint, other_exits bigint, answered_within_target bigint, service_level numeric, avg_wait_seconds numeric, longest_wait_seconds numeric, avg_handle_seconds numeric, exited_by_key bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH stays AS (
+        SELECT q.queue, q.joined_at::date AS day, extract(hour FROM q.joined_at)::int AS hour,
+               q.connected_at IS NOT NULL AS answered,
+               q.abandoned_at IS NOT NULL AND q.connected_at IS NULL AS abandoned,
+               q.abandoned_at IS NOT NULL AND q.connected_at IS NULL
+                   AND coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
+                       < coalesce(s.short_abandon_seconds, 5) AS short_abandon,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.exit_status = 'TIMEOUT' AS timed_out,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
+                   AND q.exit_status IS DISTINCT FROM 'TIMEOUT' AS other_exit,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
+                   AND q.exit_status IS NULL AS key_exit,
+               CASE WHEN q.connected_at IS NOT NULL THEN extract(epoch FROM q.connected_at - q.joined_at)
+                    WHEN q.abandoned_at IS NOT NULL THEN coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
+                    WHEN q.left_at IS NOT NULL THEN extract(epoch FROM q.left_at - q.joined_at) END AS wait_seconds,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NULL AS still_waiting,
+               q.talk_seconds, coalesce(s.service_level_seconds, 20) AS target
+          FROM cti.queue_call q
+          LEFT JOIN cti.queue_setting s ON s.queue = q.queue
+         WHERE q.joined_at >= p_from AND q.joined_at < p_until
+    )
+    SELECT queue, day, hour,
+           count(*) AS offered,
+           count(*) FILTER (WHERE answered) AS answered,
+           count(*) FILTER (WHERE abandoned) AS abandoned,
+           count(*) FILTER (WHERE short_abandon) AS abandoned_short,
+           count(*) FILTER (WHERE timed_out) AS timed_out,
+           count(*) FILTER (WHERE other_exit) AS other_exits,
+           count(*) FILTER (WHERE answered AND wait_seconds <= target) AS answered_within_target,
+           round(count(*) FILTER (WHERE answered AND wait_seconds <= target)::numeric
+                 / nullif(count(*) - count(*) FILTER (WHERE short_abandon OR still_waiting), 0), 3) AS service_level,
+           round(avg(wait_seconds)::numeric, 1) AS avg_wait_seconds,
+           max(wait_seconds) AS longest_wait_seconds,
+           round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds,
+           count(*) FILTER (WHERE key_exit) AS exited_by_key  -- added last: columns keep their places
+      FROM stays
+     GROUP BY GROUPING SETS ((queue, day), (queue, day, hour))
 $$;
 
 CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
@@ -4625,46 +4669,22 @@ CREATE TABLE cti.queue_setting (
 COMMENT ON TABLE cti.queue_setting IS 'Per queue: the service level target (answered within T seconds) and abandons short enough to leave out (under N seconds); queues without a row take 20 and 5';
 
 CREATE VIEW cti.queue_stats_v1 AS
- WITH stays AS (
-         SELECT q.queue,
-            (q.joined_at)::date AS day,
-            (EXTRACT(hour FROM q.joined_at))::integer AS hour,
-            (q.connected_at IS NOT NULL) AS answered,
-            ((q.abandoned_at IS NOT NULL) AND (q.connected_at IS NULL)) AS abandoned,
-            ((q.abandoned_at IS NOT NULL) AND (q.connected_at IS NULL) AND (COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at))) < (COALESCE(s.short_abandon_seconds, 5))::numeric)) AS short_abandon,
-            ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.exit_status = 'TIMEOUT'::text)) AS timed_out,
-            ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NOT NULL) AND (q.exit_status IS DISTINCT FROM 'TIMEOUT'::text)) AS other_exit,
-            ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NOT NULL) AND (q.exit_status IS NULL)) AS key_exit,
-                CASE
-                    WHEN (q.connected_at IS NOT NULL) THEN EXTRACT(epoch FROM (q.connected_at - q.joined_at))
-                    WHEN (q.abandoned_at IS NOT NULL) THEN COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at)))
-                    WHEN (q.left_at IS NOT NULL) THEN EXTRACT(epoch FROM (q.left_at - q.joined_at))
-                    ELSE NULL::numeric
-                END AS wait_seconds,
-            ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NULL)) AS still_waiting,
-            q.talk_seconds,
-            COALESCE(s.service_level_seconds, 20) AS target
-           FROM (cti.queue_call q
-             LEFT JOIN cti.queue_setting s ON ((s.queue = q.queue)))
-          WHERE (q.joined_at IS NOT NULL)
-        )
  SELECT queue,
     day,
     hour,
-    count(*) AS offered,
-    count(*) FILTER (WHERE answered) AS answered,
-    count(*) FILTER (WHERE abandoned) AS abandoned,
-    count(*) FILTER (WHERE short_abandon) AS abandoned_short,
-    count(*) FILTER (WHERE timed_out) AS timed_out,
-    count(*) FILTER (WHERE other_exit) AS other_exits,
-    count(*) FILTER (WHERE (answered AND (wait_seconds <= (target)::numeric))) AS answered_within_target,
-    round(((count(*) FILTER (WHERE (answered AND (wait_seconds <= (target)::numeric))))::numeric / (NULLIF((count(*) - count(*) FILTER (WHERE (short_abandon OR still_waiting))), 0))::numeric), 3) AS service_level,
-    round(avg(wait_seconds), 1) AS avg_wait_seconds,
-    max(wait_seconds) AS longest_wait_seconds,
-    round(avg(talk_seconds) FILTER (WHERE answered), 1) AS avg_handle_seconds,
-    count(*) FILTER (WHERE key_exit) AS exited_by_key
-   FROM stays
-  GROUP BY GROUPING SETS ((queue, day), (queue, day, hour));
+    offered,
+    answered,
+    abandoned,
+    abandoned_short,
+    timed_out,
+    other_exits,
+    answered_within_target,
+    service_level,
+    avg_wait_seconds,
+    longest_wait_seconds,
+    avg_handle_seconds,
+    exited_by_key
+   FROM cti.queue_stats_between('-infinity'::timestamp with time zone, 'infinity'::timestamp with time zone) queue_stats_between(queue, day, hour, offered, answered, abandoned, abandoned_short, timed_out, other_exits, answered_within_target, service_level, avg_wait_seconds, longest_wait_seconds, avg_handle_seconds, exited_by_key);
 
 COMMENT ON VIEW cti.queue_stats_v1 IS 'Per queue and day (hour NULL), and per hour: offered, answered, abandoned (short ones apart), timed out, other exits (by key apart), service level, average and longest wait, handle time';
 
@@ -5072,6 +5092,11 @@ GRANT USAGE ON SCHEMA cti TO cti_client;
 GRANT USAGE ON SCHEMA cti TO cti_gateway;
 GRANT USAGE ON SCHEMA cti TO cti_dialer;
 GRANT USAGE ON SCHEMA cti TO cti_router;
+GRANT USAGE ON SCHEMA cti TO cti_reader;
+
+GRANT SELECT(id) ON TABLE cti.call TO cti_reader;
+
+GRANT SELECT(started_at) ON TABLE cti.call TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.ack(p_kind text, p_id bigint, p_seq bigint) FROM PUBLIC;
 
@@ -5122,14 +5147,17 @@ REVOKE ALL ON FUNCTION cti.attach_phone_column(p_table regclass, p_phone_column 
 REVOKE ALL ON FUNCTION cti.call_of_key(p_source text, p_key text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.client_kind(p_call cti.call) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.client_kind(p_call cti.call) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.dial_request_of_call(p_call cti.call) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.dial_request_of_call(p_call cti.call) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.call_payload(p_call cti.call) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.callback_owner(p_call cti.call, OUT owner_id bigint, OUT rule text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.callback_party(p_client_id bigint, p_e164 text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.callback_party(p_client_id bigint, p_e164 text) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.callback_payload(p_task cti.callback_task, p_call cti.call) FROM PUBLIC;
 
@@ -5143,12 +5171,14 @@ REVOKE ALL ON FUNCTION cti.channel_name(p_kind text, p_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.correlate_onlinepbx2(p_source text, p_fact cti.fact) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_deals() FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.crm_deals() TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.crm_employee_name(p_employee_id bigint) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_extension_for_channel(p_channel text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.crm_extension_for_employee(p_employee_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.crm_extension_for_employee(p_employee_id bigint) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.crm_extension_for_workstation(p_workstation_id bigint) FROM PUBLIC;
 
@@ -5265,6 +5295,7 @@ REVOKE ALL ON FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timesta
 GRANT ALL ON FUNCTION cti.ingest_frames_v1(p_sources text[], p_received timestamp with time zone[], p_bodies text[]) TO cti_ingester;
 
 REVOKE ALL ON FUNCTION cti.is_extension(p_normalized text) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.is_extension(p_normalized text) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.issue_gateway_token_v1(p_login name, p_valid interval) TO cti_client;
@@ -5284,6 +5315,7 @@ REVOKE ALL ON FUNCTION cti.live_token(p_token text, p_scope text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION cti.lock_calls(p_calls bigint[]) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.manager_summary_v1(p_first date, p_last date) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.manager_summary_v1(p_first date, p_last date) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.may_hear(p_binding cti.client_login, p_supervisor boolean, p_call cti.call, OUT allowed boolean, OUT why text) FROM PUBLIC;
 
@@ -5297,6 +5329,7 @@ REVOKE ALL ON FUNCTION cti.new_token(p_scope text, p_login name, p_valid interva
 
 REVOKE ALL ON FUNCTION cti.normalize_phone(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_client;
+GRANT ALL ON FUNCTION cti.normalize_phone(p_raw text) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.normalize_phone_v1(p_raw text) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.normalize_phone_v1(p_raw text) TO cti_client;
@@ -5312,10 +5345,12 @@ REVOKE ALL ON FUNCTION cti.parse_frames(p_sources text[], p_received timestamp w
 REVOKE ALL ON FUNCTION cti.pbx_time(p_value jsonb, p_default timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.period_summary_v1(p_first date, p_last date) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.period_summary_v1(p_first date, p_last date) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.phone_directory_rows(p_source cti.phone_source, p_row jsonb) FROM PUBLIC;
 
 GRANT SELECT ON TABLE cti.config TO cti_client;
+GRANT SELECT ON TABLE cti.config TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.phone_from_digits(p_digits text, p_cfg cti.config) TO cti_client;
@@ -5379,6 +5414,9 @@ REVOKE ALL ON FUNCTION cti.q850_cause(p_code text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.queue_fact_from_ami(p_source text, p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION cti.queue_stats_between(p_from timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.queue_stats_between(p_from timestamp with time zone, p_until timestamp with time zone) TO cti_reader;
+
 REVOKE ALL ON FUNCTION cti.rebuild() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.record_bridge_stay(p_source text, p_fact cti.fact, p_seq bigint) FROM PUBLIC;
@@ -5414,6 +5452,7 @@ REVOKE ALL ON FUNCTION cti.settle_dial_requests(p_at timestamp with time zone) F
 REVOKE ALL ON FUNCTION cti.streams_of(p_binding cti.client_login) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.task_day(p_task cti.callback_task) FROM PUBLIC;
+GRANT ALL ON FUNCTION cti.task_day(p_task cti.callback_task) TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.tg_client_login__revoke_tokens() FROM PUBLIC;
 
@@ -5431,3 +5470,21 @@ REVOKE ALL ON FUNCTION cti.track_callbacks(p_steps cti.call_derivation[], p_keys
 
 REVOKE ALL ON FUNCTION cti.whoami_v1() FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.whoami_v1() TO cti_client;
+
+GRANT SELECT ON TABLE cti.call_history_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.client_contact_summary_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.daily_call_stats_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.employee_call_stats_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.manager_answer_share_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.queue_agent_stats_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.queue_stats_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.route_decisions_v1 TO cti_reader;
+
+GRANT SELECT ON TABLE cti.sales_funnel_v1 TO cti_reader;

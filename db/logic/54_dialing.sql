@@ -58,6 +58,7 @@ $$;
 -- history and the commands; NULL for calls nobody asked for from the CRM.
 CREATE OR REPLACE FUNCTION cti.dial_request_of_call(p_call cti.call) RETURNS uuid
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER  -- call_history_v1's readers (cti_reader) read no request or leg themselves
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

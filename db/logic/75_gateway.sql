@@ -200,7 +200,8 @@ BEGIN
                              WHERE t.queue = q.queue AND t.called_at >= current_date AND t.agent IS NOT NULL) m
                       LEFT JOIN cti.presence p ON p.extension = m.agent
                      CROSS JOIN LATERAL (SELECT coalesce(cti.presence_state(p), 'unknown') AS state) s) a ON true
-              LEFT JOIN cti.queue_stats_v1 st ON st.queue = q.queue AND st.day = current_date AND st.hour IS NULL), '[]'),
+              LEFT JOIN cti.queue_stats_between(current_date, current_date + 1) st  -- today's stays only
+                     ON st.queue = q.queue AND st.hour IS NULL), '[]'),
         -- The oldest 20 tasks past due, with the client and the owner by name (the CRM's, else
         -- the lookup's for a client's manager); the total beside them.
         'tasks_past_due', coalesce((

@@ -125,6 +125,7 @@ RETURNS TABLE (employee_id bigint, extension text, calls_taken bigint, their_cal
                answered bigint, missed bigint, answer_rate numeric, callbacks_made bigint,
                time_to_callback_p50 interval, time_to_callback_p90 interval, never_called_back bigint)
 LANGUAGE sql STABLE
+SECURITY DEFINER  -- for its readers (cti_reader): the figures, not the rows behind them
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH calls AS (
@@ -221,6 +222,7 @@ CREATE OR REPLACE FUNCTION cti.period_summary_v1(p_first date, p_last date)
 RETURNS TABLE (inbound_calls bigint, answered bigint, ended_unanswered bigint, answer_rate numeric,
                never_called_back bigint, first_time_callers bigint, deals_won bigint)
 LANGUAGE sql STABLE
+SECURITY DEFINER  -- for its readers (cti_reader): the figures, not the rows behind them
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH days AS (

@@ -18,44 +18,60 @@
 --   time, and pauses (how many began that day, and their time, QueueMemberPause).
 -- - Rows per queue and day (hour NULL), and per queue, day and hour.
 
+-- The figures of the callers who joined from p_from until before p_until, per queue and day
+-- (hour NULL) and per hour: the view below is this over all time. The wallboard asks for
+-- today and the report for its period, and the index on joined_at serves both (a filter on
+-- the view's day cannot: the day is computed, so it would read every stay ever).
+CREATE OR REPLACE FUNCTION cti.queue_stats_between(p_from timestamptz, p_until timestamptz)
+RETURNS TABLE (queue text, day date, hour int, offered bigint, answered bigint, abandoned bigint,
+               abandoned_short bigint, timed_out bigint, other_exits bigint, answered_within_target bigint,
+               service_level numeric, avg_wait_seconds numeric, longest_wait_seconds numeric,
+               avg_handle_seconds numeric, exited_by_key bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER  -- as the view over it: its readers (cti_reader) see figures, not the stays
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH stays AS (
+        SELECT q.queue, q.joined_at::date AS day, extract(hour FROM q.joined_at)::int AS hour,
+               q.connected_at IS NOT NULL AS answered,
+               q.abandoned_at IS NOT NULL AND q.connected_at IS NULL AS abandoned,
+               q.abandoned_at IS NOT NULL AND q.connected_at IS NULL
+                   AND coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
+                       < coalesce(s.short_abandon_seconds, 5) AS short_abandon,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.exit_status = 'TIMEOUT' AS timed_out,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
+                   AND q.exit_status IS DISTINCT FROM 'TIMEOUT' AS other_exit,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
+                   AND q.exit_status IS NULL AS key_exit,
+               CASE WHEN q.connected_at IS NOT NULL THEN extract(epoch FROM q.connected_at - q.joined_at)
+                    WHEN q.abandoned_at IS NOT NULL THEN coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
+                    WHEN q.left_at IS NOT NULL THEN extract(epoch FROM q.left_at - q.joined_at) END AS wait_seconds,
+               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NULL AS still_waiting,
+               q.talk_seconds, coalesce(s.service_level_seconds, 20) AS target
+          FROM cti.queue_call q
+          LEFT JOIN cti.queue_setting s ON s.queue = q.queue
+         WHERE q.joined_at >= p_from AND q.joined_at < p_until
+    )
+    SELECT queue, day, hour,
+           count(*) AS offered,
+           count(*) FILTER (WHERE answered) AS answered,
+           count(*) FILTER (WHERE abandoned) AS abandoned,
+           count(*) FILTER (WHERE short_abandon) AS abandoned_short,
+           count(*) FILTER (WHERE timed_out) AS timed_out,
+           count(*) FILTER (WHERE other_exit) AS other_exits,
+           count(*) FILTER (WHERE answered AND wait_seconds <= target) AS answered_within_target,
+           round(count(*) FILTER (WHERE answered AND wait_seconds <= target)::numeric
+                 / nullif(count(*) - count(*) FILTER (WHERE short_abandon OR still_waiting), 0), 3) AS service_level,
+           round(avg(wait_seconds)::numeric, 1) AS avg_wait_seconds,
+           max(wait_seconds) AS longest_wait_seconds,
+           round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds,
+           count(*) FILTER (WHERE key_exit) AS exited_by_key  -- added last: columns keep their places
+      FROM stays
+     GROUP BY GROUPING SETS ((queue, day), (queue, day, hour))
+$$;
+
 CREATE OR REPLACE VIEW cti.queue_stats_v1 AS
-WITH stays AS (
-    SELECT q.queue, q.joined_at::date AS day, extract(hour FROM q.joined_at)::int AS hour,
-           q.connected_at IS NOT NULL AS answered,
-           q.abandoned_at IS NOT NULL AND q.connected_at IS NULL AS abandoned,
-           q.abandoned_at IS NOT NULL AND q.connected_at IS NULL
-               AND coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
-                   < coalesce(s.short_abandon_seconds, 5) AS short_abandon,
-           q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.exit_status = 'TIMEOUT' AS timed_out,
-           q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
-               AND q.exit_status IS DISTINCT FROM 'TIMEOUT' AS other_exit,
-           q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
-               AND q.exit_status IS NULL AS key_exit,
-           CASE WHEN q.connected_at IS NOT NULL THEN extract(epoch FROM q.connected_at - q.joined_at)
-                WHEN q.abandoned_at IS NOT NULL THEN coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
-                WHEN q.left_at IS NOT NULL THEN extract(epoch FROM q.left_at - q.joined_at) END AS wait_seconds,
-           q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NULL AS still_waiting,
-           q.talk_seconds, coalesce(s.service_level_seconds, 20) AS target
-      FROM cti.queue_call q
-      LEFT JOIN cti.queue_setting s ON s.queue = q.queue
-     WHERE q.joined_at IS NOT NULL
-)
-SELECT queue, day, hour,
-       count(*) AS offered,
-       count(*) FILTER (WHERE answered) AS answered,
-       count(*) FILTER (WHERE abandoned) AS abandoned,
-       count(*) FILTER (WHERE short_abandon) AS abandoned_short,
-       count(*) FILTER (WHERE timed_out) AS timed_out,
-       count(*) FILTER (WHERE other_exit) AS other_exits,
-       count(*) FILTER (WHERE answered AND wait_seconds <= target) AS answered_within_target,
-       round(count(*) FILTER (WHERE answered AND wait_seconds <= target)::numeric
-             / nullif(count(*) - count(*) FILTER (WHERE short_abandon OR still_waiting), 0), 3) AS service_level,
-       round(avg(wait_seconds)::numeric, 1) AS avg_wait_seconds,
-       max(wait_seconds) AS longest_wait_seconds,
-       round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds,
-       count(*) FILTER (WHERE key_exit) AS exited_by_key  -- added last: columns keep their places
-  FROM stays
- GROUP BY GROUPING SETS ((queue, day), (queue, day, hour));
+SELECT * FROM cti.queue_stats_between('-infinity', 'infinity');
 
 COMMENT ON VIEW cti.queue_stats_v1 IS 'Per queue and day (hour NULL), and per hour: offered, answered, abandoned (short ones apart), timed out, other exits (by key apart), service level, average and longest wait, handle time';
 

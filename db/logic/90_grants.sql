@@ -1,4 +1,5 @@
--- Every function privilege pgcti grants, in one place (table privileges: the baseline).
+-- Every function privilege pgcti grants, in one place, and the reader's views (table
+-- privileges: the baseline).
 -- pgcti: after-any-change
 --
 -- Rules:
@@ -29,6 +30,18 @@ GRANT EXECUTE ON FUNCTION cti.dial_v1(text, bigint), cti.dial_requests_v1(interv
 GRANT EXECUTE ON FUNCTION cti.dial_claim_v1(text, int) TO cti_dialer;
 -- Presence: a desk sets its own, and sees everyone's.
 GRANT EXECUTE ON FUNCTION cti.set_presence_v1(text, timestamptz), cti.presence_v1() TO cti_client;
+-- Reporting logins (members of cti_reader): the history and analytics views, and every
+-- function they call, which PostgreSQL checks as the one who reads (tables: as the view's
+-- owner). Views that call a CRM adapter run the adapter as the reader too: a DBA's adapter
+-- that reads the CRM's tables needs the reader to have SELECT on them (docs/sql-analytics.md).
+GRANT SELECT ON cti.call_history_v1, cti.client_contact_summary_v1, cti.daily_call_stats_v1,
+    cti.employee_call_stats_v1, cti.sales_funnel_v1, cti.manager_answer_share_v1,
+    cti.route_decisions_v1, cti.queue_stats_v1, cti.queue_agent_stats_v1 TO cti_reader;
+GRANT EXECUTE ON FUNCTION cti.period_summary_v1(date, date), cti.manager_summary_v1(date, date),
+    cti.queue_stats_between(timestamptz, timestamptz), cti.task_day(cti.callback_task),
+    cti.client_kind(cti.call), cti.callback_party(bigint, text), cti.is_extension(text),
+    cti.dial_request_of_call(cti.call), cti.normalize_phone(text),
+    cti.crm_deals(), cti.crm_extension_for_employee(bigint) TO cti_reader;
 -- The PBX's routing login (func_odbc): one function, nothing else.
 GRANT EXECUTE ON FUNCTION cti.route_v1(text, text) TO cti_router;
 

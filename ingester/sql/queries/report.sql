@@ -53,8 +53,8 @@ SELECT s.queue, sum(s.answered), sum(s.abandoned), sum(s.timed_out) + sum(s.othe
        round(sum(s.answered_within_target)::numeric
              / nullif(sum(s.answered) + sum(s.abandoned) - sum(s.abandoned_short) + sum(s.timed_out) + sum(s.other_exits), 0), 3),
        max(s.longest_wait_seconds)
-  FROM cti.queue_stats_v1 s
- WHERE s.hour IS NULL AND s.day BETWEEN %(first)s::date AND %(last)s::date
+  FROM cti.queue_stats_between(%(first)s::date, %(last)s::date + 1) s  -- the period's stays only
+ WHERE s.hour IS NULL
  GROUP BY s.queue ORDER BY s.queue;
 
 -- name: report_not_called_back
