@@ -3560,48 +3560,82 @@ BEGIN
 END
 $$;
 
+CREATE TABLE cti.queue_call (
+    source text NOT NULL,
+    caller_leg text NOT NULL,
+    queue text NOT NULL,
+    call_key text,
+    joined_at timestamp with time zone,
+    join_position integer,
+    connected_at timestamp with time zone,
+    agent text,
+    agent_interface text,
+    completed_at timestamp with time zone,
+    talk_seconds integer,
+    ended_by text,
+    abandoned_at timestamp with time zone,
+    abandon_position integer,
+    abandon_wait_seconds integer,
+    left_at timestamp with time zone,
+    exit_status text
+);
+
+COMMENT ON TABLE cti.queue_call IS 'A caller''s stay in a queue: joined (position), answered by whom and when, talk time, who ended it, abandoned (position, wait), left how';
+
+CREATE TABLE cti.queue_setting (
+    queue text NOT NULL,
+    service_level_seconds integer DEFAULT 20 NOT NULL,
+    short_abandon_seconds integer DEFAULT 5 NOT NULL,
+    CONSTRAINT queue_setting_service_level_seconds_check CHECK ((service_level_seconds > 0)),
+    CONSTRAINT queue_setting_short_abandon_seconds_check CHECK ((short_abandon_seconds >= 0))
+);
+
+COMMENT ON TABLE cti.queue_setting IS 'Per queue: the service level target (answered within T seconds) and abandons short enough to leave out (under N seconds); queues without a row take 20 and 5';
+
 CREATE FUNCTION cti.queue_stats_between(p_from timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(queue text, day date, hour integer, offered bigint, answered bigint, abandoned bigint, abandoned_short bigint, timed_out bigint, other_exits bigint, answered_within_target bigint, service_level numeric, avg_wait_seconds numeric, longest_wait_seconds numeric, avg_handle_seconds numeric, exited_by_key bigint)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    WITH stays AS (
-        SELECT q.queue, q.joined_at::date AS day, extract(hour FROM q.joined_at)::int AS hour,
-               q.connected_at IS NOT NULL AS answered,
-               q.abandoned_at IS NOT NULL AND q.connected_at IS NULL AS abandoned,
-               q.abandoned_at IS NOT NULL AND q.connected_at IS NULL
-                   AND coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
-                       < coalesce(s.short_abandon_seconds, 5) AS short_abandon,
-               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.exit_status = 'TIMEOUT' AS timed_out,
-               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
-                   AND q.exit_status IS DISTINCT FROM 'TIMEOUT' AS other_exit,
-               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NOT NULL
-                   AND q.exit_status IS NULL AS key_exit,
-               CASE WHEN q.connected_at IS NOT NULL THEN extract(epoch FROM q.connected_at - q.joined_at)
-                    WHEN q.abandoned_at IS NOT NULL THEN coalesce(q.abandon_wait_seconds, extract(epoch FROM q.abandoned_at - q.joined_at))
-                    WHEN q.left_at IS NOT NULL THEN extract(epoch FROM q.left_at - q.joined_at) END AS wait_seconds,
-               q.connected_at IS NULL AND q.abandoned_at IS NULL AND q.left_at IS NULL AS still_waiting,
-               q.talk_seconds, coalesce(s.service_level_seconds, 20) AS target
-          FROM cti.queue_call q
-          LEFT JOIN cti.queue_setting s ON s.queue = q.queue
-         WHERE q.joined_at >= p_from AND q.joined_at < p_until
-    )
-    SELECT queue, day, hour,
-           count(*) AS offered,
-           count(*) FILTER (WHERE answered) AS answered,
-           count(*) FILTER (WHERE abandoned) AS abandoned,
-           count(*) FILTER (WHERE short_abandon) AS abandoned_short,
-           count(*) FILTER (WHERE timed_out) AS timed_out,
-           count(*) FILTER (WHERE other_exit) AS other_exits,
-           count(*) FILTER (WHERE answered AND wait_seconds <= target) AS answered_within_target,
-           round(count(*) FILTER (WHERE answered AND wait_seconds <= target)::numeric
-                 / nullif(count(*) - count(*) FILTER (WHERE short_abandon OR still_waiting), 0), 3) AS service_level,
-           round(avg(wait_seconds)::numeric, 1) AS avg_wait_seconds,
-           max(wait_seconds) AS longest_wait_seconds,
-           round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds,
-           count(*) FILTER (WHERE key_exit) AS exited_by_key  -- added last: columns keep their places
-      FROM stays
-     GROUP BY GROUPING SETS ((queue, day), (queue, day, hour))
-$$;
+    LANGUAGE sql STABLE PARALLEL SAFE
+    BEGIN ATOMIC
+ WITH stays AS (
+          SELECT q.queue,
+             (q.joined_at)::date AS day,
+             (EXTRACT(hour FROM q.joined_at))::integer AS hour,
+             (q.connected_at IS NOT NULL) AS answered,
+             ((q.abandoned_at IS NOT NULL) AND (q.connected_at IS NULL)) AS abandoned,
+             ((q.abandoned_at IS NOT NULL) AND (q.connected_at IS NULL) AND (COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at))) < (COALESCE(s.short_abandon_seconds, 5))::numeric)) AS short_abandon,
+             ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.exit_status = 'TIMEOUT'::text)) AS timed_out,
+             ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NOT NULL) AND (q.exit_status IS DISTINCT FROM 'TIMEOUT'::text)) AS other_exit,
+             ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NOT NULL) AND (q.exit_status IS NULL)) AS key_exit,
+                 CASE
+                     WHEN (q.connected_at IS NOT NULL) THEN EXTRACT(epoch FROM (q.connected_at - q.joined_at))
+                     WHEN (q.abandoned_at IS NOT NULL) THEN COALESCE((q.abandon_wait_seconds)::numeric, EXTRACT(epoch FROM (q.abandoned_at - q.joined_at)))
+                     WHEN (q.left_at IS NOT NULL) THEN EXTRACT(epoch FROM (q.left_at - q.joined_at))
+                     ELSE NULL::numeric
+                 END AS wait_seconds,
+             ((q.connected_at IS NULL) AND (q.abandoned_at IS NULL) AND (q.left_at IS NULL)) AS still_waiting,
+             q.talk_seconds,
+             COALESCE(s.service_level_seconds, 20) AS target
+            FROM (cti.queue_call q
+              LEFT JOIN cti.queue_setting s ON ((s.queue = q.queue)))
+           WHERE ((q.joined_at >= queue_stats_between.p_from) AND (q.joined_at < queue_stats_between.p_until))
+         )
+  SELECT stays.queue,
+     stays.day,
+     stays.hour,
+     count(*) AS offered,
+     count(*) FILTER (WHERE stays.answered) AS answered,
+     count(*) FILTER (WHERE stays.abandoned) AS abandoned,
+     count(*) FILTER (WHERE stays.short_abandon) AS abandoned_short,
+     count(*) FILTER (WHERE stays.timed_out) AS timed_out,
+     count(*) FILTER (WHERE stays.other_exit) AS other_exits,
+     count(*) FILTER (WHERE (stays.answered AND (stays.wait_seconds <= (stays.target)::numeric))) AS answered_within_target,
+     round(((count(*) FILTER (WHERE (stays.answered AND (stays.wait_seconds <= (stays.target)::numeric))))::numeric / (NULLIF((count(*) - count(*) FILTER (WHERE (stays.short_abandon OR stays.still_waiting))), 0))::numeric), 3) AS service_level,
+     round(avg(stays.wait_seconds), 1) AS avg_wait_seconds,
+     max(stays.wait_seconds) AS longest_wait_seconds,
+     round(avg(stays.talk_seconds) FILTER (WHERE stays.answered), 1) AS avg_handle_seconds,
+     count(*) FILTER (WHERE stays.key_exit) AS exited_by_key
+    FROM stays
+   GROUP BY GROUPING SETS ((stays.queue, stays.day), (stays.queue, stays.day, stays.hour));
+END;
 
 CREATE FUNCTION cti.rebuild() RETURNS TABLE(events bigint, processed bigint, ignored bigint, failed bigint)
     LANGUAGE plpgsql
@@ -4565,28 +4599,6 @@ CREATE TABLE cti.queue_attempt (
 
 COMMENT ON TABLE cti.queue_attempt IS 'Each queue member rung for a caller: when, for how long, answered or rang out';
 
-CREATE TABLE cti.queue_call (
-    source text NOT NULL,
-    caller_leg text NOT NULL,
-    queue text NOT NULL,
-    call_key text,
-    joined_at timestamp with time zone,
-    join_position integer,
-    connected_at timestamp with time zone,
-    agent text,
-    agent_interface text,
-    completed_at timestamp with time zone,
-    talk_seconds integer,
-    ended_by text,
-    abandoned_at timestamp with time zone,
-    abandon_position integer,
-    abandon_wait_seconds integer,
-    left_at timestamp with time zone,
-    exit_status text
-);
-
-COMMENT ON TABLE cti.queue_call IS 'A caller''s stay in a queue: joined (position), answered by whom and when, talk time, who ended it, abandoned (position, wait), left how';
-
 CREATE TABLE cti.queue_pause (
     id bigint NOT NULL,
     queue text NOT NULL,
@@ -4657,16 +4669,6 @@ ALTER TABLE cti.queue_pause ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
-
-CREATE TABLE cti.queue_setting (
-    queue text NOT NULL,
-    service_level_seconds integer DEFAULT 20 NOT NULL,
-    short_abandon_seconds integer DEFAULT 5 NOT NULL,
-    CONSTRAINT queue_setting_service_level_seconds_check CHECK ((service_level_seconds > 0)),
-    CONSTRAINT queue_setting_short_abandon_seconds_check CHECK ((short_abandon_seconds >= 0))
-);
-
-COMMENT ON TABLE cti.queue_setting IS 'Per queue: the service level target (answered within T seconds) and abandons short enough to leave out (under N seconds); queues without a row take 20 and 5';
 
 CREATE VIEW cti.queue_stats_v1 AS
  SELECT queue,
@@ -5413,6 +5415,10 @@ GRANT ALL ON FUNCTION cti.pull_notifications_v1(p_after bigint, p_limit integer)
 REVOKE ALL ON FUNCTION cti.q850_cause(p_code text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION cti.queue_fact_from_ami(p_source text, p_frame jsonb, p_at timestamp with time zone) FROM PUBLIC;
+
+GRANT SELECT ON TABLE cti.queue_call TO cti_reader;
+
+GRANT SELECT ON TABLE cti.queue_setting TO cti_reader;
 
 REVOKE ALL ON FUNCTION cti.queue_stats_between(p_from timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION cti.queue_stats_between(p_from timestamp with time zone, p_until timestamp with time zone) TO cti_reader;

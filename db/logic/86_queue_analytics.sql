@@ -27,10 +27,8 @@ RETURNS TABLE (queue text, day date, hour int, offered bigint, answered bigint, 
                abandoned_short bigint, timed_out bigint, other_exits bigint, answered_within_target bigint,
                service_level numeric, avg_wait_seconds numeric, longest_wait_seconds numeric,
                avg_handle_seconds numeric, exited_by_key bigint)
-LANGUAGE sql STABLE
-SECURITY DEFINER  -- as the view over it: its readers (cti_reader) see figures, not the stays
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE sql STABLE PARALLEL SAFE  -- a SQL-standard body: inlined into the view and its readers
+BEGIN ATOMIC
     WITH stays AS (
         SELECT q.queue, q.joined_at::date AS day, extract(hour FROM q.joined_at)::int AS hour,
                q.connected_at IS NOT NULL AS answered,
@@ -67,8 +65,8 @@ AS $$
            round(avg(talk_seconds) FILTER (WHERE answered)::numeric, 1) AS avg_handle_seconds,
            count(*) FILTER (WHERE key_exit) AS exited_by_key  -- added last: columns keep their places
       FROM stays
-     GROUP BY GROUPING SETS ((queue, day), (queue, day, hour))
-$$;
+     GROUP BY GROUPING SETS ((queue, day), (queue, day, hour));
+END;
 
 CREATE OR REPLACE VIEW cti.queue_stats_v1 AS
 SELECT * FROM cti.queue_stats_between('-infinity', 'infinity');

@@ -17,7 +17,8 @@ END
 $$;
 GRANT USAGE ON SCHEMA cti TO cti_reader;
 -- What the views' functions read as their reader: the phone rules (cti.normalize_phone), as
--- a client may; and when a call started (cti.task_day: the day a callback task counts on),
--- no number.
-GRANT SELECT ON cti.config TO cti_reader;
+-- a client may; when a call started (cti.task_day: the day a callback task counts on), no
+-- number; and the queue stays and settings the queue figures are made of, which hold no
+-- number either (cti.queue_stats_between, inlined into the view and the report).
+GRANT SELECT ON cti.config, cti.queue_call, cti.queue_setting TO cti_reader;
 GRANT SELECT (id, started_at) ON cti.call TO cti_reader;
