@@ -206,3 +206,28 @@ def test_a_rollback_refuses_to_drop_a_crms_objects_unless_told_and_then_says_wha
         assert conn.execute(
             "SELECT count(*) FROM pg_constraint WHERE conname = 'crm_call_note_call'"
         ).fetchone() == (0,)
+
+
+def test_every_role_a_migration_makes_is_one_migrate_reports():
+    """`migrate` lists pgcti's roles outside its schemas (added, removed, kept) from
+    migrations.ROLES: every CREATE ROLE of a versioned migration is in it, and no other."""
+    made = {
+        m.group(1)
+        for path in MIGRATIONS.glob("*.sql")
+        if not path.name.endswith(".rollback.sql")
+        for m in re.finditer(r"CREATE ROLE (\w+)", path.read_text())
+    }
+    assert made == set(migrations.ROLES)
+
+
+def test_a_first_install_lists_each_role_it_adds_and_a_rollback_each_it_removes(own_server):
+    """On a server where no database has pgcti yet, --plan and migrate name every role they
+    add outside pgcti's schemas, and --rollback all every role it removes."""
+    plan = run_cli("migrate", "--dsn", own_server, "--plan").stdout
+    done = run_cli("migrate", "--dsn", own_server).stdout
+    gone = run_cli("migrate", "--dsn", own_server, "--rollback", "all").stdout
+    for role in migrations.ROLES:
+        assert re.search(rf"\+ role +{role}\n", plan) and re.search(rf"\+ role +{role}\n", done), (
+            plan
+        )
+        assert re.search(rf"- role +{role}\n", gone), gone

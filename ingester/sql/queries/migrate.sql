@@ -118,8 +118,21 @@ SELECT g.rolname,
       SELECT string_agg(DISTINCT db.datname, ', ') AS dbs
         FROM pg_shdepend sd JOIN pg_database db ON db.oid = sd.dbid
        WHERE sd.refobjid = g.oid AND sd.refclassid = 'pg_authid'::regclass) d ON true
- WHERE g.rolname IN ('cti_owner', 'cti_ingester', 'cti_client')
+ WHERE g.rolname = ANY (%(roles)s)
  ORDER BY g.rolname;
+
+-- name: roles_unused
+-- pgcti's roles that nothing holds: no login is a member, no database depends on them.
+SELECT g.rolname FROM pg_roles g
+ WHERE g.rolname = ANY (%(roles)s)
+   AND NOT EXISTS (SELECT FROM pg_auth_members am JOIN pg_roles u ON u.oid = am.member
+                    WHERE am.roleid = g.oid AND u.rolcanlogin)
+   AND NOT EXISTS (SELECT FROM pg_shdepend sd
+                    WHERE sd.refobjid = g.oid AND sd.refclassid = 'pg_authid'::regclass)
+ ORDER BY g.rolname;
+
+-- name: drop_role_if_exists
+DROP ROLE IF EXISTS {};
 
 -- name: create_option_probe
 -- A column nobody gave options to, in a transaction the caller rolls back.
@@ -135,30 +148,31 @@ SELECT unnest(reloptions) FROM pg_catalog.pg_class
 
 -- name: outside_footprint
 -- What pgcti has put on objects outside its own schemas: triggers that call its functions,
--- privileges granted to its roles, its schemas and its roles. `pgcti migrate` (and --plan)
--- lists what a change adds to or removes from these, for the DBA of the CRM.
-SELECT 'trigger', format('%I ON %s', t.tgname, t.tgrelid::regclass)
+-- privileges granted to its roles (migrations.ROLES), its schemas and its roles. `pgcti
+-- migrate` (and --plan) lists what a change adds to or removes from these, for the DBA of
+-- the CRM. (Run with parameters: format()'s placeholders are doubled for psycopg.)
+SELECT 'trigger', format('%%I ON %%s', t.tgname, t.tgrelid::regclass)
   FROM pg_trigger t
   JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
   JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
  WHERE pn.nspname = 'cti' AND cn.nspname <> 'cti' AND NOT t.tgisinternal
 UNION ALL
-SELECT 'grant', format('%s ON %s %s TO %I',
+SELECT 'grant', format('%%s ON %%s %%s TO %%I',
                        a.privilege_type, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
                        c.oid::regclass, pg_get_userbyid(a.grantee))
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  CROSS JOIN LATERAL aclexplode(c.relacl) a
  WHERE n.nspname NOT IN ('cti', 'pg_catalog', 'information_schema')
-   AND pg_get_userbyid(a.grantee) IN ('cti_owner', 'cti_client', 'cti_ingester')
+   AND pg_get_userbyid(a.grantee) = ANY (%(roles)s)
 UNION ALL
-SELECT 'grant', format('%s ON SCHEMA %I TO %I', a.privilege_type, n.nspname, pg_get_userbyid(a.grantee))
+SELECT 'grant', format('%%s ON SCHEMA %%I TO %%I', a.privilege_type, n.nspname, pg_get_userbyid(a.grantee))
   FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
  WHERE n.nspname NOT IN ('cti', 'pg_catalog', 'information_schema')
-   AND pg_get_userbyid(a.grantee) IN ('cti_owner', 'cti_client', 'cti_ingester')
+   AND pg_get_userbyid(a.grantee) = ANY (%(roles)s)
 UNION ALL
 SELECT 'schema', quote_ident(nspname) FROM pg_namespace WHERE nspname IN ('cti', 'pgcti_migrations', 'pgcti_refcrm')
 UNION ALL
-SELECT 'role', quote_ident(rolname) FROM pg_roles WHERE rolname IN ('cti_owner', 'cti_client', 'cti_ingester')
+SELECT 'role', quote_ident(rolname) FROM pg_roles WHERE rolname = ANY (%(roles)s)
 ORDER BY 1, 2;
 
 -- name: crm_objects_on_cti
