@@ -30,22 +30,12 @@ from yoyo.exceptions import BadMigration
 
 from ingester.install import crm_owner, logic
 from ingester.install.migration_file import MigrateError, run_file
+from ingester.install.outside import crm_dependants, footprint, roles_after_removal
 from ingester.queries import SQL_DIR, composed, query
 
 # yoyo's own bookkeeping tables live here, apart from the product's schema `cti`,
 # so that rolling back everything leaves no `cti` objects and no tables in `public`.
 BOOKKEEPING_SCHEMA = "pgcti_migrations"
-# pgcti's group roles, each made by a versioned migration (tests/operations/test_migrations.py
-# keeps this true): what `migrate` reports as its own, added, removed or kept.
-ROLES = (
-    "cti_owner",
-    "cti_ingester",
-    "cti_client",
-    "cti_gateway",
-    "cti_dialer",
-    "cti_router",
-    "cti_reader",
-)
 
 # What pgcti 0.1.0 recorded; the baseline folds exactly these.
 RELEASE_0_1_0 = [
@@ -254,29 +244,6 @@ def _raised_notice(diag: psycopg.errors.Diagnostic, notes: list[str]) -> None:
         notes.append(f"{diag.message_primary}{hint}")
 
 
-def _drop_unused_roles(conn: psycopg.Connection) -> list[str]:
-    """pgcti's group roles that nothing holds once pgcti is gone: no login is a member, no
-    database depends on them. The rollbacks of 0008, 0022 and 0023 cannot drop theirs, as
-    pgcti's functions still have grants to them when those run; they go here."""
-    notes = []
-    for (role,) in conn.execute(query("roles_unused"), {"roles": list(ROLES)}).fetchall():
-        try:
-            conn.execute(composed("drop_role_if_exists", role))
-        except psycopg.errors.InsufficientPrivilege:  # made by someone else, for another database
-            notes.append(f"kept role {role}: dropping it needs ADMIN OPTION on it")
-        except (psycopg.errors.DependentObjectsStillExist, psycopg.errors.DeadlockDetected):
-            pass  # another database took it up, or drops it at this moment: kept, said below
-    return notes
-
-
-def footprint(where: str | psycopg.Connection) -> set[tuple[str, str]]:
-    """pgcti's triggers, grants, schemas and roles on objects outside its schemas."""
-    if isinstance(where, psycopg.Connection):
-        return set(where.execute(query("outside_footprint"), {"roles": list(ROLES)}).fetchall())
-    with psycopg.connect(where) as conn:
-        return footprint(conn)
-
-
 def _compare_footprints(outcome, before: set, after: set) -> None:
     outcome.outside_added = sorted(after - before)
     outcome.outside_removed = sorted(before - after)
@@ -401,10 +368,7 @@ def rollback(dsn: str, count: int | None = None, drop_dependants: bool = False) 
             )
         applied = backend.to_rollback(migrations)
         chosen = applied if count is None else applied[:count]
-        dependants = []
-        if any(_is_pgctis(m) for m in chosen):
-            with psycopg.connect(dsn, options="-c search_path=pg_catalog") as conn:
-                dependants = conn.execute(query("crm_objects_on_cti")).fetchall()
+        dependants = crm_dependants(dsn) if any(_is_pgctis(m) for m in chosen) else []
         listed = "; ".join(f"{what} (uses {uses})" for what, uses in dependants)
         if dependants and not drop_dependants:
             raise DependantsInTheWay(
@@ -441,13 +405,7 @@ def rollback(dsn: str, count: int | None = None, drop_dependants: bool = False) 
         if not installed and len(chosen) == len(applied):
             conn.execute(composed("drop_bookkeeping_schema", BOOKKEEPING_SCHEMA))
         if not installed:
-            done.notes += _drop_unused_roles(conn)
-            done.notes += [
-                f"kept role {role}: {why}"
-                for role, why in conn.execute(
-                    query("roles_left"), {"roles": list(ROLES)}
-                ).fetchall()
-            ]
+            done.notes += roles_after_removal(conn)
     done.outside_removed = sorted(before - footprint(dsn))
     return done
 

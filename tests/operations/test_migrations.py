@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from ingester import embedded
-from ingester.install import logic, migrations, schema_snapshot
+from ingester.install import logic, migrations, outside, schema_snapshot
 from tests.conftest import _janitor, dsn_for, run_cli
 
 MIGRATIONS = migrations.migrations_dir()
@@ -210,14 +210,14 @@ def test_a_rollback_refuses_to_drop_a_crms_objects_unless_told_and_then_says_wha
 
 def test_every_role_a_migration_makes_is_one_migrate_reports():
     """`migrate` lists pgcti's roles outside its schemas (added, removed, kept) from
-    migrations.ROLES: every CREATE ROLE of a versioned migration is in it, and no other."""
+    outside.ROLES: every CREATE ROLE of a versioned migration is in it, and no other."""
     made = {
         m.group(1)
         for path in MIGRATIONS.glob("*.sql")
         if not path.name.endswith(".rollback.sql")
         for m in re.finditer(r"CREATE ROLE (\w+)", path.read_text())
     }
-    assert made == set(migrations.ROLES)
+    assert made == set(outside.ROLES)
 
 
 def test_a_first_install_lists_each_role_it_adds_and_a_rollback_each_it_removes(own_server):
@@ -226,7 +226,7 @@ def test_a_first_install_lists_each_role_it_adds_and_a_rollback_each_it_removes(
     plan = run_cli("migrate", "--dsn", own_server, "--plan").stdout
     done = run_cli("migrate", "--dsn", own_server).stdout
     gone = run_cli("migrate", "--dsn", own_server, "--rollback", "all").stdout
-    for role in migrations.ROLES:
+    for role in outside.ROLES:
         assert re.search(rf"\+ role +{role}\n", plan) and re.search(rf"\+ role +{role}\n", done), (
             plan
         )

@@ -148,7 +148,7 @@ SELECT unnest(reloptions) FROM pg_catalog.pg_class
 
 -- name: outside_footprint
 -- What pgcti has put on objects outside its own schemas: triggers that call its functions,
--- privileges granted to its roles (migrations.ROLES), its schemas and its roles. `pgcti
+-- privileges granted to its roles (outside.ROLES), its schemas and its roles. `pgcti
 -- migrate` (and --plan) lists what a change adds to or removes from these, for the DBA of
 -- the CRM. (Run with parameters: format()'s placeholders are doubled for psycopg.)
 SELECT 'trigger', format('%%I ON %%s', t.tgname, t.tgrelid::regclass)
